@@ -1,0 +1,432 @@
+//! The TOML configuration: its schema, defaults, validation and secret loading.
+//!
+//! Every table and struct denies unknown keys, so a typo such as `setle_ms` is an error that
+//! names the key instead of a silently ignored setting.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::object_name::ObjectNameTemplate;
+
+/// Environment variable that may carry the S3 secret key instead of `secret_key_file`.
+pub const SECRET_KEY_ENV: &str = "CONFRONTA_SYNC_SECRET_KEY";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot read secret key file {path}: {source}")]
+    SecretFile { path: PathBuf, source: std::io::Error },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub watch: WatchConfig,
+    pub database: DatabaseConfig,
+    pub minio: MinioConfig,
+    pub journal: JournalConfig,
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WatchConfig {
+    /// Django's MEDIA_ROOT; row paths are relative to it.
+    pub media_root: PathBuf,
+    /// The FileField's `upload_to`, relative to `media_root`.
+    #[serde(default = "default_dir")]
+    pub dir: String,
+    /// How long size and mtime must hold still before a file counts as complete.
+    #[serde(default = "default_settle_ms")]
+    pub settle_ms: u64,
+    /// How often the database is asked for rows that still point at a local file.
+    #[serde(default = "default_reconcile_interval_s")]
+    pub reconcile_interval_s: u64,
+    /// After this long without a row, a file is reported as an orphan (never deleted).
+    #[serde(default = "default_orphan_after_s")]
+    pub orphan_after_s: u64,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `postgres://…` or `sqlite:///abs/path`.
+    pub url: String,
+    #[serde(default = "default_table")]
+    pub table: String,
+    #[serde(default)]
+    pub columns: ColumnNames,
+}
+
+/// Column names of the sales table; the defaults are the Django model's.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ColumnNames {
+    pub id: String,
+    pub numero: String,
+    pub confronta: String,
+    pub minio_url: String,
+    pub minio_object_name: String,
+    pub subido_a_minio: String,
+    pub sha256: String,
+}
+
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MinioConfig {
+    pub endpoint: String,
+    #[serde(default = "default_region")]
+    pub region: String,
+    #[serde(default = "default_bucket")]
+    pub bucket: String,
+    pub access_key: String,
+    /// File holding the secret key; `CONFRONTA_SYNC_SECRET_KEY` is the alternative.
+    #[serde(default)]
+    pub secret_key_file: Option<PathBuf>,
+    /// Base of the URL stored in `confronta_minio_url`; defaults to `endpoint`.
+    #[serde(default)]
+    pub public_base_url: Option<String>,
+    #[serde(default = "default_object_name")]
+    pub object_name: String,
+    /// Files larger than this are uploaded in parts of `part_size_bytes`.
+    #[serde(default = "default_part_size")]
+    pub multipart_threshold_bytes: u64,
+    #[serde(default = "default_part_size")]
+    pub part_size_bytes: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JournalConfig {
+    pub path: PathBuf,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct PipelineConfig {
+    /// Files processed at once.
+    pub max_in_flight: usize,
+    /// First retry delay after a transient failure; it doubles up to `retry_max_s`.
+    pub retry_initial_ms: u64,
+    pub retry_max_s: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LogConfig {
+    /// `error`, `warn`, `info`, `debug`, `trace` or a full filter; `RUST_LOG` wins when set.
+    pub level: String,
+    /// `text` or `json`.
+    pub format: LogFormat,
+    /// When set, logs are also written to daily-rotated files in this folder.
+    pub dir: Option<PathBuf>,
+    /// How many rotated files to keep.
+    pub max_files: usize,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// A secret string whose `Debug` and `Display` never show the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Secret(value.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Config::parse(&text, path)
+    }
+
+    /// Parses and validates `text`; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim_end().replace('\n', " "),
+        })?;
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.watch.media_root.is_absolute() {
+            return Err(format!(
+                "watch.media_root must be an absolute path, got {}",
+                self.watch.media_root.display()
+            ));
+        }
+        crate::media_path::RelativeMediaPath::parse(&self.watch.dir)
+            .map_err(|e| format!("watch.dir: {e}"))?;
+        if !self.database.url.starts_with("postgres://")
+            && !self.database.url.starts_with("postgresql://")
+            && !self.database.url.starts_with("sqlite://")
+        {
+            return Err("database.url must start with postgres:// or sqlite:///".into());
+        }
+        let identifiers = [
+            ("database.table", &self.database.table),
+            ("database.columns.id", &self.database.columns.id),
+            ("database.columns.numero", &self.database.columns.numero),
+            ("database.columns.confronta", &self.database.columns.confronta),
+            ("database.columns.minio_url", &self.database.columns.minio_url),
+            ("database.columns.minio_object_name", &self.database.columns.minio_object_name),
+            ("database.columns.subido_a_minio", &self.database.columns.subido_a_minio),
+            ("database.columns.sha256", &self.database.columns.sha256),
+        ];
+        for (key, value) in identifiers {
+            // Table and column names are spliced into SQL, so only plain identifiers pass.
+            let plain = !value.is_empty()
+                && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !value.starts_with(|c: char| c.is_ascii_digit());
+            if !plain {
+                return Err(format!("{key} must be a plain SQL identifier, got {value:?}"));
+            }
+        }
+        ObjectNameTemplate::parse(&self.minio.object_name)
+            .map_err(|e| format!("minio.object_name: {e}"))?;
+        const MIN_PART: u64 = 5 * 1024 * 1024;
+        if self.minio.part_size_bytes < MIN_PART {
+            return Err(format!(
+                "minio.part_size_bytes must be at least {MIN_PART} (the S3 minimum), got {}",
+                self.minio.part_size_bytes
+            ));
+        }
+        if self.pipeline.max_in_flight == 0 {
+            return Err("pipeline.max_in_flight must be at least 1".into());
+        }
+        if !self.journal.path.is_absolute() {
+            return Err(format!(
+                "journal.path must be an absolute path, got {}",
+                self.journal.path.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The folder being watched: `media_root/dir`.
+    pub fn watched_dir(&self) -> PathBuf {
+        self.watch.media_root.join(&self.watch.dir)
+    }
+
+    pub fn settle(&self) -> Duration {
+        Duration::from_millis(self.watch.settle_ms)
+    }
+}
+
+impl MinioConfig {
+    /// The secret key, from `CONFRONTA_SYNC_SECRET_KEY` when set, else from `secret_key_file`.
+    pub fn secret_key(&self) -> Result<Secret, ConfigError> {
+        if let Ok(value) = std::env::var(SECRET_KEY_ENV) {
+            if !value.is_empty() {
+                return Ok(Secret(value));
+            }
+        }
+        let path = self.secret_key_file.clone().ok_or_else(|| ConfigError::Invalid {
+            path: PathBuf::from("<config>"),
+            message: format!("minio.secret_key_file is not set and {SECRET_KEY_ENV} is empty"),
+        })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
+        Ok(Secret(text.trim().to_owned()))
+    }
+
+    pub fn public_base_url(&self) -> &str {
+        self.public_base_url.as_deref().unwrap_or(&self.endpoint).trim_end_matches('/')
+    }
+}
+
+impl fmt::Debug for DatabaseConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("DatabaseConfig")
+            .field("url", &redact_url(&self.url))
+            .field("table", &self.table)
+            .field("columns", &self.columns)
+            .finish()
+    }
+}
+
+impl fmt::Debug for MinioConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MinioConfig")
+            .field("endpoint", &self.endpoint)
+            .field("region", &self.region)
+            .field("bucket", &self.bucket)
+            .field("access_key", &self.access_key)
+            .field("secret_key_file", &self.secret_key_file)
+            .field("object_name", &self.object_name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Hides the password of a `scheme://user:password@host/…` URL.
+pub fn redact_url(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("redacted"));
+            parsed.to_string()
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Default for ColumnNames {
+    fn default() -> Self {
+        ColumnNames {
+            id: "id".into(),
+            numero: "numero".into(),
+            confronta: "confronta".into(),
+            minio_url: "confronta_minio_url".into(),
+            minio_object_name: "confronta_minio_object_name".into(),
+            subido_a_minio: "confronta_subido_a_minio".into(),
+            sha256: "confronta_sha256".into(),
+        }
+    }
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig { max_in_flight: 4, retry_initial_ms: 1000, retry_max_s: 300 }
+    }
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        LogConfig { level: "info".into(), format: LogFormat::Text, dir: None, max_files: 14 }
+    }
+}
+
+fn default_dir() -> String {
+    "confrontas".into()
+}
+fn default_settle_ms() -> u64 {
+    500
+}
+fn default_reconcile_interval_s() -> u64 {
+    60
+}
+fn default_orphan_after_s() -> u64 {
+    86_400
+}
+fn default_table() -> String {
+    "telefonica_ventaportabilidad".into()
+}
+fn default_region() -> String {
+    "us-east-1".into()
+}
+fn default_bucket() -> String {
+    "telefonica-crea-online".into()
+}
+fn default_object_name() -> String {
+    crate::object_name::DEFAULT_TEMPLATE.into()
+}
+fn default_part_size() -> u64 {
+    16 * 1024 * 1024
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MINIMAL: &str = r#"
+[watch]
+media_root = "/srv/crm/media"
+[database]
+url = "sqlite:///srv/crm/db.sqlite3"
+[minio]
+endpoint = "http://127.0.0.1:9000"
+access_key = "k"
+[journal]
+path = "/var/lib/confronta-sync/journal.sqlite3"
+"#;
+
+    fn parse(text: &str) -> Result<Config, String> {
+        Config::parse(text, Path::new("test.toml")).map_err(|e| e.to_string())
+    }
+
+    #[test]
+    fn minimal_config_gets_the_documented_defaults() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.watch.dir, "confrontas");
+        assert_eq!(config.watch.settle_ms, 500);
+        assert_eq!(config.watch.orphan_after_s, 86_400);
+        assert_eq!(config.database.table, "telefonica_ventaportabilidad");
+        assert_eq!(config.minio.bucket, "telefonica-crea-online");
+        assert_eq!(config.pipeline.max_in_flight, 4);
+        assert_eq!(config.minio.public_base_url(), "http://127.0.0.1:9000");
+    }
+
+    #[test]
+    fn unknown_key_is_named_in_the_error() {
+        let text = MINIMAL.replace("[watch]", "[watch]\nsetle_ms = 3");
+        let err = parse(&text).unwrap_err();
+        assert!(err.contains("setle_ms"), "{err}");
+    }
+
+    #[test]
+    fn unknown_table_is_named_in_the_error() {
+        let err = parse(&format!("{MINIMAL}\n[extra]\nx = 1")).unwrap_err();
+        assert!(err.contains("extra"), "{err}");
+    }
+
+    #[test]
+    fn table_name_must_be_an_identifier() {
+        let text = MINIMAL.replace("[database]", "[database]\ntable = \"x; drop table y\"");
+        let err = parse(&text).unwrap_err();
+        assert!(err.contains("database.table"), "{err}");
+    }
+
+    #[test]
+    fn database_password_is_redacted_in_debug_output() {
+        let text = MINIMAL.replace(
+            "sqlite:///srv/crm/db.sqlite3",
+            "postgres://crm:hunter2@127.0.0.1:5432/crm",
+        );
+        let config = parse(&text).unwrap();
+        let shown = format!("{config:?}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(shown.contains("redacted"), "{shown}");
+    }
+
+    #[test]
+    fn secret_debug_hides_the_value() {
+        assert_eq!(format!("{:?}", Secret::new("s3cr3t")), "Secret(<redacted>)");
+    }
+}

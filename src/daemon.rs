@@ -1,0 +1,437 @@
+//! The scheduler: decides when each path is worth a pipeline run, keeps up to
+//! `max_in_flight` runs going, retries with backoff, and stops cleanly on shutdown.
+//!
+//! The daemon (`run`) and the one-shot catch-up (`rescan`) feed the same scheduler and the same
+//! pipeline; they differ only in where paths come from and when the loop ends.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+use crate::config::Config;
+use crate::media_path::RelativeMediaPath;
+use crate::pipeline::{backoff, Failure, Outcome, Pipeline};
+use crate::watch::{walk, WatchHint};
+
+/// How many rows a reconcile pass reads at most; the next pass reads the rest.
+const RECONCILE_BATCH: i64 = 10_000;
+/// In a one-shot run, a transient failure is retried this many times before it counts.
+const ONE_SHOT_ATTEMPTS: u32 = 4;
+
+/// Counts of what happened, for the rescan summary and `status`.
+#[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Summary {
+    pub moved: u64,
+    pub bytes: u64,
+    pub failed: u64,
+    pub kept: u64,
+    pub orphans: u64,
+    pub busy: u64,
+    /// Reason label → count, for failures and kept files.
+    pub reasons: std::collections::BTreeMap<String, u64>,
+    /// Human-readable lines naming each file that did not move and why.
+    pub problems: Vec<String>,
+}
+
+impl Summary {
+    fn count_reason(&mut self, failure: &Failure, path: &RelativeMediaPath) {
+        *self.reasons.entry(failure.reason.to_owned()).or_default() += 1;
+        self.problems.push(format!("{path}: {}: {}", failure.reason, failure.message));
+    }
+}
+
+/// Why the scheduler stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stop {
+    /// Shutdown was asked for (or the one-shot run finished).
+    Finished,
+    /// A fatal failure: nothing can move until an operator acts.
+    Fatal(Failure),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Daemon,
+    OneShot,
+}
+
+struct Pending {
+    due: Instant,
+    attempts: u32,
+}
+
+/// Paths waiting for their time, paths in flight, and the tasks running them.
+struct Scheduler {
+    pipeline: Arc<Pipeline>,
+    media_root: PathBuf,
+    mode: Mode,
+    settle: Duration,
+    max_in_flight: usize,
+    retry_initial: Duration,
+    retry_max: Duration,
+    pending: HashMap<RelativeMediaPath, Pending>,
+    timers: BinaryHeap<Reverse<(Instant, RelativeMediaPath)>>,
+    in_flight: HashSet<RelativeMediaPath>,
+    /// Hints that arrived while the path was in flight: run it again afterwards.
+    rerun: HashSet<RelativeMediaPath>,
+    tasks: JoinSet<(RelativeMediaPath, u32, Outcome)>,
+    summary: Summary,
+    limit: Option<u64>,
+    started: u64,
+}
+
+impl Scheduler {
+    fn new(pipeline: Arc<Pipeline>, config: &Config, mode: Mode) -> Scheduler {
+        Scheduler {
+            pipeline,
+            media_root: config.watch.media_root.clone(),
+            mode,
+            settle: config.settle(),
+            max_in_flight: config.pipeline.max_in_flight,
+            retry_initial: Duration::from_millis(config.pipeline.retry_initial_ms),
+            retry_max: Duration::from_secs(config.pipeline.retry_max_s),
+            pending: HashMap::new(),
+            timers: BinaryHeap::new(),
+            in_flight: HashSet::new(),
+            rerun: HashSet::new(),
+            tasks: JoinSet::new(),
+            summary: Summary::default(),
+            limit: None,
+            started: 0,
+        }
+    }
+
+    /// A hint that `absolute` may be ready. Paths outside the media root, or that no Django
+    /// row could name, are logged and left alone.
+    fn offer_absolute(&mut self, absolute: &Path) {
+        match RelativeMediaPath::from_absolute(&self.media_root, absolute) {
+            Ok(path) => self.offer(path),
+            Err(e) => warn!(path = %absolute.display(), error = %e, "file ignored; it is kept where it is"),
+        }
+    }
+
+    fn offer(&mut self, path: RelativeMediaPath) {
+        if self.in_flight.contains(&path) {
+            self.rerun.insert(path);
+            return;
+        }
+        let due = Instant::now() + self.settle_remaining(&path);
+        match self.pending.get_mut(&path) {
+            Some(pending) if pending.due <= due => {}
+            Some(pending) => {
+                pending.due = due;
+                self.timers.push(Reverse((due, path)));
+            }
+            None => {
+                self.pending.insert(path.clone(), Pending { due, attempts: 0 });
+                self.timers.push(Reverse((due, path)));
+            }
+        }
+    }
+
+    /// How long until the file's mtime is `settle` old: a file whose size and mtime held still
+    /// that long is complete. Zero for a missing file (the pipeline handles that).
+    fn settle_remaining(&self, path: &RelativeMediaPath) -> Duration {
+        let absolute = path.to_absolute(&self.media_root);
+        let Ok(meta) = std::fs::symlink_metadata(&absolute) else { return Duration::ZERO };
+        let Ok(modified) = meta.modified() else { return self.settle };
+        let age = SystemTime::now().duration_since(modified).unwrap_or(Duration::ZERO);
+        self.settle.saturating_sub(age)
+    }
+
+    fn retry_later(&mut self, path: RelativeMediaPath, attempts: u32, delay: Duration) {
+        let due = Instant::now() + delay;
+        self.pending.insert(path.clone(), Pending { due, attempts });
+        self.timers.push(Reverse((due, path)));
+    }
+
+    /// Moves due paths to running tasks while there is room.
+    fn dispatch_due(&mut self) {
+        let now = Instant::now();
+        while self.tasks.len() < self.max_in_flight {
+            if self.limit.is_some_and(|limit| self.started >= limit) {
+                return;
+            }
+            let Some(Reverse((due, _))) = self.timers.peek() else { return };
+            if *due > now {
+                return;
+            }
+            let Reverse((due, path)) = self.timers.pop().expect("peeked");
+            // Stale timer: the path was rescheduled or already dispatched.
+            let Some(pending) = self.pending.get(&path) else { continue };
+            if pending.due != due {
+                continue;
+            }
+            // Re-check settling: the file may have been written again since the hint.
+            let remaining = self.settle_remaining(&path);
+            if !remaining.is_zero() {
+                let due = now + remaining;
+                self.pending.get_mut(&path).expect("present").due = due;
+                self.timers.push(Reverse((due, path)));
+                continue;
+            }
+            let attempts = self.pending.remove(&path).expect("present").attempts;
+            self.in_flight.insert(path.clone());
+            self.started += 1;
+            let pipeline = self.pipeline.clone();
+            self.tasks.spawn(async move {
+                let outcome = pipeline.process(&path).await;
+                (path, attempts, outcome)
+            });
+        }
+    }
+
+    /// When the next timer fires, if any.
+    fn next_due(&self) -> Option<Instant> {
+        self.timers.peek().map(|Reverse((due, _))| *due)
+    }
+
+    /// Folds one finished run into the schedule; returns a fatal failure if there was one.
+    fn finished(&mut self, path: RelativeMediaPath, attempts: u32, outcome: Outcome) -> Option<Failure> {
+        self.in_flight.remove(&path);
+        let one_shot = self.mode == Mode::OneShot;
+        match outcome {
+            Outcome::Moved { bytes, .. } => {
+                self.summary.moved += 1;
+                self.summary.bytes += bytes;
+            }
+            Outcome::Nothing => {}
+            Outcome::WaitingForRow | Outcome::Orphan if one_shot => {
+                self.summary.orphans += 1;
+                let failure = Failure::new("no_row", "no row points at this file; it is kept".to_owned());
+                self.summary.count_reason(&failure, &path);
+            }
+            Outcome::WaitingForRow => {
+                let delay = backoff(attempts, self.retry_initial, self.retry_max);
+                self.retry_later(path.clone(), attempts + 1, delay);
+            }
+            Outcome::Orphan => {
+                self.summary.orphans += 1;
+                self.retry_later(path.clone(), attempts, self.retry_max);
+            }
+            Outcome::Busy if one_shot => self.summary.busy += 1,
+            Outcome::Busy => {
+                let delay = backoff(attempts, self.retry_initial, self.retry_max);
+                self.retry_later(path.clone(), attempts + 1, delay);
+            }
+            Outcome::Retry(failure) => {
+                if one_shot && attempts + 1 >= ONE_SHOT_ATTEMPTS {
+                    self.summary.failed += 1;
+                    self.summary.count_reason(&failure, &path);
+                } else {
+                    let delay = backoff(attempts, self.retry_initial, self.retry_max);
+                    self.retry_later(path.clone(), attempts + 1, delay);
+                }
+            }
+            Outcome::Kept(failure) => {
+                self.summary.kept += 1;
+                self.summary.count_reason(&failure, &path);
+            }
+            Outcome::Fatal(failure) => return Some(failure),
+        }
+        if self.rerun.remove(&path) && !self.pending.contains_key(&path) {
+            self.offer(path);
+        }
+        None
+    }
+
+    fn idle(&self) -> bool {
+        self.tasks.is_empty() && (self.pending.is_empty() || self.limit.is_some_and(|l| self.started >= l))
+    }
+
+    /// Offers every file under the watched folder.
+    fn offer_walk(&mut self, dir: &Path) {
+        let files = walk(dir);
+        debug!(count = files.len(), folder = %dir.display(), "walked folder");
+        for file in files {
+            self.offer_absolute(&file);
+        }
+    }
+
+    /// Offers every path the journal has unfinished work for, and every row still pointing at
+    /// a local file: a missed event then costs latency, never a file.
+    async fn offer_known_work(&mut self, dir_prefix: &str) {
+        match self.pipeline.journal().unfinished().await {
+            Ok(entries) => {
+                for entry in entries {
+                    self.offer(entry.path);
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
+        }
+        match self.pipeline.db().rows_with_local_file(dir_prefix, RECONCILE_BATCH).await {
+            Ok(rows) => {
+                for row in rows {
+                    if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
+                        if path.to_absolute(&self.media_root).exists() {
+                            self.offer(path);
+                        }
+                    }
+                }
+            }
+            Err(e) => debug!(error = %e, "reconcile skipped: database unavailable"),
+        }
+    }
+
+    /// A row that points at a local file which does not exist cannot be moved: report it (the
+    /// row is left untouched) so the operator can find the file.
+    async fn count_rows_missing_their_file(&mut self, dir_prefix: &str) {
+        let rows = match self.pipeline.db().rows_with_local_file(dir_prefix, i64::MAX).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                warn!(error = %e, "cannot list rows with a local confronta");
+                return;
+            }
+        };
+        for row in rows {
+            let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) else { continue };
+            if !path.to_absolute(&self.media_root).exists() {
+                let failure = Failure::new(
+                    "local_file_missing",
+                    format!("venta {} points at a local file that does not exist; row left untouched", row.id),
+                );
+                warn!(path = %path, venta_id = row.id, "row points at a missing local file");
+                self.summary.failed += 1;
+                self.summary.count_reason(&failure, &path);
+            }
+        }
+    }
+
+    /// Waits for the running tasks, at most `limit`; what is still running then is abandoned,
+    /// which is safe because every step is journaled before its side effect.
+    async fn drain(&mut self, limit: Duration) {
+        let deadline = tokio::time::Instant::now() + limit;
+        while !self.tasks.is_empty() {
+            match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
+                Ok(Some(Ok((path, attempts, outcome)))) => {
+                    self.finished(path, attempts, outcome);
+                }
+                Ok(Some(Err(e))) => warn!(error = %e, "pipeline task failed"),
+                Ok(None) => break,
+                Err(_) => {
+                    warn!(in_flight = self.tasks.len(), "shutdown timeout reached; in-flight files resume on the next start");
+                    self.tasks.abort_all();
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// Runs the daemon until `shutdown` turns true. `hints` come from the folder watcher and
+/// `overflowed` is raised when it had to drop one.
+pub async fn run(
+    config: &Config,
+    pipeline: Arc<Pipeline>,
+    mut hints: mpsc::Receiver<WatchHint>,
+    overflowed: Arc<AtomicBool>,
+    mut shutdown: watch::Receiver<bool>,
+    shutdown_timeout: Duration,
+) -> (Stop, Summary) {
+    let mut scheduler = Scheduler::new(pipeline, config, Mode::Daemon);
+    let dir = config.watched_dir();
+    let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
+    scheduler.offer_walk(&dir);
+    scheduler.offer_known_work(&dir_prefix).await;
+    let mut reconcile = tokio::time::interval(Duration::from_secs(config.watch.reconcile_interval_s.max(1)));
+    reconcile.tick().await;
+    info!(folder = %dir.display(), "watching");
+
+    let stop = loop {
+        scheduler.dispatch_due();
+        if overflowed.swap(false, Ordering::SeqCst) {
+            warn!("watcher events were dropped; walking the folder");
+            scheduler.offer_walk(&dir);
+        }
+        let next_due = scheduler.next_due();
+        let sleep = async {
+            match next_due {
+                Some(due) => tokio::time::sleep_until(due.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.changed() => break Stop::Finished,
+            hint = hints.recv() => match hint {
+                Some(WatchHint::MaybeComplete(path)) => scheduler.offer_absolute(&path),
+                Some(WatchHint::Rescan) => {
+                    info!("watcher asked for a rescan; walking the folder");
+                    scheduler.offer_walk(&dir);
+                }
+                None => {
+                    warn!("folder watcher stopped; relying on reconcile passes");
+                    hints = mpsc::channel(1).1;
+                }
+            },
+            Some(joined) = scheduler.tasks.join_next(), if !scheduler.tasks.is_empty() => {
+                match joined {
+                    Ok((path, attempts, outcome)) => {
+                        if let Some(failure) = scheduler.finished(path, attempts, outcome) {
+                            break Stop::Fatal(failure);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "pipeline task failed"),
+                }
+            }
+            _ = reconcile.tick() => scheduler.offer_known_work(&dir_prefix).await,
+            _ = sleep => {}
+        }
+    };
+    info!(in_flight = scheduler.tasks.len(), "stopping: no new files taken");
+    scheduler.drain(shutdown_timeout).await;
+    (stop, scheduler.summary)
+}
+
+/// The one-shot catch-up: every file in the folder and every row still pointing at a local
+/// file, through the same pipeline, then stop. At most `limit` files are run.
+pub async fn rescan(
+    config: &Config,
+    pipeline: Arc<Pipeline>,
+    limit: Option<u64>,
+    mut shutdown: watch::Receiver<bool>,
+    shutdown_timeout: Duration,
+) -> (Stop, Summary) {
+    let mut scheduler = Scheduler::new(pipeline, config, Mode::OneShot);
+    scheduler.limit = limit;
+    let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
+    scheduler.offer_walk(&config.watched_dir());
+    scheduler.offer_known_work(&dir_prefix).await;
+    scheduler.count_rows_missing_their_file(&dir_prefix).await;
+    info!(candidates = scheduler.pending.len(), "rescan started");
+    let stop = loop {
+        scheduler.dispatch_due();
+        if scheduler.idle() {
+            break Stop::Finished;
+        }
+        let next_due = scheduler.next_due();
+        let sleep = async {
+            match next_due {
+                Some(due) => tokio::time::sleep_until(due.into()).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::select! {
+            _ = shutdown.changed() => break Stop::Finished,
+            Some(joined) = scheduler.tasks.join_next(), if !scheduler.tasks.is_empty() => {
+                match joined {
+                    Ok((path, attempts, outcome)) => {
+                        if let Some(failure) = scheduler.finished(path, attempts, outcome) {
+                            break Stop::Fatal(failure);
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "pipeline task failed"),
+                }
+            }
+            _ = sleep => {}
+        }
+    };
+    scheduler.drain(shutdown_timeout).await;
+    (stop, scheduler.summary)
+}

@@ -1,0 +1,230 @@
+//! The SQL edge: a small `SalesDb` trait over the Django sales table, with a PostgreSQL and a
+//! SQLite backend chosen by the URL scheme.
+//!
+//! Both backends run the same SQL text (built once in `Statements`), so the conformance suite
+//! in `tests/db_conformance.rs` exercises one behaviour twice. The daemon only ever writes
+//! the four MinIO columns and clears `confronta`; every other column is left alone.
+
+mod postgres;
+mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::config::{redact_url, ColumnNames, DatabaseConfig};
+use crate::error::{Classify, ErrorClass};
+
+pub use self::postgres::PostgresSalesDb;
+pub use self::sqlite::SqliteSalesDb;
+
+/// One sale as far as the daemon cares.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VentaRow {
+    pub id: i64,
+    pub numero: String,
+    /// The local path Django stored, relative to MEDIA_ROOT; `None` or `""` when there is none.
+    pub confronta: Option<String>,
+    pub minio_object_name: Option<String>,
+    pub sha256: Option<String>,
+    pub subido_a_minio: bool,
+}
+
+/// The compare-and-set that records an upload.
+#[derive(Debug, Clone)]
+pub struct RecordRequest<'a> {
+    pub venta_id: i64,
+    /// The row must still point at this local path...
+    pub expected_confronta: &'a str,
+    /// ...and at this object (or none), else someone changed it since we read it.
+    pub expected_object_name: Option<&'a str>,
+    pub url: &'a str,
+    pub object_name: &'a str,
+    pub sha256_hex: &'a str,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RecordOutcome {
+    /// The row now points at the object and its local path is cleared.
+    Recorded,
+    /// No row matched: it was deleted, or its confronta or object changed meanwhile.
+    RowChanged,
+}
+
+/// What the schema check learnt that later writes need.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SchemaLimits {
+    /// Declared length of the URL column (`varchar(200)` in Django's URLField), if any.
+    pub url_max_len: Option<usize>,
+    pub object_name_max_len: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DbErrorKind {
+    /// Connection refused, lost or terminated; the database is busy or locked.
+    Unavailable,
+    /// The table or a column is missing, or the credentials are refused.
+    Schema,
+    /// The database refused this particular write (a value too long, a constraint).
+    Refused,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("database: {message}")]
+pub struct DbError {
+    pub kind: DbErrorKind,
+    pub message: String,
+}
+
+impl DbError {
+    pub fn new(kind: DbErrorKind, message: impl Into<String>) -> Self {
+        DbError { kind, message: message.into() }
+    }
+    pub fn is_unavailable(&self) -> bool {
+        self.kind == DbErrorKind::Unavailable
+    }
+}
+
+impl Classify for DbError {
+    fn class(&self) -> ErrorClass {
+        match self.kind {
+            DbErrorKind::Unavailable => ErrorClass::Transient,
+            DbErrorKind::Schema => ErrorClass::Fatal,
+            DbErrorKind::Refused => ErrorClass::Rejected,
+        }
+    }
+}
+
+/// What the daemon needs from the sales table.
+#[async_trait]
+pub trait SalesDb: Send + Sync {
+    /// Checks that the table and every configured column exist; the error names the missing one.
+    async fn check_schema(&self) -> Result<SchemaLimits, DbError>;
+    /// Rows whose `confronta` equals `path` (normally zero or one), lowest id first.
+    async fn find_by_confronta(&self, path: &str) -> Result<Vec<VentaRow>, DbError>;
+    async fn get(&self, venta_id: i64) -> Result<Option<VentaRow>, DbError>;
+    /// Applies the compare-and-set in one statement.
+    async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError>;
+    /// Rows still pointing at a local file under `dir_prefix` (e.g. `confrontas/`).
+    async fn rows_with_local_file(&self, dir_prefix: &str, limit: i64) -> Result<Vec<VentaRow>, DbError>;
+    /// Every object name a row references.
+    async fn referenced_objects(&self) -> Result<Vec<String>, DbError>;
+    /// Tries to take this process's claim on a row, so two sidecars never work on it at once.
+    /// Backends without cross-process locks return `true`; the compare-and-set still keeps
+    /// the row consistent.
+    async fn try_claim(&self, venta_id: i64) -> Result<bool, DbError>;
+    async fn release_claim(&self, venta_id: i64);
+}
+
+/// Opens the backend named by `config.url`.
+pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn SalesDb>, DbError> {
+    let statements = Statements::new(&config.table, &config.columns);
+    if let Some(path) = config.url.strip_prefix("sqlite://") {
+        Ok(Arc::new(SqliteSalesDb::open(std::path::Path::new(path), statements)?))
+    } else if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresSalesDb::connect(&config.url, statements).await?))
+    } else {
+        Err(DbError::new(
+            DbErrorKind::Schema,
+            format!("unsupported database url {}", redact_url(&config.url)),
+        ))
+    }
+}
+
+/// The SQL both backends run. `$n` placeholders work in PostgreSQL and SQLite alike.
+#[derive(Debug, Clone)]
+pub struct Statements {
+    pub table: String,
+    pub columns: ColumnNames,
+    pub select_by_confronta: String,
+    pub select_by_id: String,
+    pub record: String,
+    pub select_local: String,
+    pub select_referenced: String,
+}
+
+impl Statements {
+    pub fn new(table: &str, c: &ColumnNames) -> Statements {
+        // Names were validated as plain identifiers at config load, so splicing is safe.
+        let select = format!(
+            "SELECT CAST({id} AS bigint), {numero}, {confronta}, {object}, {sha}, {subido} FROM {table}",
+            id = c.id,
+            numero = c.numero,
+            confronta = c.confronta,
+            object = c.minio_object_name,
+            sha = c.sha256,
+            subido = c.subido_a_minio,
+        );
+        Statements {
+            table: table.to_owned(),
+            columns: c.clone(),
+            select_by_confronta: format!("{select} WHERE {} = $1 ORDER BY {} LIMIT 10", c.confronta, c.id),
+            select_by_id: format!("{select} WHERE {} = CAST($1 AS bigint)", c.id),
+            record: format!(
+                "UPDATE {table} SET {url} = $1, {object} = $2, {subido} = TRUE, {sha} = $3, {confronta} = '' \
+                 WHERE {id} = CAST($4 AS bigint) AND {confronta} = $5 AND {object} IS NOT DISTINCT FROM $6",
+                url = c.minio_url,
+                object = c.minio_object_name,
+                subido = c.subido_a_minio,
+                sha = c.sha256,
+                confronta = c.confronta,
+                id = c.id,
+            ),
+            select_local: format!(
+                "{select} WHERE {confronta} IS NOT NULL AND {confronta} <> '' AND substr({confronta}, 1, length(CAST($1 AS text))) = CAST($1 AS text) \
+                 ORDER BY {id} LIMIT $2",
+                confronta = c.confronta,
+                id = c.id,
+            ),
+            select_referenced: format!(
+                "SELECT {object} FROM {table} WHERE {object} IS NOT NULL AND {object} <> ''",
+                object = c.minio_object_name,
+            ),
+        }
+    }
+
+    /// Every configured column with the config key that names it, for precise schema errors.
+    pub fn required_columns(&self) -> Vec<(&'static str, &str)> {
+        let c = &self.columns;
+        vec![
+            ("id", &c.id),
+            ("numero", &c.numero),
+            ("confronta", &c.confronta),
+            ("minio_url", &c.minio_url),
+            ("minio_object_name", &c.minio_object_name),
+            ("subido_a_minio", &c.subido_a_minio),
+            ("sha256", &c.sha256),
+        ]
+    }
+
+    /// Checks `present` (column name, declared max length) against the configured columns.
+    pub fn check_columns(&self, present: &[(String, Option<usize>)]) -> Result<SchemaLimits, DbError> {
+        if present.is_empty() {
+            return Err(DbError::new(DbErrorKind::Schema, format!("table {} does not exist", self.table)));
+        }
+        let missing: Vec<String> = self
+            .required_columns()
+            .into_iter()
+            .filter(|(_, name)| !present.iter().any(|(p, _)| p.eq_ignore_ascii_case(name)))
+            .map(|(key, name)| format!("{name} (database.columns.{key})"))
+            .collect();
+        if !missing.is_empty() {
+            let hint = if missing.iter().any(|m| m.contains("sha256")) {
+                "; packaging/sql/add_confronta_sha256.sql adds the checksum column"
+            } else {
+                ""
+            };
+            return Err(DbError::new(
+                DbErrorKind::Schema,
+                format!("table {} is missing column {}{hint}", self.table, missing.join(", ")),
+            ));
+        }
+        let length_of = |name: &str| {
+            present.iter().find(|(p, _)| p.eq_ignore_ascii_case(name)).and_then(|(_, len)| *len)
+        };
+        Ok(SchemaLimits {
+            url_max_len: length_of(&self.columns.minio_url),
+            object_name_max_len: length_of(&self.columns.minio_object_name),
+        })
+    }
+}

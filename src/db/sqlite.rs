@@ -1,0 +1,219 @@
+//! SQLite backend of `SalesDb` (Django's default database), on rusqlite.
+//!
+//! rusqlite is blocking, so every call runs on tokio's blocking pool. SQLite has no
+//! cross-process row locks; `try_claim` always succeeds and the compare-and-set in `record`
+//! is what keeps two writers from recording one row twice.
+
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{DbError, DbErrorKind, RecordOutcome, RecordRequest, SalesDb, SchemaLimits, Statements, VentaRow};
+
+pub struct SqliteSalesDb {
+    connection: Arc<Mutex<Connection>>,
+    statements: Arc<Statements>,
+}
+
+impl SqliteSalesDb {
+    pub fn open(path: &Path, statements: Statements) -> Result<Self, DbError> {
+        // Never create the database: a missing file means a wrong path, not an empty CRM.
+        let connection = Connection::open_with_flags(
+            path,
+            rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| DbError::new(DbErrorKind::Schema, format!("opening {}: {e}", path.display())))?;
+        // Django writes to the same file; wait for its locks instead of failing at once.
+        connection
+            .busy_timeout(Duration::from_secs(10))
+            .map_err(|e| map_error("setting busy_timeout", e))?;
+        Ok(SqliteSalesDb {
+            connection: Arc::new(Mutex::new(connection)),
+            statements: Arc::new(sqlite_placeholders(statements)),
+        })
+    }
+
+    async fn with<T, F>(&self, work: F) -> Result<T, DbError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection, &Statements) -> Result<T, DbError> + Send + 'static,
+    {
+        let connection = self.connection.clone();
+        let statements = self.statements.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&guard, &statements)
+        })
+        .await
+        .map_err(|e| DbError::new(DbErrorKind::Unavailable, format!("sqlite worker failed: {e}")))?
+    }
+}
+
+/// SQLite reads `$1` as a named parameter; `?1` is its positional form.
+fn sqlite_placeholders(mut statements: Statements) -> Statements {
+    for sql in [
+        &mut statements.select_by_confronta,
+        &mut statements.select_by_id,
+        &mut statements.record,
+        &mut statements.select_local,
+        &mut statements.select_referenced,
+    ] {
+        *sql = sql.replace('$', "?");
+    }
+    statements
+}
+
+#[async_trait]
+impl SalesDb for SqliteSalesDb {
+    async fn check_schema(&self) -> Result<SchemaLimits, DbError> {
+        self.with(|connection, statements| {
+            let mut query = connection
+                .prepare("SELECT name, type FROM pragma_table_info(?1)")
+                .map_err(|e| map_error("reading the table's columns", e))?;
+            let present = query
+                .query_map(params![statements.table], |row| {
+                    let name: String = row.get(0)?;
+                    let declared: String = row.get(1)?;
+                    Ok((name, declared_length(&declared)))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| map_error("reading the table's columns", e))?;
+            statements.check_columns(&present)
+        })
+        .await
+    }
+
+    async fn find_by_confronta(&self, path: &str) -> Result<Vec<VentaRow>, DbError> {
+        let path = path.to_owned();
+        self.with(move |connection, statements| {
+            let mut query = connection
+                .prepare_cached(&statements.select_by_confronta)
+                .map_err(|e| map_error("preparing the row lookup", e))?;
+            query
+                .query_map(params![path], venta_row)
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| map_error(&format!("finding the row of {path}"), e))
+        })
+        .await
+    }
+
+    async fn get(&self, venta_id: i64) -> Result<Option<VentaRow>, DbError> {
+        self.with(move |connection, statements| {
+            connection
+                .query_row(&statements.select_by_id, params![venta_id], venta_row)
+                .optional()
+                .map_err(|e| map_error(&format!("reading venta {venta_id}"), e))
+        })
+        .await
+    }
+
+    async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError> {
+        let values = (
+            request.url.to_owned(),
+            request.object_name.to_owned(),
+            request.sha256_hex.to_owned(),
+            request.venta_id,
+            request.expected_confronta.to_owned(),
+            request.expected_object_name.map(str::to_owned),
+        );
+        self.with(move |connection, statements| {
+            let (url, object, sha, id, confronta, previous) = values;
+            let changed = connection
+                .execute(&statements.record, params![url, object, sha, id, confronta, previous])
+                .map_err(|e| map_error(&format!("recording venta {id}"), e))?;
+            Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+        })
+        .await
+    }
+
+    async fn rows_with_local_file(&self, dir_prefix: &str, limit: i64) -> Result<Vec<VentaRow>, DbError> {
+        let prefix = dir_prefix.to_owned();
+        self.with(move |connection, statements| {
+            let mut query = connection
+                .prepare_cached(&statements.select_local)
+                .map_err(|e| map_error("preparing the local-file listing", e))?;
+            query
+                .query_map(params![prefix, limit], venta_row)
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| map_error("listing rows with a local confronta", e))
+        })
+        .await
+    }
+
+    async fn referenced_objects(&self) -> Result<Vec<String>, DbError> {
+        self.with(|connection, statements| {
+            let mut query = connection
+                .prepare(&statements.select_referenced)
+                .map_err(|e| map_error("listing referenced objects", e))?;
+            query
+                .query_map([], |row| row.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| map_error("listing referenced objects", e))
+        })
+        .await
+    }
+
+    async fn try_claim(&self, _venta_id: i64) -> Result<bool, DbError> {
+        Ok(true)
+    }
+
+    async fn release_claim(&self, _venta_id: i64) {}
+}
+
+fn venta_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<VentaRow> {
+    Ok(VentaRow {
+        id: row.get(0)?,
+        numero: row.get::<_, Option<String>>(1)?.unwrap_or_default(),
+        confronta: row.get(2)?,
+        minio_object_name: row.get(3)?,
+        sha256: row.get(4)?,
+        subido_a_minio: row.get::<_, Option<bool>>(5)?.unwrap_or(false),
+    })
+}
+
+/// `varchar(200)` → `Some(200)`: Django declares lengths even though SQLite does not enforce
+/// them, and the daemon enforces them itself so a move to PostgreSQL cannot break.
+fn declared_length(declared: &str) -> Option<usize> {
+    let open = declared.find('(')?;
+    let close = declared[open..].find(')')? + open;
+    declared[open + 1..close].trim().parse().ok()
+}
+
+fn map_error(what: &str, error: rusqlite::Error) -> DbError {
+    let kind = match &error {
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+        {
+            DbErrorKind::Unavailable
+        }
+        rusqlite::Error::SqliteFailure(e, Some(message))
+            if e.code == rusqlite::ErrorCode::Unknown
+                && (message.contains("no such column") || message.contains("no such table")) =>
+        {
+            DbErrorKind::Schema
+        }
+        rusqlite::Error::SqliteFailure(e, _)
+            if matches!(e.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::SystemIoFailure) =>
+        {
+            DbErrorKind::Unavailable
+        }
+        _ => DbErrorKind::Refused,
+    };
+    DbError::new(kind, format!("{what}: {error}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::declared_length;
+
+    #[test]
+    fn declared_length_reads_django_types() {
+        assert_eq!(declared_length("varchar(200)"), Some(200));
+        assert_eq!(declared_length("VARCHAR( 64 )"), Some(64));
+        assert_eq!(declared_length("text"), None);
+        assert_eq!(declared_length("bool"), None);
+    }
+}

@@ -1,0 +1,250 @@
+//! Streaming SHA-256 of a local file, plus the identity (device, inode, size, mtime) that later
+//! proves the file is still the one that was hashed.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::path::Path;
+
+use base64::Engine as _;
+use sha2::{Digest as _, Sha256};
+
+/// How much of the file start is kept for content sniffing.
+pub const HEAD_BYTES: usize = 8192;
+const READ_BUFFER: usize = 1024 * 1024;
+
+/// A SHA-256 digest.
+#[derive(Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Sha256Digest([u8; 32]);
+
+impl Sha256Digest {
+    pub fn of_bytes(bytes: &[u8]) -> Self {
+        Sha256Digest(Sha256::digest(bytes).into())
+    }
+
+    pub fn from_hex(hex_text: &str) -> Option<Self> {
+        let mut out = [0u8; 32];
+        hex::decode_to_slice(hex_text, &mut out).ok()?;
+        Some(Sha256Digest(out))
+    }
+
+    pub fn to_hex(&self) -> String {
+        hex::encode(self.0)
+    }
+
+    /// The form S3 uses in `x-amz-checksum-sha256`.
+    pub fn to_base64(&self) -> String {
+        base64::engine::general_purpose::STANDARD.encode(self.0)
+    }
+
+    pub fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Sha256Digest({})", self.to_hex())
+    }
+}
+
+impl fmt::Display for Sha256Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.to_hex())
+    }
+}
+
+/// What identifies one version of a local file: if any field changes, it is not the file that
+/// was hashed any more.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FileIdentity {
+    pub dev: u64,
+    pub inode: u64,
+    pub size: u64,
+    pub mtime_ns: i64,
+}
+
+impl FileIdentity {
+    pub fn of_metadata(meta: &std::fs::Metadata) -> Self {
+        FileIdentity {
+            dev: meta.dev(),
+            inode: meta.ino(),
+            size: meta.size(),
+            mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+        }
+    }
+
+    /// The identity of the file at `path`, without following a final symlink.
+    pub fn of_path(path: &Path) -> std::io::Result<Self> {
+        Ok(FileIdentity::of_metadata(&std::fs::symlink_metadata(path)?))
+    }
+}
+
+/// The result of hashing one file.
+#[derive(Debug, Clone)]
+pub struct FileHash {
+    pub sha256: Sha256Digest,
+    pub identity: FileIdentity,
+    /// SHA-256 of each `part_size` slice when the file goes up in parts, else empty.
+    pub part_digests: Vec<Sha256Digest>,
+    /// The first bytes, for content-type sniffing.
+    pub head: Vec<u8>,
+}
+
+impl FileHash {
+    /// The checksum S3 reports for the object: the plain digest for a single PUT, or the
+    /// digest of the part digests with a `-N` suffix for a multipart upload.
+    pub fn expected_s3_checksum(&self) -> String {
+        if self.part_digests.is_empty() {
+            self.sha256.to_base64()
+        } else {
+            let mut combined = Sha256::new();
+            for part in &self.part_digests {
+                combined.update(part.as_bytes());
+            }
+            let digest = Sha256Digest(combined.finalize().into());
+            format!("{}-{}", digest.to_base64(), self.part_digests.len())
+        }
+    }
+}
+
+/// Errors while reading a local file.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    #[error("{path} is not a regular file")]
+    NotRegular { path: String },
+    #[error("{path} changed while it was being read")]
+    ChangedWhileReading { path: String },
+    #[error("cannot read {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+impl ReadError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, ReadError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+}
+
+/// Opens `path` for reading without following a symlink, and checks it is a regular file.
+pub fn open_regular(path: &Path) -> Result<(File, FileIdentity), ReadError> {
+    let shown = || path.display().to_string();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|source| match source.raw_os_error() {
+            // O_NOFOLLOW on a symlink fails with ELOOP: it is not a file we may read.
+            Some(libc::ELOOP) => ReadError::NotRegular { path: shown() },
+            _ => ReadError::Io { path: shown(), source },
+        })?;
+    let meta = file.metadata().map_err(|source| ReadError::Io { path: shown(), source })?;
+    if !meta.file_type().is_file() {
+        return Err(ReadError::NotRegular { path: shown() });
+    }
+    Ok((file, FileIdentity::of_metadata(&meta)))
+}
+
+/// Hashes the file at `path` in one streaming pass with a fixed buffer, so memory stays bounded
+/// whatever the size. When `part_size` is given, each part's digest is computed in the same pass.
+pub fn hash_file(path: &Path, part_size: Option<u64>) -> Result<FileHash, ReadError> {
+    let shown = || path.display().to_string();
+    let (mut file, identity) = open_regular(path)?;
+    let mut whole = Sha256::new();
+    let mut part = part_size.map(|_| Sha256::new());
+    let mut part_filled = 0u64;
+    let mut part_digests = Vec::new();
+    let mut head = Vec::new();
+    let mut buffer = vec![0u8; READ_BUFFER];
+    let mut total = 0u64;
+    loop {
+        let read = match file.read(&mut buffer) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(source) => return Err(ReadError::Io { path: shown(), source }),
+        };
+        let chunk = &buffer[..read];
+        whole.update(chunk);
+        if head.len() < HEAD_BYTES {
+            let take = (HEAD_BYTES - head.len()).min(chunk.len());
+            head.extend_from_slice(&chunk[..take]);
+        }
+        if let (Some(hasher), Some(size)) = (part.as_mut(), part_size) {
+            let mut rest = chunk;
+            while !rest.is_empty() {
+                let take = ((size - part_filled) as usize).min(rest.len());
+                hasher.update(&rest[..take]);
+                part_filled += take as u64;
+                rest = &rest[take..];
+                if part_filled == size {
+                    let done = std::mem::replace(hasher, Sha256::new());
+                    part_digests.push(Sha256Digest(done.finalize().into()));
+                    part_filled = 0;
+                }
+            }
+        }
+        total += read as u64;
+    }
+    if let Some(hasher) = part {
+        if part_filled > 0 || part_digests.is_empty() {
+            part_digests.push(Sha256Digest(hasher.finalize().into()));
+        }
+    }
+    let after = FileIdentity::of_metadata(
+        &file.metadata().map_err(|source| ReadError::Io { path: shown(), source })?,
+    );
+    if after != identity || total != identity.size {
+        return Err(ReadError::ChangedWhileReading { path: shown() });
+    }
+    Ok(FileHash { sha256: Sha256Digest(whole.finalize().into()), identity, part_digests, head })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    #[test]
+    fn digest_matches_known_vector() {
+        assert_eq!(
+            Sha256Digest::of_bytes(b"abc").to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
+    }
+
+    #[test]
+    fn file_hash_matches_in_memory_hash_and_parts_cover_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("f.bin");
+        let data: Vec<u8> = (0..(3 * READ_BUFFER + 17)).map(|i| (i % 251) as u8).collect();
+        std::fs::File::create(&path).unwrap().write_all(&data).unwrap();
+
+        let part = 1_000_000u64;
+        let hashed = hash_file(&path, Some(part)).unwrap();
+        assert_eq!(hashed.sha256, Sha256Digest::of_bytes(&data));
+        assert_eq!(hashed.identity.size, data.len() as u64);
+        assert_eq!(hashed.head, data[..HEAD_BYTES]);
+        let expected_parts: Vec<_> = data.chunks(part as usize).map(Sha256Digest::of_bytes).collect();
+        assert_eq!(hashed.part_digests, expected_parts);
+        assert!(hashed.expected_s3_checksum().ends_with(&format!("-{}", expected_parts.len())));
+    }
+
+    #[test]
+    fn symlinks_are_not_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let target = dir.path().join("target");
+        std::fs::write(&target, b"secret").unwrap();
+        let link = dir.path().join("link");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        assert!(matches!(hash_file(&link, None), Err(ReadError::NotRegular { .. })));
+    }
+
+    #[test]
+    fn base64_roundtrip_of_empty_digest() {
+        assert_eq!(
+            Sha256Digest::of_bytes(b"").to_base64(),
+            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
+        );
+    }
+}

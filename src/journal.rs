@@ -1,0 +1,479 @@
+//! The local SQLite journal: each file's progress, written (and fsynced) before the side
+//! effect it guards, so a crash at any instant resumes instead of losing or repeating work.
+//!
+//! # Format
+//! Schema version 1 (`meta.schema_version`). One row per relative media path in `files`.
+//! WAL mode with `synchronous=FULL`: a state is on disk when `put` returns.
+//!
+//! # What a restart does in each state
+//! The journal is a hint, never the truth: on restart every unfinished entry is re-checked
+//! against the world (the local file, the object, the row) before anything is done.
+//! - `seen`, `waiting_for_row`, `failed`: start over at match and hash; nothing was written
+//!   anywhere yet, or what was written is re-checked by the steps themselves.
+//! - `hashed`: an upload may or may not have happened. The object is stat'ed first; if it holds
+//!   exactly the hashed bytes the upload is skipped, otherwise it is repeated.
+//! - `uploaded`, `verified`: the object is verified again (the local file must still be the
+//!   hashed one), then the row is recorded with the compare-and-set, which is harmless to repeat.
+//! - `recorded`: the row points at the object. The old object (a corrected venta) is deleted
+//!   and the local file is unlinked, but only if it is still the file that was hashed.
+//! - `removed`, `rejected`, `row_changed`, `orphan`: terminal for that file version; a new file
+//!   at the same path starts a new entry.
+//!
+//! If the journal is deleted or corrupt, it is moved aside and rebuilt empty: every local file
+//! goes through the pipeline again, and rows already pointing at MinIO are left alone, so the
+//! cost is re-work, never a file.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::hash::{FileIdentity, Sha256Digest};
+use crate::media_path::RelativeMediaPath;
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Where a file is in its journey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum FileState {
+    Seen,
+    WaitingForRow,
+    Hashed,
+    Uploaded,
+    Verified,
+    Recorded,
+    Removed,
+    /// A transient failure; retried with backoff.
+    Failed,
+    /// Given up for this file version; the file is kept.
+    Rejected,
+    /// The row changed while the file was in flight; the file is kept.
+    RowChanged,
+    /// No row has pointed at the file for `orphan_after_s`; the file is kept.
+    Orphan,
+}
+
+impl FileState {
+    pub const ALL: [FileState; 11] = [
+        FileState::Seen,
+        FileState::WaitingForRow,
+        FileState::Hashed,
+        FileState::Uploaded,
+        FileState::Verified,
+        FileState::Recorded,
+        FileState::Removed,
+        FileState::Failed,
+        FileState::Rejected,
+        FileState::RowChanged,
+        FileState::Orphan,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Seen => "seen",
+            FileState::WaitingForRow => "waiting_for_row",
+            FileState::Hashed => "hashed",
+            FileState::Uploaded => "uploaded",
+            FileState::Verified => "verified",
+            FileState::Recorded => "recorded",
+            FileState::Removed => "removed",
+            FileState::Failed => "failed",
+            FileState::Rejected => "rejected",
+            FileState::RowChanged => "row_changed",
+            FileState::Orphan => "orphan",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<FileState> {
+        FileState::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+
+    /// States after which nothing more happens to this file version.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, FileState::Removed | FileState::Rejected | FileState::RowChanged)
+    }
+}
+
+/// The hash facts that let a restart skip re-hashing an unchanged file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHash {
+    pub sha256: Sha256Digest,
+    pub part_digests: Vec<Sha256Digest>,
+    pub content_type: String,
+}
+
+/// One file's journal entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub path: RelativeMediaPath,
+    pub state: FileState,
+    /// The file version this entry describes; a different identity at the path is a new file.
+    pub identity: Option<FileIdentity>,
+    pub venta_id: Option<i64>,
+    /// The object the row referenced before ours (a corrected venta), deleted after recording.
+    pub previous_object: Option<String>,
+    pub hash: Option<StoredHash>,
+    pub object_name: Option<String>,
+    pub attempts: u32,
+    pub error_class: Option<String>,
+    pub last_error: Option<String>,
+    pub first_seen_ms: i64,
+    pub updated_ms: i64,
+    /// How long the upload took, for `status`.
+    pub upload_ms: Option<i64>,
+}
+
+impl JournalEntry {
+    pub fn new(path: RelativeMediaPath, now_ms: i64) -> Self {
+        JournalEntry {
+            path,
+            state: FileState::Seen,
+            identity: None,
+            venta_id: None,
+            previous_object: None,
+            hash: None,
+            object_name: None,
+            attempts: 0,
+            error_class: None,
+            last_error: None,
+            first_seen_ms: now_ms,
+            updated_ms: now_ms,
+            upload_ms: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: another confronta-sync holds its lock {lock}")]
+    Locked { path: PathBuf, lock: PathBuf },
+    #[error("journal {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("journal {path} has schema version {found}, newer than this binary's {SCHEMA_VERSION}")]
+    TooNew { path: PathBuf, found: i64 },
+}
+
+/// The journal handle; cheap to clone, calls run on tokio's blocking pool.
+#[derive(Clone)]
+pub struct Journal {
+    path: PathBuf,
+    connection: Arc<Mutex<Connection>>,
+    /// Held for the process's lifetime: the flock is what stops a second daemon.
+    _lock: Arc<File>,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path` and takes its lock file.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let io = |message: String| JournalError::Io { path: path.to_owned(), message };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(format!("creating {}: {e}", parent.display())))?;
+        }
+        let lock = take_lock(path)?;
+        let connection = match open_connection(path) {
+            Ok(connection) => connection,
+            Err(JournalError::TooNew { path, found }) => return Err(JournalError::TooNew { path, found }),
+            Err(first_error) => {
+                // A corrupt journal is moved aside, not deleted, so it can be inspected; the
+                // world is the truth and a fresh journal only costs re-work.
+                let aside = path.with_extension(format!("corrupt-{}", now_ms()));
+                tracing::error!(journal = %path.display(), moved_to = %aside.display(), error = %first_error,
+                    "journal unreadable; moved aside and rebuilding from the files, rows and objects");
+                std::fs::rename(path, &aside).map_err(|e| io(format!("moving aside: {e}")))?;
+                for suffix in ["-wal", "-shm"] {
+                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
+                }
+                open_connection(path)?
+            }
+        };
+        Ok(Journal { path: path.to_owned(), connection: Arc::new(Mutex::new(connection)), _lock: Arc::new(lock) })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn with<T, F>(&self, work: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let connection = self.connection.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&guard).map_err(|e| JournalError::Io { path: path.clone(), message: e.to_string() })
+        })
+        .await
+        .map_err(|e| JournalError::Io { path: self.path.clone(), message: format!("journal worker failed: {e}") })?
+    }
+
+    pub async fn get(&self, path: &RelativeMediaPath) -> Result<Option<JournalEntry>, JournalError> {
+        let key = path.as_str().to_owned();
+        self.with(move |c| {
+            c.prepare_cached(&format!("SELECT {COLUMNS} FROM files WHERE path = ?1"))?
+                .query_row(params![key], read_entry)
+                .optional()
+        })
+        .await
+    }
+
+    /// Writes the entry; it is durable when this returns.
+    pub async fn put(&self, entry: &JournalEntry) -> Result<(), JournalError> {
+        let entry = entry.clone();
+        self.with(move |c| {
+            let hash = entry.hash.as_ref();
+            let identity = entry.identity.as_ref();
+            c.prepare_cached(
+                "INSERT INTO files (path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, \
+                 part_digests, content_type, object_name, attempts, error_class, last_error, first_seen_ms, \
+                 updated_ms, upload_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
+                 ON CONFLICT(path) DO UPDATE SET state = excluded.state, venta_id = excluded.venta_id, \
+                 previous_object = excluded.previous_object, sha256 = excluded.sha256, size = excluded.size, \
+                 dev = excluded.dev, inode = excluded.inode, mtime_ns = excluded.mtime_ns, \
+                 part_digests = excluded.part_digests, content_type = excluded.content_type, \
+                 object_name = excluded.object_name, attempts = excluded.attempts, \
+                 error_class = excluded.error_class, last_error = excluded.last_error, \
+                 first_seen_ms = excluded.first_seen_ms, updated_ms = excluded.updated_ms, upload_ms = excluded.upload_ms",
+            )?
+            .execute(params![
+                entry.path.as_str(),
+                entry.state.as_str(),
+                entry.venta_id,
+                entry.previous_object,
+                hash.map(|h| h.sha256.to_hex()),
+                identity.map(|i| i.size as i64),
+                identity.map(|i| i.dev as i64),
+                identity.map(|i| i.inode as i64),
+                identity.map(|i| i.mtime_ns),
+                hash.map(|h| h.part_digests.iter().map(|d| d.to_hex()).collect::<Vec<_>>().join(",")),
+                hash.map(|h| h.content_type.clone()),
+                entry.object_name,
+                entry.attempts,
+                entry.error_class,
+                entry.last_error,
+                entry.first_seen_ms,
+                entry.updated_ms,
+                entry.upload_ms,
+            ])?;
+            Ok(())
+        })
+        .await
+    }
+
+    /// Entries whose file may still need work, oldest first.
+    pub async fn unfinished(&self) -> Result<Vec<JournalEntry>, JournalError> {
+        self.with(|c| {
+            let mut query = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM files WHERE state NOT IN ('removed', 'rejected', 'row_changed') ORDER BY first_seen_ms"
+            ))?;
+            let rows = query.query_map([], read_entry)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Every entry (for `status`).
+    pub async fn all(&self) -> Result<Vec<JournalEntry>, JournalError> {
+        self.with(|c| {
+            let mut query = c.prepare(&format!("SELECT {COLUMNS} FROM files ORDER BY first_seen_ms"))?;
+            let rows = query.query_map([], read_entry)?;
+            rows.collect()
+        })
+        .await
+    }
+}
+
+const COLUMNS: &str = "path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, part_digests, \
+     content_type, object_name, attempts, error_class, last_error, first_seen_ms, updated_ms, upload_ms";
+
+fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
+    let bad = |index: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, what.to_owned().into())
+    };
+    let path: String = row.get(0)?;
+    let path = RelativeMediaPath::parse(&path).map_err(|_| bad(0, "bad path"))?;
+    let state: String = row.get(1)?;
+    let state = FileState::parse(&state).ok_or_else(|| bad(1, "unknown state"))?;
+    let sha: Option<String> = row.get(4)?;
+    let hash = match sha {
+        None => None,
+        Some(hex_text) => {
+            let parts: String = row.get::<_, Option<String>>(9)?.unwrap_or_default();
+            let part_digests = parts
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| Sha256Digest::from_hex(p).ok_or_else(|| bad(9, "bad part digest")))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(StoredHash {
+                sha256: Sha256Digest::from_hex(&hex_text).ok_or_else(|| bad(4, "bad digest"))?,
+                part_digests,
+                content_type: row.get::<_, Option<String>>(10)?.unwrap_or_default(),
+            })
+        }
+    };
+    let identity = match row.get::<_, Option<i64>>(5)? {
+        None => None,
+        Some(size) => Some(FileIdentity {
+            size: size as u64,
+            dev: row.get::<_, i64>(6)? as u64,
+            inode: row.get::<_, i64>(7)? as u64,
+            mtime_ns: row.get(8)?,
+        }),
+    };
+    Ok(JournalEntry {
+        path,
+        state,
+        identity,
+        venta_id: row.get(2)?,
+        previous_object: row.get(3)?,
+        hash,
+        object_name: row.get(11)?,
+        attempts: row.get(12)?,
+        error_class: row.get(13)?,
+        last_error: row.get(14)?,
+        first_seen_ms: row.get(15)?,
+        updated_ms: row.get(16)?,
+        upload_ms: row.get(17)?,
+    })
+}
+
+fn take_lock(path: &Path) -> Result<File, JournalError> {
+    use std::os::unix::io::AsRawFd;
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&lock_path)
+        .map_err(|e| JournalError::Io { path: path.to_owned(), message: format!("opening {}: {e}", lock_path.display()) })?;
+    // SAFETY: flock on a valid, owned descriptor has no memory-safety preconditions.
+    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if rc != 0 {
+        return Err(JournalError::Locked { path: path.to_owned(), lock: lock_path });
+    }
+    Ok(file)
+}
+
+fn open_connection(path: &Path) -> Result<Connection, JournalError> {
+    let io = |e: rusqlite::Error| JournalError::Io { path: path.to_owned(), message: e.to_string() };
+    let connection = Connection::open(path).map_err(io)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(io)?;
+    connection.pragma_update(None, "journal_mode", "WAL").map_err(io)?;
+    connection.pragma_update(None, "synchronous", "FULL").map_err(io)?;
+    connection
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS files (
+                 path TEXT PRIMARY KEY,
+                 state TEXT NOT NULL,
+                 venta_id INTEGER,
+                 previous_object TEXT,
+                 sha256 TEXT,
+                 size INTEGER,
+                 dev INTEGER,
+                 inode INTEGER,
+                 mtime_ns INTEGER,
+                 part_digests TEXT,
+                 content_type TEXT,
+                 object_name TEXT,
+                 attempts INTEGER NOT NULL DEFAULT 0,
+                 error_class TEXT,
+                 last_error TEXT,
+                 first_seen_ms INTEGER NOT NULL,
+                 updated_ms INTEGER NOT NULL,
+                 upload_ms INTEGER
+             );
+             CREATE INDEX IF NOT EXISTS files_state ON files(state);",
+        )
+        .map_err(io)?;
+    let found: Option<String> = connection
+        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
+        .optional()
+        .map_err(io)?;
+    match found.and_then(|v| v.parse::<i64>().ok()) {
+        None => {
+            connection
+                .execute("INSERT INTO meta (key, value) VALUES ('schema_version', ?1)", params![SCHEMA_VERSION.to_string()])
+                .map_err(io)?;
+        }
+        Some(version) if version > SCHEMA_VERSION => {
+            return Err(JournalError::TooNew { path: path.to_owned(), found: version })
+        }
+        Some(_) => {}
+    }
+    Ok(connection)
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(path: &str) -> JournalEntry {
+        let mut entry = JournalEntry::new(RelativeMediaPath::parse(path).unwrap(), 1000);
+        entry.state = FileState::Hashed;
+        entry.venta_id = Some(7);
+        entry.object_name = Some("confrontas/x.pdf".into());
+        entry.identity = Some(FileIdentity { dev: 1, inode: 2, size: 3, mtime_ns: 4 });
+        entry.hash = Some(StoredHash {
+            sha256: Sha256Digest::of_bytes(b"x"),
+            part_digests: vec![Sha256Digest::of_bytes(b"a"), Sha256Digest::of_bytes(b"b")],
+            content_type: "application/pdf".into(),
+        });
+        entry
+    }
+
+    #[tokio::test]
+    async fn entries_roundtrip_and_unfinished_skips_terminal_states() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.sqlite3")).unwrap();
+        let first = entry("confrontas/a.pdf");
+        journal.put(&first).await.unwrap();
+        let mut done = entry("confrontas/b.pdf");
+        done.state = FileState::Removed;
+        journal.put(&done).await.unwrap();
+
+        assert_eq!(journal.get(&first.path).await.unwrap(), Some(first.clone()));
+        let unfinished = journal.unfinished().await.unwrap();
+        assert_eq!(unfinished, vec![first]);
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_journal_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite3");
+        let _first = Journal::open(&path).unwrap();
+        let err = Journal::open(&path).err().expect("second open must fail");
+        assert!(matches!(err, JournalError::Locked { .. }), "{err}");
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_journal_is_moved_aside_and_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite3");
+        std::fs::write(&path, b"this is not a sqlite database, just garbage bytes....").unwrap();
+        let journal = Journal::open(&path).unwrap();
+        assert!(journal.unfinished().await.unwrap().is_empty());
+        let aside = std::fs::read_dir(dir.path())
+            .unwrap()
+            .filter_map(|e| e.ok())
+            .any(|e| e.file_name().to_string_lossy().contains("corrupt-"));
+        assert!(aside, "the corrupt file is kept beside the new journal");
+    }
+
+    #[test]
+    fn every_state_parses_back() {
+        for state in FileState::ALL {
+            assert_eq!(FileState::parse(state.as_str()), Some(state));
+        }
+    }
+}

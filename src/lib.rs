@@ -1,0 +1,18 @@
+//! confronta-sync: a sidecar that moves Django confronta uploads from MEDIA_ROOT into MinIO,
+//! records each object in the sales table, and removes the local copy only once both are
+//! durable. See ARCHITECTURE.md for the map and the invariants.
+
+pub mod app;
+pub mod config;
+pub mod daemon;
+pub mod db;
+pub mod error;
+pub mod hash;
+pub mod journal;
+pub mod logging;
+pub mod media_path;
+pub mod object_name;
+pub mod pipeline;
+pub mod signals;
+pub mod store;
+pub mod watch;

@@ -1,0 +1,726 @@
+//! One file's journey, top to bottom: match → claim → hash → upload → verify → record → remove.
+//!
+//! `Pipeline::process` is the only place that advances a file's state and the only code that
+//! deletes a local file. Each step re-checks the world (the file, the row, the object) instead
+//! of trusting the journal, and the journal entry is written before the side effect it guards:
+//! `hashed` (with the object name) before the upload, `verified` before the row's
+//! compare-and-set, `recorded` before the old object and the local file are deleted.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tracing::{debug, info, warn, Instrument};
+
+use crate::config::Config;
+use crate::db::{RecordOutcome, RecordRequest, SalesDb, SchemaLimits, VentaRow};
+use crate::error::{Classify, ErrorClass};
+use crate::hash::{hash_file, FileHash, FileIdentity, ReadError};
+use crate::journal::{now_ms, FileState, Journal, JournalEntry, JournalError, StoredHash};
+use crate::media_path::RelativeMediaPath;
+use crate::object_name::{ObjectName, ObjectNameInputs, ObjectNameTemplate};
+use crate::store::{ObjectInfo, ObjectStore, StoreError, StoreErrorKind, UploadRequest};
+
+/// What became of one call to `process`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Uploaded, verified, recorded, and the local file removed.
+    Moved { venta_id: i64, object: String, bytes: u64 },
+    /// Nothing to do: the file is gone and nothing is pending for it, or it was given up earlier.
+    Nothing,
+    /// No row points at the file yet; try again later.
+    WaitingForRow,
+    /// No row has pointed at the file for `orphan_after_s`; it is kept and reported.
+    Orphan,
+    /// Another sidecar holds the row's claim.
+    Busy,
+    /// A transient failure; try again later.
+    Retry(Failure),
+    /// Given up for this version of the file, which is kept where it is.
+    Kept(Failure),
+    /// Nothing can work until an operator acts (schema, configuration).
+    Fatal(Failure),
+}
+
+/// Why a file did not move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// A short, stable label for counting (`s3_unavailable`, `row_changed`, …).
+    pub reason: &'static str,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+        Failure { reason, message: message.into() }
+    }
+}
+
+/// Everything a file's journey needs, shared by every in-flight file.
+pub struct Pipeline {
+    media_root: PathBuf,
+    store: Arc<dyn ObjectStore>,
+    db: Arc<dyn SalesDb>,
+    journal: Journal,
+    template: ObjectNameTemplate,
+    url_base: String,
+    multipart_threshold: u64,
+    part_size: u64,
+    limits: SchemaLimits,
+    orphan_after_ms: i64,
+    store_health: Health,
+    db_health: Health,
+}
+
+impl Pipeline {
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn ObjectStore>,
+        db: Arc<dyn SalesDb>,
+        journal: Journal,
+        limits: SchemaLimits,
+    ) -> Pipeline {
+        Pipeline {
+            media_root: config.watch.media_root.clone(),
+            store,
+            db,
+            journal,
+            template: ObjectNameTemplate::parse(&config.minio.object_name)
+                .expect("template validated at config load"),
+            url_base: format!("{}/{}", config.minio.public_base_url(), config.minio.bucket),
+            multipart_threshold: config.minio.multipart_threshold_bytes,
+            part_size: config.minio.part_size_bytes,
+            limits,
+            orphan_after_ms: (config.watch.orphan_after_s as i64).saturating_mul(1000),
+            store_health: Health::new("object store"),
+            db_health: Health::new("database"),
+        }
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn db(&self) -> &Arc<dyn SalesDb> {
+        &self.db
+    }
+
+    /// Takes the file at `path` as far as it can go now.
+    pub async fn process(&self, path: &RelativeMediaPath) -> Outcome {
+        let span = tracing::info_span!("file", path = %path, venta_id = tracing::field::Empty, object = tracing::field::Empty);
+        async {
+            let outcome = match self.advance(path).await {
+                Ok(outcome) => outcome,
+                Err(StepError::Journal(e)) => {
+                    Outcome::Retry(Failure::new("journal", format!("cannot write the journal: {e}")))
+                }
+                Err(StepError::Outcome(outcome)) => outcome,
+            };
+            match &outcome {
+                Outcome::Moved { venta_id, object, bytes } => {
+                    info!(venta_id, object = %object, bytes, "moved to object store");
+                }
+                Outcome::Retry(f) => debug!(reason = f.reason, error = %f.message, "will retry"),
+                Outcome::Kept(f) => warn!(reason = f.reason, error = %f.message, "file kept"),
+                Outcome::Fatal(f) => tracing::error!(reason = f.reason, error = %f.message, "cannot continue"),
+                _ => {}
+            }
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn advance(&self, path: &RelativeMediaPath) -> Result<Outcome, StepError> {
+        let absolute = path.to_absolute(&self.media_root);
+        let now = now_ms();
+        let existing = self.journal.get(path).await?;
+        let on_disk = match local_identity(&absolute) {
+            Ok(identity) => identity,
+            Err(e) => return Ok(Outcome::Retry(Failure::new("local_io", e))),
+        };
+
+        if let Some(entry) = &existing {
+            if entry.state == FileState::Recorded {
+                return self.finish_recorded(entry.clone(), on_disk).await;
+            }
+        }
+        let Some(identity) = on_disk else {
+            return self.local_file_gone(existing).await;
+        };
+        let mut entry = match existing {
+            // Same file version, still in progress (or given up): continue from where it is.
+            Some(entry) if entry.identity == Some(identity) && entry.state != FileState::Removed => entry,
+            // A new file at this path, or one that changed since: start over.
+            Some(previous) if !previous.state.is_terminal() && previous.state != FileState::Orphan => {
+                let mut entry = JournalEntry::new(path.clone(), previous.first_seen_ms);
+                entry.identity = Some(identity);
+                entry
+            }
+            _ => {
+                let mut entry = JournalEntry::new(path.clone(), now);
+                entry.identity = Some(identity);
+                entry
+            }
+        };
+        if entry.state.is_terminal() {
+            return Ok(Outcome::Nothing);
+        }
+
+        // Match: the row whose `confronta` is this path.
+        let row = match self.match_row(&mut entry, now).await? {
+            Ok(row) => row,
+            Err(outcome) => return Ok(outcome),
+        };
+        tracing::Span::current().record("venta_id", row.id);
+
+        match self.db.try_claim(row.id).await {
+            Ok(true) => {}
+            Ok(false) => return Ok(Outcome::Busy),
+            Err(e) => return Ok(self.db_failure(e)),
+        }
+        let result = self.with_claim(&mut entry, &absolute, identity, row.clone()).await;
+        self.db.release_claim(row.id).await;
+        result
+    }
+
+    /// Steps that run while this process holds the row's claim.
+    async fn with_claim(
+        &self,
+        entry: &mut JournalEntry,
+        absolute: &Path,
+        identity: FileIdentity,
+        row: VentaRow,
+    ) -> Result<Outcome, StepError> {
+        // Hash, unless the journal already holds this version's hash.
+        let hash = match (&entry.hash, entry.state >= FileState::Hashed) {
+            (Some(stored), true) => FileHash {
+                sha256: stored.sha256,
+                identity,
+                part_digests: stored.part_digests.clone(),
+                head: Vec::new(),
+            },
+            _ => match self.hash(absolute, identity).await {
+                Ok(hash) => hash,
+                Err(outcome) => return self.fail(entry, outcome).await,
+            },
+        };
+        let content_type = match &entry.hash {
+            Some(stored) if !stored.content_type.is_empty() => stored.content_type.clone(),
+            _ => sniff_content_type(&hash.head, &entry.path.extension()),
+        };
+
+        let object = self.template.render(&ObjectNameInputs {
+            venta_id: row.id,
+            numero: &row.numero,
+            sha256: &hash.sha256,
+            extension: &entry.path.extension(),
+        });
+        tracing::Span::current().record("object", object.as_str());
+        let url = format!("{}/{}", self.url_base, object);
+        if let Some(limit) = self.limits.url_max_len.filter(|limit| url.chars().count() > *limit) {
+            let message = format!(
+                "object URL is {} characters, longer than the {} the URL column holds",
+                url.chars().count(),
+                limit
+            );
+            return self.give_up(entry, Failure::new("url_too_long", message)).await;
+        }
+        if let Some(limit) = self.limits.object_name_max_len.filter(|limit| object.as_str().chars().count() > *limit) {
+            let message = format!("object name is longer than the {limit} the object-name column holds");
+            return self.give_up(entry, Failure::new("object_name_too_long", message)).await;
+        }
+
+        // `hashed` with the object name is durable before the upload it guards.
+        let same_plan = entry.object_name.as_deref() == Some(object.as_str()) && entry.venta_id == Some(row.id);
+        if !same_plan || entry.state < FileState::Hashed {
+            entry.state = FileState::Hashed;
+            entry.venta_id = Some(row.id);
+            entry.object_name = Some(object.to_string());
+            entry.hash = Some(StoredHash {
+                sha256: hash.sha256,
+                part_digests: hash.part_digests.clone(),
+                content_type: content_type.clone(),
+            });
+            self.put(entry).await?;
+        }
+        // The object the row points at now is the one to retire once ours is recorded.
+        entry.previous_object = row
+            .minio_object_name
+            .clone()
+            .filter(|previous| !previous.is_empty() && previous != object.as_str());
+
+        // Upload, unless the object already holds exactly these bytes (a resumed upload).
+        let expected = hash.expected_s3_checksum();
+        let present = match self.store.stat(&object).await {
+            Ok(info) => info,
+            Err(e) => return self.store_failure(entry, e).await,
+        };
+        match present {
+            Some(info) if object_matches(&info, &hash, &expected) => {
+                debug!("object already holds these bytes; upload skipped");
+            }
+            Some(info) => {
+                let message = format!(
+                    "object {object} already exists with other content (size {}, checksum {:?}); it is never overwritten",
+                    info.size, info.checksum_sha256
+                );
+                return self.give_up(entry, Failure::new("object_conflict", message)).await;
+            }
+            None => {
+                let started = Instant::now();
+                let request = UploadRequest {
+                    path: absolute,
+                    hash: &hash,
+                    content_type: &content_type,
+                    multipart_threshold: self.multipart_threshold,
+                    part_size: self.part_size,
+                };
+                if let Err(e) = self.store.upload(&object, request).await {
+                    if e.kind == StoreErrorKind::ChecksumMismatch || e.kind == StoreErrorKind::LocalFile {
+                        // The bytes read for the upload are not the ones hashed: hash again.
+                        entry.hash = None;
+                        entry.state = FileState::Seen;
+                    }
+                    return self.store_failure(entry, e).await;
+                }
+                self.store_health.up();
+                entry.upload_ms = Some(started.elapsed().as_millis() as i64);
+                entry.state = FileState::Uploaded;
+                self.put(entry).await?;
+            }
+        }
+
+        // Verify: the object holds the hashed bytes and the local file is still that file.
+        match self.store.stat(&object).await {
+            Ok(Some(info)) if object_matches(&info, &hash, &expected) => {}
+            Ok(Some(info)) => {
+                let message = format!(
+                    "object {object} does not match after upload: size {} (expected {}), checksum {:?} (expected {expected})",
+                    info.size, hash.identity.size, info.checksum_sha256
+                );
+                return self.fail(entry, Failure::new("verify_mismatch", message)).await;
+            }
+            Ok(None) => {
+                let message = format!("object {object} is missing right after its upload");
+                return self.fail(entry, Failure::new("verify_missing", message)).await;
+            }
+            Err(e) => return self.store_failure(entry, e).await,
+        }
+        match local_identity(absolute) {
+            Ok(Some(now)) if now == identity => {}
+            Ok(_) => {
+                entry.hash = None;
+                entry.state = FileState::Seen;
+                let message = format!("{} changed or vanished after it was hashed", absolute.display());
+                return self.fail(entry, Failure::new("local_changed", message)).await;
+            }
+            Err(e) => return self.fail(entry, Failure::new("local_io", e)).await,
+        }
+        entry.state = FileState::Verified;
+        self.put(entry).await?;
+
+        // Record: one compare-and-set on the row.
+        let sha_hex = hash.sha256.to_hex();
+        let request = RecordRequest {
+            venta_id: row.id,
+            expected_confronta: entry.path.as_str(),
+            expected_object_name: row.minio_object_name.as_deref(),
+            url: &url,
+            object_name: object.as_str(),
+            sha256_hex: &sha_hex,
+        };
+        match self.db.record(&request).await {
+            Ok(RecordOutcome::Recorded) => self.db_health.up(),
+            Ok(RecordOutcome::RowChanged) => return self.row_changed(entry, &row, &object).await,
+            Err(e) => {
+                let outcome = self.db_failure(e);
+                return self.settle_outcome(entry, outcome).await;
+            }
+        }
+        entry.state = FileState::Recorded;
+        self.put(entry).await?;
+        self.finish_recorded(entry.clone(), Some(identity)).await
+    }
+
+    /// After the row points at our object: retire the old object, unlink the local file.
+    async fn finish_recorded(
+        &self,
+        mut entry: JournalEntry,
+        on_disk: Option<FileIdentity>,
+    ) -> Result<Outcome, StepError> {
+        let venta_id = entry.venta_id.unwrap_or_default();
+        let object = entry.object_name.clone().unwrap_or_default();
+        tracing::Span::current().record("venta_id", venta_id);
+        tracing::Span::current().record("object", object.as_str());
+
+        // After a restart the row is re-read: only a row that still points at our object lets
+        // the local copy go.
+        match self.db.get(venta_id).await {
+            Ok(Some(row)) if row.minio_object_name.as_deref() == Some(object.as_str()) => {}
+            Ok(_) => {
+                entry.state = FileState::RowChanged;
+                let message = format!("venta {venta_id} no longer points at object {object}; local file kept");
+                entry.last_error = Some(message.clone());
+                self.put(&entry).await?;
+                return Ok(Outcome::Kept(Failure::new("row_changed", message)));
+            }
+            Err(e) => return Ok(self.db_failure(e)),
+        }
+
+        if let Some(previous) = entry.previous_object.clone() {
+            match self.store.delete(&ObjectName::from_stored(previous.clone())).await {
+                Ok(()) => info!(previous_object = %previous, "old object of the corrected venta deleted"),
+                // Not worth holding the local file for: `orphans` reports what is left behind.
+                Err(e) => warn!(previous_object = %previous, error = %e, "could not delete the old object; left for the orphan report"),
+            }
+        }
+
+        let absolute = entry.path.to_absolute(&self.media_root);
+        let bytes = entry.identity.map(|i| i.size).unwrap_or_default();
+        match on_disk {
+            Some(identity) if Some(identity) == entry.identity => {
+                if let Err(e) = remove_durably(&absolute) {
+                    return Ok(Outcome::Retry(Failure::new("local_io", e)));
+                }
+            }
+            Some(_) => {
+                // A different file now stands at the path; it is not the one we recorded.
+                warn!("a new file replaced the recorded one before removal; it is kept");
+            }
+            None => {}
+        }
+        entry.state = FileState::Removed;
+        entry.last_error = None;
+        entry.error_class = None;
+        entry.updated_ms = now_ms();
+        self.put(&entry).await?;
+        Ok(Outcome::Moved { venta_id, object, bytes })
+    }
+
+    /// The local file is gone before it was recorded.
+    async fn local_file_gone(&self, existing: Option<JournalEntry>) -> Result<Outcome, StepError> {
+        let Some(mut entry) = existing else { return Ok(Outcome::Nothing) };
+        if entry.state.is_terminal() {
+            return Ok(Outcome::Nothing);
+        }
+        // Another sidecar (or an earlier life of this one) may have finished it.
+        if let (Some(venta_id), Some(object)) = (entry.venta_id, entry.object_name.clone()) {
+            if let Ok(Some(row)) = self.db.get(venta_id).await {
+                if row.minio_object_name.as_deref() == Some(object.as_str()) {
+                    entry.state = FileState::Removed;
+                    self.put(&entry).await?;
+                    return Ok(Outcome::Nothing);
+                }
+            }
+        }
+        let message = "local file disappeared before it was recorded".to_owned();
+        warn!(state = entry.state.as_str(), "{message}");
+        entry.state = FileState::Rejected;
+        entry.error_class = Some(ErrorClass::Rejected.as_str().into());
+        entry.last_error = Some(message);
+        self.put(&entry).await?;
+        Ok(Outcome::Nothing)
+    }
+
+    async fn match_row(
+        &self,
+        entry: &mut JournalEntry,
+        now: i64,
+    ) -> Result<Result<VentaRow, Outcome>, StepError> {
+        let rows = match self.db.find_by_confronta(entry.path.as_str()).await {
+            Ok(rows) => rows,
+            Err(e) => return Ok(Err(self.db_failure(e))),
+        };
+        self.db_health.up();
+        match rows.len() {
+            0 => {
+                let orphan = now - entry.first_seen_ms >= self.orphan_after_ms;
+                let state = if orphan { FileState::Orphan } else { FileState::WaitingForRow };
+                if entry.state != state {
+                    if orphan {
+                        warn!(
+                            waited_s = (now - entry.first_seen_ms) / 1000,
+                            "orphan: no row points at this file; it is kept, never deleted"
+                        );
+                    } else {
+                        debug!("no row points at this file yet; waiting for Django to commit it");
+                    }
+                    entry.state = state;
+                    self.put(entry).await?;
+                }
+                Ok(Err(if orphan { Outcome::Orphan } else { Outcome::WaitingForRow }))
+            }
+            1 => Ok(Ok(rows.into_iter().next().expect("one row"))),
+            n => {
+                let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
+                let failure = Failure::new(
+                    "several_rows",
+                    format!("{n} rows point at this file (ventas {}); an operator must decide which owns it", ids.join(", ")),
+                );
+                Ok(Err(self.give_up(entry, failure).await?))
+            }
+        }
+    }
+
+    async fn hash(&self, absolute: &Path, identity: FileIdentity) -> Result<FileHash, Failure> {
+        let path = absolute.to_owned();
+        let part_size = (identity.size > self.multipart_threshold).then_some(self.part_size);
+        let hashed = tokio::task::spawn_blocking(move || hash_file(&path, part_size))
+            .await
+            .map_err(|e| Failure::new("local_io", format!("hashing task failed: {e}")))?;
+        match hashed {
+            Ok(hash) if hash.identity == identity => Ok(hash),
+            Ok(_) => Err(Failure::new("local_changed", format!("{} changed before it was hashed", absolute.display()))),
+            Err(ReadError::NotRegular { path }) => {
+                Err(Failure::new("not_regular", format!("{path} is not a regular file")))
+            }
+            Err(e @ ReadError::ChangedWhileReading { .. }) => Err(Failure::new("local_changed", e.to_string())),
+            Err(e) => Err(Failure::new("local_io", e.to_string())),
+        }
+    }
+
+    /// Records a failure in the journal and returns the outcome for it.
+    async fn fail(&self, entry: &mut JournalEntry, failure: Failure) -> Result<Outcome, StepError> {
+        let outcome = if failure.reason == "not_regular" {
+            Outcome::Kept(failure)
+        } else {
+            Outcome::Retry(failure)
+        };
+        self.settle_outcome(entry, outcome).await
+    }
+
+    async fn give_up(&self, entry: &mut JournalEntry, failure: Failure) -> Result<Outcome, StepError> {
+        self.settle_outcome(entry, Outcome::Kept(failure)).await
+    }
+
+    /// Writes what a failing outcome means for the entry, then returns it.
+    async fn settle_outcome(&self, entry: &mut JournalEntry, outcome: Outcome) -> Result<Outcome, StepError> {
+        let (failure, class) = match &outcome {
+            Outcome::Retry(f) => (f, ErrorClass::Transient),
+            Outcome::Kept(f) => (f, ErrorClass::Rejected),
+            Outcome::Fatal(f) => (f, ErrorClass::Fatal),
+            _ => return Ok(outcome),
+        };
+        entry.attempts += 1;
+        entry.error_class = Some(class.as_str().into());
+        entry.last_error = Some(format!("{}: {}", failure.reason, failure.message));
+        match class {
+            ErrorClass::Rejected => entry.state = FileState::Rejected,
+            // Keep the progress state: a resumed upload or record picks up from it.
+            _ if entry.state <= FileState::Seen => entry.state = FileState::Failed,
+            _ => {}
+        }
+        entry.updated_ms = now_ms();
+        self.put(entry).await?;
+        Ok(outcome)
+    }
+
+    async fn store_failure(&self, entry: &mut JournalEntry, error: StoreError) -> Result<Outcome, StepError> {
+        let reason = match error.kind {
+            StoreErrorKind::Unavailable => {
+                self.store_health.down(&error.message);
+                "s3_unavailable"
+            }
+            StoreErrorKind::NoSuchBucket => {
+                self.store_health.down(&error.message);
+                "s3_no_bucket"
+            }
+            StoreErrorKind::AccessDenied => {
+                self.store_health.down(&error.message);
+                "s3_access_denied"
+            }
+            StoreErrorKind::ChecksumMismatch => "s3_checksum_rejected",
+            StoreErrorKind::LocalFile => "local_changed",
+            StoreErrorKind::LocalFileMissing => "local_missing",
+            StoreErrorKind::Refused => "s3_refused",
+        };
+        let failure = Failure::new(reason, error.message.clone());
+        let outcome = match error.class() {
+            ErrorClass::Transient => Outcome::Retry(failure),
+            ErrorClass::Rejected => Outcome::Kept(failure),
+            ErrorClass::Fatal => Outcome::Fatal(failure),
+        };
+        self.settle_outcome(entry, outcome).await
+    }
+
+    fn db_failure(&self, error: crate::db::DbError) -> Outcome {
+        if error.is_unavailable() {
+            self.db_health.down(&error.message);
+        }
+        let failure = Failure::new(
+            match error.class() {
+                ErrorClass::Transient => "db_unavailable",
+                ErrorClass::Rejected => "db_refused",
+                ErrorClass::Fatal => "db_schema",
+            },
+            error.message.clone(),
+        );
+        match error.class() {
+            ErrorClass::Transient => Outcome::Retry(failure),
+            ErrorClass::Rejected => Outcome::Kept(failure),
+            ErrorClass::Fatal => Outcome::Fatal(failure),
+        }
+    }
+
+    /// The compare-and-set matched nothing: find out why and decide.
+    async fn row_changed(
+        &self,
+        entry: &mut JournalEntry,
+        row: &VentaRow,
+        object: &ObjectName,
+    ) -> Result<Outcome, StepError> {
+        let now = match self.db.get(row.id).await {
+            Ok(now) => now,
+            Err(e) => {
+                let outcome = self.db_failure(e);
+                return self.settle_outcome(entry, outcome).await;
+            }
+        };
+        match now {
+            // Someone (another sidecar) recorded this very object: only the removal is left.
+            Some(current) if current.minio_object_name.as_deref() == Some(object.as_str()) => {
+                entry.state = FileState::Recorded;
+                entry.previous_object = None;
+                self.put(entry).await?;
+                let identity = entry.identity;
+                self.finish_recorded(entry.clone(), identity).await
+            }
+            // Still our path, only the object changed underneath: match again on the next pass.
+            Some(current) if current.confronta.as_deref() == Some(entry.path.as_str()) => {
+                let failure = Failure::new("row_moved", format!("venta {} changed its object meanwhile; matching again", row.id));
+                self.settle_outcome(entry, Outcome::Retry(failure)).await
+            }
+            _ => {
+                let message = format!(
+                    "venta {} was deleted or its confronta replaced while the file was in flight; \
+                     local file kept, object {object} left for the orphan report",
+                    row.id
+                );
+                entry.state = FileState::RowChanged;
+                entry.last_error = Some(message.clone());
+                entry.updated_ms = now_ms();
+                self.put(entry).await?;
+                Ok(Outcome::Kept(Failure::new("row_changed", message)))
+            }
+        }
+    }
+
+    async fn put(&self, entry: &JournalEntry) -> Result<(), StepError> {
+        self.journal.put(entry).await.map_err(StepError::Journal)
+    }
+}
+
+enum StepError {
+    Journal(JournalError),
+    #[allow(dead_code)]
+    Outcome(Outcome),
+}
+
+impl From<JournalError> for StepError {
+    fn from(e: JournalError) -> Self {
+        StepError::Journal(e)
+    }
+}
+
+/// Logs one line when a service goes down and one when it comes back, not one per retry.
+struct Health {
+    name: &'static str,
+    down: AtomicBool,
+}
+
+impl Health {
+    fn new(name: &'static str) -> Self {
+        Health { name, down: AtomicBool::new(false) }
+    }
+
+    fn down(&self, error: &str) {
+        if !self.down.swap(true, Ordering::SeqCst) {
+            warn!(service = self.name, error, "service unavailable; files wait and are retried with backoff");
+        }
+    }
+
+    fn up(&self) {
+        if self.down.swap(false, Ordering::SeqCst) {
+            info!(service = self.name, "service recovered");
+        }
+    }
+}
+
+/// The identity of the file at `path`, `None` when there is none, an error string otherwise.
+fn local_identity(path: &Path) -> Result<Option<FileIdentity>, String> {
+    match FileIdentity::of_path(path) {
+        Ok(identity) => Ok(Some(identity)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot stat {}: {e}", path.display())),
+    }
+}
+
+/// Whether the stored object holds exactly the hashed bytes.
+fn object_matches(info: &ObjectInfo, hash: &FileHash, expected_checksum: &str) -> bool {
+    info.size == hash.identity.size && info.checksum_sha256.as_deref() == Some(expected_checksum)
+}
+
+/// Unlinks the file and fsyncs its folder, so the removal itself survives a power cut.
+fn remove_durably(path: &Path) -> Result<(), String> {
+    match std::fs::remove_file(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::File::open(parent)
+            .and_then(|dir| dir.sync_all())
+            .map_err(|e| format!("cannot fsync {}: {e}", parent.display()))?;
+    }
+    Ok(())
+}
+
+/// The Content-Type from the file's first bytes, falling back to its extension.
+pub fn sniff_content_type(head: &[u8], extension: &str) -> String {
+    if let Some(kind) = infer::get(head) {
+        return kind.mime_type().to_owned();
+    }
+    match extension {
+        ".pdf" => "application/pdf",
+        ".jpg" | ".jpeg" => "image/jpeg",
+        ".png" => "image/png",
+        ".tif" | ".tiff" => "image/tiff",
+        ".heic" => "image/heic",
+        _ => "application/octet-stream",
+    }
+    .to_owned()
+}
+
+/// Backoff for the `attempt`-th retry: doubling from `initial`, capped, with ±25 % jitter so
+/// that files failed by one outage do not all retry at the same instant.
+pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
+    let doubled = initial.saturating_mul(1u32 << attempt.min(20));
+    let capped = doubled.min(max);
+    let jitter = rand::random_range(0.75..1.25);
+    capped.mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn content_type_comes_from_magic_bytes_before_the_extension() {
+        assert_eq!(sniff_content_type(b"%PDF-1.7\n", ".png"), "application/pdf");
+        assert_eq!(sniff_content_type(b"\x89PNG\r\n\x1a\n0000", ".pdf"), "image/png");
+        assert_eq!(sniff_content_type(b"plain", ".jpg"), "image/jpeg");
+        assert_eq!(sniff_content_type(b"plain", ".exe"), "application/octet-stream");
+    }
+
+    #[test]
+    fn backoff_doubles_and_caps() {
+        let initial = Duration::from_secs(1);
+        let max = Duration::from_secs(60);
+        let first = backoff(0, initial, max);
+        assert!(first >= Duration::from_millis(750) && first <= Duration::from_millis(1250), "{first:?}");
+        let late = backoff(30, initial, max);
+        assert!(late <= Duration::from_secs(75) && late >= Duration::from_secs(45), "{late:?}");
+    }
+}

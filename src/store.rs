@@ -1,0 +1,501 @@
+//! The object-store edge: a small trait, its error type, and the MinIO (S3) backend.
+//!
+//! Only `upload` writes to the bucket and only `delete` removes from it; the pipeline decides
+//! when either may run. Every call has a deadline, since the SDK's HTTP client has none.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use minio::s3::builders::{ObjectToDelete, UploadPart};
+use minio::s3::creds::StaticProvider;
+use minio::s3::error::{Error as MinioError, NetworkError, S3ServerError, ValidationErr};
+use minio::s3::http::BaseUrl;
+use minio::s3::multimap_ext::{Multimap, MultimapExt};
+use minio::s3::response_traits::{HasChecksumHeaders, HasEtagFromHeaders};
+use minio::s3::segmented_bytes::SegmentedBytes;
+use minio::s3::types::{BucketName, ObjectKey, PartInfo, Region, S3Api, ToStream};
+use minio::s3::utils::ChecksumAlgorithm;
+use minio::s3::{MinioClient, MinioClientBuilder};
+
+use crate::config::{MinioConfig, Secret};
+use crate::error::{Classify, ErrorClass};
+use crate::hash::{open_regular, FileHash, FileIdentity, ReadError};
+use crate::object_name::ObjectName;
+
+/// Deadline for small requests (stat, delete, bucket check).
+const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline for one PUT of up to a part: generous, since a part may be large and the link slow.
+const PART_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// What the store says about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectInfo {
+    pub size: u64,
+    /// `x-amz-checksum-sha256` as the server reports it (base64, `-N` suffix for multipart).
+    pub checksum_sha256: Option<String>,
+    /// The content's hex SHA-256 we attached as user metadata at upload.
+    pub meta_sha256: Option<String>,
+}
+
+/// One local file to upload, with what was learnt when it was hashed.
+pub struct UploadRequest<'a> {
+    pub path: &'a Path,
+    pub hash: &'a FileHash,
+    pub content_type: &'a str,
+    /// Files larger than this go up in parts of `part_size` (the hash must have part digests).
+    pub multipart_threshold: u64,
+    pub part_size: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StoreErrorKind {
+    /// Could not talk to the server: refused, reset, timed out, 5xx.
+    Unavailable,
+    NoSuchBucket,
+    /// Credentials refused.
+    AccessDenied,
+    /// The server rejected the bytes' checksum: they are not what was hashed.
+    ChecksumMismatch,
+    /// The local file could not be read, or changed under us.
+    LocalFile,
+    /// The local file is gone.
+    LocalFileMissing,
+    /// Anything else the server refused.
+    Refused,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("object store: {message}")]
+pub struct StoreError {
+    pub kind: StoreErrorKind,
+    pub message: String,
+}
+
+impl StoreError {
+    fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
+        StoreError { kind, message: message.into() }
+    }
+    pub fn is_unavailable(&self) -> bool {
+        self.kind == StoreErrorKind::Unavailable
+    }
+}
+
+impl Classify for StoreError {
+    fn class(&self) -> ErrorClass {
+        match self.kind {
+            // A missing bucket or refused credentials stop the daemon at start-up (checked
+            // there); mid-run they are treated as an outage so files wait rather than fail.
+            StoreErrorKind::Unavailable
+            | StoreErrorKind::NoSuchBucket
+            | StoreErrorKind::AccessDenied
+            | StoreErrorKind::ChecksumMismatch
+            | StoreErrorKind::LocalFile
+            | StoreErrorKind::LocalFileMissing => ErrorClass::Transient,
+            StoreErrorKind::Refused => ErrorClass::Rejected,
+        }
+    }
+}
+
+/// The operations the pipeline and the operator commands need from an object store.
+#[async_trait]
+pub trait ObjectStore: Send + Sync {
+    /// Fails unless the bucket exists and the credentials can use it.
+    async fn check_bucket(&self) -> Result<(), StoreError>;
+    /// `None` when the object does not exist.
+    async fn stat(&self, name: &ObjectName) -> Result<Option<ObjectInfo>, StoreError>;
+    /// Uploads the file, sending the SHA-256 computed at hash time so that the server refuses
+    /// any byte that differs from what was hashed.
+    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<(), StoreError>;
+    async fn delete(&self, name: &ObjectName) -> Result<(), StoreError>;
+    /// Every object name under `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// The object's bytes (for tests and `verify --deep`; small objects only).
+    async fn get(&self, name: &ObjectName) -> Result<Bytes, StoreError>;
+}
+
+/// The MinIO / S3 backend, on the official `minio` SDK.
+pub struct S3Store {
+    client: MinioClient,
+    bucket: BucketName,
+    region: Region,
+}
+
+impl S3Store {
+    pub fn new(config: &MinioConfig, secret_key: &Secret) -> Result<S3Store, StoreError> {
+        let invalid = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::new(StoreErrorKind::Refused, format!("invalid {what}: {e}"))
+        };
+        let base_url: BaseUrl =
+            config.endpoint.parse().map_err(|e| invalid("minio.endpoint", &e))?;
+        let provider = StaticProvider::new(&config.access_key, secret_key.expose(), None);
+        let client = MinioClientBuilder::new(base_url)
+            .provider(Some(provider))
+            .skip_region_lookup(true)
+            .app_info(Some(("confronta-sync".into(), env!("CARGO_PKG_VERSION").into())))
+            .build()
+            .map_err(|e| invalid("minio client settings", &e))?;
+        let bucket = BucketName::new(&config.bucket).map_err(|e| invalid("minio.bucket", &e))?;
+        let region = Region::new(&config.region).map_err(|e| invalid("minio.region", &e))?;
+        Ok(S3Store { client, bucket, region })
+    }
+
+    fn key(&self, name: &ObjectName) -> Result<ObjectKey, StoreError> {
+        ObjectKey::new(name.as_str()).map_err(|e| {
+            StoreError::new(StoreErrorKind::Refused, format!("invalid object name {name}: {e}"))
+        })
+    }
+
+    async fn put_single(
+        &self,
+        key: ObjectKey,
+        request: &UploadRequest<'_>,
+        meta: Multimap,
+    ) -> Result<(), StoreError> {
+        let data = read_exact_range(request.path, &request.hash.identity, 0, request.hash.identity.size)?;
+        let mut headers = meta;
+        headers.add("x-amz-checksum-sha256", request.hash.sha256.to_base64());
+        let put = UploadPart::builder()
+            .client(self.client.clone())
+            .bucket(self.bucket.clone())
+            .object(key.clone())
+            .region(Some(self.region.clone()))
+            .data(Arc::new(SegmentedBytes::from(data)))
+            .content_type(Some(request.content_type.to_owned()))
+            .extra_headers(Some(headers))
+            .build();
+        deadline(PART_TIMEOUT, &key, put.send()).await?;
+        Ok(())
+    }
+
+    async fn put_multipart(
+        &self,
+        key: ObjectKey,
+        request: &UploadRequest<'_>,
+        meta: Multimap,
+    ) -> Result<(), StoreError> {
+        let created = self
+            .client
+            .create_multipart_upload(self.bucket.clone(), key.clone())
+            .map_err(|e| map_validation(&key, e))?
+            .region(Some(self.region.clone()))
+            .content_type(Some(request.content_type.to_owned()))
+            .user_metadata(Some(meta))
+            .checksum_algorithm(Some(ChecksumAlgorithm::SHA256))
+            .build();
+        let created = deadline(SMALL_REQUEST_TIMEOUT, &key, created.send()).await?;
+        let upload_id = created.upload_id().await.map_err(|e| map_validation(&key, e))?;
+        let result = self.put_parts(&key, &upload_id, request).await;
+        if result.is_err() {
+            // Leave no half-finished upload behind; if the abort fails too, the bucket's
+            // lifecycle rules (or `orphans`) clean it up, and the file is still local.
+            if let Ok(abort) =
+                self.client.abort_multipart_upload(self.bucket.clone(), key.clone(), upload_id)
+            {
+                let _ = tokio::time::timeout(SMALL_REQUEST_TIMEOUT, abort.build().send()).await;
+            }
+        }
+        result
+    }
+
+    async fn put_parts(
+        &self,
+        key: &ObjectKey,
+        upload_id: &minio::s3::types::UploadId,
+        request: &UploadRequest<'_>,
+    ) -> Result<(), StoreError> {
+        let size = request.hash.identity.size;
+        let mut parts = Vec::with_capacity(request.hash.part_digests.len());
+        for (index, digest) in request.hash.part_digests.iter().enumerate() {
+            let offset = index as u64 * request.part_size;
+            let length = request.part_size.min(size - offset);
+            let data = read_exact_range(request.path, &request.hash.identity, offset, length)?;
+            let number = u16::try_from(index + 1).map_err(|_| {
+                StoreError::new(StoreErrorKind::Refused, format!("{key}: more than 10000 parts"))
+            })?;
+            let mut headers = Multimap::new();
+            headers.add("x-amz-checksum-sha256", digest.to_base64());
+            let part = self
+                .client
+                .upload_part(self.bucket.clone(), key.clone(), upload_id.clone(), number, SegmentedBytes::from(data))
+                .map_err(|e| map_validation(key, e))?
+                .region(Some(self.region.clone()))
+                .extra_headers(Some(headers))
+                .build();
+            let response = deadline(PART_TIMEOUT, key, part.send()).await?;
+            let etag = response.etag().map_err(|e| map_validation(key, e))?;
+            parts.push(PartInfo::new(
+                number,
+                etag,
+                length,
+                Some((ChecksumAlgorithm::SHA256, digest.to_base64())),
+            ));
+        }
+        let complete = self
+            .client
+            .complete_multipart_upload(self.bucket.clone(), key.clone(), upload_id.clone(), parts)
+            .map_err(|e| map_validation(key, e))?
+            .region(Some(self.region.clone()))
+            .checksum_algorithm(Some(ChecksumAlgorithm::SHA256))
+            .build();
+        deadline(PART_TIMEOUT, key, complete.send()).await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    async fn check_bucket(&self) -> Result<(), StoreError> {
+        let bucket = &self.bucket;
+        let request = self
+            .client
+            .bucket_exists(bucket.clone())
+            .map_err(|e| StoreError::new(StoreErrorKind::Refused, e.to_string()))?
+            .region(Some(self.region.clone()))
+            .build();
+        let response = tokio::time::timeout(SMALL_REQUEST_TIMEOUT, request.send())
+            .await
+            .map_err(|_| {
+                StoreError::new(StoreErrorKind::Unavailable, format!("bucket {bucket}: timed out"))
+            })?
+            .map_err(|e| classify_minio(&format!("bucket {bucket}"), e))?;
+        if !response.exists() {
+            return Err(StoreError::new(
+                StoreErrorKind::NoSuchBucket,
+                format!("bucket {bucket} does not exist"),
+            ));
+        }
+        // bucket_exists may answer without checking credentials on some servers; a listing
+        // of one key proves the key can read the bucket.
+        self.list_limited("", Some(1)).await?;
+        Ok(())
+    }
+
+    async fn stat(&self, name: &ObjectName) -> Result<Option<ObjectInfo>, StoreError> {
+        let key = self.key(name)?;
+        let mut headers = Multimap::new();
+        headers.add("x-amz-checksum-mode", "ENABLED");
+        let request = self
+            .client
+            .stat_object(self.bucket.clone(), key.clone())
+            .map_err(|e| map_validation(&key, e))?
+            .region(Some(self.region.clone()))
+            .extra_headers(Some(headers))
+            .build();
+        match deadline(SMALL_REQUEST_TIMEOUT, &key, request.send()).await {
+            Ok(response) => {
+                let size = response.size().map_err(|e| map_validation(&key, e))?;
+                let meta_sha256 = response
+                    .user_metadata()
+                    .ok()
+                    .and_then(|meta| meta.get("sha256").cloned());
+                Ok(Some(ObjectInfo {
+                    size,
+                    checksum_sha256: response.get_checksum(ChecksumAlgorithm::SHA256),
+                    meta_sha256,
+                }))
+            }
+            Err(StoreError { kind: StoreErrorKind::Refused, message })
+                if message.contains("NoSuchKey") =>
+            {
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<(), StoreError> {
+        let key = self.key(name)?;
+        let mut meta = Multimap::new();
+        meta.add("x-amz-meta-sha256", request.hash.sha256.to_hex());
+        if request.hash.identity.size > request.multipart_threshold
+            && !request.hash.part_digests.is_empty()
+        {
+            self.put_multipart(key, &request, meta).await
+        } else {
+            self.put_single(key, &request, meta).await
+        }
+    }
+
+    async fn delete(&self, name: &ObjectName) -> Result<(), StoreError> {
+        let key = self.key(name)?;
+        let target = ObjectToDelete::from(key.clone());
+        let request = self
+            .client
+            .delete_object(self.bucket.clone(), target)
+            .map_err(|e| map_validation(&key, e))?
+            .region(Some(self.region.clone()))
+            .build();
+        deadline(SMALL_REQUEST_TIMEOUT, &key, request.send()).await?;
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+        self.list_limited(prefix, None).await
+    }
+
+    async fn get(&self, name: &ObjectName) -> Result<Bytes, StoreError> {
+        let key = self.key(name)?;
+        let request = self
+            .client
+            .get_object(self.bucket.clone(), key.clone())
+            .map_err(|e| map_validation(&key, e))?
+            .region(Some(self.region.clone()))
+            .build();
+        let response = deadline(PART_TIMEOUT, &key, request.send()).await?;
+        let content = response.content().map_err(|e| classify_minio(&format!("object {key}"), e))?;
+        let segmented = content
+            .to_segmented_bytes()
+            .await
+            .map_err(|e| StoreError::new(StoreErrorKind::Unavailable, format!("{key}: {e}")))?;
+        Ok(segmented.to_bytes())
+    }
+}
+
+impl S3Store {
+    async fn list_limited(&self, prefix: &str, limit: Option<usize>) -> Result<Vec<String>, StoreError> {
+        let prefix_filter = (!prefix.is_empty()).then(|| prefix.to_owned());
+        let mut stream = self
+            .client
+            .list_objects(self.bucket.clone())
+            .map_err(|e| StoreError::new(StoreErrorKind::Refused, e.to_string()))?
+            .region(Some(self.region.clone()))
+            .recursive(true)
+            .prefix(prefix_filter)
+            .build()
+            .to_stream()
+            .await;
+        let mut names = Vec::new();
+        while let Some(page) = stream.next().await {
+            let page = page.map_err(|e| classify_minio(&format!("listing {prefix:?}"), e))?;
+            for entry in page.contents {
+                if !entry.is_prefix {
+                    names.push(entry.name);
+                }
+            }
+            if limit.is_some_and(|limit| names.len() >= limit) {
+                break;
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// Reads `length` bytes at `offset` of the file that was hashed, refusing if it is no longer
+/// the same file (the server would refuse the checksum anyway; this says why).
+fn read_exact_range(
+    path: &Path,
+    expected: &FileIdentity,
+    offset: u64,
+    length: u64,
+) -> Result<Bytes, StoreError> {
+    use std::os::unix::fs::FileExt;
+    let local = |e: ReadError| {
+        let kind = if e.is_not_found() {
+            StoreErrorKind::LocalFileMissing
+        } else {
+            StoreErrorKind::LocalFile
+        };
+        StoreError::new(kind, e.to_string())
+    };
+    let (file, identity) = open_regular(path).map_err(local)?;
+    if identity != *expected {
+        return Err(StoreError::new(
+            StoreErrorKind::LocalFile,
+            format!("{} changed since it was hashed", path.display()),
+        ));
+    }
+    let mut buffer = vec![0u8; length as usize];
+    file.read_exact_at(&mut buffer, offset).map_err(|source| {
+        local(ReadError::Io { path: path.display().to_string(), source })
+    })?;
+    Ok(Bytes::from(buffer))
+}
+
+async fn deadline<T>(
+    limit: Duration,
+    key: &ObjectKey,
+    request: impl std::future::Future<Output = Result<T, MinioError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, request).await {
+        Ok(result) => result.map_err(|e| classify_minio(&format!("object {key}"), e)),
+        Err(_) => Err(StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!("object {key}: no answer within {}s", limit.as_secs()),
+        )),
+    }
+}
+
+fn map_validation(key: &ObjectKey, e: ValidationErr) -> StoreError {
+    classify_minio(&format!("object {key}"), MinioError::Validation(e))
+}
+
+/// Maps an SDK error onto our kinds, naming `what` (the object or bucket) in the message.
+fn classify_minio(what: &str, error: MinioError) -> StoreError {
+    let (kind, detail) = match &error {
+        MinioError::Network(NetworkError::ServerError(status)) => {
+            (StoreErrorKind::Unavailable, format!("server answered HTTP {status}"))
+        }
+        MinioError::Network(NetworkError::ReqwestError(e)) => {
+            (StoreErrorKind::Unavailable, describe_reqwest(e))
+        }
+        MinioError::Validation(ValidationErr::HttpError(e)) => {
+            (StoreErrorKind::Unavailable, describe_reqwest(e))
+        }
+        MinioError::S3Server(S3ServerError::S3Error(response)) => {
+            let code = response.code().to_string();
+            let message = response.message().clone().unwrap_or_default();
+            let kind = match code.as_str() {
+                "NoSuchBucket" => StoreErrorKind::NoSuchBucket,
+                "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
+                    StoreErrorKind::AccessDenied
+                }
+                "BadDigest" | "InvalidDigest" | "XAmzContentChecksumMismatch"
+                | "XAmzContentSHA256Mismatch" | "InvalidChecksum" => {
+                    StoreErrorKind::ChecksumMismatch
+                }
+                "InternalError" | "ServiceUnavailable" | "SlowDown" | "RequestTimeout" => {
+                    StoreErrorKind::Unavailable
+                }
+                _ if message.to_ascii_lowercase().contains("checksum") => {
+                    StoreErrorKind::ChecksumMismatch
+                }
+                _ => StoreErrorKind::Refused,
+            };
+            (kind, format!("{code}: {message}"))
+        }
+        MinioError::S3Server(S3ServerError::HttpError(status, body))
+        | MinioError::S3Server(S3ServerError::InvalidServerResponse {
+            http_status_code: status,
+            message: body,
+            ..
+        }) => {
+            let kind = if *status >= 500 {
+                StoreErrorKind::Unavailable
+            } else if body.to_ascii_lowercase().contains("checksum") {
+                StoreErrorKind::ChecksumMismatch
+            } else {
+                StoreErrorKind::Refused
+            };
+            (kind, format!("HTTP {status}: {body}"))
+        }
+        MinioError::DriveIo(e) => (StoreErrorKind::LocalFile, e.to_string()),
+        MinioError::Validation(e) => (StoreErrorKind::Refused, e.to_string()),
+    };
+    StoreError::new(kind, format!("{what}: {detail}"))
+}
+
+/// An error with its source chain, so "error sending request" says "connection refused".
+fn describe_reqwest(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = std::error::Error::source(e);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}

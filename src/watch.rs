@@ -1,0 +1,143 @@
+//! Event source: turns inotify events under the watched folder into "this path may be complete"
+//! hints, and a folder walk that finds every file when events cannot be trusted.
+//!
+//! The watcher never touches the network, the database or the journal: it only forwards paths.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use tokio::sync::mpsc;
+
+/// A hint from the watcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum WatchHint {
+    /// A file was closed after writing or moved in: it may be complete.
+    MaybeComplete(PathBuf),
+    /// Events were lost (overflow, a folder moved in): walk the folder.
+    Rescan,
+}
+
+/// Keeps the OS watcher alive; dropping it stops the events.
+pub struct FolderWatcher {
+    _watcher: RecommendedWatcher,
+}
+
+/// Starts watching `dir` recursively, sending hints to `hints`.
+///
+/// `overflowed` is raised when a hint had to be dropped because the channel was full; the
+/// daemon then walks the folder, which finds every file a dropped hint named.
+pub fn watch(
+    dir: &Path,
+    hints: mpsc::Sender<WatchHint>,
+    overflowed: Arc<AtomicBool>,
+) -> notify::Result<FolderWatcher> {
+    let mut watcher = notify::recommended_watcher(move |result: notify::Result<Event>| {
+        let hint = match result {
+            Ok(event) => classify(&event),
+            // The backend lost track (e.g. inotify queue overflow): only a walk is safe.
+            Err(_) => Some(WatchHint::Rescan),
+        };
+        if let Some(hint) = hint {
+            // Never block the notify thread: when the daemon is behind, drop the hint and ask
+            // for a walk instead, which finds the same file (the hint carried nothing else).
+            if hints.try_send(hint).is_err() {
+                overflowed.store(true, Ordering::SeqCst);
+            }
+        }
+    })?;
+    watcher.watch(dir, RecursiveMode::Recursive)?;
+    Ok(FolderWatcher { _watcher: watcher })
+}
+
+/// Which events say a file may be complete. Create and plain modify never do: Django writes
+/// small uploads in place in chunks, so only the close after writing marks the end.
+fn classify(event: &Event) -> Option<WatchHint> {
+    if event.need_rescan() {
+        return Some(WatchHint::Rescan);
+    }
+    match event.kind {
+        EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
+            event.paths.first().cloned().map(WatchHint::MaybeComplete)
+        }
+        EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
+            event.paths.first().cloned().map(hint_for_moved_in)
+        }
+        EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
+            event.paths.get(1).cloned().map(hint_for_moved_in)
+        }
+        // A folder created or moved in may already hold files that sent no event of their own.
+        EventKind::Create(CreateKind::Folder) => Some(WatchHint::Rescan),
+        _ => None,
+    }
+}
+
+fn hint_for_moved_in(path: PathBuf) -> WatchHint {
+    if path.is_dir() {
+        WatchHint::Rescan
+    } else {
+        WatchHint::MaybeComplete(path)
+    }
+}
+
+/// Every regular file under `dir`, recursively, without following symlinks. Unreadable
+/// sub-folders are logged and skipped; they cannot hide a file from a later walk.
+pub fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    let mut folders = vec![dir.to_owned()];
+    while let Some(folder) = folders.pop() {
+        let entries = match std::fs::read_dir(&folder) {
+            Ok(entries) => entries,
+            Err(e) => {
+                tracing::warn!(folder = %folder.display(), error = %e, "cannot list folder");
+                continue;
+            }
+        };
+        for entry in entries.flatten() {
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => folders.push(entry.path()),
+                Ok(kind) if kind.is_file() => files.push(entry.path()),
+                // Symlinks, FIFOs and sockets are never candidates.
+                _ => {}
+            }
+        }
+    }
+    files.sort();
+    files
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use notify::event::{AccessKind, AccessMode};
+
+    #[test]
+    fn only_close_write_and_moves_are_hints() {
+        let path = PathBuf::from("/m/confrontas/a.pdf");
+        let event = |kind| Event::new(kind).add_path(path.clone());
+        let cases = [
+            (event(EventKind::Access(AccessKind::Close(AccessMode::Write))), true),
+            (event(EventKind::Modify(ModifyKind::Name(RenameMode::To))), true),
+            (event(EventKind::Create(CreateKind::File)), false),
+            (event(EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any))), false),
+            (event(EventKind::Access(AccessKind::Close(AccessMode::Read))), false),
+        ];
+        for (event, expected) in cases {
+            let hint = classify(&event);
+            assert_eq!(hint == Some(WatchHint::MaybeComplete(path.clone())), expected, "{event:?}");
+        }
+    }
+
+    #[test]
+    fn walk_finds_nested_files_and_skips_symlinks() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
+        std::fs::write(dir.path().join("top.pdf"), b"x").unwrap();
+        std::fs::write(dir.path().join("a/b/deep.pdf"), b"x").unwrap();
+        std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
+        let found = walk(dir.path());
+        assert_eq!(found, vec![dir.path().join("a/b/deep.pdf"), dir.path().join("top.pdf")]);
+    }
+}
