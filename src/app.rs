@@ -45,7 +45,13 @@ pub mod exit {
 )]
 pub struct Cli {
     /// Configuration file (TOML).
-    #[arg(long, short, global = true, default_value = "/etc/confronta-sync/config.toml", value_name = "PATH")]
+    #[arg(
+        long,
+        short,
+        global = true,
+        default_value = "/etc/confronta-sync/config.toml",
+        value_name = "PATH"
+    )]
     pub config: PathBuf,
 
     /// One-shot catch-up: move every file already in the folder, then exit.
@@ -79,7 +85,10 @@ pub struct Exit {
 
 impl Exit {
     fn new(code: i32, message: impl Into<String>) -> Self {
-        Exit { code, message: message.into() }
+        Exit {
+            code,
+            message: message.into(),
+        }
     }
 }
 
@@ -105,7 +114,10 @@ pub fn main_with(cli: Cli) -> i32 {
             return exit::LOGGING;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("confronta-sync: cannot start the async runtime: {e}");
@@ -146,13 +158,21 @@ async fn start(config: &Config) -> Result<Started, Exit> {
     let (db, limits) = connect_db(config).await?;
     let store = connect_store(config).await?;
     let pipeline = Pipeline::new(config, store, db, journal, limits);
-    Ok(Started { pipeline: Arc::new(pipeline) })
+    Ok(Started {
+        pipeline: Arc::new(pipeline),
+    })
 }
 
 async fn connect_db(config: &Config) -> Result<(Arc<dyn SalesDb>, crate::db::SchemaLimits), Exit> {
-    let db = db::connect(&config.database).await.map_err(|e| Exit::new(exit::DATABASE, e.to_string()))?;
+    let db = db::connect(&config.database)
+        .await
+        .map_err(|e| Exit::new(exit::DATABASE, e.to_string()))?;
     let limits = db.check_schema().await.map_err(|e| {
-        let hint = if e.kind == DbErrorKind::Unavailable { " (is the database running?)" } else { "" };
+        let hint = if e.kind == DbErrorKind::Unavailable {
+            " (is the database running?)"
+        } else {
+            ""
+        };
         Exit::new(exit::DATABASE, format!("{e}{hint}"))
     })?;
     Ok((db, limits))
@@ -160,7 +180,8 @@ async fn connect_db(config: &Config) -> Result<(Arc<dyn SalesDb>, crate::db::Sch
 
 async fn connect_store(config: &Config) -> Result<Arc<dyn ObjectStore>, Exit> {
     let secret = config.minio.secret_key()?;
-    let store = S3Store::new(&config.minio, &secret).map_err(|e| Exit::new(exit::CONFIG, e.to_string()))?;
+    let store =
+        S3Store::new(&config.minio, &secret).map_err(|e| Exit::new(exit::CONFIG, e.to_string()))?;
     store.check_bucket().await.map_err(|e| {
         let what = match e.kind {
             StoreErrorKind::NoSuchBucket => "bucket missing",
@@ -168,22 +189,33 @@ async fn connect_store(config: &Config) -> Result<Arc<dyn ObjectStore>, Exit> {
             StoreErrorKind::Unavailable => "unreachable",
             _ => "refused",
         };
-        Exit::new(exit::OBJECT_STORE, format!("object store at {} {what}: {e}", config.minio.endpoint))
+        Exit::new(
+            exit::OBJECT_STORE,
+            format!("object store at {} {what}: {e}", config.minio.endpoint),
+        )
     })?;
     Ok(Arc::new(store))
 }
 
 async fn check(config: &Config) -> Result<i32, Exit> {
     start(config).await?;
-    println!("configuration, database columns and bucket {} are fine", config.minio.bucket);
+    println!(
+        "configuration, database columns and bucket {} are fine",
+        config.minio.bucket
+    );
     Ok(exit::OK)
 }
 
 async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Result<i32, Exit> {
     let started = start(&config).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let signals = crate::signals::listen(config_path.to_owned(), logging, shutdown_tx)
-        .map_err(|e| Exit::new(exit::FAILURES, format!("cannot install signal handlers: {e}")))?;
+    let signals =
+        crate::signals::listen(config_path.to_owned(), logging, shutdown_tx).map_err(|e| {
+            Exit::new(
+                exit::FAILURES,
+                format!("cannot install signal handlers: {e}"),
+            )
+        })?;
 
     let (hint_tx, hint_rx) = mpsc::channel(4096);
     let overflowed = Arc::new(AtomicBool::new(false));
@@ -207,8 +239,15 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
     match stop {
         Stop::Finished => Ok(exit::OK),
         Stop::Fatal(failure) => {
-            let code = if failure.reason.starts_with("db") { exit::DATABASE } else { exit::FAILURES };
-            Err(Exit::new(code, format!("{}: {}", failure.reason, failure.message)))
+            let code = if failure.reason.starts_with("db") {
+                exit::DATABASE
+            } else {
+                exit::FAILURES
+            };
+            Err(Exit::new(
+                code,
+                format!("{}: {}", failure.reason, failure.message),
+            ))
         }
     }
 }
@@ -218,14 +257,27 @@ async fn run_rescan(config: &Config, limit: Option<u64>, json: bool) -> Result<i
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     crate::signals::stop_on_ctrl_c(shutdown_tx);
     let began = Instant::now();
-    let (stop, summary) =
-        daemon::rescan(config, started.pipeline, limit, shutdown_rx, crate::signals::SHUTDOWN_TIMEOUT).await;
+    let (stop, summary) = daemon::rescan(
+        config,
+        started.pipeline,
+        limit,
+        shutdown_rx,
+        crate::signals::SHUTDOWN_TIMEOUT,
+    )
+    .await;
     let elapsed = began.elapsed();
     print_summary(&summary, elapsed, json);
     if let Stop::Fatal(failure) = stop {
-        return Err(Exit::new(exit::FAILURES, format!("{}: {}", failure.reason, failure.message)));
+        return Err(Exit::new(
+            exit::FAILURES,
+            format!("{}: {}", failure.reason, failure.message),
+        ));
     }
-    Ok(if summary.failed > 0 || summary.kept > 0 { exit::FAILURES } else { exit::OK })
+    Ok(if summary.failed > 0 || summary.kept > 0 {
+        exit::FAILURES
+    } else {
+        exit::OK
+    })
 }
 
 fn print_summary(summary: &Summary, elapsed: Duration, json: bool) {

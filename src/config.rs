@@ -17,13 +17,19 @@ pub const SECRET_KEY_ENV: &str = "CONFRONTA_SYNC_SECRET_KEY";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("cannot read secret key file {path}: {source}")]
-    SecretFile { path: PathBuf, source: std::io::Error },
+    SecretFile {
+        path: PathBuf,
+        source: std::io::Error,
+    },
 }
 
 /// The whole configuration file.
@@ -205,10 +211,22 @@ impl Config {
             ("database.table", &self.database.table),
             ("database.columns.id", &self.database.columns.id),
             ("database.columns.numero", &self.database.columns.numero),
-            ("database.columns.confronta", &self.database.columns.confronta),
-            ("database.columns.minio_url", &self.database.columns.minio_url),
-            ("database.columns.minio_object_name", &self.database.columns.minio_object_name),
-            ("database.columns.subido_a_minio", &self.database.columns.subido_a_minio),
+            (
+                "database.columns.confronta",
+                &self.database.columns.confronta,
+            ),
+            (
+                "database.columns.minio_url",
+                &self.database.columns.minio_url,
+            ),
+            (
+                "database.columns.minio_object_name",
+                &self.database.columns.minio_object_name,
+            ),
+            (
+                "database.columns.subido_a_minio",
+                &self.database.columns.subido_a_minio,
+            ),
             ("database.columns.sha256", &self.database.columns.sha256),
         ];
         for (key, value) in identifiers {
@@ -217,7 +235,9 @@ impl Config {
                 && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !value.starts_with(|c: char| c.is_ascii_digit());
             if !plain {
-                return Err(format!("{key} must be a plain SQL identifier, got {value:?}"));
+                return Err(format!(
+                    "{key} must be a plain SQL identifier, got {value:?}"
+                ));
             }
         }
         ObjectNameTemplate::parse(&self.minio.object_name)
@@ -259,17 +279,25 @@ impl MinioConfig {
                 return Ok(Secret(value));
             }
         }
-        let path = self.secret_key_file.clone().ok_or_else(|| ConfigError::Invalid {
-            path: PathBuf::from("<config>"),
-            message: format!("minio.secret_key_file is not set and {SECRET_KEY_ENV} is empty"),
+        let path = self
+            .secret_key_file
+            .clone()
+            .ok_or_else(|| ConfigError::Invalid {
+                path: PathBuf::from("<config>"),
+                message: format!("minio.secret_key_file is not set and {SECRET_KEY_ENV} is empty"),
+            })?;
+        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
+            path: path.clone(),
+            source,
         })?;
-        let text = std::fs::read_to_string(&path)
-            .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
         Ok(Secret(text.trim().to_owned()))
     }
 
     pub fn public_base_url(&self) -> &str {
-        self.public_base_url.as_deref().unwrap_or(&self.endpoint).trim_end_matches('/')
+        self.public_base_url
+            .as_deref()
+            .unwrap_or(&self.endpoint)
+            .trim_end_matches('/')
     }
 }
 
@@ -323,13 +351,22 @@ impl Default for ColumnNames {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { max_in_flight: 4, retry_initial_ms: 1000, retry_max_s: 300 }
+        PipelineConfig {
+            max_in_flight: 4,
+            retry_initial_ms: 1000,
+            retry_max_s: 300,
+        }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig { level: "info".into(), format: LogFormat::Text, dir: None, max_files: 14 }
+        LogConfig {
+            level: "info".into(),
+            format: LogFormat::Text,
+            dir: None,
+            max_files: 14,
+        }
     }
 }
 

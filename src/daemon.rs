@@ -43,7 +43,8 @@ pub struct Summary {
 impl Summary {
     fn count_reason(&mut self, failure: &Failure, path: &RelativeMediaPath) {
         *self.reasons.entry(failure.reason.to_owned()).or_default() += 1;
-        self.problems.push(format!("{path}: {}: {}", failure.reason, failure.message));
+        self.problems
+            .push(format!("{path}: {}: {}", failure.reason, failure.message));
     }
 }
 
@@ -113,7 +114,9 @@ impl Scheduler {
     fn offer_absolute(&mut self, absolute: &Path) {
         match RelativeMediaPath::from_absolute(&self.media_root, absolute) {
             Ok(path) => self.offer(path),
-            Err(e) => warn!(path = %absolute.display(), error = %e, "file ignored; it is kept where it is"),
+            Err(e) => {
+                warn!(path = %absolute.display(), error = %e, "file ignored; it is kept where it is")
+            }
         }
     }
 
@@ -130,7 +133,8 @@ impl Scheduler {
                 self.timers.push(Reverse((due, path)));
             }
             None => {
-                self.pending.insert(path.clone(), Pending { due, attempts: 0 });
+                self.pending
+                    .insert(path.clone(), Pending { due, attempts: 0 });
                 self.timers.push(Reverse((due, path)));
             }
         }
@@ -140,9 +144,15 @@ impl Scheduler {
     /// that long is complete. Zero for a missing file (the pipeline handles that).
     fn settle_remaining(&self, path: &RelativeMediaPath) -> Duration {
         let absolute = path.to_absolute(&self.media_root);
-        let Ok(meta) = std::fs::symlink_metadata(&absolute) else { return Duration::ZERO };
-        let Ok(modified) = meta.modified() else { return self.settle };
-        let age = SystemTime::now().duration_since(modified).unwrap_or(Duration::ZERO);
+        let Ok(meta) = std::fs::symlink_metadata(&absolute) else {
+            return Duration::ZERO;
+        };
+        let Ok(modified) = meta.modified() else {
+            return self.settle;
+        };
+        let age = SystemTime::now()
+            .duration_since(modified)
+            .unwrap_or(Duration::ZERO);
         self.settle.saturating_sub(age)
     }
 
@@ -159,13 +169,17 @@ impl Scheduler {
             if self.limit.is_some_and(|limit| self.started >= limit) {
                 return;
             }
-            let Some(Reverse((due, _))) = self.timers.peek() else { return };
+            let Some(Reverse((due, _))) = self.timers.peek() else {
+                return;
+            };
             if *due > now {
                 return;
             }
             let Reverse((due, path)) = self.timers.pop().expect("peeked");
             // Stale timer: the path was rescheduled or already dispatched.
-            let Some(pending) = self.pending.get(&path) else { continue };
+            let Some(pending) = self.pending.get(&path) else {
+                continue;
+            };
             if pending.due != due {
                 continue;
             }
@@ -194,7 +208,12 @@ impl Scheduler {
     }
 
     /// Folds one finished run into the schedule; returns a fatal failure if there was one.
-    fn finished(&mut self, path: RelativeMediaPath, attempts: u32, outcome: Outcome) -> Option<Failure> {
+    fn finished(
+        &mut self,
+        path: RelativeMediaPath,
+        attempts: u32,
+        outcome: Outcome,
+    ) -> Option<Failure> {
         self.in_flight.remove(&path);
         let one_shot = self.mode == Mode::OneShot;
         match outcome {
@@ -205,7 +224,10 @@ impl Scheduler {
             Outcome::Nothing => {}
             Outcome::WaitingForRow | Outcome::Orphan if one_shot => {
                 self.summary.orphans += 1;
-                let failure = Failure::new("no_row", "no row points at this file; it is kept".to_owned());
+                let failure = Failure::new(
+                    "no_row",
+                    "no row points at this file; it is kept".to_owned(),
+                );
                 self.summary.count_reason(&failure, &path);
             }
             Outcome::WaitingForRow => {
@@ -243,7 +265,8 @@ impl Scheduler {
     }
 
     fn idle(&self) -> bool {
-        self.tasks.is_empty() && (self.pending.is_empty() || self.limit.is_some_and(|l| self.started >= l))
+        self.tasks.is_empty()
+            && (self.pending.is_empty() || self.limit.is_some_and(|l| self.started >= l))
     }
 
     /// Offers every file under the watched folder.
@@ -266,7 +289,12 @@ impl Scheduler {
             }
             Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
         }
-        match self.pipeline.db().rows_with_local_file(dir_prefix, RECONCILE_BATCH).await {
+        match self
+            .pipeline
+            .db()
+            .rows_with_local_file(dir_prefix, RECONCILE_BATCH)
+            .await
+        {
             Ok(rows) => {
                 for row in rows {
                     if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
@@ -283,7 +311,12 @@ impl Scheduler {
     /// A row that points at a local file which does not exist cannot be moved: report it (the
     /// row is left untouched) so the operator can find the file.
     async fn count_rows_missing_their_file(&mut self, dir_prefix: &str) {
-        let rows = match self.pipeline.db().rows_with_local_file(dir_prefix, i64::MAX).await {
+        let rows = match self
+            .pipeline
+            .db()
+            .rows_with_local_file(dir_prefix, i64::MAX)
+            .await
+        {
             Ok(rows) => rows,
             Err(e) => {
                 warn!(error = %e, "cannot list rows with a local confronta");
@@ -291,11 +324,16 @@ impl Scheduler {
             }
         };
         for row in rows {
-            let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) else { continue };
+            let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) else {
+                continue;
+            };
             if !path.to_absolute(&self.media_root).exists() {
                 let failure = Failure::new(
                     "local_file_missing",
-                    format!("venta {} points at a local file that does not exist; row left untouched", row.id),
+                    format!(
+                        "venta {} points at a local file that does not exist; row left untouched",
+                        row.id
+                    ),
                 );
                 warn!(path = %path, venta_id = row.id, "row points at a missing local file");
                 self.summary.failed += 1;
@@ -316,7 +354,10 @@ impl Scheduler {
                 Ok(Some(Err(e))) => warn!(error = %e, "pipeline task failed"),
                 Ok(None) => break,
                 Err(_) => {
-                    warn!(in_flight = self.tasks.len(), "shutdown timeout reached; in-flight files resume on the next start");
+                    warn!(
+                        in_flight = self.tasks.len(),
+                        "shutdown timeout reached; in-flight files resume on the next start"
+                    );
                     self.tasks.abort_all();
                     break;
                 }
@@ -340,7 +381,9 @@ pub async fn run(
     let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
     scheduler.offer_walk(&dir);
     scheduler.offer_known_work(&dir_prefix).await;
-    let mut reconcile = tokio::time::interval(Duration::from_secs(config.watch.reconcile_interval_s.max(1)));
+    let mut reconcile = tokio::time::interval(Duration::from_secs(
+        config.watch.reconcile_interval_s.max(1),
+    ));
     reconcile.tick().await;
     info!(folder = %dir.display(), "watching");
 
@@ -384,7 +427,10 @@ pub async fn run(
             _ = sleep => {}
         }
     };
-    info!(in_flight = scheduler.tasks.len(), "stopping: no new files taken");
+    info!(
+        in_flight = scheduler.tasks.len(),
+        "stopping: no new files taken"
+    );
     scheduler.drain(shutdown_timeout).await;
     (stop, scheduler.summary)
 }

@@ -25,7 +25,9 @@ impl Logging {
 
 fn build_filter(level: &str) -> Result<EnvFilter, String> {
     match std::env::var("RUST_LOG") {
-        Ok(from_env) if !from_env.is_empty() => EnvFilter::try_new(from_env).map_err(|e| format!("RUST_LOG: {e}")),
+        Ok(from_env) if !from_env.is_empty() => {
+            EnvFilter::try_new(from_env).map_err(|e| format!("RUST_LOG: {e}"))
+        }
         _ => EnvFilter::try_new(level).map_err(|e| format!("log.level {level:?}: {e}")),
     }
 }
@@ -50,7 +52,11 @@ pub fn init(config: &LogConfig) -> Result<Logging, String> {
                 .map_err(|e| format!("log.dir {}: {e}", dir.display()))?;
             let (writer, guard) = tracing_appender::non_blocking(appender);
             let layer = if json {
-                fmt::layer().json().with_ansi(false).with_writer(writer).boxed()
+                fmt::layer()
+                    .json()
+                    .with_ansi(false)
+                    .with_writer(writer)
+                    .boxed()
             } else {
                 fmt::layer().with_ansi(false).with_writer(writer).boxed()
             };
@@ -64,5 +70,8 @@ pub fn init(config: &LogConfig) -> Result<Logging, String> {
         .with(file_layer)
         .try_init()
         .map_err(|e| e.to_string())?;
-    Ok(Logging { _file_guard: guard, filter: handle })
+    Ok(Logging {
+        _file_guard: guard,
+        filter: handle,
+    })
 }

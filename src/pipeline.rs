@@ -26,7 +26,11 @@ use crate::store::{ObjectInfo, ObjectStore, StoreError, StoreErrorKind, UploadRe
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Uploaded, verified, recorded, and the local file removed.
-    Moved { venta_id: i64, object: String, bytes: u64 },
+    Moved {
+        venta_id: i64,
+        object: String,
+        bytes: u64,
+    },
     /// Nothing to do: the file is gone and nothing is pending for it, or it was given up earlier.
     Nothing,
     /// No row points at the file yet; try again later.
@@ -53,7 +57,10 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Failure { reason, message: message.into() }
+        Failure {
+            reason,
+            message: message.into(),
+        }
     }
 }
 
@@ -112,18 +119,25 @@ impl Pipeline {
         async {
             let outcome = match self.advance(path).await {
                 Ok(outcome) => outcome,
-                Err(StepError::Journal(e)) => {
-                    Outcome::Retry(Failure::new("journal", format!("cannot write the journal: {e}")))
-                }
+                Err(StepError::Journal(e)) => Outcome::Retry(Failure::new(
+                    "journal",
+                    format!("cannot write the journal: {e}"),
+                )),
                 Err(StepError::Outcome(outcome)) => outcome,
             };
             match &outcome {
-                Outcome::Moved { venta_id, object, bytes } => {
+                Outcome::Moved {
+                    venta_id,
+                    object,
+                    bytes,
+                } => {
                     info!(venta_id, object = %object, bytes, "moved to object store");
                 }
                 Outcome::Retry(f) => debug!(reason = f.reason, error = %f.message, "will retry"),
                 Outcome::Kept(f) => warn!(reason = f.reason, error = %f.message, "file kept"),
-                Outcome::Fatal(f) => tracing::error!(reason = f.reason, error = %f.message, "cannot continue"),
+                Outcome::Fatal(f) => {
+                    tracing::error!(reason = f.reason, error = %f.message, "cannot continue")
+                }
                 _ => {}
             }
             outcome
@@ -151,9 +165,15 @@ impl Pipeline {
         };
         let mut entry = match existing {
             // Same file version, still in progress (or given up): continue from where it is.
-            Some(entry) if entry.identity == Some(identity) && entry.state != FileState::Removed => entry,
+            Some(entry)
+                if entry.identity == Some(identity) && entry.state != FileState::Removed =>
+            {
+                entry
+            }
             // A new file at this path, or one that changed since: start over.
-            Some(previous) if !previous.state.is_terminal() && previous.state != FileState::Orphan => {
+            Some(previous)
+                if !previous.state.is_terminal() && previous.state != FileState::Orphan =>
+            {
                 let mut entry = JournalEntry::new(path.clone(), previous.first_seen_ms);
                 entry.identity = Some(identity);
                 entry
@@ -180,7 +200,9 @@ impl Pipeline {
             Ok(false) => return Ok(Outcome::Busy),
             Err(e) => return Ok(self.db_failure(e)),
         }
-        let result = self.with_claim(&mut entry, &absolute, identity, row.clone()).await;
+        let result = self
+            .with_claim(&mut entry, &absolute, identity, row.clone())
+            .await;
         self.db.release_claim(row.id).await;
         result
     }
@@ -219,21 +241,35 @@ impl Pipeline {
         });
         tracing::Span::current().record("object", object.as_str());
         let url = format!("{}/{}", self.url_base, object);
-        if let Some(limit) = self.limits.url_max_len.filter(|limit| url.chars().count() > *limit) {
+        if let Some(limit) = self
+            .limits
+            .url_max_len
+            .filter(|limit| url.chars().count() > *limit)
+        {
             let message = format!(
                 "object URL is {} characters, longer than the {} the URL column holds",
                 url.chars().count(),
                 limit
             );
-            return self.give_up(entry, Failure::new("url_too_long", message)).await;
+            return self
+                .give_up(entry, Failure::new("url_too_long", message))
+                .await;
         }
-        if let Some(limit) = self.limits.object_name_max_len.filter(|limit| object.as_str().chars().count() > *limit) {
-            let message = format!("object name is longer than the {limit} the object-name column holds");
-            return self.give_up(entry, Failure::new("object_name_too_long", message)).await;
+        if let Some(limit) = self
+            .limits
+            .object_name_max_len
+            .filter(|limit| object.as_str().chars().count() > *limit)
+        {
+            let message =
+                format!("object name is longer than the {limit} the object-name column holds");
+            return self
+                .give_up(entry, Failure::new("object_name_too_long", message))
+                .await;
         }
 
         // `hashed` with the object name is durable before the upload it guards.
-        let same_plan = entry.object_name.as_deref() == Some(object.as_str()) && entry.venta_id == Some(row.id);
+        let same_plan =
+            entry.object_name.as_deref() == Some(object.as_str()) && entry.venta_id == Some(row.id);
         if !same_plan || entry.state < FileState::Hashed {
             entry.state = FileState::Hashed;
             entry.venta_id = Some(row.id);
@@ -266,7 +302,9 @@ impl Pipeline {
                     "object {object} already exists with other content (size {}, checksum {:?}); it is never overwritten",
                     info.size, info.checksum_sha256
                 );
-                return self.give_up(entry, Failure::new("object_conflict", message)).await;
+                return self
+                    .give_up(entry, Failure::new("object_conflict", message))
+                    .await;
             }
             None => {
                 let started = Instant::now();
@@ -278,7 +316,9 @@ impl Pipeline {
                     part_size: self.part_size,
                 };
                 if let Err(e) = self.store.upload(&object, request).await {
-                    if e.kind == StoreErrorKind::ChecksumMismatch || e.kind == StoreErrorKind::LocalFile {
+                    if e.kind == StoreErrorKind::ChecksumMismatch
+                        || e.kind == StoreErrorKind::LocalFile
+                    {
                         // The bytes read for the upload are not the ones hashed: hash again.
                         entry.hash = None;
                         entry.state = FileState::Seen;
@@ -300,11 +340,15 @@ impl Pipeline {
                     "object {object} does not match after upload: size {} (expected {}), checksum {:?} (expected {expected})",
                     info.size, hash.identity.size, info.checksum_sha256
                 );
-                return self.fail(entry, Failure::new("verify_mismatch", message)).await;
+                return self
+                    .fail(entry, Failure::new("verify_mismatch", message))
+                    .await;
             }
             Ok(None) => {
                 let message = format!("object {object} is missing right after its upload");
-                return self.fail(entry, Failure::new("verify_missing", message)).await;
+                return self
+                    .fail(entry, Failure::new("verify_missing", message))
+                    .await;
             }
             Err(e) => return self.store_failure(entry, e).await,
         }
@@ -313,8 +357,13 @@ impl Pipeline {
             Ok(_) => {
                 entry.hash = None;
                 entry.state = FileState::Seen;
-                let message = format!("{} changed or vanished after it was hashed", absolute.display());
-                return self.fail(entry, Failure::new("local_changed", message)).await;
+                let message = format!(
+                    "{} changed or vanished after it was hashed",
+                    absolute.display()
+                );
+                return self
+                    .fail(entry, Failure::new("local_changed", message))
+                    .await;
             }
             Err(e) => return self.fail(entry, Failure::new("local_io", e)).await,
         }
@@ -361,7 +410,9 @@ impl Pipeline {
             Ok(Some(row)) if row.minio_object_name.as_deref() == Some(object.as_str()) => {}
             Ok(_) => {
                 entry.state = FileState::RowChanged;
-                let message = format!("venta {venta_id} no longer points at object {object}; local file kept");
+                let message = format!(
+                    "venta {venta_id} no longer points at object {object}; local file kept"
+                );
                 entry.last_error = Some(message.clone());
                 self.put(&entry).await?;
                 return Ok(Outcome::Kept(Failure::new("row_changed", message)));
@@ -370,10 +421,18 @@ impl Pipeline {
         }
 
         if let Some(previous) = entry.previous_object.clone() {
-            match self.store.delete(&ObjectName::from_stored(previous.clone())).await {
-                Ok(()) => info!(previous_object = %previous, "old object of the corrected venta deleted"),
+            match self
+                .store
+                .delete(&ObjectName::from_stored(previous.clone()))
+                .await
+            {
+                Ok(()) => {
+                    info!(previous_object = %previous, "old object of the corrected venta deleted")
+                }
                 // Not worth holding the local file for: `orphans` reports what is left behind.
-                Err(e) => warn!(previous_object = %previous, error = %e, "could not delete the old object; left for the orphan report"),
+                Err(e) => {
+                    warn!(previous_object = %previous, error = %e, "could not delete the old object; left for the orphan report")
+                }
             }
         }
 
@@ -396,12 +455,18 @@ impl Pipeline {
         entry.error_class = None;
         entry.updated_ms = now_ms();
         self.put(&entry).await?;
-        Ok(Outcome::Moved { venta_id, object, bytes })
+        Ok(Outcome::Moved {
+            venta_id,
+            object,
+            bytes,
+        })
     }
 
     /// The local file is gone before it was recorded.
     async fn local_file_gone(&self, existing: Option<JournalEntry>) -> Result<Outcome, StepError> {
-        let Some(mut entry) = existing else { return Ok(Outcome::Nothing) };
+        let Some(mut entry) = existing else {
+            return Ok(Outcome::Nothing);
+        };
         if entry.state.is_terminal() {
             return Ok(Outcome::Nothing);
         }
@@ -437,7 +502,11 @@ impl Pipeline {
         match rows.len() {
             0 => {
                 let orphan = now - entry.first_seen_ms >= self.orphan_after_ms;
-                let state = if orphan { FileState::Orphan } else { FileState::WaitingForRow };
+                let state = if orphan {
+                    FileState::Orphan
+                } else {
+                    FileState::WaitingForRow
+                };
                 if entry.state != state {
                     if orphan {
                         warn!(
@@ -450,7 +519,11 @@ impl Pipeline {
                     entry.state = state;
                     self.put(entry).await?;
                 }
-                Ok(Err(if orphan { Outcome::Orphan } else { Outcome::WaitingForRow }))
+                Ok(Err(if orphan {
+                    Outcome::Orphan
+                } else {
+                    Outcome::WaitingForRow
+                }))
             }
             1 => Ok(Ok(rows.into_iter().next().expect("one row"))),
             n => {
@@ -472,11 +545,17 @@ impl Pipeline {
             .map_err(|e| Failure::new("local_io", format!("hashing task failed: {e}")))?;
         match hashed {
             Ok(hash) if hash.identity == identity => Ok(hash),
-            Ok(_) => Err(Failure::new("local_changed", format!("{} changed before it was hashed", absolute.display()))),
-            Err(ReadError::NotRegular { path }) => {
-                Err(Failure::new("not_regular", format!("{path} is not a regular file")))
+            Ok(_) => Err(Failure::new(
+                "local_changed",
+                format!("{} changed before it was hashed", absolute.display()),
+            )),
+            Err(ReadError::NotRegular { path }) => Err(Failure::new(
+                "not_regular",
+                format!("{path} is not a regular file"),
+            )),
+            Err(e @ ReadError::ChangedWhileReading { .. }) => {
+                Err(Failure::new("local_changed", e.to_string()))
             }
-            Err(e @ ReadError::ChangedWhileReading { .. }) => Err(Failure::new("local_changed", e.to_string())),
             Err(e) => Err(Failure::new("local_io", e.to_string())),
         }
     }
@@ -491,12 +570,20 @@ impl Pipeline {
         self.settle_outcome(entry, outcome).await
     }
 
-    async fn give_up(&self, entry: &mut JournalEntry, failure: Failure) -> Result<Outcome, StepError> {
+    async fn give_up(
+        &self,
+        entry: &mut JournalEntry,
+        failure: Failure,
+    ) -> Result<Outcome, StepError> {
         self.settle_outcome(entry, Outcome::Kept(failure)).await
     }
 
     /// Writes what a failing outcome means for the entry, then returns it.
-    async fn settle_outcome(&self, entry: &mut JournalEntry, outcome: Outcome) -> Result<Outcome, StepError> {
+    async fn settle_outcome(
+        &self,
+        entry: &mut JournalEntry,
+        outcome: Outcome,
+    ) -> Result<Outcome, StepError> {
         let (failure, class) = match &outcome {
             Outcome::Retry(f) => (f, ErrorClass::Transient),
             Outcome::Kept(f) => (f, ErrorClass::Rejected),
@@ -517,7 +604,11 @@ impl Pipeline {
         Ok(outcome)
     }
 
-    async fn store_failure(&self, entry: &mut JournalEntry, error: StoreError) -> Result<Outcome, StepError> {
+    async fn store_failure(
+        &self,
+        entry: &mut JournalEntry,
+        error: StoreError,
+    ) -> Result<Outcome, StepError> {
         let reason = match error.kind {
             StoreErrorKind::Unavailable => {
                 self.store_health.down(&error.message);
@@ -589,7 +680,13 @@ impl Pipeline {
             }
             // Still our path, only the object changed underneath: match again on the next pass.
             Some(current) if current.confronta.as_deref() == Some(entry.path.as_str()) => {
-                let failure = Failure::new("row_moved", format!("venta {} changed its object meanwhile; matching again", row.id));
+                let failure = Failure::new(
+                    "row_moved",
+                    format!(
+                        "venta {} changed its object meanwhile; matching again",
+                        row.id
+                    ),
+                );
                 self.settle_outcome(entry, Outcome::Retry(failure)).await
             }
             _ => {
@@ -632,12 +729,18 @@ struct Health {
 
 impl Health {
     fn new(name: &'static str) -> Self {
-        Health { name, down: AtomicBool::new(false) }
+        Health {
+            name,
+            down: AtomicBool::new(false),
+        }
     }
 
     fn down(&self, error: &str) {
         if !self.down.swap(true, Ordering::SeqCst) {
-            warn!(service = self.name, error, "service unavailable; files wait and are retried with backoff");
+            warn!(
+                service = self.name,
+                error, "service unavailable; files wait and are retried with backoff"
+            );
         }
     }
 
@@ -709,9 +812,15 @@ mod tests {
     #[test]
     fn content_type_comes_from_magic_bytes_before_the_extension() {
         assert_eq!(sniff_content_type(b"%PDF-1.7\n", ".png"), "application/pdf");
-        assert_eq!(sniff_content_type(b"\x89PNG\r\n\x1a\n0000", ".pdf"), "image/png");
+        assert_eq!(
+            sniff_content_type(b"\x89PNG\r\n\x1a\n0000", ".pdf"),
+            "image/png"
+        );
         assert_eq!(sniff_content_type(b"plain", ".jpg"), "image/jpeg");
-        assert_eq!(sniff_content_type(b"plain", ".exe"), "application/octet-stream");
+        assert_eq!(
+            sniff_content_type(b"plain", ".exe"),
+            "application/octet-stream"
+        );
     }
 
     #[test]
@@ -719,8 +828,14 @@ mod tests {
         let initial = Duration::from_secs(1);
         let max = Duration::from_secs(60);
         let first = backoff(0, initial, max);
-        assert!(first >= Duration::from_millis(750) && first <= Duration::from_millis(1250), "{first:?}");
+        assert!(
+            first >= Duration::from_millis(750) && first <= Duration::from_millis(1250),
+            "{first:?}"
+        );
         let late = backoff(30, initial, max);
-        assert!(late <= Duration::from_secs(75) && late >= Duration::from_secs(45), "{late:?}");
+        assert!(
+            late <= Duration::from_secs(75) && late >= Duration::from_secs(45),
+            "{late:?}"
+        );
     }
 }

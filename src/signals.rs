@@ -78,9 +78,13 @@ fn reload(config_path: &std::path::Path, logging: &Logging) {
     match Config::load(config_path) {
         Ok(config) => match logging.set_level(&config.log.level) {
             Ok(()) => info!(level = %config.log.level, "configuration reloaded"),
-            Err(e) => warn!(error = %e, "reloaded configuration has a bad log level; keeping the old one"),
+            Err(e) => {
+                warn!(error = %e, "reloaded configuration has a bad log level; keeping the old one")
+            }
         },
-        Err(e) => warn!(error = %e, "configuration reload failed; keeping the running configuration"),
+        Err(e) => {
+            warn!(error = %e, "configuration reload failed; keeping the running configuration")
+        }
     }
 }
 
@@ -88,11 +92,16 @@ fn reload(config_path: &std::path::Path, logging: &Logging) {
 pub fn notify_systemd(message: &str) {
     use std::os::linux::net::SocketAddrExt;
     use std::os::unix::net::{SocketAddr, UnixDatagram};
-    let Some(socket_path) = std::env::var_os("NOTIFY_SOCKET") else { return };
-    let Ok(socket) = UnixDatagram::unbound() else { return };
+    let Some(socket_path) = std::env::var_os("NOTIFY_SOCKET") else {
+        return;
+    };
+    let Ok(socket) = UnixDatagram::unbound() else {
+        return;
+    };
     let bytes = socket_path.as_encoded_bytes();
     let result = if let Some(name) = bytes.strip_prefix(b"@") {
-        SocketAddr::from_abstract_name(name).and_then(|addr| socket.send_to_addr(message.as_bytes(), &addr))
+        SocketAddr::from_abstract_name(name)
+            .and_then(|addr| socket.send_to_addr(message.as_bytes(), &addr))
     } else {
         socket.send_to(message.as_bytes(), &socket_path)
     };

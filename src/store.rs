@@ -77,7 +77,10 @@ pub struct StoreError {
 
 impl StoreError {
     fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
-        StoreError { kind, message: message.into() }
+        StoreError {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn is_unavailable(&self) -> bool {
         self.kind == StoreErrorKind::Unavailable
@@ -109,7 +112,8 @@ pub trait ObjectStore: Send + Sync {
     async fn stat(&self, name: &ObjectName) -> Result<Option<ObjectInfo>, StoreError>;
     /// Uploads the file, sending the SHA-256 computed at hash time so that the server refuses
     /// any byte that differs from what was hashed.
-    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<(), StoreError>;
+    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>)
+        -> Result<(), StoreError>;
     async fn delete(&self, name: &ObjectName) -> Result<(), StoreError>;
     /// Every object name under `prefix`.
     async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
@@ -129,23 +133,35 @@ impl S3Store {
         let invalid = |what: &str, e: &dyn std::fmt::Display| {
             StoreError::new(StoreErrorKind::Refused, format!("invalid {what}: {e}"))
         };
-        let base_url: BaseUrl =
-            config.endpoint.parse().map_err(|e| invalid("minio.endpoint", &e))?;
+        let base_url: BaseUrl = config
+            .endpoint
+            .parse()
+            .map_err(|e| invalid("minio.endpoint", &e))?;
         let provider = StaticProvider::new(&config.access_key, secret_key.expose(), None);
         let client = MinioClientBuilder::new(base_url)
             .provider(Some(provider))
             .skip_region_lookup(true)
-            .app_info(Some(("confronta-sync".into(), env!("CARGO_PKG_VERSION").into())))
+            .app_info(Some((
+                "confronta-sync".into(),
+                env!("CARGO_PKG_VERSION").into(),
+            )))
             .build()
             .map_err(|e| invalid("minio client settings", &e))?;
         let bucket = BucketName::new(&config.bucket).map_err(|e| invalid("minio.bucket", &e))?;
         let region = Region::new(&config.region).map_err(|e| invalid("minio.region", &e))?;
-        Ok(S3Store { client, bucket, region })
+        Ok(S3Store {
+            client,
+            bucket,
+            region,
+        })
     }
 
     fn key(&self, name: &ObjectName) -> Result<ObjectKey, StoreError> {
         ObjectKey::new(name.as_str()).map_err(|e| {
-            StoreError::new(StoreErrorKind::Refused, format!("invalid object name {name}: {e}"))
+            StoreError::new(
+                StoreErrorKind::Refused,
+                format!("invalid object name {name}: {e}"),
+            )
         })
     }
 
@@ -155,7 +171,12 @@ impl S3Store {
         request: &UploadRequest<'_>,
         meta: Multimap,
     ) -> Result<(), StoreError> {
-        let data = read_exact_range(request.path, &request.hash.identity, 0, request.hash.identity.size)?;
+        let data = read_exact_range(
+            request.path,
+            &request.hash.identity,
+            0,
+            request.hash.identity.size,
+        )?;
         let mut headers = meta;
         headers.add("x-amz-checksum-sha256", request.hash.sha256.to_base64());
         let put = UploadPart::builder()
@@ -187,13 +208,17 @@ impl S3Store {
             .checksum_algorithm(Some(ChecksumAlgorithm::SHA256))
             .build();
         let created = deadline(SMALL_REQUEST_TIMEOUT, &key, created.send()).await?;
-        let upload_id = created.upload_id().await.map_err(|e| map_validation(&key, e))?;
+        let upload_id = created
+            .upload_id()
+            .await
+            .map_err(|e| map_validation(&key, e))?;
         let result = self.put_parts(&key, &upload_id, request).await;
         if result.is_err() {
             // Leave no half-finished upload behind; if the abort fails too, the bucket's
             // lifecycle rules (or `orphans`) clean it up, and the file is still local.
             if let Ok(abort) =
-                self.client.abort_multipart_upload(self.bucket.clone(), key.clone(), upload_id)
+                self.client
+                    .abort_multipart_upload(self.bucket.clone(), key.clone(), upload_id)
             {
                 let _ = tokio::time::timeout(SMALL_REQUEST_TIMEOUT, abort.build().send()).await;
             }
@@ -214,13 +239,22 @@ impl S3Store {
             let length = request.part_size.min(size - offset);
             let data = read_exact_range(request.path, &request.hash.identity, offset, length)?;
             let number = u16::try_from(index + 1).map_err(|_| {
-                StoreError::new(StoreErrorKind::Refused, format!("{key}: more than 10000 parts"))
+                StoreError::new(
+                    StoreErrorKind::Refused,
+                    format!("{key}: more than 10000 parts"),
+                )
             })?;
             let mut headers = Multimap::new();
             headers.add("x-amz-checksum-sha256", digest.to_base64());
             let part = self
                 .client
-                .upload_part(self.bucket.clone(), key.clone(), upload_id.clone(), number, SegmentedBytes::from(data))
+                .upload_part(
+                    self.bucket.clone(),
+                    key.clone(),
+                    upload_id.clone(),
+                    number,
+                    SegmentedBytes::from(data),
+                )
                 .map_err(|e| map_validation(key, e))?
                 .region(Some(self.region.clone()))
                 .extra_headers(Some(headers))
@@ -259,7 +293,10 @@ impl ObjectStore for S3Store {
         let response = tokio::time::timeout(SMALL_REQUEST_TIMEOUT, request.send())
             .await
             .map_err(|_| {
-                StoreError::new(StoreErrorKind::Unavailable, format!("bucket {bucket}: timed out"))
+                StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    format!("bucket {bucket}: timed out"),
+                )
             })?
             .map_err(|e| classify_minio(&format!("bucket {bucket}"), e))?;
         if !response.exists() {
@@ -298,16 +335,19 @@ impl ObjectStore for S3Store {
                     meta_sha256,
                 }))
             }
-            Err(StoreError { kind: StoreErrorKind::Refused, message })
-                if message.contains("NoSuchKey") =>
-            {
-                Ok(None)
-            }
+            Err(StoreError {
+                kind: StoreErrorKind::Refused,
+                message,
+            }) if message.contains("NoSuchKey") => Ok(None),
             Err(e) => Err(e),
         }
     }
 
-    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<(), StoreError> {
+    async fn upload(
+        &self,
+        name: &ObjectName,
+        request: UploadRequest<'_>,
+    ) -> Result<(), StoreError> {
         let key = self.key(name)?;
         let mut meta = Multimap::new();
         meta.add("x-amz-meta-sha256", request.hash.sha256.to_hex());
@@ -346,7 +386,9 @@ impl ObjectStore for S3Store {
             .region(Some(self.region.clone()))
             .build();
         let response = deadline(PART_TIMEOUT, &key, request.send()).await?;
-        let content = response.content().map_err(|e| classify_minio(&format!("object {key}"), e))?;
+        let content = response
+            .content()
+            .map_err(|e| classify_minio(&format!("object {key}"), e))?;
         let segmented = content
             .to_segmented_bytes()
             .await
@@ -356,7 +398,11 @@ impl ObjectStore for S3Store {
 }
 
 impl S3Store {
-    async fn list_limited(&self, prefix: &str, limit: Option<usize>) -> Result<Vec<String>, StoreError> {
+    async fn list_limited(
+        &self,
+        prefix: &str,
+        limit: Option<usize>,
+    ) -> Result<Vec<String>, StoreError> {
         let prefix_filter = (!prefix.is_empty()).then(|| prefix.to_owned());
         let mut stream = self
             .client
@@ -410,7 +456,10 @@ fn read_exact_range(
     }
     let mut buffer = vec![0u8; length as usize];
     file.read_exact_at(&mut buffer, offset).map_err(|source| {
-        local(ReadError::Io { path: path.display().to_string(), source })
+        local(ReadError::Io {
+            path: path.display().to_string(),
+            source,
+        })
     })?;
     Ok(Bytes::from(buffer))
 }
@@ -436,9 +485,10 @@ fn map_validation(key: &ObjectKey, e: ValidationErr) -> StoreError {
 /// Maps an SDK error onto our kinds, naming `what` (the object or bucket) in the message.
 fn classify_minio(what: &str, error: MinioError) -> StoreError {
     let (kind, detail) = match &error {
-        MinioError::Network(NetworkError::ServerError(status)) => {
-            (StoreErrorKind::Unavailable, format!("server answered HTTP {status}"))
-        }
+        MinioError::Network(NetworkError::ServerError(status)) => (
+            StoreErrorKind::Unavailable,
+            format!("server answered HTTP {status}"),
+        ),
         MinioError::Network(NetworkError::ReqwestError(e)) => {
             (StoreErrorKind::Unavailable, describe_reqwest(e))
         }
@@ -453,10 +503,11 @@ fn classify_minio(what: &str, error: MinioError) -> StoreError {
                 "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" => {
                     StoreErrorKind::AccessDenied
                 }
-                "BadDigest" | "InvalidDigest" | "XAmzContentChecksumMismatch"
-                | "XAmzContentSHA256Mismatch" | "InvalidChecksum" => {
-                    StoreErrorKind::ChecksumMismatch
-                }
+                "BadDigest"
+                | "InvalidDigest"
+                | "XAmzContentChecksumMismatch"
+                | "XAmzContentSHA256Mismatch"
+                | "InvalidChecksum" => StoreErrorKind::ChecksumMismatch,
                 "InternalError" | "ServiceUnavailable" | "SlowDown" | "RequestTimeout" => {
                     StoreErrorKind::Unavailable
                 }

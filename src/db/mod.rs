@@ -78,7 +78,10 @@ pub struct DbError {
 
 impl DbError {
     pub fn new(kind: DbErrorKind, message: impl Into<String>) -> Self {
-        DbError { kind, message: message.into() }
+        DbError {
+            kind,
+            message: message.into(),
+        }
     }
     pub fn is_unavailable(&self) -> bool {
         self.kind == DbErrorKind::Unavailable
@@ -106,7 +109,11 @@ pub trait SalesDb: Send + Sync {
     /// Applies the compare-and-set in one statement.
     async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError>;
     /// Rows still pointing at a local file under `dir_prefix` (e.g. `confrontas/`).
-    async fn rows_with_local_file(&self, dir_prefix: &str, limit: i64) -> Result<Vec<VentaRow>, DbError>;
+    async fn rows_with_local_file(
+        &self,
+        dir_prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<VentaRow>, DbError>;
     /// Every object name a row references.
     async fn referenced_objects(&self) -> Result<Vec<String>, DbError>;
     /// Tries to take this process's claim on a row, so two sidecars never work on it at once.
@@ -120,9 +127,14 @@ pub trait SalesDb: Send + Sync {
 pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn SalesDb>, DbError> {
     let statements = Statements::new(&config.table, &config.columns);
     if let Some(path) = config.url.strip_prefix("sqlite://") {
-        Ok(Arc::new(SqliteSalesDb::open(std::path::Path::new(path), statements)?))
+        Ok(Arc::new(SqliteSalesDb::open(
+            std::path::Path::new(path),
+            statements,
+        )?))
     } else if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresSalesDb::connect(&config.url, statements).await?))
+        Ok(Arc::new(
+            PostgresSalesDb::connect(&config.url, statements).await?,
+        ))
     } else {
         Err(DbError::new(
             DbErrorKind::Schema,
@@ -198,9 +210,15 @@ impl Statements {
     }
 
     /// Checks `present` (column name, declared max length) against the configured columns.
-    pub fn check_columns(&self, present: &[(String, Option<usize>)]) -> Result<SchemaLimits, DbError> {
+    pub fn check_columns(
+        &self,
+        present: &[(String, Option<usize>)],
+    ) -> Result<SchemaLimits, DbError> {
         if present.is_empty() {
-            return Err(DbError::new(DbErrorKind::Schema, format!("table {} does not exist", self.table)));
+            return Err(DbError::new(
+                DbErrorKind::Schema,
+                format!("table {} does not exist", self.table),
+            ));
         }
         let missing: Vec<String> = self
             .required_columns()
@@ -216,11 +234,18 @@ impl Statements {
             };
             return Err(DbError::new(
                 DbErrorKind::Schema,
-                format!("table {} is missing column {}{hint}", self.table, missing.join(", ")),
+                format!(
+                    "table {} is missing column {}{hint}",
+                    self.table,
+                    missing.join(", ")
+                ),
             ));
         }
         let length_of = |name: &str| {
-            present.iter().find(|(p, _)| p.eq_ignore_ascii_case(name)).and_then(|(_, len)| *len)
+            present
+                .iter()
+                .find(|(p, _)| p.eq_ignore_ascii_case(name))
+                .and_then(|(_, len)| *len)
         };
         Ok(SchemaLimits {
             url_max_len: length_of(&self.columns.minio_url),

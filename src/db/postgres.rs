@@ -11,7 +11,9 @@ use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row};
 
-use super::{DbError, DbErrorKind, RecordOutcome, RecordRequest, SalesDb, SchemaLimits, Statements, VentaRow};
+use super::{
+    DbError, DbErrorKind, RecordOutcome, RecordRequest, SalesDb, SchemaLimits, Statements, VentaRow,
+};
 use crate::config::redact_url;
 
 pub struct PostgresSalesDb {
@@ -22,7 +24,11 @@ pub struct PostgresSalesDb {
 
 impl PostgresSalesDb {
     pub async fn connect(url: &str, statements: Statements) -> Result<Self, DbError> {
-        let db = PostgresSalesDb { url: url.to_owned(), statements, client: Mutex::new(None) };
+        let db = PostgresSalesDb {
+            url: url.to_owned(),
+            statements,
+            client: Mutex::new(None),
+        };
         db.client().await?;
         Ok(db)
     }
@@ -68,7 +74,12 @@ impl SalesDb for PostgresSalesDb {
             .map_err(|e| map_error("reading the table's columns", e))?;
         let present: Vec<(String, Option<usize>)> = rows
             .iter()
-            .map(|row| (row.get::<_, String>(0), row.get::<_, Option<i64>>(1).map(|n| n as usize)))
+            .map(|row| {
+                (
+                    row.get::<_, String>(0),
+                    row.get::<_, Option<i64>>(1).map(|n| n as usize),
+                )
+            })
             .collect();
         self.statements.check_columns(&present)
     }
@@ -107,10 +118,18 @@ impl SalesDb for PostgresSalesDb {
             )
             .await
             .map_err(|e| map_error(&format!("recording venta {}", request.venta_id), e))?;
-        Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+        Ok(if changed == 1 {
+            RecordOutcome::Recorded
+        } else {
+            RecordOutcome::RowChanged
+        })
     }
 
-    async fn rows_with_local_file(&self, dir_prefix: &str, limit: i64) -> Result<Vec<VentaRow>, DbError> {
+    async fn rows_with_local_file(
+        &self,
+        dir_prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<VentaRow>, DbError> {
         let client = self.client().await?;
         let rows = client
             .query(&self.statements.select_local, &[&dir_prefix, &limit])

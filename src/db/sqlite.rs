@@ -11,7 +11,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
-use super::{DbError, DbErrorKind, RecordOutcome, RecordRequest, SalesDb, SchemaLimits, Statements, VentaRow};
+use super::{
+    DbError, DbErrorKind, RecordOutcome, RecordRequest, SalesDb, SchemaLimits, Statements, VentaRow,
+};
 
 pub struct SqliteSalesDb {
     connection: Arc<Mutex<Connection>>,
@@ -25,7 +27,12 @@ impl SqliteSalesDb {
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| DbError::new(DbErrorKind::Schema, format!("opening {}: {e}", path.display())))?;
+        .map_err(|e| {
+            DbError::new(
+                DbErrorKind::Schema,
+                format!("opening {}: {e}", path.display()),
+            )
+        })?;
         // Django writes to the same file; wait for its locks instead of failing at once.
         connection
             .busy_timeout(Duration::from_secs(10))
@@ -44,11 +51,18 @@ impl SqliteSalesDb {
         let connection = self.connection.clone();
         let statements = self.statements.clone();
         tokio::task::spawn_blocking(move || {
-            let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            let guard = connection
+                .lock()
+                .unwrap_or_else(|poisoned| poisoned.into_inner());
             work(&guard, &statements)
         })
         .await
-        .map_err(|e| DbError::new(DbErrorKind::Unavailable, format!("sqlite worker failed: {e}")))?
+        .map_err(|e| {
+            DbError::new(
+                DbErrorKind::Unavailable,
+                format!("sqlite worker failed: {e}"),
+            )
+        })?
     }
 }
 
@@ -122,14 +136,25 @@ impl SalesDb for SqliteSalesDb {
         self.with(move |connection, statements| {
             let (url, object, sha, id, confronta, previous) = values;
             let changed = connection
-                .execute(&statements.record, params![url, object, sha, id, confronta, previous])
+                .execute(
+                    &statements.record,
+                    params![url, object, sha, id, confronta, previous],
+                )
                 .map_err(|e| map_error(&format!("recording venta {id}"), e))?;
-            Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+            Ok(if changed == 1 {
+                RecordOutcome::Recorded
+            } else {
+                RecordOutcome::RowChanged
+            })
         })
         .await
     }
 
-    async fn rows_with_local_file(&self, dir_prefix: &str, limit: i64) -> Result<Vec<VentaRow>, DbError> {
+    async fn rows_with_local_file(
+        &self,
+        dir_prefix: &str,
+        limit: i64,
+    ) -> Result<Vec<VentaRow>, DbError> {
         let prefix = dir_prefix.to_owned();
         self.with(move |connection, statements| {
             let mut query = connection
@@ -185,7 +210,10 @@ fn declared_length(declared: &str) -> Option<usize> {
 fn map_error(what: &str, error: rusqlite::Error) -> DbError {
     let kind = match &error {
         rusqlite::Error::SqliteFailure(e, _)
-            if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
+            ) =>
         {
             DbErrorKind::Unavailable
         }
@@ -196,7 +224,10 @@ fn map_error(what: &str, error: rusqlite::Error) -> DbError {
             DbErrorKind::Schema
         }
         rusqlite::Error::SqliteFailure(e, _)
-            if matches!(e.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::SystemIoFailure) =>
+            if matches!(
+                e.code,
+                rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::SystemIoFailure
+            ) =>
         {
             DbErrorKind::Unavailable
         }
