@@ -181,9 +181,17 @@ impl Config {
 
     /// Parses and validates `text`; `path` only names the source in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string().trim_end().replace('\n', " "),
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let line = e
+                .span()
+                .map(|span| text[..span.start].matches('\n').count() + 1);
+            ConfigError::Parse {
+                path: path.to_owned(),
+                message: match line {
+                    Some(line) => format!("line {line}: {}", e.message()),
+                    None => e.message().to_owned(),
+                },
+            }
         })?;
         config.validate().map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),

@@ -25,3 +25,19 @@ impl ErrorClass {
 pub trait Classify {
     fn class(&self) -> ErrorClass;
 }
+
+/// A named pause point for the crash and race tests (`FAILPOINTS=before_record=return(3000)`
+/// pauses 3000 ms there). Compiles to nothing unless the `failpoints` feature is on.
+pub async fn pause_point(name: &str) {
+    #[cfg(feature = "failpoints")]
+    {
+        let pause: Option<u64> =
+            fail::eval(name, |arg| arg.and_then(|ms| ms.parse().ok()).unwrap_or(0));
+        if let Some(ms) = pause {
+            tracing::debug!(failpoint = name, ms, "paused by failpoint");
+            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        }
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}

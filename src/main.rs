@@ -4,5 +4,11 @@ use clap::Parser;
 
 fn main() {
     let cli = confronta_sync::app::Cli::parse();
-    std::process::exit(confronta_sync::app::main_with(cli));
+    // Test builds read FAILPOINTS from the environment; release builds have no failpoints.
+    #[cfg(feature = "failpoints")]
+    let scenario = fail::FailScenario::setup();
+    let code = confronta_sync::app::main_with(cli);
+    #[cfg(feature = "failpoints")]
+    scenario.teardown();
+    std::process::exit(code);
 }

@@ -15,7 +15,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::config::Config;
 use crate::db::{RecordOutcome, RecordRequest, SalesDb, SchemaLimits, VentaRow};
-use crate::error::{Classify, ErrorClass};
+use crate::error::{pause_point, Classify, ErrorClass};
 use crate::hash::{hash_file, FileHash, FileIdentity, ReadError};
 use crate::journal::{now_ms, FileState, Journal, JournalEntry, JournalError, StoredHash};
 use crate::media_path::RelativeMediaPath;
@@ -307,6 +307,7 @@ impl Pipeline {
                     .await;
             }
             None => {
+                pause_point("before_upload").await;
                 let started = Instant::now();
                 let request = UploadRequest {
                     path: absolute,
@@ -329,6 +330,7 @@ impl Pipeline {
                 entry.upload_ms = Some(started.elapsed().as_millis() as i64);
                 entry.state = FileState::Uploaded;
                 self.put(entry).await?;
+                pause_point("after_upload").await;
             }
         }
 
@@ -370,6 +372,7 @@ impl Pipeline {
         entry.state = FileState::Verified;
         self.put(entry).await?;
 
+        pause_point("before_record").await;
         // Record: one compare-and-set on the row.
         let sha_hex = hash.sha256.to_hex();
         let request = RecordRequest {
@@ -390,6 +393,7 @@ impl Pipeline {
         }
         entry.state = FileState::Recorded;
         self.put(entry).await?;
+        pause_point("after_record").await;
         self.finish_recorded(entry.clone(), Some(identity)).await
     }
 

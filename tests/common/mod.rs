@@ -1,0 +1,503 @@
+//! Shared test harness: a PostgreSQL schema or a SQLite file holding the Django table, the
+//! S3 test server started by `scripts/s3-test-server.sh`, and the real binary run as a child.
+//!
+//! Endpoints come from the environment, with the defaults the scripts use:
+//! `CONFRONTA_TEST_PG_URL` (postgres://root@127.0.0.1:5432/test) and
+//! `CONFRONTA_TEST_S3_ENDPOINT` (http://127.0.0.1:39000) with its access and secret keys.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use confronta_sync::config::{MinioConfig, Secret};
+use confronta_sync::object_name::ObjectName;
+use confronta_sync::store::{ObjectStore, S3Store};
+
+pub const DDL_POSTGRES: &str = "CREATE TABLE telefonica_ventaportabilidad (
+  id bigserial PRIMARY KEY,
+  numero varchar(50) NOT NULL,
+  confronta varchar(100) NULL,
+  confronta_minio_url varchar(200) NULL,
+  confronta_minio_object_name varchar(500) NULL,
+  confronta_subido_a_minio boolean NOT NULL DEFAULT false,
+  confronta_sha256 varchar(64) NULL
+)";
+
+/// What Django's migrations create on SQLite.
+pub const DDL_SQLITE: &str = "CREATE TABLE \"telefonica_ventaportabilidad\" (
+  \"id\" integer NOT NULL PRIMARY KEY AUTOINCREMENT,
+  \"numero\" varchar(50) NOT NULL,
+  \"confronta\" varchar(100) NULL,
+  \"confronta_minio_url\" varchar(200) NULL,
+  \"confronta_minio_object_name\" varchar(500) NULL,
+  \"confronta_subido_a_minio\" bool NOT NULL DEFAULT 0,
+  \"confronta_sha256\" varchar(64) NULL
+)";
+
+pub fn pg_base_url() -> String {
+    std::env::var("CONFRONTA_TEST_PG_URL")
+        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+}
+
+pub struct S3Env {
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub bucket: String,
+}
+
+pub fn s3_env() -> S3Env {
+    let var =
+        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    S3Env {
+        endpoint: var("CONFRONTA_TEST_S3_ENDPOINT", "http://127.0.0.1:39000"),
+        access_key: var("CONFRONTA_TEST_S3_ACCESS_KEY", "GK0123456789abcdef01234567"),
+        secret_key: var(
+            "CONFRONTA_TEST_S3_SECRET_KEY",
+            "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+        ),
+        bucket: var("CONFRONTA_TEST_S3_BUCKET", "telefonica-crea-online"),
+    }
+}
+
+/// A short unique name for schemas and object prefixes.
+pub fn unique(label: &str) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos();
+    format!(
+        "{label}_{}_{:x}",
+        std::process::id(),
+        nanos & 0xffff_ffff_ffff
+    )
+}
+
+/// A database holding the Django table: a fresh PostgreSQL schema or a SQLite file.
+pub enum TestDb {
+    Postgres {
+        schema: String,
+        admin: tokio_postgres::Client,
+    },
+    Sqlite {
+        path: PathBuf,
+    },
+}
+
+impl TestDb {
+    pub async fn postgres() -> TestDb {
+        let admin = pg_connect(&pg_base_url()).await;
+        let schema = unique("cs_test");
+        admin
+            .batch_execute(&format!("CREATE SCHEMA {schema}"))
+            .await
+            .unwrap();
+        admin
+            .batch_execute(&format!("SET search_path = {schema}"))
+            .await
+            .unwrap();
+        admin.batch_execute(DDL_POSTGRES).await.unwrap();
+        TestDb::Postgres { schema, admin }
+    }
+
+    pub async fn sqlite(dir: &Path) -> TestDb {
+        let path = dir.join("db.sqlite3");
+        let connection = rusqlite::Connection::open(&path).unwrap();
+        connection.execute_batch(DDL_SQLITE).unwrap();
+        TestDb::Sqlite { path }
+    }
+
+    /// The URL the daemon is configured with.
+    pub fn url(&self) -> String {
+        match self {
+            TestDb::Postgres { schema, .. } => {
+                let base = pg_base_url();
+                let joiner = if base.contains('?') { '&' } else { '?' };
+                format!("{base}{joiner}options=-c%20search_path%3D{schema}")
+            }
+            TestDb::Sqlite { path } => format!("sqlite://{}", path.display()),
+        }
+    }
+
+    pub async fn execute(&self, sql: &str) {
+        match self {
+            TestDb::Postgres { admin, .. } => {
+                admin
+                    .batch_execute(sql)
+                    .await
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+            TestDb::Sqlite { path } => {
+                rusqlite::Connection::open(path)
+                    .unwrap()
+                    .execute_batch(sql)
+                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+            }
+        }
+    }
+
+    /// Inserts a venta and returns its id.
+    pub async fn insert_venta(&self, numero: &str, confronta: Option<&str>) -> i64 {
+        match self {
+            TestDb::Postgres { admin, .. } => admin
+                .query_one(
+                    "INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_subido_a_minio) \
+                     VALUES ($1, $2, false) RETURNING id",
+                    &[&numero, &confronta],
+                )
+                .await
+                .unwrap()
+                .get(0),
+            TestDb::Sqlite { path } => {
+                let connection = rusqlite::Connection::open(path).unwrap();
+                connection
+                    .execute(
+                        "INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_subido_a_minio) VALUES (?1, ?2, 0)",
+                        rusqlite::params![numero, confronta],
+                    )
+                    .unwrap();
+                connection.last_insert_rowid()
+            }
+        }
+    }
+
+    pub async fn row(&self, id: i64) -> Option<Row> {
+        let sql = "SELECT CAST(id AS bigint), numero, confronta, confronta_minio_url, confronta_minio_object_name, \
+                   confronta_subido_a_minio, confronta_sha256 FROM telefonica_ventaportabilidad WHERE id = ";
+        match self {
+            TestDb::Postgres { admin, .. } => admin
+                .query_opt(&format!("{sql} $1"), &[&id])
+                .await
+                .unwrap()
+                .map(|r| Row {
+                    id: r.get(0),
+                    numero: r.get(1),
+                    confronta: r.get(2),
+                    url: r.get(3),
+                    object_name: r.get(4),
+                    subido: r.get(5),
+                    sha256: r.get(6),
+                }),
+            TestDb::Sqlite { path } => {
+                let connection = rusqlite::Connection::open(path).unwrap();
+                let mut query = connection.prepare(&format!("{sql} ?1")).unwrap();
+                let mut rows = query
+                    .query_map([id], |r| {
+                        Ok(Row {
+                            id: r.get(0)?,
+                            numero: r.get(1)?,
+                            confronta: r.get(2)?,
+                            url: r.get(3)?,
+                            object_name: r.get(4)?,
+                            subido: r.get(5)?,
+                            sha256: r.get(6)?,
+                        })
+                    })
+                    .unwrap();
+                rows.next().map(|r| r.unwrap())
+            }
+        }
+    }
+
+    pub async fn drop_schema(&self) {
+        if let TestDb::Postgres { schema, admin } = self {
+            let _ = admin
+                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
+                .await;
+        }
+    }
+}
+
+pub async fn pg_connect(url: &str) -> tokio_postgres::Client {
+    let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls)
+        .await
+        .unwrap_or_else(|e| panic!("cannot connect to PostgreSQL at {url}: {e}"));
+    tokio::spawn(connection);
+    client
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Row {
+    pub id: i64,
+    pub numero: String,
+    pub confronta: Option<String>,
+    pub url: Option<String>,
+    pub object_name: Option<String>,
+    pub subido: bool,
+    pub sha256: Option<String>,
+}
+
+/// The media folder, journal, config and bucket prefix of one test.
+pub struct World {
+    pub temp: tempfile::TempDir,
+    pub media_root: PathBuf,
+    pub db: TestDb,
+    pub prefix: String,
+    pub store: Arc<S3Store>,
+    pub extra_config: String,
+}
+
+impl World {
+    pub async fn new(backend: Backend) -> World {
+        let temp = tempfile::tempdir().unwrap();
+        let media_root = temp.path().join("media");
+        std::fs::create_dir_all(media_root.join("confrontas")).unwrap();
+        let db = match backend {
+            Backend::Postgres => TestDb::postgres().await,
+            Backend::Sqlite => TestDb::sqlite(temp.path()).await,
+        };
+        let env = s3_env();
+        let minio = minio_config(&env, "x/{id}_{sha256}");
+        let store = Arc::new(S3Store::new(&minio, &Secret::new(env.secret_key.clone())).unwrap());
+        World {
+            temp,
+            media_root,
+            db,
+            prefix: unique("t"),
+            store,
+            extra_config: String::new(),
+        }
+    }
+
+    pub fn dir(&self) -> PathBuf {
+        self.media_root.join("confrontas")
+    }
+
+    pub fn journal_path(&self) -> PathBuf {
+        self.temp.path().join("state/journal.sqlite3")
+    }
+
+    /// Writes the config file and returns its path. `[pipeline]`-level overrides go in
+    /// `extra_config` as whole TOML tables.
+    pub fn write_config(&self, watch_extra: &str, minio_extra: &str) -> PathBuf {
+        let env = s3_env();
+        let secret_file = self.temp.path().join("minio-secret");
+        std::fs::write(&secret_file, &env.secret_key).unwrap();
+        let text = format!(
+            r#"
+[watch]
+media_root = "{media}"
+dir = "confrontas"
+settle_ms = 100
+reconcile_interval_s = 2
+{watch_extra}
+
+[database]
+url = "{db}"
+
+[minio]
+endpoint = "{endpoint}"
+bucket = "{bucket}"
+access_key = "{access}"
+secret_key_file = "{secret}"
+object_name = "{prefix}/venta_{{numero}}_confronta_{{id}}_{{sha256_12}}{{ext}}"
+{minio_extra}
+
+[journal]
+path = "{journal}"
+
+[pipeline]
+retry_initial_ms = 200
+retry_max_s = 2
+
+{extra}
+"#,
+            media = self.media_root.display(),
+            db = self.db.url(),
+            endpoint = env.endpoint,
+            bucket = env.bucket,
+            access = env.access_key,
+            secret = secret_file.display(),
+            prefix = self.prefix,
+            journal = self.journal_path().display(),
+            extra = self.extra_config,
+        );
+        let path = self.temp.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    /// Writes `bytes` at `confrontas/<name>` the way Django's small-upload path does: create
+    /// with O_EXCL, then several chunked writes, then close.
+    pub fn write_in_place(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        use std::io::Write;
+        let path = self.dir().join(name);
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path)
+            .unwrap();
+        for chunk in bytes.chunks(64 * 1024) {
+            file.write_all(chunk).unwrap();
+        }
+        file.sync_all().unwrap();
+        path
+    }
+
+    /// Writes `bytes` to a temp file outside the folder and renames it in, the way Django's
+    /// large-upload path does.
+    pub fn rename_in(&self, name: &str, bytes: &[u8]) -> PathBuf {
+        let temp_path = self.temp.path().join(format!("upload-{name}.part"));
+        std::fs::write(&temp_path, bytes).unwrap();
+        let path = self.dir().join(name);
+        std::fs::rename(&temp_path, &path).unwrap();
+        path
+    }
+
+    pub fn object(&self, name: &str) -> ObjectName {
+        ObjectName::from_stored(name)
+    }
+
+    pub async fn object_bytes(&self, name: &str) -> Vec<u8> {
+        self.store.get(&self.object(name)).await.unwrap().to_vec()
+    }
+
+    pub async fn objects_under_prefix(&self) -> Vec<String> {
+        self.store.list(&format!("{}/", self.prefix)).await.unwrap()
+    }
+
+    pub async fn cleanup(&self) {
+        for name in self.objects_under_prefix().await {
+            let _ = self.store.delete(&ObjectName::from_stored(name)).await;
+        }
+        self.db.drop_schema().await;
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+pub fn minio_config(env: &S3Env, object_name: &str) -> MinioConfig {
+    let text = format!(
+        "endpoint = \"{}\"\nbucket = \"{}\"\naccess_key = \"{}\"\nobject_name = \"{object_name}\"\n",
+        env.endpoint, env.bucket, env.access_key
+    );
+    toml::from_str(&text).unwrap()
+}
+
+/// The real binary, running as a child process; killed when dropped.
+pub struct Sidecar {
+    pub child: Child,
+    pub log: PathBuf,
+}
+
+impl Sidecar {
+    pub fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Sidecar {
+        let log = config.with_file_name(format!("sidecar-{}.log", unique("run")));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_confronta-sync"));
+        command
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("RUST_LOG", "confronta_sync=debug")
+            .env_remove("CONFRONTA_SYNC_SECRET_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Sidecar {
+            child: command.spawn().unwrap(),
+            log,
+        }
+    }
+
+    /// Runs the binary to completion and returns (exit code, stdout, stderr).
+    pub fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
+        let output = Command::new(env!("CARGO_BIN_EXE_confronta-sync"))
+            .arg("--config")
+            .arg(config)
+            .args(args)
+            .env("RUST_LOG", "confronta_sync=debug")
+            .env_remove("CONFRONTA_SYNC_SECRET_KEY")
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        (
+            output.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+            String::from_utf8_lossy(&output.stderr).into_owned(),
+        )
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends SIGTERM and waits for the exit code.
+    pub fn terminate(&mut self) -> Option<i32> {
+        unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
+    pub fn assert_running(&mut self) {
+        if let Some(status) = self.child.try_wait().unwrap() {
+            panic!("sidecar exited with {status}; log:\n{}", self.log_text());
+        }
+    }
+}
+
+impl Drop for Sidecar {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Polls `check` until it returns `Some`, or panics with `what` after `limit`. A liveness bound
+/// for asynchronous effects, not a performance assertion.
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        if Instant::now() > deadline {
+            panic!("timed out after {limit:?} waiting for: {what}");
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Deterministic pseudo-random bytes, so failures reproduce.
+pub fn sample_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut state = seed
+        .wrapping_mul(6364136223846793005)
+        .wrapping_add(1442695040888963407);
+    (0..len)
+        .map(|_| {
+            state = state
+                .wrapping_mul(6364136223846793005)
+                .wrapping_add(1442695040888963407);
+            (state >> 33) as u8
+        })
+        .collect()
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    confronta_sync::hash::Sha256Digest::of_bytes(bytes).to_hex()
+}
