@@ -33,6 +33,10 @@ build() {
 start() {
   local dir=$1
   build
+  if curl -s -o /dev/null --max-time 1 "http://127.0.0.1:$PORT/"; then
+    echo "something already listens on 127.0.0.1:$PORT; stop it or set CONFRONTA_TEST_S3_PORT" >&2
+    exit 1
+  fi
   mkdir -p "$dir/meta" "$dir/data"
   cat > "$dir/garage.toml" <<TOML
 metadata_dir = "$dir/meta"

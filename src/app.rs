@@ -74,6 +74,16 @@ pub struct Cli {
 pub enum Command {
     /// Check the configuration, the database columns and the bucket, then exit.
     Check,
+    /// Check that every row marked as in MinIO has its object with the row's SHA-256.
+    /// Changes nothing; exits 1 if any object is missing or differs.
+    Verify {
+        /// Download each object and hash it, instead of trusting the stored checksum.
+        #[arg(long)]
+        deep: bool,
+        /// Check at most N rows.
+        #[arg(long, value_name = "N")]
+        limit: Option<i64>,
+    },
 }
 
 /// An error that ends the process with a specific code.
@@ -127,6 +137,7 @@ pub fn main_with(cli: Cli) -> i32 {
     let result = runtime.block_on(async {
         match cli.command {
             Some(Command::Check) => check(&config).await,
+            Some(Command::Verify { deep, limit }) => verify(&config, deep, limit).await,
             None if cli.rescan => run_rescan(&config, cli.limit, cli.json).await,
             None => run_daemon(&cli.config, config, logging).await,
         }
@@ -136,8 +147,8 @@ pub fn main_with(cli: Cli) -> i32 {
     match result {
         Ok(code) => code,
         Err(e) => {
-            error!(code = e.code, "{}", e.message);
-            eprintln!("confronta-sync: {}", e.message);
+            // Logging is up by now, so this reaches stderr (journald) and the log files.
+            error!(exit_code = e.code, "{}", e.message);
             e.code
         }
     }
@@ -204,6 +215,41 @@ async fn check(config: &Config) -> Result<i32, Exit> {
         config.minio.bucket
     );
     Ok(exit::OK)
+}
+
+async fn verify(config: &Config, deep: bool, limit: Option<i64>) -> Result<i32, Exit> {
+    let (db, _) = connect_db(config).await?;
+    let store = connect_store(config).await?;
+    let reports = crate::commands::verify(&db, &store, deep, limit)
+        .await
+        .map_err(|e| Exit::new(exit::DATABASE, e))?;
+    let mut bad = 0;
+    for report in &reports {
+        let size = report
+            .size
+            .map(|s| format!("{s} bytes"))
+            .unwrap_or_else(|| "-".into());
+        match &report.problem {
+            None => println!(
+                "ok        venta {:>8}  {}  {size}",
+                report.venta_id, report.object
+            ),
+            Some(problem) => {
+                bad += 1;
+                println!(
+                    "MISMATCH  venta {:>8}  {}  {size}: {problem}",
+                    report.venta_id, report.object
+                );
+            }
+        }
+    }
+    println!(
+        "verify: {} rows checked, {} ok, {} mismatched",
+        reports.len(),
+        reports.len() - bad,
+        bad
+    );
+    Ok(if bad == 0 { exit::OK } else { exit::FAILURES })
 }
 
 async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Result<i32, Exit> {

@@ -439,6 +439,17 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
     }
 
     #[test]
+    fn the_documented_sample_config_parses() {
+        let config =
+            Config::parse(include_str!("../config.toml"), Path::new("config.toml")).unwrap();
+        assert_eq!(
+            config.minio.object_name,
+            crate::object_name::DEFAULT_TEMPLATE
+        );
+        assert_eq!(config.database.columns.sha256, "confronta_sha256");
+    }
+
+    #[test]
     fn unknown_key_is_named_in_the_error() {
         let text = MINIMAL.replace("[watch]", "[watch]\nsetle_ms = 3");
         let err = parse(&text).unwrap_err();

@@ -3,6 +3,7 @@
 //! durable. See ARCHITECTURE.md for the map and the invariants.
 
 pub mod app;
+pub mod commands;
 pub mod config;
 pub mod daemon;
 pub mod db;

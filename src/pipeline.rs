@@ -126,13 +126,7 @@ impl Pipeline {
                 Err(StepError::Outcome(outcome)) => outcome,
             };
             match &outcome {
-                Outcome::Moved {
-                    venta_id,
-                    object,
-                    bytes,
-                } => {
-                    info!(venta_id, object = %object, bytes, "moved to object store");
-                }
+                Outcome::Moved { bytes, .. } => info!(bytes, "moved to object store"),
                 Outcome::Retry(f) => debug!(reason = f.reason, error = %f.message, "will retry"),
                 Outcome::Kept(f) => warn!(reason = f.reason, error = %f.message, "file kept"),
                 Outcome::Fatal(f) => {
@@ -157,6 +151,9 @@ impl Pipeline {
 
         if let Some(entry) = &existing {
             if entry.state == FileState::Recorded {
+                let span = tracing::Span::current();
+                span.record("venta_id", entry.venta_id.unwrap_or_default());
+                span.record("object", entry.object_name.as_deref().unwrap_or_default());
                 return self.finish_recorded(entry.clone(), on_disk).await;
             }
         }
@@ -405,8 +402,6 @@ impl Pipeline {
     ) -> Result<Outcome, StepError> {
         let venta_id = entry.venta_id.unwrap_or_default();
         let object = entry.object_name.clone().unwrap_or_default();
-        tracing::Span::current().record("venta_id", venta_id);
-        tracing::Span::current().record("object", object.as_str());
 
         // After a restart the row is re-read: only a row that still points at our object lets
         // the local copy go.

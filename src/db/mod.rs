@@ -114,6 +114,8 @@ pub trait SalesDb: Send + Sync {
         dir_prefix: &str,
         limit: i64,
     ) -> Result<Vec<VentaRow>, DbError>;
+    /// Rows marked as stored in MinIO, lowest id first.
+    async fn rows_in_minio(&self, limit: i64) -> Result<Vec<VentaRow>, DbError>;
     /// Every object name a row references.
     async fn referenced_objects(&self) -> Result<Vec<String>, DbError>;
     /// Tries to take this process's claim on a row, so two sidecars never work on it at once.
@@ -152,6 +154,7 @@ pub struct Statements {
     pub select_by_id: String,
     pub record: String,
     pub select_local: String,
+    pub select_in_minio: String,
     pub select_referenced: String,
 }
 
@@ -186,6 +189,12 @@ impl Statements {
                 "{select} WHERE {confronta} IS NOT NULL AND {confronta} <> '' AND substr({confronta}, 1, length(CAST($1 AS text))) = CAST($1 AS text) \
                  ORDER BY {id} LIMIT $2",
                 confronta = c.confronta,
+                id = c.id,
+            ),
+            select_in_minio: format!(
+                "{select} WHERE {subido} = TRUE AND {object} IS NOT NULL AND {object} <> '' ORDER BY {id} LIMIT $1",
+                subido = c.subido_a_minio,
+                object = c.minio_object_name,
                 id = c.id,
             ),
             select_referenced: format!(

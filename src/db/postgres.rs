@@ -138,6 +138,15 @@ impl SalesDb for PostgresSalesDb {
         Ok(rows.iter().map(venta_row).collect())
     }
 
+    async fn rows_in_minio(&self, limit: i64) -> Result<Vec<VentaRow>, DbError> {
+        let client = self.client().await?;
+        let rows = client
+            .query(&self.statements.select_in_minio, &[&limit])
+            .await
+            .map_err(|e| map_error("listing rows stored in MinIO", e))?;
+        Ok(rows.iter().map(venta_row).collect())
+    }
+
     async fn referenced_objects(&self) -> Result<Vec<String>, DbError> {
         let client = self.client().await?;
         let rows = client

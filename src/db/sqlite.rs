@@ -73,6 +73,7 @@ fn sqlite_placeholders(mut statements: Statements) -> Statements {
         &mut statements.select_by_id,
         &mut statements.record,
         &mut statements.select_local,
+        &mut statements.select_in_minio,
         &mut statements.select_referenced,
     ] {
         *sql = sql.replace('$', "?");
@@ -164,6 +165,19 @@ impl SalesDb for SqliteSalesDb {
                 .query_map(params![prefix, limit], venta_row)
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| map_error("listing rows with a local confronta", e))
+        })
+        .await
+    }
+
+    async fn rows_in_minio(&self, limit: i64) -> Result<Vec<VentaRow>, DbError> {
+        self.with(move |connection, statements| {
+            let mut query = connection
+                .prepare_cached(&statements.select_in_minio)
+                .map_err(|e| map_error("preparing the MinIO listing", e))?;
+            query
+                .query_map(params![limit], venta_row)
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| map_error("listing rows stored in MinIO", e))
         })
         .await
     }

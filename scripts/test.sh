@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Runs every test: formatting, lints, unit tests, and the integration tests against real
+# PostgreSQL (127.0.0.1:5432) and a garage S3 server this script builds (once, cached) and
+# starts on 127.0.0.1, then stops.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+export CONFRONTA_TEST_PG_URL=${CONFRONTA_TEST_PG_URL:-postgres://root@127.0.0.1:5432/test}
+
+if ! psql "$CONFRONTA_TEST_PG_URL" -qtAc 'select 1' > /dev/null 2>&1; then
+  echo "PostgreSQL is not answering at $CONFRONTA_TEST_PG_URL" >&2
+  exit 1
+fi
+# Schemas left by an earlier run that was killed before its tests could clean up.
+psql "$CONFRONTA_TEST_PG_URL" -qtAc "select nspname from pg_namespace where nspname like 'cs\\_test\\_%'" |
+  while read -r schema; do psql "$CONFRONTA_TEST_PG_URL" -qc "drop schema \"$schema\" cascade" > /dev/null; done
+
+s3_dir=$(mktemp -d)
+trap 'scripts/s3-test-server.sh stop "$s3_dir"; rm -rf "$s3_dir"' EXIT
+while IFS='=' read -r key value; do export "$key=$value"; done < <(scripts/s3-test-server.sh start "$s3_dir")
+
+cargo fmt --check
+cargo clippy --all-targets --features failpoints -- -D warnings
+cargo test --features failpoints "$@"

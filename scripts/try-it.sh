@@ -1,0 +1,114 @@
+#!/usr/bin/env bash
+# Try confronta-sync end to end on the embedded defaults: a SQLite "Django" database, the local
+# S3 test server, and a few sample confrontas moved while you watch. Everything lives under
+# target/demo and is recreated on each run.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+demo=$PWD/target/demo
+export CONFRONTA_TEST_S3_PORT=${CONFRONTA_DEMO_S3_PORT:-39100}
+
+echo "==> building confronta-sync"
+cargo build --quiet
+bin=$PWD/target/debug/confronta-sync
+
+rm -rf "$demo"
+mkdir -p "$demo/media/confrontas" "$demo/s3"
+echo "==> starting the S3 test server (garage) on 127.0.0.1:$CONFRONTA_TEST_S3_PORT"
+declare -A s3
+while IFS='=' read -r key value; do s3[$key]=$value; done < <(scripts/s3-test-server.sh start "$demo/s3")
+daemon_pid=
+cleanup() {
+  [[ -n $daemon_pid ]] && kill "$daemon_pid" 2> /dev/null || true
+  scripts/s3-test-server.sh stop "$demo/s3"
+}
+trap cleanup EXIT
+
+echo "==> creating the Django table in $demo/db.sqlite3 with three ventas"
+python3 - "$demo/db.sqlite3" <<'PY'
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+db.execute('''CREATE TABLE "telefonica_ventaportabilidad" (
+  "id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "numero" varchar(50) NOT NULL,
+  "confronta" varchar(100) NULL, "confronta_minio_url" varchar(200) NULL,
+  "confronta_minio_object_name" varchar(500) NULL, "confronta_subido_a_minio" bool NOT NULL,
+  "confronta_sha256" varchar(64) NULL)''')
+for numero, path in [("PORTA-20261126090000", "confrontas/dni_señora_muñoz.pdf"),
+                     ("PORTA-20261126090500", "confrontas/foto contrato.png"),
+                     ("PORTA-20261126091000", "confrontas/recibo_luz.jpg")]:
+    db.execute("INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_subido_a_minio) VALUES (?, ?, 0)", (numero, path))
+db.commit()
+PY
+
+printf '%s' "${s3[CONFRONTA_TEST_S3_SECRET_KEY]}" > "$demo/minio-secret"
+chmod 600 "$demo/minio-secret"
+cat > "$demo/config.toml" <<TOML
+[watch]
+media_root = "$demo/media"
+dir = "confrontas"
+settle_ms = 300
+
+[database]
+url = "sqlite://$demo/db.sqlite3"
+
+[minio]
+endpoint = "${s3[CONFRONTA_TEST_S3_ENDPOINT]}"
+bucket = "${s3[CONFRONTA_TEST_S3_BUCKET]}"
+access_key = "${s3[CONFRONTA_TEST_S3_ACCESS_KEY]}"
+secret_key_file = "$demo/minio-secret"
+
+[journal]
+path = "$demo/state/journal.sqlite3"
+TOML
+
+echo "==> starting the daemon: confronta-sync --config $demo/config.toml"
+"$bin" --config "$demo/config.toml" &
+daemon_pid=$!
+sleep 1
+
+echo "==> Django saves three confrontas, and one file that no venta points at"
+python3 - "$demo/media/confrontas" <<'PY'
+import os, sys, time, zlib, struct
+folder = sys.argv[1]
+def png():
+    raw = b"\x00\xff\x00\x00"
+    chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
+files = [("dni_señora_muñoz.pdf", b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"),
+         ("foto contrato.png", png()),
+         ("recibo_luz.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(2048) + b"\xff\xd9"),
+         ("sin_venta.pdf", b"%PDF-1.4\n% no row points at me\n%%EOF\n")]
+for name, data in files:
+    time.sleep(1)
+    with open(os.path.join(folder, name), "xb") as f:   # O_EXCL, like Django's FileSystemStorage
+        f.write(data)
+    print(f"    saved confrontas/{name} ({len(data)} bytes)", flush=True)
+PY
+
+python3 - "$demo/db.sqlite3" <<'PY'
+import sqlite3, sys, time
+for _ in range(150):
+    done = sqlite3.connect(sys.argv[1]).execute("SELECT count(*) FROM telefonica_ventaportabilidad WHERE confronta_subido_a_minio").fetchone()[0]
+    if done == 3:
+        break
+    time.sleep(0.2)
+PY
+kill -TERM "$daemon_pid"
+wait "$daemon_pid" || true
+daemon_pid=
+
+echo
+echo "==> the sales table now"
+python3 - "$demo/db.sqlite3" <<'PY'
+import sqlite3, sys
+rows = sqlite3.connect(sys.argv[1]).execute(
+    "SELECT id, numero, confronta, confronta_subido_a_minio, confronta_minio_object_name, confronta_sha256 FROM telefonica_ventaportabilidad")
+for row in rows:
+    print("   ", " | ".join("" if v is None else str(v) for v in row))
+PY
+echo
+echo "==> the objects, checked against the table: confronta-sync verify"
+"$bin" --config "$demo/config.toml" verify 2> /dev/null
+echo
+echo "==> what is left in media/confrontas (the file no venta points at is never deleted)"
+ls -1 "$demo/media/confrontas" | sed 's/^/    /'
