@@ -21,4 +21,11 @@ while IFS='=' read -r key value; do export "$key=$value"; done < <(scripts/s3-te
 
 cargo fmt --check
 cargo clippy --all-targets --features failpoints -- -D warnings
-cargo test --features failpoints "$@"
+log=$(mktemp)
+trap 'scripts/s3-test-server.sh stop "$s3_dir"; rm -rf "$s3_dir" "$log"' EXIT
+status=0
+cargo test --features failpoints "$@" 2>&1 | tee "$log" || status=$?
+# One closing line over every test binary, so the total is not hidden behind the last one.
+awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+exit "$status"

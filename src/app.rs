@@ -14,7 +14,7 @@ use crate::daemon::{self, Stop, Summary};
 use crate::db::{self, DbErrorKind, SalesDb};
 use crate::journal::{Journal, JournalError};
 use crate::logging::{self, Logging};
-use crate::pipeline::Pipeline;
+use crate::pipeline::{Pipeline, PlanAction};
 use crate::store::{ObjectStore, S3Store, StoreErrorKind};
 
 /// Exit codes, documented in the README.
@@ -58,6 +58,10 @@ pub struct Cli {
     #[arg(long)]
     pub rescan: bool,
 
+    /// With --rescan: print what would happen to each file and change nothing anywhere.
+    #[arg(long, requires = "rescan")]
+    pub dry_run: bool,
+
     /// With --rescan: run at most N files.
     #[arg(long, value_name = "N", requires = "rescan")]
     pub limit: Option<u64>,
@@ -84,6 +88,30 @@ pub enum Command {
         #[arg(long, value_name = "N")]
         limit: Option<i64>,
     },
+    /// Where things stand: rows in MinIO vs still local, journal states, failures, upload times.
+    Status {
+        /// Print as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Local files no row points at, and objects under the prefix no row references.
+    Orphans {
+        /// Only report what is at least this old (e.g. 30m, 24h, 7d).
+        #[arg(long, value_name = "DUR", default_value = "1h", value_parser = humantime::parse_duration)]
+        older_than: Duration,
+        /// Delete the unreferenced objects reported (never a referenced one, never a local file).
+        #[arg(long)]
+        delete_objects: bool,
+    },
+    /// Print a temporary download URL for a venta's confronta.
+    Presign {
+        /// The venta's id.
+        #[arg(long, value_name = "ID")]
+        venta: i64,
+        /// How long the URL works (at most 7d).
+        #[arg(long, value_name = "DUR", default_value = "1d", value_parser = humantime::parse_duration)]
+        expiry: Duration,
+    },
 }
 
 /// An error that ends the process with a specific code.
@@ -95,10 +123,7 @@ pub struct Exit {
 
 impl Exit {
     fn new(code: i32, message: impl Into<String>) -> Self {
-        Exit {
-            code,
-            message: message.into(),
-        }
+        Exit { code, message: message.into() }
     }
 }
 
@@ -124,10 +149,7 @@ pub fn main_with(cli: Cli) -> i32 {
             return exit::LOGGING;
         }
     };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("confronta-sync: cannot start the async runtime: {e}");
@@ -138,6 +160,12 @@ pub fn main_with(cli: Cli) -> i32 {
         match cli.command {
             Some(Command::Check) => check(&config).await,
             Some(Command::Verify { deep, limit }) => verify(&config, deep, limit).await,
+            Some(Command::Status { json }) => status(&config, json).await,
+            Some(Command::Orphans { older_than, delete_objects }) => {
+                orphans(&config, older_than, delete_objects).await
+            }
+            Some(Command::Presign { venta, expiry }) => presign(&config, venta, expiry).await,
+            None if cli.rescan && cli.dry_run => run_dry_run(&config, cli.limit, cli.json).await,
             None if cli.rescan => run_rescan(&config, cli.limit, cli.json).await,
             None => run_daemon(&cli.config, config, logging).await,
         }
@@ -159,31 +187,49 @@ struct Started {
     pipeline: Arc<Pipeline>,
 }
 
+/// Which journal a run uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum JournalUse {
+    /// The configured journal, locked: the daemon.
+    Exclusive,
+    /// The configured journal, or a sibling one when a daemon holds it and the database can keep
+    /// two processes off one row: `--rescan`.
+    ExclusiveOrSibling,
+    /// A throwaway in-memory journal: `--dry-run`, which must not write the real one.
+    Throwaway,
+}
+
 /// Opens and checks the journal, the database and the bucket; any failure is an `Exit`.
-async fn start(config: &Config) -> Result<Started, Exit> {
-    let journal = Journal::open(&config.journal.path).map_err(|e| match e {
-        JournalError::Locked { .. } | JournalError::Io { .. } | JournalError::TooNew { .. } => {
-            Exit::new(exit::JOURNAL, e.to_string())
-        }
-    })?;
+async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit> {
+    let journal_error = |e: JournalError| Exit::new(exit::JOURNAL, e.to_string());
     let (db, limits) = connect_db(config).await?;
+    let journal = match journal_use {
+        JournalUse::Throwaway => Journal::in_memory().map_err(journal_error)?,
+        JournalUse::Exclusive => Journal::open(&config.journal.path).map_err(journal_error)?,
+        JournalUse::ExclusiveOrSibling => match Journal::open(&config.journal.path) {
+            Err(JournalError::Locked { .. }) if db.supports_claims() => {
+                let sibling = config.journal.path.with_extension("rescan.sqlite3");
+                info!(journal = %sibling.display(), "the daemon holds the journal; this rescan keeps its own, and row claims keep the two apart");
+                Journal::open(&sibling).map_err(journal_error)?
+            }
+            Err(e @ JournalError::Locked { .. }) => {
+                return Err(Exit::new(
+                    exit::JOURNAL,
+                    format!("{e}; with a SQLite database stop the daemon before a rescan"),
+                ))
+            }
+            other => other.map_err(journal_error)?,
+        },
+    };
     let store = connect_store(config).await?;
     let pipeline = Pipeline::new(config, store, db, journal, limits);
-    Ok(Started {
-        pipeline: Arc::new(pipeline),
-    })
+    Ok(Started { pipeline: Arc::new(pipeline) })
 }
 
 async fn connect_db(config: &Config) -> Result<(Arc<dyn SalesDb>, crate::db::SchemaLimits), Exit> {
-    let db = db::connect(&config.database)
-        .await
-        .map_err(|e| Exit::new(exit::DATABASE, e.to_string()))?;
+    let db = db::connect(&config.database).await.map_err(|e| Exit::new(exit::DATABASE, e.to_string()))?;
     let limits = db.check_schema().await.map_err(|e| {
-        let hint = if e.kind == DbErrorKind::Unavailable {
-            " (is the database running?)"
-        } else {
-            ""
-        };
+        let hint = if e.kind == DbErrorKind::Unavailable { " (is the database running?)" } else { "" };
         Exit::new(exit::DATABASE, format!("{e}{hint}"))
     })?;
     Ok((db, limits))
@@ -191,8 +237,7 @@ async fn connect_db(config: &Config) -> Result<(Arc<dyn SalesDb>, crate::db::Sch
 
 async fn connect_store(config: &Config) -> Result<Arc<dyn ObjectStore>, Exit> {
     let secret = config.minio.secret_key()?;
-    let store =
-        S3Store::new(&config.minio, &secret).map_err(|e| Exit::new(exit::CONFIG, e.to_string()))?;
+    let store = S3Store::new(&config.minio, &secret).map_err(|e| Exit::new(exit::CONFIG, e.to_string()))?;
     store.check_bucket().await.map_err(|e| {
         let what = match e.kind {
             StoreErrorKind::NoSuchBucket => "bucket missing",
@@ -200,68 +245,179 @@ async fn connect_store(config: &Config) -> Result<Arc<dyn ObjectStore>, Exit> {
             StoreErrorKind::Unavailable => "unreachable",
             _ => "refused",
         };
-        Exit::new(
-            exit::OBJECT_STORE,
-            format!("object store at {} {what}: {e}", config.minio.endpoint),
-        )
+        Exit::new(exit::OBJECT_STORE, format!("object store at {} {what}: {e}", config.minio.endpoint))
     })?;
     Ok(Arc::new(store))
 }
 
 async fn check(config: &Config) -> Result<i32, Exit> {
-    start(config).await?;
-    println!(
-        "configuration, database columns and bucket {} are fine",
-        config.minio.bucket
-    );
+    connect_db(config).await?;
+    connect_store(config).await?;
+    println!("configuration, database columns and bucket {} are fine", config.minio.bucket);
     Ok(exit::OK)
 }
 
 async fn verify(config: &Config, deep: bool, limit: Option<i64>) -> Result<i32, Exit> {
     let (db, _) = connect_db(config).await?;
     let store = connect_store(config).await?;
-    let reports = crate::commands::verify(&db, &store, deep, limit)
-        .await
-        .map_err(|e| Exit::new(exit::DATABASE, e))?;
+    let reports =
+        crate::commands::verify(&db, &store, deep, limit).await.map_err(|e| Exit::new(exit::DATABASE, e))?;
     let mut bad = 0;
     for report in &reports {
-        let size = report
-            .size
-            .map(|s| format!("{s} bytes"))
-            .unwrap_or_else(|| "-".into());
+        let size = report.size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "-".into());
         match &report.problem {
-            None => println!(
-                "ok        venta {:>8}  {}  {size}",
-                report.venta_id, report.object
-            ),
+            None => println!("ok        venta {:>8}  {}  {size}", report.venta_id, report.object),
             Some(problem) => {
                 bad += 1;
-                println!(
-                    "MISMATCH  venta {:>8}  {}  {size}: {problem}",
-                    report.venta_id, report.object
-                );
+                println!("MISMATCH  venta {:>8}  {}  {size}: {problem}", report.venta_id, report.object);
             }
         }
     }
-    println!(
-        "verify: {} rows checked, {} ok, {} mismatched",
-        reports.len(),
-        reports.len() - bad,
-        bad
-    );
+    println!("verify: {} rows checked, {} ok, {} mismatched", reports.len(), reports.len() - bad, bad);
     Ok(if bad == 0 { exit::OK } else { exit::FAILURES })
 }
 
+async fn status(config: &Config, json: bool) -> Result<i32, Exit> {
+    let (db, _) = connect_db(config).await?;
+    // A journal that does not exist yet simply has nothing to report.
+    let journal = if config.journal.path.exists() {
+        Some(
+            Journal::open_read_only(&config.journal.path)
+                .map_err(|e| Exit::new(exit::JOURNAL, e.to_string()))?,
+        )
+    } else {
+        None
+    };
+    let report = crate::commands::status(&db, journal.as_ref(), &dir_prefix(config))
+        .await
+        .map_err(|e| Exit::new(exit::DATABASE, e))?;
+    if json {
+        println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        return Ok(exit::OK);
+    }
+    println!(
+        "rows: {} in MinIO, {} still local ({:.1}% in MinIO)",
+        report.rows_in_minio, report.rows_local, report.percent_in_minio
+    );
+    let states: Vec<String> = report.journal_states.iter().map(|(state, n)| format!("{state} {n}")).collect();
+    println!("journal: {}", if states.is_empty() { "empty".into() } else { states.join(", ") });
+    println!("waiting for their row: {}, orphans: {}", report.waiting_for_row, report.orphans);
+    let reasons: Vec<String> =
+        report.failures_by_reason.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
+    println!("failures by reason: {}", if reasons.is_empty() { "none".into() } else { reasons.join(", ") });
+    match (report.upload_ms_mean, report.upload_ms_p95) {
+        (Some(mean), Some(p95)) => {
+            println!("upload time: mean {mean:.0} ms, p95 {p95} ms over {} files", report.uploads_timed)
+        }
+        _ => println!("upload time: no uploads yet"),
+    }
+    for (class, line) in &report.last_errors {
+        println!("last {class} error: {line}");
+    }
+    Ok(exit::OK)
+}
+
+async fn orphans(config: &Config, older_than: Duration, delete_objects: bool) -> Result<i32, Exit> {
+    let (db, _) = connect_db(config).await?;
+    let store = connect_store(config).await?;
+    let template = crate::object_name::ObjectNameTemplate::parse(&config.minio.object_name)
+        .map_err(|e| Exit::new(exit::CONFIG, e.to_string()))?;
+    let report = crate::commands::orphans(
+        &db,
+        &store,
+        &config.watch.media_root,
+        &config.watched_dir(),
+        template.prefix(),
+        older_than,
+        delete_objects,
+    )
+    .await
+    .map_err(|e| Exit::new(exit::FAILURES, e))?;
+    for file in &report.files {
+        println!("orphan file    {file}");
+    }
+    for object in &report.objects {
+        let deleted = if report.deleted.contains(object) { "  (deleted)" } else { "" };
+        println!("orphan object  {object}{deleted}");
+    }
+    println!(
+        "orphans older than {}: {} files, {} objects{}",
+        humantime::format_duration(older_than),
+        report.files.len(),
+        report.objects.len(),
+        if delete_objects { format!(", {} objects deleted", report.deleted.len()) } else { String::new() }
+    );
+    Ok(exit::OK)
+}
+
+async fn presign(config: &Config, venta: i64, expiry: Duration) -> Result<i32, Exit> {
+    let (db, _) = connect_db(config).await?;
+    let store = connect_store(config).await?;
+    let url = crate::commands::presign(&db, &store, venta, expiry)
+        .await
+        .map_err(|e| Exit::new(exit::FAILURES, e))?;
+    println!("{url}");
+    Ok(exit::OK)
+}
+
+async fn run_dry_run(config: &Config, limit: Option<u64>, json: bool) -> Result<i32, Exit> {
+    let started = start(config, JournalUse::Throwaway).await?;
+    let (plans, summary) = daemon::dry_run(config, started.pipeline, limit).await;
+    let mut would_move = 0u64;
+    let mut bytes = 0u64;
+    let mut lines = Vec::new();
+    for (path, plan) in &plans {
+        let venta = plan
+            .venta
+            .as_ref()
+            .map(|(id, numero)| format!("venta {id} ({numero})"))
+            .unwrap_or_else(|| "no venta".into());
+        let size = plan.size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "-".into());
+        let action = match &plan.action {
+            PlanAction::Upload => {
+                would_move += 1;
+                bytes += plan.size.unwrap_or(0);
+                format!("would upload to {}", plan.object.as_deref().unwrap_or(""))
+            }
+            PlanAction::RecordExisting => {
+                would_move += 1;
+                format!("already uploaded as {}; would record", plan.object.as_deref().unwrap_or(""))
+            }
+            PlanAction::Skip(reason) => format!("would skip: {reason}"),
+        };
+        lines.push(serde_json::json!({"path": path.as_str(), "venta": plan.venta.as_ref().map(|v| v.0), "numero": plan.venta.as_ref().map(|v| &v.1), "object": plan.object, "size": plan.size, "action": action}));
+        if !json {
+            println!("{path}  {venta}  {size}  {action}");
+        }
+    }
+    let skipped = plans.len() as u64 - would_move;
+    if json {
+        println!(
+            "{}",
+            serde_json::json!({"dry_run": true, "files": lines, "would_move": would_move, "would_skip": skipped, "bytes": bytes, "rows_missing_their_file": summary.problems})
+        );
+    } else {
+        for problem in &summary.problems {
+            println!("  {problem}");
+        }
+        println!(
+            "dry run: {} files, {would_move} would move ({bytes} bytes), {skipped} would be skipped, {} rows point at a missing file; nothing was changed",
+            plans.len(),
+            summary.failed
+        );
+    }
+    Ok(exit::OK)
+}
+
+fn dir_prefix(config: &Config) -> String {
+    format!("{}/", config.watch.dir.trim_end_matches('/'))
+}
+
 async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Result<i32, Exit> {
-    let started = start(&config).await?;
+    let started = start(&config, JournalUse::Exclusive).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let signals =
-        crate::signals::listen(config_path.to_owned(), logging, shutdown_tx).map_err(|e| {
-            Exit::new(
-                exit::FAILURES,
-                format!("cannot install signal handlers: {e}"),
-            )
-        })?;
+    let signals = crate::signals::listen(config_path.to_owned(), logging, shutdown_tx)
+        .map_err(|e| Exit::new(exit::FAILURES, format!("cannot install signal handlers: {e}")))?;
 
     let (hint_tx, hint_rx) = mpsc::channel(4096);
     let overflowed = Arc::new(AtomicBool::new(false));
@@ -285,50 +441,39 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
     match stop {
         Stop::Finished => Ok(exit::OK),
         Stop::Fatal(failure) => {
-            let code = if failure.reason.starts_with("db") {
-                exit::DATABASE
-            } else {
-                exit::FAILURES
-            };
-            Err(Exit::new(
-                code,
-                format!("{}: {}", failure.reason, failure.message),
-            ))
+            let code = if failure.reason.starts_with("db") { exit::DATABASE } else { exit::FAILURES };
+            Err(Exit::new(code, format!("{}: {}", failure.reason, failure.message)))
         }
     }
 }
 
 async fn run_rescan(config: &Config, limit: Option<u64>, json: bool) -> Result<i32, Exit> {
-    let started = start(config).await?;
+    let started = start(config, JournalUse::ExclusiveOrSibling).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     crate::signals::stop_on_ctrl_c(shutdown_tx);
     let began = Instant::now();
-    let (stop, summary) = daemon::rescan(
-        config,
-        started.pipeline,
-        limit,
-        shutdown_rx,
-        crate::signals::SHUTDOWN_TIMEOUT,
-    )
-    .await;
+    let (stop, summary) =
+        daemon::rescan(config, started.pipeline, limit, shutdown_rx, crate::signals::SHUTDOWN_TIMEOUT).await;
     let elapsed = began.elapsed();
     print_summary(&summary, elapsed, json);
     if let Stop::Fatal(failure) = stop {
-        return Err(Exit::new(
-            exit::FAILURES,
-            format!("{}: {}", failure.reason, failure.message),
-        ));
+        return Err(Exit::new(exit::FAILURES, format!("{}: {}", failure.reason, failure.message)));
     }
-    Ok(if summary.failed > 0 || summary.kept > 0 {
-        exit::FAILURES
-    } else {
-        exit::OK
-    })
+    Ok(if summary.failed > 0 || summary.kept > 0 { exit::FAILURES } else { exit::OK })
 }
 
 fn print_summary(summary: &Summary, elapsed: Duration, json: bool) {
+    // Kept files (rejected, row changed) failed to move; files without a row and rows another
+    // sidecar held are skipped, and neither changes the exit code.
+    let succeeded = summary.moved;
+    let failed = summary.failed + summary.kept;
+    let skipped = summary.orphans + summary.busy;
     if json {
         let mut value = serde_json::to_value(summary).unwrap_or_default();
+        value["succeeded"] = serde_json::json!(succeeded);
+        value["failed_total"] = serde_json::json!(failed);
+        value["skipped"] = serde_json::json!(skipped);
+        value["total"] = serde_json::json!(succeeded + failed + skipped);
         value["elapsed_s"] = serde_json::json!(elapsed.as_secs_f64());
         println!("{value}");
         return;
@@ -336,17 +481,15 @@ fn print_summary(summary: &Summary, elapsed: Duration, json: bool) {
     for problem in &summary.problems {
         println!("  {problem}");
     }
+    let reasons: Vec<String> = summary.reasons.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
     println!(
-        "rescan: {} moved ({} bytes), {} failed, {} kept, {} without a row, {} busy elsewhere, in {:.1}s",
-        summary.moved,
+        "rescan: {succeeded} succeeded, {failed} failed, {skipped} skipped, {} total; {} bytes in {:.1}s{}",
+        succeeded + failed + skipped,
         summary.bytes,
-        summary.failed,
-        summary.kept,
-        summary.orphans,
-        summary.busy,
-        elapsed.as_secs_f64()
+        elapsed.as_secs_f64(),
+        if reasons.is_empty() { String::new() } else { format!(" (reasons: {})", reasons.join(", ")) }
     );
-    if summary.failed > 0 {
-        warn!(failed = summary.failed, "rescan finished with failures");
+    if failed > 0 {
+        warn!(failed, "rescan finished with failures");
     }
 }

@@ -17,19 +17,13 @@ pub const SECRET_KEY_ENV: &str = "CONFRONTA_SYNC_SECRET_KEY";
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid config {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("cannot read secret key file {path}: {source}")]
-    SecretFile {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    SecretFile { path: PathBuf, source: std::io::Error },
 }
 
 /// The whole configuration file.
@@ -172,19 +166,15 @@ impl fmt::Debug for Secret {
 impl Config {
     /// Reads, parses and validates the file at `path`.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         Config::parse(&text, path)
     }
 
     /// Parses and validates `text`; `path` only names the source in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e
-                .span()
-                .map(|span| text[..span.start].matches('\n').count() + 1);
+            let line = e.span().map(|span| text[..span.start].matches('\n').count() + 1);
             ConfigError::Parse {
                 path: path.to_owned(),
                 message: match line {
@@ -193,10 +183,7 @@ impl Config {
                 },
             }
         })?;
-        config.validate().map_err(|message| ConfigError::Invalid {
-            path: path.to_owned(),
-            message,
-        })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
         Ok(config)
     }
 
@@ -219,22 +206,10 @@ impl Config {
             ("database.table", &self.database.table),
             ("database.columns.id", &self.database.columns.id),
             ("database.columns.numero", &self.database.columns.numero),
-            (
-                "database.columns.confronta",
-                &self.database.columns.confronta,
-            ),
-            (
-                "database.columns.minio_url",
-                &self.database.columns.minio_url,
-            ),
-            (
-                "database.columns.minio_object_name",
-                &self.database.columns.minio_object_name,
-            ),
-            (
-                "database.columns.subido_a_minio",
-                &self.database.columns.subido_a_minio,
-            ),
+            ("database.columns.confronta", &self.database.columns.confronta),
+            ("database.columns.minio_url", &self.database.columns.minio_url),
+            ("database.columns.minio_object_name", &self.database.columns.minio_object_name),
+            ("database.columns.subido_a_minio", &self.database.columns.subido_a_minio),
             ("database.columns.sha256", &self.database.columns.sha256),
         ];
         for (key, value) in identifiers {
@@ -243,13 +218,10 @@ impl Config {
                 && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !value.starts_with(|c: char| c.is_ascii_digit());
             if !plain {
-                return Err(format!(
-                    "{key} must be a plain SQL identifier, got {value:?}"
-                ));
+                return Err(format!("{key} must be a plain SQL identifier, got {value:?}"));
             }
         }
-        ObjectNameTemplate::parse(&self.minio.object_name)
-            .map_err(|e| format!("minio.object_name: {e}"))?;
+        ObjectNameTemplate::parse(&self.minio.object_name).map_err(|e| format!("minio.object_name: {e}"))?;
         const MIN_PART: u64 = 5 * 1024 * 1024;
         if self.minio.part_size_bytes < MIN_PART {
             return Err(format!(
@@ -287,25 +259,17 @@ impl MinioConfig {
                 return Ok(Secret(value));
             }
         }
-        let path = self
-            .secret_key_file
-            .clone()
-            .ok_or_else(|| ConfigError::Invalid {
-                path: PathBuf::from("<config>"),
-                message: format!("minio.secret_key_file is not set and {SECRET_KEY_ENV} is empty"),
-            })?;
-        let text = std::fs::read_to_string(&path).map_err(|source| ConfigError::SecretFile {
-            path: path.clone(),
-            source,
+        let path = self.secret_key_file.clone().ok_or_else(|| ConfigError::Invalid {
+            path: PathBuf::from("<config>"),
+            message: format!("minio.secret_key_file is not set and {SECRET_KEY_ENV} is empty"),
         })?;
+        let text = std::fs::read_to_string(&path)
+            .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
         Ok(Secret(text.trim().to_owned()))
     }
 
     pub fn public_base_url(&self) -> &str {
-        self.public_base_url
-            .as_deref()
-            .unwrap_or(&self.endpoint)
-            .trim_end_matches('/')
+        self.public_base_url.as_deref().unwrap_or(&self.endpoint).trim_end_matches('/')
     }
 }
 
@@ -359,22 +323,13 @@ impl Default for ColumnNames {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig {
-            max_in_flight: 4,
-            retry_initial_ms: 1000,
-            retry_max_s: 300,
-        }
+        PipelineConfig { max_in_flight: 4, retry_initial_ms: 1000, retry_max_s: 300 }
     }
 }
 
 impl Default for LogConfig {
     fn default() -> Self {
-        LogConfig {
-            level: "info".into(),
-            format: LogFormat::Text,
-            dir: None,
-            max_files: 14,
-        }
+        LogConfig { level: "info".into(), format: LogFormat::Text, dir: None, max_files: 14 }
     }
 }
 
@@ -440,12 +395,8 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
 
     #[test]
     fn the_documented_sample_config_parses() {
-        let config =
-            Config::parse(include_str!("../config.toml"), Path::new("config.toml")).unwrap();
-        assert_eq!(
-            config.minio.object_name,
-            crate::object_name::DEFAULT_TEMPLATE
-        );
+        let config = Config::parse(include_str!("../config.toml"), Path::new("config.toml")).unwrap();
+        assert_eq!(config.minio.object_name, crate::object_name::DEFAULT_TEMPLATE);
         assert_eq!(config.database.columns.sha256, "confronta_sha256");
     }
 
@@ -471,10 +422,8 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
 
     #[test]
     fn database_password_is_redacted_in_debug_output() {
-        let text = MINIMAL.replace(
-            "sqlite:///srv/crm/db.sqlite3",
-            "postgres://crm:hunter2@127.0.0.1:5432/crm",
-        );
+        let text =
+            MINIMAL.replace("sqlite:///srv/crm/db.sqlite3", "postgres://crm:hunter2@127.0.0.1:5432/crm");
         let config = parse(&text).unwrap();
         let shown = format!("{config:?}");
         assert!(!shown.contains("hunter2"), "{shown}");

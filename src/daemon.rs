@@ -17,7 +17,7 @@ use tracing::{debug, info, warn};
 
 use crate::config::Config;
 use crate::media_path::RelativeMediaPath;
-use crate::pipeline::{backoff, Failure, Outcome, Pipeline};
+use crate::pipeline::{backoff, Failure, Outcome, Pipeline, Plan};
 use crate::watch::{walk, WatchHint};
 
 /// How many rows a reconcile pass reads at most; the next pass reads the rest.
@@ -43,8 +43,7 @@ pub struct Summary {
 impl Summary {
     fn count_reason(&mut self, failure: &Failure, path: &RelativeMediaPath) {
         *self.reasons.entry(failure.reason.to_owned()).or_default() += 1;
-        self.problems
-            .push(format!("{path}: {}: {}", failure.reason, failure.message));
+        self.problems.push(format!("{path}: {}: {}", failure.reason, failure.message));
     }
 }
 
@@ -86,6 +85,8 @@ struct Scheduler {
     summary: Summary,
     limit: Option<u64>,
     started: u64,
+    /// Shown on a terminal during a rescan; ticks once per finished file.
+    progress: Option<indicatif::ProgressBar>,
 }
 
 impl Scheduler {
@@ -106,6 +107,7 @@ impl Scheduler {
             summary: Summary::default(),
             limit: None,
             started: 0,
+            progress: None,
         }
     }
 
@@ -133,8 +135,7 @@ impl Scheduler {
                 self.timers.push(Reverse((due, path)));
             }
             None => {
-                self.pending
-                    .insert(path.clone(), Pending { due, attempts: 0 });
+                self.pending.insert(path.clone(), Pending { due, attempts: 0 });
                 self.timers.push(Reverse((due, path)));
             }
         }
@@ -150,9 +151,7 @@ impl Scheduler {
         let Ok(modified) = meta.modified() else {
             return self.settle;
         };
-        let age = SystemTime::now()
-            .duration_since(modified)
-            .unwrap_or(Duration::ZERO);
+        let age = SystemTime::now().duration_since(modified).unwrap_or(Duration::ZERO);
         self.settle.saturating_sub(age)
     }
 
@@ -208,12 +207,7 @@ impl Scheduler {
     }
 
     /// Folds one finished run into the schedule; returns a fatal failure if there was one.
-    fn finished(
-        &mut self,
-        path: RelativeMediaPath,
-        attempts: u32,
-        outcome: Outcome,
-    ) -> Option<Failure> {
+    fn finished(&mut self, path: RelativeMediaPath, attempts: u32, outcome: Outcome) -> Option<Failure> {
         self.in_flight.remove(&path);
         let one_shot = self.mode == Mode::OneShot;
         match outcome {
@@ -224,10 +218,7 @@ impl Scheduler {
             Outcome::Nothing => {}
             Outcome::WaitingForRow | Outcome::Orphan if one_shot => {
                 self.summary.orphans += 1;
-                let failure = Failure::new(
-                    "no_row",
-                    "no row points at this file; it is kept".to_owned(),
-                );
+                let failure = Failure::new("no_row", "no row points at this file; it is kept".to_owned());
                 self.summary.count_reason(&failure, &path);
             }
             Outcome::WaitingForRow => {
@@ -265,8 +256,7 @@ impl Scheduler {
     }
 
     fn idle(&self) -> bool {
-        self.tasks.is_empty()
-            && (self.pending.is_empty() || self.limit.is_some_and(|l| self.started >= l))
+        self.tasks.is_empty() && (self.pending.is_empty() || self.limit.is_some_and(|l| self.started >= l))
     }
 
     /// Offers every file under the watched folder.
@@ -289,12 +279,7 @@ impl Scheduler {
             }
             Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
         }
-        match self
-            .pipeline
-            .db()
-            .rows_with_local_file(dir_prefix, RECONCILE_BATCH)
-            .await
-        {
+        match self.pipeline.db().rows_with_local_file(dir_prefix, RECONCILE_BATCH).await {
             Ok(rows) => {
                 for row in rows {
                     if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
@@ -311,12 +296,7 @@ impl Scheduler {
     /// A row that points at a local file which does not exist cannot be moved: report it (the
     /// row is left untouched) so the operator can find the file.
     async fn count_rows_missing_their_file(&mut self, dir_prefix: &str) {
-        let rows = match self
-            .pipeline
-            .db()
-            .rows_with_local_file(dir_prefix, i64::MAX)
-            .await
-        {
+        let rows = match self.pipeline.db().rows_with_local_file(dir_prefix, i64::MAX).await {
             Ok(rows) => rows,
             Err(e) => {
                 warn!(error = %e, "cannot list rows with a local confronta");
@@ -381,9 +361,7 @@ pub async fn run(
     let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
     scheduler.offer_walk(&dir);
     scheduler.offer_known_work(&dir_prefix).await;
-    let mut reconcile = tokio::time::interval(Duration::from_secs(
-        config.watch.reconcile_interval_s.max(1),
-    ));
+    let mut reconcile = tokio::time::interval(Duration::from_secs(config.watch.reconcile_interval_s.max(1)));
     reconcile.tick().await;
     info!(folder = %dir.display(), "watching");
 
@@ -427,10 +405,7 @@ pub async fn run(
             _ = sleep => {}
         }
     };
-    info!(
-        in_flight = scheduler.tasks.len(),
-        "stopping: no new files taken"
-    );
+    info!(in_flight = scheduler.tasks.len(), "stopping: no new files taken");
     scheduler.drain(shutdown_timeout).await;
     (stop, scheduler.summary)
 }
@@ -450,7 +425,18 @@ pub async fn rescan(
     scheduler.offer_walk(&config.watched_dir());
     scheduler.offer_known_work(&dir_prefix).await;
     scheduler.count_rows_missing_their_file(&dir_prefix).await;
-    info!(candidates = scheduler.pending.len(), "rescan started");
+    let candidates = scheduler.pending.len() as u64;
+    info!(candidates, "rescan started");
+    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        let total = limit.map_or(candidates, |l| l.min(candidates));
+        let bar = indicatif::ProgressBar::new(total).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} files  {elapsed_precise}  eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        );
+        scheduler.progress = Some(bar);
+    }
     let stop = loop {
         scheduler.dispatch_due();
         if scheduler.idle() {
@@ -479,5 +465,31 @@ pub async fn rescan(
         }
     };
     scheduler.drain(shutdown_timeout).await;
+    if let Some(progress) = scheduler.progress.take() {
+        progress.finish_and_clear();
+    }
     (stop, scheduler.summary)
+}
+
+/// `--rescan --dry-run`: what a rescan would do with each file, in path order, writing nothing.
+/// Rows pointing at a missing local file are reported in the summary, as in a real rescan.
+pub async fn dry_run(
+    config: &Config,
+    pipeline: Arc<Pipeline>,
+    limit: Option<u64>,
+) -> (Vec<(RelativeMediaPath, Plan)>, Summary) {
+    let mut scheduler = Scheduler::new(pipeline.clone(), config, Mode::OneShot);
+    let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
+    scheduler.offer_walk(&config.watched_dir());
+    scheduler.offer_known_work(&dir_prefix).await;
+    scheduler.count_rows_missing_their_file(&dir_prefix).await;
+    let mut paths: Vec<RelativeMediaPath> = scheduler.pending.keys().cloned().collect();
+    paths.sort();
+    paths.truncate(limit.map_or(usize::MAX, |l| l as usize));
+    let mut plans = Vec::with_capacity(paths.len());
+    for path in paths {
+        let plan = pipeline.plan(&path).await;
+        plans.push((path, plan));
+    }
+    (plans, scheduler.summary)
 }

@@ -31,8 +31,7 @@ pub trait Classify {
 pub async fn pause_point(name: &str) {
     #[cfg(feature = "failpoints")]
     {
-        let pause: Option<u64> =
-            fail::eval(name, |arg| arg.and_then(|ms| ms.parse().ok()).unwrap_or(0));
+        let pause: Option<u64> = fail::eval(name, |arg| arg.and_then(|ms| ms.parse().ok()).unwrap_or(0));
         if let Some(ms) = pause {
             tracing::debug!(failpoint = name, ms, "paused by failpoint");
             tokio::time::sleep(std::time::Duration::from_millis(ms)).await;

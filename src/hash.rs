@@ -117,10 +117,7 @@ pub enum ReadError {
     #[error("{path} changed while it was being read")]
     ChangedWhileReading { path: String },
     #[error("cannot read {path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    Io { path: String, source: std::io::Error },
 }
 
 impl ReadError {
@@ -139,15 +136,9 @@ pub fn open_regular(path: &Path) -> Result<(File, FileIdentity), ReadError> {
         .map_err(|source| match source.raw_os_error() {
             // O_NOFOLLOW on a symlink fails with ELOOP: it is not a file we may read.
             Some(libc::ELOOP) => ReadError::NotRegular { path: shown() },
-            _ => ReadError::Io {
-                path: shown(),
-                source,
-            },
+            _ => ReadError::Io { path: shown(), source },
         })?;
-    let meta = file.metadata().map_err(|source| ReadError::Io {
-        path: shown(),
-        source,
-    })?;
+    let meta = file.metadata().map_err(|source| ReadError::Io { path: shown(), source })?;
     if !meta.file_type().is_file() {
         return Err(ReadError::NotRegular { path: shown() });
     }
@@ -171,12 +162,7 @@ pub fn hash_file(path: &Path, part_size: Option<u64>) -> Result<FileHash, ReadEr
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(source) => {
-                return Err(ReadError::Io {
-                    path: shown(),
-                    source,
-                })
-            }
+            Err(source) => return Err(ReadError::Io { path: shown(), source }),
         };
         let chunk = &buffer[..read];
         whole.update(chunk);
@@ -205,19 +191,13 @@ pub fn hash_file(path: &Path, part_size: Option<u64>) -> Result<FileHash, ReadEr
             part_digests.push(Sha256Digest(hasher.finalize().into()));
         }
     }
-    let after = FileIdentity::of_metadata(&file.metadata().map_err(|source| ReadError::Io {
-        path: shown(),
-        source,
-    })?);
+    let after = FileIdentity::of_metadata(
+        &file.metadata().map_err(|source| ReadError::Io { path: shown(), source })?,
+    );
     if after != identity || total != identity.size {
         return Err(ReadError::ChangedWhileReading { path: shown() });
     }
-    Ok(FileHash {
-        sha256: Sha256Digest(whole.finalize().into()),
-        identity,
-        part_digests,
-        head,
-    })
+    Ok(FileHash { sha256: Sha256Digest(whole.finalize().into()), identity, part_digests, head })
 }
 
 #[cfg(test)]
@@ -237,27 +217,17 @@ mod tests {
     fn file_hash_matches_in_memory_hash_and_parts_cover_the_file() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("f.bin");
-        let data: Vec<u8> = (0..(3 * READ_BUFFER + 17))
-            .map(|i| (i % 251) as u8)
-            .collect();
-        std::fs::File::create(&path)
-            .unwrap()
-            .write_all(&data)
-            .unwrap();
+        let data: Vec<u8> = (0..(3 * READ_BUFFER + 17)).map(|i| (i % 251) as u8).collect();
+        std::fs::File::create(&path).unwrap().write_all(&data).unwrap();
 
         let part = 1_000_000u64;
         let hashed = hash_file(&path, Some(part)).unwrap();
         assert_eq!(hashed.sha256, Sha256Digest::of_bytes(&data));
         assert_eq!(hashed.identity.size, data.len() as u64);
         assert_eq!(hashed.head, data[..HEAD_BYTES]);
-        let expected_parts: Vec<_> = data
-            .chunks(part as usize)
-            .map(Sha256Digest::of_bytes)
-            .collect();
+        let expected_parts: Vec<_> = data.chunks(part as usize).map(Sha256Digest::of_bytes).collect();
         assert_eq!(hashed.part_digests, expected_parts);
-        assert!(hashed
-            .expected_s3_checksum()
-            .ends_with(&format!("-{}", expected_parts.len())));
+        assert!(hashed.expected_s3_checksum().ends_with(&format!("-{}", expected_parts.len())));
     }
 
     #[test]
@@ -267,17 +237,11 @@ mod tests {
         std::fs::write(&target, b"secret").unwrap();
         let link = dir.path().join("link");
         std::os::unix::fs::symlink(&target, &link).unwrap();
-        assert!(matches!(
-            hash_file(&link, None),
-            Err(ReadError::NotRegular { .. })
-        ));
+        assert!(matches!(hash_file(&link, None), Err(ReadError::NotRegular { .. })));
     }
 
     #[test]
     fn base64_roundtrip_of_empty_digest() {
-        assert_eq!(
-            Sha256Digest::of_bytes(b"").to_base64(),
-            "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU="
-        );
+        assert_eq!(Sha256Digest::of_bytes(b"").to_base64(), "47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=");
     }
 }

@@ -86,17 +86,12 @@ impl FileState {
     }
 
     pub fn parse(text: &str) -> Option<FileState> {
-        FileState::ALL
-            .into_iter()
-            .find(|state| state.as_str() == text)
+        FileState::ALL.into_iter().find(|state| state.as_str() == text)
     }
 
     /// States after which nothing more happens to this file version.
     pub fn is_terminal(self) -> bool {
-        matches!(
-            self,
-            FileState::Removed | FileState::Rejected | FileState::RowChanged
-        )
+        matches!(self, FileState::Removed | FileState::Rejected | FileState::RowChanged)
     }
 }
 
@@ -155,9 +150,7 @@ pub enum JournalError {
     Locked { path: PathBuf, lock: PathBuf },
     #[error("journal {path}: {message}")]
     Io { path: PathBuf, message: String },
-    #[error(
-        "journal {path} has schema version {found}, newer than this binary's {SCHEMA_VERSION}"
-    )]
+    #[error("journal {path} has schema version {found}, newer than this binary's {SCHEMA_VERSION}")]
     TooNew { path: PathBuf, found: i64 },
 }
 
@@ -166,27 +159,22 @@ pub enum JournalError {
 pub struct Journal {
     path: PathBuf,
     connection: Arc<Mutex<Connection>>,
-    /// Held for the process's lifetime: the flock is what stops a second daemon.
-    _lock: Arc<File>,
+    /// Held for the process's lifetime: the flock is what stops a second daemon. Read-only and
+    /// in-memory journals hold none.
+    _lock: Option<Arc<File>>,
 }
 
 impl Journal {
     /// Opens (creating if needed) the journal at `path` and takes its lock file.
     pub fn open(path: &Path) -> Result<Journal, JournalError> {
-        let io = |message: String| JournalError::Io {
-            path: path.to_owned(),
-            message,
-        };
+        let io = |message: String| JournalError::Io { path: path.to_owned(), message };
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| io(format!("creating {}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(|e| io(format!("creating {}: {e}", parent.display())))?;
         }
         let lock = take_lock(path)?;
         let connection = match open_connection(path) {
             Ok(connection) => connection,
-            Err(JournalError::TooNew { path, found }) => {
-                return Err(JournalError::TooNew { path, found })
-            }
+            Err(JournalError::TooNew { path, found }) => return Err(JournalError::TooNew { path, found }),
             Err(first_error) => {
                 // A corrupt journal is moved aside, not deleted, so it can be inspected; the
                 // world is the truth and a fresh journal only costs re-work.
@@ -203,8 +191,24 @@ impl Journal {
         Ok(Journal {
             path: path.to_owned(),
             connection: Arc::new(Mutex::new(connection)),
-            _lock: Arc::new(lock),
+            _lock: Some(Arc::new(lock)),
         })
+    }
+
+    /// Opens an existing journal for reading only, without its lock, so `status` can run
+    /// beside a live daemon. Nothing is created or written.
+    pub fn open_read_only(path: &Path) -> Result<Journal, JournalError> {
+        let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| JournalError::Io { path: path.to_owned(), message: e.to_string() })?;
+        Ok(Journal { path: path.to_owned(), connection: Arc::new(Mutex::new(connection)), _lock: None })
+    }
+
+    /// A journal that keeps nothing past the process: for `--dry-run`, which must not write the
+    /// real one.
+    pub fn in_memory() -> Result<Journal, JournalError> {
+        let path = PathBuf::from(":memory:");
+        let connection = open_connection(&path)?;
+        Ok(Journal { path, connection: Arc::new(Mutex::new(connection)), _lock: None })
     }
 
     pub fn path(&self) -> &Path {
@@ -219,13 +223,8 @@ impl Journal {
         let connection = self.connection.clone();
         let path = self.path.clone();
         tokio::task::spawn_blocking(move || {
-            let guard = connection
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&guard).map_err(|e| JournalError::Io {
-                path: path.clone(),
-                message: e.to_string(),
-            })
+            let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&guard).map_err(|e| JournalError::Io { path: path.clone(), message: e.to_string() })
         })
         .await
         .map_err(|e| JournalError::Io {
@@ -234,10 +233,7 @@ impl Journal {
         })?
     }
 
-    pub async fn get(
-        &self,
-        path: &RelativeMediaPath,
-    ) -> Result<Option<JournalEntry>, JournalError> {
+    pub async fn get(&self, path: &RelativeMediaPath) -> Result<Option<JournalEntry>, JournalError> {
         let key = path.as_str().to_owned();
         self.with(move |c| {
             c.prepare_cached(&format!("SELECT {COLUMNS} FROM files WHERE path = ?1"))?
@@ -305,9 +301,7 @@ impl Journal {
     /// Every entry (for `status`).
     pub async fn all(&self) -> Result<Vec<JournalEntry>, JournalError> {
         self.with(|c| {
-            let mut query = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM files ORDER BY first_seen_ms"
-            ))?;
+            let mut query = c.prepare(&format!("SELECT {COLUMNS} FROM files ORDER BY first_seen_ms"))?;
             let rows = query.query_map([], read_entry)?;
             rows.collect()
         })
@@ -315,16 +309,13 @@ impl Journal {
     }
 }
 
-const COLUMNS: &str = "path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, part_digests, \
+const COLUMNS: &str =
+    "path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, part_digests, \
      content_type, object_name, attempts, error_class, last_error, first_seen_ms, updated_ms, upload_ms";
 
 fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
     let bad = |index: usize, what: &str| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Text,
-            what.to_owned().into(),
-        )
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, what.to_owned().into())
     };
     let path: String = row.get(0)?;
     let path = RelativeMediaPath::parse(&path).map_err(|_| bad(0, "bad path"))?;
@@ -376,41 +367,27 @@ fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
 fn take_lock(path: &Path) -> Result<File, JournalError> {
     use std::os::unix::io::AsRawFd;
     let lock_path = PathBuf::from(format!("{}.lock", path.display()));
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(&lock_path)
-        .map_err(|e| JournalError::Io {
-            path: path.to_owned(),
-            message: format!("opening {}: {e}", lock_path.display()),
-        })?;
+    let file =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(
+            |e| JournalError::Io {
+                path: path.to_owned(),
+                message: format!("opening {}: {e}", lock_path.display()),
+            },
+        )?;
     // SAFETY: flock on a valid, owned descriptor has no memory-safety preconditions.
     let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
     if rc != 0 {
-        return Err(JournalError::Locked {
-            path: path.to_owned(),
-            lock: lock_path,
-        });
+        return Err(JournalError::Locked { path: path.to_owned(), lock: lock_path });
     }
     Ok(file)
 }
 
 fn open_connection(path: &Path) -> Result<Connection, JournalError> {
-    let io = |e: rusqlite::Error| JournalError::Io {
-        path: path.to_owned(),
-        message: e.to_string(),
-    };
+    let io = |e: rusqlite::Error| JournalError::Io { path: path.to_owned(), message: e.to_string() };
     let connection = Connection::open(path).map_err(io)?;
-    connection
-        .busy_timeout(std::time::Duration::from_secs(5))
-        .map_err(io)?;
-    connection
-        .pragma_update(None, "journal_mode", "WAL")
-        .map_err(io)?;
-    connection
-        .pragma_update(None, "synchronous", "FULL")
-        .map_err(io)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(io)?;
+    connection.pragma_update(None, "journal_mode", "WAL").map_err(io)?;
+    connection.pragma_update(None, "synchronous", "FULL").map_err(io)?;
     connection
         .execute_batch(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -438,11 +415,7 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
         )
         .map_err(io)?;
     let found: Option<String> = connection
-        .query_row(
-            "SELECT value FROM meta WHERE key = 'schema_version'",
-            [],
-            |row| row.get(0),
-        )
+        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
         .optional()
         .map_err(io)?;
     match found.and_then(|v| v.parse::<i64>().ok()) {
@@ -455,10 +428,7 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
                 .map_err(io)?;
         }
         Some(version) if version > SCHEMA_VERSION => {
-            return Err(JournalError::TooNew {
-                path: path.to_owned(),
-                found: version,
-            })
+            return Err(JournalError::TooNew { path: path.to_owned(), found: version })
         }
         Some(_) => {}
     }
@@ -482,12 +452,7 @@ mod tests {
         entry.state = FileState::Hashed;
         entry.venta_id = Some(7);
         entry.object_name = Some("confrontas/x.pdf".into());
-        entry.identity = Some(FileIdentity {
-            dev: 1,
-            inode: 2,
-            size: 3,
-            mtime_ns: 4,
-        });
+        entry.identity = Some(FileIdentity { dev: 1, inode: 2, size: 3, mtime_ns: 4 });
         entry.hash = Some(StoredHash {
             sha256: Sha256Digest::of_bytes(b"x"),
             part_digests: vec![Sha256Digest::of_bytes(b"a"), Sha256Digest::of_bytes(b"b")],
@@ -524,11 +489,7 @@ mod tests {
     async fn a_corrupt_journal_is_moved_aside_and_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.sqlite3");
-        std::fs::write(
-            &path,
-            b"this is not a sqlite database, just garbage bytes....",
-        )
-        .unwrap();
+        std::fs::write(&path, b"this is not a sqlite database, just garbage bytes....").unwrap();
         let journal = Journal::open(&path).unwrap();
         assert!(journal.unfinished().await.unwrap().is_empty());
         let aside = std::fs::read_dir(dir.path())

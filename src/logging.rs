@@ -52,11 +52,7 @@ pub fn init(config: &LogConfig) -> Result<Logging, String> {
                 .map_err(|e| format!("log.dir {}: {e}", dir.display()))?;
             let (writer, guard) = tracing_appender::non_blocking(appender);
             let layer = if json {
-                fmt::layer()
-                    .json()
-                    .with_ansi(false)
-                    .with_writer(writer)
-                    .boxed()
+                fmt::layer().json().with_ansi(false).with_writer(writer).boxed()
             } else {
                 fmt::layer().with_ansi(false).with_writer(writer).boxed()
             };
@@ -70,8 +66,5 @@ pub fn init(config: &LogConfig) -> Result<Logging, String> {
         .with(file_layer)
         .try_init()
         .map_err(|e| e.to_string())?;
-    Ok(Logging {
-        _file_guard: guard,
-        filter: handle,
-    })
+    Ok(Logging { _file_guard: guard, filter: handle })
 }

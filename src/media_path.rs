@@ -27,9 +27,7 @@ impl RelativeMediaPath {
             return Err(MediaPathError::EmptyOrAbsolute(value.to_owned()));
         }
         if value.contains('\0')
-            || value
-                .split('/')
-                .any(|segment| segment.is_empty() || segment == "." || segment == "..")
+            || value.split('/').any(|segment| segment.is_empty() || segment == "." || segment == "..")
         {
             return Err(MediaPathError::BadSegment(value.to_owned()));
         }
@@ -114,9 +112,7 @@ mod tests {
         .unwrap();
         assert_eq!(path.as_str(), "confrontas/niño.PDF");
         assert_eq!(path.extension(), ".pdf");
-        assert!(
-            RelativeMediaPath::from_absolute(Path::new("/srv/media"), Path::new("/tmp/x")).is_err()
-        );
+        assert!(RelativeMediaPath::from_absolute(Path::new("/srv/media"), Path::new("/tmp/x")).is_err());
     }
 
     #[test]
@@ -130,11 +126,7 @@ mod tests {
     #[test]
     fn extension_of_names_without_one_is_empty() {
         for name in ["confrontas/README", "confrontas/.hidden", "confrontas/x."] {
-            assert_eq!(
-                RelativeMediaPath::parse(name).unwrap().extension(),
-                "",
-                "{name}"
-            );
+            assert_eq!(RelativeMediaPath::parse(name).unwrap().extension(), "", "{name}");
         }
     }
 }

@@ -14,9 +14,7 @@ const PLACEHOLDERS: &[&str] = &["numero", "id", "sha256_12", "sha256", "ext"];
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum TemplateError {
-    #[error(
-        "unknown placeholder {{{0}}}; known: {{numero}} {{id}} {{sha256_12}} {{sha256}} {{ext}}"
-    )]
+    #[error("unknown placeholder {{{0}}}; known: {{numero}} {{id}} {{sha256_12}} {{sha256}} {{ext}}")]
     UnknownPlaceholder(String),
     #[error("unclosed '{{' in template {0:?}")]
     Unclosed(String),
@@ -59,9 +57,7 @@ impl ObjectNameTemplate {
             if open > 0 {
                 pieces.push(Piece::Literal(rest[..open].to_owned()));
             }
-            let close = rest[open..]
-                .find('}')
-                .ok_or_else(|| TemplateError::Unclosed(template.to_owned()))?;
+            let close = rest[open..].find('}').ok_or_else(|| TemplateError::Unclosed(template.to_owned()))?;
             let name = &rest[open + 1..open + close];
             if !PLACEHOLDERS.contains(&name) {
                 return Err(TemplateError::UnknownPlaceholder(name.to_owned()));
@@ -131,13 +127,7 @@ impl fmt::Display for ObjectName {
 fn sanitize_segment(value: &str) -> String {
     let cleaned: String = value
         .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
-                c
-            } else {
-                '_'
-            }
-        })
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' { c } else { '_' })
         .collect();
     if cleaned.is_empty() {
         "_".into()
@@ -176,10 +166,7 @@ mod tests {
         });
         assert_eq!(
             name.as_str(),
-            format!(
-                "confrontas/venta_PORTA-20240101120000_confronta_42_{}.pdf",
-                &sha.to_hex()[..12]
-            )
+            format!("confrontas/venta_PORTA-20240101120000_confronta_42_{}.pdf", &sha.to_hex()[..12])
         );
         assert_eq!(template.prefix(), "confrontas/");
     }
@@ -194,11 +181,7 @@ mod tests {
             sha256: &sha,
             extension: ".p/df",
         });
-        assert!(
-            name.as_str()
-                .starts_with("confrontas/venta_______etc_x_y_confronta_1_"),
-            "{name}"
-        );
+        assert!(name.as_str().starts_with("confrontas/venta_______etc_x_y_confronta_1_"), "{name}");
         assert!(!name.as_str().contains(".."), "{name}");
         assert_eq!(name.as_str().matches('/').count(), 1, "{name}");
     }

@@ -26,11 +26,7 @@ use crate::store::{ObjectInfo, ObjectStore, StoreError, StoreErrorKind, UploadRe
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
     /// Uploaded, verified, recorded, and the local file removed.
-    Moved {
-        venta_id: i64,
-        object: String,
-        bytes: u64,
-    },
+    Moved { venta_id: i64, object: String, bytes: u64 },
     /// Nothing to do: the file is gone and nothing is pending for it, or it was given up earlier.
     Nothing,
     /// No row points at the file yet; try again later.
@@ -47,6 +43,26 @@ pub enum Outcome {
     Fatal(Failure),
 }
 
+/// What `--rescan --dry-run` reports for one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Venta id and numero, once matched.
+    pub venta: Option<(i64, String)>,
+    pub object: Option<String>,
+    pub size: Option<u64>,
+    pub action: PlanAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanAction {
+    /// Would upload, verify, record and remove.
+    Upload,
+    /// The object already holds these bytes: would verify, record and remove.
+    RecordExisting,
+    /// Would leave the file alone, for this reason.
+    Skip(String),
+}
+
 /// Why a file did not move.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
@@ -57,10 +73,7 @@ pub struct Failure {
 
 impl Failure {
     pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
-        Failure {
-            reason,
-            message: message.into(),
-        }
+        Failure { reason, message: message.into() }
     }
 }
 
@@ -119,10 +132,9 @@ impl Pipeline {
         async {
             let outcome = match self.advance(path).await {
                 Ok(outcome) => outcome,
-                Err(StepError::Journal(e)) => Outcome::Retry(Failure::new(
-                    "journal",
-                    format!("cannot write the journal: {e}"),
-                )),
+                Err(StepError::Journal(e)) => {
+                    Outcome::Retry(Failure::new("journal", format!("cannot write the journal: {e}")))
+                }
                 Err(StepError::Outcome(outcome)) => outcome,
             };
             match &outcome {
@@ -162,15 +174,9 @@ impl Pipeline {
         };
         let mut entry = match existing {
             // Same file version, still in progress (or given up): continue from where it is.
-            Some(entry)
-                if entry.identity == Some(identity) && entry.state != FileState::Removed =>
-            {
-                entry
-            }
+            Some(entry) if entry.identity == Some(identity) && entry.state != FileState::Removed => entry,
             // A new file at this path, or one that changed since: start over.
-            Some(previous)
-                if !previous.state.is_terminal() && previous.state != FileState::Orphan =>
-            {
+            Some(previous) if !previous.state.is_terminal() && previous.state != FileState::Orphan => {
                 let mut entry = JournalEntry::new(path.clone(), previous.first_seen_ms);
                 entry.identity = Some(identity);
                 entry
@@ -197,9 +203,7 @@ impl Pipeline {
             Ok(false) => return Ok(Outcome::Busy),
             Err(e) => return Ok(self.db_failure(e)),
         }
-        let result = self
-            .with_claim(&mut entry, &absolute, identity, row.clone())
-            .await;
+        let result = self.with_claim(&mut entry, &absolute, identity, row.clone()).await;
         self.db.release_claim(row.id).await;
         result
     }
@@ -230,39 +234,11 @@ impl Pipeline {
             _ => sniff_content_type(&hash.head, &entry.path.extension()),
         };
 
-        let object = self.template.render(&ObjectNameInputs {
-            venta_id: row.id,
-            numero: &row.numero,
-            sha256: &hash.sha256,
-            extension: &entry.path.extension(),
-        });
+        let (object, url) = match self.name_object(&row, &hash.sha256, &entry.path) {
+            Ok(named) => named,
+            Err(failure) => return self.give_up(entry, failure).await,
+        };
         tracing::Span::current().record("object", object.as_str());
-        let url = format!("{}/{}", self.url_base, object);
-        if let Some(limit) = self
-            .limits
-            .url_max_len
-            .filter(|limit| url.chars().count() > *limit)
-        {
-            let message = format!(
-                "object URL is {} characters, longer than the {} the URL column holds",
-                url.chars().count(),
-                limit
-            );
-            return self
-                .give_up(entry, Failure::new("url_too_long", message))
-                .await;
-        }
-        if let Some(limit) = self
-            .limits
-            .object_name_max_len
-            .filter(|limit| object.as_str().chars().count() > *limit)
-        {
-            let message =
-                format!("object name is longer than the {limit} the object-name column holds");
-            return self
-                .give_up(entry, Failure::new("object_name_too_long", message))
-                .await;
-        }
 
         // `hashed` with the object name is durable before the upload it guards.
         let same_plan =
@@ -299,9 +275,7 @@ impl Pipeline {
                     "object {object} already exists with other content (size {}, checksum {:?}); it is never overwritten",
                     info.size, info.checksum_sha256
                 );
-                return self
-                    .give_up(entry, Failure::new("object_conflict", message))
-                    .await;
+                return self.give_up(entry, Failure::new("object_conflict", message)).await;
             }
             None => {
                 pause_point("before_upload").await;
@@ -314,9 +288,7 @@ impl Pipeline {
                     part_size: self.part_size,
                 };
                 if let Err(e) = self.store.upload(&object, request).await {
-                    if e.kind == StoreErrorKind::ChecksumMismatch
-                        || e.kind == StoreErrorKind::LocalFile
-                    {
+                    if e.kind == StoreErrorKind::ChecksumMismatch || e.kind == StoreErrorKind::LocalFile {
                         // The bytes read for the upload are not the ones hashed: hash again.
                         entry.hash = None;
                         entry.state = FileState::Seen;
@@ -339,15 +311,11 @@ impl Pipeline {
                     "object {object} does not match after upload: size {} (expected {}), checksum {:?} (expected {expected})",
                     info.size, hash.identity.size, info.checksum_sha256
                 );
-                return self
-                    .fail(entry, Failure::new("verify_mismatch", message))
-                    .await;
+                return self.fail(entry, Failure::new("verify_mismatch", message)).await;
             }
             Ok(None) => {
                 let message = format!("object {object} is missing right after its upload");
-                return self
-                    .fail(entry, Failure::new("verify_missing", message))
-                    .await;
+                return self.fail(entry, Failure::new("verify_missing", message)).await;
             }
             Err(e) => return self.store_failure(entry, e).await,
         }
@@ -356,13 +324,8 @@ impl Pipeline {
             Ok(_) => {
                 entry.hash = None;
                 entry.state = FileState::Seen;
-                let message = format!(
-                    "{} changed or vanished after it was hashed",
-                    absolute.display()
-                );
-                return self
-                    .fail(entry, Failure::new("local_changed", message))
-                    .await;
+                let message = format!("{} changed or vanished after it was hashed", absolute.display());
+                return self.fail(entry, Failure::new("local_changed", message)).await;
             }
             Err(e) => return self.fail(entry, Failure::new("local_io", e)).await,
         }
@@ -409,9 +372,8 @@ impl Pipeline {
             Ok(Some(row)) if row.minio_object_name.as_deref() == Some(object.as_str()) => {}
             Ok(_) => {
                 entry.state = FileState::RowChanged;
-                let message = format!(
-                    "venta {venta_id} no longer points at object {object}; local file kept"
-                );
+                let message =
+                    format!("venta {venta_id} no longer points at object {object}; local file kept");
                 entry.last_error = Some(message.clone());
                 self.put(&entry).await?;
                 return Ok(Outcome::Kept(Failure::new("row_changed", message)));
@@ -420,11 +382,7 @@ impl Pipeline {
         }
 
         if let Some(previous) = entry.previous_object.clone() {
-            match self
-                .store
-                .delete(&ObjectName::from_stored(previous.clone()))
-                .await
-            {
+            match self.store.delete(&ObjectName::from_stored(previous.clone())).await {
                 Ok(()) => {
                     info!(previous_object = %previous, "old object of the corrected venta deleted")
                 }
@@ -454,11 +412,7 @@ impl Pipeline {
         entry.error_class = None;
         entry.updated_ms = now_ms();
         self.put(&entry).await?;
-        Ok(Outcome::Moved {
-            venta_id,
-            object,
-            bytes,
-        })
+        Ok(Outcome::Moved { venta_id, object, bytes })
     }
 
     /// The local file is gone before it was recorded.
@@ -501,11 +455,7 @@ impl Pipeline {
         match rows.len() {
             0 => {
                 let orphan = now - entry.first_seen_ms >= self.orphan_after_ms;
-                let state = if orphan {
-                    FileState::Orphan
-                } else {
-                    FileState::WaitingForRow
-                };
+                let state = if orphan { FileState::Orphan } else { FileState::WaitingForRow };
                 if entry.state != state {
                     if orphan {
                         warn!(
@@ -518,22 +468,102 @@ impl Pipeline {
                     entry.state = state;
                     self.put(entry).await?;
                 }
-                Ok(Err(if orphan {
-                    Outcome::Orphan
-                } else {
-                    Outcome::WaitingForRow
-                }))
+                Ok(Err(if orphan { Outcome::Orphan } else { Outcome::WaitingForRow }))
             }
             1 => Ok(Ok(rows.into_iter().next().expect("one row"))),
             n => {
                 let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
                 let failure = Failure::new(
                     "several_rows",
-                    format!("{n} rows point at this file (ventas {}); an operator must decide which owns it", ids.join(", ")),
+                    format!(
+                        "{n} rows point at this file (ventas {}); an operator must decide which owns it",
+                        ids.join(", ")
+                    ),
                 );
                 Ok(Err(self.give_up(entry, failure).await?))
             }
         }
+    }
+
+    /// The object name and stored URL for this row and content, refused when the URL or the
+    /// name would not fit the table's columns.
+    fn name_object(
+        &self,
+        row: &VentaRow,
+        sha256: &crate::hash::Sha256Digest,
+        path: &RelativeMediaPath,
+    ) -> Result<(ObjectName, String), Failure> {
+        let object = self.template.render(&ObjectNameInputs {
+            venta_id: row.id,
+            numero: &row.numero,
+            sha256,
+            extension: &path.extension(),
+        });
+        let url = format!("{}/{}", self.url_base, object);
+        let url_len = url.chars().count();
+        if let Some(limit) = self.limits.url_max_len.filter(|limit| url_len > *limit) {
+            let message =
+                format!("object URL is {url_len} characters, longer than the {limit} the URL column holds");
+            return Err(Failure::new("url_too_long", message));
+        }
+        let name_len = object.as_str().chars().count();
+        if let Some(limit) = self.limits.object_name_max_len.filter(|limit| name_len > *limit) {
+            let message =
+                format!("object name is {name_len} characters, longer than the {limit} its column holds");
+            return Err(Failure::new("object_name_too_long", message));
+        }
+        Ok((object, url))
+    }
+
+    /// What `process` would do with `path`, found without writing anything anywhere: no
+    /// upload, no row change, no journal entry, no file touched (`--rescan --dry-run`).
+    pub async fn plan(&self, path: &RelativeMediaPath) -> Plan {
+        let absolute = path.to_absolute(&self.media_root);
+        let skip =
+            |reason: String| Plan { venta: None, object: None, size: None, action: PlanAction::Skip(reason) };
+        let identity = match local_identity(&absolute) {
+            Ok(Some(identity)) => identity,
+            Ok(None) => return skip("the local file does not exist".into()),
+            Err(e) => return skip(e),
+        };
+        let row = match self.db.find_by_confronta(path.as_str()).await {
+            Ok(rows) if rows.len() == 1 => rows.into_iter().next().expect("one row"),
+            Ok(rows) if rows.is_empty() => return skip("no row points at this file".into()),
+            Ok(rows) => return skip(format!("{} rows point at this file", rows.len())),
+            Err(e) => return skip(e.to_string()),
+        };
+        let hash = match self.hash(&absolute, identity).await {
+            Ok(hash) => hash,
+            Err(failure) => {
+                return Plan {
+                    venta: Some((row.id, row.numero)),
+                    object: None,
+                    size: Some(identity.size),
+                    action: PlanAction::Skip(failure.message),
+                }
+            }
+        };
+        let venta = Some((row.id, row.numero.clone()));
+        let (object, _) = match self.name_object(&row, &hash.sha256, path) {
+            Ok(named) => named,
+            Err(failure) => {
+                return Plan {
+                    venta,
+                    object: None,
+                    size: Some(identity.size),
+                    action: PlanAction::Skip(failure.message),
+                }
+            }
+        };
+        let action = match self.store.stat(&object).await {
+            Ok(Some(info)) if object_matches(&info, &hash, &hash.expected_s3_checksum()) => {
+                PlanAction::RecordExisting
+            }
+            Ok(Some(_)) => PlanAction::Skip(format!("object {object} exists with other content")),
+            Ok(None) => PlanAction::Upload,
+            Err(e) => PlanAction::Skip(e.to_string()),
+        };
+        Plan { venta, object: Some(object.to_string()), size: Some(identity.size), action }
     }
 
     async fn hash(&self, absolute: &Path, identity: FileIdentity) -> Result<FileHash, Failure> {
@@ -548,10 +578,9 @@ impl Pipeline {
                 "local_changed",
                 format!("{} changed before it was hashed", absolute.display()),
             )),
-            Err(ReadError::NotRegular { path }) => Err(Failure::new(
-                "not_regular",
-                format!("{path} is not a regular file"),
-            )),
+            Err(ReadError::NotRegular { path }) => {
+                Err(Failure::new("not_regular", format!("{path} is not a regular file")))
+            }
             Err(e @ ReadError::ChangedWhileReading { .. }) => {
                 Err(Failure::new("local_changed", e.to_string()))
             }
@@ -561,28 +590,17 @@ impl Pipeline {
 
     /// Records a failure in the journal and returns the outcome for it.
     async fn fail(&self, entry: &mut JournalEntry, failure: Failure) -> Result<Outcome, StepError> {
-        let outcome = if failure.reason == "not_regular" {
-            Outcome::Kept(failure)
-        } else {
-            Outcome::Retry(failure)
-        };
+        let outcome =
+            if failure.reason == "not_regular" { Outcome::Kept(failure) } else { Outcome::Retry(failure) };
         self.settle_outcome(entry, outcome).await
     }
 
-    async fn give_up(
-        &self,
-        entry: &mut JournalEntry,
-        failure: Failure,
-    ) -> Result<Outcome, StepError> {
+    async fn give_up(&self, entry: &mut JournalEntry, failure: Failure) -> Result<Outcome, StepError> {
         self.settle_outcome(entry, Outcome::Kept(failure)).await
     }
 
     /// Writes what a failing outcome means for the entry, then returns it.
-    async fn settle_outcome(
-        &self,
-        entry: &mut JournalEntry,
-        outcome: Outcome,
-    ) -> Result<Outcome, StepError> {
+    async fn settle_outcome(&self, entry: &mut JournalEntry, outcome: Outcome) -> Result<Outcome, StepError> {
         let (failure, class) = match &outcome {
             Outcome::Retry(f) => (f, ErrorClass::Transient),
             Outcome::Kept(f) => (f, ErrorClass::Rejected),
@@ -603,11 +621,7 @@ impl Pipeline {
         Ok(outcome)
     }
 
-    async fn store_failure(
-        &self,
-        entry: &mut JournalEntry,
-        error: StoreError,
-    ) -> Result<Outcome, StepError> {
+    async fn store_failure(&self, entry: &mut JournalEntry, error: StoreError) -> Result<Outcome, StepError> {
         let reason = match error.kind {
             StoreErrorKind::Unavailable => {
                 self.store_health.down(&error.message);
@@ -681,10 +695,7 @@ impl Pipeline {
             Some(current) if current.confronta.as_deref() == Some(entry.path.as_str()) => {
                 let failure = Failure::new(
                     "row_moved",
-                    format!(
-                        "venta {} changed its object meanwhile; matching again",
-                        row.id
-                    ),
+                    format!("venta {} changed its object meanwhile; matching again", row.id),
                 );
                 self.settle_outcome(entry, Outcome::Retry(failure)).await
             }
@@ -728,18 +739,12 @@ struct Health {
 
 impl Health {
     fn new(name: &'static str) -> Self {
-        Health {
-            name,
-            down: AtomicBool::new(false),
-        }
+        Health { name, down: AtomicBool::new(false) }
     }
 
     fn down(&self, error: &str) {
         if !self.down.swap(true, Ordering::SeqCst) {
-            warn!(
-                service = self.name,
-                error, "service unavailable; files wait and are retried with backoff"
-            );
+            warn!(service = self.name, error, "service unavailable; files wait and are retried with backoff");
         }
     }
 
@@ -811,15 +816,9 @@ mod tests {
     #[test]
     fn content_type_comes_from_magic_bytes_before_the_extension() {
         assert_eq!(sniff_content_type(b"%PDF-1.7\n", ".png"), "application/pdf");
-        assert_eq!(
-            sniff_content_type(b"\x89PNG\r\n\x1a\n0000", ".pdf"),
-            "image/png"
-        );
+        assert_eq!(sniff_content_type(b"\x89PNG\r\n\x1a\n0000", ".pdf"), "image/png");
         assert_eq!(sniff_content_type(b"plain", ".jpg"), "image/jpeg");
-        assert_eq!(
-            sniff_content_type(b"plain", ".exe"),
-            "application/octet-stream"
-        );
+        assert_eq!(sniff_content_type(b"plain", ".exe"), "application/octet-stream");
     }
 
     #[test]
@@ -827,14 +826,8 @@ mod tests {
         let initial = Duration::from_secs(1);
         let max = Duration::from_secs(60);
         let first = backoff(0, initial, max);
-        assert!(
-            first >= Duration::from_millis(750) && first <= Duration::from_millis(1250),
-            "{first:?}"
-        );
+        assert!(first >= Duration::from_millis(750) && first <= Duration::from_millis(1250), "{first:?}");
         let late = backoff(30, initial, max);
-        assert!(
-            late <= Duration::from_secs(75) && late >= Duration::from_secs(45),
-            "{late:?}"
-        );
+        assert!(late <= Duration::from_secs(75) && late >= Duration::from_secs(45), "{late:?}");
     }
 }

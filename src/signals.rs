@@ -42,7 +42,10 @@ pub fn listen(
             match signal {
                 SIGHUP => reload(&config_path, &logging),
                 _ if stopping => {
-                    warn!(signal, "second stop signal: exiting now; unfinished files resume on the next start");
+                    warn!(
+                        signal,
+                        "second stop signal: exiting now; unfinished files resume on the next start"
+                    );
                     std::process::exit(crate::app::exit::FAILURES);
                 }
                 _ => {
@@ -100,8 +103,7 @@ pub fn notify_systemd(message: &str) {
     };
     let bytes = socket_path.as_encoded_bytes();
     let result = if let Some(name) = bytes.strip_prefix(b"@") {
-        SocketAddr::from_abstract_name(name)
-            .and_then(|addr| socket.send_to_addr(message.as_bytes(), &addr))
+        SocketAddr::from_abstract_name(name).and_then(|addr| socket.send_to_addr(message.as_bytes(), &addr))
     } else {
         socket.send_to(message.as_bytes(), &socket_path)
     };

@@ -41,6 +41,15 @@ pub struct ObjectInfo {
     pub meta_sha256: Option<String>,
 }
 
+/// One object as a listing reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectEntry {
+    pub name: String,
+    pub size: u64,
+    /// Last modification, seconds since the Unix epoch.
+    pub modified_unix_s: Option<i64>,
+}
+
 /// One local file to upload, with what was learnt when it was hashed.
 pub struct UploadRequest<'a> {
     pub path: &'a Path,
@@ -77,10 +86,7 @@ pub struct StoreError {
 
 impl StoreError {
     fn new(kind: StoreErrorKind, message: impl Into<String>) -> Self {
-        StoreError {
-            kind,
-            message: message.into(),
-        }
+        StoreError { kind, message: message.into() }
     }
     pub fn is_unavailable(&self) -> bool {
         self.kind == StoreErrorKind::Unavailable
@@ -112,11 +118,12 @@ pub trait ObjectStore: Send + Sync {
     async fn stat(&self, name: &ObjectName) -> Result<Option<ObjectInfo>, StoreError>;
     /// Uploads the file, sending the SHA-256 computed at hash time so that the server refuses
     /// any byte that differs from what was hashed.
-    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>)
-        -> Result<(), StoreError>;
+    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<(), StoreError>;
     async fn delete(&self, name: &ObjectName) -> Result<(), StoreError>;
-    /// Every object name under `prefix`.
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError>;
+    /// Every object under `prefix`.
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectEntry>, StoreError>;
+    /// A URL that lets anyone holding it GET the object until `expiry` has passed.
+    async fn presign_get(&self, name: &ObjectName, expiry: Duration) -> Result<String, StoreError>;
     /// The object's bytes (for tests and `verify --deep`; small objects only).
     async fn get(&self, name: &ObjectName) -> Result<Bytes, StoreError>;
 }
@@ -133,36 +140,22 @@ impl S3Store {
         let invalid = |what: &str, e: &dyn std::fmt::Display| {
             StoreError::new(StoreErrorKind::Refused, format!("invalid {what}: {e}"))
         };
-        let base_url: BaseUrl = config
-            .endpoint
-            .parse()
-            .map_err(|e| invalid("minio.endpoint", &e))?;
+        let base_url: BaseUrl = config.endpoint.parse().map_err(|e| invalid("minio.endpoint", &e))?;
         let provider = StaticProvider::new(&config.access_key, secret_key.expose(), None);
         let client = MinioClientBuilder::new(base_url)
             .provider(Some(provider))
             .skip_region_lookup(true)
-            .app_info(Some((
-                "confronta-sync".into(),
-                env!("CARGO_PKG_VERSION").into(),
-            )))
+            .app_info(Some(("confronta-sync".into(), env!("CARGO_PKG_VERSION").into())))
             .build()
             .map_err(|e| invalid("minio client settings", &e))?;
         let bucket = BucketName::new(&config.bucket).map_err(|e| invalid("minio.bucket", &e))?;
         let region = Region::new(&config.region).map_err(|e| invalid("minio.region", &e))?;
-        Ok(S3Store {
-            client,
-            bucket,
-            region,
-        })
+        Ok(S3Store { client, bucket, region })
     }
 
     fn key(&self, name: &ObjectName) -> Result<ObjectKey, StoreError> {
-        ObjectKey::new(name.as_str()).map_err(|e| {
-            StoreError::new(
-                StoreErrorKind::Refused,
-                format!("invalid object name {name}: {e}"),
-            )
-        })
+        ObjectKey::new(name.as_str())
+            .map_err(|e| StoreError::new(StoreErrorKind::Refused, format!("invalid object name {name}: {e}")))
     }
 
     async fn put_single(
@@ -171,12 +164,7 @@ impl S3Store {
         request: &UploadRequest<'_>,
         meta: Multimap,
     ) -> Result<(), StoreError> {
-        let data = read_exact_range(
-            request.path,
-            &request.hash.identity,
-            0,
-            request.hash.identity.size,
-        )?;
+        let data = read_exact_range(request.path, &request.hash.identity, 0, request.hash.identity.size)?;
         let mut headers = meta;
         headers.add("x-amz-checksum-sha256", request.hash.sha256.to_base64());
         let put = UploadPart::builder()
@@ -208,17 +196,12 @@ impl S3Store {
             .checksum_algorithm(Some(ChecksumAlgorithm::SHA256))
             .build();
         let created = deadline(SMALL_REQUEST_TIMEOUT, &key, created.send()).await?;
-        let upload_id = created
-            .upload_id()
-            .await
-            .map_err(|e| map_validation(&key, e))?;
+        let upload_id = created.upload_id().await.map_err(|e| map_validation(&key, e))?;
         let result = self.put_parts(&key, &upload_id, request).await;
         if result.is_err() {
             // Leave no half-finished upload behind; if the abort fails too, the bucket's
             // lifecycle rules (or `orphans`) clean it up, and the file is still local.
-            if let Ok(abort) =
-                self.client
-                    .abort_multipart_upload(self.bucket.clone(), key.clone(), upload_id)
+            if let Ok(abort) = self.client.abort_multipart_upload(self.bucket.clone(), key.clone(), upload_id)
             {
                 let _ = tokio::time::timeout(SMALL_REQUEST_TIMEOUT, abort.build().send()).await;
             }
@@ -239,10 +222,7 @@ impl S3Store {
             let length = request.part_size.min(size - offset);
             let data = read_exact_range(request.path, &request.hash.identity, offset, length)?;
             let number = u16::try_from(index + 1).map_err(|_| {
-                StoreError::new(
-                    StoreErrorKind::Refused,
-                    format!("{key}: more than 10000 parts"),
-                )
+                StoreError::new(StoreErrorKind::Refused, format!("{key}: more than 10000 parts"))
             })?;
             let mut headers = Multimap::new();
             headers.add("x-amz-checksum-sha256", digest.to_base64());
@@ -292,12 +272,7 @@ impl ObjectStore for S3Store {
             .build();
         let response = tokio::time::timeout(SMALL_REQUEST_TIMEOUT, request.send())
             .await
-            .map_err(|_| {
-                StoreError::new(
-                    StoreErrorKind::Unavailable,
-                    format!("bucket {bucket}: timed out"),
-                )
-            })?
+            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, format!("bucket {bucket}: timed out")))?
             .map_err(|e| classify_minio(&format!("bucket {bucket}"), e))?;
         if !response.exists() {
             return Err(StoreError::new(
@@ -325,35 +300,25 @@ impl ObjectStore for S3Store {
         match deadline(SMALL_REQUEST_TIMEOUT, &key, request.send()).await {
             Ok(response) => {
                 let size = response.size().map_err(|e| map_validation(&key, e))?;
-                let meta_sha256 = response
-                    .user_metadata()
-                    .ok()
-                    .and_then(|meta| meta.get("sha256").cloned());
+                let meta_sha256 = response.user_metadata().ok().and_then(|meta| meta.get("sha256").cloned());
                 Ok(Some(ObjectInfo {
                     size,
                     checksum_sha256: response.get_checksum(ChecksumAlgorithm::SHA256),
                     meta_sha256,
                 }))
             }
-            Err(StoreError {
-                kind: StoreErrorKind::Refused,
-                message,
-            }) if message.contains("NoSuchKey") => Ok(None),
+            Err(StoreError { kind: StoreErrorKind::Refused, message }) if message.contains("NoSuchKey") => {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
 
-    async fn upload(
-        &self,
-        name: &ObjectName,
-        request: UploadRequest<'_>,
-    ) -> Result<(), StoreError> {
+    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<(), StoreError> {
         let key = self.key(name)?;
         let mut meta = Multimap::new();
         meta.add("x-amz-meta-sha256", request.hash.sha256.to_hex());
-        if request.hash.identity.size > request.multipart_threshold
-            && !request.hash.part_digests.is_empty()
-        {
+        if request.hash.identity.size > request.multipart_threshold && !request.hash.part_digests.is_empty() {
             self.put_multipart(key, &request, meta).await
         } else {
             self.put_single(key, &request, meta).await
@@ -373,8 +338,22 @@ impl ObjectStore for S3Store {
         Ok(())
     }
 
-    async fn list(&self, prefix: &str) -> Result<Vec<String>, StoreError> {
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectEntry>, StoreError> {
         self.list_limited(prefix, None).await
+    }
+
+    async fn presign_get(&self, name: &ObjectName, expiry: Duration) -> Result<String, StoreError> {
+        let key = self.key(name)?;
+        let seconds = u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX);
+        let request = self
+            .client
+            .get_presigned_object_url(self.bucket.clone(), key.clone(), http::Method::GET)
+            .map_err(|e| map_validation(&key, e))?
+            .region(Some(self.region.clone()))
+            .expiry_seconds(Some(seconds))
+            .build();
+        let response = deadline(SMALL_REQUEST_TIMEOUT, &key, request.send()).await?;
+        Ok(response.url)
     }
 
     async fn get(&self, name: &ObjectName) -> Result<Bytes, StoreError> {
@@ -386,9 +365,7 @@ impl ObjectStore for S3Store {
             .region(Some(self.region.clone()))
             .build();
         let response = deadline(PART_TIMEOUT, &key, request.send()).await?;
-        let content = response
-            .content()
-            .map_err(|e| classify_minio(&format!("object {key}"), e))?;
+        let content = response.content().map_err(|e| classify_minio(&format!("object {key}"), e))?;
         let segmented = content
             .to_segmented_bytes()
             .await
@@ -398,11 +375,7 @@ impl ObjectStore for S3Store {
 }
 
 impl S3Store {
-    async fn list_limited(
-        &self,
-        prefix: &str,
-        limit: Option<usize>,
-    ) -> Result<Vec<String>, StoreError> {
+    async fn list_limited(&self, prefix: &str, limit: Option<usize>) -> Result<Vec<ObjectEntry>, StoreError> {
         let prefix_filter = (!prefix.is_empty()).then(|| prefix.to_owned());
         let mut stream = self
             .client
@@ -419,7 +392,11 @@ impl S3Store {
             let page = page.map_err(|e| classify_minio(&format!("listing {prefix:?}"), e))?;
             for entry in page.contents {
                 if !entry.is_prefix {
-                    names.push(entry.name);
+                    names.push(ObjectEntry {
+                        name: entry.name,
+                        size: entry.size.unwrap_or(0),
+                        modified_unix_s: entry.last_modified.map(|t| t.timestamp()),
+                    });
                 }
             }
             if limit.is_some_and(|limit| names.len() >= limit) {
@@ -440,11 +417,8 @@ fn read_exact_range(
 ) -> Result<Bytes, StoreError> {
     use std::os::unix::fs::FileExt;
     let local = |e: ReadError| {
-        let kind = if e.is_not_found() {
-            StoreErrorKind::LocalFileMissing
-        } else {
-            StoreErrorKind::LocalFile
-        };
+        let kind =
+            if e.is_not_found() { StoreErrorKind::LocalFileMissing } else { StoreErrorKind::LocalFile };
         StoreError::new(kind, e.to_string())
     };
     let (file, identity) = open_regular(path).map_err(local)?;
@@ -455,12 +429,8 @@ fn read_exact_range(
         ));
     }
     let mut buffer = vec![0u8; length as usize];
-    file.read_exact_at(&mut buffer, offset).map_err(|source| {
-        local(ReadError::Io {
-            path: path.display().to_string(),
-            source,
-        })
-    })?;
+    file.read_exact_at(&mut buffer, offset)
+        .map_err(|source| local(ReadError::Io { path: path.display().to_string(), source }))?;
     Ok(Bytes::from(buffer))
 }
 
@@ -485,10 +455,9 @@ fn map_validation(key: &ObjectKey, e: ValidationErr) -> StoreError {
 /// Maps an SDK error onto our kinds, naming `what` (the object or bucket) in the message.
 fn classify_minio(what: &str, error: MinioError) -> StoreError {
     let (kind, detail) = match &error {
-        MinioError::Network(NetworkError::ServerError(status)) => (
-            StoreErrorKind::Unavailable,
-            format!("server answered HTTP {status}"),
-        ),
+        MinioError::Network(NetworkError::ServerError(status)) => {
+            (StoreErrorKind::Unavailable, format!("server answered HTTP {status}"))
+        }
         MinioError::Network(NetworkError::ReqwestError(e)) => {
             (StoreErrorKind::Unavailable, describe_reqwest(e))
         }
@@ -511,9 +480,7 @@ fn classify_minio(what: &str, error: MinioError) -> StoreError {
                 "InternalError" | "ServiceUnavailable" | "SlowDown" | "RequestTimeout" => {
                     StoreErrorKind::Unavailable
                 }
-                _ if message.to_ascii_lowercase().contains("checksum") => {
-                    StoreErrorKind::ChecksumMismatch
-                }
+                _ if message.to_ascii_lowercase().contains("checksum") => StoreErrorKind::ChecksumMismatch,
                 _ => StoreErrorKind::Refused,
             };
             (kind, format!("{code}: {message}"))

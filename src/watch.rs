@@ -118,33 +118,15 @@ mod tests {
         let path = PathBuf::from("/m/confrontas/a.pdf");
         let event = |kind| Event::new(kind).add_path(path.clone());
         let cases = [
-            (
-                event(EventKind::Access(AccessKind::Close(AccessMode::Write))),
-                true,
-            ),
-            (
-                event(EventKind::Modify(ModifyKind::Name(RenameMode::To))),
-                true,
-            ),
+            (event(EventKind::Access(AccessKind::Close(AccessMode::Write))), true),
+            (event(EventKind::Modify(ModifyKind::Name(RenameMode::To))), true),
             (event(EventKind::Create(CreateKind::File)), false),
-            (
-                event(EventKind::Modify(ModifyKind::Data(
-                    notify::event::DataChange::Any,
-                ))),
-                false,
-            ),
-            (
-                event(EventKind::Access(AccessKind::Close(AccessMode::Read))),
-                false,
-            ),
+            (event(EventKind::Modify(ModifyKind::Data(notify::event::DataChange::Any))), false),
+            (event(EventKind::Access(AccessKind::Close(AccessMode::Read))), false),
         ];
         for (event, expected) in cases {
             let hint = classify(&event);
-            assert_eq!(
-                hint == Some(WatchHint::MaybeComplete(path.clone())),
-                expected,
-                "{event:?}"
-            );
+            assert_eq!(hint == Some(WatchHint::MaybeComplete(path.clone())), expected, "{event:?}");
         }
     }
 
@@ -156,9 +138,6 @@ mod tests {
         std::fs::write(dir.path().join("a/b/deep.pdf"), b"x").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
         let found = walk(dir.path());
-        assert_eq!(
-            found,
-            vec![dir.path().join("a/b/deep.pdf"), dir.path().join("top.pdf")]
-        );
+        assert_eq!(found, vec![dir.path().join("a/b/deep.pdf"), dir.path().join("top.pdf")]);
     }
 }

@@ -4,9 +4,7 @@ mod common;
 
 use common::*;
 use confronta_sync::config::ColumnNames;
-use confronta_sync::db::{
-    PostgresSalesDb, RecordOutcome, RecordRequest, SalesDb, SqliteSalesDb, Statements,
-};
+use confronta_sync::db::{PostgresSalesDb, RecordOutcome, RecordRequest, SalesDb, SqliteSalesDb, Statements};
 
 fn statements() -> Statements {
     Statements::new("telefonica_ventaportabilidad", &ColumnNames::default())
@@ -14,11 +12,7 @@ fn statements() -> Statements {
 
 async fn open(db: &TestDb) -> Box<dyn SalesDb> {
     match db {
-        TestDb::Postgres { .. } => Box::new(
-            PostgresSalesDb::connect(&db.url(), statements())
-                .await
-                .unwrap(),
-        ),
+        TestDb::Postgres { .. } => Box::new(PostgresSalesDb::connect(&db.url(), statements()).await.unwrap()),
         TestDb::Sqlite { path } => Box::new(SqliteSalesDb::open(path, statements()).unwrap()),
     }
 }
@@ -35,12 +29,7 @@ where
     check(TestDb::sqlite(dir.path()).await).await;
 }
 
-fn record<'a>(
-    id: i64,
-    confronta: &'a str,
-    previous: Option<&'a str>,
-    object: &'a str,
-) -> RecordRequest<'a> {
+fn record<'a>(id: i64, confronta: &'a str, previous: Option<&'a str>, object: &'a str) -> RecordRequest<'a> {
     RecordRequest {
         venta_id: id,
         expected_confronta: confronta,
@@ -65,31 +54,12 @@ async fn schema_check_reports_the_declared_lengths() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn schema_check_names_a_missing_column_and_a_missing_table() {
     on_both(|db| async move {
-        db.execute(
-            "ALTER TABLE telefonica_ventaportabilidad DROP COLUMN confronta_minio_object_name",
-        )
-        .await;
-        let err = open(&db)
-            .await
-            .check_schema()
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("missing column confronta_minio_object_name"),
-            "{err}"
-        );
+        db.execute("ALTER TABLE telefonica_ventaportabilidad DROP COLUMN confronta_minio_object_name").await;
+        let err = open(&db).await.check_schema().await.unwrap_err().to_string();
+        assert!(err.contains("missing column confronta_minio_object_name"), "{err}");
         db.execute("DROP TABLE telefonica_ventaportabilidad").await;
-        let err = open(&db)
-            .await
-            .check_schema()
-            .await
-            .unwrap_err()
-            .to_string();
-        assert!(
-            err.contains("table telefonica_ventaportabilidad does not exist"),
-            "{err}"
-        );
+        let err = open(&db).await.check_schema().await.unwrap_err().to_string();
+        assert!(err.contains("table telefonica_ventaportabilidad does not exist"), "{err}");
         db
     })
     .await;
@@ -99,8 +69,7 @@ async fn schema_check_names_a_missing_column_and_a_missing_table() {
 async fn find_by_confronta_matches_the_exact_path_only() {
     on_both(|db| async move {
         let id = db.insert_venta("PORTA-1", Some("confrontas/a.pdf")).await;
-        db.insert_venta("PORTA-2", Some("confrontas/a.pdf.bak"))
-            .await;
+        db.insert_venta("PORTA-2", Some("confrontas/a.pdf.bak")).await;
         db.insert_venta("PORTA-3", None).await;
         let sales = open(&db).await;
         let rows = sales.find_by_confronta("confrontas/a.pdf").await.unwrap();
@@ -108,11 +77,7 @@ async fn find_by_confronta_matches_the_exact_path_only() {
         assert_eq!(rows[0].id, id);
         assert_eq!(rows[0].numero, "PORTA-1");
         assert!(!rows[0].subido_a_minio);
-        assert!(sales
-            .find_by_confronta("confrontas/none.pdf")
-            .await
-            .unwrap()
-            .is_empty());
+        assert!(sales.find_by_confronta("confrontas/none.pdf").await.unwrap().is_empty());
         db
     })
     .await;
@@ -124,33 +89,21 @@ async fn record_is_a_compare_and_set_that_applies_once() {
         let id = db.insert_venta("PORTA-1", Some("confrontas/a.pdf")).await;
         let sales = open(&db).await;
         assert_eq!(
-            sales
-                .record(&record(id, "confrontas/other.pdf", None, "o1"))
-                .await
-                .unwrap(),
+            sales.record(&record(id, "confrontas/other.pdf", None, "o1")).await.unwrap(),
             RecordOutcome::RowChanged,
             "a different path does not match"
         );
         assert_eq!(
-            sales
-                .record(&record(id, "confrontas/a.pdf", Some("older"), "o1"))
-                .await
-                .unwrap(),
+            sales.record(&record(id, "confrontas/a.pdf", Some("older"), "o1")).await.unwrap(),
             RecordOutcome::RowChanged,
             "a different previous object does not match"
         );
         assert_eq!(
-            sales
-                .record(&record(id, "confrontas/a.pdf", None, "o1"))
-                .await
-                .unwrap(),
+            sales.record(&record(id, "confrontas/a.pdf", None, "o1")).await.unwrap(),
             RecordOutcome::Recorded
         );
         assert_eq!(
-            sales
-                .record(&record(id, "confrontas/a.pdf", None, "o1"))
-                .await
-                .unwrap(),
+            sales.record(&record(id, "confrontas/a.pdf", None, "o1")).await.unwrap(),
             RecordOutcome::RowChanged,
             "a second record of the same path changes nothing"
         );
@@ -161,10 +114,7 @@ async fn record_is_a_compare_and_set_that_applies_once() {
         assert_eq!(row.sha256.as_deref(), Some("ab"));
         assert!(row.subido);
         assert_eq!(
-            sales
-                .record(&record(999_999, "confrontas/a.pdf", None, "o1"))
-                .await
-                .unwrap(),
+            sales.record(&record(999_999, "confrontas/a.pdf", None, "o1")).await.unwrap(),
             RecordOutcome::RowChanged,
             "a missing row records nothing"
         );
@@ -178,10 +128,7 @@ async fn a_corrected_venta_records_against_its_previous_object() {
     on_both(|db| async move {
         let id = db.insert_venta("PORTA-1", Some("confrontas/a.pdf")).await;
         let sales = open(&db).await;
-        sales
-            .record(&record(id, "confrontas/a.pdf", None, "o1"))
-            .await
-            .unwrap();
+        sales.record(&record(id, "confrontas/a.pdf", None, "o1")).await.unwrap();
         db.execute(&format!(
             "UPDATE telefonica_ventaportabilidad SET confronta = 'confrontas/b.pdf' WHERE id = {id}"
         ))
@@ -189,22 +136,10 @@ async fn a_corrected_venta_records_against_its_previous_object() {
         let row = &sales.find_by_confronta("confrontas/b.pdf").await.unwrap()[0];
         assert_eq!(row.minio_object_name.as_deref(), Some("o1"));
         assert_eq!(
-            sales
-                .record(&record(id, "confrontas/b.pdf", Some("o1"), "o2"))
-                .await
-                .unwrap(),
+            sales.record(&record(id, "confrontas/b.pdf", Some("o1"), "o2")).await.unwrap(),
             RecordOutcome::Recorded
         );
-        assert_eq!(
-            sales
-                .get(id)
-                .await
-                .unwrap()
-                .unwrap()
-                .minio_object_name
-                .as_deref(),
-            Some("o2")
-        );
+        assert_eq!(sales.get(id).await.unwrap().unwrap().minio_object_name.as_deref(), Some("o2"));
         db
     })
     .await;
@@ -218,19 +153,10 @@ async fn local_rows_and_referenced_objects_are_listed() {
         db.insert_venta("PORTA-3", Some("")).await;
         let moved = db.insert_venta("PORTA-4", Some("confrontas/c.pdf")).await;
         let sales = open(&db).await;
-        sales
-            .record(&record(moved, "confrontas/c.pdf", None, "o4"))
-            .await
-            .unwrap();
-        let rows = sales
-            .rows_with_local_file("confrontas/", 100)
-            .await
-            .unwrap();
+        sales.record(&record(moved, "confrontas/c.pdf", None, "o4")).await.unwrap();
+        let rows = sales.rows_with_local_file("confrontas/", 100).await.unwrap();
         assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![local]);
-        assert_eq!(
-            sales.referenced_objects().await.unwrap(),
-            vec!["o4".to_owned()]
-        );
+        assert_eq!(sales.referenced_objects().await.unwrap(), vec!["o4".to_owned()]);
         db
     })
     .await;
@@ -242,17 +168,27 @@ async fn postgres_claims_keep_two_sidecars_off_one_row() {
     let first = open(&db).await;
     let second = open(&db).await;
     assert!(first.try_claim(7).await.unwrap());
-    assert!(
-        !second.try_claim(7).await.unwrap(),
-        "the second sidecar must not work on the row"
-    );
+    assert!(!second.try_claim(7).await.unwrap(), "the second sidecar must not work on the row");
     assert!(second.try_claim(8).await.unwrap(), "other rows stay free");
     first.release_claim(7).await;
-    assert!(
-        second.try_claim(7).await.unwrap(),
-        "released claims can be taken"
-    );
+    assert!(second.try_claim(7).await.unwrap(), "released claims can be taken");
     second.release_claim(7).await;
     second.release_claim(8).await;
     db.drop_schema().await;
+}
+
+/// Regression: claim keys once named only the table, so the same venta id in two schemas (two
+/// CRMs on one server, or parallel tests) looked busy to each other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_claims_in_different_schemas_do_not_collide() {
+    let first_db = TestDb::postgres().await;
+    let second_db = TestDb::postgres().await;
+    let first = open(&first_db).await;
+    let second = open(&second_db).await;
+    assert!(first.try_claim(7).await.unwrap());
+    assert!(second.try_claim(7).await.unwrap(), "venta 7 of another schema is another row");
+    first.release_claim(7).await;
+    second.release_claim(7).await;
+    first_db.drop_schema().await;
+    second_db.drop_schema().await;
 }

@@ -16,11 +16,7 @@ enum Write {
 
 /// The object name the default-shaped test template gives.
 fn expected_object(world: &World, numero: &str, id: i64, bytes: &[u8], ext: &str) -> String {
-    format!(
-        "{}/venta_{numero}_confronta_{id}_{}{ext}",
-        world.prefix,
-        &sha256_hex(bytes)[..12]
-    )
+    format!("{}/venta_{numero}_confronta_{id}_{}{ext}", world.prefix, &sha256_hex(bytes)[..12])
 }
 
 /// Waits until venta `id` is recorded, then checks the row, the object's bytes and that the
@@ -31,61 +27,29 @@ async fn assert_moved(world: &World, id: i64, local: &std::path::Path, bytes: &[
     })
     .await;
     let env = s3_env();
-    assert_eq!(
-        row.object_name.as_deref(),
-        Some(object),
-        "object name of venta {id}"
-    );
-    assert_eq!(
-        row.sha256.as_deref(),
-        Some(sha256_hex(bytes).as_str()),
-        "checksum of venta {id}"
-    );
-    assert_eq!(
-        row.url,
-        Some(format!("{}/{}/{object}", env.endpoint, env.bucket)),
-        "url of venta {id}"
-    );
-    assert_eq!(
-        row.confronta.as_deref(),
-        Some(""),
-        "local path cleared for venta {id}"
-    );
-    assert!(
-        world.object_bytes(object).await == bytes,
-        "object bytes of venta {id} equal the original"
-    );
-    eventually(&format!("{} removed", local.display()), WAIT, || async {
-        (!local.exists()).then_some(())
-    })
-    .await;
+    assert_eq!(row.object_name.as_deref(), Some(object), "object name of venta {id}");
+    assert_eq!(row.sha256.as_deref(), Some(sha256_hex(bytes).as_str()), "checksum of venta {id}");
+    assert_eq!(row.url, Some(format!("{}/{}/{object}", env.endpoint, env.bucket)), "url of venta {id}");
+    assert_eq!(row.confronta.as_deref(), Some(""), "local path cleared for venta {id}");
+    assert!(world.object_bytes(object).await == bytes, "object bytes of venta {id} equal the original");
+    eventually(&format!("{} removed", local.display()), WAIT, || async { (!local.exists()).then_some(()) })
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moves_files_written_in_place_renamed_in_multipart_and_with_spanish_names() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config(
-        "",
-        "multipart_threshold_bytes = 5242880\npart_size_bytes = 5242880",
-    );
+    let config = world.write_config("", "multipart_threshold_bytes = 5242880\npart_size_bytes = 5242880");
     let cases: Vec<(&str, &str, usize, Write)> = vec![
         ("en_sitio.pdf", ".pdf", 200_000, Write::InPlace),
         ("renombrado.png", ".png", 300_000, Write::RenameIn),
         ("grande.pdf", ".pdf", 12 * 1024 * 1024 + 5, Write::RenameIn),
-        (
-            "DNI señora Muñoz José ñandú.PDF",
-            ".pdf",
-            70_000,
-            Write::InPlace,
-        ),
+        ("DNI señora Muñoz José ñandú.PDF", ".pdf", 70_000, Write::InPlace),
     ];
     let mut expectations = Vec::new();
     for (index, (name, ext, size, _)) in cases.iter().enumerate() {
         let numero = format!("PORTA-2024010112000{index}");
-        let id = world
-            .db
-            .insert_venta(&numero, Some(&format!("confrontas/{name}")))
-            .await;
+        let id = world.db.insert_venta(&numero, Some(&format!("confrontas/{name}"))).await;
         let bytes = sample_bytes(index as u64, *size);
         let object = expected_object(&world, &numero, id, &bytes, ext);
         expectations.push((id, bytes, object));
@@ -102,11 +66,7 @@ async fn moves_files_written_in_place_renamed_in_multipart_and_with_spanish_name
         assert_moved(&world, *id, path, bytes, object).await;
     }
     sidecar.assert_running();
-    assert_eq!(
-        world.objects_under_prefix().await.len(),
-        cases.len(),
-        "one object per file"
-    );
+    assert_eq!(world.objects_under_prefix().await.len(), cases.len(), "one object per file");
     world.cleanup().await;
 }
 
@@ -123,33 +83,17 @@ async fn a_file_waits_for_its_row_and_a_file_without_one_is_kept_as_an_orphan() 
 
     // Django saves the file before the row commits; the row arrives a little later.
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert!(
-        early_path.exists(),
-        "a file whose row has not committed yet is kept"
-    );
-    let id = world
-        .db
-        .insert_venta("PORTA-EARLY", Some("confrontas/antes_de_la_fila.jpg"))
-        .await;
+    assert!(early_path.exists(), "a file whose row has not committed yet is kept");
+    let id = world.db.insert_venta("PORTA-EARLY", Some("confrontas/antes_de_la_fila.jpg")).await;
     let object = expected_object(&world, "PORTA-EARLY", id, &early, ".jpg");
     assert_moved(&world, id, &early_path, &early, &object).await;
 
     eventually("the orphan reported", WAIT, || async {
-        sidecar
-            .log_text()
-            .contains("orphan: no row points at this file")
-            .then_some(())
+        sidecar.log_text().contains("orphan: no row points at this file").then_some(())
     })
     .await;
-    assert!(
-        lonely_path.exists(),
-        "a file no row points at is never deleted"
-    );
-    assert_eq!(
-        std::fs::read(&lonely_path).unwrap(),
-        lonely,
-        "and never changed"
-    );
+    assert!(lonely_path.exists(), "a file no row points at is never deleted");
+    assert_eq!(std::fs::read(&lonely_path).unwrap(), lonely, "and never changed");
     sidecar.assert_running();
     world.cleanup().await;
 }
@@ -161,10 +105,7 @@ async fn a_replaced_confronta_is_uploaded_and_the_old_object_retired() {
     let _sidecar = Sidecar::start(&config, &[], &[]);
 
     let first = sample_bytes(20, 40_000);
-    let id = world
-        .db
-        .insert_venta("PORTA-CORR", Some("confrontas/original.pdf"))
-        .await;
+    let id = world.db.insert_venta("PORTA-CORR", Some("confrontas/original.pdf")).await;
     let first_path = world.write_in_place("original.pdf", &first);
     let first_object = expected_object(&world, "PORTA-CORR", id, &first, ".pdf");
     assert_moved(&world, id, &first_path, &first, &first_object).await;
@@ -196,52 +137,25 @@ async fn a_row_deleted_mid_flight_keeps_the_file_and_leaves_the_object_for_the_o
     let world = World::new(Backend::Postgres).await;
     let config = world.write_config("", "");
     // Pause between verify and record so the row can vanish in between.
-    let mut sidecar = Sidecar::start(
-        &config,
-        &[],
-        &[("FAILPOINTS", "before_record=return(3000)")],
-    );
+    let mut sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(3000)")]);
 
     let bytes = sample_bytes(30, 30_000);
-    let id = world
-        .db
-        .insert_venta("PORTA-GONE", Some("confrontas/borrada.pdf"))
-        .await;
+    let id = world.db.insert_venta("PORTA-GONE", Some("confrontas/borrada.pdf")).await;
     let path = world.write_in_place("borrada.pdf", &bytes);
     let object = expected_object(&world, "PORTA-GONE", id, &bytes, ".pdf");
     eventually("object uploaded", WAIT, || async {
-        world
-            .objects_under_prefix()
-            .await
-            .contains(&object)
-            .then_some(())
+        world.objects_under_prefix().await.contains(&object).then_some(())
     })
     .await;
-    world
-        .db
-        .execute(&format!(
-            "DELETE FROM telefonica_ventaportabilidad WHERE id = {id}"
-        ))
-        .await;
+    world.db.execute(&format!("DELETE FROM telefonica_ventaportabilidad WHERE id = {id}")).await;
 
     eventually("row change noticed", WAIT, || async {
-        sidecar
-            .log_text()
-            .contains("was deleted or its confronta replaced")
-            .then_some(())
+        sidecar.log_text().contains("was deleted or its confronta replaced").then_some(())
     })
     .await;
-    assert_eq!(
-        std::fs::read(&path).unwrap(),
-        bytes,
-        "the local file is kept, unchanged"
-    );
+    assert_eq!(std::fs::read(&path).unwrap(), bytes, "the local file is kept, unchanged");
     assert!(world.db.row(id).await.is_none(), "no row was resurrected");
-    assert_eq!(
-        world.object_bytes(&object).await,
-        bytes,
-        "the object stays for the orphan report"
-    );
+    assert_eq!(world.object_bytes(&object).await, bytes, "the object stays for the orphan report");
     sidecar.assert_running();
     world.cleanup().await;
 }
@@ -255,10 +169,7 @@ async fn kill_9_while_files_are_in_flight_then_restart_records_every_file_exactl
     for index in 0..FILES {
         let numero = format!("PORTA-K{index:03}");
         let name = format!("kill_{index:03}.pdf");
-        let id = world
-            .db
-            .insert_venta(&numero, Some(&format!("confrontas/{name}")))
-            .await;
+        let id = world.db.insert_venta(&numero, Some(&format!("confrontas/{name}"))).await;
         let bytes = sample_bytes(1000 + index as u64, 20_000 + index * 100);
         let path = world.write_in_place(&name, &bytes);
         let object = expected_object(&world, &numero, id, &bytes, ".pdf");
@@ -269,10 +180,7 @@ async fn kill_9_while_files_are_in_flight_then_restart_records_every_file_exactl
     let mut first = Sidecar::start(
         &config,
         &[],
-        &[(
-            "FAILPOINTS",
-            "after_upload=return(150);before_record=return(150);after_record=return(150)",
-        )],
+        &[("FAILPOINTS", "after_upload=return(150);before_record=return(150);after_record=return(150)")],
     );
     eventually("some files moved", WAIT, || async {
         let mut moved = 0;
@@ -292,10 +200,7 @@ async fn kill_9_while_files_are_in_flight_then_restart_records_every_file_exactl
         }
         moved
     };
-    assert!(
-        moved_before < FILES,
-        "the kill must land before the end of the run"
-    );
+    assert!(moved_before < FILES, "the kill must land before the end of the run");
 
     let mut second = Sidecar::start(&config, &[], &[]);
     for (id, path, bytes, object) in &expected {
@@ -306,10 +211,7 @@ async fn kill_9_while_files_are_in_flight_then_restart_records_every_file_exactl
     objects.sort();
     let mut wanted: Vec<String> = expected.iter().map(|(.., object)| object.clone()).collect();
     wanted.sort();
-    assert_eq!(
-        objects, wanted,
-        "exactly one object per file, nothing extra"
-    );
+    assert_eq!(objects, wanted, "exactly one object per file, nothing extra");
     world.cleanup().await;
 }
 
@@ -319,10 +221,7 @@ async fn moves_a_file_with_the_embedded_sqlite_database() {
     let config = world.write_config("", "");
     let _sidecar = Sidecar::start(&config, &[], &[]);
     let bytes = sample_bytes(40, 10_000);
-    let id = world
-        .db
-        .insert_venta("PORTA-SQLITE", Some("confrontas/sqlite.png"))
-        .await;
+    let id = world.db.insert_venta("PORTA-SQLITE", Some("confrontas/sqlite.png")).await;
     let path = world.write_in_place("sqlite.png", &bytes);
     let object = expected_object(&world, "PORTA-SQLITE", id, &bytes, ".png");
     assert_moved(&world, id, &path, &bytes, &object).await;
@@ -332,17 +231,11 @@ async fn moves_a_file_with_the_embedded_sqlite_database() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_names_the_missing_column_and_exits_with_the_database_code() {
     let world = World::new(Backend::Postgres).await;
-    world
-        .db
-        .execute("ALTER TABLE telefonica_ventaportabilidad DROP COLUMN confronta_sha256")
-        .await;
+    world.db.execute("ALTER TABLE telefonica_ventaportabilidad DROP COLUMN confronta_sha256").await;
     let config = world.write_config("", "");
     let (code, _, stderr) = Sidecar::run(&config, &["check"]);
     assert_eq!(code, 3, "{stderr}");
-    assert!(
-        stderr.contains("missing column confronta_sha256"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("missing column confronta_sha256"), "{stderr}");
     world.cleanup().await;
 }
 
@@ -350,9 +243,7 @@ async fn start_up_names_the_missing_column_and_exits_with_the_database_code() {
 async fn start_up_refuses_a_missing_bucket_and_an_unknown_config_key() {
     let mut world = World::new(Backend::Sqlite).await;
     let config = world.write_config("", "");
-    let text = std::fs::read_to_string(&config)
-        .unwrap()
-        .replace(&s3_env().bucket, "no-such-bucket-here");
+    let text = std::fs::read_to_string(&config).unwrap().replace(&s3_env().bucket, "no-such-bucket-here");
     std::fs::write(&config, text).unwrap();
     let (code, _, stderr) = Sidecar::run(&config, &["check"]);
     assert_eq!(code, 4, "{stderr}");
@@ -362,10 +253,7 @@ async fn start_up_refuses_a_missing_bucket_and_an_unknown_config_key() {
     let (code, _, stderr) = Sidecar::run(&config, &["check"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("unknown field `setle_ms`"), "{stderr}");
-    assert!(
-        !stderr.contains(&s3_env().secret_key),
-        "the secret never reaches the output"
-    );
+    assert!(!stderr.contains(&s3_env().secret_key), "the secret never reaches the output");
 
     world.extra_config = "[surprise]\nkey = 1\n".into();
     let config = world.write_config("", "");

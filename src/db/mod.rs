@@ -78,10 +78,7 @@ pub struct DbError {
 
 impl DbError {
     pub fn new(kind: DbErrorKind, message: impl Into<String>) -> Self {
-        DbError {
-            kind,
-            message: message.into(),
-        }
+        DbError { kind, message: message.into() }
     }
     pub fn is_unavailable(&self) -> bool {
         self.kind == DbErrorKind::Unavailable
@@ -109,11 +106,7 @@ pub trait SalesDb: Send + Sync {
     /// Applies the compare-and-set in one statement.
     async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError>;
     /// Rows still pointing at a local file under `dir_prefix` (e.g. `confrontas/`).
-    async fn rows_with_local_file(
-        &self,
-        dir_prefix: &str,
-        limit: i64,
-    ) -> Result<Vec<VentaRow>, DbError>;
+    async fn rows_with_local_file(&self, dir_prefix: &str, limit: i64) -> Result<Vec<VentaRow>, DbError>;
     /// Rows marked as stored in MinIO, lowest id first.
     async fn rows_in_minio(&self, limit: i64) -> Result<Vec<VentaRow>, DbError>;
     /// Every object name a row references.
@@ -123,20 +116,25 @@ pub trait SalesDb: Send + Sync {
     /// the row consistent.
     async fn try_claim(&self, venta_id: i64) -> Result<bool, DbError>;
     async fn release_claim(&self, venta_id: i64);
+    /// Whether `try_claim` keeps other processes off a row (PostgreSQL) or only this one.
+    fn supports_claims(&self) -> bool;
+    /// How many rows are in MinIO and how many still point at a local file under `dir_prefix`.
+    async fn count_rows(&self, dir_prefix: &str) -> Result<RowCounts, DbError>;
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+pub struct RowCounts {
+    pub in_minio: i64,
+    pub local: i64,
 }
 
 /// Opens the backend named by `config.url`.
 pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn SalesDb>, DbError> {
     let statements = Statements::new(&config.table, &config.columns);
     if let Some(path) = config.url.strip_prefix("sqlite://") {
-        Ok(Arc::new(SqliteSalesDb::open(
-            std::path::Path::new(path),
-            statements,
-        )?))
+        Ok(Arc::new(SqliteSalesDb::open(std::path::Path::new(path), statements)?))
     } else if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
-        Ok(Arc::new(
-            PostgresSalesDb::connect(&config.url, statements).await?,
-        ))
+        Ok(Arc::new(PostgresSalesDb::connect(&config.url, statements).await?))
     } else {
         Err(DbError::new(
             DbErrorKind::Schema,
@@ -156,6 +154,7 @@ pub struct Statements {
     pub select_local: String,
     pub select_in_minio: String,
     pub select_referenced: String,
+    pub count_rows: String,
 }
 
 impl Statements {
@@ -197,6 +196,14 @@ impl Statements {
                 object = c.minio_object_name,
                 id = c.id,
             ),
+            count_rows: format!(
+                "SELECT CAST(COALESCE(SUM(CASE WHEN {subido} = TRUE AND {object} IS NOT NULL AND {object} <> '' THEN 1 ELSE 0 END), 0) AS bigint), \
+                 CAST(COALESCE(SUM(CASE WHEN {confronta} IS NOT NULL AND {confronta} <> '' \
+                 AND substr({confronta}, 1, length(CAST($1 AS text))) = CAST($1 AS text) THEN 1 ELSE 0 END), 0) AS bigint) FROM {table}",
+                subido = c.subido_a_minio,
+                object = c.minio_object_name,
+                confronta = c.confronta,
+            ),
             select_referenced: format!(
                 "SELECT {object} FROM {table} WHERE {object} IS NOT NULL AND {object} <> ''",
                 object = c.minio_object_name,
@@ -219,15 +226,9 @@ impl Statements {
     }
 
     /// Checks `present` (column name, declared max length) against the configured columns.
-    pub fn check_columns(
-        &self,
-        present: &[(String, Option<usize>)],
-    ) -> Result<SchemaLimits, DbError> {
+    pub fn check_columns(&self, present: &[(String, Option<usize>)]) -> Result<SchemaLimits, DbError> {
         if present.is_empty() {
-            return Err(DbError::new(
-                DbErrorKind::Schema,
-                format!("table {} does not exist", self.table),
-            ));
+            return Err(DbError::new(DbErrorKind::Schema, format!("table {} does not exist", self.table)));
         }
         let missing: Vec<String> = self
             .required_columns()
@@ -243,19 +244,11 @@ impl Statements {
             };
             return Err(DbError::new(
                 DbErrorKind::Schema,
-                format!(
-                    "table {} is missing column {}{hint}",
-                    self.table,
-                    missing.join(", ")
-                ),
+                format!("table {} is missing column {}{hint}", self.table, missing.join(", ")),
             ));
         }
-        let length_of = |name: &str| {
-            present
-                .iter()
-                .find(|(p, _)| p.eq_ignore_ascii_case(name))
-                .and_then(|(_, len)| *len)
-        };
+        let length_of =
+            |name: &str| present.iter().find(|(p, _)| p.eq_ignore_ascii_case(name)).and_then(|(_, len)| *len);
         Ok(SchemaLimits {
             url_max_len: length_of(&self.columns.minio_url),
             object_name_max_len: length_of(&self.columns.minio_object_name),

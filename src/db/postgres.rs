@@ -12,9 +12,16 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row};
 
 use super::{
-    DbError, DbErrorKind, RecordOutcome, RecordRequest, SalesDb, SchemaLimits, Statements, VentaRow,
+    DbError, DbErrorKind, RecordOutcome, RecordRequest, RowCounts, SalesDb, SchemaLimits, Statements,
+    VentaRow,
 };
 use crate::config::redact_url;
+
+/// Row claims: session-level advisory locks keyed by the table's OID and the row id.
+const CLAIM_SQL: &str = "SELECT pg_try_advisory_lock(('x' || substr(md5(\
+     to_regclass(split_part($1, ':', 1))::oid::text || ':' || split_part($1, ':', 2)), 1, 16))::bit(64)::bigint)";
+const UNCLAIM_SQL: &str = "SELECT pg_advisory_unlock(('x' || substr(md5(\
+     to_regclass(split_part($1, ':', 1))::oid::text || ':' || split_part($1, ':', 2)), 1, 16))::bit(64)::bigint)";
 
 pub struct PostgresSalesDb {
     url: String,
@@ -24,11 +31,7 @@ pub struct PostgresSalesDb {
 
 impl PostgresSalesDb {
     pub async fn connect(url: &str, statements: Statements) -> Result<Self, DbError> {
-        let db = PostgresSalesDb {
-            url: url.to_owned(),
-            statements,
-            client: Mutex::new(None),
-        };
+        let db = PostgresSalesDb { url: url.to_owned(), statements, client: Mutex::new(None) };
         db.client().await?;
         Ok(db)
     }
@@ -55,8 +58,10 @@ impl PostgresSalesDb {
         Ok(client)
     }
 
+    /// The claim's key text: the table's OID (which tells apart same-named tables in other
+    /// schemas; advisory locks are per database already) and the row id. SQL hashes it to 64 bits.
     fn claim_key(&self, venta_id: i64) -> String {
-        format!("confronta-sync:{}:{}", self.statements.table, venta_id)
+        format!("{}:{}", self.statements.table, venta_id)
     }
 }
 
@@ -74,12 +79,7 @@ impl SalesDb for PostgresSalesDb {
             .map_err(|e| map_error("reading the table's columns", e))?;
         let present: Vec<(String, Option<usize>)> = rows
             .iter()
-            .map(|row| {
-                (
-                    row.get::<_, String>(0),
-                    row.get::<_, Option<i64>>(1).map(|n| n as usize),
-                )
-            })
+            .map(|row| (row.get::<_, String>(0), row.get::<_, Option<i64>>(1).map(|n| n as usize)))
             .collect();
         self.statements.check_columns(&present)
     }
@@ -118,18 +118,10 @@ impl SalesDb for PostgresSalesDb {
             )
             .await
             .map_err(|e| map_error(&format!("recording venta {}", request.venta_id), e))?;
-        Ok(if changed == 1 {
-            RecordOutcome::Recorded
-        } else {
-            RecordOutcome::RowChanged
-        })
+        Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
     }
 
-    async fn rows_with_local_file(
-        &self,
-        dir_prefix: &str,
-        limit: i64,
-    ) -> Result<Vec<VentaRow>, DbError> {
+    async fn rows_with_local_file(&self, dir_prefix: &str, limit: i64) -> Result<Vec<VentaRow>, DbError> {
         let client = self.client().await?;
         let rows = client
             .query(&self.statements.select_local, &[&dir_prefix, &limit])
@@ -159,10 +151,7 @@ impl SalesDb for PostgresSalesDb {
     async fn try_claim(&self, venta_id: i64) -> Result<bool, DbError> {
         let client = self.client().await?;
         let row = client
-            .query_one(
-                "SELECT pg_try_advisory_lock(('x' || substr(md5($1), 1, 16))::bit(64)::bigint)",
-                &[&self.claim_key(venta_id)],
-            )
+            .query_one(CLAIM_SQL, &[&self.claim_key(venta_id)])
             .await
             .map_err(|e| map_error(&format!("claiming venta {venta_id}"), e))?;
         Ok(row.get(0))
@@ -172,13 +161,21 @@ impl SalesDb for PostgresSalesDb {
         // A failed unlock only matters while this connection lives, and a lost connection
         // released the lock already.
         if let Ok(client) = self.client().await {
-            let _ = client
-                .execute(
-                    "SELECT pg_advisory_unlock(('x' || substr(md5($1), 1, 16))::bit(64)::bigint)",
-                    &[&self.claim_key(venta_id)],
-                )
-                .await;
+            let _ = client.execute(UNCLAIM_SQL, &[&self.claim_key(venta_id)]).await;
         }
+    }
+
+    fn supports_claims(&self) -> bool {
+        true
+    }
+
+    async fn count_rows(&self, dir_prefix: &str) -> Result<RowCounts, DbError> {
+        let client = self.client().await?;
+        let row = client
+            .query_one(&self.statements.count_rows, &[&dir_prefix])
+            .await
+            .map_err(|e| map_error("counting rows", e))?;
+        Ok(RowCounts { in_minio: row.get(0), local: row.get(1) })
     }
 }
 

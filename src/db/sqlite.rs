@@ -12,7 +12,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    DbError, DbErrorKind, RecordOutcome, RecordRequest, SalesDb, SchemaLimits, Statements, VentaRow,
+    DbError, DbErrorKind, RecordOutcome, RecordRequest, RowCounts, SalesDb, SchemaLimits, Statements,
+    VentaRow,
 };
 
 pub struct SqliteSalesDb {
@@ -27,16 +28,9 @@ impl SqliteSalesDb {
             path,
             rusqlite::OpenFlags::SQLITE_OPEN_READ_WRITE | rusqlite::OpenFlags::SQLITE_OPEN_NO_MUTEX,
         )
-        .map_err(|e| {
-            DbError::new(
-                DbErrorKind::Schema,
-                format!("opening {}: {e}", path.display()),
-            )
-        })?;
+        .map_err(|e| DbError::new(DbErrorKind::Schema, format!("opening {}: {e}", path.display())))?;
         // Django writes to the same file; wait for its locks instead of failing at once.
-        connection
-            .busy_timeout(Duration::from_secs(10))
-            .map_err(|e| map_error("setting busy_timeout", e))?;
+        connection.busy_timeout(Duration::from_secs(10)).map_err(|e| map_error("setting busy_timeout", e))?;
         Ok(SqliteSalesDb {
             connection: Arc::new(Mutex::new(connection)),
             statements: Arc::new(sqlite_placeholders(statements)),
@@ -51,18 +45,11 @@ impl SqliteSalesDb {
         let connection = self.connection.clone();
         let statements = self.statements.clone();
         tokio::task::spawn_blocking(move || {
-            let guard = connection
-                .lock()
-                .unwrap_or_else(|poisoned| poisoned.into_inner());
+            let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             work(&guard, &statements)
         })
         .await
-        .map_err(|e| {
-            DbError::new(
-                DbErrorKind::Unavailable,
-                format!("sqlite worker failed: {e}"),
-            )
-        })?
+        .map_err(|e| DbError::new(DbErrorKind::Unavailable, format!("sqlite worker failed: {e}")))?
     }
 }
 
@@ -74,6 +61,7 @@ fn sqlite_placeholders(mut statements: Statements) -> Statements {
         &mut statements.record,
         &mut statements.select_local,
         &mut statements.select_in_minio,
+        &mut statements.count_rows,
         &mut statements.select_referenced,
     ] {
         *sql = sql.replace('$', "?");
@@ -137,25 +125,14 @@ impl SalesDb for SqliteSalesDb {
         self.with(move |connection, statements| {
             let (url, object, sha, id, confronta, previous) = values;
             let changed = connection
-                .execute(
-                    &statements.record,
-                    params![url, object, sha, id, confronta, previous],
-                )
+                .execute(&statements.record, params![url, object, sha, id, confronta, previous])
                 .map_err(|e| map_error(&format!("recording venta {id}"), e))?;
-            Ok(if changed == 1 {
-                RecordOutcome::Recorded
-            } else {
-                RecordOutcome::RowChanged
-            })
+            Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
         })
         .await
     }
 
-    async fn rows_with_local_file(
-        &self,
-        dir_prefix: &str,
-        limit: i64,
-    ) -> Result<Vec<VentaRow>, DbError> {
+    async fn rows_with_local_file(&self, dir_prefix: &str, limit: i64) -> Result<Vec<VentaRow>, DbError> {
         let prefix = dir_prefix.to_owned();
         self.with(move |connection, statements| {
             let mut query = connection
@@ -200,6 +177,22 @@ impl SalesDb for SqliteSalesDb {
     }
 
     async fn release_claim(&self, _venta_id: i64) {}
+
+    fn supports_claims(&self) -> bool {
+        false
+    }
+
+    async fn count_rows(&self, dir_prefix: &str) -> Result<RowCounts, DbError> {
+        let prefix = dir_prefix.to_owned();
+        self.with(move |connection, statements| {
+            connection
+                .query_row(&statements.count_rows, params![prefix], |row| {
+                    Ok(RowCounts { in_minio: row.get(0)?, local: row.get(1)? })
+                })
+                .map_err(|e| map_error("counting rows", e))
+        })
+        .await
+    }
 }
 
 fn venta_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<VentaRow> {
@@ -224,10 +217,7 @@ fn declared_length(declared: &str) -> Option<usize> {
 fn map_error(what: &str, error: rusqlite::Error) -> DbError {
     let kind = match &error {
         rusqlite::Error::SqliteFailure(e, _)
-            if matches!(
-                e.code,
-                rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked
-            ) =>
+            if matches!(e.code, rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked) =>
         {
             DbErrorKind::Unavailable
         }
@@ -238,10 +228,7 @@ fn map_error(what: &str, error: rusqlite::Error) -> DbError {
             DbErrorKind::Schema
         }
         rusqlite::Error::SqliteFailure(e, _)
-            if matches!(
-                e.code,
-                rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::SystemIoFailure
-            ) =>
+            if matches!(e.code, rusqlite::ErrorCode::CannotOpen | rusqlite::ErrorCode::SystemIoFailure) =>
         {
             DbErrorKind::Unavailable
         }

@@ -38,8 +38,7 @@ pub const DDL_SQLITE: &str = "CREATE TABLE \"telefonica_ventaportabilidad\" (
 )";
 
 pub fn pg_base_url() -> String {
-    std::env::var("CONFRONTA_TEST_PG_URL")
-        .unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
+    std::env::var("CONFRONTA_TEST_PG_URL").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
 }
 
 pub struct S3Env {
@@ -50,8 +49,7 @@ pub struct S3Env {
 }
 
 pub fn s3_env() -> S3Env {
-    let var =
-        |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    let var = |name: &str, default: &str| std::env::var(name).unwrap_or_else(|_| default.to_owned());
     S3Env {
         endpoint: var("CONFRONTA_TEST_S3_ENDPOINT", "http://127.0.0.1:39000"),
         access_key: var("CONFRONTA_TEST_S3_ACCESS_KEY", "GK0123456789abcdef01234567"),
@@ -65,40 +63,22 @@ pub fn s3_env() -> S3Env {
 
 /// A short unique name for schemas and object prefixes.
 pub fn unique(label: &str) -> String {
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    format!(
-        "{label}_{}_{:x}",
-        std::process::id(),
-        nanos & 0xffff_ffff_ffff
-    )
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
+    format!("{label}_{}_{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
 }
 
 /// A database holding the Django table: a fresh PostgreSQL schema or a SQLite file.
 pub enum TestDb {
-    Postgres {
-        schema: String,
-        admin: tokio_postgres::Client,
-    },
-    Sqlite {
-        path: PathBuf,
-    },
+    Postgres { schema: String, admin: tokio_postgres::Client },
+    Sqlite { path: PathBuf },
 }
 
 impl TestDb {
     pub async fn postgres() -> TestDb {
         let admin = pg_connect(&pg_base_url()).await;
         let schema = unique("cs_test");
-        admin
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        admin
-            .batch_execute(&format!("SET search_path = {schema}"))
-            .await
-            .unwrap();
+        admin.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+        admin.batch_execute(&format!("SET search_path = {schema}")).await.unwrap();
         admin.batch_execute(DDL_POSTGRES).await.unwrap();
         TestDb::Postgres { schema, admin }
     }
@@ -125,10 +105,7 @@ impl TestDb {
     pub async fn execute(&self, sql: &str) {
         match self {
             TestDb::Postgres { admin, .. } => {
-                admin
-                    .batch_execute(sql)
-                    .await
-                    .unwrap_or_else(|e| panic!("{sql}: {e}"));
+                admin.batch_execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
             }
             TestDb::Sqlite { path } => {
                 rusqlite::Connection::open(path)
@@ -168,11 +145,8 @@ impl TestDb {
         let sql = "SELECT CAST(id AS bigint), numero, confronta, confronta_minio_url, confronta_minio_object_name, \
                    confronta_subido_a_minio, confronta_sha256 FROM telefonica_ventaportabilidad WHERE id = ";
         match self {
-            TestDb::Postgres { admin, .. } => admin
-                .query_opt(&format!("{sql} $1"), &[&id])
-                .await
-                .unwrap()
-                .map(|r| Row {
+            TestDb::Postgres { admin, .. } => {
+                admin.query_opt(&format!("{sql} $1"), &[&id]).await.unwrap().map(|r| Row {
                     id: r.get(0),
                     numero: r.get(1),
                     confronta: r.get(2),
@@ -180,7 +154,8 @@ impl TestDb {
                     object_name: r.get(4),
                     subido: r.get(5),
                     sha256: r.get(6),
-                }),
+                })
+            }
             TestDb::Sqlite { path } => {
                 let connection = rusqlite::Connection::open(path).unwrap();
                 let mut query = connection.prepare(&format!("{sql} ?1")).unwrap();
@@ -204,9 +179,7 @@ impl TestDb {
 
     pub async fn drop_schema(&self) {
         if let TestDb::Postgres { schema, admin } = self {
-            let _ = admin
-                .batch_execute(&format!("DROP SCHEMA {schema} CASCADE"))
-                .await;
+            let _ = admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
         }
     }
 }
@@ -252,14 +225,7 @@ impl World {
         let env = s3_env();
         let minio = minio_config(&env, "x/{id}_{sha256}");
         let store = Arc::new(S3Store::new(&minio, &Secret::new(env.secret_key.clone())).unwrap());
-        World {
-            temp,
-            media_root,
-            db,
-            prefix: unique("t"),
-            store,
-            extra_config: String::new(),
-        }
+        World { temp, media_root, db, prefix: unique("t"), store, extra_config: String::new() }
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -325,11 +291,7 @@ retry_max_s = 2
     pub fn write_in_place(&self, name: &str, bytes: &[u8]) -> PathBuf {
         use std::io::Write;
         let path = self.dir().join(name);
-        let mut file = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .open(&path)
-            .unwrap();
+        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).unwrap();
         for chunk in bytes.chunks(64 * 1024) {
             file.write_all(chunk).unwrap();
         }
@@ -356,7 +318,8 @@ retry_max_s = 2
     }
 
     pub async fn objects_under_prefix(&self) -> Vec<String> {
-        self.store.list(&format!("{}/", self.prefix)).await.unwrap()
+        let entries = self.store.list(&format!("{}/", self.prefix)).await.unwrap();
+        entries.into_iter().map(|entry| entry.name).collect()
     }
 
     pub async fn cleanup(&self) {
@@ -404,10 +367,7 @@ impl Sidecar {
         for (key, value) in env {
             command.env(key, value);
         }
-        Sidecar {
-            child: command.spawn().unwrap(),
-            log,
-        }
+        Sidecar { child: command.spawn().unwrap(), log }
     }
 
     /// Runs the binary to completion and returns (exit code, stdout, stderr).
@@ -485,14 +445,10 @@ where
 
 /// Deterministic pseudo-random bytes, so failures reproduce.
 pub fn sample_bytes(seed: u64, len: usize) -> Vec<u8> {
-    let mut state = seed
-        .wrapping_mul(6364136223846793005)
-        .wrapping_add(1442695040888963407);
+    let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
-            state = state
-                .wrapping_mul(6364136223846793005)
-                .wrapping_add(1442695040888963407);
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
             (state >> 33) as u8
         })
         .collect()

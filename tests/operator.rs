@@ -1,0 +1,219 @@
+//! The operator's commands against real PostgreSQL and the S3 test server: `--rescan` with
+//! `--dry-run` and `--limit`, `verify`, `orphans`, `presign`, `status`.
+
+mod common;
+
+use std::path::Path;
+use std::time::Duration;
+
+use common::*;
+use confronta_sync::hash::{hash_file, Sha256Digest};
+use confronta_sync::store::{ObjectStore, UploadRequest};
+
+/// Everything an operator command could change: the table, the objects, the folder, the journal.
+async fn snapshot(world: &World) -> (Vec<Option<Row>>, Vec<String>, Vec<(String, Vec<u8>)>, Option<Vec<u8>>) {
+    let mut rows = Vec::new();
+    for id in 1..=40 {
+        rows.push(world.db.row(id).await);
+    }
+    let mut objects = world.objects_under_prefix().await;
+    objects.sort();
+    let mut files: Vec<(String, Vec<u8>)> = std::fs::read_dir(world.dir())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .map(|p| (p.file_name().unwrap().to_string_lossy().into_owned(), std::fs::read(&p).unwrap()))
+        .collect();
+    files.sort();
+    let journal = std::fs::read(world.journal_path()).ok();
+    (rows, objects, files, journal)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rescan_dry_run_changes_nothing_limit_moves_exactly_n_and_a_full_run_reports_the_missing_file() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    const FILES: usize = 25;
+    for index in 0..FILES {
+        let name = format!("backlog_{index:02}.pdf");
+        world.db.insert_venta(&format!("PORTA-B{index:02}"), Some(&format!("confrontas/{name}"))).await;
+        world.write_in_place(&name, &sample_bytes(500 + index as u64, 3_000 + index));
+    }
+    world.write_in_place("huerfano.pdf", b"no row points at me");
+    let missing = world.db.insert_venta("PORTA-MISSING", Some("confrontas/no_existe.pdf")).await;
+    // Let every file be older than settle_ms, as a real backlog is.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let before = snapshot(&world).await;
+    let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan", "--dry-run"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert_eq!(stdout.matches("would upload to").count(), FILES, "{stdout}");
+    assert!(
+        stdout.contains("confrontas/huerfano.pdf  no venta  -  would skip: no row points at this file"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(&format!("venta {missing} points at a local file that does not exist")),
+        "{stdout}"
+    );
+    assert_eq!(
+        snapshot(&world).await,
+        before,
+        "--dry-run changed the table, the bucket, the folder or the journal"
+    );
+
+    let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan", "--limit", "10", "--json"]);
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_eq!(summary["moved"], 10, "{summary}");
+    assert_eq!(world.objects_under_prefix().await.len(), 10, "exactly ten objects after --limit 10");
+    let local_left = std::fs::read_dir(world.dir()).unwrap().count();
+    assert_eq!(local_left, FILES + 1 - 10, "exactly ten local files removed");
+    assert_eq!(code, 1, "the row with a missing file is a failure: {summary}");
+
+    let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan"]);
+    assert_eq!(code, 1, "a row whose local file is missing makes the run fail\n{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("{} succeeded", FILES - 10)), "{stdout}");
+    assert!(stdout.contains("confrontas/no_existe.pdf: local_file_missing"), "{stdout}");
+    assert!(stdout.contains("confrontas/huerfano.pdf: no_row"), "{stdout}");
+    assert_eq!(world.objects_under_prefix().await.len(), FILES, "every file with a row is in the bucket");
+    let left: Vec<String> = std::fs::read_dir(world.dir())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(left, vec!["huerfano.pdf".to_owned()], "only the orphan is left");
+    assert_eq!(
+        world.db.row(missing).await.unwrap().confronta.as_deref(),
+        Some("confrontas/no_existe.pdf"),
+        "row untouched"
+    );
+
+    let (code, stdout, _) = Sidecar::run(&config, &["status", "--json"]);
+    assert_eq!(code, 0);
+    let status: serde_json::Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(status["rows_in_minio"], FILES as i64, "{status}");
+    assert_eq!(status["rows_local"], 1, "{status}");
+    assert_eq!(status["journal_states"]["removed"], FILES as i64, "{status}");
+    assert_eq!(status["uploads_timed"], FILES as i64, "{status}");
+    world.cleanup().await;
+}
+
+/// Moves one file for venta `numero` through a rescan and returns (id, object name, bytes).
+async fn moved_one(world: &World, config: &Path, name: &str, seed: u64) -> (i64, String, Vec<u8>) {
+    let bytes = sample_bytes(seed, 12_345);
+    let id = world.db.insert_venta(&format!("PORTA-{seed}"), Some(&format!("confrontas/{name}"))).await;
+    world.write_in_place(name, &bytes);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (code, stdout, stderr) = Sidecar::run(config, &["--rescan"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let object = world.db.row(id).await.unwrap().object_name.unwrap();
+    (id, object, bytes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_catches_an_object_changed_behind_its_back() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let (_, good_object, _) = moved_one(&world, &config, "bueno.pdf", 601).await;
+    let (bad_id, bad_object, _) = moved_one(&world, &config, "malo.pdf", 602).await;
+
+    let (code, stdout, _) = Sidecar::run(&config, &["verify"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains("2 rows checked, 2 ok"), "{stdout}");
+
+    // Someone overwrites the object with other bytes, bypassing the daemon.
+    let tampered = world.temp.path().join("tampered.pdf");
+    std::fs::write(&tampered, sample_bytes(999, 12_345)).unwrap();
+    let hash = hash_file(&tampered, None).unwrap();
+    let request = UploadRequest {
+        path: &tampered,
+        hash: &hash,
+        content_type: "application/pdf",
+        multipart_threshold: u64::MAX,
+        part_size: 5 << 20,
+    };
+    world.store.upload(&world.object(&bad_object), request).await.unwrap();
+
+    for args in [&["verify"][..], &["verify", "--deep"][..]] {
+        let (code, stdout, _) = Sidecar::run(&config, args);
+        assert_eq!(code, 1, "{args:?}: {stdout}");
+        assert!(stdout.contains(&format!("MISMATCH  venta {bad_id:>8}  {bad_object}")), "{args:?}: {stdout}");
+        assert!(stdout.contains("ok        venta") && stdout.contains(&good_object), "{args:?}: {stdout}");
+        assert!(stdout.contains("2 rows checked, 1 ok, 1 mismatched"), "{args:?}: {stdout}");
+    }
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_finds_a_planted_object_and_file_and_deletes_only_the_unreferenced_object() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let (_, referenced, _) = moved_one(&world, &config, "referenciado.pdf", 701).await;
+
+    let planted_file = world.write_in_place("plantado.pdf", b"nobody's confronta");
+    let planted_source = world.temp.path().join("planted-object");
+    std::fs::write(&planted_source, b"an object no row references").unwrap();
+    let hash = hash_file(&planted_source, None).unwrap();
+    let planted_object = format!("{}/venta_X_confronta_0_planted.pdf", world.prefix);
+    let request = UploadRequest {
+        path: &planted_source,
+        hash: &hash,
+        content_type: "application/pdf",
+        multipart_threshold: u64::MAX,
+        part_size: 5 << 20,
+    };
+    world.store.upload(&world.object(&planted_object), request).await.unwrap();
+
+    let (code, stdout, stderr) = Sidecar::run(&config, &["orphans", "--older-than", "0s"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("orphan file    confrontas/plantado.pdf"), "{stdout}");
+    assert!(stdout.contains(&format!("orphan object  {planted_object}")), "{stdout}");
+    assert!(!stdout.contains(&referenced), "a referenced object is no orphan: {stdout}");
+
+    let (code, stdout, _) = Sidecar::run(&config, &["orphans", "--older-than", "0s", "--delete-objects"]);
+    assert_eq!(code, 0, "{stdout}");
+    assert!(stdout.contains(&format!("orphan object  {planted_object}  (deleted)")), "{stdout}");
+    let objects = world.objects_under_prefix().await;
+    assert_eq!(objects, vec![referenced], "only the unreferenced object was deleted");
+    assert!(planted_file.exists(), "orphans never deletes a local file");
+
+    let (_, stdout, _) = Sidecar::run(&config, &["orphans"]);
+    assert!(stdout.contains("0 files, 0 objects"), "the default --older-than 1h hides fresh ones: {stdout}");
+    world.cleanup().await;
+}
+
+fn curl(url: &str, out: &Path) -> String {
+    let output = std::process::Command::new("curl")
+        .args(["-s", "-o"])
+        .arg(out)
+        .args(["-w", "%{http_code}", url])
+        .output()
+        .expect("curl runs");
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presign_serves_the_exact_bytes_until_it_expires() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let (id, _, bytes) = moved_one(&world, &config, "presign.pdf", 801).await;
+
+    let (code, stdout, stderr) =
+        Sidecar::run(&config, &["presign", "--venta", &id.to_string(), "--expiry", "2s"]);
+    assert_eq!(code, 0, "{stderr}");
+    let url = stdout.trim().to_owned();
+    let download = world.temp.path().join("download");
+    assert_eq!(curl(&url, &download), "200");
+    assert_eq!(Sha256Digest::of_bytes(&std::fs::read(&download).unwrap()), Sha256Digest::of_bytes(&bytes));
+
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let status = curl(&url, &download);
+    assert!(status == "403" || status == "400", "an expired URL is refused, got HTTP {status}");
+
+    let (code, _, stderr) = Sidecar::run(&config, &["presign", "--venta", &id.to_string(), "--expiry", "8d"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("expiry must be between 1s and 7d"), "{stderr}");
+    let (code, _, stderr) = Sidecar::run(&config, &["presign", "--venta", "999999"]);
+    assert_eq!(code, 1);
+    assert!(stderr.contains("venta 999999 does not exist"), "{stderr}");
+    world.cleanup().await;
+}
