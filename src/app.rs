@@ -414,10 +414,17 @@ fn dir_prefix(config: &Config) -> String {
 }
 
 async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Result<i32, Exit> {
+    // The recorder goes in first, so that what start-up records (services up) is kept.
+    if let Some(listen) = config.metrics.listen {
+        crate::telemetry::serve(listen).map_err(|e| Exit::new(exit::CONFIG, e))?;
+        info!(%listen, "metrics endpoint serving /metrics");
+    }
     let started = start(&config, JournalUse::Exclusive).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let signals = crate::signals::listen(config_path.to_owned(), logging, shutdown_tx)
-        .map_err(|e| Exit::new(exit::FAILURES, format!("cannot install signal handlers: {e}")))?;
+    let (settings_tx, settings_rx) = watch::channel(daemon::LiveSettings::of(&config));
+    let signals =
+        crate::signals::listen(config_path.to_owned(), config.clone(), logging, settings_tx, shutdown_tx)
+            .map_err(|e| Exit::new(exit::FAILURES, format!("cannot install signal handlers: {e}")))?;
 
     let (hint_tx, hint_rx) = mpsc::channel(4096);
     let overflowed = Arc::new(AtomicBool::new(false));
@@ -426,15 +433,8 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
         .map_err(|e| Exit::new(exit::CONFIG, format!("cannot watch {}: {e}", dir.display())))?;
     crate::signals::notify_systemd("READY=1");
 
-    let (stop, summary) = daemon::run(
-        &config,
-        started.pipeline,
-        hint_rx,
-        overflowed,
-        shutdown_rx,
-        crate::signals::SHUTDOWN_TIMEOUT,
-    )
-    .await;
+    let (stop, summary) =
+        daemon::run(&config, started.pipeline, hint_rx, overflowed, settings_rx, shutdown_rx).await;
     signals.close();
     crate::signals::notify_systemd("STOPPING=1");
     info!(moved = summary.moved, bytes = summary.bytes, "stopped");
@@ -452,8 +452,7 @@ async fn run_rescan(config: &Config, limit: Option<u64>, json: bool) -> Result<i
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     crate::signals::stop_on_ctrl_c(shutdown_tx);
     let began = Instant::now();
-    let (stop, summary) =
-        daemon::rescan(config, started.pipeline, limit, shutdown_rx, crate::signals::SHUTDOWN_TIMEOUT).await;
+    let (stop, summary) = daemon::rescan(config, started.pipeline, limit, shutdown_rx).await;
     let elapsed = began.elapsed();
     print_summary(&summary, elapsed, json);
     if let Stop::Fatal(failure) = stop {

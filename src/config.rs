@@ -27,7 +27,7 @@ pub enum ConfigError {
 }
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub watch: WatchConfig,
@@ -38,9 +38,33 @@ pub struct Config {
     pub pipeline: PipelineConfig,
     #[serde(default)]
     pub log: LogConfig,
+    #[serde(default)]
+    pub service: ServiceConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServiceConfig {
+    /// After SIGTERM, how long in-flight files get to reach a journaled state.
+    pub shutdown_timeout_s: u64,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus text endpoint (`/metrics`); off when unset.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        ServiceConfig { shutdown_timeout_s: 10 }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WatchConfig {
     /// Django's MEDIA_ROOT; row paths are relative to it.
@@ -59,7 +83,7 @@ pub struct WatchConfig {
     pub orphan_after_s: u64,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `postgres://…` or `sqlite:///abs/path`.
@@ -71,7 +95,7 @@ pub struct DatabaseConfig {
 }
 
 /// Column names of the sales table; the defaults are the Django model's.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ColumnNames {
     pub id: String,
@@ -83,7 +107,7 @@ pub struct ColumnNames {
     pub sha256: String,
 }
 
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MinioConfig {
     pub endpoint: String,
@@ -107,13 +131,13 @@ pub struct MinioConfig {
     pub part_size_bytes: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JournalConfig {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
     /// Files processed at once.
@@ -123,7 +147,7 @@ pub struct PipelineConfig {
     pub retry_max_s: u64,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `error`, `warn`, `info`, `debug`, `trace` or a full filter; `RUST_LOG` wins when set.

@@ -18,12 +18,35 @@ use tracing::{debug, info, warn};
 use crate::config::Config;
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{backoff, Failure, Outcome, Pipeline, Plan};
+use crate::telemetry;
 use crate::watch::{walk, WatchHint};
 
 /// How many rows a reconcile pass reads at most; the next pass reads the rest.
 const RECONCILE_BATCH: i64 = 10_000;
 /// In a one-shot run, a transient failure is retried this many times before it counts.
 const ONE_SHOT_ATTEMPTS: u32 = 4;
+
+/// The settings a SIGHUP can change while the daemon runs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSettings {
+    pub max_in_flight: usize,
+    pub settle: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub reconcile_interval: Duration,
+}
+
+impl LiveSettings {
+    pub fn of(config: &Config) -> LiveSettings {
+        LiveSettings {
+            max_in_flight: config.pipeline.max_in_flight,
+            settle: config.settle(),
+            retry_initial: Duration::from_millis(config.pipeline.retry_initial_ms),
+            retry_max: Duration::from_secs(config.pipeline.retry_max_s),
+            reconcile_interval: Duration::from_secs(config.watch.reconcile_interval_s.max(1)),
+        }
+    }
+}
 
 /// Counts of what happened, for the rescan summary and `status`.
 #[derive(Debug, Default, Clone, PartialEq, Eq, serde::Serialize)]
@@ -72,10 +95,10 @@ struct Scheduler {
     pipeline: Arc<Pipeline>,
     media_root: PathBuf,
     mode: Mode,
-    settle: Duration,
-    max_in_flight: usize,
-    retry_initial: Duration,
-    retry_max: Duration,
+    settings: LiveSettings,
+    /// Paths whose last run found no row yet, and paths reported as orphans (for the gauges).
+    waiting_for_row: HashSet<RelativeMediaPath>,
+    orphans: HashSet<RelativeMediaPath>,
     pending: HashMap<RelativeMediaPath, Pending>,
     timers: BinaryHeap<Reverse<(Instant, RelativeMediaPath)>>,
     in_flight: HashSet<RelativeMediaPath>,
@@ -95,10 +118,9 @@ impl Scheduler {
             pipeline,
             media_root: config.watch.media_root.clone(),
             mode,
-            settle: config.settle(),
-            max_in_flight: config.pipeline.max_in_flight,
-            retry_initial: Duration::from_millis(config.pipeline.retry_initial_ms),
-            retry_max: Duration::from_secs(config.pipeline.retry_max_s),
+            settings: LiveSettings::of(config),
+            waiting_for_row: HashSet::new(),
+            orphans: HashSet::new(),
             pending: HashMap::new(),
             timers: BinaryHeap::new(),
             in_flight: HashSet::new(),
@@ -149,10 +171,10 @@ impl Scheduler {
             return Duration::ZERO;
         };
         let Ok(modified) = meta.modified() else {
-            return self.settle;
+            return self.settings.settle;
         };
         let age = SystemTime::now().duration_since(modified).unwrap_or(Duration::ZERO);
-        self.settle.saturating_sub(age)
+        self.settings.settle.saturating_sub(age)
     }
 
     fn retry_later(&mut self, path: RelativeMediaPath, attempts: u32, delay: Duration) {
@@ -164,7 +186,7 @@ impl Scheduler {
     /// Moves due paths to running tasks while there is room.
     fn dispatch_due(&mut self) {
         let now = Instant::now();
-        while self.tasks.len() < self.max_in_flight {
+        while self.tasks.len() < self.settings.max_in_flight {
             if self.limit.is_some_and(|limit| self.started >= limit) {
                 return;
             }
@@ -210,6 +232,7 @@ impl Scheduler {
     fn finished(&mut self, path: RelativeMediaPath, attempts: u32, outcome: Outcome) -> Option<Failure> {
         self.in_flight.remove(&path);
         let one_shot = self.mode == Mode::OneShot;
+        self.record_outcome(&path, &outcome);
         match outcome {
             Outcome::Moved { bytes, .. } => {
                 self.summary.moved += 1;
@@ -222,16 +245,16 @@ impl Scheduler {
                 self.summary.count_reason(&failure, &path);
             }
             Outcome::WaitingForRow => {
-                let delay = backoff(attempts, self.retry_initial, self.retry_max);
+                let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
                 self.retry_later(path.clone(), attempts + 1, delay);
             }
             Outcome::Orphan => {
                 self.summary.orphans += 1;
-                self.retry_later(path.clone(), attempts, self.retry_max);
+                self.retry_later(path.clone(), attempts, self.settings.retry_max);
             }
             Outcome::Busy if one_shot => self.summary.busy += 1,
             Outcome::Busy => {
-                let delay = backoff(attempts, self.retry_initial, self.retry_max);
+                let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
                 self.retry_later(path.clone(), attempts + 1, delay);
             }
             Outcome::Retry(failure) => {
@@ -239,7 +262,7 @@ impl Scheduler {
                     self.summary.failed += 1;
                     self.summary.count_reason(&failure, &path);
                 } else {
-                    let delay = backoff(attempts, self.retry_initial, self.retry_max);
+                    let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
                     self.retry_later(path.clone(), attempts + 1, delay);
                 }
             }
@@ -253,6 +276,50 @@ impl Scheduler {
             self.offer(path);
         }
         None
+    }
+
+    /// Metrics and the waiting/orphan sets behind the gauges.
+    fn record_outcome(&mut self, path: &RelativeMediaPath, outcome: &Outcome) {
+        let (label, bytes) = match outcome {
+            Outcome::Moved { bytes, .. } => ("moved", *bytes),
+            Outcome::Nothing => ("nothing", 0),
+            Outcome::WaitingForRow => ("waiting_for_row", 0),
+            Outcome::Orphan => ("orphan", 0),
+            Outcome::Busy => ("busy", 0),
+            Outcome::Retry(_) => ("retry", 0),
+            Outcome::Kept(_) => ("kept", 0),
+            Outcome::Fatal(_) => ("fatal", 0),
+        };
+        telemetry::outcome(label, bytes);
+        match outcome {
+            Outcome::Retry(f) => telemetry::error("transient", f.reason),
+            Outcome::Kept(f) => telemetry::error("rejected", f.reason),
+            Outcome::Fatal(f) => telemetry::error("fatal", f.reason),
+            _ => {}
+        }
+        if matches!(outcome, Outcome::WaitingForRow) {
+            self.waiting_for_row.insert(path.clone());
+        } else {
+            self.waiting_for_row.remove(path);
+        }
+        if matches!(outcome, Outcome::Orphan) {
+            self.orphans.insert(path.clone());
+        } else {
+            self.orphans.remove(path);
+        }
+    }
+
+    /// Updates the gauges and systemd's status line.
+    fn report_status(&self) {
+        telemetry::gauges(self.tasks.len(), self.waiting_for_row.len(), self.orphans.len());
+        crate::signals::notify_systemd(&format!(
+            "STATUS=moved {}, in flight {}, waiting for row {}, orphans {}, failed {}",
+            self.summary.moved,
+            self.tasks.len(),
+            self.waiting_for_row.len(),
+            self.orphans.len(),
+            self.summary.kept
+        ));
     }
 
     fn idle(&self) -> bool {
@@ -353,16 +420,21 @@ pub async fn run(
     pipeline: Arc<Pipeline>,
     mut hints: mpsc::Receiver<WatchHint>,
     overflowed: Arc<AtomicBool>,
+    mut settings: watch::Receiver<LiveSettings>,
     mut shutdown: watch::Receiver<bool>,
-    shutdown_timeout: Duration,
 ) -> (Stop, Summary) {
+    let shutdown_timeout = Duration::from_secs(config.service.shutdown_timeout_s);
     let mut scheduler = Scheduler::new(pipeline, config, Mode::Daemon);
     let dir = config.watched_dir();
     let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
     scheduler.offer_walk(&dir);
     scheduler.offer_known_work(&dir_prefix).await;
-    let mut reconcile = tokio::time::interval(Duration::from_secs(config.watch.reconcile_interval_s.max(1)));
+    let mut reconcile = tokio::time::interval(scheduler.settings.reconcile_interval);
     reconcile.tick().await;
+    // systemd's watchdog wants a ping at least every WATCHDOG_USEC; the status line rides along.
+    let heartbeat_every = crate::signals::watchdog_interval().unwrap_or(Duration::from_secs(5));
+    let mut heartbeat = tokio::time::interval(heartbeat_every);
+    let watchdog = crate::signals::watchdog_interval().is_some();
     info!(folder = %dir.display(), "watching");
 
     let stop = loop {
@@ -402,6 +474,21 @@ pub async fn run(
                 }
             }
             _ = reconcile.tick() => scheduler.offer_known_work(&dir_prefix).await,
+            _ = heartbeat.tick() => {
+                if watchdog {
+                    crate::signals::notify_systemd("WATCHDOG=1");
+                }
+                scheduler.report_status();
+            }
+            Ok(()) = settings.changed() => {
+                let new = settings.borrow_and_update().clone();
+                if new.reconcile_interval != scheduler.settings.reconcile_interval {
+                    reconcile = tokio::time::interval(new.reconcile_interval);
+                    reconcile.tick().await;
+                }
+                info!(?new, "live settings applied");
+                scheduler.settings = new;
+            }
             _ = sleep => {}
         }
     };
@@ -417,8 +504,8 @@ pub async fn rescan(
     pipeline: Arc<Pipeline>,
     limit: Option<u64>,
     mut shutdown: watch::Receiver<bool>,
-    shutdown_timeout: Duration,
 ) -> (Stop, Summary) {
+    let shutdown_timeout = Duration::from_secs(config.service.shutdown_timeout_s);
     let mut scheduler = Scheduler::new(pipeline, config, Mode::OneShot);
     scheduler.limit = limit;
     let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));

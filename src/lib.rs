@@ -16,4 +16,5 @@ pub mod object_name;
 pub mod pipeline;
 pub mod signals;
 pub mod store;
+pub mod telemetry;
 pub mod watch;

@@ -21,6 +21,7 @@ use crate::journal::{now_ms, FileState, Journal, JournalEntry, JournalError, Sto
 use crate::media_path::RelativeMediaPath;
 use crate::object_name::{ObjectName, ObjectNameInputs, ObjectNameTemplate};
 use crate::store::{ObjectInfo, ObjectStore, StoreError, StoreErrorKind, UploadRequest};
+use crate::telemetry::{self, Step};
 
 /// What became of one call to `process`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -113,8 +114,8 @@ impl Pipeline {
             part_size: config.minio.part_size_bytes,
             limits,
             orphan_after_ms: (config.watch.orphan_after_s as i64).saturating_mul(1000),
-            store_health: Health::new("object store"),
-            db_health: Health::new("database"),
+            store_health: Health::new("object store", "s3"),
+            db_health: Health::new("database", "db"),
         }
     }
 
@@ -296,6 +297,7 @@ impl Pipeline {
                     return self.store_failure(entry, e).await;
                 }
                 self.store_health.up();
+                telemetry::step_time(Step::Upload, started.elapsed());
                 entry.upload_ms = Some(started.elapsed().as_millis() as i64);
                 entry.state = FileState::Uploaded;
                 self.put(entry).await?;
@@ -304,7 +306,10 @@ impl Pipeline {
         }
 
         // Verify: the object holds the hashed bytes and the local file is still that file.
-        match self.store.stat(&object).await {
+        let verify_started = Instant::now();
+        let verified = self.store.stat(&object).await;
+        telemetry::step_time(Step::Verify, verify_started.elapsed());
+        match verified {
             Ok(Some(info)) if object_matches(&info, &hash, &expected) => {}
             Ok(Some(info)) => {
                 let message = format!(
@@ -343,7 +348,10 @@ impl Pipeline {
             object_name: object.as_str(),
             sha256_hex: &sha_hex,
         };
-        match self.db.record(&request).await {
+        let record_started = Instant::now();
+        let recorded = self.db.record(&request).await;
+        telemetry::step_time(Step::Record, record_started.elapsed());
+        match recorded {
             Ok(RecordOutcome::Recorded) => self.db_health.up(),
             Ok(RecordOutcome::RowChanged) => return self.row_changed(entry, &row, &object).await,
             Err(e) => {
@@ -734,22 +742,27 @@ impl From<JournalError> for StepError {
 /// Logs one line when a service goes down and one when it comes back, not one per retry.
 struct Health {
     name: &'static str,
+    /// The `service` label of `confronta_up`.
+    label: &'static str,
     down: AtomicBool,
 }
 
 impl Health {
-    fn new(name: &'static str) -> Self {
-        Health { name, down: AtomicBool::new(false) }
+    fn new(name: &'static str, label: &'static str) -> Self {
+        telemetry::service_up(label, true);
+        Health { name, label, down: AtomicBool::new(false) }
     }
 
     fn down(&self, error: &str) {
         if !self.down.swap(true, Ordering::SeqCst) {
+            telemetry::service_up(self.label, false);
             warn!(service = self.name, error, "service unavailable; files wait and are retried with backoff");
         }
     }
 
     fn up(&self) {
         if self.down.swap(false, Ordering::SeqCst) {
+            telemetry::service_up(self.label, true);
             info!(service = self.name, "service recovered");
         }
     }

@@ -11,10 +11,8 @@ use tokio::sync::watch;
 use tracing::{info, warn};
 
 use crate::config::Config;
+use crate::daemon::LiveSettings;
 use crate::logging::Logging;
-
-/// How long in-flight files get to reach a journaled state after SIGTERM.
-pub const SHUTDOWN_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Stops the signal task when dropped or closed.
 pub struct SignalTask {
@@ -29,18 +27,29 @@ impl SignalTask {
 
 /// Installs the handlers. The first SIGTERM or SIGINT asks for a clean stop; a second one
 /// exits at once, which is safe because every step is journaled before its side effect.
+/// SIGHUP re-reads the config at `config_path`: the log level and the `LiveSettings` apply at
+/// once, anything else is logged as needing a restart.
 pub fn listen(
     config_path: PathBuf,
+    running: Config,
     logging: Logging,
+    settings: watch::Sender<LiveSettings>,
     shutdown: watch::Sender<bool>,
 ) -> std::io::Result<SignalTask> {
     let mut signals = Signals::new([SIGTERM, SIGINT, SIGHUP])?;
     let handle = signals.handle();
     tokio::spawn(async move {
         let mut stopping = false;
+        let mut running = running;
         while let Some(signal) = signals.next().await {
             match signal {
-                SIGHUP => reload(&config_path, &logging),
+                SIGHUP => {
+                    notify_systemd("RELOADING=1");
+                    if let Some(config) = reload(&config_path, &running, &logging, &settings) {
+                        running = config;
+                    }
+                    notify_systemd("READY=1");
+                }
                 _ if stopping => {
                     warn!(
                         signal,
@@ -77,18 +86,61 @@ pub fn stop_on_ctrl_c(shutdown: watch::Sender<bool>) {
     }
 }
 
-fn reload(config_path: &std::path::Path, logging: &Logging) {
-    match Config::load(config_path) {
-        Ok(config) => match logging.set_level(&config.log.level) {
-            Ok(()) => info!(level = %config.log.level, "configuration reloaded"),
-            Err(e) => {
-                warn!(error = %e, "reloaded configuration has a bad log level; keeping the old one")
-            }
-        },
+/// Applies what can change live and returns the new config, or `None` if it cannot be read.
+fn reload(
+    config_path: &std::path::Path,
+    running: &Config,
+    logging: &Logging,
+    settings: &watch::Sender<LiveSettings>,
+) -> Option<Config> {
+    let config = match Config::load(config_path) {
+        Ok(config) => config,
         Err(e) => {
-            warn!(error = %e, "configuration reload failed; keeping the running configuration")
+            warn!(error = %e, "configuration reload failed; keeping the running configuration");
+            return None;
+        }
+    };
+    if let Err(e) = logging.set_level(&config.log.level) {
+        warn!(error = %e, "reloaded configuration has a bad log level; keeping the old one");
+    }
+    settings.send_replace(LiveSettings::of(&config));
+    let needs_restart: Vec<&str> = [
+        (
+            "watch.media_root / watch.dir",
+            running.watch.media_root != config.watch.media_root || running.watch.dir != config.watch.dir,
+        ),
+        ("watch.orphan_after_s", running.watch.orphan_after_s != config.watch.orphan_after_s),
+        ("database", running.database != config.database),
+        ("minio", running.minio != config.minio),
+        ("journal", running.journal != config.journal),
+        (
+            "log.format / log.dir / log.max_files",
+            running.log.format != config.log.format
+                || running.log.dir != config.log.dir
+                || running.log.max_files != config.log.max_files,
+        ),
+        ("metrics", running.metrics != config.metrics),
+        ("service", running.service != config.service),
+    ]
+    .into_iter()
+    .filter_map(|(section, changed)| changed.then_some(section))
+    .collect();
+    if !needs_restart.is_empty() {
+        warn!(sections = ?needs_restart, "these changes cannot apply live and are ignored until a restart");
+    }
+    info!(level = %config.log.level, "configuration reloaded");
+    Some(config)
+}
+
+/// Half the systemd watchdog period, when systemd asked for pings (`WatchdogSec=`).
+pub fn watchdog_interval() -> Option<Duration> {
+    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
+    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
+        if pid.parse::<u32>().ok() != Some(std::process::id()) {
+            return None;
         }
     }
+    Some(Duration::from_micros(usec / 2))
 }
 
 /// Sends one `sd_notify` message when running under systemd with `Type=notify`.

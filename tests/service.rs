@@ -1,0 +1,158 @@
+//! Running as a service: SIGTERM mid-run, SIGHUP reload, the Prometheus endpoint.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(90);
+
+/// Inserts `count` ventas and writes their files; returns (id, path, bytes).
+async fn backlog(world: &World, label: &str, count: usize) -> Vec<(i64, std::path::PathBuf, Vec<u8>)> {
+    let mut files = Vec::new();
+    for index in 0..count {
+        let name = format!("{label}_{index:03}.pdf");
+        let id = world
+            .db
+            .insert_venta(&format!("PORTA-{label}{index:03}"), Some(&format!("confrontas/{name}")))
+            .await;
+        let bytes = sample_bytes(index as u64 + 10_000, 2_000 + index);
+        let path = world.write_in_place(&name, &bytes);
+        files.push((id, path, bytes));
+    }
+    files
+}
+
+async fn moved_count(world: &World, files: &[(i64, std::path::PathBuf, Vec<u8>)]) -> usize {
+    let mut moved = 0;
+    for (id, ..) in files {
+        moved += usize::from(world.db.row(*id).await.is_some_and(|row| row.subido));
+    }
+    moved
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_during_a_200_file_run_exits_0_within_the_timeout_and_a_restart_finishes_every_file() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let files = backlog(&world, "term", 200).await;
+    let mut first = Sidecar::start(&config, &[], &[("FAILPOINTS", "after_upload=return(40)")]);
+    eventually("the run is under way", WAIT, || async {
+        (moved_count(&world, &files).await >= 10).then_some(())
+    })
+    .await;
+
+    let asked = Instant::now();
+    let code = first.terminate();
+    let took = asked.elapsed();
+    assert_eq!(code, Some(0), "exit code after SIGTERM; log:\n{}", first.log_text());
+    // The configured shutdown_timeout_s is 10; the bound below only allows for process start-up noise.
+    assert!(took < Duration::from_secs(12), "SIGTERM took {took:?}, longer than the shutdown timeout");
+    let done_after_stop = moved_count(&world, &files).await;
+    assert!(done_after_stop < files.len(), "the stop must land mid-run");
+
+    let _second = Sidecar::start(&config, &[], &[]);
+    eventually("every file recorded after the restart", WAIT, || async {
+        (moved_count(&world, &files).await == files.len()).then_some(())
+    })
+    .await;
+    for (id, path, bytes) in &files {
+        let row = world.db.row(*id).await.unwrap();
+        assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, *bytes, "venta {id}");
+        eventually("local file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
+    }
+    assert_eq!(world.objects_under_prefix().await.len(), files.len(), "one object per file");
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_changes_the_log_level_without_losing_work() {
+    let mut world = World::new(Backend::Postgres).await;
+    world.extra_config = "[log]\nlevel = \"info\"\n".into();
+    let config = world.write_config("", "");
+    // An empty RUST_LOG lets the config's level rule.
+    let mut sidecar = Sidecar::start(&config, &[], &[("RUST_LOG", "")]);
+    let before = backlog(&world, "hupa", 5).await;
+    eventually("first files moved", WAIT, || async {
+        (moved_count(&world, &before).await == 5).then_some(())
+    })
+    .await;
+    assert!(!sidecar.log_text().contains("DEBUG"), "no debug lines at level info");
+
+    world.extra_config = "[log]\nlevel = \"debug\"\n".into();
+    world.write_config("", "");
+    unsafe { libc::kill(sidecar.child.id() as i32, libc::SIGHUP) };
+    eventually("reload logged", WAIT, || async {
+        sidecar.log_text().contains("configuration reloaded").then_some(())
+    })
+    .await;
+    let after = backlog(&world, "hupb", 5).await;
+    eventually("later files moved", WAIT, || async {
+        (moved_count(&world, &after).await == 5).then_some(())
+    })
+    .await;
+    assert!(sidecar.log_text().contains("DEBUG"), "debug lines after the reload:\n{}", sidecar.log_text());
+    sidecar.assert_running();
+    for (_, path, _) in before.iter().chain(&after) {
+        eventually("local file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
+    }
+    world.cleanup().await;
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_metrics_endpoint_serves_prometheus_text_with_counts_that_match_the_run() {
+    let mut world = World::new(Backend::Postgres).await;
+    let port = free_port();
+    world.extra_config = format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
+    let config = world.write_config("", "");
+    let _sidecar = Sidecar::start(&config, &[], &[]);
+    let files = backlog(&world, "metrics", 12).await;
+    eventually("files moved", WAIT, || async {
+        (moved_count(&world, &files).await == files.len()).then_some(())
+    })
+    .await;
+    let total_bytes: usize = files.iter().map(|(_, _, bytes)| bytes.len()).sum();
+
+    let samples = eventually("metrics reflect the run", WAIT, || async {
+        let output = std::process::Command::new("curl")
+            .args(["-s", &format!("http://127.0.0.1:{port}/metrics")])
+            .output()
+            .ok()?;
+        let text = String::from_utf8(output.stdout).ok()?;
+        let lines = text.lines().map(|l| Ok(l.to_owned()));
+        let scrape = prometheus_parse::Scrape::parse(lines)
+            .expect("the endpoint serves text a Prometheus parser accepts");
+        let moved = value(&scrape, "confronta_files_total", Some(("outcome", "moved")));
+        (moved == Some(files.len() as f64)).then_some(scrape)
+    })
+    .await;
+    assert_eq!(value(&samples, "confronta_bytes_total", None), Some(total_bytes as f64));
+    assert_eq!(value(&samples, "confronta_up", Some(("service", "s3"))), Some(1.0));
+    assert_eq!(value(&samples, "confronta_up", Some(("service", "db"))), Some(1.0));
+    let uploads =
+        samples.samples.iter().find(|s| s.metric == "confronta_upload_seconds").map(|s| match &s.value {
+            prometheus_parse::Value::Histogram(buckets) => buckets.last().map(|b| b.count).unwrap_or(0.0),
+            _ => -1.0,
+        });
+    assert_eq!(uploads, Some(files.len() as f64), "one upload timing per file");
+    world.cleanup().await;
+}
+
+fn value(scrape: &prometheus_parse::Scrape, metric: &str, label: Option<(&str, &str)>) -> Option<f64> {
+    scrape
+        .samples
+        .iter()
+        .filter(|s| s.metric == metric)
+        .find(|s| label.is_none_or(|(key, wanted)| s.labels.get(key) == Some(wanted)))
+        .and_then(|s| match s.value {
+            prometheus_parse::Value::Counter(v)
+            | prometheus_parse::Value::Gauge(v)
+            | prometheus_parse::Value::Untyped(v) => Some(v),
+            _ => None,
+        })
+}
