@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Builds the .deb, installs it with dpkg on this machine, checks what it installed, purges it.
+# Needs root (CI and the dev machines run as root). Prints "deb: N passed, N failed" last.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+command -v cargo-deb > /dev/null || cargo install cargo-deb@3.8.0 --locked
+out=target/debian-test
+rm -rf "$out"
+# The dev profile keeps CI fast; `cargo deb` (release) builds the same package layout.
+cargo deb --profile dev --fast --output "$out/" > /dev/null
+deb=$(ls "$out"/*.deb)
+
+passed=0
+failed=0
+check() {
+  local name=$1
+  shift
+  if "$@" > /dev/null 2>&1; then
+    passed=$((passed + 1))
+    echo "ok      $name"
+  else
+    failed=$((failed + 1))
+    echo "FAILED  $name"
+  fi
+}
+version=$(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)
+
+if dpkg -s confronta-sync > /dev/null 2>&1; then
+  echo "confronta-sync is already installed here; refusing to touch it" >&2
+  exit 1
+fi
+dpkg -i "$deb" > /dev/null
+check "installed binary reports version $version" sh -c "/usr/bin/confronta-sync --version | grep -qx 'confronta-sync $version'"
+check "config is a conffile" sh -c "dpkg-query -W -f='\${Conffiles}' confronta-sync | grep -q /etc/confronta-sync/config.toml"
+check "installed sample config parses up to the database" sh -c "/usr/bin/confronta-sync --config /etc/confronta-sync/config.toml check 2>&1 | grep -q database"
+check "state and log folders created" test -d /var/lib/confronta-sync -a -d /var/log/confronta-sync
+check "SQL shipped" test -f /usr/share/confronta-sync/sql/add_confronta_sha256.sql
+check "systemd-analyze verify accepts both units" \
+  systemd-analyze verify /lib/systemd/system/confronta-sync.service /lib/systemd/system/confronta-sync-rescan.service
+dpkg --purge confronta-sync > /dev/null
+check "purge removes the binary" test ! -e /usr/bin/confronta-sync
+check "purge removes the config" test ! -e /etc/confronta-sync/config.toml
+check "purge removes the state folder" test ! -e /var/lib/confronta-sync
+
+echo "deb: $passed passed, $failed failed"
+[[ $failed -eq 0 ]]
