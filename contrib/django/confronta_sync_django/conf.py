@@ -1,0 +1,118 @@
+"""Settings of the companion app, read from Django settings on every use (so tests can override).
+
+    CONFRONTA_SYNC_MINIO = {
+        "ENDPOINT": "http://127.0.0.1:9000",   # the S3 API, as Django reaches it
+        "ACCESS_KEY": "...",
+        "SECRET_KEY": "...",
+        "BUCKET": "telefonica-crea-online",
+        "REGION": "us-east-1",
+        # Optional:
+        "PUBLIC_ENDPOINT": None,    # the S3 API as browsers reach it; presigned URLs are
+                                    # signed for this host (default: ENDPOINT)
+        "VERIFICAR_OBJETO": True,   # HEAD the object before redirecting to it
+        "DISPOSICION": "attachment",  # or "inline": how the browser treats the download
+        "TIMEOUT_S": 5,             # connect/read timeout of the HEAD request
+    }
+    CONFRONTA_SYNC_MODEL = "telefonica.VentaPortabilidad"
+    CONFRONTA_SYNC_AGENTE_FIELD = "agente"
+    CONFRONTA_SYNC_DETALLE_URL = "telefonica:detalle_venta_portabilidad"   # reversed with pk=
+    CONFRONTA_SYNC_DESCARGA_URL = "telefonica:descargar_confronta"         # reversed with the id
+"""
+
+from dataclasses import dataclass
+from urllib.parse import urlsplit
+
+from django.apps import apps
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+
+DEFAULT_MODEL = "telefonica.VentaPortabilidad"
+DEFAULT_AGENTE_FIELD = "agente"
+DEFAULT_DETALLE_URL = "telefonica:detalle_venta_portabilidad"
+DEFAULT_DESCARGA_URL = "telefonica:descargar_confronta"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    host: str  # host[:port], what the minio client takes
+    secure: bool
+
+
+@dataclass(frozen=True)
+class MinioSettings:
+    endpoint: Endpoint
+    public_endpoint: Endpoint
+    access_key: str
+    secret_key: str
+    bucket: str
+    region: str
+    verificar_objeto: bool
+    disposicion: str
+    timeout_s: float
+
+
+def parse_endpoint(value: str, key: str) -> Endpoint:
+    """`http://host:port` or `https://host` (a bare `host:port` means http)."""
+    if "://" not in value:
+        value = "http://" + value
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ImproperlyConfigured(
+            f"CONFRONTA_SYNC_MINIO[{key!r}] must look like http://host:port, got {value!r}"
+        )
+    if parts.path not in ("", "/"):
+        raise ImproperlyConfigured(
+            f"CONFRONTA_SYNC_MINIO[{key!r}] must not have a path (MinIO serves the bucket at "
+            f"the root), got {value!r}"
+        )
+    return Endpoint(host=parts.netloc, secure=parts.scheme == "https")
+
+
+def minio_settings() -> MinioSettings:
+    raw = getattr(settings, "CONFRONTA_SYNC_MINIO", None)
+    if not isinstance(raw, dict):
+        raise ImproperlyConfigured(
+            "CONFRONTA_SYNC_MINIO is not set; see the confronta-sync-django README"
+        )
+    missing = [k for k in ("ENDPOINT", "ACCESS_KEY", "SECRET_KEY", "BUCKET") if not raw.get(k)]
+    if missing:
+        raise ImproperlyConfigured(f"CONFRONTA_SYNC_MINIO lacks {', '.join(missing)}")
+    disposicion = raw.get("DISPOSICION", "attachment")
+    if disposicion not in ("attachment", "inline"):
+        raise ImproperlyConfigured(
+            "CONFRONTA_SYNC_MINIO['DISPOSICION'] must be 'attachment' or 'inline'"
+        )
+    endpoint = parse_endpoint(raw["ENDPOINT"], "ENDPOINT")
+    public = raw.get("PUBLIC_ENDPOINT")
+    return MinioSettings(
+        endpoint=endpoint,
+        public_endpoint=parse_endpoint(public, "PUBLIC_ENDPOINT") if public else endpoint,
+        access_key=raw["ACCESS_KEY"],
+        secret_key=raw["SECRET_KEY"],
+        bucket=raw["BUCKET"],
+        region=raw.get("REGION") or "us-east-1",
+        verificar_objeto=bool(raw.get("VERIFICAR_OBJETO", True)),
+        disposicion=disposicion,
+        timeout_s=float(raw.get("TIMEOUT_S", 5)),
+    )
+
+
+def venta_model():
+    label = getattr(settings, "CONFRONTA_SYNC_MODEL", DEFAULT_MODEL)
+    try:
+        return apps.get_model(label)
+    except (LookupError, ValueError) as e:
+        raise ImproperlyConfigured(f"CONFRONTA_SYNC_MODEL = {label!r}: {e}") from e
+
+
+def agente_field() -> str:
+    return getattr(settings, "CONFRONTA_SYNC_AGENTE_FIELD", DEFAULT_AGENTE_FIELD)
+
+
+def detalle_url_name() -> str:
+    return getattr(settings, "CONFRONTA_SYNC_DETALLE_URL", DEFAULT_DETALLE_URL)
+
+
+def descarga_url_name() -> str:
+    return getattr(settings, "CONFRONTA_SYNC_DESCARGA_URL", DEFAULT_DESCARGA_URL)
+

@@ -1,0 +1,104 @@
+"""The download view (a redirect to a presigned MinIO URL) and the "mark for re-upload" view.
+
+Wire them into the `telefonica` URLconf (namespace `telefonica`), see urls.py."""
+
+import logging
+from datetime import timedelta
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpResponseForbidden, JsonResponse
+from django.shortcuts import get_object_or_404, redirect
+from django.views.decorators.cache import never_cache
+
+from . import conf, minio_utils
+from .permisos import puede_descargar_confronta, puede_resubir_confronta
+
+logger = logging.getLogger("confronta_sync_django")
+
+#: Validity of the URL the download view redirects to.
+VALIDEZ_DESCARGA = timedelta(days=1)
+
+
+def _volver_al_detalle(venta):
+    return redirect(conf.detalle_url_name(), pk=venta.pk)
+
+
+@never_cache
+@login_required
+def descargar_confronta(request, venta_id):
+    """Redirects the owning agent, backoffice, Administrador or a superuser to a presigned
+    MinIO URL valid for one day; anyone else gets 403. When the confronta is not (yet) in
+    MinIO, says why with a message on the venta's detail page."""
+    venta = get_object_or_404(conf.venta_model(), pk=venta_id)
+    if not puede_descargar_confronta(request.user, venta):
+        return HttpResponseForbidden("No tiene permiso para descargar la confronta de esta venta.")
+
+    if not venta.confronta_en_minio:
+        if venta.confronta:
+            messages.warning(
+                request,
+                "La confronta todavía no está en MinIO: se está subiendo desde el servidor. "
+                "Vuelva a intentarlo en unos segundos.",
+            )
+        else:
+            messages.error(request, "Esta venta no tiene confronta en MinIO.")
+        return _volver_al_detalle(venta)
+
+    objeto = venta.confronta_minio_object_name
+    if conf.minio_settings().verificar_objeto:
+        try:
+            existe = minio_utils.objeto_existe(objeto)
+        except minio_utils.MinioNoDisponible as e:
+            logger.error("MinIO unavailable while checking %s for venta %s: %s", objeto, venta.pk, e)
+            messages.error(
+                request, "No se pudo contactar con MinIO para descargar la confronta. Inténtelo más tarde."
+            )
+            return _volver_al_detalle(venta)
+        if not existe:
+            logger.error("venta %s points at %s, which is not in the bucket", venta.pk, objeto)
+            messages.error(
+                request,
+                f"El archivo de la confronta no se encuentra en MinIO ({objeto}). "
+                "Avise a soporte.",
+            )
+            return _volver_al_detalle(venta)
+
+    try:
+        url = minio_utils.url_descarga(objeto, expires=VALIDEZ_DESCARGA)
+    except Exception:
+        logger.exception("cannot presign %s for venta %s", objeto, venta.pk)
+        messages.error(request, "No se pudo generar el enlace de descarga de la confronta.")
+        return _volver_al_detalle(venta)
+    return redirect(url)
+
+
+@never_cache
+@login_required
+def resubir_confronta_minio(request, venta_id):
+    """POST: marks the venta's local confronta for upload (resets `confronta_subido_a_minio`).
+    The confronta-sync sidecar does the upload; nothing is uploaded here. JSON answers."""
+    if request.method != "POST":
+        return JsonResponse({"error": "Método no permitido"}, status=405)
+    venta = get_object_or_404(conf.venta_model(), pk=venta_id)
+    if not puede_resubir_confronta(request.user, venta):
+        return JsonResponse({"error": "Sin permisos"}, status=403)
+    if not venta.confronta:
+        if venta.confronta_en_minio:
+            return JsonResponse(
+                {"error": "La confronta ya está en MinIO y no queda archivo local que subir"},
+                status=400,
+            )
+        return JsonResponse({"error": "No hay archivo confronta para subir"}, status=400)
+    if not venta.confronta.storage.exists(venta.confronta.name):
+        return JsonResponse(
+            {"error": f"El archivo local {venta.confronta.name} no existe"}, status=400
+        )
+    venta.marcar_confronta_para_resubir()
+    return JsonResponse(
+        {
+            "success": True,
+            "pendiente": True,
+            "message": "Confronta marcada para subir; el servicio confronta-sync la subirá a MinIO.",
+        }
+    )

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TelefonicaConfig(AppConfig):
+    name = "telefonica"
+    default_auto_field = "django.db.models.BigAutoField"

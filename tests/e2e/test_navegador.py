@@ -1,0 +1,73 @@
+"""One check in a real browser: headless Chromium logs in, opens a venta's detail page, clicks
+"Descargar Confronta", and the file it downloads is the confronta's exact bytes."""
+
+import pytest
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as EC
+from selenium.webdriver.support.ui import WebDriverWait
+
+from apoyo import CLAVE, Cliente, comprobar_movida, esperar, pdf, sha256
+
+
+@pytest.fixture
+def chromium(entorno, tmp_path):
+    descargas = entorno.work / "descargas"
+    opciones = webdriver.ChromeOptions()
+    opciones.binary_location = entorno.chromium
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                "--no-first-run", "--disable-background-networking", "--disable-component-update",
+                "--disable-sync", "--disable-dev-shm-usage", "--window-size=1280,900",
+                f"--user-data-dir={tmp_path / 'perfil'}"):
+        opciones.add_argument(arg)
+    opciones.add_experimental_option("prefs", {
+        "download.default_directory": str(descargas),
+        "download.prompt_for_download": False,
+        "plugins.always_open_pdf_externally": True,
+    })
+    servicio = Service(executable_path=entorno.chromedriver,
+                       log_output=str(entorno.work / "logs" / "chromedriver.log"))
+    driver = webdriver.Chrome(options=opciones, service=servicio)
+    driver.set_page_load_timeout(30)
+    # Headless Chromium saves downloads only where it is told to, for every tab.
+    driver.execute_cdp_cmd("Browser.setDownloadBehavior",
+                           {"behavior": "allow", "downloadPath": str(descargas)})
+    try:
+        yield driver, descargas
+    finally:
+        driver.quit()
+
+
+def test_browser_downloads_the_confronta(entorno, chromium):
+    driver, descargas = chromium
+    contenido = pdf("confronta en el navegador")
+    subida = Cliente(entorno.base_url).entrar("agente1").crear_venta(
+        "Cliente Navegador", "navegador.pdf", contenido)
+    fila = comprobar_movida(entorno, subida, contenido)
+    nombre = fila["confronta_minio_object_name"].rsplit("/", 1)[1]
+
+    detalle = f"{entorno.base_url}/telefonica/venta/{subida.venta_id}/"
+    driver.get(f"{entorno.base_url}/accounts/login/?next=/telefonica/venta/{subida.venta_id}/")
+    driver.find_element(By.NAME, "username").send_keys("agente1")
+    driver.find_element(By.NAME, "password").send_keys(CLAVE)
+    driver.find_element(By.ID, "entrar").click()
+    WebDriverWait(driver, 20).until(EC.url_to_be(detalle))
+
+    enlace = WebDriverWait(driver, 20).until(
+        EC.element_to_be_clickable((By.PARTIAL_LINK_TEXT, "Descargar Confronta")))
+    assert "Archivo almacenado en MinIO" in driver.find_element(By.ID, "confronta").text
+    entorno.artifacts.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(entorno.artifacts / "detalle_venta.png"))
+
+    enlace.click()
+    destino = descargas / nombre
+
+    def descargado():
+        parciales = list(descargas.glob("*.crdownload"))
+        return destino.exists() and not parciales and destino.stat().st_size == len(contenido)
+
+    esperar(descargado, 30, f"Chromium to download {nombre}",
+            detalle=lambda: f"in {descargas}: {sorted(p.name for p in descargas.iterdir())}")
+    assert sha256(destino.read_bytes()) == sha256(contenido)
+    assert destino.read_bytes() == contenido
