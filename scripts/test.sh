@@ -25,7 +25,13 @@ log=$(mktemp)
 trap 'scripts/s3-test-server.sh stop "$s3_dir"; rm -rf "$s3_dir" "$log"' EXIT
 status=0
 cargo test --features failpoints "$@" 2>&1 | tee "$log" || status=$?
-# One closing line over every test binary, so the total is not hidden behind the last one.
+# The package and the Django end-to-end run use the binaries cargo test just built.
+tests/deb/run.sh 2>&1 | tee -a "$log" || status=$?
+tests/e2e/run.sh 2>&1 | tee -a "$log" || status=$?
+# One closing line over every runner, so the total is not hidden behind the last one. pytest's
+# summary is repeated at the end of the e2e output, so only its last one counts.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
-     END { printf "tests: %d passed, %d failed\n", p, f }' "$log"
+     /^deb: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     /^=+ .*(passed|failed).* in [0-9.]+s/ { pp = 0; pf = 0; for (i = 1; i <= NF; i++) { if ($i ~ /^passed,?$/) pp = $(i-1); if ($i ~ /^(failed|errors?),?$/) pf += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p + pp, f + pf }' "$log"
 exit "$status"

@@ -36,10 +36,12 @@ fn build_filter(level: &str) -> Result<EnvFilter, String> {
 pub fn init(config: &LogConfig) -> Result<Logging, String> {
     let (filter, handle) = reload::Layer::new(build_filter(&config.level)?);
     let json = config.format == LogFormat::Json;
+    // Colours only on a terminal: journald and log collectors would store the escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr()) && std::env::var_os("NO_COLOR").is_none();
     let stderr = if json {
         fmt::layer().json().with_writer(std::io::stderr).boxed()
     } else {
-        fmt::layer().with_writer(std::io::stderr).boxed()
+        fmt::layer().with_ansi(ansi).with_writer(std::io::stderr).boxed()
     };
     let (file_layer, guard) = match &config.dir {
         Some(dir) => {
