@@ -429,7 +429,8 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
     let (hint_tx, hint_rx) = mpsc::channel(4096);
     let overflowed = Arc::new(AtomicBool::new(false));
     let dir = config.watched_dir();
-    let _watcher = crate::watch::watch(&dir, hint_tx, overflowed.clone())
+    let poll = config.watch.poll_interval_ms.map(Duration::from_millis);
+    let _watcher = crate::watch::watch(&dir, hint_tx, overflowed.clone(), poll)
         .map_err(|e| Exit::new(exit::CONFIG, format!("cannot watch {}: {e}", dir.display())))?;
     crate::signals::notify_systemd("READY=1");
 

@@ -81,6 +81,9 @@ pub struct WatchConfig {
     /// After this long without a row, a file is reported as an orphan (never deleted).
     #[serde(default = "default_orphan_after_s")]
     pub orphan_after_s: u64,
+    /// Scan the folder at this interval instead of using inotify (for NFS and shared mounts).
+    #[serde(default)]
+    pub poll_interval_ms: Option<u64>,
 }
 
 #[derive(Clone, Deserialize, PartialEq)]

@@ -26,15 +26,26 @@ pub trait Classify {
     fn class(&self) -> ErrorClass;
 }
 
-/// A named pause point for the crash and race tests (`FAILPOINTS=before_record=return(3000)`
-/// pauses 3000 ms there). Compiles to nothing unless the `failpoints` feature is on.
+/// A named point where the crash and race tests can intervene. With the `failpoints` feature,
+/// `FAILPOINTS=before_record=return(3000)` pauses 3000 ms there and
+/// `FAILPOINTS=after_upload=return(kill)` kills the process on the spot with SIGKILL, exactly as
+/// `kill -9` would. Compiles to nothing without the feature.
 pub async fn pause_point(name: &str) {
     #[cfg(feature = "failpoints")]
     {
-        let pause: Option<u64> = fail::eval(name, |arg| arg.and_then(|ms| ms.parse().ok()).unwrap_or(0));
-        if let Some(ms) = pause {
-            tracing::debug!(failpoint = name, ms, "paused by failpoint");
-            tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+        let action: Option<String> = fail::eval(name, |arg| arg.unwrap_or_default());
+        match action.as_deref() {
+            None => {}
+            Some("kill") => {
+                tracing::warn!(failpoint = name, "killed by failpoint");
+                // SAFETY: sending a signal to our own pid has no memory-safety preconditions.
+                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+            }
+            Some(ms) => {
+                let ms: u64 = ms.parse().unwrap_or(0);
+                tracing::debug!(failpoint = name, ms, "paused by failpoint");
+                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
+            }
         }
     }
     #[cfg(not(feature = "failpoints"))]

@@ -286,6 +286,12 @@ impl Journal {
         .await
     }
 
+    /// Drops the entry for `path`: nothing about it is worth keeping.
+    pub async fn forget(&self, path: &RelativeMediaPath) -> Result<(), JournalError> {
+        let key = path.as_str().to_owned();
+        self.with(move |c| c.execute("DELETE FROM files WHERE path = ?1", params![key]).map(|_| ())).await
+    }
+
     /// Entries whose file may still need work, oldest first.
     pub async fn unfinished(&self) -> Result<Vec<JournalEntry>, JournalError> {
         self.with(|c| {

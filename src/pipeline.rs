@@ -403,11 +403,13 @@ impl Pipeline {
 
         let absolute = entry.path.to_absolute(&self.media_root);
         let bytes = entry.identity.map(|i| i.size).unwrap_or_default();
+        pause_point("before_remove").await;
         match on_disk {
             Some(identity) if Some(identity) == entry.identity => {
                 if let Err(e) = remove_durably(&absolute) {
                     return Ok(Outcome::Retry(Failure::new("local_io", e)));
                 }
+                pause_point("after_remove").await;
             }
             Some(_) => {
                 // A different file now stands at the path; it is not the one we recorded.
@@ -441,7 +443,17 @@ impl Pipeline {
                 }
             }
         }
-        let message = "local file disappeared before it was recorded".to_owned();
+        if entry.state < FileState::Hashed || entry.object_name.is_none() {
+            // Nothing was sent anywhere for it: Django deleted it, or another sidecar moved it
+            // before this one got to it. There is nothing to remember.
+            debug!(state = entry.state.as_str(), "local file gone before any work on it");
+            self.journal.forget(&entry.path).await?;
+            return Ok(Outcome::Nothing);
+        }
+        let message = format!(
+            "local file disappeared after its upload but before it was recorded; object {} left for the orphan report",
+            entry.object_name.as_deref().unwrap_or_default()
+        );
         warn!(state = entry.state.as_str(), "{message}");
         entry.state = FileState::Rejected;
         entry.error_class = Some(ErrorClass::Rejected.as_str().into());

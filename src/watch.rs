@@ -6,9 +6,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+use std::time::Duration;
 
 use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
-use notify::{Event, EventKind, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{Event, EventKind, PollWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 /// A hint from the watcher.
@@ -20,12 +21,14 @@ pub enum WatchHint {
     Rescan,
 }
 
-/// Keeps the OS watcher alive; dropping it stops the events.
+/// Keeps the watcher alive; dropping it stops the events.
 pub struct FolderWatcher {
-    _watcher: RecommendedWatcher,
+    _watcher: Box<dyn Watcher + Send>,
 }
 
-/// Starts watching `dir` recursively, sending hints to `hints`.
+/// Starts watching `dir` recursively, sending hints to `hints`. With `poll`, the folder is
+/// scanned at that interval instead of using inotify (for NFS and other shared mounts, where
+/// inotify sees only local writes).
 ///
 /// `overflowed` is raised when a hint had to be dropped because the channel was full; the
 /// daemon then walks the folder, which finds every file a dropped hint named.
@@ -33,10 +36,12 @@ pub fn watch(
     dir: &Path,
     hints: mpsc::Sender<WatchHint>,
     overflowed: Arc<AtomicBool>,
+    poll: Option<Duration>,
 ) -> notify::Result<FolderWatcher> {
-    let mut watcher = notify::recommended_watcher(move |result: notify::Result<Event>| {
+    let polling = poll.is_some();
+    let handler = move |result: notify::Result<Event>| {
         let hint = match result {
-            Ok(event) => classify(&event),
+            Ok(event) => classify(&event, polling),
             // The backend lost track (e.g. inotify queue overflow): only a walk is safe.
             Err(_) => Some(WatchHint::Rescan),
         };
@@ -47,16 +52,26 @@ pub fn watch(
                 overflowed.store(true, Ordering::SeqCst);
             }
         }
-    })?;
+    };
+    let mut watcher: Box<dyn Watcher + Send> = match poll {
+        Some(interval) => {
+            Box::new(PollWatcher::new(handler, notify::Config::default().with_poll_interval(interval))?)
+        }
+        None => Box::new(notify::recommended_watcher(handler)?),
+    };
     watcher.watch(dir, RecursiveMode::Recursive)?;
     Ok(FolderWatcher { _watcher: watcher })
 }
 
-/// Which events say a file may be complete. Create and plain modify never do: Django writes
-/// small uploads in place in chunks, so only the close after writing marks the end.
-fn classify(event: &Event) -> Option<WatchHint> {
+/// Which events say a file may be complete. With inotify, create and plain modify never do:
+/// Django writes small uploads in place in chunks, so only the close after writing marks the
+/// end. A poller sees no closes, only changes; there the settle time alone decides.
+fn classify(event: &Event, polling: bool) -> Option<WatchHint> {
     if event.need_rescan() {
         return Some(WatchHint::Rescan);
+    }
+    if polling && matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) {
+        return event.paths.last().cloned().map(hint_for_moved_in);
     }
     match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
@@ -125,7 +140,7 @@ mod tests {
             (event(EventKind::Access(AccessKind::Close(AccessMode::Read))), false),
         ];
         for (event, expected) in cases {
-            let hint = classify(&event);
+            let hint = classify(&event, false);
             assert_eq!(hint == Some(WatchHint::MaybeComplete(path.clone())), expected, "{event:?}");
         }
     }

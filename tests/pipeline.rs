@@ -261,3 +261,18 @@ async fn start_up_refuses_a_missing_bucket_and_an_unknown_config_key() {
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("unknown field `surprise`"), "{stderr}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn polling_mode_moves_files_without_inotify() {
+    let world = World::new(Backend::Postgres).await;
+    // A long reconcile interval, so only the poller can find the file in time.
+    let config = world.write_config("poll_interval_ms = 200\nreconcile_interval_s = 3600", "");
+    let _sidecar = Sidecar::start(&config, &[], &[]);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let bytes = sample_bytes(50, 8_000);
+    let id = world.db.insert_venta("PORTA-POLL", Some("confrontas/sondeo.pdf")).await;
+    let path = world.write_in_place("sondeo.pdf", &bytes);
+    let object = expected_object(&world, "PORTA-POLL", id, &bytes, ".pdf");
+    assert_moved(&world, id, &path, &bytes, &object).await;
+    world.cleanup().await;
+}

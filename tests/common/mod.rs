@@ -248,7 +248,7 @@ impl World {
 media_root = "{media}"
 dir = "confrontas"
 settle_ms = 100
-reconcile_interval_s = 2
+{reconcile}
 {watch_extra}
 
 [database]
@@ -272,6 +272,8 @@ retry_max_s = 2
 {extra}
 "#,
             media = self.media_root.display(),
+            // Tests that set their own interval (to prove another path finds files) win.
+            reconcile = if watch_extra.contains("reconcile_interval_s") { "" } else { "reconcile_interval_s = 2" },
             db = self.db.url(),
             endpoint = env.endpoint,
             bucket = env.bucket,
