@@ -41,7 +41,34 @@ pub struct Config {
     #[serde(default)]
     pub service: ServiceConfig,
     #[serde(default)]
+    pub validation: ValidationConfig,
+    #[serde(default)]
     pub metrics: MetricsConfig,
+}
+
+/// What a file must be before it is uploaded (seed plan, section 8.1).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ValidationConfig {
+    /// Allowed types, by extension and by magic bytes; empty accepts any type.
+    pub allowed_types: Vec<String>,
+    /// Largest file accepted, in bytes; 0 means no limit.
+    pub max_bytes: u64,
+    /// clamd's Unix socket; when set, every file is scanned (INSTREAM) before upload.
+    pub clamd_socket: Option<PathBuf>,
+    /// Where refused files go; default `<media_root>/confronta-sync-quarantine`.
+    pub quarantine_dir: Option<PathBuf>,
+}
+
+impl Default for ValidationConfig {
+    fn default() -> Self {
+        ValidationConfig {
+            allowed_types: ["pdf", "jpg", "jpeg", "png", "tif", "tiff", "heic"].map(String::from).to_vec(),
+            max_bytes: 50 * 1024 * 1024,
+            clamd_socket: None,
+            quarantine_dir: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -195,7 +222,16 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        refuse_writable_by_others(path)?;
         Config::parse(&text, path)
+    }
+
+    /// Where refused files go.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.validation
+            .quarantine_dir
+            .clone()
+            .unwrap_or_else(|| self.watch.media_root.join("confronta-sync-quarantine"))
     }
 
     /// Parses and validates `text`; `path` only names the source in errors.
@@ -259,6 +295,13 @@ impl Config {
         if self.pipeline.max_in_flight == 0 {
             return Err("pipeline.max_in_flight must be at least 1".into());
         }
+        let quarantine = self.quarantine_dir();
+        if !quarantine.is_absolute() || quarantine.starts_with(self.watched_dir()) {
+            return Err(format!(
+                "validation.quarantine_dir must be an absolute path outside the watched folder, got {}",
+                quarantine.display()
+            ));
+        }
         if !self.journal.path.is_absolute() {
             return Err(format!(
                 "journal.path must be an absolute path, got {}",
@@ -292,6 +335,7 @@ impl MinioConfig {
         })?;
         let text = std::fs::read_to_string(&path)
             .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
+        refuse_writable_by_others(&path)?;
         Ok(Secret(text.trim().to_owned()))
     }
 
@@ -321,6 +365,23 @@ impl fmt::Debug for MinioConfig {
             .field("object_name", &self.object_name)
             .finish_non_exhaustive()
     }
+}
+
+/// A config or secret file that group or others can write could be swapped under the daemon
+/// (pointing it at another bucket, or at files to delete): refuse to start.
+fn refuse_writable_by_others(path: &Path) -> Result<(), ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?
+        .permissions()
+        .mode();
+    if mode & 0o022 != 0 {
+        return Err(ConfigError::Invalid {
+            path: path.to_owned(),
+            message: format!("mode {:o} lets group or others write it; chmod go-w it", mode & 0o777),
+        });
+    }
+    Ok(())
 }
 
 /// Hides the password of a `scheme://user:password@host/…` URL.

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
-use tracing::{debug, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::media_path::RelativeMediaPath;
@@ -110,6 +110,9 @@ struct Scheduler {
     started: u64,
     /// Shown on a terminal during a rescan; ticks once per finished file.
     progress: Option<indicatif::ProgressBar>,
+    /// Set while the journal cannot be written (disk full): no new file is taken before then,
+    /// since nothing may happen that the journal has not recorded first.
+    journal_blocked_until: Option<Instant>,
 }
 
 impl Scheduler {
@@ -130,6 +133,7 @@ impl Scheduler {
             limit: None,
             started: 0,
             progress: None,
+            journal_blocked_until: None,
         }
     }
 
@@ -186,7 +190,13 @@ impl Scheduler {
     /// Moves due paths to running tasks while there is room.
     fn dispatch_due(&mut self) {
         let now = Instant::now();
-        while self.tasks.len() < self.settings.max_in_flight {
+        // While the journal is broken, one probe at a time after each wait, nothing more.
+        let max_in_flight = match self.journal_blocked_until {
+            Some(until) if now < until => return,
+            Some(_) => 1,
+            None => self.settings.max_in_flight,
+        };
+        while self.tasks.len() < max_in_flight {
             if self.limit.is_some_and(|limit| self.started >= limit) {
                 return;
             }
@@ -225,7 +235,8 @@ impl Scheduler {
 
     /// When the next timer fires, if any.
     fn next_due(&self) -> Option<Instant> {
-        self.timers.peek().map(|Reverse((due, _))| *due)
+        let due = self.timers.peek().map(|Reverse((due, _))| *due)?;
+        Some(self.journal_blocked_until.map_or(due, |until| due.max(until)))
     }
 
     /// Folds one finished run into the schedule; returns a fatal failure if there was one.
@@ -233,6 +244,7 @@ impl Scheduler {
         self.in_flight.remove(&path);
         let one_shot = self.mode == Mode::OneShot;
         self.record_outcome(&path, &outcome);
+        self.watch_journal(&outcome);
         match outcome {
             Outcome::Moved { bytes, .. } => {
                 self.summary.moved += 1;
@@ -276,6 +288,25 @@ impl Scheduler {
             self.offer(path);
         }
         None
+    }
+
+    /// Stops taking files while journal writes fail, with one loud line when that starts and one
+    /// when it ends.
+    fn watch_journal(&mut self, outcome: &Outcome) {
+        match outcome {
+            Outcome::Retry(failure) if failure.reason == "journal" => {
+                if self.journal_blocked_until.is_none() {
+                    error!(error = %failure.message, "the journal cannot be written (disk full?): no new files are taken and nothing is deleted until it can");
+                }
+                self.journal_blocked_until =
+                    Some(Instant::now() + self.settings.retry_max.min(Duration::from_secs(10)));
+            }
+            _ if self.journal_blocked_until.is_some() => {
+                info!("the journal is writable again; taking files");
+                self.journal_blocked_until = None;
+            }
+            _ => {}
+        }
     }
 
     /// Metrics and the waiting/orphan sets behind the gauges.

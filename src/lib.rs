@@ -17,4 +17,5 @@ pub mod pipeline;
 pub mod signals;
 pub mod store;
 pub mod telemetry;
+pub mod validation;
 pub mod watch;

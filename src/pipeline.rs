@@ -22,6 +22,7 @@ use crate::media_path::RelativeMediaPath;
 use crate::object_name::{ObjectName, ObjectNameInputs, ObjectNameTemplate};
 use crate::store::{ObjectInfo, ObjectStore, StoreError, StoreErrorKind, UploadRequest};
 use crate::telemetry::{self, Step};
+use crate::validation::{Validator, Verdict};
 
 /// What became of one call to `process`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,6 +90,7 @@ pub struct Pipeline {
     multipart_threshold: u64,
     part_size: u64,
     limits: SchemaLimits,
+    validator: Validator,
     orphan_after_ms: i64,
     store_health: Health,
     db_health: Health,
@@ -113,6 +115,7 @@ impl Pipeline {
             multipart_threshold: config.minio.multipart_threshold_bytes,
             part_size: config.minio.part_size_bytes,
             limits,
+            validator: Validator::new(&config.validation, config.quarantine_dir()),
             orphan_after_ms: (config.watch.orphan_after_s as i64).saturating_mul(1000),
             store_health: Health::new("object store", "s3"),
             db_health: Health::new("database", "db"),
@@ -129,7 +132,7 @@ impl Pipeline {
 
     /// Takes the file at `path` as far as it can go now.
     pub async fn process(&self, path: &RelativeMediaPath) -> Outcome {
-        let span = tracing::info_span!("file", path = %path, venta_id = tracing::field::Empty, object = tracing::field::Empty);
+        let span = tracing::info_span!("file", path = ?path, venta_id = tracing::field::Empty, object = tracing::field::Empty);
         async {
             let outcome = match self.advance(path).await {
                 Ok(outcome) => outcome,
@@ -217,7 +220,8 @@ impl Pipeline {
         identity: FileIdentity,
         row: VentaRow,
     ) -> Result<Outcome, StepError> {
-        // Hash, unless the journal already holds this version's hash.
+        // Hash, unless the journal already holds this version's hash (which it only does for a
+        // version that passed validation).
         let hash = match (&entry.hash, entry.state >= FileState::Hashed) {
             (Some(stored), true) => FileHash {
                 sha256: stored.sha256,
@@ -225,10 +229,15 @@ impl Pipeline {
                 part_digests: stored.part_digests.clone(),
                 head: Vec::new(),
             },
-            _ => match self.hash(absolute, identity).await {
-                Ok(hash) => hash,
-                Err(outcome) => return self.fail(entry, outcome).await,
-            },
+            _ => {
+                if let Some(outcome) = self.validate(entry, absolute, identity).await? {
+                    return Ok(outcome);
+                }
+                match self.hash(absolute, identity).await {
+                    Ok(hash) => hash,
+                    Err(outcome) => return self.fail(entry, outcome).await,
+                }
+            }
         };
         let content_type = match &entry.hash {
             Some(stored) if !stored.content_type.is_empty() => stored.content_type.clone(),
@@ -501,6 +510,36 @@ impl Pipeline {
                     ),
                 );
                 Ok(Err(self.give_up(entry, failure).await?))
+            }
+        }
+    }
+
+    /// Runs the validation (type, size, virus scan). `None` lets the file go on; otherwise the
+    /// outcome to return. A refused file is moved to quarantine, its row untouched.
+    async fn validate(
+        &self,
+        entry: &mut JournalEntry,
+        absolute: &Path,
+        identity: FileIdentity,
+    ) -> Result<Option<Outcome>, StepError> {
+        let verdict = self.validator.check(absolute, &entry.path, identity).await;
+        match verdict {
+            Verdict::Accept { .. } => Ok(None),
+            Verdict::Retry(message) => {
+                Ok(Some(self.fail(entry, Failure::new("validation_pending", message)).await?))
+            }
+            Verdict::Keep(message) => {
+                Ok(Some(self.give_up(entry, Failure::new("unscannable", message)).await?))
+            }
+            Verdict::Quarantine(reason) => {
+                let moved = self.validator.quarantine(absolute, &entry.path, &reason);
+                let message = match &moved {
+                    Ok(target) => format!("{reason}; moved to {}", target.display()),
+                    Err(e) => {
+                        format!("{reason}; could not move it to quarantine ({e}), so it stays in place")
+                    }
+                };
+                Ok(Some(self.give_up(entry, Failure::new("quarantined", message)).await?))
             }
         }
     }

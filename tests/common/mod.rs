@@ -273,7 +273,8 @@ retry_max_s = 2
 "#,
             media = self.media_root.display(),
             // Tests that set their own interval (to prove another path finds files) win.
-            reconcile = if watch_extra.contains("reconcile_interval_s") { "" } else { "reconcile_interval_s = 2" },
+            reconcile =
+                if watch_extra.contains("reconcile_interval_s") { "" } else { "reconcile_interval_s = 2" },
             db = self.db.url(),
             endpoint = env.endpoint,
             bucket = env.bucket,
@@ -445,8 +446,18 @@ where
     }
 }
 
-/// Deterministic pseudo-random bytes, so failures reproduce.
+/// Deterministic pseudo-random bytes behind a PDF header, so failures reproduce and the
+/// daemon's type check (magic bytes) accepts them as a document.
 pub fn sample_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut bytes = random_bytes(seed, len);
+    let header = b"%PDF-1.7\n";
+    let n = header.len().min(len);
+    bytes[..n].copy_from_slice(&header[..n]);
+    bytes
+}
+
+/// Deterministic pseudo-random bytes with no recognisable type.
+pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
     let mut state = seed.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
     (0..len)
         .map(|_| {
