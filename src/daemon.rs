@@ -381,7 +381,9 @@ impl Scheduler {
             Ok(rows) => {
                 for row in rows {
                     if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
-                        if path.to_absolute(&self.media_root).exists() {
+                        // symlink_metadata, not exists(): a dangling link or a FIFO must still
+                        // get its answer ("not a regular file").
+                        if std::fs::symlink_metadata(path.to_absolute(&self.media_root)).is_ok() {
                             self.offer(path);
                         }
                     }

@@ -230,6 +230,15 @@ impl Pipeline {
                 head: Vec::new(),
             },
             _ => {
+                let regular =
+                    std::fs::symlink_metadata(absolute).map(|m| m.file_type().is_file()).unwrap_or(false);
+                if !regular {
+                    let message = format!(
+                        "{} is not a regular file (a symlink, FIFO or device); it is never followed",
+                        absolute.display()
+                    );
+                    return self.give_up(entry, Failure::new("not_regular", message)).await;
+                }
                 if let Some(outcome) = self.validate(entry, absolute, identity).await? {
                     return Ok(outcome);
                 }

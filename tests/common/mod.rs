@@ -373,6 +373,28 @@ impl Sidecar {
         Sidecar { child: command.spawn().unwrap(), log }
     }
 
+    /// Like `start`, as the unprivileged user `uid` (root reads files whatever their mode).
+    pub fn start_as(config: &Path, uid: u32, env: &[(&str, &str)]) -> Sidecar {
+        use std::os::unix::process::CommandExt;
+        let log = config.with_file_name(format!("sidecar-{}.log", unique("run")));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let mut command = Command::new(env!("CARGO_BIN_EXE_confronta-sync"));
+        command
+            .arg("--config")
+            .arg(config)
+            .env("RUST_LOG", "confronta_sync=debug")
+            .env_remove("CONFRONTA_SYNC_SECRET_KEY")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log_file)
+            .uid(uid)
+            .gid(uid);
+        for (key, value) in env {
+            command.env(key, value);
+        }
+        Sidecar { child: command.spawn().unwrap(), log }
+    }
+
     /// Runs the binary to completion and returns (exit code, stdout, stderr).
     pub fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
         let output = Command::new(env!("CARGO_BIN_EXE_confronta-sync"))

@@ -1,0 +1,784 @@
+//! Every bad input gets a clear answer: each case names the file and the reason, nothing is
+//! lost, and the daemon keeps running. Each case also becomes a row of the table that
+//! `scripts/hostile-report.sh` renders into docs/hostile-inputs.md.
+
+mod common;
+
+use std::io::Write as _;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Collects this test's rows and writes them as JSON lines under target/reports/hostile/.
+struct Report {
+    group: &'static str,
+    rows: Vec<serde_json::Value>,
+}
+
+impl Report {
+    fn new(group: &'static str) -> Report {
+        Report { group, rows: Vec::new() }
+    }
+
+    /// Records a case that passed; call it after the case's assertions.
+    fn row(&mut self, case: &str, expected: &str, observed: &str) {
+        self.rows.push(serde_json::json!({"group": self.group, "case": case, "expected": expected, "observed": observed}));
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let dir = std::env::var("CONFRONTA_REPORT_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/reports"))
+            .join("hostile");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut file = std::fs::File::create(dir.join(format!("{}.jsonl", self.group))).unwrap();
+        for row in &self.rows {
+            writeln!(file, "{row}").unwrap();
+        }
+    }
+}
+
+/// Waits until the daemon has logged an outcome for `name` with `reason`, and returns that line.
+async fn logged(sidecar: &Sidecar, name: &str, reason: &str) -> String {
+    let needle = format!("path=\"confrontas/{name}\"");
+    eventually(&format!("{name}: {reason}"), WAIT, || async {
+        sidecar
+            .log_text()
+            .lines()
+            .find(|line| line.contains(&needle) && line.contains(reason))
+            .map(str::to_owned)
+    })
+    .await
+}
+
+async fn wait_recorded(world: &World, id: i64) -> Row {
+    eventually(&format!("venta {id} recorded"), WAIT, || async {
+        world.db.row(id).await.filter(|r| r.subido)
+    })
+    .await
+}
+
+async fn wait_gone(path: &Path) {
+    eventually(&format!("{} removed", path.display()), WAIT, || async { (!path.exists()).then_some(()) })
+        .await;
+}
+
+fn quarantined(world: &World, name: &str) -> PathBuf {
+    world.media_root.join("confronta-sync-quarantine/confrontas").join(name)
+}
+
+/// Sizes, things that are not regular files, and names.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_that_are_empty_not_regular_or_oddly_named() {
+    let mut report = Report::new("1-files-and-names");
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let mut sidecar = Sidecar::start(&config, &[], &[]);
+    let dir = world.dir();
+
+    // A 0-byte file.
+    let empty = world.db.insert_venta("PORTA-EMPTY", Some("confrontas/vacio.pdf")).await;
+    world.write_in_place("vacio.pdf", b"");
+    let line = logged(&sidecar, "vacio.pdf", "quarantined").await;
+    assert!(line.contains("empty file"), "{line}");
+    assert!(quarantined(&world, "vacio.pdf").exists() && quarantined(&world, "vacio.pdf.reason").exists());
+    assert_eq!(world.db.row(empty).await.unwrap().confronta.as_deref(), Some("confrontas/vacio.pdf"));
+    report.row(
+        "0-byte file",
+        "quarantined with reason, row untouched",
+        "moved to quarantine/confrontas/vacio.pdf (+ .reason), row unchanged",
+    );
+
+    // A symlink to a file outside the folder, with a row pointing at it.
+    std::os::unix::fs::symlink("/etc/passwd", dir.join("enlace_fuera.pdf")).unwrap();
+    world.db.insert_venta("PORTA-LINK-OUT", Some("confrontas/enlace_fuera.pdf")).await;
+    let line = logged(&sidecar, "enlace_fuera.pdf", "not_regular").await;
+    assert!(line.contains("not a regular file"), "{line}");
+    assert!(std::fs::symlink_metadata(dir.join("enlace_fuera.pdf")).unwrap().file_type().is_symlink());
+    report.row(
+        "symlink to /etc/passwd",
+        "never followed, never uploaded",
+        "kept: not a regular file; link left in place, no object",
+    );
+
+    // A symlink inside the folder to a file that has its own row.
+    let target_bytes = sample_bytes(1, 4_000);
+    let target_id = world.db.insert_venta("PORTA-TARGET", Some("confrontas/destino.pdf")).await;
+    let target = world.write_in_place("destino.pdf", &target_bytes);
+    std::os::unix::fs::symlink(&target, dir.join("enlace_dentro.pdf")).unwrap();
+    world.db.insert_venta("PORTA-LINK-IN", Some("confrontas/enlace_dentro.pdf")).await;
+    logged(&sidecar, "enlace_dentro.pdf", "not_regular").await;
+    wait_recorded(&world, target_id).await;
+    report.row(
+        "symlink inside the folder",
+        "the link is not followed; its target moves on its own row",
+        "link kept (not a regular file); target recorded and removed",
+    );
+
+    // A hard link.
+    let linked = sample_bytes(2, 3_000);
+    world.db.insert_venta("PORTA-HARD", Some("confrontas/enlace_duro.pdf")).await;
+    let original = world.temp.path().join("original-of-hard-link.pdf");
+    std::fs::write(&original, &linked).unwrap();
+    std::fs::hard_link(&original, dir.join("enlace_duro.pdf")).unwrap();
+    let line = logged(&sidecar, "enlace_duro.pdf", "unscannable").await;
+    assert!(line.contains("2 hard links"), "{line}");
+    assert!(dir.join("enlace_duro.pdf").exists() && original.exists());
+    report.row(
+        "hard link",
+        "kept with a clear reason",
+        "kept: the file has 2 hard links; both names untouched",
+    );
+
+    // A FIFO: opening it must not block the daemon.
+    let fifo = dir.join("tuberia.pdf");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+    world.db.insert_venta("PORTA-FIFO", Some("confrontas/tuberia.pdf")).await;
+    logged(&sidecar, "tuberia.pdf", "not_regular").await;
+    report.row("FIFO", "kept, daemon not blocked", "kept: not a regular file; later files still moved");
+
+    // A sub-directory.
+    std::fs::create_dir_all(dir.join("2026/11")).unwrap();
+    let nested_bytes = sample_bytes(3, 5_000);
+    let nested_id = world.db.insert_venta("PORTA-NESTED", Some("confrontas/2026/11/anidado.pdf")).await;
+    let nested = world.write_in_place("2026/11/anidado.pdf", &nested_bytes);
+    let row = wait_recorded(&world, nested_id).await;
+    assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, nested_bytes);
+    wait_gone(&nested).await;
+    report.row(
+        "file in a sub-directory",
+        "moved like any other",
+        "recorded with the right bytes, local file removed",
+    );
+
+    // Names: spaces, ñ, tildes, emoji, a newline, a leading dash.
+    let names = [
+        ("con espacios y ñandú á é í ó ú ü.pdf", "spaces, ñ and tildes"),
+        ("emoji 📄✅.pdf", "emoji"),
+        ("salto\nde linea.pdf", "a newline"),
+        ("-rf --no-preserve-root.pdf", "a leading dash"),
+    ];
+    for (index, (name, label)) in names.iter().enumerate() {
+        let bytes = sample_bytes(10 + index as u64, 2_000 + index);
+        let id =
+            world.db.insert_venta(&format!("PORTA-NAME{index}"), Some(&format!("confrontas/{name}"))).await;
+        let path = world.write_in_place(name, &bytes);
+        let row = wait_recorded(&world, id).await;
+        assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, bytes, "{label}");
+        wait_gone(&path).await;
+        report.row(
+            &format!("name with {label}"),
+            "moved; object name sanitised",
+            &format!("recorded as {}", row.object_name.unwrap()),
+        );
+    }
+    // The newline never splits a log line: the path is printed escaped.
+    assert!(sidecar.log_text().contains("salto\\nde linea.pdf"), "escaped newline in the log");
+    assert!(!sidecar.log_text().lines().any(|l| l.starts_with("de linea.pdf")), "no forged log line");
+
+    // Non-UTF-8 bytes: no Django row can name it; it is logged and left alone.
+    use std::os::unix::ffi::OsStrExt;
+    let raw = dir.join(std::ffi::OsStr::from_bytes(b"latin1_\xf1o.pdf"));
+    std::fs::write(&raw, sample_bytes(20, 1_000)).unwrap();
+    eventually("non-UTF-8 name reported", WAIT, || async {
+        sidecar.log_text().contains("not valid UTF-8").then_some(())
+    })
+    .await;
+    assert!(raw.exists());
+    report.row("name with non-UTF-8 bytes", "left alone, reported", "warning names the file; file untouched");
+
+    // A row whose path climbs out of the media root is never followed.
+    let outside = world.media_root.join("secreto.pdf");
+    std::fs::write(&outside, sample_bytes(21, 1_000)).unwrap();
+    let escape = world.db.insert_venta("PORTA-ESCAPE", Some("confrontas/../secreto.pdf")).await;
+    tokio::time::sleep(Duration::from_secs(3)).await; // two reconcile passes
+    assert!(outside.exists());
+    assert!(!world.db.row(escape).await.unwrap().subido);
+    report.row(
+        "row path with '..' (a name Django never makes)",
+        "never followed",
+        "file outside the folder untouched, row unchanged after two reconcile passes",
+    );
+
+    sidecar.assert_running();
+    report.row("daemon after all of the above", "still running", "running");
+    world.cleanup().await;
+}
+
+/// Validation (seed 8.1): types by magic bytes and extension, max_bytes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn validation_quarantines_what_is_not_an_allowed_document() {
+    let mut report = Report::new("2-validation");
+    let mut world = World::new(Backend::Postgres).await;
+    world.extra_config = "[validation]\nmax_bytes = 100000\n".into();
+    let config = world.write_config("", "");
+    let mut sidecar = Sidecar::start(&config, &[], &[]);
+
+    let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
+        (
+            "programa.pdf",
+            b"MZ\x90\x00\x03\x00\x00\x00 an executable".to_vec(),
+            "quarantined",
+            "content is application/vnd.microsoft.portable-executable",
+        ),
+        ("texto.pdf", b"just some text, no magic".to_vec(), "quarantined", "not a recognised document"),
+        ("documento.exe", sample_bytes(30, 2_000), "quarantined", "extension .exe is not in allowed_types"),
+        ("enorme.pdf", sample_bytes(31, 100_001), "quarantined", "over max_bytes (100000)"),
+    ];
+    for (name, bytes, reason, detail) in &cases {
+        let id = world.db.insert_venta(&format!("PORTA-V-{name}"), Some(&format!("confrontas/{name}"))).await;
+        world.write_in_place(name, bytes);
+        let line = logged(&sidecar, name, reason).await;
+        assert!(line.contains(detail), "{line}");
+        assert_eq!(
+            std::fs::read(quarantined(&world, name)).unwrap(),
+            *bytes,
+            "{name} kept intact in quarantine"
+        );
+        let note = std::fs::read_to_string(quarantined(&world, &format!("{name}.reason"))).unwrap();
+        assert!(note.contains(detail), "{note}");
+        let row = world.db.row(id).await.unwrap();
+        assert!(
+            !row.subido && row.confronta.as_deref() == Some(&format!("confrontas/{name}")[..]),
+            "row untouched"
+        );
+        report.row(
+            &format!("{name}: {detail}"),
+            "quarantined, reason logged and written beside it, row untouched",
+            "as expected",
+        );
+    }
+    assert!(world.objects_under_prefix().await.is_empty(), "nothing refused was uploaded");
+
+    // A PNG saved with .jpg is still an allowed image.
+    let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &random_bytes(32, 3_000)].concat();
+    let id = world.db.insert_venta("PORTA-PNG", Some("confrontas/foto.jpg")).await;
+    let path = world.write_in_place("foto.jpg", &png);
+    wait_recorded(&world, id).await;
+    wait_gone(&path).await;
+    report.row("PNG content named .jpg", "allowed (both are allowed image types)", "moved");
+    sidecar.assert_running();
+    world.cleanup().await;
+}
+
+/// Starts clamd on a private socket with a one-signature database made with sigtool, which
+/// matches the EICAR test string anywhere in a file.
+struct Clamd {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Clamd {
+    fn start(dir: &Path) -> Clamd {
+        let db = dir.join("clamdb");
+        std::fs::create_dir_all(&db).unwrap();
+        let hex = std::process::Command::new("sigtool")
+            .arg("--hex-dump")
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .and_then(|mut child| {
+                child.stdin.take().unwrap().write_all(EICAR)?;
+                child.wait_with_output()
+            })
+            .expect("sigtool (Debian's clamav package) is installed");
+        let hex = String::from_utf8(hex.stdout).unwrap().trim().to_owned();
+        std::fs::write(db.join("eicar.ndb"), format!("Eicar-Test-Signature:0:*:{hex}\n")).unwrap();
+        let socket = dir.join("clamd.sock");
+        let conf = dir.join("clamd.conf");
+        std::fs::write(
+            &conf,
+            format!(
+                "LocalSocket {}\nDatabaseDirectory {}\nForeground yes\nLogFile {}\nTemporaryDirectory {}\n",
+                socket.display(),
+                db.display(),
+                dir.join("clamd.log").display(),
+                dir.display()
+            ),
+        )
+        .unwrap();
+        let child = std::process::Command::new("clamd")
+            .arg("--config-file")
+            .arg(&conf)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("clamd (Debian's clamav-daemon) is installed");
+        Clamd { child, socket }
+    }
+
+    async fn ready(&self) {
+        eventually("clamd listening", WAIT, || async {
+            std::os::unix::net::UnixStream::connect(&self.socket).ok().map(|_| ())
+        })
+        .await;
+    }
+}
+
+impl Drop for Clamd {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+/// Virus scan (seed 8.1) through a real clamd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clamd_quarantines_infected_files_and_nothing_goes_up_unscanned() {
+    let mut report = Report::new("3-virus-scan");
+    let mut world = World::new(Backend::Postgres).await;
+    let clamd_dir = world.temp.path().join("clamd");
+    std::fs::create_dir_all(&clamd_dir).unwrap();
+    let socket = clamd_dir.join("clamd.sock");
+    world.extra_config = format!("[validation]\nclamd_socket = \"{}\"\n", socket.display());
+    let config = world.write_config("", "");
+    let mut sidecar = Sidecar::start(&config, &[], &[]);
+
+    // clamd is not running yet: the file waits and is not uploaded.
+    let clean = sample_bytes(40, 6_000);
+    let clean_id = world.db.insert_venta("PORTA-CLEAN", Some("confrontas/limpio.pdf")).await;
+    let clean_path = world.write_in_place("limpio.pdf", &clean);
+    logged(&sidecar, "limpio.pdf", "clamd unreachable").await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert!(clean_path.exists() && world.objects_under_prefix().await.is_empty());
+    report.row(
+        "clamd unreachable",
+        "file waits, nothing uploaded unscanned",
+        "retried with backoff; no object while clamd was down",
+    );
+
+    let clamd = Clamd::start(&clamd_dir);
+    clamd.ready().await;
+    wait_recorded(&world, clean_id).await;
+    wait_gone(&clean_path).await;
+    report.row("clamd back, clean file", "scanned, then moved", "moved after clamd answered OK");
+
+    let infected = [b"%PDF-1.4\n".as_slice(), EICAR, b"\n%%EOF\n"].concat();
+    let infected_id = world.db.insert_venta("PORTA-EICAR", Some("confrontas/infectado.pdf")).await;
+    world.write_in_place("infectado.pdf", &infected);
+    let line = logged(&sidecar, "infectado.pdf", "quarantined").await;
+    assert!(line.contains("clamd found Eicar-Test-Signature"), "{line}");
+    assert!(quarantined(&world, "infectado.pdf").exists());
+    assert!(!world.db.row(infected_id).await.unwrap().subido);
+    assert_eq!(world.objects_under_prefix().await.len(), 1, "only the clean file is in the bucket");
+    report.row(
+        "EICAR inside a PDF",
+        "quarantined, never uploaded",
+        "clamd found Eicar-Test-Signature; quarantined, row untouched",
+    );
+    sidecar.assert_running();
+    drop(clamd);
+    world.cleanup().await;
+}
+
+/// Files and rows that change while the daemon works on them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn files_and_rows_that_change_under_the_daemon() {
+    let mut report = Report::new("4-moving-targets");
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    // Long pauses before the upload and before the record leave room to change things.
+    let mut sidecar = Sidecar::start(
+        &config,
+        &[],
+        &[("FAILPOINTS", "before_upload=return(1500);before_record=return(1500)")],
+    );
+
+    // Deleted before processing: the row points at nothing, the daemon shrugs.
+    let gone_id = world.db.insert_venta("PORTA-GONE", Some("confrontas/borrado.pdf")).await;
+    let gone = world.write_in_place("borrado.pdf", &sample_bytes(50, 2_000));
+    std::fs::remove_file(&gone).unwrap();
+
+    // Rewritten during the upload window: the object must hold the new bytes.
+    let first = sample_bytes(51, 30_000);
+    let second = sample_bytes(52, 31_000);
+    let rewrite_id = world.db.insert_venta("PORTA-REWRITE", Some("confrontas/reescrito.pdf")).await;
+    let rewrite = world.write_in_place("reescrito.pdf", &first);
+
+    // Appended after close, also inside the window.
+    let start = sample_bytes(53, 20_000);
+    let tail = random_bytes(54, 5_000);
+    let append_id = world.db.insert_venta("PORTA-APPEND", Some("confrontas/anexado.pdf")).await;
+    let append = world.write_in_place("anexado.pdf", &start);
+
+    // The confronta replaced while the file is between verify and record.
+    let replaced_bytes = sample_bytes(55, 12_000);
+    let replaced_id = world.db.insert_venta("PORTA-REPL", Some("confrontas/reemplazado.pdf")).await;
+    let replaced = world.write_in_place("reemplazado.pdf", &replaced_bytes);
+
+    // The same content for two ventas.
+    let twin = sample_bytes(56, 9_000);
+    let twin_a = world.db.insert_venta("PORTA-TWIN-A", Some("confrontas/gemelo_a.pdf")).await;
+    let twin_b = world.db.insert_venta("PORTA-TWIN-B", Some("confrontas/gemelo_b.pdf")).await;
+    let twin_a_path = world.write_in_place("gemelo_a.pdf", &twin);
+    let twin_b_path = world.write_in_place("gemelo_b.pdf", &twin);
+
+    // Inside the before_upload pause: rewrite and append.
+    logged(&sidecar, "reescrito.pdf", "failpoint=\"before_upload\"").await;
+    logged(&sidecar, "anexado.pdf", "failpoint=\"before_upload\"").await;
+    std::fs::write(&rewrite, &second).unwrap();
+    std::fs::OpenOptions::new().append(true).open(&append).unwrap().write_all(&tail).unwrap();
+    let full = [start.clone(), tail.clone()].concat();
+
+    // Inside the before_record pause of reemplazado.pdf: point the row elsewhere.
+    logged(&sidecar, "reemplazado.pdf", "failpoint=\"before_record\"").await;
+    world
+        .db
+        .execute(&format!("UPDATE telefonica_ventaportabilidad SET confronta = 'confrontas/otro.pdf' WHERE id = {replaced_id}"))
+        .await;
+
+    let row = wait_recorded(&world, rewrite_id).await;
+    assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, second);
+    assert_eq!(row.sha256.as_deref(), Some(sha256_hex(&second).as_str()));
+    wait_gone(&rewrite).await;
+    report.row(
+        "rewritten during upload",
+        "the new content is uploaded and recorded",
+        "object and row carry the rewritten bytes' SHA-256",
+    );
+
+    let row = wait_recorded(&world, append_id).await;
+    assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, full);
+    report.row(
+        "appended after close",
+        "the whole file is uploaded",
+        "object holds original + appended bytes",
+    );
+
+    let line = logged(&sidecar, "reemplazado.pdf", "row_changed").await;
+    assert!(line.contains("left for the orphan report"), "{line}");
+    assert_eq!(std::fs::read(&replaced).unwrap(), replaced_bytes, "file kept");
+    assert_eq!(world.db.row(replaced_id).await.unwrap().confronta.as_deref(), Some("confrontas/otro.pdf"));
+    report.row(
+        "confronta replaced mid-flight",
+        "file kept, row not overwritten, object left for the orphan report",
+        "row_changed: kept; the row keeps its new path",
+    );
+
+    let a = wait_recorded(&world, twin_a).await;
+    let b = wait_recorded(&world, twin_b).await;
+    assert_ne!(a.object_name, b.object_name);
+    assert_eq!(a.sha256, b.sha256);
+    wait_gone(&twin_a_path).await;
+    wait_gone(&twin_b_path).await;
+    report.row(
+        "same content in two ventas",
+        "two objects, two rows, both files removed",
+        "each venta has its own object with the same SHA-256",
+    );
+
+    assert!(!world.db.row(gone_id).await.unwrap().subido);
+    report.row(
+        "deleted before processing",
+        "nothing happens; the row is untouched",
+        "no error; row still points at the missing file (status/rescan report it)",
+    );
+    sidecar.assert_running();
+    world.cleanup().await;
+}
+
+/// A daemon running as an unprivileged user meets a file it cannot read, which later becomes
+/// readable (root reads anything, so this needs another uid).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unreadable_file_waits_and_moves_once_readable() {
+    let mut report = Report::new("5-unreadable");
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    for path in [world.temp.path(), &world.media_root, &world.dir()] {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
+    }
+    let state = world.journal_path().parent().unwrap().to_owned();
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::set_permissions(&state, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let mut sidecar = Sidecar::start_as(&config, 65534, &[]);
+
+    let bytes = sample_bytes(60, 4_000);
+    let id = world.db.insert_venta("PORTA-000", Some("confrontas/sin_permiso.pdf")).await;
+    let path = world.write_in_place("sin_permiso.pdf", &bytes);
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
+    let line = logged(&sidecar, "sin_permiso.pdf", "Permission denied").await;
+    assert!(line.contains("will retry") || line.contains("validation_pending"), "{line}");
+    assert!(path.exists());
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+    wait_recorded(&world, id).await;
+    wait_gone(&path).await;
+    report.row(
+        "unreadable (mode 000), then readable",
+        "waits without losing it, then moves",
+        "retried while unreadable; moved after chmod 644",
+    );
+    sidecar.assert_running();
+    world.cleanup().await;
+}
+
+/// The journal: disk full, deleted, corrupted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
+    let mut report = Report::new("6-journal");
+    let world = World::new(Backend::Postgres).await;
+    // The journal lives on a 2 MiB tmpfs that we can fill.
+    let state = world.journal_path().parent().unwrap().to_owned();
+    std::fs::create_dir_all(&state).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
+        .arg(&state)
+        .status()
+        .unwrap()
+        .success();
+    assert!(mounted, "this test needs to mount a tmpfs (root)");
+    struct Unmount(PathBuf);
+    impl Drop for Unmount {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
+        }
+    }
+    let _unmount = Unmount(state.clone());
+    let config = world.write_config("", "");
+    let mut sidecar = Sidecar::start(&config, &[], &[]);
+
+    let first = sample_bytes(70, 3_000);
+    let first_id = world.db.insert_venta("PORTA-J1", Some("confrontas/antes.pdf")).await;
+    let first_path = world.write_in_place("antes.pdf", &first);
+    wait_recorded(&world, first_id).await;
+    wait_gone(&first_path).await;
+
+    // Fill the disk, then give the daemon work.
+    let filler = state.join("filler");
+    let mut f = std::fs::File::create(&filler).unwrap();
+    let chunk = vec![0u8; 64 * 1024];
+    while f.write_all(&chunk).is_ok() {}
+    let _ = f.sync_all();
+    drop(f);
+    let mut waiting = Vec::new();
+    for index in 0..5 {
+        let name = format!("lleno_{index}.pdf");
+        let bytes = sample_bytes(71 + index, 3_000);
+        let id =
+            world.db.insert_venta(&format!("PORTA-FULL{index}"), Some(&format!("confrontas/{name}"))).await;
+        let path = world.write_in_place(&name, &bytes);
+        waiting.push((id, path, bytes));
+    }
+    eventually("loud journal error", WAIT, || async {
+        sidecar.log_text().contains("the journal cannot be written (disk full?)").then_some(())
+    })
+    .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (id, path, bytes) in &waiting {
+        assert_eq!(std::fs::read(path).unwrap(), *bytes, "nothing deleted while the journal is full");
+        assert!(!world.db.row(*id).await.unwrap().subido, "nothing recorded without the journal");
+    }
+    assert_eq!(
+        sidecar.log_text().matches("the journal cannot be written").count(),
+        1,
+        "one loud line, not one per file"
+    );
+    report.row(
+        "journal disk full (ENOSPC)",
+        "stop taking files, one loud error, nothing deleted",
+        "one error line; files and rows untouched while full",
+    );
+
+    std::fs::remove_file(&filler).unwrap();
+    for (id, path, _) in &waiting {
+        wait_recorded(&world, *id).await;
+        wait_gone(path).await;
+    }
+    assert!(sidecar.log_text().contains("the journal is writable again"));
+    report.row("journal disk freed", "resumes by itself", "all waiting files moved; recovery logged once");
+    sidecar.kill9();
+
+    // Deleted journal: the world is the truth.
+    let objects_before = world.objects_under_prefix().await.len();
+    for suffix in ["", "-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", world.journal_path().display()));
+    }
+    let later = sample_bytes(80, 3_000);
+    let later_id = world.db.insert_venta("PORTA-J2", Some("confrontas/despues.pdf")).await;
+    let later_path = world.write_in_place("despues.pdf", &later);
+    let mut sidecar = Sidecar::start(&config, &[], &[]);
+    wait_recorded(&world, later_id).await;
+    wait_gone(&later_path).await;
+    assert_eq!(world.objects_under_prefix().await.len(), objects_before + 1, "nothing re-uploaded");
+    report.row(
+        "journal deleted",
+        "rebuilt from the world; re-work, never a lost file",
+        "new journal; new file moved; nothing moved before was touched",
+    );
+    sidecar.kill9();
+
+    // Corrupt journal: moved aside, rebuilt.
+    std::fs::write(world.journal_path(), b"garbage garbage garbage garbage garbage garbage garbage").unwrap();
+    for suffix in ["-wal", "-shm"] {
+        let _ = std::fs::remove_file(format!("{}{suffix}", world.journal_path().display()));
+    }
+    let third = sample_bytes(81, 3_000);
+    let third_id = world.db.insert_venta("PORTA-J3", Some("confrontas/corrupto.pdf")).await;
+    let third_path = world.write_in_place("corrupto.pdf", &third);
+    let sidecar = Sidecar::start(&config, &[], &[]);
+    wait_recorded(&world, third_id).await;
+    wait_gone(&third_path).await;
+    assert!(sidecar.log_text().contains("journal unreadable; moved aside"));
+    report.row(
+        "journal corrupted",
+        "moved aside, rebuilt, work continues",
+        "corrupt file kept as .corrupt-<ms>; new file moved",
+    );
+    drop(sidecar);
+    world.cleanup().await;
+}
+
+/// Start-up checks and the limits of the table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
+    let mut report = Report::new("7-start-up-and-limits");
+    let mut world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let secret = s3_env().secret_key;
+    let mut all_output = String::new();
+
+    let cases: Vec<(&str, String, i32, &str)> = vec![
+        (
+            "wrong S3 credentials",
+            text.replace(&s3_env().access_key, "GK00000000000000000000dead"),
+            4,
+            "credentials refused",
+        ),
+        ("missing bucket", text.replace(&s3_env().bucket, "no-existe-este-bucket"), 4, "bucket missing"),
+        (
+            "wrong database user and password",
+            text.replace("postgres://root@", "postgres://nadie:s3cr3tpw@"),
+            3,
+            "role \"nadie\" does not exist",
+        ),
+    ];
+    for (case, config_text, code, message) in cases {
+        std::fs::write(&config, config_text).unwrap();
+        let (got, stdout, stderr) = Sidecar::run(&config, &[]);
+        assert_eq!(got, code, "{case}: {stderr}");
+        assert!(stderr.contains(message), "{case}: {stderr}");
+        all_output.push_str(&stdout);
+        all_output.push_str(&stderr);
+        report.row(case, &format!("clear error, exit code {code}"), &format!("exit {got}: …{message}…"));
+    }
+    std::fs::write(&config, &text).unwrap();
+    world.db.execute("ALTER TABLE telefonica_ventaportabilidad DROP COLUMN confronta_minio_url").await;
+    let (got, _, stderr) = Sidecar::run(&config, &[]);
+    assert_eq!(got, 3, "{stderr}");
+    assert!(stderr.contains("missing column confronta_minio_url"), "{stderr}");
+    report.row(
+        "missing column",
+        "names the column, exit code 3",
+        "exit 3: table … is missing column confronta_minio_url (database.columns.minio_url)",
+    );
+    world
+        .db
+        .execute("ALTER TABLE telefonica_ventaportabilidad ADD COLUMN confronta_minio_url varchar(200) NULL")
+        .await;
+
+    // Files others can write are refused.
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o666)).unwrap();
+    let (got, _, stderr) = Sidecar::run(&config, &["check"]);
+    assert_eq!(got, 2, "{stderr}");
+    assert!(stderr.contains("lets group or others write it"), "{stderr}");
+    std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let secret_file = world.temp.path().join("minio-secret");
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o646)).unwrap();
+    let (got, _, stderr) = Sidecar::run(&config, &["check"]);
+    assert_eq!(got, 2, "{stderr}");
+    assert!(stderr.contains("minio-secret") && stderr.contains("lets group or others write it"), "{stderr}");
+    std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o600)).unwrap();
+    report.row(
+        "config or secret file writable by others",
+        "refuses to start, exit code 2",
+        "exit 2: mode 666/646 lets group or others write it",
+    );
+
+    // An object URL longer than the varchar(200) column.
+    let long_base = format!("http://{}.example.invalid", "x".repeat(150));
+    world.extra_config = String::new();
+    let config = world.write_config("", &format!("public_base_url = \"{long_base}\""));
+    let mut sidecar = Sidecar::start(&config, &[], &[]);
+    let id = world.db.insert_venta("PORTA-LONG-URL", Some("confrontas/url_larga.pdf")).await;
+    let path = world.write_in_place("url_larga.pdf", &sample_bytes(90, 2_000));
+    let line = logged(&sidecar, "url_larga.pdf", "url_too_long").await;
+    assert!(line.contains("longer than the 200 the URL column holds"), "{line}");
+    assert!(path.exists() && !world.db.row(id).await.unwrap().subido);
+    report.row(
+        "object URL longer than varchar(200)",
+        "clear error, file kept",
+        "kept: url_too_long; file and row untouched",
+    );
+    sidecar.assert_running();
+    all_output.push_str(&sidecar.log_text());
+
+    assert!(!all_output.contains(&secret), "the S3 secret key never reaches the output");
+    assert!(!all_output.contains("s3cr3tpw"), "the database password never reaches the output");
+    report.row(
+        "secrets in logs and errors",
+        "never shown",
+        "S3 secret and DB password absent from every output above",
+    );
+    world.cleanup().await;
+}
+
+/// A 2 GiB file goes up in parts with memory bounded by the part size, not the file size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_2_gib_file_moves_with_bounded_memory() {
+    let mut report = Report::new("8-large-file");
+    let mut world = World::new(Backend::Postgres).await;
+    world.extra_config = "[validation]\nmax_bytes = 0\n".into();
+    let config = world.write_config("", "multipart_threshold_bytes = 16777216\npart_size_bytes = 16777216");
+    let size: u64 = 2 * 1024 * 1024 * 1024;
+    let id = world.db.insert_venta("PORTA-2GIB", Some("confrontas/grande.pdf")).await;
+    // Sparse: a PDF header, a hole, and a tail.
+    let temp_path = world.temp.path().join("grande.part");
+    {
+        let mut file = std::fs::File::create(&temp_path).unwrap();
+        file.write_all(b"%PDF-1.7\n").unwrap();
+        file.set_len(size - 6).unwrap();
+        use std::io::Seek;
+        file.seek(std::io::SeekFrom::End(0)).unwrap();
+        file.write_all(b"%%EOF\n").unwrap();
+    }
+    let expected_sha = confronta_sync::hash::hash_file(&temp_path, None).unwrap().sha256.to_hex();
+    let path = world.dir().join("grande.pdf");
+    std::fs::rename(&temp_path, &path).unwrap();
+    let mut sidecar = Sidecar::start(&config, &[], &[]);
+    let pid = sidecar.child.id();
+    let mut peak_kb = 0u64;
+    let row = eventually("2 GiB file recorded", Duration::from_secs(600), || {
+        if let Some(kb) = std::fs::read_to_string(format!("/proc/{pid}/status"))
+            .ok()
+            .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).map(str::to_owned))
+            .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<u64>().ok()))
+        {
+            peak_kb = peak_kb.max(kb);
+        }
+        let world = &world;
+        async move { world.db.row(id).await.filter(|r| r.subido) }
+    })
+    .await;
+    assert_eq!(row.sha256.as_deref(), Some(expected_sha.as_str()));
+    wait_gone(&path).await;
+    sidecar.assert_running();
+    assert!(peak_kb < 256 * 1024, "peak RSS {peak_kb} kB for a 2 GiB file");
+    report.row(
+        "2 GiB file (sparse)",
+        "moved in parts, peak RSS bounded",
+        &format!("recorded with the right SHA-256; peak RSS {} MiB with 16 MiB parts", peak_kb / 1024),
+    );
+    world.cleanup().await;
+}
