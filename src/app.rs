@@ -420,6 +420,12 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
         info!(%listen, "metrics endpoint serving /metrics");
     }
     let started = start(&config, JournalUse::Exclusive).await?;
+    // Thirty days of finished files are enough for `status`'s upload times.
+    match started.pipeline.journal().prune_removed(30 * 24 * 3600 * 1000).await {
+        Ok(0) => {}
+        Ok(pruned) => info!(pruned, "forgot journal entries of files removed over 30 days ago"),
+        Err(e) => warn!(error = %e, "could not prune the journal"),
+    }
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (settings_tx, settings_rx) = watch::channel(daemon::LiveSettings::of(&config));
     let signals =

@@ -278,10 +278,21 @@ impl Journal {
                 entry.error_class,
                 entry.last_error,
                 entry.first_seen_ms,
-                entry.updated_ms,
+                // Every write stamps its own time: `updated_ms` says when the state last changed.
+                now_ms(),
                 entry.upload_ms,
             ])?;
             Ok(())
+        })
+        .await
+    }
+
+    /// Forgets files removed more than `older_than_ms` ago; their rows and objects are the
+    /// record now, and the journal stays small.
+    pub async fn prune_removed(&self, older_than_ms: i64) -> Result<usize, JournalError> {
+        let cutoff = now_ms() - older_than_ms;
+        self.with(move |c| {
+            c.execute("DELETE FROM files WHERE state = 'removed' AND updated_ms < ?1", params![cutoff])
         })
         .await
     }
@@ -477,9 +488,15 @@ mod tests {
         done.state = FileState::Removed;
         journal.put(&done).await.unwrap();
 
-        assert_eq!(journal.get(&first.path).await.unwrap(), Some(first.clone()));
-        let unfinished = journal.unfinished().await.unwrap();
-        assert_eq!(unfinished, vec![first]);
+        let stamped = |mut entry: JournalEntry| {
+            entry.updated_ms = 0;
+            entry
+        };
+        let read = journal.get(&first.path).await.unwrap().expect("written");
+        assert!(read.updated_ms >= first.updated_ms, "writes stamp their time");
+        assert_eq!(stamped(read), stamped(first.clone()));
+        let unfinished: Vec<_> = journal.unfinished().await.unwrap().into_iter().map(stamped).collect();
+        assert_eq!(unfinished, vec![stamped(first)]);
     }
 
     #[test]

@@ -94,6 +94,8 @@ pub struct Pipeline {
     orphan_after_ms: i64,
     store_health: Health,
     db_health: Health,
+    /// When this process started: entries given up before it are tried once more.
+    started_ms: i64,
 }
 
 impl Pipeline {
@@ -117,6 +119,7 @@ impl Pipeline {
             limits,
             validator: Validator::new(&config.validation, config.quarantine_dir()),
             orphan_after_ms: (config.watch.orphan_after_s as i64).saturating_mul(1000),
+            started_ms: now_ms(),
             store_health: Health::new("object store", "s3"),
             db_health: Health::new("database", "db"),
         }
@@ -192,7 +195,16 @@ impl Pipeline {
             }
         };
         if entry.state.is_terminal() {
-            return Ok(Outcome::Nothing);
+            // Given up during this run: leave it. Given up by an earlier run: every start tries
+            // kept files once more, since what kept them (a row, a setting, clamd's limit) may
+            // have been fixed in between.
+            if entry.updated_ms >= self.started_ms {
+                return Ok(Outcome::Nothing);
+            }
+            debug!(state = entry.state.as_str(), "kept by an earlier run; trying it once more");
+            let first_seen = entry.first_seen_ms;
+            entry = JournalEntry::new(path.clone(), first_seen);
+            entry.identity = Some(identity);
         }
 
         // Match: the row whose `confronta` is this path.

@@ -393,7 +393,7 @@ async fn files_and_rows_that_change_under_the_daemon() {
     let mut sidecar = Sidecar::start(
         &config,
         &[],
-        &[("FAILPOINTS", "before_upload=return(1500);before_record=return(1500)")],
+        &[("FAILPOINTS", "before_upload=return(4000);before_record=return(4000)")],
     );
 
     // Deleted before processing: the row points at nothing, the daemon shrugs.
@@ -426,10 +426,16 @@ async fn files_and_rows_that_change_under_the_daemon() {
     let twin_b_path = world.write_in_place("gemelo_b.pdf", &twin);
 
     // Inside the before_upload pause: rewrite and append.
+    // Each change lands right after that file's own pause begins, well inside its window.
     logged(&sidecar, "reescrito.pdf", "failpoint=\"before_upload\"").await;
-    logged(&sidecar, "anexado.pdf", "failpoint=\"before_upload\"").await;
     std::fs::write(&rewrite, &second).unwrap();
-    std::fs::OpenOptions::new().append(true).open(&append).unwrap().write_all(&tail).unwrap();
+    logged(&sidecar, "anexado.pdf", "failpoint=\"before_upload\"").await;
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&append)
+        .unwrap_or_else(|e| panic!("{e}; log:\n{}", sidecar.log_text()))
+        .write_all(&tail)
+        .unwrap();
     let full = [start.clone(), tail.clone()].concat();
 
     // Inside the before_record pause of reemplazado.pdf: point the row elsewhere.
@@ -723,6 +729,18 @@ async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
     );
     sidecar.assert_running();
     all_output.push_str(&sidecar.log_text());
+
+    // Once the setting is fixed, a restart tries the kept file again.
+    sidecar.terminate();
+    let config = world.write_config("", "");
+    let _sidecar = Sidecar::start(&config, &[], &[]);
+    wait_recorded(&world, id).await;
+    wait_gone(&path).await;
+    report.row(
+        "kept file after the cause is fixed",
+        "a restart tries it once more",
+        "moved after restarting with a shorter public_base_url",
+    );
 
     assert!(!all_output.contains(&secret), "the S3 secret key never reaches the output");
     assert!(!all_output.contains("s3cr3tpw"), "the database password never reaches the output");
