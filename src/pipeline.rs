@@ -173,7 +173,7 @@ impl Pipeline {
                 let span = tracing::Span::current();
                 span.record("venta_id", entry.venta_id.unwrap_or_default());
                 span.record("object", entry.object_name.as_deref().unwrap_or_default());
-                return self.finish_recorded(entry.clone(), on_disk).await;
+                return self.finish_recorded(entry.clone(), RowCheck::ReadAgain).await;
             }
         }
         let Some(identity) = on_disk else {
@@ -392,22 +392,28 @@ impl Pipeline {
         entry.state = FileState::Recorded;
         self.put(entry).await?;
         pause_point("after_record").await;
-        self.finish_recorded(entry.clone(), Some(identity)).await
+        // The compare-and-set just matched: the row points at our object, no need to ask again.
+        self.finish_recorded(entry.clone(), RowCheck::JustRecorded).await
     }
 
     /// After the row points at our object: retire the old object, unlink the local file.
     async fn finish_recorded(
         &self,
         mut entry: JournalEntry,
-        on_disk: Option<FileIdentity>,
+        row_check: RowCheck,
     ) -> Result<Outcome, StepError> {
         let venta_id = entry.venta_id.unwrap_or_default();
         let object = entry.object_name.clone().unwrap_or_default();
 
         // After a restart the row is re-read: only a row that still points at our object lets
         // the local copy go.
-        match self.db.get(venta_id).await {
-            Ok(Some(row)) if row.minio_object_name.as_deref() == Some(object.as_str()) => {}
+        let row = match row_check {
+            RowCheck::JustRecorded => Ok(None),
+            RowCheck::ReadAgain => self.db.get(venta_id).await.map(Some),
+        };
+        match row {
+            Ok(None) => {}
+            Ok(Some(Some(row))) if row.minio_object_name.as_deref() == Some(object.as_str()) => {}
             Ok(_) => {
                 entry.state = FileState::RowChanged;
                 let message =
@@ -434,6 +440,11 @@ impl Pipeline {
         let absolute = entry.path.to_absolute(&self.media_root);
         let bytes = entry.identity.map(|i| i.size).unwrap_or_default();
         pause_point("before_remove").await;
+        // Stat again right before the unlink: what matters is the file there now.
+        let on_disk = match local_identity(&absolute) {
+            Ok(now) => now,
+            Err(e) => return Ok(Outcome::Retry(Failure::new("local_io", e))),
+        };
         match on_disk {
             Some(identity) if Some(identity) == entry.identity => {
                 if let Err(e) = remove_durably(&absolute) {
@@ -768,8 +779,7 @@ impl Pipeline {
                 entry.state = FileState::Recorded;
                 entry.previous_object = None;
                 self.put(entry).await?;
-                let identity = entry.identity;
-                self.finish_recorded(entry.clone(), identity).await
+                self.finish_recorded(entry.clone(), RowCheck::JustRecorded).await
             }
             // Still our path, only the object changed underneath: match again on the next pass.
             Some(current) if current.confronta.as_deref() == Some(entry.path.as_str()) => {
@@ -809,6 +819,15 @@ impl From<JournalError> for StepError {
     fn from(e: JournalError) -> Self {
         StepError::Journal(e)
     }
+}
+
+/// Whether `finish_recorded` must read the row again before deleting the local copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowCheck {
+    /// This process's compare-and-set just matched.
+    JustRecorded,
+    /// Resuming from the journal: the row may have changed since.
+    ReadAgain,
 }
 
 /// Logs one line when a service goes down and one when it comes back, not one per retry.

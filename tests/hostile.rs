@@ -395,6 +395,7 @@ async fn files_and_rows_that_change_under_the_daemon() {
         &[],
         &[("FAILPOINTS", "before_upload=return(4000);before_record=return(4000)")],
     );
+    sidecar.wait_watching().await;
 
     // Deleted before processing: the row points at nothing, the daemon shrugs.
     let gone_id = world.db.insert_venta("PORTA-GONE", Some("confrontas/borrado.pdf")).await;
@@ -426,16 +427,29 @@ async fn files_and_rows_that_change_under_the_daemon() {
     let twin_b_path = world.write_in_place("gemelo_b.pdf", &twin);
 
     // Inside the before_upload pause: rewrite and append.
-    // Each change lands right after that file's own pause begins, well inside its window.
-    logged(&sidecar, "reescrito.pdf", "failpoint=\"before_upload\"").await;
-    std::fs::write(&rewrite, &second).unwrap();
-    logged(&sidecar, "anexado.pdf", "failpoint=\"before_upload\"").await;
-    std::fs::OpenOptions::new()
-        .append(true)
-        .open(&append)
-        .unwrap_or_else(|e| panic!("{e}; log:\n{}", sidecar.log_text()))
-        .write_all(&tail)
-        .unwrap();
+    // Each change lands right after that file's own pause begins, well inside its window,
+    // whichever file the daemon reaches first.
+    let (mut rewritten, mut appended) = (false, false);
+    eventually("both files changed inside their upload windows", WAIT, || {
+        let log = sidecar.log_text();
+        let paused = |name: &str| {
+            log.lines().any(|l| {
+                l.contains(&format!("path=\"confrontas/{name}\""))
+                    && l.contains("failpoint=\"before_upload\"")
+            })
+        };
+        if !rewritten && paused("reescrito.pdf") {
+            std::fs::write(&rewrite, &second).unwrap();
+            rewritten = true;
+        }
+        if !appended && paused("anexado.pdf") {
+            std::fs::OpenOptions::new().append(true).open(&append).unwrap().write_all(&tail).unwrap();
+            appended = true;
+        }
+        let done = rewritten && appended;
+        async move { done.then_some(()) }
+    })
+    .await;
     let full = [start.clone(), tail.clone()].concat();
 
     // Inside the before_record pause of reemplazado.pdf: point the row elsewhere.

@@ -413,6 +413,15 @@ impl Sidecar {
         )
     }
 
+    /// Waits until the daemon has finished starting and watches the folder, so files written
+    /// next arrive as events rather than through the start-up walk.
+    pub async fn wait_watching(&self) {
+        eventually("the daemon watches the folder", Duration::from_secs(60), || async {
+            self.log_text().contains("watching").then_some(())
+        })
+        .await;
+    }
+
     pub fn log_text(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()
     }
