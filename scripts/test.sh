@@ -7,6 +7,19 @@ cd "$(dirname "$0")/.."
 
 export CONFRONTA_TEST_PG_URL=${CONFRONTA_TEST_PG_URL:-postgres://root@127.0.0.1:5432/test}
 
+# Debian tools the tests use, installed when missing (this needs root, as on CI): psql, curl,
+# and clamd plus sigtool for the virus-scan tests, which build a one-signature database.
+need_apt=()
+command -v psql > /dev/null || need_apt+=(postgresql-client)
+command -v curl > /dev/null || need_apt+=(curl)
+command -v clamd > /dev/null || need_apt+=(clamav-daemon)
+command -v sigtool > /dev/null || need_apt+=(clamav)
+if ((${#need_apt[@]})); then
+  echo "installing ${need_apt[*]}" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" > /dev/null
+fi
+
 if ! psql "$CONFRONTA_TEST_PG_URL" -qtAc 'select 1' > /dev/null 2>&1; then
   echo "PostgreSQL is not answering at $CONFRONTA_TEST_PG_URL" >&2
   exit 1
@@ -27,7 +40,7 @@ fi
 log=$(mktemp)
 trap 'scripts/s3-test-server.sh stop "$s3_dir"; rm -rf "$s3_dir" "$log"' EXIT
 status=0
-cargo test --features failpoints "$@" 2>&1 | tee "$log" || status=$?
+cargo test --no-fail-fast --features failpoints "$@" 2>&1 | tee "$log" || status=$?
 # The package and the Django end-to-end run use the binaries cargo test just built.
 if [[ -z ${CONFRONTA_TEST_ONLY_CARGO:-} ]]; then
   tests/deb/run.sh 2>&1 | tee -a "$log" || status=$?

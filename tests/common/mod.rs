@@ -376,9 +376,15 @@ impl Sidecar {
     /// Like `start`, as the unprivileged user `uid` (root reads files whatever their mode).
     pub fn start_as(config: &Path, uid: u32, env: &[(&str, &str)]) -> Sidecar {
         use std::os::unix::process::CommandExt;
+        use std::os::unix::fs::PermissionsExt;
         let log = config.with_file_name(format!("sidecar-{}.log", unique("run")));
         let log_file = std::fs::File::create(&log).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_confronta-sync"));
+        // The build folder may sit in a checkout other users cannot enter: run a copy from
+        // beside the config, which the test has opened up.
+        let binary = config.with_file_name("confronta-sync-copy");
+        std::fs::copy(env!("CARGO_BIN_EXE_confronta-sync"), &binary).unwrap();
+        std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let mut command = Command::new(&binary);
         command
             .arg("--config")
             .arg(config)
