@@ -375,8 +375,8 @@ impl Sidecar {
 
     /// Like `start`, as the unprivileged user `uid` (root reads files whatever their mode).
     pub fn start_as(config: &Path, uid: u32, env: &[(&str, &str)]) -> Sidecar {
-        use std::os::unix::process::CommandExt;
         use std::os::unix::fs::PermissionsExt;
+        use std::os::unix::process::CommandExt;
         let log = config.with_file_name(format!("sidecar-{}.log", unique("run")));
         let log_file = std::fs::File::create(&log).unwrap();
         // The build folder may sit in a checkout other users cannot enter: run a copy from
