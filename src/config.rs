@@ -445,8 +445,10 @@ fn default_bucket() -> String {
 fn default_object_name() -> String {
     crate::object_name::DEFAULT_TEMPLATE.into()
 }
+/// 8 MiB parts keep an upload's memory near 8 MiB times the copies the HTTP stack makes, while
+/// staying well above S3's 5 MiB minimum.
 fn default_part_size() -> u64 {
-    16 * 1024 * 1024
+    8 * 1024 * 1024
 }
 
 #[cfg(test)]

@@ -23,6 +23,8 @@ use crate::watch::{walk, WatchHint};
 
 /// How many rows a reconcile pass reads at most; the next pass reads the rest.
 const RECONCILE_BATCH: i64 = 10_000;
+/// First look again for a row that was not committed yet; it doubles from there.
+const ROW_WAIT_INITIAL: Duration = Duration::from_millis(50);
 /// In a one-shot run, a transient failure is retried this many times before it counts.
 const ONE_SHOT_ATTEMPTS: u32 = 4;
 
@@ -257,7 +259,9 @@ impl Scheduler {
                 self.summary.count_reason(&failure, &path);
             }
             Outcome::WaitingForRow => {
-                let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
+                // Django commits the row moments after it saves the file: look again soon, then
+                // back off.
+                let delay = backoff(attempts, ROW_WAIT_INITIAL, self.settings.retry_max);
                 self.retry_later(path.clone(), attempts + 1, delay);
             }
             Outcome::Orphan => {

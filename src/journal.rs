@@ -159,6 +159,8 @@ pub enum JournalError {
 pub struct Journal {
     path: PathBuf,
     connection: Arc<Mutex<Connection>>,
+    /// Feeds the writer thread; `None` for a read-only journal.
+    writer: Option<std::sync::mpsc::Sender<WriteRequest>>,
     /// Held for the process's lifetime: the flock is what stops a second daemon. Read-only and
     /// in-memory journals hold none.
     _lock: Option<Arc<File>>,
@@ -188,11 +190,7 @@ impl Journal {
                 open_connection(path)?
             }
         };
-        Ok(Journal {
-            path: path.to_owned(),
-            connection: Arc::new(Mutex::new(connection)),
-            _lock: Some(Arc::new(lock)),
-        })
+        Ok(Journal::with_writer(path.to_owned(), connection, Some(Arc::new(lock))))
     }
 
     /// Opens an existing journal for reading only, without its lock, so `status` can run
@@ -200,7 +198,12 @@ impl Journal {
     pub fn open_read_only(path: &Path) -> Result<Journal, JournalError> {
         let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| JournalError::Io { path: path.to_owned(), message: e.to_string() })?;
-        Ok(Journal { path: path.to_owned(), connection: Arc::new(Mutex::new(connection)), _lock: None })
+        Ok(Journal {
+            path: path.to_owned(),
+            connection: Arc::new(Mutex::new(connection)),
+            writer: None,
+            _lock: None,
+        })
     }
 
     /// A journal that keeps nothing past the process: for `--dry-run`, which must not write the
@@ -208,7 +211,18 @@ impl Journal {
     pub fn in_memory() -> Result<Journal, JournalError> {
         let path = PathBuf::from(":memory:");
         let connection = open_connection(&path)?;
-        Ok(Journal { path, connection: Arc::new(Mutex::new(connection)), _lock: None })
+        Ok(Journal::with_writer(path, connection, None))
+    }
+
+    fn with_writer(path: PathBuf, connection: Connection, lock: Option<Arc<File>>) -> Journal {
+        let connection = Arc::new(Mutex::new(connection));
+        let (writer, requests) = std::sync::mpsc::channel();
+        let shared = connection.clone();
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || run_writer(shared, requests))
+            .expect("spawn the journal writer thread");
+        Journal { path, connection, writer: Some(writer), _lock: lock }
     }
 
     pub fn path(&self) -> &Path {
@@ -244,47 +258,19 @@ impl Journal {
     }
 
     /// Writes the entry; it is durable when this returns.
+    ///
+    /// Writes from files in flight at the same time share one transaction and one fsync (group
+    /// commit): each caller still returns only once its own entry is on disk.
     pub async fn put(&self, entry: &JournalEntry) -> Result<(), JournalError> {
-        let entry = entry.clone();
-        self.with(move |c| {
-            let hash = entry.hash.as_ref();
-            let identity = entry.identity.as_ref();
-            c.prepare_cached(
-                "INSERT INTO files (path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, \
-                 part_digests, content_type, object_name, attempts, error_class, last_error, first_seen_ms, \
-                 updated_ms, upload_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
-                 ON CONFLICT(path) DO UPDATE SET state = excluded.state, venta_id = excluded.venta_id, \
-                 previous_object = excluded.previous_object, sha256 = excluded.sha256, size = excluded.size, \
-                 dev = excluded.dev, inode = excluded.inode, mtime_ns = excluded.mtime_ns, \
-                 part_digests = excluded.part_digests, content_type = excluded.content_type, \
-                 object_name = excluded.object_name, attempts = excluded.attempts, \
-                 error_class = excluded.error_class, last_error = excluded.last_error, \
-                 first_seen_ms = excluded.first_seen_ms, updated_ms = excluded.updated_ms, upload_ms = excluded.upload_ms",
-            )?
-            .execute(params![
-                entry.path.as_str(),
-                entry.state.as_str(),
-                entry.venta_id,
-                entry.previous_object,
-                hash.map(|h| h.sha256.to_hex()),
-                identity.map(|i| i.size as i64),
-                identity.map(|i| i.dev as i64),
-                identity.map(|i| i.inode as i64),
-                identity.map(|i| i.mtime_ns),
-                hash.map(|h| h.part_digests.iter().map(|d| d.to_hex()).collect::<Vec<_>>().join(",")),
-                hash.map(|h| h.content_type.clone()),
-                entry.object_name,
-                entry.attempts,
-                entry.error_class,
-                entry.last_error,
-                entry.first_seen_ms,
-                // Every write stamps its own time: `updated_ms` says when the state last changed.
-                now_ms(),
-                entry.upload_ms,
-            ])?;
-            Ok(())
-        })
-        .await
+        let io = |message: String| JournalError::Io { path: self.path.clone(), message };
+        let Some(writer) = &self.writer else {
+            return Err(io("the journal is open read-only".into()));
+        };
+        let (done, wait) = tokio::sync::oneshot::channel();
+        writer
+            .send(WriteRequest { entry: entry.clone(), done })
+            .map_err(|_| io("the journal writer stopped".into()))?;
+        wait.await.map_err(|_| io("the journal writer stopped".into()))?.map_err(io)
     }
 
     /// Forgets files removed more than `older_than_ms` ago; their rows and objects are the
@@ -324,6 +310,85 @@ impl Journal {
         })
         .await
     }
+}
+
+/// One entry waiting for the writer thread, and where to say it is durable.
+struct WriteRequest {
+    entry: JournalEntry,
+    done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// The writer thread: takes every request waiting, writes them in one transaction, commits
+/// (one fsync), then answers each. Ends when every `Journal` handle is gone.
+fn run_writer(connection: Arc<Mutex<Connection>>, requests: std::sync::mpsc::Receiver<WriteRequest>) {
+    const MAX_BATCH: usize = 256;
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let result = {
+            let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            write_batch(&guard, batch.iter().map(|r| &r.entry)).map_err(|e| e.to_string())
+        };
+        for request in batch {
+            let _ = request.done.send(result.clone());
+        }
+    }
+}
+
+fn write_batch<'a>(c: &Connection, entries: impl Iterator<Item = &'a JournalEntry>) -> rusqlite::Result<()> {
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let written = entries.map(|entry| upsert(c, entry)).collect::<rusqlite::Result<()>>();
+    match written.and_then(|()| c.execute_batch("COMMIT")) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}
+
+fn upsert(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<()> {
+    let hash = entry.hash.as_ref();
+    let identity = entry.identity.as_ref();
+    c.prepare_cached(
+        "INSERT INTO files (path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, \
+         part_digests, content_type, object_name, attempts, error_class, last_error, first_seen_ms, \
+         updated_ms, upload_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
+         ON CONFLICT(path) DO UPDATE SET state = excluded.state, venta_id = excluded.venta_id, \
+         previous_object = excluded.previous_object, sha256 = excluded.sha256, size = excluded.size, \
+         dev = excluded.dev, inode = excluded.inode, mtime_ns = excluded.mtime_ns, \
+         part_digests = excluded.part_digests, content_type = excluded.content_type, \
+         object_name = excluded.object_name, attempts = excluded.attempts, \
+         error_class = excluded.error_class, last_error = excluded.last_error, \
+         first_seen_ms = excluded.first_seen_ms, updated_ms = excluded.updated_ms, upload_ms = excluded.upload_ms",
+    )?
+    .execute(params![
+        entry.path.as_str(),
+        entry.state.as_str(),
+        entry.venta_id,
+        entry.previous_object,
+        hash.map(|h| h.sha256.to_hex()),
+        identity.map(|i| i.size as i64),
+        identity.map(|i| i.dev as i64),
+        identity.map(|i| i.inode as i64),
+        identity.map(|i| i.mtime_ns),
+        hash.map(|h| h.part_digests.iter().map(|d| d.to_hex()).collect::<Vec<_>>().join(",")),
+        hash.map(|h| h.content_type.clone()),
+        entry.object_name,
+        entry.attempts,
+        entry.error_class,
+        entry.last_error,
+        entry.first_seen_ms,
+        // Every write stamps its own time: `updated_ms` says when the state last changed.
+        now_ms(),
+        entry.upload_ms,
+    ])?;
+    Ok(())
 }
 
 const COLUMNS: &str =
@@ -497,6 +562,20 @@ mod tests {
         assert_eq!(stamped(read), stamped(first.clone()));
         let unfinished: Vec<_> = journal.unfinished().await.unwrap().into_iter().map(stamped).collect();
         assert_eq!(unfinished, vec![stamped(first)]);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn concurrent_writes_share_commits_and_all_land() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.sqlite3")).unwrap();
+        let writes = (0..200).map(|n| {
+            let journal = journal.clone();
+            tokio::spawn(async move { journal.put(&entry(&format!("confrontas/{n}.pdf"))).await })
+        });
+        for write in writes.collect::<Vec<_>>() {
+            write.await.unwrap().unwrap();
+        }
+        assert_eq!(journal.all().await.unwrap().len(), 200);
     }
 
     #[test]
