@@ -342,7 +342,7 @@ fn run_writer(connection: Arc<Mutex<Connection>>, requests: std::sync::mpsc::Rec
 
 fn write_batch<'a>(c: &Connection, entries: impl Iterator<Item = &'a JournalEntry>) -> rusqlite::Result<()> {
     c.execute_batch("BEGIN IMMEDIATE")?;
-    let written = entries.map(|entry| upsert(c, entry)).collect::<rusqlite::Result<()>>();
+    let written = entries.into_iter().try_for_each(|entry| upsert(c, entry));
     match written.and_then(|()| c.execute_batch("COMMIT")) {
         Ok(()) => Ok(()),
         Err(e) => {
