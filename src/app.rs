@@ -419,18 +419,26 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
         crate::telemetry::serve(listen).map_err(|e| Exit::new(exit::CONFIG, e))?;
         info!(%listen, "metrics endpoint serving /metrics");
     }
-    let started = start(&config, JournalUse::Exclusive).await?;
+    // Signals first: a SIGTERM during the start-up checks must stop the daemon cleanly, not kill
+    // it with the default action.
+    let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
+    let (settings_tx, settings_rx) = watch::channel(daemon::LiveSettings::of(&config));
+    let signals =
+        crate::signals::listen(config_path.to_owned(), config.clone(), logging, settings_tx, shutdown_tx)
+            .map_err(|e| Exit::new(exit::FAILURES, format!("cannot install signal handlers: {e}")))?;
+    let started = tokio::select! {
+        started = start(&config, JournalUse::Exclusive) => started?,
+        _ = shutdown_rx.changed() => {
+            info!("stopped during start-up");
+            return Ok(exit::OK);
+        }
+    };
     // Thirty days of finished files are enough for `status`'s upload times.
     match started.pipeline.journal().prune_removed(30 * 24 * 3600 * 1000).await {
         Ok(0) => {}
         Ok(pruned) => info!(pruned, "forgot journal entries of files removed over 30 days ago"),
         Err(e) => warn!(error = %e, "could not prune the journal"),
     }
-    let (shutdown_tx, shutdown_rx) = watch::channel(false);
-    let (settings_tx, settings_rx) = watch::channel(daemon::LiveSettings::of(&config));
-    let signals =
-        crate::signals::listen(config_path.to_owned(), config.clone(), logging, settings_tx, shutdown_tx)
-            .map_err(|e| Exit::new(exit::FAILURES, format!("cannot install signal handlers: {e}")))?;
 
     let (hint_tx, hint_rx) = mpsc::channel(4096);
     let overflowed = Arc::new(AtomicBool::new(false));

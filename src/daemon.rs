@@ -90,6 +90,9 @@ enum Mode {
 struct Pending {
     due: Instant,
     attempts: u32,
+    /// A transient failure set `due`: hints must not cut the backoff (and its jitter) short, or
+    /// every reconcile pass during an outage would retry every waiting file at once.
+    backing_off: bool,
 }
 
 /// Paths waiting for their time, paths in flight, and the tasks running them.
@@ -157,13 +160,13 @@ impl Scheduler {
         }
         let due = Instant::now() + self.settle_remaining(&path);
         match self.pending.get_mut(&path) {
-            Some(pending) if pending.due <= due => {}
+            Some(pending) if pending.due <= due || pending.backing_off => {}
             Some(pending) => {
                 pending.due = due;
                 self.timers.push(Reverse((due, path)));
             }
             None => {
-                self.pending.insert(path.clone(), Pending { due, attempts: 0 });
+                self.pending.insert(path.clone(), Pending { due, attempts: 0, backing_off: false });
                 self.timers.push(Reverse((due, path)));
             }
         }
@@ -183,9 +186,11 @@ impl Scheduler {
         self.settings.settle.saturating_sub(age)
     }
 
-    fn retry_later(&mut self, path: RelativeMediaPath, attempts: u32, delay: Duration) {
+    /// Schedules another run after `delay`. With `backing_off`, hints cannot bring it forward
+    /// (a transient failure); without, they can (waiting for a row, which a hint may announce).
+    fn retry_later(&mut self, path: RelativeMediaPath, attempts: u32, delay: Duration, backing_off: bool) {
         let due = Instant::now() + delay;
-        self.pending.insert(path.clone(), Pending { due, attempts });
+        self.pending.insert(path.clone(), Pending { due, attempts, backing_off });
         self.timers.push(Reverse((due, path)));
     }
 
@@ -262,16 +267,16 @@ impl Scheduler {
                 // Django commits the row moments after it saves the file: look again soon, then
                 // back off.
                 let delay = backoff(attempts, ROW_WAIT_INITIAL, self.settings.retry_max);
-                self.retry_later(path.clone(), attempts + 1, delay);
+                self.retry_later(path.clone(), attempts + 1, delay, false);
             }
             Outcome::Orphan => {
                 self.summary.orphans += 1;
-                self.retry_later(path.clone(), attempts, self.settings.retry_max);
+                self.retry_later(path.clone(), attempts, self.settings.retry_max, false);
             }
             Outcome::Busy if one_shot => self.summary.busy += 1,
             Outcome::Busy => {
                 let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
-                self.retry_later(path.clone(), attempts + 1, delay);
+                self.retry_later(path.clone(), attempts + 1, delay, true);
             }
             Outcome::Retry(failure) => {
                 if one_shot && attempts + 1 >= ONE_SHOT_ATTEMPTS {
@@ -279,7 +284,7 @@ impl Scheduler {
                     self.summary.count_reason(&failure, &path);
                 } else {
                     let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
-                    self.retry_later(path.clone(), attempts + 1, delay);
+                    self.retry_later(path.clone(), attempts + 1, delay, true);
                 }
             }
             Outcome::Kept(failure) => {
@@ -480,13 +485,7 @@ pub async fn run(
             warn!("watcher events were dropped; walking the folder");
             scheduler.offer_walk(&dir);
         }
-        let next_due = scheduler.next_due();
-        let sleep = async {
-            match next_due {
-                Some(due) => tokio::time::sleep_until(due.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = sleep_until(scheduler.next_due());
         tokio::select! {
             _ = shutdown.changed() => break Stop::Finished,
             hint = hints.recv() => match hint {
@@ -534,6 +533,14 @@ pub async fn run(
     (stop, scheduler.summary)
 }
 
+/// Sleeps until `due`, or forever when nothing is scheduled.
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(due) => tokio::time::sleep_until(due.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
 /// The one-shot catch-up: every file in the folder and every row still pointing at a local
 /// file, through the same pipeline, then stop. At most `limit` files are run.
 pub async fn rescan(
@@ -566,13 +573,7 @@ pub async fn rescan(
         if scheduler.idle() {
             break Stop::Finished;
         }
-        let next_due = scheduler.next_due();
-        let sleep = async {
-            match next_due {
-                Some(due) => tokio::time::sleep_until(due.into()).await,
-                None => std::future::pending().await,
-            }
-        };
+        let sleep = sleep_until(scheduler.next_due());
         tokio::select! {
             _ = shutdown.changed() => break Stop::Finished,
             Some(joined) = scheduler.tasks.join_next(), if !scheduler.tasks.is_empty() => {

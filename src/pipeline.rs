@@ -207,6 +207,28 @@ impl Pipeline {
             entry.identity = Some(identity);
         }
 
+        // A crash (or a lost reply) between the row's compare-and-set and the `recorded` journal
+        // write leaves the entry `uploaded` or `verified` while the row already points at our
+        // object. The row no longer names this path, so matching by path would never find it:
+        // ask for the row by id first.
+        if matches!(entry.state, FileState::Uploaded | FileState::Verified) {
+            if let (Some(venta_id), Some(object)) = (entry.venta_id, entry.object_name.clone()) {
+                match self.db.get(venta_id).await {
+                    Ok(Some(row)) if row.minio_object_name.as_deref() == Some(object.as_str()) => {
+                        let span = tracing::Span::current();
+                        span.record("venta_id", venta_id);
+                        span.record("object", object.as_str());
+                        info!("the row was recorded before the last stop; finishing the removal");
+                        entry.state = FileState::Recorded;
+                        self.put(&entry).await?;
+                        return self.finish_recorded(entry, RowCheck::JustRecorded).await;
+                    }
+                    Ok(_) => {}
+                    Err(e) => return Ok(self.db_failure(e)),
+                }
+            }
+        }
+
         // Match: the row whose `confronta` is this path.
         let row = match self.match_row(&mut entry, now).await? {
             Ok(row) => row,

@@ -215,13 +215,16 @@ fn classify_state(code: &SqlState) -> DbErrorKind {
     if text.starts_with("08")  // connection exception
         || text.starts_with("57") // operator intervention: admin shutdown, pg_terminate_backend
         || text.starts_with("53") // insufficient resources: too many connections
+        // Invalid authorization: a refused login mid-run (a role disabled, a password being
+        // rotated) is an outage to wait out. At start-up every database error stops the
+        // daemon anyway (exit code 3), so a wrong password is still reported at once.
+        || text.starts_with("28")
         || *code == SqlState::T_R_SERIALIZATION_FAILURE
         || *code == SqlState::T_R_DEADLOCK_DETECTED
         || *code == SqlState::LOCK_NOT_AVAILABLE
     {
         DbErrorKind::Unavailable
-    } else if text.starts_with("28") // invalid authorization
-        || text.starts_with("3D") // invalid catalog name: no such database
+    } else if text.starts_with("3D") // invalid catalog name: no such database
         || *code == SqlState::UNDEFINED_TABLE
         || *code == SqlState::UNDEFINED_COLUMN
     {

@@ -354,64 +354,54 @@ pub struct Sidecar {
 }
 
 impl Sidecar {
-    pub fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Sidecar {
-        let log = config.with_file_name(format!("sidecar-{}.log", unique("run")));
-        let log_file = std::fs::File::create(&log).unwrap();
-        let mut command = Command::new(env!("CARGO_BIN_EXE_confronta-sync"));
+    /// The daemon's command line as every test runs it: debug logs, no secret from the
+    /// environment, no standard input.
+    fn command(binary: &Path, config: &Path, args: &[&str], env: &[(&str, &str)]) -> Command {
+        let mut command = Command::new(binary);
         command
             .arg("--config")
             .arg(config)
             .args(args)
             .env("RUST_LOG", "confronta_sync=debug")
             .env_remove("CONFRONTA_SYNC_SECRET_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file);
+            .stdin(Stdio::null());
         for (key, value) in env {
             command.env(key, value);
         }
-        Sidecar { child: command.spawn().unwrap(), log }
+        command
+    }
+
+    /// Starts the daemon with stderr going to a log file beside the config.
+    fn spawn(mut command: Command, config: &Path) -> Sidecar {
+        let log = config.with_file_name(format!("sidecar-{}.log", unique("run")));
+        let log_file = std::fs::File::create(&log).unwrap();
+        let child = command.stdout(Stdio::null()).stderr(log_file).spawn().unwrap();
+        Sidecar { child, log }
+    }
+
+    pub fn start(config: &Path, args: &[&str], env: &[(&str, &str)]) -> Sidecar {
+        let binary = Path::new(env!("CARGO_BIN_EXE_confronta-sync"));
+        Sidecar::spawn(Sidecar::command(binary, config, args, env), config)
     }
 
     /// Like `start`, as the unprivileged user `uid` (root reads files whatever their mode).
     pub fn start_as(config: &Path, uid: u32, env: &[(&str, &str)]) -> Sidecar {
         use std::os::unix::fs::PermissionsExt;
         use std::os::unix::process::CommandExt;
-        let log = config.with_file_name(format!("sidecar-{}.log", unique("run")));
-        let log_file = std::fs::File::create(&log).unwrap();
         // The build folder may sit in a checkout other users cannot enter: run a copy from
         // beside the config, which the test has opened up.
         let binary = config.with_file_name("confronta-sync-copy");
         std::fs::copy(env!("CARGO_BIN_EXE_confronta-sync"), &binary).unwrap();
         std::fs::set_permissions(&binary, std::fs::Permissions::from_mode(0o755)).unwrap();
-        let mut command = Command::new(&binary);
-        command
-            .arg("--config")
-            .arg(config)
-            .env("RUST_LOG", "confronta_sync=debug")
-            .env_remove("CONFRONTA_SYNC_SECRET_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(log_file)
-            .uid(uid)
-            .gid(uid);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        Sidecar { child: command.spawn().unwrap(), log }
+        let mut command = Sidecar::command(&binary, config, &[], env);
+        command.uid(uid).gid(uid);
+        Sidecar::spawn(command, config)
     }
 
     /// Runs the binary to completion and returns (exit code, stdout, stderr).
     pub fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
-        let output = Command::new(env!("CARGO_BIN_EXE_confronta-sync"))
-            .arg("--config")
-            .arg(config)
-            .args(args)
-            .env("RUST_LOG", "confronta_sync=debug")
-            .env_remove("CONFRONTA_SYNC_SECRET_KEY")
-            .stdin(Stdio::null())
-            .output()
-            .unwrap();
+        let binary = Path::new(env!("CARGO_BIN_EXE_confronta-sync"));
+        let output = Sidecar::command(binary, config, args, &[]).output().unwrap();
         (
             output.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&output.stdout).into_owned(),
