@@ -1,0 +1,967 @@
+//! The reliability harness (issue 5): nothing is lost, corrupted or overwritten, whatever
+//! happens to the daemon, the object store or the database.
+//!
+//! - crash injection: kill -9 at every pipeline failpoint, inside the record statement, with a
+//!   probability at every failpoint, and from outside at random instants;
+//! - outages: the S3 server stopped for 30 s, PostgreSQL backends cut and logins refused, a
+//!   node of a 3-node garage cluster lost;
+//! - several sidecars: two daemons on one folder, two on two folders sharing one database, and
+//!   a second daemon refused on a running daemon's journal.
+//!
+//! The quick variant runs in `cargo test --features failpoints` (the README's test command);
+//! `scripts/reliability.sh` runs the large one (`CONFRONTA_RELIABILITY=large`) and writes
+//! `docs/reliability.md`. Each case writes its row (case, expected, observed) to the table.
+//! The cases use the shared S3 test server (`CONFRONTA_TEST_S3_*`) except those that stop a
+//! server, which start their own garage on 127.0.0.1:39410-39499.
+
+#![cfg(feature = "failpoints")]
+
+mod common;
+mod reliability_support;
+
+use std::collections::{BTreeMap, HashMap};
+use std::os::unix::process::ExitStatusExt;
+use std::process::ExitStatus;
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+
+use common::Sidecar;
+use reliability_support::bench::{
+    count_lines, journal_states, Bench, Phase, Site, SiteOptions, SizeMix, Tally, Target,
+};
+use reliability_support::garage::{single_node, wait_ready, Cluster};
+use reliability_support::metrics::{scrape, sum, uploads};
+use reliability_support::pg::{admin, DaemonRole};
+use reliability_support::report::{format_duration, run_case, variant, Record};
+
+/// Waits for the daemon to exit, at most `limit`.
+async fn wait_exit(sidecar: &mut Sidecar, limit: Duration) -> Option<ExitStatus> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(status) = sidecar.child.try_wait().unwrap() {
+            return Some(status);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn describe_exit(status: Option<ExitStatus>) -> String {
+    match status {
+        None => "still running".into(),
+        Some(s) => match (s.code(), s.signal()) {
+            (Some(code), _) => format!("exit code {code}"),
+            (_, Some(signal)) => format!("signal {signal}"),
+            _ => format!("{s}"),
+        },
+    }
+}
+
+fn running(sidecar: &mut Sidecar) -> bool {
+    sidecar.child.try_wait().unwrap().is_none()
+}
+
+/// The last lines of a daemon's log that are not debug chatter, for a failure message.
+fn last_error_line(log: &str) -> String {
+    log.lines()
+        .rev()
+        .find(|line| line.contains("ERROR"))
+        .or_else(|| log.lines().rev().find(|line| line.contains("WARN")))
+        .unwrap_or("")
+        .chars()
+        .take(400)
+        .collect()
+}
+
+/// Journal states of the entries still in flight, added up over kills.
+fn add_states(histogram: &mut BTreeMap<String, usize>, journal: &std::path::Path) {
+    for state in journal_states(journal).into_values() {
+        if matches!(state.as_str(), "hashed" | "uploaded" | "verified" | "recorded") {
+            *histogram.entry(state).or_default() += 1;
+        }
+    }
+}
+
+fn histogram_text(histogram: &BTreeMap<String, usize>) -> String {
+    if histogram.is_empty() {
+        return "none".into();
+    }
+    ["hashed", "uploaded", "verified", "recorded"]
+        .iter()
+        .filter_map(|state| histogram.get(*state).map(|n| format!("{state} {n}")))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Ends a case: keeps the logs on a failure (or with `CONFRONTA_RELIABILITY_KEEP_LOGS=1`),
+/// deletes the case's objects on success.
+async fn finish(bench: &Bench, record: &Record) {
+    if record.failed() || std::env::var_os("CONFRONTA_RELIABILITY_KEEP_LOGS").is_some() {
+        bench.keep_logs();
+    }
+    if !record.failed() {
+        bench.cleanup().await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. Crash injection at each failpoint.
+
+/// What a file looks like when the daemon was killed at `failpoint` while working on it.
+fn signature(failpoint: &str, s: &reliability_support::bench::FileStatus) -> bool {
+    let journal = s.journal.as_deref();
+    match failpoint {
+        "before_upload" => journal == Some("hashed") && !s.object && s.row_initial && s.local,
+        "after_upload" => journal == Some("uploaded") && s.object && s.row_initial && s.local,
+        "before_record" => journal == Some("verified") && s.object && s.row_initial && s.local,
+        "after_record" | "before_remove" => {
+            journal == Some("recorded") && s.object && s.row_recorded && s.local
+        }
+        "after_remove" => journal == Some("recorded") && s.object && s.row_recorded && !s.local,
+        other => panic!("unknown failpoint {other}"),
+    }
+}
+
+async fn kill_at_failpoint(record: Record, id: &'static str, failpoint: &'static str) {
+    let v = variant();
+    let mut bench = Bench::new(id, Target::shared()).await;
+    // One file in flight, so the kill lands exactly at the failpoint with every other file
+    // either moved or untouched; the random-kill cases run four at once.
+    let site = bench.site("a", SiteOptions { max_in_flight: 1, ..SiteOptions::default() });
+    let count = v.pick(12, 60);
+    let files = bench.plan_files(&site, count, SizeMix { multipart_every: v.pick(Some(6), Some(15)) }).await;
+    bench.write_now(&files);
+
+    let spec = format!("{failpoint}=return(kill)");
+    let mut daemon = Sidecar::start(&site.config, &[], &[("FAILPOINTS", spec.as_str())]);
+    let status = wait_exit(&mut daemon, Duration::from_secs(90)).await;
+    let log = daemon.log_text();
+    record.check(
+        status.and_then(|s| s.signal()) == Some(libc::SIGKILL),
+        format!("the daemon should die by SIGKILL at {failpoint}, but: {}", describe_exit(status)),
+    );
+    record.check(
+        count_lines(&log, &["killed by failpoint", failpoint]) == 1,
+        format!("the log should say it was killed at {failpoint}"),
+    );
+    if status.is_none() {
+        daemon.kill9();
+    }
+
+    let statuses = bench.statuses(&site.journal).await;
+    let hit = statuses.iter().filter(|s| signature(failpoint, s)).count();
+    let mut states = BTreeMap::new();
+    add_states(&mut states, &site.journal);
+    record.check(hit >= 1, format!("no file was left in the state {failpoint} implies ({statuses:?})"));
+    let at_kill = bench.check(Phase::Instant).await;
+    record.note(format!(
+        "{count} files; killed by SIGKILL at {failpoint} with {hit} file(s) in its state (in-flight journal states: {}); at the kill: {} moved, {} untouched, {} recorded awaiting removal, {} uploaded awaiting record; {}",
+        histogram_text(&states),
+        at_kill.moved,
+        at_kill.untouched,
+        at_kill.pending_removal,
+        at_kill.unrecorded_objects,
+        at_kill.summary()
+    ));
+    at_kill.check_into(&record, "at the kill");
+
+    let mut daemon = Sidecar::start(&site.config, &[], &[]);
+    let drained = bench.wait_moved(&files, Duration::from_secs(90)).await;
+    record.check(drained, "after the restart every file should be moved within 90 s");
+    record.check(running(&mut daemon), "the restarted daemon should keep running");
+    let after = bench.check(Phase::Final).await;
+    record.note(format!(
+        "after the restart: {}/{count} moved, {} objects, every row written once: {}; {}",
+        after.moved,
+        after.objects,
+        after.written_twice == 0,
+        after.summary()
+    ));
+    after.check_into(&record, "after the restart");
+    let code = daemon.terminate();
+    record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+    finish(&bench, &record).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_before_upload() {
+    run_case("kill_before_upload", |r| kill_at_failpoint(r, "kill_before_upload", "before_upload")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_after_upload() {
+    run_case("kill_after_upload", |r| kill_at_failpoint(r, "kill_after_upload", "after_upload")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_before_record() {
+    run_case("kill_before_record", |r| kill_at_failpoint(r, "kill_before_record", "before_record")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_after_record() {
+    run_case("kill_after_record", |r| kill_at_failpoint(r, "kill_after_record", "after_record")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_before_remove() {
+    run_case("kill_before_remove", |r| kill_at_failpoint(r, "kill_before_remove", "before_remove")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_after_remove() {
+    run_case("kill_after_remove", |r| kill_at_failpoint(r, "kill_after_remove", "after_remove")).await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. Kill -9 inside the record statement.
+
+/// The record is one UPDATE, so the only "inside" is while PostgreSQL runs it. The harness
+/// holds the row's lock so the daemon's UPDATE waits in the server, kills the daemon there,
+/// then either (a) terminates the dead daemon's backend first, so the UPDATE is rolled back, or
+/// (b) releases the lock first, so the UPDATE the daemon sent commits after the daemon died
+/// (PostgreSQL finishes a statement it has fully received). Either way the restarted daemon
+/// must end with the file moved and the row written once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn record_transaction() {
+    run_case("record_transaction", |record| async move {
+        let mut bench = Bench::new("record_transaction", Target::shared()).await;
+        let role = DaemonRole::create(&bench.db, "rec").await;
+        let site = bench.site("a", SiteOptions { db_url: Some(role.url()), ..SiteOptions::default() });
+        let pg = common::pg_connect(&common::pg_base_url()).await;
+        let schema = bench.schema().to_owned();
+
+        for (round, commit_after_kill) in [("a", false), ("b", true)] {
+            let files = bench.plan_files(&site, 1, SizeMix { multipart_every: None }).await;
+            let file = bench.files[files[0]].clone();
+            // Hold the row's lock in an open transaction so the daemon's UPDATE blocks.
+            pg.batch_execute(&format!(
+                "BEGIN; SELECT 1 FROM {schema}.telefonica_ventaportabilidad WHERE id = {} FOR UPDATE",
+                file.id
+            ))
+            .await
+            .unwrap();
+            bench.write_now(&files);
+            let mut daemon = Sidecar::start(&site.config, &[], &[]);
+            let deadline = Instant::now() + Duration::from_secs(60);
+            let mut blocked = false;
+            while Instant::now() < deadline {
+                if role.blocked_updates(&bench.db).await >= 1 {
+                    blocked = true;
+                    break;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+            record.check(blocked, format!("round {round}: the daemon's UPDATE never waited on the row lock"));
+            daemon.kill9();
+            if !commit_after_kill {
+                role.terminate_backends(&bench.db).await;
+                let gone = wait_until(Duration::from_secs(10), || async { role.backends(&bench.db).await == 0 }).await;
+                record.check(gone, format!("round {round}: the dead daemon's backend did not go away"));
+            }
+            pg.batch_execute("COMMIT").await.unwrap();
+            // The dead daemon's backend finishes (or has rolled back) its statement and exits.
+            let gone = wait_until(Duration::from_secs(10), || async { role.backends(&bench.db).await == 0 }).await;
+            record.check(gone, format!("round {round}: the dead daemon's backend did not exit"));
+            let row = bench.db.row(file.id).await.unwrap();
+            let journal = journal_states(&site.journal).get(&file.rel).cloned().unwrap_or_default();
+            let what = if row.subido {
+                "the UPDATE sent before the kill committed after it (row recorded)"
+            } else {
+                "the UPDATE was rolled back with the backend (row unchanged)"
+            };
+            let mut daemon = Sidecar::start(&site.config, &[], &[]);
+            let moved = bench.wait_moved(&files, Duration::from_secs(30)).await;
+            let journal_after = journal_states(&site.journal).get(&file.rel).cloned().unwrap_or_default();
+            record.note(format!(
+                "round {round} ({}): killed while the UPDATE waited; {what}, journal `{journal}`; after the restart the file was {} (journal `{journal_after}`)",
+                if commit_after_kill { "lock released after the kill" } else { "backend terminated before the lock was released" },
+                if moved { "moved" } else { "still on disk after 30 s" }
+            ));
+            record.check(
+                moved,
+                format!(
+                    "round {round}: after the restart the file should be moved, but it is still on disk with the row {} and the journal `{journal_after}`",
+                    if row.subido { "already recorded" } else { "unchanged" }
+                ),
+            );
+            record.check(running(&mut daemon), format!("round {round}: the restarted daemon should keep running"));
+            let code = daemon.terminate();
+            record.check(code == Some(0), format!("round {round}: SIGTERM should stop the daemon with 0, got {code:?}"));
+        }
+        let after = bench.check(Phase::Final).await;
+        record.note(format!("at the end: {}", after.summary()));
+        after.check_into(&record, "at the end");
+        finish(&bench, &record).await;
+        drop(role);
+    })
+    .await;
+}
+
+async fn wait_until<F, Fut>(limit: Duration, mut check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let deadline = Instant::now() + limit;
+    loop {
+        if check().await {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Kill -9 with a probability at every failpoint, restarting until everything moved.
+
+const FAILPOINTS: [&str; 6] =
+    ["before_upload", "after_upload", "before_record", "after_record", "before_remove", "after_remove"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_random_failpoints() {
+    run_case("kill_random_failpoints", |record| async move {
+        let v = variant();
+        let mut bench = Bench::new("kill_random_failpoints", Target::shared()).await;
+        let site = bench.site("a", SiteOptions::default());
+        let count = v.pick(60, 300);
+        let percent = 3;
+        let files = bench.plan_files(&site, count, SizeMix { multipart_every: Some(50) }).await;
+        let writer = bench.spawn_writer(&files, Duration::from_millis(v.pick(40, 40)));
+        let spec = FAILPOINTS.map(|fp| format!("{fp}={percent}%return(kill)")).join(";");
+
+        let mut kills: BTreeMap<&str, usize> = BTreeMap::new();
+        let mut tally = Tally::default();
+        let mut states = BTreeMap::new();
+        let mut runs = 0;
+        let started = Instant::now();
+        loop {
+            runs += 1;
+            let mut daemon = Sidecar::start(&site.config, &[], &[("FAILPOINTS", spec.as_str())]);
+            let mut progress = (bench.moved_count(&files).await, Instant::now());
+            let mut stuck = false;
+            let status = loop {
+                if let Some(status) = daemon.child.try_wait().unwrap() {
+                    break Some(status);
+                }
+                let moved = bench.moved_count(&files).await;
+                if writer.is_finished() && moved == count {
+                    break None;
+                }
+                if moved != progress.0 {
+                    progress = (moved, Instant::now());
+                } else if writer.is_finished() && progress.1.elapsed() > reliability_support::bench::STALL {
+                    stuck = true;
+                    break None;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            };
+            match status {
+                None => {
+                    record.check(
+                        !stuck,
+                        format!(
+                            "the daemon is idle with {} files not moved (no progress for {} s)",
+                            count - progress.0,
+                            reliability_support::bench::STALL.as_secs()
+                        ),
+                    );
+                    let code = daemon.terminate();
+                    record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+                    break;
+                }
+                Some(status) => {
+                    let log = daemon.log_text();
+                    let at = FAILPOINTS.iter().find(|fp| count_lines(&log, &["killed by failpoint", fp]) > 0);
+                    let by_kill = status.signal() == Some(libc::SIGKILL) && at.is_some();
+                    if !record.check(
+                        by_kill,
+                        format!("run {runs} ended with {} ({})", describe_exit(Some(status)), last_error_line(&log)),
+                    ) {
+                        break;
+                    }
+                    *kills.entry(at.unwrap()).or_default() += 1;
+                    add_states(&mut states, &site.journal);
+                    tally.add(&bench.check(Phase::Instant).await);
+                }
+            }
+            if !record.check(runs < 400, "still not drained after 400 runs") {
+                break;
+            }
+        }
+        writer.join().unwrap();
+        let after = bench.check(Phase::Final).await;
+        let total: usize = kills.values().sum();
+        record.note(format!(
+            "{count} files, {percent}% kill chance at each of the 6 failpoints: {total} kills over {runs} runs in {} ({}); in-flight journal states at the kills: {}",
+            format_duration(started.elapsed()),
+            kills.iter().map(|(fp, n)| format!("{fp} {n}")).collect::<Vec<_>>().join(", "),
+            histogram_text(&states)
+        ));
+        record.note(format!(
+            "after every kill ({} checks): lost {}, wrong bytes {}, overwritten {}, rows pointing at a missing object {}, other {}",
+            tally.checks, tally.lost, tally.wrong_bytes, tally.overwritten, tally.dangling, tally.other
+        ));
+        record.check(tally.bad() == 0, format!("invariants broken at a kill: {:?}", tally.examples));
+        record.check(total >= v.pick(3, 20), format!("too few kills ({total}) to mean anything"));
+        record.note(format!("at the end: {}/{count} moved, {} objects; {}", after.moved, after.objects, after.summary()));
+        after.check_into(&record, "at the end");
+        finish(&bench, &record).await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. SIGKILL from outside at random instants.
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_random_instants() {
+    run_case("kill_random_instants", |record| async move {
+        let v = variant();
+        let mut bench = Bench::new("kill_random_instants", Target::shared()).await;
+        let site = bench.site("a", SiteOptions::default());
+        let count = v.pick(200, 1000);
+        let files = bench.plan_files(&site, count, SizeMix { multipart_every: Some(100) }).await;
+        // A tenth is on disk before the first start (a backlog); the rest arrives while the
+        // daemon runs, dies and restarts.
+        let backlog = count / 10;
+        bench.write_now(&files[..backlog]);
+        let writer = bench.spawn_writer(&files[backlog..], Duration::from_millis(v.pick(50, 45)));
+        let (min_delay, max_delay) = (150u64, 1500u64);
+        let min_kills = v.pick(15, 80);
+        let started = Instant::now();
+        let mut tally = Tally::default();
+        let mut states = BTreeMap::new();
+        let mut kills = 0;
+        let mut early_exits = 0;
+        loop {
+            let mut daemon = Sidecar::start(&site.config, &[], &[]);
+            let delay = bench.rng.random_range(min_delay..max_delay);
+            tokio::time::sleep(Duration::from_millis(delay)).await;
+            if !running(&mut daemon) {
+                early_exits += 1;
+                let status = daemon.child.try_wait().unwrap();
+                record.check(
+                    false,
+                    format!("the daemon exited by itself ({}): {}", describe_exit(status), last_error_line(&daemon.log_text())),
+                );
+                break;
+            }
+            daemon.kill9();
+            kills += 1;
+            add_states(&mut states, &site.journal);
+            tally.add(&bench.check(Phase::Instant).await);
+            // Kill for as long as files arrive, and at least `min_kills` times.
+            if writer.is_finished() && kills >= min_kills {
+                break;
+            }
+        }
+        writer.join().unwrap();
+        let kill_phase = started.elapsed();
+        let moved_by_kill_phase = bench.moved_count(&files).await;
+        let mut daemon = Sidecar::start(&site.config, &[], &[]);
+        let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(120, 300))).await;
+        record.check(drained, "the last run should drain every file");
+        record.check(running(&mut daemon), "the last daemon should keep running");
+        let after = bench.check(Phase::Final).await;
+        let code = daemon.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        record.note(format!(
+            "{count} files ({backlog} before the first start, the rest while it ran), {kills} SIGKILLs {min_delay}-{max_delay} ms after each start over {} ({moved_by_kill_phase} moved by then); in-flight journal states at the kills: {}; files seen at a kill with the row recorded and the local file not yet removed {}, with the object uploaded and the row not yet recorded {}",
+            format_duration(kill_phase),
+            histogram_text(&states),
+            tally.pending_removal_seen.len(),
+            tally.unrecorded_seen.len()
+        ));
+        record.note(format!(
+            "after every kill ({} checks): lost {}, wrong bytes {}, overwritten {}, rows pointing at a missing object {}, other {}",
+            tally.checks, tally.lost, tally.wrong_bytes, tally.overwritten, tally.dangling, tally.other
+        ));
+        record.check(tally.bad() == 0, format!("invariants broken at a kill: {:?}", tally.examples));
+        record.check(kills >= min_kills && early_exits == 0, format!("{kills} kills, {early_exits} early exits"));
+        record.note(format!("at the end: {}/{count} moved, {} objects (= files: {}); {}", after.moved, after.objects, after.objects == count, after.summary()));
+        after.check_into(&record, "at the end");
+        finish(&bench, &record).await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Outages.
+
+/// Per file, the seconds between its successive "will retry" lines for `reason`.
+fn retry_intervals(log: &str, reason: &str) -> Vec<(String, f64)> {
+    let mut last: HashMap<String, f64> = HashMap::new();
+    let mut out = Vec::new();
+    for line in log.lines().filter(|l| l.contains("will retry") && l.contains(reason)) {
+        let Some(at) = line.split_whitespace().next().and_then(parse_timestamp) else { continue };
+        let Some(path) =
+            line.split("path=").nth(1).map(|rest| rest.split([' ', '}']).next().unwrap_or("").to_owned())
+        else {
+            continue;
+        };
+        if let Some(previous) = last.insert(path.clone(), at) {
+            out.push((path, at - previous));
+        }
+    }
+    out
+}
+
+/// How many times a file can fail within `window` seconds when each wait is at least 75 % of
+/// `initial` doubled per attempt and capped at `cap`.
+fn max_retries_within(window: f64, initial: f64, cap: f64) -> usize {
+    let (mut elapsed, mut attempts) = (0.0, 0);
+    loop {
+        elapsed += 0.75 * (initial * 2f64.powi(attempts as i32)).min(cap);
+        if elapsed > window {
+            return attempts + 1;
+        }
+        attempts += 1;
+    }
+}
+
+/// Seconds since midnight of an RFC 3339 timestamp (`2026-11-26T19:12:45.568123Z`).
+fn parse_timestamp(text: &str) -> Option<f64> {
+    let time = text.split('T').nth(1)?.trim_end_matches('Z');
+    let mut parts = time.split(':');
+    let h: f64 = parts.next()?.parse().ok()?;
+    let m: f64 = parts.next()?.parse().ok()?;
+    let s: f64 = parts.next()?.trim_end_matches(|c: char| !c.is_ascii_digit()).parse().ok()?;
+    Some(h * 3600.0 + m * 60.0 + s)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_outage() {
+    run_case("s3_outage", |record| async move {
+        let v = variant();
+        let temp = tempfile::Builder::new().prefix("rel-s3-").tempdir().unwrap();
+        let mut garage = single_node(&temp.path().join("garage")).await;
+        let mut bench = Bench::new("s3_outage", Target::at(&garage.endpoint())).await;
+        let site = bench.site(
+            "a",
+            SiteOptions { metrics: true, retry_initial_ms: 500, retry_max_s: 8, ..SiteOptions::default() },
+        );
+        let count = v.pick(60, 300);
+        let outage = Duration::from_secs(30);
+        let files = bench.plan_files(&site, count, SizeMix { multipart_every: Some(30) }).await;
+        let first = count / 3;
+        bench.write_now(&files[..first]);
+        let mut daemon = Sidecar::start(&site.config, &[], &[]);
+        let some = wait_until(Duration::from_secs(60), || async { bench.moved_count(&files).await >= first / 2 }).await;
+        record.check(some, "files should move before the outage");
+        // The rest arrives during and after the outage.
+        let writer = bench.spawn_writer(&files[first..], (outage + Duration::from_secs(5)) / (count - first) as u32);
+
+        garage.stop();
+        let down_at = Instant::now();
+        let moved_at_stop = bench.moved_count(&files).await;
+        let mut saw_down_gauge = false;
+        while down_at.elapsed() < outage {
+            if let Some(series) = site.metrics_port.and_then(scrape) {
+                saw_down_gauge |= sum(&series, "confronta_up", &["service=\"s3\""]) == 0.0;
+            }
+            record.check(running(&mut daemon), "the daemon should stay up during the S3 outage");
+            if !running(&mut daemon) {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+        }
+        let moved_during = bench.moved_count(&files).await;
+        garage.start();
+        wait_ready(&garage.endpoint(), Duration::from_secs(30)).await;
+        let up_at = Instant::now();
+        let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(90, 180))).await;
+        let drain_time = up_at.elapsed();
+        writer.join().unwrap();
+        record.check(drained, "every file should move once the S3 server is back");
+        record.check(running(&mut daemon), "the daemon should still be running after the outage");
+        let series = site.metrics_port.and_then(scrape).unwrap_or_default();
+        let log = daemon.log_text();
+        let down_lines = count_lines(&log, &["service unavailable", "object store"]);
+        let up_lines = count_lines(&log, &["service recovered", "object store"]);
+        let failed_attempts = sum(&series, "confronta_errors_total", &["reason=\"s3_unavailable\""]);
+        let uploaded = uploads(&series);
+        // Backoff: retry_initial 0.5 s doubling to retry_max 8 s, each wait ±25 %. Within the
+        // outage a file can fail at most `bound` times; waits at the cap must be jittered.
+        let window = up_at - down_at;
+        let bound = max_retries_within(window.as_secs_f64(), 0.5, 8.0) + 2;
+        let intervals = retry_intervals(&log, "s3_unavailable");
+        let mut per_file: HashMap<&str, Vec<f64>> = HashMap::new();
+        for (path, seconds) in &intervals {
+            per_file.entry(path.as_str()).or_default().push(*seconds);
+        }
+        let (busiest, max_retries) = per_file
+            .iter()
+            .map(|(path, waits)| (*path, waits.len()))
+            .max_by_key(|(_, n)| *n)
+            .unwrap_or(("", 0));
+        let example: Vec<String> =
+            per_file.get(busiest).map(|w| w.iter().map(|s| format!("{s:.2}")).collect()).unwrap_or_default();
+        let at_cap: Vec<f64> = intervals.iter().map(|(_, s)| *s).filter(|s| *s >= 0.75 * 8.0 * 0.9).collect();
+        let longest = intervals.iter().map(|(_, s)| *s).fold(0.0, f64::max);
+        let spread = if at_cap.is_empty() {
+            0.0
+        } else {
+            at_cap.iter().cloned().fold(f64::MIN, f64::max) - at_cap.iter().cloned().fold(f64::MAX, f64::min)
+        };
+        let after = bench.check(Phase::Final).await;
+        record.note(format!(
+            "{count} files; S3 stopped {} s with {moved_at_stop} moved ({} moved while it was down); `service unavailable` lines {down_lines}, `service recovered` lines {up_lines}; confronta_up{{s3}}=0 seen during the outage: {saw_down_gauge}; {failed_attempts} failed attempts over {} files; backoff 0.5 s doubling to 8 s: at most {max_retries} retries for one file (allowed {bound}; its waits in s: {}), longest wait {longest:.2} s, {} waits at the cap spread over {spread:.2} s; drained {} after the restart; uploads {uploaded}",
+            outage.as_secs(),
+            moved_during - moved_at_stop,
+            per_file.len(),
+            example.join(" "),
+            at_cap.len(),
+            format_duration(drain_time)
+        ));
+        record.check(down_lines == 1, format!("one `service unavailable` line per outage, got {down_lines}"));
+        record.check(up_lines == 1, format!("one `service recovered` line per outage, got {up_lines}"));
+        record.check(saw_down_gauge, "confronta_up{service=\"s3\"} should read 0 during the outage");
+        record.check(failed_attempts >= 1.0, "the outage should have been hit");
+        record.check(
+            max_retries <= bound,
+            format!(
+                "backoff: a file should fail at most {bound} times in the {:.0} s outage with waits doubling from 0.5 s to 8 s, but {busiest} failed {max_retries} times, waiting {} s",
+                window.as_secs_f64(),
+                example.join(" ")
+            ),
+        );
+        record.check(!at_cap.is_empty(), format!("backoff should reach the 8 s cap (waits of 6-10 s), longest wait {longest:.2} s"));
+        record.check(
+            at_cap.len() < 10 || spread >= 0.5,
+            format!("jitter: waits at the cap should spread over ±25 %, got {spread:.2} s over {}", at_cap.len()),
+        );
+        record.check(uploaded == count as f64, format!("each file uploaded once: {uploaded} uploads for {count} files"));
+        record.note(format!("at the end: {}/{count} moved; {}", after.moved, after.summary()));
+        after.check_into(&record, "at the end");
+        let code = daemon.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        finish(&bench, &record).await;
+        garage.stop();
+    })
+    .await;
+}
+
+#[derive(Clone, Copy)]
+enum Refusal {
+    NoLogin,
+    ConnectionLimit,
+}
+
+async fn pg_outage(record: Record, id: &'static str, refusal: Refusal) {
+    let v = variant();
+    let mut bench = Bench::new(id, Target::shared()).await;
+    let role = DaemonRole::create(&bench.db, "out").await;
+    let site =
+        bench.site("a", SiteOptions { db_url: Some(role.url()), metrics: true, ..SiteOptions::default() });
+    let count = v.pick(60, 300);
+    let outage = Duration::from_secs(v.pick(10, 30));
+    let files = bench.plan_files(&site, count, SizeMix { multipart_every: None }).await;
+    let first = count / 3;
+    bench.write_now(&files[..first]);
+    let mut daemon = Sidecar::start(&site.config, &[], &[]);
+    let some =
+        wait_until(Duration::from_secs(60), || async { bench.moved_count(&files).await >= first / 2 }).await;
+    record.check(some, "files should move before the outage");
+    let writer =
+        bench.spawn_writer(&files[first..], (outage + Duration::from_secs(3)) / (count - first) as u32);
+
+    let (refuse, allow, how) = match refusal {
+        Refusal::NoLogin => ("NOLOGIN", "LOGIN", "NOLOGIN"),
+        Refusal::ConnectionLimit => ("CONNECTION LIMIT 0", "CONNECTION LIMIT -1", "CONNECTION LIMIT 0"),
+    };
+    role.alter(&bench.db, refuse).await;
+    let terminated = role.terminate_backends(&bench.db).await;
+    let moved_at_cut = bench.moved_count(&files).await;
+    let down_at = Instant::now();
+    let mut died: Option<ExitStatus> = None;
+    let mut saw_down_gauge = false;
+    while down_at.elapsed() < outage {
+        if let Some(series) = site.metrics_port.and_then(scrape) {
+            saw_down_gauge |= sum(&series, "confronta_up", &["service=\"db\""]) == 0.0;
+        }
+        if let Some(status) = daemon.child.try_wait().unwrap() {
+            died = Some(status);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    let died_after = down_at.elapsed();
+    role.alter(&bench.db, allow).await;
+    let mut log = daemon.log_text();
+    let mut restarted = false;
+    if died.is_none() {
+        died = daemon.child.try_wait().unwrap();
+    }
+    record.check(
+        died.is_none(),
+        format!(
+            "the daemon should stay up while PostgreSQL refuses it ({how}), but it stopped after {:.1} s with {}: {}",
+            died_after.as_secs_f64(),
+            describe_exit(died),
+            last_error_line(&log)
+        ),
+    );
+    if died.is_some() {
+        // What systemd's Restart=on-failure would do, to check nothing was lost meanwhile.
+        daemon = Sidecar::start(&site.config, &[], &[]);
+        restarted = true;
+    }
+    let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(90, 180))).await;
+    writer.join().unwrap();
+    record.check(drained, "every file should move once PostgreSQL takes the daemon again");
+    record.check(running(&mut daemon), "the daemon should be running after the outage");
+    if !restarted {
+        log = daemon.log_text();
+    }
+    let down_lines = count_lines(&log, &["service unavailable", "database"]);
+    let up_lines = count_lines(&log, &["service recovered", "database"]);
+    let after = bench.check(Phase::Final).await;
+    record.note(format!(
+        "{count} files; {terminated} backend(s) terminated with {moved_at_cut} moved, logins refused with {how} for {} s; daemon {}; `service unavailable` lines {down_lines}, `service recovered` lines {up_lines}; confronta_up{{db}}=0 seen: {saw_down_gauge}; at the end {}/{count} moved; {}",
+        outage.as_secs(),
+        match died {
+            None => "stayed up".to_owned(),
+            Some(status) => format!("stopped after {:.1} s ({}), restarted by the harness", died_after.as_secs_f64(), describe_exit(Some(status))),
+        },
+        after.moved,
+        after.summary()
+    ));
+    if !restarted {
+        record.check(down_lines == 1, format!("one `service unavailable` line per outage, got {down_lines}"));
+        record.check(up_lines == 1, format!("one `service recovered` line per outage, got {up_lines}"));
+    }
+    after.check_into(&record, "at the end");
+    let code = daemon.terminate();
+    record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+    finish(&bench, &record).await;
+    drop(role);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_outage_nologin() {
+    run_case("pg_outage_nologin", |r| pg_outage(r, "pg_outage_nologin", Refusal::NoLogin)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pg_outage_connection_limit() {
+    run_case("pg_outage_connection_limit", |r| {
+        pg_outage(r, "pg_outage_connection_limit", Refusal::ConnectionLimit)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cluster_node_loss() {
+    run_case("cluster_node_loss", |record| async move {
+        let v = variant();
+        let temp = tempfile::Builder::new().prefix("rel-cluster-").tempdir().unwrap();
+        let setup = Instant::now();
+        let mut cluster = Cluster::start(&temp.path().join("cluster")).await;
+        let setup_time = setup.elapsed();
+        let mut bench = Bench::new("cluster_node_loss", Target::at(&cluster.nodes[0].endpoint())).await;
+        let site = bench.site("a", SiteOptions { metrics: true, ..SiteOptions::default() });
+        let count = v.pick(60, 300);
+        let files = bench.plan_files(&site, count, SizeMix { multipart_every: Some(30) }).await;
+        let first = count / 3;
+        bench.write_now(&files[..first]);
+        let mut daemon = Sidecar::start(&site.config, &[], &[]);
+        let writer = bench.spawn_writer(&files[first..], Duration::from_millis(v.pick(100, 60)));
+        let some = wait_until(Duration::from_secs(60), || async { bench.moved_count(&files).await >= first }).await;
+        record.check(some, "files should move before the node is lost");
+        let moved_at_loss = bench.moved_count(&files).await;
+        cluster.nodes[2].kill();
+        let lost_at = Instant::now();
+        let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(120, 240))).await;
+        let drain_time = lost_at.elapsed();
+        writer.join().unwrap();
+        record.check(drained, "every file should move with one node of three lost");
+        record.check(running(&mut daemon), "the daemon should keep running");
+        let status = cluster.status();
+        let after = bench.check(Phase::Final).await;
+        let log = daemon.log_text();
+        let down_lines = count_lines(&log, &["service unavailable", "object store"]);
+        let uploaded = scrape(site.metrics_port.unwrap()).map(|s| uploads(&s)).unwrap_or(0.0);
+        record.note(format!(
+            "3 nodes up in {}; {count} files; node 3 killed (SIGKILL) with {moved_at_loss} moved; {} moved after the loss, all drained {} later; `service unavailable` lines {down_lines}; uploads {uploaded}; failed nodes per `garage status`: {}; {}",
+            format_duration(setup_time),
+            count - moved_at_loss,
+            format_duration(drain_time),
+            status.lines().skip_while(|l| !l.contains("FAILED NODES")).skip(2).filter(|l| !l.trim().is_empty()).count(),
+            after.summary()
+        ));
+        record.check(count > moved_at_loss, "some files must be left to move after the loss");
+        record.check(uploaded == count as f64, format!("each file uploaded once: {uploaded} uploads for {count} files"));
+        after.check_into(&record, "at the end");
+        let code = daemon.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        finish(&bench, &record).await;
+        for node in &mut cluster.nodes {
+            node.stop();
+        }
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. Several sidecars.
+
+/// venta id → roles that wrote it, from the audit trigger.
+async fn writers(bench: &Bench) -> HashMap<i64, Vec<String>> {
+    let (client, _) = admin(&bench.db);
+    let mut out: HashMap<i64, Vec<String>> = HashMap::new();
+    for row in client.query("SELECT venta_id, writer FROM rel_audit ORDER BY seq", &[]).await.unwrap() {
+        out.entry(row.get(0)).or_default().push(row.get(1));
+    }
+    out
+}
+
+fn metrics_of(site: &Site) -> HashMap<String, f64> {
+    site.metrics_port.and_then(scrape).unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_one_folder() {
+    run_case("two_daemons_one_folder", |record| async move {
+        let v = variant();
+        let mut bench = Bench::new("two_daemons_one_folder", Target::shared()).await;
+        let role_a = DaemonRole::create(&bench.db, "a").await;
+        let role_b = DaemonRole::create(&bench.db, "b").await;
+        let a = bench.site(
+            "a",
+            SiteOptions { db_url: Some(role_a.url()), poll_ms: Some(200), metrics: true, ..SiteOptions::default() },
+        );
+        let b = bench.site(
+            "b",
+            SiteOptions {
+                db_url: Some(role_b.url()),
+                poll_ms: Some(200),
+                metrics: true,
+                media_root: Some(a.media_root.clone()),
+                ..SiteOptions::default()
+            },
+        );
+        let count = v.pick(120, 600);
+        let files = bench.plan_files(&a, count, SizeMix { multipart_every: Some(60) }).await;
+        let mut daemon_a = Sidecar::start(&a.config, &[], &[]);
+        let mut daemon_b = Sidecar::start(&b.config, &[], &[]);
+        let backlog = count / 4;
+        bench.write_now(&files[..backlog]);
+        let writer = bench.spawn_writer(&files[backlog..], Duration::from_millis(25));
+        let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(90, 240))).await;
+        writer.join().unwrap();
+        record.check(drained, "every file should move");
+        record.check(running(&mut daemon_a) && running(&mut daemon_b), "both daemons should keep running");
+        // Let both finish what they were doing (a late poll may still try a moved path).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (ma, mb) = (metrics_of(&a), metrics_of(&b));
+        let (ua, ub) = (uploads(&ma), uploads(&mb));
+        let busy = sum(&ma, "confronta_files_total", &["outcome=\"busy\""]) + sum(&mb, "confronta_files_total", &["outcome=\"busy\""]);
+        let who = writers(&bench).await;
+        let by_a = who.values().filter(|w| w.len() == 1 && w[0] == role_a.name).count();
+        let by_b = who.values().filter(|w| w.len() == 1 && w[0] == role_b.name).count();
+        let twice = who.values().filter(|w| w.len() > 1).count();
+        let after = bench.check(Phase::Final).await;
+        record.note(format!(
+            "{count} files in one folder, both daemons polling every 200 ms with their own journals: uploads A {ua} + B {ub} = {}; rows written by A {by_a}, by B {by_b}, twice {twice}; {busy} runs found the row claimed by the other; {}",
+            ua + ub,
+            after.summary()
+        ));
+        record.check(ua + ub == count as f64, format!("no file uploaded twice: {} uploads for {count} files", ua + ub));
+        record.check(twice == 0 && by_a + by_b == count, format!("every row written once: A {by_a}, B {by_b}, twice {twice}"));
+        after.check_into(&record, "at the end");
+        let (ca, cb) = (daemon_a.terminate(), daemon_b.terminate());
+        record.check(ca == Some(0) && cb == Some(0), format!("SIGTERM should stop both with 0: {ca:?} {cb:?}"));
+        finish(&bench, &record).await;
+        drop((role_a, role_b));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_daemons_two_folders() {
+    run_case("two_daemons_two_folders", |record| async move {
+        let v = variant();
+        let mut bench = Bench::new("two_daemons_two_folders", Target::shared()).await;
+        let role_a = DaemonRole::create(&bench.db, "a").await;
+        let role_b = DaemonRole::create(&bench.db, "b").await;
+        let a = bench.site("a", SiteOptions { db_url: Some(role_a.url()), metrics: true, ..SiteOptions::default() });
+        let b = bench.site("b", SiteOptions { db_url: Some(role_b.url()), metrics: true, ..SiteOptions::default() });
+        let per = v.pick(60, 300);
+        let files_a = bench.plan_files(&a, per, SizeMix { multipart_every: Some(40) }).await;
+        let files_b = bench.plan_files(&b, per, SizeMix { multipart_every: Some(40) }).await;
+        let mut daemon_a = Sidecar::start(&a.config, &[], &[]);
+        let mut daemon_b = Sidecar::start(&b.config, &[], &[]);
+        let writer_a = bench.spawn_writer(&files_a, Duration::from_millis(30));
+        let writer_b = bench.spawn_writer(&files_b, Duration::from_millis(30));
+        let all = bench.all();
+        let drained = bench.wait_moved(&all, Duration::from_secs(v.pick(90, 240))).await;
+        writer_a.join().unwrap();
+        writer_b.join().unwrap();
+        record.check(drained, "every file should move");
+        record.check(running(&mut daemon_a) && running(&mut daemon_b), "both daemons should keep running");
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let (ua, ub) = (uploads(&metrics_of(&a)), uploads(&metrics_of(&b)));
+        let who = writers(&bench).await;
+        let own = |indices: &[usize], role: &str| {
+            indices.iter().filter(|&&i| who.get(&bench.files[i].id).is_some_and(|w| w.len() == 1 && w[0] == role)).count()
+        };
+        let (own_a, own_b) = (own(&files_a, &role_a.name), own(&files_b, &role_b.name));
+        let twice = who.values().filter(|w| w.len() > 1).count();
+        let after = bench.check(Phase::Final).await;
+        record.note(format!(
+            "{per} + {per} files in two folders, one database: uploads A {ua}, B {ub}; rows of folder A written by A only {own_a}/{per}, of folder B by B only {own_b}/{per}; written twice {twice}; {}",
+            after.summary()
+        ));
+        record.check(ua == per as f64 && ub == per as f64, format!("each daemon uploads its own folder once: A {ua}, B {ub}, {per} each"));
+        record.check(own_a == per && own_b == per && twice == 0, "each row written once, by its folder's daemon");
+        after.check_into(&record, "at the end");
+        let (ca, cb) = (daemon_a.terminate(), daemon_b.terminate());
+        record.check(ca == Some(0) && cb == Some(0), format!("SIGTERM should stop both with 0: {ca:?} {cb:?}"));
+        finish(&bench, &record).await;
+        drop((role_a, role_b));
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn journal_lock() {
+    run_case("journal_lock", |record| async move {
+        let mut bench = Bench::new("journal_lock", Target::shared()).await;
+        let site = bench.site("a", SiteOptions::default());
+        let mut first = Sidecar::start(&site.config, &[], &[]);
+        let ready = wait_until(Duration::from_secs(30), || async { first.log_text().contains("watching") }).await;
+        record.check(ready, "the first daemon should start");
+        let mut second = Sidecar::start(&site.config, &[], &[]);
+        let status = wait_exit(&mut second, Duration::from_secs(30)).await;
+        if status.is_none() {
+            second.kill9();
+        }
+        let log = second.log_text();
+        let line = log.lines().find(|l| l.contains("lock")).unwrap_or("").to_owned();
+        record.check(status.and_then(|s| s.code()) == Some(5), format!("the second daemon should exit 5, got {}", describe_exit(status)));
+        record.check(!line.is_empty(), "the second daemon should name the lock");
+        let files = bench.plan_files(&site, 3, SizeMix { multipart_every: None }).await;
+        bench.write_now(&files);
+        let moved = bench.wait_moved(&files, Duration::from_secs(60)).await;
+        record.check(moved && running(&mut first), "the first daemon should keep moving files");
+        let after = bench.check(Phase::Final).await;
+        record.note(format!(
+            "second daemon on the same journal: {} ({}); the first kept running and moved {}/3 files afterwards",
+            describe_exit(status),
+            line.split("journal").last().map(|rest| format!("journal{rest}")).unwrap_or_default().chars().take(160).collect::<String>(),
+            after.moved
+        ));
+        after.check_into(&record, "at the end");
+        let code = first.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        finish(&bench, &record).await;
+    })
+    .await;
+}

@@ -1,0 +1,312 @@
+//! The variant (quick or large), the list of cases, and the table the harness writes:
+//! `docs/reliability.md` when `CONFRONTA_RELIABILITY_REPORT` names it (scripts/reliability.sh),
+//! otherwise `target/reliability/reliability-<variant>.md`, so a CI run leaves the tree clean.
+//!
+//! Every case records what it observed and each check it made; the table is rewritten after
+//! every case, in the fixed order below, so the last case to finish leaves the whole table.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::panic::AssertUnwindSafe;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::FutureExt;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Variant {
+    Quick,
+    Large,
+}
+
+/// `CONFRONTA_RELIABILITY=large` selects the large variant; unset (or `quick`) the quick one.
+pub fn variant() -> Variant {
+    match std::env::var("CONFRONTA_RELIABILITY").as_deref() {
+        Ok("large") => Variant::Large,
+        Ok("quick") | Ok("") | Err(_) => Variant::Quick,
+        Ok(other) => panic!("CONFRONTA_RELIABILITY must be quick or large, not {other:?}"),
+    }
+}
+
+impl Variant {
+    pub fn name(self) -> &'static str {
+        match self {
+            Variant::Quick => "quick",
+            Variant::Large => "large",
+        }
+    }
+
+    /// Quick value or large value.
+    pub fn pick<T>(self, quick: T, large: T) -> T {
+        match self {
+            Variant::Quick => quick,
+            Variant::Large => large,
+        }
+    }
+}
+
+/// The seed of every random choice (file sizes, kill delays); `CONFRONTA_RELIABILITY_SEED`
+/// replays a run.
+pub fn seed() -> u64 {
+    static SEED: OnceLock<u64> = OnceLock::new();
+    *SEED.get_or_init(|| match std::env::var("CONFRONTA_RELIABILITY_SEED") {
+        Ok(text) => text.parse().expect("CONFRONTA_RELIABILITY_SEED must be a number"),
+        Err(_) => SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64 % 1_000_000_007,
+    })
+}
+
+/// Every case, in table order: (id, case, expected).
+pub const CASES: &[(&str, &str, &str)] = &[
+    ("kill_before_upload", "kill -9 at `before_upload` (after the `hashed` journal write), restart",
+     "the killing file is journaled `hashed` with no object; after the restart every file moved once, bytes and SHA-256 right"),
+    ("kill_after_upload", "kill -9 at `after_upload` (after the `uploaded` write), restart",
+     "the killing file's object holds its bytes, its row is unchanged; after the restart every file moved once"),
+    ("kill_before_record", "kill -9 at `before_record` (after `verified`), restart",
+     "the killing file is `verified`, its row unchanged, the local file kept; after the restart every file moved once"),
+    ("kill_after_record", "kill -9 at `after_record` (after the `recorded` write), restart",
+     "the killing file's row points at its object while the local file is still there; the restart removes it, nothing recorded twice"),
+    ("kill_before_remove", "kill -9 at `before_remove`, restart",
+     "row recorded, local file still there at the kill; the restart removes it"),
+    ("kill_after_remove", "kill -9 at `after_remove` (after the unlink, before the `removed` write), restart",
+     "row recorded and local file gone at the kill; the restart finishes the entry without touching anything else"),
+    ("record_transaction", "kill -9 inside the record step: the row's compare-and-set UPDATE held in PostgreSQL by a row lock, the daemon killed, then (a) its backend terminated (UPDATE rolled back) or (b) the lock released (the UPDATE commits after the daemon died), restart",
+     "the record is one statement, so the row is either unchanged or fully recorded; either way the restart ends with the file moved and the row written once"),
+    ("kill_random_failpoints", "kill -9 at every failpoint with a probability, restart until drained",
+     "every file either moved (object = original bytes, row with the right SHA-256, local gone) or untouched after every kill; all moved at the end"),
+    ("kill_random_instants", "SIGKILL from outside at random instants while files keep arriving",
+     "0 lost, 0 wrong bytes, 0 referenced objects overwritten, 0 rows pointing at a missing object, objects = files"),
+    ("s3_outage", "S3 server stopped for 30 s mid-run, restarted on the same data",
+     "daemon stays up, one `service unavailable` and one `service recovered` line, backoff with jitter, everything drained, nothing lost"),
+    ("pg_outage_nologin", "PostgreSQL backends terminated and logins refused (`NOLOGIN`) mid-run",
+     "daemon stays up, one `service unavailable` and one `service recovered` line, everything drained, nothing lost"),
+    ("pg_outage_connection_limit", "PostgreSQL backends terminated and new connections refused (`CONNECTION LIMIT 0`) mid-run",
+     "daemon stays up, one `service unavailable` and one `service recovered` line, everything drained, nothing lost"),
+    ("cluster_node_loss", "3-node garage (replication 3, consistent): a node other than the endpoint killed mid-run",
+     "the daemon keeps moving files, nothing lost, every object readable"),
+    ("two_daemons_one_folder", "two daemons, one folder (polling, separate journals, one database)",
+     "uploads summed over both daemons = files, every row written once"),
+    ("two_daemons_two_folders", "two daemons on two folders sharing one database",
+     "uploads summed = files, each daemon wrote only its own folder's rows, every row written once"),
+    ("journal_lock", "a second daemon pointed at a running daemon's journal",
+     "refused with exit code 5, naming the lock; the first daemon keeps working"),
+];
+
+#[derive(Debug, Clone)]
+struct Line {
+    observed: Vec<String>,
+    failures: Vec<String>,
+    seconds: f64,
+}
+
+fn results() -> &'static Mutex<BTreeMap<&'static str, Line>> {
+    static RESULTS: OnceLock<Mutex<BTreeMap<&'static str, Line>>> = OnceLock::new();
+    RESULTS.get_or_init(|| Mutex::new(BTreeMap::new()))
+}
+
+fn run_started() -> Instant {
+    static STARTED: OnceLock<Instant> = OnceLock::new();
+    *STARTED.get_or_init(Instant::now)
+}
+
+/// What one case saw and which of its checks failed.
+#[derive(Clone)]
+pub struct Record {
+    id: &'static str,
+    inner: Arc<Mutex<(Vec<String>, Vec<String>)>>,
+}
+
+impl Record {
+    /// A fact for the `observed` column.
+    pub fn note(&self, text: impl Into<String>) {
+        let text = text.into();
+        eprintln!("[{}] {text}", self.id);
+        self.inner.lock().unwrap().0.push(text);
+    }
+
+    /// A check: when `ok` is false, `what` is listed as a failure and the case fails at its end
+    /// (after the table is written), so one run reports every broken invariant, not just the first.
+    pub fn check(&self, ok: bool, what: impl Into<String>) -> bool {
+        if !ok {
+            let what = what.into();
+            eprintln!("[{}] FAILED: {what}", self.id);
+            self.inner.lock().unwrap().1.push(what);
+        }
+        ok
+    }
+
+    pub fn failed(&self) -> bool {
+        !self.inner.lock().unwrap().1.is_empty()
+    }
+}
+
+/// Runs one case: catches a panic as a failure, writes the table, then fails the test if any
+/// check failed.
+pub async fn run_case<F, Fut>(id: &'static str, body: F)
+where
+    F: FnOnce(Record) -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    assert!(CASES.iter().any(|(case, ..)| *case == id), "unknown case {id}");
+    run_started();
+    let record = Record { id, inner: Arc::new(Mutex::new((Vec::new(), Vec::new()))) };
+    let started = Instant::now();
+    let outcome = AssertUnwindSafe(body(record.clone())).catch_unwind().await;
+    if let Err(panic) = &outcome {
+        let message = panic
+            .downcast_ref::<String>()
+            .cloned()
+            .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+            .unwrap_or_else(|| "panicked".into());
+        record.check(false, format!("aborted: {message}"));
+    }
+    let (observed, failures) = record.inner.lock().unwrap().clone();
+    results()
+        .lock()
+        .unwrap()
+        .insert(id, Line { observed, failures: failures.clone(), seconds: started.elapsed().as_secs_f64() });
+    write_report();
+    if !failures.is_empty() {
+        panic!("case {id} failed:\n  - {}", failures.join("\n  - "));
+    }
+}
+
+/// Where the table goes.
+pub fn report_path() -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    match std::env::var("CONFRONTA_RELIABILITY_REPORT") {
+        Ok(path) if !path.is_empty() => {
+            let path = PathBuf::from(path);
+            if path.is_absolute() {
+                path
+            } else {
+                root.join(path)
+            }
+        }
+        _ => {
+            let target =
+                std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+            target.join("reliability").join(format!("reliability-{}.md", variant().name()))
+        }
+    }
+}
+
+/// Where a failed case leaves its logs.
+pub fn failure_dir(id: &str) -> PathBuf {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root.join("target"));
+    target.join("reliability").join("failed").join(id)
+}
+
+fn cell(text: &str) -> String {
+    text.replace('|', "\\|").replace('\n', " ")
+}
+
+fn write_report() {
+    let results = results().lock().unwrap().clone();
+    let variant = variant();
+    let mut text = String::new();
+    let _ = writeln!(text, "# Reliability");
+    let _ = writeln!(text);
+    let _ = writeln!(
+        text,
+        "Generated by the reliability harness (`tests/reliability.rs`); do not edit by hand. \
+         The quick variant runs with the README's test command (`scripts/test.sh`, i.e. \
+         `cargo test --features failpoints`) and writes its table under `target/reliability/`; \
+         the large variant is `scripts/reliability.sh`, which writes this file."
+    );
+    let _ = writeln!(text);
+    let command = match variant {
+        Variant::Large => "scripts/reliability.sh",
+        Variant::Quick => "cargo test --features failpoints --test reliability",
+    };
+    let _ = writeln!(text, "- variant: **{}** (`{command}`)", variant.name());
+    let _ = writeln!(text, "- finished: {} UTC", utc_now());
+    let _ = writeln!(text, "- commit: {}", git_describe());
+    let _ = writeln!(
+        text,
+        "- machine: {} cores; seed {} (replay with `CONFRONTA_RELIABILITY_SEED={}`)",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        seed(),
+        seed()
+    );
+    let passed = results.values().filter(|line| line.failures.is_empty()).count();
+    let failed = results.len() - passed;
+    let _ = writeln!(
+        text,
+        "- cases: {passed} passed, {failed} failed, {} not run; wall time so far {}",
+        CASES.len() - results.len(),
+        format_duration(run_started().elapsed())
+    );
+    let _ = writeln!(text);
+    let _ = writeln!(text, "| # | case | expected | observed | result |");
+    let _ = writeln!(text, "|---|---|---|---|---|");
+    for (index, (id, case, expected)) in CASES.iter().enumerate() {
+        let (observed, result) = match results.get(id) {
+            None => ("not run in this invocation".to_owned(), "—".to_owned()),
+            Some(line) => {
+                let mut observed = line.observed.join("; ");
+                if !line.failures.is_empty() {
+                    let _ = write!(observed, "; **FAILED: {}**", line.failures.join("; "));
+                }
+                let result = if line.failures.is_empty() { "pass" } else { "**FAIL**" };
+                (observed, format!("{result} ({:.0} s)", line.seconds))
+            }
+        };
+        let _ = writeln!(
+            text,
+            "| {} | {} | {} | {} | {} |",
+            index + 1,
+            cell(case),
+            cell(expected),
+            cell(&observed),
+            result
+        );
+    }
+    let path = report_path();
+    if let Some(parent) = path.parent() {
+        let _ = std::fs::create_dir_all(parent);
+    }
+    // Write then rename, so two cases finishing together never leave half a table.
+    let temp = path.with_extension(format!("md.{}.tmp", std::process::id()));
+    std::fs::write(&temp, text).expect("write the reliability report");
+    std::fs::rename(&temp, &path).expect("move the reliability report in place");
+}
+
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    if s >= 60 {
+        format!("{}m{:02}s", s / 60, s % 60)
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+fn git_describe() -> String {
+    std::process::Command::new("git")
+        .args(["describe", "--always", "--dirty", "--abbrev=12"])
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .ok()
+        .filter(|o| o.status.success())
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+        .unwrap_or_else(|| "unknown".into())
+}
+
+/// `YYYY-MM-DD HH:MM` for now, in UTC.
+fn utc_now() -> String {
+    let secs = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() as i64;
+    let days = secs.div_euclid(86_400);
+    let rem = secs.rem_euclid(86_400);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02} {:02}:{:02}", rem / 3600, rem % 3600 / 60)
+}
