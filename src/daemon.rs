@@ -197,12 +197,7 @@ impl Scheduler {
     /// Moves due paths to running tasks while there is room.
     fn dispatch_due(&mut self) {
         let now = Instant::now();
-        // While the journal is broken, one probe at a time after each wait, nothing more.
-        let max_in_flight = match self.journal_blocked_until {
-            Some(until) if now < until => return,
-            Some(_) => 1,
-            None => self.settings.max_in_flight,
-        };
+        let max_in_flight = self.capacity(now);
         while self.tasks.len() < max_in_flight {
             if self.limit.is_some_and(|limit| self.started >= limit) {
                 return;
@@ -241,9 +236,28 @@ impl Scheduler {
     }
 
     /// When the next timer fires, if any.
+    /// `None` while nothing more can be dispatched (every slot busy, or `--limit` reached): the
+    /// next finished task wakes the loop instead. Waking for a timer that cannot be served
+    /// would spin the loop on a core (the benchmarks found it doing exactly that).
     fn next_due(&self) -> Option<Instant> {
-        let due = self.timers.peek().map(|Reverse((due, _))| *due)?;
-        Some(self.journal_blocked_until.map_or(due, |until| due.max(until)))
+        let now = Instant::now();
+        if let Some(until) = self.journal_blocked_until.filter(|until| now < *until) {
+            return self.timers.peek().map(|Reverse((due, _))| (*due).max(until));
+        }
+        if self.tasks.len() >= self.capacity(now) || self.limit.is_some_and(|l| self.started >= l) {
+            return None;
+        }
+        self.timers.peek().map(|Reverse((due, _))| *due)
+    }
+
+    /// How many files may run at once now: `max_in_flight`, or while the journal is broken,
+    /// none until the wait is over and then one probe at a time.
+    fn capacity(&self, now: Instant) -> usize {
+        match self.journal_blocked_until {
+            Some(until) if now < until => 0,
+            Some(_) => 1,
+            None => self.settings.max_in_flight,
+        }
     }
 
     /// Folds one finished run into the schedule; returns a fatal failure if there was one.
