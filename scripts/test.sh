@@ -8,12 +8,16 @@ cd "$(dirname "$0")/.."
 export CONFRONTA_TEST_PG_URL=${CONFRONTA_TEST_PG_URL:-postgres://root@127.0.0.1:5432/test}
 
 # Debian tools the tests use, installed when missing (this needs root, as on CI): psql, curl,
-# and clamd plus sigtool for the virus-scan tests, which build a one-signature database.
+# clamd plus sigtool for the virus-scan tests (they build a one-signature database), rclone and
+# GNU time for the benchmarks.
 need_apt=()
 command -v psql > /dev/null || need_apt+=(postgresql-client)
 command -v curl > /dev/null || need_apt+=(curl)
 command -v clamd > /dev/null || need_apt+=(clamav-daemon)
 command -v sigtool > /dev/null || need_apt+=(clamav)
+# rclone and GNU time for the benchmark harness's quick run.
+command -v rclone > /dev/null || need_apt+=(rclone)
+[[ -x /usr/bin/time ]] || need_apt+=(time)
 if ((${#need_apt[@]})); then
   echo "installing ${need_apt[*]}" >&2
   apt-get update -qq
@@ -45,6 +49,10 @@ cargo test --no-fail-fast --features failpoints "$@" 2>&1 | tee "$log" || status
 if [[ -z ${CONFRONTA_TEST_ONLY_CARGO:-} ]]; then
   tests/deb/run.sh 2>&1 | tee -a "$log" || status=$?
   tests/e2e/run.sh 2>&1 | tee -a "$log" || status=$?
+  # The benchmark harness in its quick mode, on the debug build, so it cannot rot; its figures
+  # are not the ones that count (bench/results/latest.md is) and missed targets never fail it.
+  BENCH_BINARY=$PWD/target/debug/confronta-sync BENCH_BINARY_NOTE="debug build of the test run" \
+    bench/run.sh --quick --no-build 2>&1 | tail -n 3 | tee -a "$log" || status=$?
 fi
 # One closing line over every runner, so the total is not hidden behind the last one. pytest's
 # summary is repeated at the end of the e2e output, so only its last one counts.
