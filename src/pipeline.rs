@@ -139,10 +139,9 @@ impl Pipeline {
         async {
             let outcome = match self.advance(path).await {
                 Ok(outcome) => outcome,
-                Err(StepError::Journal(e)) => {
-                    Outcome::Retry(Failure::new("journal", format!("cannot write the journal: {e}")))
-                }
-                Err(StepError::Outcome(outcome)) => outcome,
+                // Every step's only hard error is the journal: nothing may happen that it has not
+                // recorded first, so the file waits.
+                Err(e) => Outcome::Retry(Failure::new("journal", format!("cannot write the journal: {e}"))),
             };
             match &outcome {
                 Outcome::Moved { bytes, .. } => info!(bytes, "moved to object store"),
@@ -159,7 +158,7 @@ impl Pipeline {
         .await
     }
 
-    async fn advance(&self, path: &RelativeMediaPath) -> Result<Outcome, StepError> {
+    async fn advance(&self, path: &RelativeMediaPath) -> Result<Outcome, JournalError> {
         let absolute = path.to_absolute(&self.media_root);
         let now = now_ms();
         let existing = self.journal.get(path).await?;
@@ -253,7 +252,7 @@ impl Pipeline {
         absolute: &Path,
         identity: FileIdentity,
         row: VentaRow,
-    ) -> Result<Outcome, StepError> {
+    ) -> Result<Outcome, JournalError> {
         // Hash, unless the journal already holds this version's hash (which it only does for a
         // version that passed validation).
         let hash = match (&entry.hash, entry.state >= FileState::Hashed) {
@@ -423,7 +422,7 @@ impl Pipeline {
         &self,
         mut entry: JournalEntry,
         row_check: RowCheck,
-    ) -> Result<Outcome, StepError> {
+    ) -> Result<Outcome, JournalError> {
         let venta_id = entry.venta_id.unwrap_or_default();
         let object = entry.object_name.clone().unwrap_or_default();
 
@@ -489,7 +488,7 @@ impl Pipeline {
     }
 
     /// The local file is gone before it was recorded.
-    async fn local_file_gone(&self, existing: Option<JournalEntry>) -> Result<Outcome, StepError> {
+    async fn local_file_gone(&self, existing: Option<JournalEntry>) -> Result<Outcome, JournalError> {
         let Some(mut entry) = existing else {
             return Ok(Outcome::Nothing);
         };
@@ -529,7 +528,7 @@ impl Pipeline {
         &self,
         entry: &mut JournalEntry,
         now: i64,
-    ) -> Result<Result<VentaRow, Outcome>, StepError> {
+    ) -> Result<Result<VentaRow, Outcome>, JournalError> {
         let rows = match self.db.find_by_confronta(entry.path.as_str()).await {
             Ok(rows) => rows,
             Err(e) => return Ok(Err(self.db_failure(e))),
@@ -575,7 +574,7 @@ impl Pipeline {
         entry: &mut JournalEntry,
         absolute: &Path,
         identity: FileIdentity,
-    ) -> Result<Option<Outcome>, StepError> {
+    ) -> Result<Option<Outcome>, JournalError> {
         let verdict = self.validator.check(absolute, &entry.path, identity).await;
         match verdict {
             Verdict::Accept { .. } => Ok(None),
@@ -702,18 +701,22 @@ impl Pipeline {
     }
 
     /// Records a failure in the journal and returns the outcome for it.
-    async fn fail(&self, entry: &mut JournalEntry, failure: Failure) -> Result<Outcome, StepError> {
+    async fn fail(&self, entry: &mut JournalEntry, failure: Failure) -> Result<Outcome, JournalError> {
         let outcome =
             if failure.reason == "not_regular" { Outcome::Kept(failure) } else { Outcome::Retry(failure) };
         self.settle_outcome(entry, outcome).await
     }
 
-    async fn give_up(&self, entry: &mut JournalEntry, failure: Failure) -> Result<Outcome, StepError> {
+    async fn give_up(&self, entry: &mut JournalEntry, failure: Failure) -> Result<Outcome, JournalError> {
         self.settle_outcome(entry, Outcome::Kept(failure)).await
     }
 
     /// Writes what a failing outcome means for the entry, then returns it.
-    async fn settle_outcome(&self, entry: &mut JournalEntry, outcome: Outcome) -> Result<Outcome, StepError> {
+    async fn settle_outcome(
+        &self,
+        entry: &mut JournalEntry,
+        outcome: Outcome,
+    ) -> Result<Outcome, JournalError> {
         let (failure, class) = match &outcome {
             Outcome::Retry(f) => (f, ErrorClass::Transient),
             Outcome::Kept(f) => (f, ErrorClass::Rejected),
@@ -734,7 +737,11 @@ impl Pipeline {
         Ok(outcome)
     }
 
-    async fn store_failure(&self, entry: &mut JournalEntry, error: StoreError) -> Result<Outcome, StepError> {
+    async fn store_failure(
+        &self,
+        entry: &mut JournalEntry,
+        error: StoreError,
+    ) -> Result<Outcome, JournalError> {
         let reason = match error.kind {
             StoreErrorKind::Unavailable => {
                 self.store_health.down(&error.message);
@@ -787,7 +794,7 @@ impl Pipeline {
         entry: &mut JournalEntry,
         row: &VentaRow,
         object: &ObjectName,
-    ) -> Result<Outcome, StepError> {
+    ) -> Result<Outcome, JournalError> {
         let now = match self.db.get(row.id).await {
             Ok(now) => now,
             Err(e) => {
@@ -826,20 +833,8 @@ impl Pipeline {
         }
     }
 
-    async fn put(&self, entry: &JournalEntry) -> Result<(), StepError> {
-        self.journal.put(entry).await.map_err(StepError::Journal)
-    }
-}
-
-enum StepError {
-    Journal(JournalError),
-    #[allow(dead_code)]
-    Outcome(Outcome),
-}
-
-impl From<JournalError> for StepError {
-    fn from(e: JournalError) -> Self {
-        StepError::Journal(e)
+    async fn put(&self, entry: &JournalEntry) -> Result<(), JournalError> {
+        self.journal.put(entry).await
     }
 }
 
