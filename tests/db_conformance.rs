@@ -192,3 +192,20 @@ async fn postgres_claims_in_different_schemas_do_not_collide() {
     first_db.drop_schema().await;
     second_db.drop_schema().await;
 }
+
+/// Statements are prepared once per connection. A migration that changes a selected column's
+/// type makes PostgreSQL refuse the old plan ("cached plan must not change result type"); the
+/// adapter prepares the statement again and the call succeeds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_prepared_statements_survive_a_migration() {
+    let db = TestDb::postgres().await;
+    let id = db.insert_venta("PORTA-1", Some("confrontas/a.pdf")).await;
+    let sales = open(&db).await;
+    assert_eq!(sales.find_by_confronta("confrontas/a.pdf").await.unwrap()[0].id, id);
+    db.execute("ALTER TABLE telefonica_ventaportabilidad ALTER COLUMN confronta TYPE varchar(255)").await;
+    let rows = sales.find_by_confronta("confrontas/a.pdf").await.unwrap();
+    assert_eq!(rows[0].id, id, "the statement is prepared again after the migration");
+    let recorded = sales.record(&record(id, "confrontas/a.pdf", None, "o1")).await.unwrap();
+    assert_eq!(recorded, RecordOutcome::Recorded);
+    db.drop_schema().await;
+}

@@ -3,13 +3,18 @@
 //!
 //! Row claims are session-level advisory locks on that connection: if the connection (or the
 //! whole sidecar) dies, PostgreSQL releases them, so a crash never leaves a row locked.
+//!
+//! Each statement is prepared once per connection and reused: a statement sent as text costs a
+//! second round trip (Parse/Describe before Bind/Execute) and a fresh plan every time, and the
+//! pipeline runs four of them per file.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use async_trait::async_trait;
 use tokio::sync::Mutex;
 use tokio_postgres::error::SqlState;
-use tokio_postgres::{Client, NoTls, Row};
+use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::{
     DbError, DbErrorKind, RecordOutcome, RecordRequest, RowCounts, SalesDb, SchemaLimits, Statements,
@@ -26,22 +31,57 @@ const UNCLAIM_SQL: &str = "SELECT pg_advisory_unlock(('x' || substr(md5(\
 pub struct PostgresSalesDb {
     url: String,
     statements: Statements,
-    client: Mutex<Option<Arc<Client>>>,
+    session: Mutex<Option<Arc<Session>>>,
+}
+
+/// One connection and the statements prepared on it (a prepared statement belongs to the
+/// connection it was prepared on, so a reconnect starts with an empty cache).
+struct Session {
+    client: Client,
+    prepared: std::sync::Mutex<HashMap<String, Statement>>,
+}
+
+impl Session {
+    /// The statement for `sql`, prepared on first use.
+    async fn statement(&self, sql: &str) -> Result<Statement, tokio_postgres::Error> {
+        if let Some(statement) = self.prepared.lock().unwrap_or_else(|e| e.into_inner()).get(sql) {
+            return Ok(statement.clone());
+        }
+        let statement = self.client.prepare(sql).await?;
+        self.prepared.lock().unwrap_or_else(|e| e.into_inner()).insert(sql.to_owned(), statement.clone());
+        Ok(statement)
+    }
+
+    /// Forgets every prepared statement.
+    fn forget_statements(&self) {
+        self.prepared.lock().unwrap_or_else(|e| e.into_inner()).clear();
+    }
+
+    /// Whether `error` says a prepared plan went stale ("cached plan must not change result
+    /// type", SQLSTATE 0A000, after a migration changed a selected column's type). The
+    /// statements are forgotten so that the one retry prepares them afresh.
+    fn stale_plan(&self, error: &tokio_postgres::Error) -> bool {
+        let stale = error.code() == Some(&SqlState::FEATURE_NOT_SUPPORTED);
+        if stale {
+            self.forget_statements();
+        }
+        stale
+    }
 }
 
 impl PostgresSalesDb {
     pub async fn connect(url: &str, statements: Statements) -> Result<Self, DbError> {
-        let db = PostgresSalesDb { url: url.to_owned(), statements, client: Mutex::new(None) };
-        db.client().await?;
+        let db = PostgresSalesDb { url: url.to_owned(), statements, session: Mutex::new(None) };
+        db.session().await?;
         Ok(db)
     }
 
     /// The live connection, opening a new one if there is none or the last one closed.
-    async fn client(&self) -> Result<Arc<Client>, DbError> {
-        let mut guard = self.client.lock().await;
-        if let Some(client) = guard.as_ref() {
-            if !client.is_closed() {
-                return Ok(client.clone());
+    async fn session(&self) -> Result<Arc<Session>, DbError> {
+        let mut guard = self.session.lock().await;
+        if let Some(session) = guard.as_ref() {
+            if !session.client.is_closed() {
+                return Ok(session.clone());
             }
         }
         let (client, connection) = tokio_postgres::connect(&self.url, NoTls)
@@ -53,9 +93,51 @@ impl PostgresSalesDb {
                 tracing::debug!(error = %e, "postgres connection closed");
             }
         });
-        let client = Arc::new(client);
-        *guard = Some(client.clone());
-        Ok(client)
+        let session = Arc::new(Session { client, prepared: std::sync::Mutex::new(HashMap::new()) });
+        *guard = Some(session.clone());
+        Ok(session)
+    }
+
+    /// Runs one query through its prepared statement.
+    async fn query(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        what: impl FnOnce() -> String,
+    ) -> Result<Vec<Row>, DbError> {
+        let session = self.session().await?;
+        let mut attempt = 0;
+        loop {
+            let result = match session.statement(sql).await {
+                Ok(statement) => session.client.query(&statement, params).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if attempt == 0 && session.stale_plan(&e) => attempt += 1,
+                other => return other.map_err(|e| map_error(&what(), e)),
+            }
+        }
+    }
+
+    /// Runs one statement through its prepared statement; returns the rows it changed.
+    async fn execute(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        what: impl FnOnce() -> String,
+    ) -> Result<u64, DbError> {
+        let session = self.session().await?;
+        let mut attempt = 0;
+        loop {
+            let result = match session.statement(sql).await {
+                Ok(statement) => session.client.execute(&statement, params).await,
+                Err(e) => Err(e),
+            };
+            match result {
+                Err(e) if attempt == 0 && session.stale_plan(&e) => attempt += 1,
+                other => return other.map_err(|e| map_error(&what(), e)),
+            }
+        }
     }
 
     /// The claim's key text: the table's OID (which tells apart same-named tables in other
@@ -68,8 +150,9 @@ impl PostgresSalesDb {
 #[async_trait]
 impl SalesDb for PostgresSalesDb {
     async fn check_schema(&self) -> Result<SchemaLimits, DbError> {
-        let client = self.client().await?;
-        let rows = client
+        let session = self.session().await?;
+        let rows = session
+            .client
             .query(
                 "SELECT column_name::text, character_maximum_length::bigint FROM information_schema.columns \
                  WHERE table_name = $1 AND table_schema = ANY(current_schemas(false))",
@@ -85,26 +168,21 @@ impl SalesDb for PostgresSalesDb {
     }
 
     async fn find_by_confronta(&self, path: &str) -> Result<Vec<VentaRow>, DbError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(&self.statements.select_by_confronta, &[&path])
-            .await
-            .map_err(|e| map_error(&format!("finding the row of {path}"), e))?;
+        let rows = self
+            .query(&self.statements.select_by_confronta, &[&path], || format!("finding the row of {path}"))
+            .await?;
         Ok(rows.iter().map(venta_row).collect())
     }
 
     async fn get(&self, venta_id: i64) -> Result<Option<VentaRow>, DbError> {
-        let client = self.client().await?;
-        let row = client
-            .query_opt(&self.statements.select_by_id, &[&venta_id])
-            .await
-            .map_err(|e| map_error(&format!("reading venta {venta_id}"), e))?;
-        Ok(row.as_ref().map(venta_row))
+        let rows = self
+            .query(&self.statements.select_by_id, &[&venta_id], || format!("reading venta {venta_id}"))
+            .await?;
+        Ok(rows.first().map(venta_row))
     }
 
     async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError> {
-        let client = self.client().await?;
-        let changed = client
+        let changed = self
             .execute(
                 &self.statements.record,
                 &[
@@ -115,54 +193,46 @@ impl SalesDb for PostgresSalesDb {
                     &request.expected_confronta,
                     &request.expected_object_name,
                 ],
+                || format!("recording venta {}", request.venta_id),
             )
-            .await
-            .map_err(|e| map_error(&format!("recording venta {}", request.venta_id), e))?;
+            .await?;
         Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
     }
 
     async fn rows_with_local_file(&self, dir_prefix: &str, limit: i64) -> Result<Vec<VentaRow>, DbError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(&self.statements.select_local, &[&dir_prefix, &limit])
-            .await
-            .map_err(|e| map_error("listing rows with a local confronta", e))?;
+        let rows = self
+            .query(&self.statements.select_local, &[&dir_prefix, &limit], || {
+                "listing rows with a local confronta".to_owned()
+            })
+            .await?;
         Ok(rows.iter().map(venta_row).collect())
     }
 
     async fn rows_in_minio(&self, limit: i64) -> Result<Vec<VentaRow>, DbError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(&self.statements.select_in_minio, &[&limit])
-            .await
-            .map_err(|e| map_error("listing rows stored in MinIO", e))?;
+        let rows = self
+            .query(&self.statements.select_in_minio, &[&limit], || "listing rows stored in MinIO".to_owned())
+            .await?;
         Ok(rows.iter().map(venta_row).collect())
     }
 
     async fn referenced_objects(&self) -> Result<Vec<String>, DbError> {
-        let client = self.client().await?;
-        let rows = client
-            .query(&self.statements.select_referenced, &[])
-            .await
-            .map_err(|e| map_error("listing referenced objects", e))?;
+        let rows = self
+            .query(&self.statements.select_referenced, &[], || "listing referenced objects".to_owned())
+            .await?;
         Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect())
     }
 
     async fn try_claim(&self, venta_id: i64) -> Result<bool, DbError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(CLAIM_SQL, &[&self.claim_key(venta_id)])
-            .await
-            .map_err(|e| map_error(&format!("claiming venta {venta_id}"), e))?;
-        Ok(row.get(0))
+        let rows = self
+            .query(CLAIM_SQL, &[&self.claim_key(venta_id)], || format!("claiming venta {venta_id}"))
+            .await?;
+        Ok(rows.first().is_some_and(|row| row.get(0)))
     }
 
     async fn release_claim(&self, venta_id: i64) {
         // A failed unlock only matters while this connection lives, and a lost connection
         // released the lock already.
-        if let Ok(client) = self.client().await {
-            let _ = client.execute(UNCLAIM_SQL, &[&self.claim_key(venta_id)]).await;
-        }
+        let _ = self.execute(UNCLAIM_SQL, &[&self.claim_key(venta_id)], String::new).await;
     }
 
     fn supports_claims(&self) -> bool {
@@ -170,11 +240,10 @@ impl SalesDb for PostgresSalesDb {
     }
 
     async fn count_rows(&self, dir_prefix: &str) -> Result<RowCounts, DbError> {
-        let client = self.client().await?;
-        let row = client
-            .query_one(&self.statements.count_rows, &[&dir_prefix])
-            .await
-            .map_err(|e| map_error("counting rows", e))?;
+        let rows =
+            self.query(&self.statements.count_rows, &[&dir_prefix], || "counting rows".to_owned()).await?;
+        let row =
+            rows.first().ok_or_else(|| DbError::new(DbErrorKind::Refused, "counting rows: no result"))?;
         Ok(RowCounts { in_minio: row.get(0), local: row.get(1) })
     }
 }
