@@ -1,5 +1,6 @@
 //! The operations the binary offers, their start-up checks, and the exit code each ends with.
 
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -362,11 +363,19 @@ async fn presign(config: &Config, venta: i64, expiry: Duration) -> Result<i32, E
 
 async fn run_dry_run(config: &Config, limit: Option<u64>, json: bool) -> Result<i32, Exit> {
     let started = start(config, JournalUse::Throwaway).await?;
-    let (plans, summary) = daemon::dry_run(config, started.pipeline, limit).await;
+    let (paths, summary) = daemon::dry_run_candidates(config, started.pipeline.clone(), limit).await;
     let mut would_move = 0u64;
     let mut bytes = 0u64;
-    let mut lines = Vec::new();
-    for (path, plan) in &plans {
+    // Printed as each plan is made: a 100,000-file backlog's answer is never held whole.
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    let output_failed =
+        |e: std::io::Error| Exit::new(exit::FAILURES, format!("cannot write the dry run: {e}"));
+    if json {
+        write!(out, "{{\"dry_run\": true, \"files\": [").map_err(output_failed)?;
+    }
+    for (index, path) in paths.iter().enumerate() {
+        let plan = started.pipeline.plan(path).await;
         let venta = plan
             .venta
             .as_ref()
@@ -385,27 +394,31 @@ async fn run_dry_run(config: &Config, limit: Option<u64>, json: bool) -> Result<
             }
             PlanAction::Skip(reason) => format!("would skip: {reason}"),
         };
-        lines.push(serde_json::json!({"path": path.as_str(), "venta": plan.venta.as_ref().map(|v| v.0), "numero": plan.venta.as_ref().map(|v| &v.1), "object": plan.object, "size": plan.size, "action": action}));
-        if !json {
-            println!("{path}  {venta}  {size}  {action}");
+        if json {
+            let line = serde_json::json!({"path": path.as_str(), "venta": plan.venta.as_ref().map(|v| v.0), "numero": plan.venta.as_ref().map(|v| &v.1), "object": plan.object, "size": plan.size, "action": action});
+            write!(out, "{}{line}", if index == 0 { "" } else { ", " }).map_err(output_failed)?;
+        } else {
+            writeln!(out, "{path}  {venta}  {size}  {action}").map_err(output_failed)?;
         }
     }
-    let skipped = plans.len() as u64 - would_move;
-    if json {
-        println!(
-            "{}",
-            serde_json::json!({"dry_run": true, "files": lines, "would_move": would_move, "would_skip": skipped, "bytes": bytes, "rows_missing_their_file": summary.problems})
-        );
+    let skipped = paths.len() as u64 - would_move;
+    let written = if json {
+        writeln!(
+            out,
+            "], \"would_move\": {would_move}, \"would_skip\": {skipped}, \"bytes\": {bytes}, \"rows_missing_their_file\": {}}}",
+            serde_json::json!(summary.problems)
+        )
     } else {
-        for problem in &summary.problems {
-            println!("  {problem}");
-        }
-        println!(
-            "dry run: {} files, {would_move} would move ({bytes} bytes), {skipped} would be skipped, {} rows point at a missing file; nothing was changed",
-            plans.len(),
-            summary.failed
-        );
-    }
+        summary.problems.iter().try_for_each(|problem| writeln!(out, "  {problem}")).and_then(|()| {
+            writeln!(
+                out,
+                "dry run: {} files, {would_move} would move ({bytes} bytes), {skipped} would be skipped, {} rows point at a missing file; nothing was changed",
+                paths.len(),
+                summary.failed
+            )
+        })
+    };
+    written.and_then(|()| out.flush()).map_err(output_failed)?;
     Ok(exit::OK)
 }
 

@@ -17,12 +17,14 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
 use crate::media_path::RelativeMediaPath;
-use crate::pipeline::{backoff, Failure, Outcome, Pipeline, Plan};
+use crate::pipeline::{backoff, Failure, Outcome, Pipeline};
 use crate::telemetry;
-use crate::watch::{walk, WatchHint};
+use crate::watch::{walk_each, WatchHint};
 
 /// How many rows a reconcile pass reads at most; the next pass reads the rest.
 const RECONCILE_BATCH: i64 = 10_000;
+/// Rows read per query when every row with a local file is walked.
+const ROW_PAGE: i64 = 1_000;
 /// First look again for a row that was not committed yet; it doubles from there.
 const ROW_WAIT_INITIAL: Duration = Duration::from_millis(50);
 /// In a one-shot run, a transient failure is retried this many times before it counts.
@@ -382,11 +384,12 @@ impl Scheduler {
 
     /// Offers every file under the watched folder.
     fn offer_walk(&mut self, dir: &Path) {
-        let files = walk(dir);
-        debug!(count = files.len(), folder = %dir.display(), "walked folder");
-        for file in files {
+        let mut count = 0u64;
+        walk_each(dir, |file| {
+            count += 1;
             self.offer_absolute(&file);
-        }
+        });
+        debug!(count, folder = %dir.display(), "walked folder");
     }
 
     /// Offers every path the journal has unfinished work for, and every row still pointing at
@@ -400,7 +403,7 @@ impl Scheduler {
             }
             Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
         }
-        match self.pipeline.db().rows_with_local_file(dir_prefix, RECONCILE_BATCH).await {
+        match self.pipeline.db().rows_with_local_file(dir_prefix, i64::MIN, RECONCILE_BATCH).await {
             Ok(rows) => {
                 for row in rows {
                     if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
@@ -419,13 +422,25 @@ impl Scheduler {
     /// A row that points at a local file which does not exist cannot be moved: report it (the
     /// row is left untouched) so the operator can find the file.
     async fn count_rows_missing_their_file(&mut self, dir_prefix: &str) {
-        let rows = match self.pipeline.db().rows_with_local_file(dir_prefix, i64::MAX).await {
-            Ok(rows) => rows,
-            Err(e) => {
-                warn!(error = %e, "cannot list rows with a local confronta");
+        // Page by id: a backlog's rows are never all in memory at once.
+        let mut after_id = i64::MIN;
+        loop {
+            let rows = match self.pipeline.db().rows_with_local_file(dir_prefix, after_id, ROW_PAGE).await {
+                Ok(rows) => rows,
+                Err(e) => {
+                    warn!(error = %e, "cannot list rows with a local confronta");
+                    return;
+                }
+            };
+            let Some(last) = rows.last() else {
                 return;
-            }
-        };
+            };
+            after_id = last.id;
+            self.report_missing_files(rows);
+        }
+    }
+
+    fn report_missing_files(&mut self, rows: Vec<crate::db::VentaRow>) {
         for row in rows {
             let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) else {
                 continue;
@@ -610,25 +625,22 @@ pub async fn rescan(
     (stop, scheduler.summary)
 }
 
-/// `--rescan --dry-run`: what a rescan would do with each file, in path order, writing nothing.
-/// Rows pointing at a missing local file are reported in the summary, as in a real rescan.
-pub async fn dry_run(
+/// `--rescan --dry-run`: the files a rescan would take, in path order (at most `limit`), and
+/// the rows pointing at a missing local file (in the summary, as in a real rescan). The caller
+/// asks `Pipeline::plan` for each file and prints it at once, so a large backlog's plans are
+/// never all held in memory.
+pub async fn dry_run_candidates(
     config: &Config,
     pipeline: Arc<Pipeline>,
     limit: Option<u64>,
-) -> (Vec<(RelativeMediaPath, Plan)>, Summary) {
-    let mut scheduler = Scheduler::new(pipeline.clone(), config, Mode::OneShot);
+) -> (Vec<RelativeMediaPath>, Summary) {
+    let mut scheduler = Scheduler::new(pipeline, config, Mode::OneShot);
     let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
     scheduler.offer_walk(&config.watched_dir());
     scheduler.offer_known_work(&dir_prefix).await;
     scheduler.count_rows_missing_their_file(&dir_prefix).await;
-    let mut paths: Vec<RelativeMediaPath> = scheduler.pending.keys().cloned().collect();
+    let mut paths: Vec<RelativeMediaPath> = scheduler.pending.into_keys().collect();
     paths.sort();
     paths.truncate(limit.map_or(usize::MAX, |l| l as usize));
-    let mut plans = Vec::with_capacity(paths.len());
-    for path in paths {
-        let plan = pipeline.plan(&path).await;
-        plans.push((path, plan));
-    }
-    (plans, scheduler.summary)
+    (paths, scheduler.summary)
 }

@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaPathError {
@@ -17,8 +18,11 @@ pub enum MediaPathError {
 
 /// A `/`-separated path relative to MEDIA_ROOT with no `.`, `..` or empty segments, so it can
 /// neither escape the media root nor name the same file two ways.
+///
+/// Shared, not owned: the scheduler keeps each pending path in a map and a timer heap, and a
+/// 100,000-file backlog would otherwise hold every path twice.
 #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct RelativeMediaPath(String);
+pub struct RelativeMediaPath(Arc<str>);
 
 impl RelativeMediaPath {
     /// Validates a path string as stored in the `confronta` column.
@@ -31,7 +35,7 @@ impl RelativeMediaPath {
         {
             return Err(MediaPathError::BadSegment(value.to_owned()));
         }
-        Ok(RelativeMediaPath(value.to_owned()))
+        Ok(RelativeMediaPath(Arc::from(value)))
     }
 
     /// The relative path of `absolute`, which must lie under `media_root`.
@@ -57,7 +61,7 @@ impl RelativeMediaPath {
     }
 
     pub fn to_absolute(&self, media_root: &Path) -> PathBuf {
-        media_root.join(&self.0)
+        media_root.join(&*self.0)
     }
 
     /// The file name's extension, lowercased, with its dot (`.pdf`), or `""`.

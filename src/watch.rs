@@ -97,10 +97,18 @@ fn hint_for_moved_in(path: PathBuf) -> WatchHint {
     }
 }
 
-/// Every regular file under `dir`, recursively, without following symlinks. Unreadable
+/// Every regular file under `dir`, recursively, without following symlinks, sorted. Unreadable
 /// sub-folders are logged and skipped; they cannot hide a file from a later walk.
 pub fn walk(dir: &Path) -> Vec<PathBuf> {
     let mut files = Vec::new();
+    walk_each(dir, |file| files.push(file));
+    files.sort();
+    files
+}
+
+/// [`walk`] without the list: hands each file to `found` as it is listed, so a backlog of
+/// 100,000 files is never held as absolute paths all at once.
+pub fn walk_each(dir: &Path, mut found: impl FnMut(PathBuf)) {
     let mut folders = vec![dir.to_owned()];
     while let Some(folder) = folders.pop() {
         let entries = match std::fs::read_dir(&folder) {
@@ -113,14 +121,12 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
         for entry in entries.flatten() {
             match entry.file_type() {
                 Ok(kind) if kind.is_dir() => folders.push(entry.path()),
-                Ok(kind) if kind.is_file() => files.push(entry.path()),
+                Ok(kind) if kind.is_file() => found(entry.path()),
                 // Symlinks, FIFOs and sockets are never candidates.
                 _ => {}
             }
         }
     }
-    files.sort();
-    files
 }
 
 #[cfg(test)]

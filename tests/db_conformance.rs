@@ -154,9 +154,17 @@ async fn local_rows_and_referenced_objects_are_listed() {
         let moved = db.insert_venta("PORTA-4", Some("confrontas/c.pdf")).await;
         let sales = open(&db).await;
         sales.record(&record(moved, "confrontas/c.pdf", None, "o4")).await.unwrap();
-        let rows = sales.rows_with_local_file("confrontas/", 100).await.unwrap();
+        let rows = sales.rows_with_local_file("confrontas/", i64::MIN, 100).await.unwrap();
         assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![local]);
         assert_eq!(sales.referenced_objects().await.unwrap(), vec!["o4".to_owned()]);
+
+        // Paging: one row per page, each page after the last id seen, ends with an empty page.
+        let later = db.insert_venta("PORTA-5", Some("confrontas/e.pdf")).await;
+        let first = sales.rows_with_local_file("confrontas/", i64::MIN, 1).await.unwrap();
+        assert_eq!(first.iter().map(|r| r.id).collect::<Vec<_>>(), vec![local]);
+        let second = sales.rows_with_local_file("confrontas/", local, 1).await.unwrap();
+        assert_eq!(second.iter().map(|r| r.id).collect::<Vec<_>>(), vec![later]);
+        assert!(sales.rows_with_local_file("confrontas/", later, 1).await.unwrap().is_empty());
         db
     })
     .await;

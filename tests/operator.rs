@@ -55,6 +55,17 @@ async fn rescan_dry_run_changes_nothing_limit_moves_exactly_n_and_a_full_run_rep
         stdout.contains(&format!("venta {missing} points at a local file that does not exist")),
         "{stdout}"
     );
+    // The same answer as one JSON document (written file by file, so it is checked whole here).
+    let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let plan: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_eq!(plan["dry_run"], true, "{plan}");
+    assert_eq!(plan["would_move"], FILES, "{plan}");
+    assert_eq!(plan["would_skip"], 1, "{plan}");
+    assert_eq!(plan["files"].as_array().map(Vec::len), Some(FILES + 1), "{plan}");
+    assert_eq!(plan["files"][0]["path"].as_str().map(|p| p.starts_with("confrontas/")), Some(true), "{plan}");
+    assert!(plan["rows_missing_their_file"].to_string().contains(&format!("venta {missing}")), "{plan}");
     assert_eq!(
         snapshot(&world).await,
         before,

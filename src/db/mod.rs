@@ -105,8 +105,14 @@ pub trait SalesDb: Send + Sync {
     async fn get(&self, venta_id: i64) -> Result<Option<VentaRow>, DbError>;
     /// Applies the compare-and-set in one statement.
     async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError>;
-    /// Rows still pointing at a local file under `dir_prefix` (e.g. `confrontas/`).
-    async fn rows_with_local_file(&self, dir_prefix: &str, limit: i64) -> Result<Vec<VentaRow>, DbError>;
+    /// Rows still pointing at a local file under `dir_prefix` (e.g. `confrontas/`) whose id is
+    /// above `after_id`, lowest id first: one page of a walk over every such row.
+    async fn rows_with_local_file(
+        &self,
+        dir_prefix: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<VentaRow>, DbError>;
     /// Rows marked as stored in MinIO, lowest id first.
     async fn rows_in_minio(&self, limit: i64) -> Result<Vec<VentaRow>, DbError>;
     /// Every object name a row references.
@@ -186,7 +192,7 @@ impl Statements {
             ),
             select_local: format!(
                 "{select} WHERE {confronta} IS NOT NULL AND {confronta} <> '' AND substr({confronta}, 1, length(CAST($1 AS text))) = CAST($1 AS text) \
-                 ORDER BY {id} LIMIT $2",
+                 AND {id} > CAST($2 AS bigint) ORDER BY {id} LIMIT $3",
                 confronta = c.confronta,
                 id = c.id,
             ),

@@ -199,9 +199,14 @@ impl SalesDb for PostgresSalesDb {
         Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
     }
 
-    async fn rows_with_local_file(&self, dir_prefix: &str, limit: i64) -> Result<Vec<VentaRow>, DbError> {
+    async fn rows_with_local_file(
+        &self,
+        dir_prefix: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<VentaRow>, DbError> {
         let rows = self
-            .query(&self.statements.select_local, &[&dir_prefix, &limit], || {
+            .query(&self.statements.select_local, &[&dir_prefix, &after_id, &limit], || {
                 "listing rows with a local confronta".to_owned()
             })
             .await?;

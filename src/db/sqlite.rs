@@ -132,14 +132,19 @@ impl SalesDb for SqliteSalesDb {
         .await
     }
 
-    async fn rows_with_local_file(&self, dir_prefix: &str, limit: i64) -> Result<Vec<VentaRow>, DbError> {
+    async fn rows_with_local_file(
+        &self,
+        dir_prefix: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<VentaRow>, DbError> {
         let prefix = dir_prefix.to_owned();
         self.with(move |connection, statements| {
             let mut query = connection
                 .prepare_cached(&statements.select_local)
                 .map_err(|e| map_error("preparing the local-file listing", e))?;
             query
-                .query_map(params![prefix, limit], venta_row)
+                .query_map(params![prefix, after_id, limit], venta_row)
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| map_error("listing rows with a local confronta", e))
         })
