@@ -99,7 +99,8 @@ pub struct WatchConfig {
     /// The FileField's `upload_to`, relative to `media_root`.
     #[serde(default = "default_dir")]
     pub dir: String,
-    /// How long size and mtime must hold still before a file counts as complete.
+    /// How long size and mtime must hold still before a file found without a close event (a
+    /// walk, the poller, a reconcile pass) counts as complete.
     #[serde(default = "default_settle_ms")]
     pub settle_ms: u64,
     /// How often the database is asked for rows that still point at a local file.
@@ -411,7 +412,7 @@ impl Default for ColumnNames {
 
 impl Default for PipelineConfig {
     fn default() -> Self {
-        PipelineConfig { max_in_flight: 4, retry_initial_ms: 1000, retry_max_s: 300 }
+        PipelineConfig { max_in_flight: 16, retry_initial_ms: 1000, retry_max_s: 300 }
     }
 }
 
@@ -479,7 +480,7 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
         assert_eq!(config.watch.orphan_after_s, 86_400);
         assert_eq!(config.database.table, "telefonica_ventaportabilidad");
         assert_eq!(config.minio.bucket, "telefonica-crea-online");
-        assert_eq!(config.pipeline.max_in_flight, 4);
+        assert_eq!(config.pipeline.max_in_flight, 16);
         assert_eq!(config.minio.public_base_url(), "http://127.0.0.1:9000");
     }
 

@@ -95,6 +95,9 @@ struct Pending {
     /// A transient failure set `due`: hints must not cut the backoff (and its jitter) short, or
     /// every reconcile pass during an outage would retry every waiting file at once.
     backing_off: bool,
+    /// inotify saw the writer close the file (or rename it in): it is complete now, with no
+    /// settle time to wait out.
+    closed: bool,
 }
 
 /// Paths waiting for their time, paths in flight, and the tasks running them.
@@ -144,31 +147,41 @@ impl Scheduler {
         }
     }
 
-    /// A hint that `absolute` may be ready. Paths outside the media root, or that no Django
-    /// row could name, are logged and left alone.
-    fn offer_absolute(&mut self, absolute: &Path) {
+    /// A hint that `absolute` may be ready (`closed`: its writer closed it or renamed it in).
+    /// Paths outside the media root, or that no Django row could name, are logged and left alone.
+    fn offer_absolute(&mut self, absolute: &Path, closed: bool) {
         match RelativeMediaPath::from_absolute(&self.media_root, absolute) {
-            Ok(path) => self.offer(path),
+            Ok(path) => self.offer_with(path, closed),
             Err(e) => {
                 warn!(path = %absolute.display(), error = %e, "file ignored; it is kept where it is")
             }
         }
     }
 
+    /// Offers a path found without a close event (a walk, a reconcile pass, the journal): it is
+    /// taken once its mtime is `settle_ms` old.
     fn offer(&mut self, path: RelativeMediaPath) {
+        self.offer_with(path, false);
+    }
+
+    fn offer_with(&mut self, path: RelativeMediaPath, closed: bool) {
         if self.in_flight.contains(&path) {
             self.rerun.insert(path);
             return;
         }
-        let due = Instant::now() + self.settle_remaining(&path);
+        let now = Instant::now();
+        let due = if closed { now } else { now + self.settle_remaining(&path) };
         match self.pending.get_mut(&path) {
-            Some(pending) if pending.due <= due || pending.backing_off => {}
+            Some(pending) if pending.backing_off => {}
             Some(pending) => {
-                pending.due = due;
-                self.timers.push(Reverse((due, path)));
+                pending.closed |= closed;
+                if due < pending.due {
+                    pending.due = due;
+                    self.timers.push(Reverse((due, path)));
+                }
             }
             None => {
-                self.pending.insert(path.clone(), Pending { due, attempts: 0, backing_off: false });
+                self.pending.insert(path.clone(), Pending { due, attempts: 0, backing_off: false, closed });
                 self.timers.push(Reverse((due, path)));
             }
         }
@@ -192,7 +205,7 @@ impl Scheduler {
     /// (a transient failure); without, they can (waiting for a row, which a hint may announce).
     fn retry_later(&mut self, path: RelativeMediaPath, attempts: u32, delay: Duration, backing_off: bool) {
         let due = Instant::now() + delay;
-        self.pending.insert(path.clone(), Pending { due, attempts, backing_off });
+        self.pending.insert(path.clone(), Pending { due, attempts, backing_off, closed: false });
         self.timers.push(Reverse((due, path)));
     }
 
@@ -218,8 +231,9 @@ impl Scheduler {
             if pending.due != due {
                 continue;
             }
-            // Re-check settling: the file may have been written again since the hint.
-            let remaining = self.settle_remaining(&path);
+            // Re-check settling: the file may have been written again since the hint. A file
+            // its writer closed is complete; a later write would send another close.
+            let remaining = if pending.closed { Duration::ZERO } else { self.settle_remaining(&path) };
             if !remaining.is_zero() {
                 let due = now + remaining;
                 self.pending.get_mut(&path).expect("present").due = due;
@@ -387,7 +401,7 @@ impl Scheduler {
         let mut count = 0u64;
         walk_each(dir, |file| {
             count += 1;
-            self.offer_absolute(&file);
+            self.offer_absolute(&file, false);
         });
         debug!(count, folder = %dir.display(), "walked folder");
     }
@@ -518,7 +532,8 @@ pub async fn run(
         tokio::select! {
             _ = shutdown.changed() => break Stop::Finished,
             hint = hints.recv() => match hint {
-                Some(WatchHint::MaybeComplete(path)) => scheduler.offer_absolute(&path),
+                Some(WatchHint::Closed(path)) => scheduler.offer_absolute(&path, true),
+                Some(WatchHint::MaybeComplete(path)) => scheduler.offer_absolute(&path, false),
                 Some(WatchHint::Rescan) => {
                     info!("watcher asked for a rescan; walking the folder");
                     scheduler.offer_walk(&dir);

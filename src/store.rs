@@ -128,11 +128,19 @@ pub trait ObjectStore: Send + Sync {
     async fn get(&self, name: &ObjectName) -> Result<Bytes, StoreError>;
 }
 
+/// How many upload buffers (a whole small file, or one part of a large one) may be held in
+/// memory at once, across every file in flight. Small files take a fraction of a buffer each,
+/// so this limits memory without limiting how many of them upload at once.
+const UPLOAD_BUFFERS: u64 = 4;
+
 /// The MinIO / S3 backend, on the official `minio` SDK.
 pub struct S3Store {
     client: MinioClient,
     bucket: BucketName,
     region: Region,
+    /// File bytes read into memory for uploads, in KiB; see [`UPLOAD_BUFFERS`].
+    upload_memory: Arc<tokio::sync::Semaphore>,
+    upload_memory_kib: u32,
 }
 
 impl S3Store {
@@ -150,7 +158,17 @@ impl S3Store {
             .map_err(|e| invalid("minio client settings", &e))?;
         let bucket = BucketName::new(&config.bucket).map_err(|e| invalid("minio.bucket", &e))?;
         let region = Region::new(&config.region).map_err(|e| invalid("minio.region", &e))?;
-        Ok(S3Store { client, bucket, region })
+        let buffer = config.part_size_bytes.max(config.multipart_threshold_bytes);
+        let upload_memory_kib = u32::try_from((UPLOAD_BUFFERS * buffer).div_ceil(1024)).unwrap_or(u32::MAX);
+        let upload_memory = Arc::new(tokio::sync::Semaphore::new(upload_memory_kib as usize));
+        Ok(S3Store { client, bucket, region, upload_memory, upload_memory_kib })
+    }
+
+    /// Waits until `bytes` more may be held in memory for uploads; the bytes count as held
+    /// until the permit is dropped. A request larger than the whole budget waits for all of it.
+    async fn reserve_memory(&self, bytes: u64) -> tokio::sync::OwnedSemaphorePermit {
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).clamp(1, self.upload_memory_kib);
+        self.upload_memory.clone().acquire_many_owned(kib).await.expect("the semaphore is never closed")
     }
 
     fn key(&self, name: &ObjectName) -> Result<ObjectKey, StoreError> {
@@ -164,6 +182,7 @@ impl S3Store {
         request: &UploadRequest<'_>,
         meta: Multimap,
     ) -> Result<(), StoreError> {
+        let _held = self.reserve_memory(request.hash.identity.size).await;
         let data = read_exact_range(request.path, &request.hash.identity, 0, request.hash.identity.size)?;
         let mut headers = meta;
         headers.add("x-amz-checksum-sha256", request.hash.sha256.to_base64());
@@ -220,6 +239,7 @@ impl S3Store {
         for (index, digest) in request.hash.part_digests.iter().enumerate() {
             let offset = index as u64 * request.part_size;
             let length = request.part_size.min(size - offset);
+            let _held = self.reserve_memory(length).await;
             let data = read_exact_range(request.path, &request.hash.identity, offset, length)?;
             let number = u16::try_from(index + 1).map_err(|_| {
                 StoreError::new(StoreErrorKind::Refused, format!("{key}: more than 10000 parts"))
@@ -516,4 +536,40 @@ fn describe_reqwest(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn store(part_size: u64) -> S3Store {
+        let text = format!(
+            "[watch]\nmedia_root = \"/m\"\n[database]\nurl = \"sqlite:///db\"\n[minio]\nendpoint = \"http://127.0.0.1:9\"\n\
+             access_key = \"k\"\nmultipart_threshold_bytes = {part_size}\npart_size_bytes = {part_size}\n\
+             [journal]\npath = \"/j\"\n"
+        );
+        let config = crate::config::Config::parse(&text, Path::new("t.toml")).unwrap();
+        S3Store::new(&config.minio, &Secret::new("s")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn upload_memory_holds_four_buffers_and_many_small_files() {
+        const PART: u64 = 8 * 1024 * 1024;
+        let store = store(PART);
+        let held: Vec<_> = futures_util::future::join_all((0..4).map(|_| store.reserve_memory(PART))).await;
+        let fifth = tokio::time::timeout(Duration::from_millis(50), store.reserve_memory(PART)).await;
+        assert!(fifth.is_err(), "a fifth buffer must wait while four are held");
+        drop(held);
+
+        // 200 KB files: a hundred of them fit in the budget at once.
+        let small: Vec<_> =
+            futures_util::future::join_all((0..100).map(|_| store.reserve_memory(204_800))).await;
+        assert_eq!(small.len(), 100);
+        drop(small);
+
+        // A request larger than the whole budget waits for all of it, and does not deadlock.
+        let huge = tokio::time::timeout(Duration::from_secs(1), store.reserve_memory(10 * PART)).await;
+        assert!(huge.is_ok(), "an oversized buffer must still be served");
+    }
 }

@@ -15,7 +15,9 @@ use tokio::sync::mpsc;
 /// A hint from the watcher.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum WatchHint {
-    /// A file was closed after writing or moved in: it may be complete.
+    /// inotify saw the file closed after writing, or renamed in: its writer is done with it.
+    Closed(PathBuf),
+    /// The poller saw the file appear or change: it is complete once it holds still.
     MaybeComplete(PathBuf),
     /// Events were lost (overflow, a folder moved in): walk the folder.
     Rescan,
@@ -65,23 +67,24 @@ pub fn watch(
 
 /// Which events say a file may be complete. With inotify, create and plain modify never do:
 /// Django writes small uploads in place in chunks, so only the close after writing marks the
-/// end. A poller sees no closes, only changes; there the settle time alone decides.
+/// end, and its large uploads are renamed in whole. A poller sees no closes, only changes;
+/// there the settle time alone decides.
 fn classify(event: &Event, polling: bool) -> Option<WatchHint> {
     if event.need_rescan() {
         return Some(WatchHint::Rescan);
     }
     if polling && matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) {
-        return event.paths.last().cloned().map(hint_for_moved_in);
+        return event.paths.last().cloned().map(|path| hint_for_moved_in(path, WatchHint::MaybeComplete));
     }
     match event.kind {
         EventKind::Access(AccessKind::Close(AccessMode::Write)) => {
-            event.paths.first().cloned().map(WatchHint::MaybeComplete)
+            event.paths.first().cloned().map(WatchHint::Closed)
         }
         EventKind::Modify(ModifyKind::Name(RenameMode::To)) => {
-            event.paths.first().cloned().map(hint_for_moved_in)
+            event.paths.first().cloned().map(|path| hint_for_moved_in(path, WatchHint::Closed))
         }
         EventKind::Modify(ModifyKind::Name(RenameMode::Both)) => {
-            event.paths.get(1).cloned().map(hint_for_moved_in)
+            event.paths.get(1).cloned().map(|path| hint_for_moved_in(path, WatchHint::Closed))
         }
         // A folder created or moved in may already hold files that sent no event of their own.
         EventKind::Create(CreateKind::Folder) => Some(WatchHint::Rescan),
@@ -89,11 +92,11 @@ fn classify(event: &Event, polling: bool) -> Option<WatchHint> {
     }
 }
 
-fn hint_for_moved_in(path: PathBuf) -> WatchHint {
+fn hint_for_moved_in(path: PathBuf, file_hint: fn(PathBuf) -> WatchHint) -> WatchHint {
     if path.is_dir() {
         WatchHint::Rescan
     } else {
-        WatchHint::MaybeComplete(path)
+        file_hint(path)
     }
 }
 
@@ -147,7 +150,16 @@ mod tests {
         ];
         for (event, expected) in cases {
             let hint = classify(&event, false);
-            assert_eq!(hint == Some(WatchHint::MaybeComplete(path.clone())), expected, "{event:?}");
+            assert_eq!(hint == Some(WatchHint::Closed(path.clone())), expected, "{event:?}");
+        }
+    }
+
+    #[test]
+    fn a_poller_sees_changes_which_must_still_settle() {
+        let path = PathBuf::from("/m/confrontas/a.pdf");
+        for kind in [EventKind::Create(CreateKind::File), EventKind::Modify(ModifyKind::Any)] {
+            let hint = classify(&Event::new(kind).add_path(path.clone()), true);
+            assert_eq!(hint, Some(WatchHint::MaybeComplete(path.clone())), "{kind:?}");
         }
     }
 

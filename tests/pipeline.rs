@@ -70,6 +70,46 @@ async fn moves_files_written_in_place_renamed_in_multipart_and_with_spanish_name
     world.cleanup().await;
 }
 
+/// A close after writing, or a rename in, is the writer saying it is done: such a file is taken
+/// at once, whatever `settle_ms` says. A file found by the start-up walk has no such signal
+/// and waits until its mtime is `settle_ms` old.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_file_is_taken_at_once_and_a_walked_one_waits_to_settle() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("settle_ms = 60000", "");
+    let walked_bytes = sample_bytes(30, 20_000);
+    let walked_id = world.db.insert_venta("PORTA-WALKED", Some("confrontas/encontrado.pdf")).await;
+    let walked = world.write_in_place("encontrado.pdf", &walked_bytes);
+    let sidecar = Sidecar::start(&config, &[], &[]);
+    sidecar.wait_watching().await;
+
+    let mut closed = Vec::new();
+    for (index, (name, rename)) in [("cerrado.pdf", false), ("renombrado.pdf", true)].into_iter().enumerate()
+    {
+        let numero = format!("PORTA-CLOSED-{index}");
+        let id = world.db.insert_venta(&numero, Some(&format!("confrontas/{name}"))).await;
+        let bytes = sample_bytes(31 + index as u64, 20_000);
+        let path = if rename { world.rename_in(name, &bytes) } else { world.write_in_place(name, &bytes) };
+        let object = expected_object(&world, &numero, id, &bytes, ".pdf");
+        closed.push((id, bytes, object, path));
+    }
+    // Well inside the 60 s settle time: only the close (or rename) can have let them through.
+    for (id, _, _, _) in &closed {
+        eventually(&format!("venta {id} recorded"), Duration::from_secs(30), || async {
+            world.db.row(*id).await.filter(|row| row.subido)
+        })
+        .await;
+    }
+    for (id, bytes, object, path) in &closed {
+        assert_moved(&world, *id, path, bytes, object).await;
+    }
+    assert!(walked.exists(), "the walked file must wait out settle_ms");
+    let row = world.db.row(walked_id).await.unwrap();
+    assert!(!row.subido, "the walked file's row must not be recorded yet");
+    drop(sidecar);
+    world.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_waits_for_its_row_and_a_file_without_one_is_kept_as_an_orphan() {
     let world = World::new(Backend::Postgres).await;

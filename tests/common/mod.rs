@@ -247,7 +247,7 @@ impl World {
 [watch]
 media_root = "{media}"
 dir = "confrontas"
-settle_ms = 100
+{settle}
 {reconcile}
 {watch_extra}
 
@@ -272,6 +272,7 @@ retry_max_s = 2
 {extra}
 "#,
             media = self.media_root.display(),
+            settle = if watch_extra.contains("settle_ms") { "" } else { "settle_ms = 100" },
             // Tests that set their own interval (to prove another path finds files) win.
             reconcile =
                 if watch_extra.contains("reconcile_interval_s") { "" } else { "reconcile_interval_s = 2" },
