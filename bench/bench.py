@@ -440,7 +440,7 @@ class Bench:
         run["daemon_elapsed_s"] = summary.get("elapsed_s")
         if run["rc"] != 0 or summary.get("moved") != n:
             raise MeasurementError(f"confronta-sync --rescan moved {summary.get('moved')} of {n} (exit {run['rc']}): "
-                                   f"{summary.get('reasons')}")
+                                   f"{summary.get('reasons')}; first problems: {(summary.get('problems') or [])[:5]}")
         self.check_folder_empty(media_root, "confronta-sync")
         if self.count_uploaded_rows() != n:
             raise MeasurementError("confronta-sync: not every row was recorded")

@@ -497,12 +497,16 @@ impl Pipeline {
         }
         // Another sidecar (or an earlier life of this one) may have finished it.
         if let (Some(venta_id), Some(object)) = (entry.venta_id, entry.object_name.clone()) {
-            if let Ok(Some(row)) = self.db.get(venta_id).await {
-                if row.minio_object_name.as_deref() == Some(object.as_str()) {
+            match self.db.get(venta_id).await {
+                Ok(Some(row)) if row.minio_object_name.as_deref() == Some(object.as_str()) => {
                     entry.state = FileState::Removed;
                     self.put(&entry).await?;
                     return Ok(Outcome::Nothing);
                 }
+                Ok(_) => {}
+                // Without the row there is no telling whether it was recorded: ask again
+                // later rather than report a loss that may not have happened.
+                Err(e) => return Ok(self.db_failure(e)),
             }
         }
         if entry.state < FileState::Hashed || entry.object_name.is_none() {
