@@ -49,7 +49,7 @@ PDF_HEADER = b"%PDF-1.7\n"
 
 def pdf_bytes(size):
     return PDF_HEADER + os.urandom(size - len(PDF_HEADER))
-PART_SIZE = 16 * 1024 * 1024  # the daemon's default part_size_bytes / multipart threshold
+PART_SIZE = 5 * 1024 * 1024  # the daemon's default part_size_bytes / multipart threshold
 MIB = 1024 * 1024
 
 TARGETS = {
@@ -875,7 +875,7 @@ def render_markdown(r):
     h = r.get("hashing")
     if h:
         add(f"| hashing vs sha256sum (hash_file, whole-file digest) | {h['ratio_hash_file']:.2f}× | ≥ 0.90× | {met(h['targets_met']['hash_file'])} |")
-        add(f"| hashing vs sha256sum (with 16 MiB part digests, as the daemon does above 16 MiB) | {h['ratio_hash_file_parts']:.2f}× | ≥ 0.90× | {met(h['targets_met']['hash_file_parts'])} |")
+        add(f"| hashing vs sha256sum (with {PART_SIZE // MIB} MiB part digests, as the daemon does above {PART_SIZE // MIB} MiB) | {h['ratio_hash_file_parts']:.2f}× | ≥ 0.90× | {met(h['targets_met']['hash_file_parts'])} |")
     big = r.get("memory_big_file")
     if big:
         add(f"| peak RSS, one {big['bytes'] // MIB} MiB file | {big['max_rss_mib']:.1f} MiB | ≤ 40 MiB | {met(big['max_rss_mib'] <= 40)} |")
@@ -930,16 +930,17 @@ def render_markdown(r):
                 f"{fmt(None if run['daemon_cpu_s_per_file'] is None else run['daemon_cpu_s_per_file'] * 1000, 2)} | "
                 f"{fmt(run['daemon_peak_rss_mib'])} | {run['load_before'][0]:.2f} |")
         add("")
-        add("With the default `settle_ms = 500` the daemon waits until the file's mtime is 500 ms old, so "
-            "p50 cannot go below ~500 ms by design; the 30 ms target can only be met with a small settle time.\n")
+        add("A file the watcher sees closed after writing (or renamed in) is taken at once; `settle_ms` only "
+            "delays files found without that signal (the start-up walk, the poller, reconcile passes). Both "
+            "runs therefore measure the same path; the second shows that the setting does not matter here.\n")
     if h:
         add(f"## 3. Hashing: {h['bytes'] // MIB} MiB of random bytes, warm page cache, {h['repeats']} runs each\n")
         add("| hasher | MB/s (median) | runs | vs sha256sum |\n|---|---|---|---|")
         add(f"| sha256sum | {h['mb_per_s_median']['sha256sum']:.0f} | "
             f"{', '.join(f'{x:.0f}' for x in h['mb_per_s_runs']['sha256sum'])} | 1.00× |")
-        add(f"| confronta_sync hash_file (whole-file digest; files ≤ 16 MiB) | {h['mb_per_s_median']['hash_file']:.0f} | "
+        add(f"| confronta_sync hash_file (whole-file digest; files ≤ {PART_SIZE // MIB} MiB) | {h['mb_per_s_median']['hash_file']:.0f} | "
             f"{', '.join(f'{x:.0f}' for x in h['mb_per_s_runs']['hash_file'])} | {h['ratio_hash_file']:.2f}× |")
-        add(f"| hash_file with 16 MiB part digests (files > 16 MiB) | {h['mb_per_s_median']['hash_file_parts']:.0f} | "
+        add(f"| hash_file with {PART_SIZE // MIB} MiB part digests (files > {PART_SIZE // MIB} MiB) | {h['mb_per_s_median']['hash_file_parts']:.0f} | "
             f"{', '.join(f'{x:.0f}' for x in h['mb_per_s_runs']['hash_file_parts'])} | {h['ratio_hash_file_parts']:.2f}× |")
         add(f"\nLoad average before: {h['load_before'][0]:.2f}. Wall time of each process, start included.\n")
     if big or mb:
