@@ -25,8 +25,10 @@ use crate::watch::{walk_each, WatchHint};
 const RECONCILE_BATCH: i64 = 10_000;
 /// Rows read per query when every row with a local file is walked.
 const ROW_PAGE: i64 = 1_000;
-/// First look again for a row that was not committed yet; it doubles from there.
-const ROW_WAIT_INITIAL: Duration = Duration::from_millis(50);
+/// First look again for a row that was not committed yet; it doubles from there. A closed file
+/// is taken at once, usually a moment before Django's INSERT commits: the first look must come
+/// soon, and the doubling keeps an orphan's lookups to a handful a minute.
+const ROW_WAIT_INITIAL: Duration = Duration::from_millis(10);
 /// In a one-shot run, a transient failure is retried this many times before it counts.
 const ONE_SHOT_ATTEMPTS: u32 = 4;
 
@@ -89,6 +91,15 @@ enum Mode {
     OneShot,
 }
 
+/// A path handed to a pipeline task, with what the scheduler knows about it.
+struct Dispatched {
+    path: RelativeMediaPath,
+    /// Runs before this one that asked to be retried.
+    attempts: u32,
+    /// Its writer closed it (see `Pending::closed`); a retry keeps that.
+    closed: bool,
+}
+
 struct Pending {
     due: Instant,
     attempts: u32,
@@ -114,7 +125,7 @@ struct Scheduler {
     in_flight: HashSet<RelativeMediaPath>,
     /// Hints that arrived while the path was in flight: run it again afterwards.
     rerun: HashSet<RelativeMediaPath>,
-    tasks: JoinSet<(RelativeMediaPath, u32, Outcome)>,
+    tasks: JoinSet<(Dispatched, Outcome)>,
     summary: Summary,
     limit: Option<u64>,
     started: u64,
@@ -203,9 +214,10 @@ impl Scheduler {
 
     /// Schedules another run after `delay`. With `backing_off`, hints cannot bring it forward
     /// (a transient failure); without, they can (waiting for a row, which a hint may announce).
-    fn retry_later(&mut self, path: RelativeMediaPath, attempts: u32, delay: Duration, backing_off: bool) {
+    fn retry_later(&mut self, run: &Dispatched, attempts: u32, delay: Duration, backing_off: bool) {
         let due = Instant::now() + delay;
-        self.pending.insert(path.clone(), Pending { due, attempts, backing_off, closed: false });
+        let path = run.path.clone();
+        self.pending.insert(path.clone(), Pending { due, attempts, backing_off, closed: run.closed });
         self.timers.push(Reverse((due, path)));
     }
 
@@ -240,13 +252,13 @@ impl Scheduler {
                 self.timers.push(Reverse((due, path)));
                 continue;
             }
-            let attempts = self.pending.remove(&path).expect("present").attempts;
+            let Pending { attempts, closed, .. } = self.pending.remove(&path).expect("present");
             self.in_flight.insert(path.clone());
             self.started += 1;
             let pipeline = self.pipeline.clone();
             self.tasks.spawn(async move {
                 let outcome = pipeline.process(&path).await;
-                (path, attempts, outcome)
+                (Dispatched { path, attempts, closed }, outcome)
             });
         }
     }
@@ -277,10 +289,11 @@ impl Scheduler {
     }
 
     /// Folds one finished run into the schedule; returns a fatal failure if there was one.
-    fn finished(&mut self, path: RelativeMediaPath, attempts: u32, outcome: Outcome) -> Option<Failure> {
-        self.in_flight.remove(&path);
+    fn finished(&mut self, run: Dispatched, outcome: Outcome) -> Option<Failure> {
+        let (path, attempts) = (&run.path, run.attempts);
+        self.in_flight.remove(path);
         let one_shot = self.mode == Mode::OneShot;
-        self.record_outcome(&path, &outcome);
+        self.record_outcome(path, &outcome);
         self.watch_journal(&outcome);
         match outcome {
             Outcome::Moved { bytes, .. } => {
@@ -291,40 +304,40 @@ impl Scheduler {
             Outcome::WaitingForRow | Outcome::Orphan if one_shot => {
                 self.summary.orphans += 1;
                 let failure = Failure::new("no_row", "no row points at this file; it is kept".to_owned());
-                self.summary.count_reason(&failure, &path);
+                self.summary.count_reason(&failure, path);
             }
             Outcome::WaitingForRow => {
                 // Django commits the row moments after it saves the file: look again soon, then
                 // back off.
                 let delay = backoff(attempts, ROW_WAIT_INITIAL, self.settings.retry_max);
-                self.retry_later(path.clone(), attempts + 1, delay, false);
+                self.retry_later(&run, attempts + 1, delay, false);
             }
             Outcome::Orphan => {
                 self.summary.orphans += 1;
-                self.retry_later(path.clone(), attempts, self.settings.retry_max, false);
+                self.retry_later(&run, attempts, self.settings.retry_max, false);
             }
             Outcome::Busy if one_shot => self.summary.busy += 1,
             Outcome::Busy => {
                 let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
-                self.retry_later(path.clone(), attempts + 1, delay, true);
+                self.retry_later(&run, attempts + 1, delay, true);
             }
             Outcome::Retry(failure) => {
                 if one_shot && attempts + 1 >= ONE_SHOT_ATTEMPTS {
                     self.summary.failed += 1;
-                    self.summary.count_reason(&failure, &path);
+                    self.summary.count_reason(&failure, path);
                 } else {
                     let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
-                    self.retry_later(path.clone(), attempts + 1, delay, true);
+                    self.retry_later(&run, attempts + 1, delay, true);
                 }
             }
             Outcome::Kept(failure) => {
                 self.summary.kept += 1;
-                self.summary.count_reason(&failure, &path);
+                self.summary.count_reason(&failure, path);
             }
             Outcome::Fatal(failure) => return Some(failure),
         }
-        if self.rerun.remove(&path) && !self.pending.contains_key(&path) {
-            self.offer(path);
+        if self.rerun.remove(path) && !self.pending.contains_key(path) {
+            self.offer(run.path);
         }
         None
     }
@@ -480,8 +493,8 @@ impl Scheduler {
         let deadline = tokio::time::Instant::now() + limit;
         while !self.tasks.is_empty() {
             match tokio::time::timeout_at(deadline, self.tasks.join_next()).await {
-                Ok(Some(Ok((path, attempts, outcome)))) => {
-                    self.finished(path, attempts, outcome);
+                Ok(Some(Ok((run, outcome)))) => {
+                    self.finished(run, outcome);
                 }
                 Ok(Some(Err(e))) => warn!(error = %e, "pipeline task failed"),
                 Ok(None) => break,
@@ -545,8 +558,8 @@ pub async fn run(
             },
             Some(joined) = scheduler.tasks.join_next(), if !scheduler.tasks.is_empty() => {
                 match joined {
-                    Ok((path, attempts, outcome)) => {
-                        if let Some(failure) = scheduler.finished(path, attempts, outcome) {
+                    Ok((run, outcome)) => {
+                        if let Some(failure) = scheduler.finished(run, outcome) {
                             break Stop::Fatal(failure);
                         }
                     }
@@ -622,8 +635,8 @@ pub async fn rescan(
             _ = shutdown.changed() => break Stop::Finished,
             Some(joined) = scheduler.tasks.join_next(), if !scheduler.tasks.is_empty() => {
                 match joined {
-                    Ok((path, attempts, outcome)) => {
-                        if let Some(failure) = scheduler.finished(path, attempts, outcome) {
+                    Ok((run, outcome)) => {
+                        if let Some(failure) = scheduler.finished(run, outcome) {
                             break Stop::Fatal(failure);
                         }
                     }

@@ -83,13 +83,25 @@ async fn a_closed_file_is_taken_at_once_and_a_walked_one_waits_to_settle() {
     let sidecar = Sidecar::start(&config, &[], &[]);
     sidecar.wait_watching().await;
 
+    // The third is Django's order: the file first, the row a moment later. The daemon reaches
+    // it before the row exists, and its retry must not fall back to waiting out settle_ms.
     let mut closed = Vec::new();
-    for (index, (name, rename)) in [("cerrado.pdf", false), ("renombrado.pdf", true)].into_iter().enumerate()
-    {
+    let cases =
+        [("cerrado.pdf", false, false), ("renombrado.pdf", true, false), ("fila_despues.pdf", false, true)];
+    for (index, (name, rename, row_after)) in cases.into_iter().enumerate() {
         let numero = format!("PORTA-CLOSED-{index}");
-        let id = world.db.insert_venta(&numero, Some(&format!("confrontas/{name}"))).await;
+        let confronta = format!("confrontas/{name}");
+        let early_id =
+            if row_after { None } else { Some(world.db.insert_venta(&numero, Some(&confronta)).await) };
         let bytes = sample_bytes(31 + index as u64, 20_000);
         let path = if rename { world.rename_in(name, &bytes) } else { world.write_in_place(name, &bytes) };
+        if row_after {
+            tokio::time::sleep(Duration::from_millis(300)).await;
+        }
+        let id = match early_id {
+            Some(id) => id,
+            None => world.db.insert_venta(&numero, Some(&confronta)).await,
+        };
         let object = expected_object(&world, &numero, id, &bytes, ".pdf");
         closed.push((id, bytes, object, path));
     }
