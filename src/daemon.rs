@@ -19,12 +19,14 @@ use crate::config::Config;
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{backoff, Failure, Outcome, Pipeline};
 use crate::telemetry;
-use crate::watch::{walk_each, WatchHint};
+use crate::watch::{walk_each, Walk, WatchHint};
 
-/// How many rows a reconcile pass reads at most; the next pass reads the rest.
+/// How many rows a reconcile pass reads at most; the next pass reads on from there.
 const RECONCILE_BATCH: i64 = 10_000;
 /// Rows read per query when every row with a local file is walked.
 const ROW_PAGE: i64 = 1_000;
+/// How many paths a rescan keeps pending from its walk at most.
+const WALK_WINDOW: usize = 1_024;
 /// First look again for a row that was not committed yet; it doubles from there. A closed file
 /// is taken at once, usually a moment before Django's INSERT commits: the first look must come
 /// soon, and the doubling keeps an orphan's lookups to a handful a minute.
@@ -91,24 +93,32 @@ enum Mode {
     OneShot,
 }
 
-/// A path handed to a pipeline task, with what the scheduler knows about it.
+/// What the scheduler carries from one run of a file to the next.
+#[derive(Debug, Clone, Copy, Default)]
+struct Carry {
+    /// Runs that ended in a transient failure or a busy row: they set the retry backoff.
+    attempts: u32,
+    /// Runs that found no row yet: they set the (much shorter) wait for Django's INSERT, apart
+    /// from `attempts`, so that a slow row does not stretch a later outage's backoff.
+    row_waits: u32,
+    /// When inotify saw the writer close the file (or rename it in). While the file's mtime is
+    /// no later than that, it is complete and waits out no settle time; a write after the close
+    /// puts it back under `settle_ms`.
+    closed_at: Option<SystemTime>,
+}
+
+/// A path handed to a pipeline task.
 struct Dispatched {
     path: RelativeMediaPath,
-    /// Runs before this one that asked to be retried.
-    attempts: u32,
-    /// Its writer closed it (see `Pending::closed`); a retry keeps that.
-    closed: bool,
+    carry: Carry,
 }
 
 struct Pending {
     due: Instant,
-    attempts: u32,
     /// A transient failure set `due`: hints must not cut the backoff (and its jitter) short, or
     /// every reconcile pass during an outage would retry every waiting file at once.
     backing_off: bool,
-    /// inotify saw the writer close the file (or rename it in): it is complete now, with no
-    /// settle time to wait out.
-    closed: bool,
+    carry: Carry,
 }
 
 /// Paths waiting for their time, paths in flight, and the tasks running them.
@@ -134,6 +144,11 @@ struct Scheduler {
     /// Set while the journal cannot be written (disk full): no new file is taken before then,
     /// since nothing may happen that the journal has not recorded first.
     journal_blocked_until: Option<Instant>,
+    /// The rescan's walk of the folder, while it has files left to offer.
+    walk: Option<Walk>,
+    /// Where the next reconcile pass starts: the last row id the previous one read, or
+    /// `i64::MIN` to start over once a pass reached the end.
+    reconcile_after_id: i64,
 }
 
 impl Scheduler {
@@ -155,6 +170,8 @@ impl Scheduler {
             started: 0,
             progress: None,
             journal_blocked_until: None,
+            reconcile_after_id: i64::MIN,
+            walk: None,
         }
     }
 
@@ -180,27 +197,32 @@ impl Scheduler {
             self.rerun.insert(path);
             return;
         }
-        let now = Instant::now();
-        let due = if closed { now } else { now + self.settle_remaining(&path) };
+        let closed_at = closed.then(SystemTime::now);
         match self.pending.get_mut(&path) {
             Some(pending) if pending.backing_off => {}
             Some(pending) => {
-                pending.closed |= closed;
+                let closed_at = closed_at.or(pending.carry.closed_at);
+                pending.carry.closed_at = closed_at;
+                let due = Instant::now() + self.settle_remaining(&path, closed_at);
+                let pending = self.pending.get_mut(&path).expect("present");
                 if due < pending.due {
                     pending.due = due;
                     self.timers.push(Reverse((due, path)));
                 }
             }
             None => {
-                self.pending.insert(path.clone(), Pending { due, attempts: 0, backing_off: false, closed });
+                let carry = Carry { closed_at, ..Carry::default() };
+                let due = Instant::now() + self.settle_remaining(&path, closed_at);
+                self.pending.insert(path.clone(), Pending { due, backing_off: false, carry });
                 self.timers.push(Reverse((due, path)));
             }
         }
     }
 
     /// How long until the file's mtime is `settle` old: a file whose size and mtime held still
-    /// that long is complete. Zero for a missing file (the pipeline handles that).
-    fn settle_remaining(&self, path: &RelativeMediaPath) -> Duration {
+    /// that long is complete. Zero for a missing file (the pipeline handles that), and for a
+    /// file not written since its writer closed it at `closed_at`.
+    fn settle_remaining(&self, path: &RelativeMediaPath, closed_at: Option<SystemTime>) -> Duration {
         let absolute = path.to_absolute(&self.media_root);
         let Ok(meta) = std::fs::symlink_metadata(&absolute) else {
             return Duration::ZERO;
@@ -208,16 +230,14 @@ impl Scheduler {
         let Ok(modified) = meta.modified() else {
             return self.settings.settle;
         };
-        let age = SystemTime::now().duration_since(modified).unwrap_or(Duration::ZERO);
-        self.settings.settle.saturating_sub(age)
+        settle_left(modified, SystemTime::now(), self.settings.settle, closed_at)
     }
 
     /// Schedules another run after `delay`. With `backing_off`, hints cannot bring it forward
     /// (a transient failure); without, they can (waiting for a row, which a hint may announce).
-    fn retry_later(&mut self, run: &Dispatched, attempts: u32, delay: Duration, backing_off: bool) {
+    fn retry_later(&mut self, path: RelativeMediaPath, carry: Carry, delay: Duration, backing_off: bool) {
         let due = Instant::now() + delay;
-        let path = run.path.clone();
-        self.pending.insert(path.clone(), Pending { due, attempts, backing_off, closed: run.closed });
+        self.pending.insert(path.clone(), Pending { due, backing_off, carry });
         self.timers.push(Reverse((due, path)));
     }
 
@@ -243,22 +263,21 @@ impl Scheduler {
             if pending.due != due {
                 continue;
             }
-            // Re-check settling: the file may have been written again since the hint. A file
-            // its writer closed is complete; a later write would send another close.
-            let remaining = if pending.closed { Duration::ZERO } else { self.settle_remaining(&path) };
+            // Re-check settling: the file may have been written again since the hint.
+            let remaining = self.settle_remaining(&path, pending.carry.closed_at);
             if !remaining.is_zero() {
                 let due = now + remaining;
                 self.pending.get_mut(&path).expect("present").due = due;
                 self.timers.push(Reverse((due, path)));
                 continue;
             }
-            let Pending { attempts, closed, .. } = self.pending.remove(&path).expect("present");
+            let carry = self.pending.remove(&path).expect("present").carry;
             self.in_flight.insert(path.clone());
             self.started += 1;
             let pipeline = self.pipeline.clone();
             self.tasks.spawn(async move {
                 let outcome = pipeline.process(&path).await;
-                (Dispatched { path, attempts, closed }, outcome)
+                (Dispatched { path, carry }, outcome)
             });
         }
     }
@@ -290,7 +309,9 @@ impl Scheduler {
 
     /// Folds one finished run into the schedule; returns a fatal failure if there was one.
     fn finished(&mut self, run: Dispatched, outcome: Outcome) -> Option<Failure> {
-        let (path, attempts) = (&run.path, run.attempts);
+        let Dispatched { path, mut carry } = run;
+        let path = &path;
+        let attempts = carry.attempts;
         self.in_flight.remove(path);
         let one_shot = self.mode == Mode::OneShot;
         self.record_outcome(path, &outcome);
@@ -309,17 +330,19 @@ impl Scheduler {
             Outcome::WaitingForRow => {
                 // Django commits the row moments after it saves the file: look again soon, then
                 // back off.
-                let delay = backoff(attempts, ROW_WAIT_INITIAL, self.settings.retry_max);
-                self.retry_later(&run, attempts + 1, delay, false);
+                let delay = backoff(carry.row_waits, ROW_WAIT_INITIAL, self.settings.retry_max);
+                carry.row_waits += 1;
+                self.retry_later(path.clone(), carry, delay, false);
             }
             Outcome::Orphan => {
                 self.summary.orphans += 1;
-                self.retry_later(&run, attempts, self.settings.retry_max, false);
+                self.retry_later(path.clone(), carry, self.settings.retry_max, false);
             }
             Outcome::Busy if one_shot => self.summary.busy += 1,
             Outcome::Busy => {
                 let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
-                self.retry_later(&run, attempts + 1, delay, true);
+                carry.attempts += 1;
+                self.retry_later(path.clone(), carry, delay, true);
             }
             Outcome::Retry(failure) => {
                 if one_shot && attempts + 1 >= ONE_SHOT_ATTEMPTS {
@@ -327,7 +350,8 @@ impl Scheduler {
                     self.summary.count_reason(&failure, path);
                 } else {
                     let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
-                    self.retry_later(&run, attempts + 1, delay, true);
+                    carry.attempts += 1;
+                    self.retry_later(path.clone(), carry, delay, true);
                 }
             }
             Outcome::Kept(failure) => {
@@ -337,7 +361,7 @@ impl Scheduler {
             Outcome::Fatal(failure) => return Some(failure),
         }
         if self.rerun.remove(path) && !self.pending.contains_key(path) {
-            self.offer(run.path);
+            self.offer(path.clone());
         }
         None
     }
@@ -406,7 +430,21 @@ impl Scheduler {
     }
 
     fn idle(&self) -> bool {
-        self.tasks.is_empty() && (self.pending.is_empty() || self.limit.is_some_and(|l| self.started >= l))
+        self.tasks.is_empty()
+            && ((self.pending.is_empty() && self.walk.is_none())
+                || self.limit.is_some_and(|l| self.started >= l))
+    }
+
+    /// Offers files from the rescan's walk until `WALK_WINDOW` paths are pending: enough to
+    /// keep every slot busy, never the whole backlog at once.
+    fn refill_from_walk(&mut self) {
+        while self.pending.len() < WALK_WINDOW {
+            let Some(file) = self.walk.as_mut().and_then(Iterator::next) else {
+                self.walk = None;
+                return;
+            };
+            self.offer_absolute(&file, false);
+        }
     }
 
     /// Offers every file under the watched folder.
@@ -430,8 +468,16 @@ impl Scheduler {
             }
             Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
         }
-        match self.pipeline.db().rows_with_local_file(dir_prefix, i64::MIN, RECONCILE_BATCH).await {
+        let page =
+            self.pipeline.db().rows_with_local_file(dir_prefix, self.reconcile_after_id, RECONCILE_BATCH);
+        match page.await {
             Ok(rows) => {
+                // A full page means there may be more: the next pass reads on, so a large
+                // stuck backlog at low ids cannot hide the rows after it.
+                self.reconcile_after_id = match rows.last() {
+                    Some(last) if rows.len() as i64 >= RECONCILE_BATCH => last.id,
+                    _ => i64::MIN,
+                };
                 for row in rows {
                     if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
                         // symlink_metadata, not exists(): a dangling link or a FIFO must still
@@ -591,6 +637,22 @@ pub async fn run(
 }
 
 /// Sleeps until `due`, or forever when nothing is scheduled.
+/// The settle time left for a file last modified at `modified`: none if its writer closed it
+/// at `closed_at` and it has not been written since, else what remains of `settle` since the
+/// last write.
+fn settle_left(
+    modified: SystemTime,
+    now: SystemTime,
+    settle: Duration,
+    closed_at: Option<SystemTime>,
+) -> Duration {
+    if closed_at.is_some_and(|closed| modified <= closed) {
+        return Duration::ZERO;
+    }
+    let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
+    settle.saturating_sub(age)
+}
+
 async fn sleep_until(due: Option<Instant>) {
     match due {
         Some(due) => tokio::time::sleep_until(due.into()).await,
@@ -610,10 +672,18 @@ pub async fn rescan(
     let mut scheduler = Scheduler::new(pipeline, config, Mode::OneShot);
     scheduler.limit = limit;
     let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
-    scheduler.offer_walk(&config.watched_dir());
     scheduler.offer_known_work(&dir_prefix).await;
     scheduler.count_rows_missing_their_file(&dir_prefix).await;
-    let candidates = scheduler.pending.len() as u64;
+    // The walk is taken a window at a time (`refill_from_walk`); a first pass only counts, for
+    // the log and the progress bar. Known work whose file is gone (journal entries to finish)
+    // is counted on top, since the walk cannot list it.
+    let dir = config.watched_dir();
+    let files = Walk::new(&dir).count() as u64;
+    let media_root = &scheduler.media_root;
+    let without_file =
+        scheduler.pending.keys().filter(|path| !path.to_absolute(media_root).exists()).count() as u64;
+    let candidates = files + without_file;
+    scheduler.walk = Some(Walk::new(&dir));
     info!(candidates, "rescan started");
     if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
         let total = limit.map_or(candidates, |l| l.min(candidates));
@@ -626,6 +696,7 @@ pub async fn rescan(
         scheduler.progress = Some(bar);
     }
     let stop = loop {
+        scheduler.refill_from_walk();
         scheduler.dispatch_due();
         if scheduler.idle() {
             break Stop::Finished;
@@ -671,4 +742,25 @@ pub async fn dry_run_candidates(
     paths.sort();
     paths.truncate(limit.map_or(usize::MAX, |l| l as usize));
     (paths, scheduler.summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_closed_and_not_written_since_needs_no_settle_time() {
+        let settle = Duration::from_millis(500);
+        let written = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let now = written + Duration::from_millis(100);
+        let closed = written + Duration::from_millis(1);
+        assert_eq!(settle_left(written, now, settle, Some(closed)), Duration::ZERO);
+        // Without a close, 400 ms of the 500 are left.
+        assert_eq!(settle_left(written, now, settle, None), Duration::from_millis(400));
+        // Written again after the close: settling applies again, from the new write.
+        let rewritten = closed + Duration::from_millis(50);
+        assert_eq!(settle_left(rewritten, now, settle, Some(closed)), Duration::from_millis(451));
+        // An old file is settled whatever else is known.
+        assert_eq!(settle_left(written, written + settle * 2, settle, None), Duration::ZERO);
+    }
 }

@@ -111,22 +111,46 @@ pub fn walk(dir: &Path) -> Vec<PathBuf> {
 
 /// [`walk`] without the list: hands each file to `found` as it is listed, so a backlog of
 /// 100,000 files is never held as absolute paths all at once.
-pub fn walk_each(dir: &Path, mut found: impl FnMut(PathBuf)) {
-    let mut folders = vec![dir.to_owned()];
-    while let Some(folder) = folders.pop() {
-        let entries = match std::fs::read_dir(&folder) {
-            Ok(entries) => entries,
-            Err(e) => {
-                tracing::warn!(folder = %folder.display(), error = %e, "cannot list folder");
+pub fn walk_each(dir: &Path, found: impl FnMut(PathBuf)) {
+    Walk::new(dir).for_each(found);
+}
+
+/// A walk taken one file at a time, in directory order: a rescan pulls files from it only as
+/// fast as it can work on them, so a large backlog is never pending all at once.
+pub struct Walk {
+    folders: Vec<PathBuf>,
+    entries: Option<std::fs::ReadDir>,
+}
+
+impl Walk {
+    pub fn new(dir: &Path) -> Walk {
+        Walk { folders: vec![dir.to_owned()], entries: None }
+    }
+}
+
+impl Iterator for Walk {
+    type Item = PathBuf;
+
+    fn next(&mut self) -> Option<PathBuf> {
+        loop {
+            let Some(entries) = self.entries.as_mut() else {
+                let folder = self.folders.pop()?;
+                match std::fs::read_dir(&folder) {
+                    Ok(entries) => self.entries = Some(entries),
+                    Err(e) => tracing::warn!(folder = %folder.display(), error = %e, "cannot list folder"),
+                }
                 continue;
-            }
-        };
-        for entry in entries.flatten() {
-            match entry.file_type() {
-                Ok(kind) if kind.is_dir() => folders.push(entry.path()),
-                Ok(kind) if kind.is_file() => found(entry.path()),
-                // Symlinks, FIFOs and sockets are never candidates.
-                _ => {}
+            };
+            match entries.next() {
+                None => self.entries = None,
+                Some(Ok(entry)) => match entry.file_type() {
+                    Ok(kind) if kind.is_dir() => self.folders.push(entry.path()),
+                    Ok(kind) if kind.is_file() => return Some(entry.path()),
+                    // Symlinks, FIFOs and sockets are never candidates.
+                    _ => {}
+                },
+                // An entry that cannot be read is skipped; the next walk tries it again.
+                Some(Err(_)) => {}
             }
         }
     }
