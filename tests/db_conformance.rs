@@ -210,6 +210,9 @@ async fn postgres_prepared_statements_survive_a_migration() {
     let id = db.insert_venta("PORTA-1", Some("confrontas/a.pdf")).await;
     let sales = open(&db).await;
     assert_eq!(sales.find_by_confronta("confrontas/a.pdf").await.unwrap()[0].id, id);
+    // Prepare the compare-and-set too (this one matches nothing).
+    let unmatched = sales.record(&record(id, "confrontas/other.pdf", None, "o0")).await.unwrap();
+    assert_eq!(unmatched, RecordOutcome::RowChanged);
     db.execute("ALTER TABLE telefonica_ventaportabilidad ALTER COLUMN confronta TYPE varchar(255)").await;
     let rows = sales.find_by_confronta("confrontas/a.pdf").await.unwrap();
     assert_eq!(rows[0].id, id, "the statement is prepared again after the migration");

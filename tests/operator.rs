@@ -66,6 +66,13 @@ async fn rescan_dry_run_changes_nothing_limit_moves_exactly_n_and_a_full_run_rep
     assert_eq!(plan["files"].as_array().map(Vec::len), Some(FILES + 1), "{plan}");
     assert_eq!(plan["files"][0]["path"].as_str().map(|p| p.starts_with("confrontas/")), Some(true), "{plan}");
     assert!(plan["rows_missing_their_file"].to_string().contains(&format!("venta {missing}")), "{plan}");
+    // No file at all is still one valid document.
+    let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan", "--dry-run", "--json", "--limit", "0"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let empty: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_eq!(empty["files"], serde_json::json!([]), "{empty}");
+    assert_eq!(empty["would_move"], 0, "{empty}");
     assert_eq!(
         snapshot(&world).await,
         before,
@@ -226,5 +233,35 @@ async fn presign_serves_the_exact_bytes_until_it_expires() {
     let (code, _, stderr) = Sidecar::run(&config, &["presign", "--venta", "999999"]);
     assert_eq!(code, 1);
     assert!(stderr.contains("venta 999999 does not exist"), "{stderr}");
+    world.cleanup().await;
+}
+
+/// A rescan takes its walk a window of 1,024 files at a time (so a 100,000-file backlog is
+/// never pending whole): a backlog larger than the window still moves every file, once.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rescan_larger_than_its_walk_window_moves_every_file() {
+    const FILES: usize = 1_300;
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    world
+        .db
+        .execute(&format!(
+            "INSERT INTO telefonica_ventaportabilidad (numero, confronta) \
+             SELECT 'PORTA-W' || n, 'confrontas/ventana_' || n || '.pdf' FROM generate_series(1, {FILES}) AS n"
+        ))
+        .await;
+    for n in 1..=FILES {
+        std::fs::write(world.dir().join(format!("ventana_{n}.pdf")), sample_bytes(n as u64, 1_000)).unwrap();
+    }
+    // Older than settle_ms, as a real backlog is.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan", "--json"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let summary: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    assert_eq!(summary["moved"], FILES, "{summary}");
+    assert_eq!(std::fs::read_dir(world.dir()).unwrap().count(), 0, "every local file removed");
+    assert_eq!(world.objects_under_prefix().await.len(), FILES, "one object per file");
     world.cleanup().await;
 }
