@@ -785,6 +785,8 @@ class Bench:
         summary = self.daemon_json(run)
         run.pop("stdout_path")
         print(json.dumps({"files": n, "file_bytes": size, "moved": summary.get("moved"),
+                          "summary": {k: v for k, v in summary.items() if k != "problems"},
+                          "problems": (summary.get("problems") or [])[:10],
                           "daemon_elapsed_s": summary.get("elapsed_s"),
                           "files_per_s": n / summary["elapsed_s"] if summary.get("elapsed_s") else None,
                           "cpu_ms_per_file": (run["user_s"] + run["sys_s"]) * 1000 / n,
