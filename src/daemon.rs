@@ -735,11 +735,20 @@ pub async fn dry_run_candidates(
 ) -> (Vec<RelativeMediaPath>, Summary) {
     let mut scheduler = Scheduler::new(pipeline, config, Mode::OneShot);
     let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
-    scheduler.offer_walk(&config.watched_dir());
+    // The walk goes straight into the list (not through the scheduler's map and timers, which
+    // cost several times as much per path): a dry run must see every file to sort them.
+    let mut paths = Vec::new();
+    walk_each(&config.watched_dir(), |file| {
+        match RelativeMediaPath::from_absolute(&scheduler.media_root, &file) {
+            Ok(path) => paths.push(path),
+            Err(e) => warn!(path = %file.display(), error = %e, "file ignored; it is kept where it is"),
+        }
+    });
     scheduler.offer_known_work(&dir_prefix).await;
     scheduler.count_rows_missing_their_file(&dir_prefix).await;
-    let mut paths: Vec<RelativeMediaPath> = scheduler.pending.into_keys().collect();
+    paths.extend(scheduler.pending.into_keys());
     paths.sort();
+    paths.dedup();
     paths.truncate(limit.map_or(usize::MAX, |l| l as usize));
     (paths, scheduler.summary)
 }
