@@ -176,13 +176,9 @@ impl Scheduler {
     }
 
     /// A hint that `absolute` may be ready (`closed`: its writer closed it or renamed it in).
-    /// Paths outside the media root, or that no Django row could name, are logged and left alone.
     fn offer_absolute(&mut self, absolute: &Path, closed: bool) {
-        match RelativeMediaPath::from_absolute(&self.media_root, absolute) {
-            Ok(path) => self.offer_with(path, closed),
-            Err(e) => {
-                warn!(path = %absolute.display(), error = %e, "file ignored; it is kept where it is")
-            }
+        if let Some(path) = media_path_or_warn(&self.media_root, absolute) {
+            self.offer_with(path, closed);
         }
     }
 
@@ -637,6 +633,14 @@ pub async fn run(
 }
 
 /// Sleeps until `due`, or forever when nothing is scheduled.
+/// The path of `absolute` under the media root. A path outside it, or one that no Django row
+/// could name, is logged and left alone.
+fn media_path_or_warn(media_root: &Path, absolute: &Path) -> Option<RelativeMediaPath> {
+    RelativeMediaPath::from_absolute(media_root, absolute)
+        .map_err(|e| warn!(path = %absolute.display(), error = %e, "file ignored; it is kept where it is"))
+        .ok()
+}
+
 /// The settle time left for a file last modified at `modified`: none if its writer closed it
 /// at `closed_at` and it has not been written since, else what remains of `settle` since the
 /// last write.
@@ -738,12 +742,7 @@ pub async fn dry_run_candidates(
     // The walk goes straight into the list (not through the scheduler's map and timers, which
     // cost several times as much per path): a dry run must see every file to sort them.
     let mut paths = Vec::new();
-    walk_each(&config.watched_dir(), |file| {
-        match RelativeMediaPath::from_absolute(&scheduler.media_root, &file) {
-            Ok(path) => paths.push(path),
-            Err(e) => warn!(path = %file.display(), error = %e, "file ignored; it is kept where it is"),
-        }
-    });
+    walk_each(&config.watched_dir(), |file| paths.extend(media_path_or_warn(&scheduler.media_root, &file)));
     scheduler.offer_known_work(&dir_prefix).await;
     scheduler.count_rows_missing_their_file(&dir_prefix).await;
     paths.extend(scheduler.pending.into_keys());
