@@ -1,6 +1,6 @@
 """The measurements of the confronta-sync benchmark harness (issue 8).
 
-Started by bench/run.sh, which has already started garage and created an empty PostgreSQL
+Started by bench/run.sh, which has already started the S3 test server and created an empty PostgreSQL
 database; this script generates the data, runs every contender and measurement, and writes
 results/latest.{md,json} (results/quick.{md,json} with --quick). See bench/README.md.
 
@@ -175,8 +175,8 @@ class Bench:
         with open(self.secret_file, "w") as f:
             f.write(self.secret_key)
         os.chmod(self.secret_file, 0o600)
-        with open(args.garage_pid_file) as f:
-            self.garage_pid = int(f.read().strip())
+        with open(args.server_pid_file) as f:
+            self.server_pid = int(f.read().strip())
         self.children = []
         self.run_id = datetime.datetime.now().strftime("%H%M%S")
         self.results = {"errors": []}
@@ -268,14 +268,14 @@ class Bench:
         return path
 
     def timed(self, name, cmd, env=None, stdout_path=None):
-        """Runs cmd under /usr/bin/time; returns wall (own clock), CPU, peak RSS, garage CPU, load."""
+        """Runs cmd under /usr/bin/time; returns wall (own clock), CPU, peak RSS, S3 server CPU, load."""
         logs = os.path.join(self.work, "logs")
         os.makedirs(logs, exist_ok=True)
         time_file = os.path.join(logs, f"{name}.time")
         stdout_path = stdout_path or os.path.join(logs, f"{name}.stdout")
         stderr_path = os.path.join(logs, f"{name}.stderr")
         load_before = loadavg()
-        garage_before = proc_cpu_s(self.garage_pid)
+        server_before = proc_cpu_s(self.server_pid)
         started = time.monotonic()
         with open(stdout_path, "w") as out, open(stderr_path, "w") as err, PgCpuSampler(self.args.pg_url) as pg:
             proc = subprocess.Popen(["/usr/bin/time", "-f", "%e %U %S %M", "-o", time_file] + cmd,
@@ -285,7 +285,7 @@ class Bench:
             rc = proc.wait()
             self.children.remove(proc)
         wall = time.monotonic() - started
-        garage_after = proc_cpu_s(self.garage_pid)
+        server_after = proc_cpu_s(self.server_pid)
         with open(time_file) as f:
             last = f.read().strip().splitlines()[-1].split()
         return {
@@ -294,7 +294,7 @@ class Bench:
             "user_s": float(last[1]),
             "sys_s": float(last[2]),
             "max_rss_mib": int(last[3]) / 1024,
-            "garage_cpu_s": None if garage_before is None or garage_after is None else garage_after - garage_before,
+            "server_cpu_s": None if server_before is None or server_after is None else server_after - server_before,
             "postgres_cpu_s": pg.cpu_s(),
             "load_before": load_before,
             "load_after": loadavg(),
@@ -411,8 +411,8 @@ class Bench:
                 "mb_per_s_median": statistics.median(r["mb_per_s"] for r in rs),
                 "files_per_s_runs": [r["files_per_s"] for r in rs],
                 "cpu_s_per_file_median": statistics.median((r["user_s"] + r["sys_s"]) / n for r in rs),
-                "garage_cpu_s_per_file_median": statistics.median(
-                    (r["garage_cpu_s"] or 0) / n for r in rs),
+                "server_cpu_s_per_file_median": statistics.median(
+                    (r["server_cpu_s"] or 0) / n for r in rs),
                 "postgres_cpu_s_per_file_median": statistics.median(r["postgres_cpu_s"] / n for r in rs),
                 "max_rss_mib": max(r["max_rss_mib"] for r in rs),
                 "runs": rs,
@@ -518,7 +518,7 @@ class Bench:
                     raise MeasurementError(f"the daemon did not start watching:\n{self.tail(log_path)}")
                 time.sleep(0.05)
             cpu_before = proc_cpu_s(daemon.pid)
-            garage_before = proc_cpu_s(self.garage_pid)
+            server_before = proc_cpu_s(self.server_pid)
             closes = {}
             row_delays = []
             late = []
@@ -560,7 +560,7 @@ class Bench:
             commits = dict(conn.execute("SELECT id, extract(epoch FROM t)::float8 FROM bench_commit_times").fetchall())
             conn.close()
             cpu_after = proc_cpu_s(daemon.pid)
-            garage_after = proc_cpu_s(self.garage_pid)
+            server_after = proc_cpu_s(self.server_pid)
             hwm = proc_hwm_kib(daemon.pid)
         finally:
             if daemon.poll() is None:
@@ -590,7 +590,7 @@ class Bench:
             "mean_ms": statistics.fmean(latencies) if latencies else None,
             "over_900ms": sum(1 for x in latencies if x > 900),
             "daemon_cpu_s_per_file": None if cpu_before is None or cpu_after is None else (cpu_after - cpu_before) / n,
-            "garage_cpu_s_per_file": None if garage_before is None or garage_after is None else (garage_after - garage_before) / n,
+            "server_cpu_s_per_file": None if server_before is None or server_after is None else (server_after - server_before) / n,
             "daemon_peak_rss_mib": None if hwm is None else hwm / 1024,
             "load_before": load_before,
             "load_after": loadavg(),
@@ -729,6 +729,13 @@ class Bench:
                 return subprocess.run(c, capture_output=True, text=True, timeout=20).stdout.strip()
             except (OSError, subprocess.TimeoutExpired):
                 return None
+
+        def server_version(binary):
+            if not binary:
+                return None
+            # SeaweedFS answers `weed version`, garage `garage --version`.
+            flag = "version" if os.path.basename(binary) == "weed" else "--version"
+            return f"{os.path.basename(binary)} " + ((cmd(binary, flag) or "").splitlines() or [""])[0]
         meminfo = open("/proc/meminfo").read()
         mem_kib = int(re.search(r"MemTotal:\s+(\d+)", meminfo).group(1))
         cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read())
@@ -757,7 +764,7 @@ class Bench:
             "git_commit": cmd("git", "-C", repo, "rev-parse", "--short", "HEAD"),
             "src_uncommitted_changes": bool(dirty),
             "rustc": cmd("rustc", "--version"),
-            "garage": (cmd(self.args.garage_bin, "--version") or "").splitlines()[0] if self.args.garage_bin else None,
+            "s3_server": server_version(self.args.server_bin),
             "rclone": (cmd("rclone", "version") or "").splitlines()[0],
             "python": platform.python_version(),
             "python-minio": minio_pkg.__version__,
@@ -790,7 +797,7 @@ class Bench:
                           "daemon_elapsed_s": summary.get("elapsed_s"),
                           "files_per_s": n / summary["elapsed_s"] if summary.get("elapsed_s") else None,
                           "cpu_ms_per_file": (run["user_s"] + run["sys_s"]) * 1000 / n,
-                          "garage_cpu_ms_per_file": (run["garage_cpu_s"] or 0) * 1000 / n,
+                          "server_cpu_ms_per_file": (run["server_cpu_s"] or 0) * 1000 / n,
                           "postgres_cpu_ms_per_file": run["postgres_cpu_s"] * 1000 / n, **run}, indent=2))
         return 0 if summary.get("moved") == n else 1
 
@@ -896,14 +903,14 @@ def render_markdown(r):
         add("Each round runs the contenders in the order d, a, b, c on a freshly copied folder, freshly "
             "loaded rows and a fresh object prefix. files/s and MB/s (10^6 bytes) are the median over "
             "the rounds, from wall time including process start. CPU is the contender's own user+sys; "
-            "garage CPU is the server's.\n")
-        add("| contender | files/s | MB/s | each round (files/s) | own CPU ms/file | garage CPU ms/file | PostgreSQL CPU ms/file | peak RSS MiB |")
+            "S3 server CPU is the server's.\n")
+        add("| contender | files/s | MB/s | each round (files/s) | own CPU ms/file | S3 server CPU ms/file | PostgreSQL CPU ms/file | peak RSS MiB |")
         add("|---|---|---|---|---|---|---|---|")
         for key in ("a", "b", "c", "d"):
             c = b["contenders"][key]
             add(f"| ({key}) {c['what']} | {c['files_per_s_median']:.0f} | {c['mb_per_s_median']:.1f} | "
                 f"{', '.join(f'{x:.0f}' for x in c['files_per_s_runs'])} | {c['cpu_s_per_file_median'] * 1000:.2f} | "
-                f"{c['garage_cpu_s_per_file_median'] * 1000:.2f} | {c['postgres_cpu_s_per_file_median'] * 1000:.2f} | "
+                f"{c['server_cpu_s_per_file_median'] * 1000:.2f} | {c['postgres_cpu_s_per_file_median'] * 1000:.2f} | "
                 f"{c['max_rss_mib']:.1f} |")
         add("")
         add("| ratio (files/s) | value | target |\n|---|---|---|")
@@ -965,13 +972,13 @@ def render_markdown(r):
         add(f"## 5. Scaling: --rescan of {SMALL_FILE_BYTES:,}-byte files\n")
         add("ms/file is the daemon's own elapsed time (from its JSON summary, after start-up checks) over the "
             "file count; the deviation is against the smallest backlog.\n")
-        add("| files | ms/file | files/s | wall s | vs smallest | CPU ms/file | garage CPU ms/file | PostgreSQL CPU ms/file | peak RSS MiB | load before |")
+        add("| files | ms/file | files/s | wall s | vs smallest | CPU ms/file | S3 server CPU ms/file | PostgreSQL CPU ms/file | peak RSS MiB | load before |")
         add("|---|---|---|---|---|---|---|---|---|---|")
         for e in s["sizes"]:
             run = e["rescan"]
             add(f"| {e['files']:,} | {run['ms_per_file']:.2f} | {run['files_per_s']:.0f} | {run['wall_s']:.1f} | "
                 f"{e['vs_smallest'] * 100:+.0f} % | {(run['user_s'] + run['sys_s']) * 1000 / e['files']:.2f} | "
-                f"{(run['garage_cpu_s'] or 0) * 1000 / e['files']:.2f} | {run['postgres_cpu_s'] * 1000 / e['files']:.2f} | "
+                f"{(run['server_cpu_s'] or 0) * 1000 / e['files']:.2f} | {run['postgres_cpu_s'] * 1000 / e['files']:.2f} | "
                 f"{run['max_rss_mib']:.1f} | {run['load_before'][0]:.2f} |")
         add("")
     add("## Section times\n")
@@ -987,8 +994,8 @@ def main():
     parser.add_argument("--work", required=True)
     parser.add_argument("--binary", required=True)
     parser.add_argument("--hasher", required=True)
-    parser.add_argument("--garage-bin")
-    parser.add_argument("--garage-pid-file", required=True)
+    parser.add_argument("--server-bin")
+    parser.add_argument("--server-pid-file", required=True)
     parser.add_argument("--pg-url", required=True)
     parser.add_argument("--out", required=True)
     parser.add_argument("--repo", required=True)

@@ -3,7 +3,8 @@
 #
 #   bench/run.sh [--quick] [--no-build] [--keep] [--repeats N]
 #
-# starts a single-node garage S3 server and a throwaway PostgreSQL database, generates the data,
+# starts a single-node S3 test server (scripts/s3-test-server.sh: SeaweedFS, or garage with
+# CONFRONTA_TEST_S3_SERVER=garage) and a throwaway PostgreSQL database, generates the data,
 # runs every measurement (backlog vs rclone and the seed's Python path, watch-mode latency,
 # hashing, memory, scaling), writes bench/results/latest.md and bench/results/latest.json, and
 # stops and removes everything it started. See bench/README.md for what each number means.
@@ -23,7 +24,7 @@
 #   bench/run.sh --no-build --profile 500 --set 'pipeline.max_in_flight=16;minio.part_size_bytes=8388608'
 # --bytes B sets the file size (default 204800); --set overrides daemon config keys (TOML values).
 #
-# Environment: BENCH_S3_PORT (default 39300; the next two ports are garage's RPC and admin),
+# Environment: BENCH_S3_PORT (default 39300; the server takes the next four ports too),
 # BENCH_PG_URL (default postgres://root@127.0.0.1:5432, trust auth; a database cs_bench_<ts> is
 # created and dropped), BENCH_WORK (scratch parent, default $TMPDIR or /tmp),
 # BENCH_VENV (default ~/.cache/confronta-sync/bench-venv), BENCH_BINARY (the daemon binary to
@@ -104,7 +105,7 @@ if [[ $(sha2_of "$REPO/Cargo.lock") != "$(sha2_of "$BENCH_DIR/hasher/Cargo.lock"
 fi
 
 WORK=$(mktemp -d "$WORK_PARENT/cs-bench.XXXXXX")
-GARAGE_DIR=$WORK/garage
+S3_DIR=$WORK/s3
 DB_CREATED=0
 cleanup() {
   local status=$?
@@ -113,7 +114,7 @@ cleanup() {
     kill "$PY_PID" 2> /dev/null
     wait "$PY_PID" 2> /dev/null
   fi
-  "$REPO/scripts/s3-test-server.sh" stop "$GARAGE_DIR" > /dev/null 2>&1
+  "$REPO/scripts/s3-test-server.sh" stop "$S3_DIR" > /dev/null 2>&1
   if [[ $DB_CREATED == 1 ]]; then
     psql "$PG_BASE/postgres" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" > /dev/null 2>&1
   fi
@@ -127,19 +128,19 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "starting garage on 127.0.0.1:$S3_PORT-$((S3_PORT + 2)) in $GARAGE_DIR"
-S3_ENV=$(CONFRONTA_TEST_S3_PORT=$S3_PORT "$REPO/scripts/s3-test-server.sh" start "$GARAGE_DIR")
+log "starting the S3 test server ($("$REPO/scripts/s3-test-server.sh" kind)) on 127.0.0.1:$S3_PORT-$((S3_PORT + 4)) in $S3_DIR"
+S3_ENV=$(CONFRONTA_TEST_S3_PORT=$S3_PORT "$REPO/scripts/s3-test-server.sh" start "$S3_DIR")
 while IFS='=' read -r key value; do
   [[ $key == CONFRONTA_TEST_S3_* ]] && export "$key=$value"
 done <<< "$S3_ENV"
-GARAGE_BIN=$("$REPO/scripts/s3-test-server.sh" path)
+S3_SERVER_BIN=$("$REPO/scripts/s3-test-server.sh" path)
 
 log "creating database $DB_NAME"
 psql "$PG_BASE/postgres" -qc "CREATE DATABASE $DB_NAME" > /dev/null
 DB_CREATED=1
 
-ARGS=(--work "$WORK" --binary "$BINARY" --hasher "$HASHER" --garage-bin "$GARAGE_BIN"
-  --garage-pid-file "$GARAGE_DIR/garage.pid" --pg-url "$PG_BASE/$DB_NAME" --out "$OUT"
+ARGS=(--work "$WORK" --binary "$BINARY" --hasher "$HASHER" --server-bin "$S3_SERVER_BIN"
+  --server-pid-file "$S3_DIR/server.pid" --pg-url "$PG_BASE/$DB_NAME" --out "$OUT"
   --repo "$REPO" --harness-started "$HARNESS_STARTED")
 [[ $QUICK == 1 ]] && ARGS+=(--quick)
 [[ -n $REPEATS ]] && ARGS+=(--repeats "$REPEATS")

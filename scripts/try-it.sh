@@ -14,7 +14,7 @@ bin=$PWD/target/debug/confronta-sync
 
 rm -rf "$demo"
 mkdir -p "$demo/media/confrontas" "$demo/s3"
-echo "==> starting the S3 test server (garage) on 127.0.0.1:$CONFRONTA_TEST_S3_PORT"
+echo "==> starting the S3 test server ($(scripts/s3-test-server.sh kind)) on 127.0.0.1:$CONFRONTA_TEST_S3_PORT"
 declare -A s3
 while IFS='=' read -r key value; do s3[$key]=$value; done < <(scripts/s3-test-server.sh start "$demo/s3")
 daemon_pid=

@@ -4,7 +4,7 @@
 //! - crash injection: kill -9 at every pipeline failpoint, inside the record statement, with a
 //!   probability at every failpoint, and from outside at random instants;
 //! - outages: the S3 server stopped for 30 s, PostgreSQL backends cut and logins refused, a
-//!   node of a 3-node garage cluster lost;
+//!   storage node of a replicated cluster lost (SeaweedFS, or garage);
 //! - several sidecars: two daemons on one folder, two on two folders sharing one database, and
 //!   a second daemon refused on a running daemon's journal.
 //!
@@ -12,7 +12,7 @@
 //! `scripts/reliability.sh` runs the large one (`CONFRONTA_RELIABILITY=large`) and writes
 //! `docs/reliability.md`. Each case writes its row (case, expected, observed) to the table.
 //! The cases use the shared S3 test server (`CONFRONTA_TEST_S3_*`) except those that stop a
-//! server, which start their own garage on 127.0.0.1:39410-39499.
+//! server, which start their own (`reliability_support::s3server`) on 127.0.0.1:39410-39499.
 
 #![cfg(feature = "failpoints")]
 
@@ -30,10 +30,10 @@ use common::Sidecar;
 use reliability_support::bench::{
     count_lines, journal_states, Bench, Phase, Site, SiteOptions, SizeMix, Tally, Target,
 };
-use reliability_support::garage::{single_node, wait_ready, Cluster};
 use reliability_support::metrics::{scrape, sum, uploads};
 use reliability_support::pg::{admin, DaemonRole};
 use reliability_support::report::{format_duration, run_case, variant, Record};
+use reliability_support::s3server::{single_node, wait_ready, Cluster};
 
 /// Waits for the daemon to exit, at most `limit`.
 async fn wait_exit(sidecar: &mut Sidecar, limit: Duration) -> Option<ExitStatus> {
@@ -541,8 +541,8 @@ async fn s3_outage() {
     run_case("s3_outage", |record| async move {
         let v = variant();
         let temp = tempfile::Builder::new().prefix("rel-s3-").tempdir().unwrap();
-        let mut garage = single_node(&temp.path().join("garage")).await;
-        let mut bench = Bench::new("s3_outage", Target::at(&garage.endpoint())).await;
+        let mut server = single_node(&temp.path().join("s3")).await;
+        let mut bench = Bench::new("s3_outage", Target::at(&server.endpoint())).await;
         let site = bench.site(
             "a",
             SiteOptions { metrics: true, retry_initial_ms: 500, retry_max_s: 8, ..SiteOptions::default() },
@@ -558,7 +558,7 @@ async fn s3_outage() {
         // The rest arrives during and after the outage.
         let writer = bench.spawn_writer(&files[first..], (outage + Duration::from_secs(5)) / (count - first) as u32);
 
-        garage.stop();
+        server.stop();
         let down_at = Instant::now();
         let moved_at_stop = bench.moved_count(&files).await;
         let mut saw_down_gauge = false;
@@ -573,8 +573,8 @@ async fn s3_outage() {
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
         let moved_during = bench.moved_count(&files).await;
-        garage.start();
-        wait_ready(&garage.endpoint(), Duration::from_secs(30)).await;
+        server.start();
+        wait_ready(&server.endpoint(), Duration::from_secs(60)).await;
         let up_at = Instant::now();
         let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(90, 180))).await;
         let drain_time = up_at.elapsed();
@@ -643,7 +643,7 @@ async fn s3_outage() {
         let code = daemon.terminate();
         record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
         finish(&bench, &record).await;
-        garage.stop();
+        server.stop();
     })
     .await;
 }
@@ -765,7 +765,7 @@ async fn cluster_node_loss() {
         let setup = Instant::now();
         let mut cluster = Cluster::start(&temp.path().join("cluster")).await;
         let setup_time = setup.elapsed();
-        let mut bench = Bench::new("cluster_node_loss", Target::at(&cluster.nodes[0].endpoint())).await;
+        let mut bench = Bench::new("cluster_node_loss", Target::at(&cluster.endpoint)).await;
         let site = bench.site("a", SiteOptions { metrics: true, ..SiteOptions::default() });
         let count = v.pick(60, 300);
         let files = bench.plan_files(&site, count, SizeMix { multipart_every: Some(30) }).await;
@@ -776,7 +776,7 @@ async fn cluster_node_loss() {
         let some = wait_until(Duration::from_secs(60), || async { bench.moved_count(&files).await >= first }).await;
         record.check(some, "files should move before the node is lost");
         let moved_at_loss = bench.moved_count(&files).await;
-        cluster.nodes[2].kill();
+        cluster.lose_node();
         let lost_at = Instant::now();
         let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(120, 240))).await;
         let drain_time = lost_at.elapsed();
@@ -789,11 +789,12 @@ async fn cluster_node_loss() {
         let down_lines = count_lines(&log, &["service unavailable", "object store"]);
         let uploaded = scrape(site.metrics_port.unwrap()).map(|s| uploads(&s)).unwrap_or(0.0);
         record.note(format!(
-            "3 nodes up in {}; {count} files; node 3 killed (SIGKILL) with {moved_at_loss} moved; {} moved after the loss, all drained {} later; `service unavailable` lines {down_lines}; uploads {uploaded}; failed nodes per `garage status`: {}; {}",
+            "{:?} cluster up in {}; {count} files; a storage node killed (SIGKILL) with {moved_at_loss} moved; {} moved after the loss, all drained {} later; `service unavailable` lines {down_lines}; uploads {uploaded}; {}; {}",
+            cluster.kind,
             format_duration(setup_time),
             count - moved_at_loss,
             format_duration(drain_time),
-            status.lines().skip_while(|l| !l.contains("FAILED NODES")).skip(2).filter(|l| !l.trim().is_empty()).count(),
+            status,
             after.summary()
         ));
         record.check(count > moved_at_loss, "some files must be left to move after the loss");
@@ -802,9 +803,7 @@ async fn cluster_node_loss() {
         let code = daemon.terminate();
         record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
         finish(&bench, &record).await;
-        for node in &mut cluster.nodes {
-            node.stop();
-        }
+        cluster.stop();
     })
     .await;
 }

@@ -9,7 +9,7 @@
 # (CONFRONTA_TEST_PG_URL, default postgres://root@127.0.0.1:5432/test; a database of its own is
 # created and dropped), Python 3.9+ and, for the browser check, Debian's chromium and
 # chromium-driver (installed with apt-get when missing). Uses the S3 server named by
-# CONFRONTA_TEST_S3_ENDPOINT/_ACCESS_KEY/_SECRET_KEY/_BUCKET when set, else starts garage with
+# CONFRONTA_TEST_S3_ENDPOINT/_ACCESS_KEY/_SECRET_KEY/_BUCKET when set, else starts the S3 test server with
 # scripts/s3-test-server.sh on CONFRONTA_E2E_S3_PORT (default 39200).
 # CONFRONTA_E2E_DJANGO=4.2.30 runs against that Django instead of the pinned one.
 set -euo pipefail
@@ -125,7 +125,7 @@ cleanup() {
     [[ -f $pidfile ]] && kill -- "-$(cat "$pidfile")" 2> /dev/null
   done
   if $started_s3; then
-    cp "$S3_DIR/garage.log" "$WORK/logs/" 2> /dev/null
+    cp "$S3_DIR/server.log" "$WORK/logs/s3-server.log" 2> /dev/null
     "$ROOT/scripts/s3-test-server.sh" stop "$S3_DIR" > /dev/null 2>&1
   fi
   if $db_created; then

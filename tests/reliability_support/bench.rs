@@ -13,9 +13,9 @@ use confronta_sync::store::{ObjectStore, S3Store};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
-use super::garage::store_for;
 use super::pg::{admin, install_audit, SchemaGuard};
 use super::report::{failure_dir, seed, Record};
+use super::s3server::store_for;
 use crate::common::{
     pg_base_url, pg_connect, s3_env, sample_bytes, sha256_hex, unique, S3Env, TestDb, DDL_POSTGRES,
 };
@@ -41,7 +41,7 @@ impl Target {
     }
 
     pub fn at(endpoint: &str) -> Target {
-        let env = super::garage::s3_env_for(endpoint);
+        let env = super::s3server::s3_env_for(endpoint);
         let store = store_for(&env);
         Target { env, store }
     }

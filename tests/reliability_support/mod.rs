@@ -3,7 +3,7 @@
 //! the generated report. The cases themselves are in `tests/reliability.rs`.
 
 pub mod bench;
-pub mod garage;
 pub mod metrics;
 pub mod pg;
 pub mod report;
+pub mod s3server;

@@ -82,7 +82,7 @@ pub const CASES: &[(&str, &str, &str)] = &[
      "daemon stays up, one `service unavailable` and one `service recovered` line, everything drained, nothing lost"),
     ("pg_outage_connection_limit", "PostgreSQL backends terminated and new connections refused (`CONNECTION LIMIT 0`) mid-run",
      "daemon stays up, one `service unavailable` and one `service recovered` line, everything drained, nothing lost"),
-    ("cluster_node_loss", "3-node garage (replication 3, consistent): a node other than the endpoint killed mid-run",
+    ("cluster_node_loss", "replicated cluster (SeaweedFS: master, 3 volume servers keeping 2 copies, filer, S3 gateway; or 3-node garage with replication 3): a storage node killed mid-run",
      "the daemon keeps moving files, nothing lost, every object readable"),
     ("two_daemons_one_folder", "two daemons, one folder (polling, separate journals, one database)",
      "uploads summed over both daemons = files, every row written once"),
