@@ -33,7 +33,8 @@ DDL = f"""CREATE TABLE {TABLE} (
   confronta_minio_url varchar(200) NULL,
   confronta_minio_object_name varchar(500) NULL,
   confronta_subido_a_minio boolean NOT NULL DEFAULT false,
-  confronta_sha256 varchar(64) NULL
+  confronta_sha256 varchar(64) NULL,
+  confronta_sync_error text NULL
 )"""
 # Django's FileField has no index; without one every per-file lookup is a sequential scan
 # (see README: "The confronta index"). The harness creates it, as an operator should.

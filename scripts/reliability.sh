@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The large variant of the reliability harness (tests/reliability.rs, issue 5): crash injection at
 # every failpoint and at random instants over 1,000 files, the S3 server stopped for 30 s,
-# PostgreSQL connections cut and refused, a node of a 3-node garage cluster lost, several sidecars
-# at once. Writes the table to docs/reliability.md.
+# PostgreSQL connections cut and refused, a storage node of a replicated cluster lost, several
+# sidecars at once. Writes the table to docs/reliability.md.
 #
 #   scripts/reliability.sh                 the large variant (about 15-20 minutes on 2 cores)
 #   scripts/reliability.sh kill_random     only the cases whose name contains kill_random
@@ -12,11 +12,12 @@
 #   CONFRONTA_RELIABILITY=quick            run the quick variant instead
 #   CONFRONTA_RELIABILITY_REPORT=PATH      where the table goes (default docs/reliability.md)
 #   CONFRONTA_RELIABILITY_SEED=N           replay the random choices of an earlier run
-#   CONFRONTA_RELIABILITY_S3_PORT=P        port of the shared garage this script starts (39400)
+#   CONFRONTA_RELIABILITY_S3_PORT=P        port of the shared S3 server this script starts (39400)
+#   CONFRONTA_TEST_S3_SERVER=garage        run every case on garage instead of SeaweedFS
 #   CONFRONTA_RELIABILITY_KEEP_LOGS=1      keep every case's daemon logs under target/reliability/failed/
-# Needs PostgreSQL on 127.0.0.1:5432 (CONFRONTA_TEST_PG_URL) and the garage binary that
-# scripts/s3-test-server.sh builds and caches. The cases that stop a server start their own garage
-# on 127.0.0.1:39410-39499.
+# Needs PostgreSQL on 127.0.0.1:5432 (CONFRONTA_TEST_PG_URL); scripts/s3-test-server.sh installs
+# the S3 server. The cases that stop a server start their own (a SeaweedFS single node or
+# cluster, see tests/reliability_support/s3server.rs) on 127.0.0.1:39410-39499.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

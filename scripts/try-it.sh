@@ -32,7 +32,7 @@ db.execute('''CREATE TABLE "telefonica_ventaportabilidad" (
   "id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "numero" varchar(50) NOT NULL,
   "confronta" varchar(100) NULL, "confronta_minio_url" varchar(200) NULL,
   "confronta_minio_object_name" varchar(500) NULL, "confronta_subido_a_minio" bool NOT NULL,
-  "confronta_sha256" varchar(64) NULL)''')
+  "confronta_sha256" varchar(64) NULL, "confronta_sync_error" text NULL)''')
 for numero, path in [("PORTA-20261126090000", "confrontas/dni_señora_muñoz.pdf"),
                      ("PORTA-20261126090500", "confrontas/foto contrato.png"),
                      ("PORTA-20261126091000", "confrontas/recibo_luz.jpg")]:

@@ -8,15 +8,15 @@ use std::time::{Duration, Instant};
 
 use clap::{Parser, Subcommand};
 use tokio::sync::{mpsc, watch};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
-use crate::config::{Config, ConfigError};
+use crate::config::{ConditionalWrites, Config, ConfigError};
 use crate::daemon::{self, Stop, Summary};
 use crate::db::{self, DbErrorKind, SalesDb};
 use crate::journal::{Journal, JournalError};
 use crate::logging::{self, Logging};
 use crate::pipeline::{Pipeline, PlanAction};
-use crate::store::{ObjectStore, S3Store, StoreErrorKind};
+use crate::store::{Capabilities, ObjectStore, S3Store, StoreErrorKind, PROBE_PREFIX};
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -222,8 +222,10 @@ async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit
             other => other.map_err(journal_error)?,
         },
     };
-    let store = connect_store(config).await?;
-    let pipeline = Pipeline::new(config, store, db, journal, limits);
+    let (store, capabilities) = connect_store_for_uploads(config).await?;
+    let conditional_put =
+        capabilities.conditional_put && config.minio.conditional_writes == ConditionalWrites::Auto;
+    let pipeline = Pipeline::new(config, store, db, journal, limits, conditional_put);
     Ok(Started { pipeline: Arc::new(pipeline) })
 }
 
@@ -236,6 +238,7 @@ async fn connect_db(config: &Config) -> Result<(Arc<dyn SalesDb>, crate::db::Sch
     Ok((db, limits))
 }
 
+/// Opens the store and checks the bucket (what the read-only operator commands need).
 async fn connect_store(config: &Config) -> Result<Arc<dyn ObjectStore>, Exit> {
     let secret = config.minio.secret_key()?;
     let store = S3Store::new(&config.minio, &secret).map_err(|e| Exit::new(exit::CONFIG, e.to_string()))?;
@@ -251,10 +254,53 @@ async fn connect_store(config: &Config) -> Result<Arc<dyn ObjectStore>, Exit> {
     Ok(Arc::new(store))
 }
 
+/// Opens the store for moving files: checks the bucket, then probes what the server enforces.
+/// A server that accepts a PUT with a wrong `x-amz-checksum-sha256` would make every
+/// verification pass, so the daemon refuses to start on it.
+async fn connect_store_for_uploads(config: &Config) -> Result<(Arc<dyn ObjectStore>, Capabilities), Exit> {
+    let store = connect_store(config).await?;
+    let capabilities = store.probe().await.map_err(|e| {
+        Exit::new(
+            exit::OBJECT_STORE,
+            format!(
+                "object store at {}: the start-up probe under {PROBE_PREFIX} failed: {e}",
+                config.minio.endpoint
+            ),
+        )
+    })?;
+    if !capabilities.checksum_enforced {
+        return Err(Exit::new(
+            exit::OBJECT_STORE,
+            format!(
+                "object store at {} accepted a PUT whose x-amz-checksum-sha256 does not match its bytes; \
+                 uploads could not be verified there, so nothing is moved (MinIO enforces the header: \
+                 is a proxy in between dropping it?)",
+                config.minio.endpoint
+            ),
+        ));
+    }
+    match (capabilities.conditional_put, config.minio.conditional_writes) {
+        (true, ConditionalWrites::Auto) => {
+            info!("the object store honours If-None-Match: *; it refuses overwrites itself")
+        }
+        (true, ConditionalWrites::Off) => {
+            info!("minio.conditional_writes = \"off\": each name is stat'ed before its upload")
+        }
+        (false, _) => warn!(
+            "the object store ignores If-None-Match: * (conditional writes); each name is stat'ed before its upload instead"
+        ),
+    }
+    Ok((store, capabilities))
+}
+
 async fn check(config: &Config) -> Result<i32, Exit> {
     connect_db(config).await?;
-    connect_store(config).await?;
+    let (_, capabilities) = connect_store_for_uploads(config).await?;
     println!("configuration, database columns and bucket {} are fine", config.minio.bucket);
+    println!(
+        "object store: checksums enforced; conditional writes (If-None-Match: *) {}",
+        if capabilities.conditional_put { "honoured" } else { "not honoured: each name is stat'ed first" }
+    );
     Ok(exit::OK)
 }
 
@@ -323,9 +369,18 @@ async fn orphans(config: &Config, older_than: Duration, delete_objects: bool) ->
     let store = connect_store(config).await?;
     let template = crate::object_name::ObjectNameTemplate::parse(&config.minio.object_name)
         .map_err(|e| Exit::new(exit::CONFIG, e.to_string()))?;
+    // The daemon's journal and a rescan's sibling journal name the objects being worked on.
+    let mut journals = Vec::new();
+    for path in [config.journal.path.clone(), config.journal.path.with_extension("rescan.sqlite3")] {
+        if path.exists() {
+            journals
+                .push(Journal::open_read_only(&path).map_err(|e| Exit::new(exit::JOURNAL, e.to_string()))?);
+        }
+    }
     let report = crate::commands::orphans(
         &db,
         &store,
+        &journals,
         &config.watch.media_root,
         &config.watched_dir(),
         template.prefix(),
@@ -439,6 +494,9 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
     let signals =
         crate::signals::listen(config_path.to_owned(), config.clone(), logging, settings_tx, shutdown_tx)
             .map_err(|e| Exit::new(exit::FAILURES, format!("cannot install signal handlers: {e}")))?;
+    // Until here a SIGTERM takes the default action (systemd counts that as a clean stop); the
+    // tests wait for this line before they send one.
+    debug!("signal handlers installed");
     let started = tokio::select! {
         started = start(&config, JournalUse::Exclusive) => started?,
         _ = shutdown_rx.changed() => {

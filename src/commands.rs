@@ -173,10 +173,14 @@ pub struct OrphanReport {
 
 /// Finds local files no row points at and objects no row references, both at least
 /// `older_than` old. With `delete_objects`, deletes those objects, re-checking just before
-/// each delete that no row references it. Local files are never deleted.
+/// each delete that no row references it and that no unfinished entry of `journals` holds it
+/// (the daemon may be between its verify and its compare-and-set). Local files are never
+/// deleted.
+#[allow(clippy::too_many_arguments)]
 pub async fn orphans(
     db: &Arc<dyn SalesDb>,
     store: &Arc<dyn ObjectStore>,
+    journals: &[Journal],
     media_root: &Path,
     watched_dir: &Path,
     object_prefix: &str,
@@ -222,9 +226,13 @@ pub async fn orphans(
         }
         report.objects.push(object.name.clone());
         if delete_objects {
-            // A row may have started pointing at it since the listing: ask again, per object.
-            let still_free =
-                !db.referenced_objects().await.map_err(|e| e.to_string())?.contains(&object.name);
+            // A row may have started pointing at it since the listing, or a daemon may be about
+            // to record it: ask both again, per object, right before the delete.
+            let mut still_free = !db.object_referenced(&object.name).await.map_err(|e| e.to_string())?;
+            for journal in journals {
+                still_free =
+                    still_free && !journal.holds_object(&object.name).await.map_err(|e| e.to_string())?;
+            }
             if still_free {
                 store
                     .delete(&ObjectName::from_stored(object.name.clone()))

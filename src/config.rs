@@ -109,6 +109,10 @@ pub struct WatchConfig {
     /// After this long without a row, a file is reported as an orphan (never deleted).
     #[serde(default = "default_orphan_after_s")]
     pub orphan_after_s: u64,
+    /// A row that has named a missing file for this long no longer claims a file that appears
+    /// at its path later, unless the row is written again (Django reuses free names).
+    #[serde(default = "default_missing_after_s")]
+    pub missing_after_s: u64,
     /// Scan the folder at this interval instead of using inotify (for NFS and shared mounts).
     #[serde(default)]
     pub poll_interval_ms: Option<u64>,
@@ -136,6 +140,9 @@ pub struct ColumnNames {
     pub minio_object_name: String,
     pub subido_a_minio: String,
     pub sha256: String,
+    /// Why the daemon refused the row's file (quarantined); written with the row's
+    /// `confronta` cleared, so the path can never reach this row again. NULL once a file moves.
+    pub sync_error: String,
 }
 
 #[derive(Clone, Deserialize, PartialEq)]
@@ -160,6 +167,20 @@ pub struct MinioConfig {
     pub multipart_threshold_bytes: u64,
     #[serde(default = "default_part_size")]
     pub part_size_bytes: u64,
+    /// Whether small files go up with `If-None-Match: *` where the server honours it.
+    #[serde(default)]
+    pub conditional_writes: ConditionalWrites,
+}
+
+/// `minio.conditional_writes`: `auto` probes the server at start-up and, where it refuses an
+/// `If-None-Match: *` PUT on an existing key (MinIO, SeaweedFS, AWS), lets it refuse overwrites
+/// itself; `off` always stats the name first (for a proxy that drops the header).
+#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum ConditionalWrites {
+    #[default]
+    Auto,
+    Off,
 }
 
 #[derive(Debug, Clone, Deserialize, PartialEq)]
@@ -275,6 +296,7 @@ impl Config {
             ("database.columns.minio_object_name", &self.database.columns.minio_object_name),
             ("database.columns.subido_a_minio", &self.database.columns.subido_a_minio),
             ("database.columns.sha256", &self.database.columns.sha256),
+            ("database.columns.sync_error", &self.database.columns.sync_error),
         ];
         for (key, value) in identifiers {
             // Table and column names are spliced into SQL, so only plain identifiers pass.
@@ -406,6 +428,7 @@ impl Default for ColumnNames {
             minio_object_name: "confronta_minio_object_name".into(),
             subido_a_minio: "confronta_subido_a_minio".into(),
             sha256: "confronta_sha256".into(),
+            sync_error: "confronta_sync_error".into(),
         }
     }
 }
@@ -430,6 +453,11 @@ fn default_settle_ms() -> u64 {
 }
 fn default_reconcile_interval_s() -> u64 {
     60
+}
+/// Longer than a row can come before its file in any ordinary flow (a script that inserts the
+/// row first, NFS attribute caching), shorter than the time before a freed name is reused.
+fn default_missing_after_s() -> u64 {
+    600
 }
 fn default_orphan_after_s() -> u64 {
     86_400

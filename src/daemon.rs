@@ -480,11 +480,30 @@ impl Scheduler {
                         // get its answer ("not a regular file").
                         if std::fs::symlink_metadata(path.to_absolute(&self.media_root)).is_ok() {
                             self.offer(path);
+                        } else {
+                            self.remember_missing(&path, &row).await;
                         }
                     }
                 }
             }
             Err(e) => debug!(error = %e, "reconcile skipped: database unavailable"),
+        }
+    }
+
+    /// Remembers (in the journal) that `row` names `path` while no file is there, so that a file
+    /// Django later saves under the same free name is not matched to this row unless the row is
+    /// written again. Logged once per row and path.
+    async fn remember_missing(&self, path: &RelativeMediaPath, row: &crate::db::VentaRow) {
+        match self.pipeline.journal().note_missing(path, row.id, row.version.clone()).await {
+            Ok(true) => warn!(
+                path = %path,
+                venta_id = row.id,
+                "row points at a missing local file; a new file at this path will not be matched to it unless the row is saved again"
+            ),
+            Ok(false) => {}
+            Err(e) => {
+                warn!(path = %path, venta_id = row.id, error = %e, "cannot note the missing file in the journal")
+            }
         }
     }
 
@@ -505,11 +524,11 @@ impl Scheduler {
                 return;
             };
             after_id = last.id;
-            self.report_missing_files(rows);
+            self.report_missing_files(rows).await;
         }
     }
 
-    fn report_missing_files(&mut self, rows: Vec<crate::db::VentaRow>) {
+    async fn report_missing_files(&mut self, rows: Vec<crate::db::VentaRow>) {
         for row in rows {
             let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) else {
                 continue;
@@ -523,6 +542,7 @@ impl Scheduler {
                     ),
                 );
                 warn!(path = %path, venta_id = row.id, "row points at a missing local file");
+                self.remember_missing(&path, &row).await;
                 self.summary.failed += 1;
                 self.summary.count_reason(&failure, &path);
             }

@@ -16,8 +16,17 @@
 //!   hashed one), then the row is recorded with the compare-and-set, which is harmless to repeat.
 //! - `recorded`: the row points at the object. The old object (a corrected venta) is deleted
 //!   and the local file is unlinked, but only if it is still the file that was hashed.
+//! - `refusing`: validation refused the file. If it is still the same file, the row's
+//!   `confronta` is cleared with the reason (a compare-and-set, harmless to repeat), then the
+//!   file is moved to quarantine; if the file is gone, the move already happened.
 //! - `removed`, `rejected`, `row_changed`, `orphan`: terminal for that file version; a new file
 //!   at the same path starts a new entry.
+//!
+//! # Rows that named a missing file
+//! `missing_rows` remembers each row seen naming a path whose file did not exist, with the row's
+//! version (PostgreSQL's `xmin`). A file that later appears at that path is not matched to that
+//! row unless the row was written since (its version changed): Django reuses a free name, and
+//! the new file belongs to the sale whose INSERT is about to commit, not to the old row.
 //!
 //! If the journal is deleted or corrupt, it is moved aside and rebuilt empty: every local file
 //! goes through the pipeline again, and rows already pointing at MinIO are left alone, so the
@@ -52,10 +61,13 @@ pub enum FileState {
     RowChanged,
     /// No row has pointed at the file for `orphan_after_s`; the file is kept.
     Orphan,
+    /// Refused by validation: the row's `confronta` is being cleared (with the reason), then
+    /// the file goes to quarantine. Resumed in that order after a crash.
+    Refusing,
 }
 
 impl FileState {
-    pub const ALL: [FileState; 11] = [
+    pub const ALL: [FileState; 12] = [
         FileState::Seen,
         FileState::WaitingForRow,
         FileState::Hashed,
@@ -67,6 +79,7 @@ impl FileState {
         FileState::Rejected,
         FileState::RowChanged,
         FileState::Orphan,
+        FileState::Refusing,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -82,6 +95,7 @@ impl FileState {
             FileState::Rejected => "rejected",
             FileState::RowChanged => "row_changed",
             FileState::Orphan => "orphan",
+            FileState::Refusing => "refusing",
         }
     }
 
@@ -101,6 +115,16 @@ pub struct StoredHash {
     pub sha256: Sha256Digest,
     pub part_digests: Vec<Sha256Digest>,
     pub content_type: String,
+}
+
+/// A row seen naming a path whose file did not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingMark {
+    pub venta_id: i64,
+    /// The row's version when last seen (PostgreSQL's `xmin`), `None` where the backend has none.
+    pub version: Option<String>,
+    /// Since when the row has named the missing file at that version.
+    pub since_ms: i64,
 }
 
 /// One file's journal entry.
@@ -301,6 +325,68 @@ impl Journal {
         .await
     }
 
+    /// Remembers that venta `venta_id` named `path` while no file was there, at row version
+    /// `version`. Returns true the first time for this path and row (to log it once).
+    pub async fn note_missing(
+        &self,
+        path: &RelativeMediaPath,
+        venta_id: i64,
+        version: Option<String>,
+    ) -> Result<bool, JournalError> {
+        let key = path.as_str().to_owned();
+        self.with(move |c| {
+            let known: bool = c
+                .prepare_cached("SELECT 1 FROM missing_rows WHERE path = ?1 AND venta_id = ?2")?
+                .exists(params![key, venta_id])?;
+            c.prepare_cached(
+                "INSERT INTO missing_rows (path, venta_id, row_version, seen_ms) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT(path, venta_id) DO UPDATE SET \
+                 seen_ms = CASE WHEN row_version IS excluded.row_version THEN seen_ms ELSE excluded.seen_ms END, \
+                 row_version = excluded.row_version",
+            )?
+            .execute(params![key, venta_id, version, now_ms()])?;
+            Ok(!known)
+        })
+        .await
+    }
+
+    /// The rows remembered as naming `path` while its file was missing.
+    pub async fn missing_marks(&self, path: &RelativeMediaPath) -> Result<Vec<MissingMark>, JournalError> {
+        let key = path.as_str().to_owned();
+        self.with(move |c| {
+            let mut query =
+                c.prepare_cached("SELECT venta_id, row_version, seen_ms FROM missing_rows WHERE path = ?1")?;
+            let rows = query.query_map(params![key], |row| {
+                Ok(MissingMark { venta_id: row.get(0)?, version: row.get(1)?, since_ms: row.get(2)? })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Forgets that venta `venta_id` named `path` while it was missing (the row was written since).
+    pub async fn clear_missing(&self, path: &RelativeMediaPath, venta_id: i64) -> Result<(), JournalError> {
+        let key = path.as_str().to_owned();
+        self.with(move |c| {
+            c.execute("DELETE FROM missing_rows WHERE path = ?1 AND venta_id = ?2", params![key, venta_id])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Whether an unfinished entry holds `object_name`: the daemon may be uploading, verifying or
+    /// recording it, so `orphans --delete-objects` must leave it alone.
+    pub async fn holds_object(&self, object_name: &str) -> Result<bool, JournalError> {
+        let name = object_name.to_owned();
+        self.with(move |c| {
+            c.prepare_cached(
+                "SELECT 1 FROM files WHERE object_name = ?1 AND state NOT IN ('removed', 'rejected', 'row_changed')",
+            )?
+            .exists(params![name])
+        })
+        .await
+    }
+
     /// Every entry (for `status`).
     pub async fn all(&self) -> Result<Vec<JournalEntry>, JournalError> {
         self.with(|c| {
@@ -493,7 +579,15 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
                  updated_ms INTEGER NOT NULL,
                  upload_ms INTEGER
              );
-             CREATE INDEX IF NOT EXISTS files_state ON files(state);",
+             CREATE INDEX IF NOT EXISTS files_state ON files(state);
+             CREATE INDEX IF NOT EXISTS files_object ON files(object_name);
+             CREATE TABLE IF NOT EXISTS missing_rows (
+                 path TEXT NOT NULL,
+                 venta_id INTEGER NOT NULL,
+                 row_version TEXT,
+                 seen_ms INTEGER NOT NULL,
+                 PRIMARY KEY (path, venta_id)
+             );",
         )
         .map_err(io)?;
     let found: Option<String> = connection

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::config::Config;
-use crate::db::{RecordOutcome, RecordRequest, SalesDb, SchemaLimits, VentaRow};
+use crate::db::{RecordOutcome, RecordRequest, RejectRequest, SalesDb, SchemaLimits, VentaRow};
 use crate::error::{pause_point, Classify, ErrorClass};
 use crate::hash::{hash_file, FileHash, FileIdentity, ReadError};
 use crate::journal::{now_ms, FileState, Journal, JournalEntry, JournalError, StoredHash};
@@ -96,6 +96,10 @@ pub struct Pipeline {
     db_health: Health,
     /// When this process started: entries given up before it are tried once more.
     started_ms: i64,
+    /// Small files go up with `If-None-Match: *` (the server was probed and honours it).
+    conditional_put: bool,
+    /// See `owners`.
+    missing_after_ms: i64,
 }
 
 impl Pipeline {
@@ -105,6 +109,7 @@ impl Pipeline {
         db: Arc<dyn SalesDb>,
         journal: Journal,
         limits: SchemaLimits,
+        conditional_put: bool,
     ) -> Pipeline {
         Pipeline {
             media_root: config.watch.media_root.clone(),
@@ -120,6 +125,8 @@ impl Pipeline {
             validator: Validator::new(&config.validation, config.quarantine_dir()),
             orphan_after_ms: (config.watch.orphan_after_s as i64).saturating_mul(1000),
             started_ms: now_ms(),
+            conditional_put,
+            missing_after_ms: (config.watch.missing_after_s as i64).saturating_mul(1000),
             store_health: Health::new("object store", "s3"),
             db_health: Health::new("database", "db"),
         }
@@ -174,6 +181,24 @@ impl Pipeline {
                 span.record("object", entry.object_name.as_deref().unwrap_or_default());
                 return self.finish_recorded(entry.clone(), RowCheck::ReadAgain).await;
             }
+        }
+        if let Some(entry) = existing.as_ref().filter(|entry| entry.state == FileState::Refusing) {
+            if on_disk.is_some() && on_disk == entry.identity {
+                // Refused before the last stop: carry the journaled decision out.
+                let reason = match self.validator.check(&absolute, path, on_disk.expect("checked")).await {
+                    Verdict::Quarantine(reason) => reason,
+                    _ => "refused by validation before a restart".to_owned(),
+                };
+                return self.refuse(entry.clone(), &absolute, reason).await;
+            }
+            if on_disk.is_none() {
+                // Moved to quarantine before the last stop (its row was cleared before the move).
+                let mut entry = entry.clone();
+                entry.state = FileState::Rejected;
+                self.put(&entry).await?;
+                return Ok(Outcome::Nothing);
+            }
+            // Another file stands at the path now: it starts a new entry below.
         }
         let Some(identity) = on_disk else {
             return self.local_file_gone(existing).await;
@@ -272,7 +297,7 @@ impl Pipeline {
                     );
                     return self.give_up(entry, Failure::new("not_regular", message)).await;
                 }
-                if let Some(outcome) = self.validate(entry, absolute, identity).await? {
+                if let Some(outcome) = self.validate(entry, absolute, identity, row.id).await? {
                     return Ok(outcome);
                 }
                 match self.hash(absolute, identity).await {
@@ -312,34 +337,55 @@ impl Pipeline {
             .clone()
             .filter(|previous| !previous.is_empty() && previous != object.as_str());
 
-        // Upload, unless the object already holds exactly these bytes (a resumed upload).
+        // Upload, unless the object already holds exactly these bytes (a resumed upload). Where
+        // the server honours `If-None-Match: *`, a single PUT asks it to refuse a taken name in
+        // the same request; otherwise the name is stat'ed first. Either way an object with other
+        // bytes is never replaced.
         let expected = hash.expected_s3_checksum();
-        let present = match self.store.stat(&object).await {
-            Ok(info) => info,
-            Err(e) => return self.store_failure(entry, e).await,
+        let single_put = hash.identity.size <= self.multipart_threshold || hash.part_digests.is_empty();
+        let conditional = self.conditional_put && single_put;
+        let mut present = if conditional {
+            None
+        } else {
+            match self.store.stat(&object).await {
+                Ok(info) => info.map(Present::Stat),
+                Err(e) => return self.store_failure(entry, e).await,
+            }
         };
-        match present {
-            Some(info) if object_matches(&info, &hash, &expected) => {
-                debug!("object already holds these bytes; upload skipped");
-            }
-            Some(info) => {
-                let message = format!(
-                    "object {object} already exists with other content (size {}, checksum {:?}); it is never overwritten",
-                    info.size, info.checksum_sha256
-                );
-                return self.give_up(entry, Failure::new("object_conflict", message)).await;
-            }
-            None => {
-                pause_point("before_upload").await;
-                let started = Instant::now();
-                let request = UploadRequest {
-                    path: absolute,
-                    hash: &hash,
-                    content_type: &content_type,
-                    multipart_threshold: self.multipart_threshold,
-                    part_size: self.part_size,
-                };
-                if let Err(e) = self.store.upload(&object, request).await {
+        if present.is_none() {
+            pause_point("before_upload").await;
+            let started = Instant::now();
+            let request = UploadRequest {
+                path: absolute,
+                hash: &hash,
+                content_type: &content_type,
+                multipart_threshold: self.multipart_threshold,
+                part_size: self.part_size,
+                if_absent: conditional,
+            };
+            match self.store.upload(&object, request).await {
+                Ok(()) => {
+                    self.store_health.up();
+                    telemetry::step_time(Step::Upload, started.elapsed());
+                    entry.upload_ms = Some(started.elapsed().as_millis() as i64);
+                    entry.state = FileState::Uploaded;
+                    self.put(entry).await?;
+                    pause_point("after_upload").await;
+                }
+                // The server refused to replace an existing object: look at what it holds.
+                Err(e) if e.kind == StoreErrorKind::AlreadyExists => {
+                    self.store_health.up();
+                    match self.store.stat(&object).await {
+                        Ok(Some(info)) => present = Some(Present::Refused(info)),
+                        // Deleted again in between: the next attempt uploads it.
+                        Ok(None) => {
+                            let message = format!("object {object} was taken, then gone again; retrying");
+                            return self.fail(entry, Failure::new("object_conflict", message)).await;
+                        }
+                        Err(e) => return self.store_failure(entry, e).await,
+                    }
+                }
+                Err(e) => {
                     if e.kind == StoreErrorKind::ChecksumMismatch || e.kind == StoreErrorKind::LocalFile {
                         // The bytes read for the upload are not the ones hashed: hash again.
                         entry.hash = None;
@@ -347,12 +393,19 @@ impl Pipeline {
                     }
                     return self.store_failure(entry, e).await;
                 }
-                self.store_health.up();
-                telemetry::step_time(Step::Upload, started.elapsed());
-                entry.upload_ms = Some(started.elapsed().as_millis() as i64);
-                entry.state = FileState::Uploaded;
-                self.put(entry).await?;
-                pause_point("after_upload").await;
+            }
+        }
+        match present {
+            None => {}
+            Some(Present::Stat(info) | Present::Refused(info)) if object_matches(&info, &hash, &expected) => {
+                debug!("object already holds these bytes; upload skipped");
+            }
+            Some(Present::Stat(info) | Present::Refused(info)) => {
+                let message = format!(
+                    "object {object} already exists with other content (size {}, checksum {:?}); it is never overwritten",
+                    info.size, info.checksum_sha256
+                );
+                return self.give_up(entry, Failure::new("object_conflict", message)).await;
             }
         }
 
@@ -446,16 +499,14 @@ impl Pipeline {
             Err(e) => return Ok(self.db_failure(e)),
         }
 
+        // The object must still be there before the local copy goes: `orphans
+        // --delete-objects`, or anyone with the keys, may have removed it since it was verified.
+        if let Some(outcome) = self.recheck_object(&mut entry).await? {
+            return Ok(outcome);
+        }
+
         if let Some(previous) = entry.previous_object.clone() {
-            match self.store.delete(&ObjectName::from_stored(previous.clone())).await {
-                Ok(()) => {
-                    info!(previous_object = %previous, "old object of the corrected venta deleted")
-                }
-                // Not worth holding the local file for: `orphans` reports what is left behind.
-                Err(e) => {
-                    warn!(previous_object = %previous, error = %e, "could not delete the old object; left for the orphan report")
-                }
-            }
+            self.retire_previous_object(&previous).await;
         }
 
         let absolute = entry.path.to_absolute(&self.media_root);
@@ -485,6 +536,92 @@ impl Pipeline {
         entry.updated_ms = now_ms();
         self.put(&entry).await?;
         Ok(Outcome::Moved { venta_id, object, bytes })
+    }
+
+    /// Deletes the object the corrected venta pointed at before, unless a row still references
+    /// it (a duplicated sale, a data fix): asked right before the delete, as `orphans
+    /// --delete-objects` does. Never worth holding the local file for; `orphans` reports what
+    /// is left behind.
+    async fn retire_previous_object(&self, previous: &str) {
+        match self.db.object_referenced(previous).await {
+            Ok(false) => {}
+            Ok(true) => {
+                info!(previous_object = %previous, "old object of the corrected venta is still referenced by another row; kept");
+                return;
+            }
+            Err(e) => {
+                warn!(previous_object = %previous, error = %e, "cannot ask whether another row references the old object; kept for the orphan report");
+                return;
+            }
+        }
+        match self.store.delete(&ObjectName::from_stored(previous.to_owned())).await {
+            Ok(()) => info!(previous_object = %previous, "old object of the corrected venta deleted"),
+            Err(e) => {
+                warn!(previous_object = %previous, error = %e, "could not delete the old object; left for the orphan report")
+            }
+        }
+    }
+
+    /// Checks, after the row points at our object and before the local copy goes, that the
+    /// object still holds the hashed bytes; uploads them again from the local file if it is
+    /// gone. `None` lets the removal go on; otherwise the outcome to return (the file is kept).
+    async fn recheck_object(&self, entry: &mut JournalEntry) -> Result<Option<Outcome>, JournalError> {
+        let (Some(stored), Some(identity), Some(object)) =
+            (entry.hash.clone(), entry.identity, entry.object_name.clone())
+        else {
+            return Ok(None);
+        };
+        let hash = FileHash {
+            sha256: stored.sha256,
+            identity,
+            part_digests: stored.part_digests.clone(),
+            head: Vec::new(),
+        };
+        let expected = hash.expected_s3_checksum();
+        let name = ObjectName::from_stored(object.clone());
+        match self.store.stat(&name).await {
+            Ok(Some(info)) if object_matches(&info, &hash, &expected) => return Ok(None),
+            Ok(Some(info)) => {
+                let message = format!(
+                    "object {object} changed after it was recorded (size {}, checksum {:?}); the local file is kept",
+                    info.size, info.checksum_sha256
+                );
+                return Ok(Some(self.give_up(entry, Failure::new("object_changed", message)).await?));
+            }
+            Ok(None) => {}
+            Err(e) => return Ok(Some(self.store_failure(entry, e).await?)),
+        }
+        let absolute = entry.path.to_absolute(&self.media_root);
+        match local_identity(&absolute) {
+            Ok(Some(now)) if now == identity => {}
+            _ => {
+                let message = format!(
+                    "object {object} disappeared after it was recorded and the local file is no longer the one hashed"
+                );
+                tracing::error!("{message}");
+                return Ok(Some(self.give_up(entry, Failure::new("object_missing", message)).await?));
+            }
+        }
+        warn!("object disappeared after it was recorded (deleted by `orphans --delete-objects`?); uploading it again");
+        let request = UploadRequest {
+            path: &absolute,
+            hash: &hash,
+            content_type: &stored.content_type,
+            multipart_threshold: self.multipart_threshold,
+            part_size: self.part_size,
+            if_absent: false,
+        };
+        if let Err(e) = self.store.upload(&name, request).await {
+            return Ok(Some(self.store_failure(entry, e).await?));
+        }
+        match self.store.stat(&name).await {
+            Ok(Some(info)) if object_matches(&info, &hash, &expected) => Ok(None),
+            Ok(_) => Ok(Some(Outcome::Retry(Failure::new(
+                "verify_mismatch",
+                format!("object {object} does not match after uploading it again"),
+            )))),
+            Err(e) => Ok(Some(self.store_failure(entry, e).await?)),
+        }
     }
 
     /// The local file is gone before it was recorded.
@@ -538,12 +675,32 @@ impl Pipeline {
             Err(e) => return Ok(Err(self.db_failure(e))),
         };
         self.db_health.up();
+        let Owners { rows, stale, unknowable } = self.owners(entry, rows).await?;
+        if rows.is_empty() && !unknowable.is_empty() {
+            let failure = Failure::new(
+                "ambiguous_owner",
+                format!(
+                    "venta {} named this path while its file was missing, and this database cannot tell \
+                     whether the row was written since; the file is kept for an operator (save the venta \
+                     again, or move the file)",
+                    unknowable.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
+                ),
+            );
+            return Ok(Err(self.give_up(entry, failure).await?));
+        }
+        let stale_only = rows.is_empty() && !stale.is_empty();
         match rows.len() {
             0 => {
                 let orphan = now - entry.first_seen_ms >= self.orphan_after_ms;
                 let state = if orphan { FileState::Orphan } else { FileState::WaitingForRow };
                 if entry.state != state {
-                    if orphan {
+                    if stale_only && !orphan {
+                        warn!(
+                            stale_ventas = ?stale,
+                            "only a row that named this path while its file was missing points at it; waiting for \
+                             the row written for this file (a file restored for that venta moves once the venta is saved again)"
+                        );
+                    } else if orphan {
                         warn!(
                             waited_s = (now - entry.first_seen_ms) / 1000,
                             "orphan: no row points at this file; it is kept, never deleted"
@@ -571,6 +728,37 @@ impl Pipeline {
         }
     }
 
+    /// Splits the rows naming `path` into those that may own the file there now and those
+    /// that named it while it was missing and were not written since (see the journal's
+    /// `missing_rows`). A row whose version changed is a fresh claim: its mark is dropped.
+    ///
+    /// A mark counts only once the row had named the missing file for `missing_after_ms` when
+    /// this file was first seen: a row inserted a moment before its file (a script, NFS
+    /// attribute caching) is still its owner.
+    async fn owners(&self, entry: &JournalEntry, rows: Vec<VentaRow>) -> Result<Owners, JournalError> {
+        let path = &entry.path;
+        let marks = self.journal.missing_marks(path).await?;
+        let mut owners =
+            Owners { rows: Vec::with_capacity(rows.len()), stale: Vec::new(), unknowable: Vec::new() };
+        for row in rows {
+            let Some(mark) = marks.iter().find(|mark| {
+                mark.venta_id == row.id && entry.first_seen_ms - mark.since_ms >= self.missing_after_ms
+            }) else {
+                owners.rows.push(row);
+                continue;
+            };
+            match (&row.version, &mark.version) {
+                (Some(now), Some(then)) if now == then => owners.stale.push(row.id),
+                (Some(_), _) => {
+                    self.journal.clear_missing(path, row.id).await?;
+                    owners.rows.push(row);
+                }
+                (None, _) => owners.unknowable.push(row.id),
+            }
+        }
+        Ok(owners)
+    }
+
     /// Runs the validation (type, size, virus scan). `None` lets the file go on; otherwise the
     /// outcome to return. A refused file is moved to quarantine, its row untouched.
     async fn validate(
@@ -578,6 +766,7 @@ impl Pipeline {
         entry: &mut JournalEntry,
         absolute: &Path,
         identity: FileIdentity,
+        venta_id: i64,
     ) -> Result<Option<Outcome>, JournalError> {
         let verdict = self.validator.check(absolute, &entry.path, identity).await;
         match verdict {
@@ -589,16 +778,69 @@ impl Pipeline {
                 Ok(Some(self.give_up(entry, Failure::new("unscannable", message)).await?))
             }
             Verdict::Quarantine(reason) => {
-                let moved = self.validator.quarantine(absolute, &entry.path, &reason);
-                let message = match &moved {
-                    Ok(target) => format!("{reason}; moved to {}", target.display()),
-                    Err(e) => {
-                        format!("{reason}; could not move it to quarantine ({e}), so it stays in place")
-                    }
-                };
-                Ok(Some(self.give_up(entry, Failure::new("quarantined", message)).await?))
+                entry.venta_id = Some(venta_id);
+                Ok(Some(self.refuse(entry.clone(), absolute, reason).await?))
             }
         }
+    }
+
+    /// Refuses the file for `reason`: first the row stops naming its path (a compare-and-set
+    /// that also writes the reason for Django to show), then the file goes to quarantine. In that
+    /// order, no row ever names a free path: while the file is still there Django cannot reuse
+    /// the name, and once it is gone the row no longer points at it. The journal says
+    /// `refusing` before either happens, so a crash in between resumes here.
+    async fn refuse(
+        &self,
+        mut entry: JournalEntry,
+        absolute: &Path,
+        reason: String,
+    ) -> Result<Outcome, JournalError> {
+        if entry.state != FileState::Refusing {
+            entry.state = FileState::Refusing;
+            entry.last_error = Some(format!("quarantined: {reason}"));
+            self.put(&entry).await?;
+        }
+        if let Some(venta_id) = entry.venta_id {
+            let row = match self.db.get(venta_id).await {
+                Ok(row) => row,
+                Err(e) => {
+                    let outcome = self.db_failure(e);
+                    return self.settle_outcome(&mut entry, outcome).await;
+                }
+            };
+            if let Some(row) = row.filter(|row| row.confronta.as_deref() == Some(entry.path.as_str())) {
+                let request = RejectRequest {
+                    venta_id,
+                    expected_confronta: entry.path.as_str(),
+                    expected_object_name: row.minio_object_name.as_deref(),
+                    reason: &reason,
+                };
+                match self.db.reject(&request).await {
+                    Ok(RecordOutcome::Recorded) => {
+                        info!(reason = %reason, "refused file: the venta no longer names it, and says why")
+                    }
+                    Ok(RecordOutcome::RowChanged) => {
+                        let failure = Failure::new(
+                            "row_moved",
+                            format!(
+                                "venta {venta_id} changed while its file was being refused; trying again"
+                            ),
+                        );
+                        return self.settle_outcome(&mut entry, Outcome::Retry(failure)).await;
+                    }
+                    Err(e) => {
+                        let outcome = self.db_failure(e);
+                        return self.settle_outcome(&mut entry, outcome).await;
+                    }
+                }
+            }
+        }
+        let moved = self.validator.quarantine(absolute, &entry.path, &reason);
+        let message = match &moved {
+            Ok(target) => format!("{reason}; moved to {}", target.display()),
+            Err(e) => format!("{reason}; could not move it to quarantine ({e}), so it stays in place"),
+        };
+        self.give_up(&mut entry, Failure::new("quarantined", message)).await
     }
 
     /// The object name and stored URL for this row and content, refused when the URL or the
@@ -762,6 +1004,7 @@ impl Pipeline {
             StoreErrorKind::ChecksumMismatch => "s3_checksum_rejected",
             StoreErrorKind::LocalFile => "local_changed",
             StoreErrorKind::LocalFileMissing => "local_missing",
+            StoreErrorKind::AlreadyExists => "object_conflict",
             StoreErrorKind::Refused => "s3_refused",
         };
         let failure = Failure::new(reason, error.message.clone());
@@ -840,6 +1083,25 @@ impl Pipeline {
     async fn put(&self, entry: &JournalEntry) -> Result<(), JournalError> {
         self.journal.put(entry).await
     }
+}
+
+/// The rows naming a path, sorted by whether they may own the file there now.
+struct Owners {
+    /// Rows that may own it.
+    rows: Vec<VentaRow>,
+    /// Rows that named the path while its file was missing and were not written since.
+    stale: Vec<i64>,
+    /// Rows that named the path while its file was missing, on a backend that cannot tell
+    /// whether they were written since (SQLite).
+    unknowable: Vec<i64>,
+}
+
+/// An object found at the name before our bytes went up.
+enum Present {
+    /// Seen by the stat before the upload.
+    Stat(ObjectInfo),
+    /// The conditional PUT was refused (412); this is what the stat after it found.
+    Refused(ObjectInfo),
 }
 
 /// Whether `finish_recorded` must read the row again before deleting the local copy.

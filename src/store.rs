@@ -58,7 +58,24 @@ pub struct UploadRequest<'a> {
     /// Files larger than this go up in parts of `part_size` (the hash must have part digests).
     pub multipart_threshold: u64,
     pub part_size: u64,
+    /// Send a single PUT with `If-None-Match: *`, so that the server itself refuses to replace
+    /// an object that exists (`AlreadyExists`). Only for servers whose probe showed they honour
+    /// it; multipart uploads never use it (they are preceded by a stat instead).
+    pub if_absent: bool,
 }
+
+/// What the start-up probe learnt about the server (see `ObjectStore::probe`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// A PUT whose `x-amz-checksum-sha256` does not match its body is refused. Without this,
+    /// verifying an upload by its checksum proves nothing.
+    pub checksum_enforced: bool,
+    /// A PUT with `If-None-Match: *` on an existing key is refused with 412.
+    pub conditional_put: bool,
+}
+
+/// Where the probe writes its scratch objects; nothing the daemon names starts with a dot.
+pub const PROBE_PREFIX: &str = ".confronta-sync-probe/";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreErrorKind {
@@ -73,6 +90,8 @@ pub enum StoreErrorKind {
     LocalFile,
     /// The local file is gone.
     LocalFileMissing,
+    /// A conditional PUT (`If-None-Match: *`) found the key taken: nothing was written.
+    AlreadyExists,
     /// Anything else the server refused.
     Refused,
 }
@@ -104,7 +123,7 @@ impl Classify for StoreError {
             | StoreErrorKind::ChecksumMismatch
             | StoreErrorKind::LocalFile
             | StoreErrorKind::LocalFileMissing => ErrorClass::Transient,
-            StoreErrorKind::Refused => ErrorClass::Rejected,
+            StoreErrorKind::AlreadyExists | StoreErrorKind::Refused => ErrorClass::Rejected,
         }
     }
 }
@@ -119,6 +138,9 @@ pub trait ObjectStore: Send + Sync {
     /// Uploads the file, sending the SHA-256 computed at hash time so that the server refuses
     /// any byte that differs from what was hashed.
     async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<(), StoreError>;
+    /// Learns, with a few requests on scratch keys under `PROBE_PREFIX` (deleted again),
+    /// whether the server enforces `x-amz-checksum-sha256` and honours `If-None-Match: *`.
+    async fn probe(&self) -> Result<Capabilities, StoreError>;
     async fn delete(&self, name: &ObjectName) -> Result<(), StoreError>;
     /// Every object under `prefix`.
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectEntry>, StoreError>;
@@ -186,6 +208,9 @@ impl S3Store {
         let data = read_exact_range(request.path, &request.hash.identity, 0, request.hash.identity.size)?;
         let mut headers = meta;
         headers.add("x-amz-checksum-sha256", request.hash.sha256.to_base64());
+        if request.if_absent {
+            headers.add("If-None-Match", "*");
+        }
         let put = UploadPart::builder()
             .client(self.client.clone())
             .bucket(self.bucket.clone())
@@ -345,6 +370,42 @@ impl ObjectStore for S3Store {
         }
     }
 
+    async fn probe(&self) -> Result<Capabilities, StoreError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let key = ObjectKey::new(format!("{PROBE_PREFIX}{}-{nanos:x}", std::process::id()))
+            .map_err(|e| StoreError::new(StoreErrorKind::Refused, format!("probe key: {e}")))?;
+        let body = Bytes::from_static(b"confronta-sync capability probe\n");
+        let right = crate::hash::Sha256Digest::of_bytes(&body).to_base64();
+        let wrong = crate::hash::Sha256Digest::of_bytes(b"other bytes").to_base64();
+
+        let wrong_put = self.put_bytes(&key, body.clone(), &wrong, false).await;
+        let checksum_enforced = match wrong_put {
+            Err(e) if e.kind == StoreErrorKind::ChecksumMismatch => true,
+            // Any other refusal (a 400 whose body names no checksum) stored nothing either,
+            // but it does not show that the checksum was looked at.
+            Err(e) if e.is_unavailable() => return Err(e),
+            Err(_) | Ok(()) => false,
+        };
+        let stat = self.stat(&ObjectName::from_stored(key.to_string())).await?;
+        // A server that refused the body but kept it anyway is as bad as one that ignored it.
+        let checksum_enforced = checksum_enforced && stat.is_none();
+
+        self.put_bytes(&key, body.clone(), &right, false).await?;
+        let conditional_put = match self.put_bytes(&key, body, &right, true).await {
+            Err(e) if e.kind == StoreErrorKind::AlreadyExists => true,
+            Err(e) if e.is_unavailable() => {
+                let _ = self.delete(&ObjectName::from_stored(key.to_string())).await;
+                return Err(e);
+            }
+            Err(_) | Ok(()) => false,
+        };
+        self.delete(&ObjectName::from_stored(key.to_string())).await?;
+        Ok(Capabilities { checksum_enforced, conditional_put })
+    }
+
     async fn delete(&self, name: &ObjectName) -> Result<(), StoreError> {
         let key = self.key(name)?;
         let target = ObjectToDelete::from(key.clone());
@@ -395,6 +456,31 @@ impl ObjectStore for S3Store {
 }
 
 impl S3Store {
+    /// One small PUT of `body` with the given base64 SHA-256, optionally `If-None-Match: *`.
+    async fn put_bytes(
+        &self,
+        key: &ObjectKey,
+        body: Bytes,
+        sha256_base64: &str,
+        if_absent: bool,
+    ) -> Result<(), StoreError> {
+        let mut headers = Multimap::new();
+        headers.add("x-amz-checksum-sha256", sha256_base64.to_owned());
+        if if_absent {
+            headers.add("If-None-Match", "*");
+        }
+        let put = UploadPart::builder()
+            .client(self.client.clone())
+            .bucket(self.bucket.clone())
+            .object(key.clone())
+            .region(Some(self.region.clone()))
+            .data(Arc::new(SegmentedBytes::from(body)))
+            .extra_headers(Some(headers))
+            .build();
+        deadline(SMALL_REQUEST_TIMEOUT, key, put.send()).await?;
+        Ok(())
+    }
+
     async fn list_limited(&self, prefix: &str, limit: Option<usize>) -> Result<Vec<ObjectEntry>, StoreError> {
         let prefix_filter = (!prefix.is_empty()).then(|| prefix.to_owned());
         let mut stream = self
@@ -497,6 +583,8 @@ fn classify_minio(what: &str, error: MinioError) -> StoreError {
         }) => {
             let kind = if *status >= 500 {
                 StoreErrorKind::Unavailable
+            } else if *status == 412 {
+                StoreErrorKind::AlreadyExists
             } else if body.to_ascii_lowercase().contains("checksum") {
                 StoreErrorKind::ChecksumMismatch
             } else {
@@ -517,6 +605,8 @@ fn classify_s3_code(code: &str, message: &str) -> StoreErrorKind {
     let code = code.to_ascii_lowercase();
     match code.as_str() {
         "nosuchbucket" => StoreErrorKind::NoSuchBucket,
+        // The answer to `If-None-Match: *` on a key that exists (MinIO, SeaweedFS, AWS).
+        "preconditionfailed" | "http 412" => StoreErrorKind::AlreadyExists,
         "accessdenied" | "invalidaccesskeyid" | "signaturedoesnotmatch" => StoreErrorKind::AccessDenied,
         "baddigest"
         | "invaliddigest"

@@ -148,6 +148,7 @@ async fn verify_catches_an_object_changed_behind_its_back() {
         content_type: "application/pdf",
         multipart_threshold: u64::MAX,
         part_size: 5 << 20,
+        if_absent: false,
     };
     world.store.upload(&world.object(&bad_object), request).await.unwrap();
 
@@ -178,6 +179,7 @@ async fn orphans_finds_a_planted_object_and_file_and_deletes_only_the_unreferenc
         content_type: "application/pdf",
         multipart_threshold: u64::MAX,
         part_size: 5 << 20,
+        if_absent: false,
     };
     world.store.upload(&world.object(&planted_object), request).await.unwrap();
 

@@ -28,6 +28,9 @@ pub struct VentaRow {
     pub minio_object_name: Option<String>,
     pub sha256: Option<String>,
     pub subido_a_minio: bool,
+    /// The row's version, where the backend can tell one (PostgreSQL's `xmin`, which changes
+    /// with every write of the row); `None` on SQLite.
+    pub version: Option<String>,
 }
 
 /// The compare-and-set that records an upload.
@@ -41,6 +44,17 @@ pub struct RecordRequest<'a> {
     pub url: &'a str,
     pub object_name: &'a str,
     pub sha256_hex: &'a str,
+}
+
+/// The compare-and-set that refuses a row's file: the row stops naming the path (so a file
+/// Django later saves under the same name can never reach it) and says why.
+#[derive(Debug, Clone)]
+pub struct RejectRequest<'a> {
+    pub venta_id: i64,
+    pub expected_confronta: &'a str,
+    pub expected_object_name: Option<&'a str>,
+    /// Shown by the Django companion ("Confronta rechazada: …").
+    pub reason: &'a str,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,8 +117,12 @@ pub trait SalesDb: Send + Sync {
     /// Rows whose `confronta` equals `path` (normally zero or one), lowest id first.
     async fn find_by_confronta(&self, path: &str) -> Result<Vec<VentaRow>, DbError>;
     async fn get(&self, venta_id: i64) -> Result<Option<VentaRow>, DbError>;
-    /// Applies the compare-and-set in one statement.
+    /// Applies the compare-and-set in one statement; it also clears the row's sync error.
     async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError>;
+    /// Clears the row's `confronta` and writes the reason, in one compare-and-set.
+    async fn reject(&self, request: &RejectRequest<'_>) -> Result<RecordOutcome, DbError>;
+    /// Whether any row references the object (asked before deleting one).
+    async fn object_referenced(&self, object_name: &str) -> Result<bool, DbError>;
     /// Rows still pointing at a local file under `dir_prefix` (e.g. `confrontas/`) whose id is
     /// above `after_id`, lowest id first: one page of a walk over every such row.
     async fn rows_with_local_file(
@@ -160,14 +178,21 @@ pub struct Statements {
     pub select_local: String,
     pub select_in_minio: String,
     pub select_referenced: String,
+    pub select_object_referenced: String,
+    pub reject: String,
     pub count_rows: String,
 }
 
 impl Statements {
     pub fn new(table: &str, c: &ColumnNames) -> Statements {
+        Statements::with_row_version(table, c, "CAST(NULL AS text)")
+    }
+
+    /// The statements, selecting `row_version` (an SQL expression) as each row's version.
+    pub fn with_row_version(table: &str, c: &ColumnNames, row_version: &str) -> Statements {
         // Names were validated as plain identifiers at config load, so splicing is safe.
         let select = format!(
-            "SELECT CAST({id} AS bigint), {numero}, {confronta}, {object}, {sha}, {subido} FROM {table}",
+            "SELECT CAST({id} AS bigint), {numero}, {confronta}, {object}, {sha}, {subido}, {row_version} FROM {table}",
             id = c.id,
             numero = c.numero,
             confronta = c.confronta,
@@ -181,8 +206,9 @@ impl Statements {
             select_by_confronta: format!("{select} WHERE {} = $1 ORDER BY {} LIMIT 10", c.confronta, c.id),
             select_by_id: format!("{select} WHERE {} = CAST($1 AS bigint)", c.id),
             record: format!(
-                "UPDATE {table} SET {url} = $1, {object} = $2, {subido} = TRUE, {sha} = $3, {confronta} = '' \
-                 WHERE {id} = CAST($4 AS bigint) AND {confronta} = $5 AND {object} IS NOT DISTINCT FROM $6",
+                "UPDATE {table} SET {url} = $1, {object} = $2, {subido} = TRUE, {sha} = $3, {confronta} = '', \
+                 {error} = NULL WHERE {id} = CAST($4 AS bigint) AND {confronta} = $5 AND {object} IS NOT DISTINCT FROM $6",
+                error = c.sync_error,
                 url = c.minio_url,
                 object = c.minio_object_name,
                 subido = c.subido_a_minio,
@@ -214,6 +240,18 @@ impl Statements {
                 "SELECT {object} FROM {table} WHERE {object} IS NOT NULL AND {object} <> ''",
                 object = c.minio_object_name,
             ),
+            select_object_referenced: format!(
+                "SELECT CAST(COUNT(*) AS bigint) FROM (SELECT 1 FROM {table} WHERE {object} = $1 LIMIT 1) AS found",
+                object = c.minio_object_name,
+            ),
+            reject: format!(
+                "UPDATE {table} SET {confronta} = '', {error} = $1 \
+                 WHERE {id} = CAST($2 AS bigint) AND {confronta} = $3 AND {object} IS NOT DISTINCT FROM $4",
+                confronta = c.confronta,
+                error = c.sync_error,
+                id = c.id,
+                object = c.minio_object_name,
+            ),
         }
     }
 
@@ -228,6 +266,7 @@ impl Statements {
             ("minio_object_name", &c.minio_object_name),
             ("subido_a_minio", &c.subido_a_minio),
             ("sha256", &c.sha256),
+            ("sync_error", &c.sync_error),
         ]
     }
 
@@ -245,6 +284,8 @@ impl Statements {
         if !missing.is_empty() {
             let hint = if missing.iter().any(|m| m.contains("sha256")) {
                 "; packaging/sql/add_confronta_sha256.sql adds the checksum column"
+            } else if missing.iter().any(|m| m.contains("sync_error")) {
+                "; packaging/sql/add_confronta_sync_error.sql adds the refusal-reason column"
             } else {
                 ""
             };

@@ -17,8 +17,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    DbError, DbErrorKind, RecordOutcome, RecordRequest, RowCounts, SalesDb, SchemaLimits, Statements,
-    VentaRow,
+    DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RowCounts, SalesDb, SchemaLimits,
+    Statements, VentaRow,
 };
 use crate::config::redact_url;
 
@@ -71,6 +71,10 @@ impl Session {
 
 impl PostgresSalesDb {
     pub async fn connect(url: &str, statements: Statements) -> Result<Self, DbError> {
+        // `xmin` changes with every write of the row: it tells a row written since we last
+        // looked from one that was not (see `Pipeline::match_row`).
+        let statements =
+            Statements::with_row_version(&statements.table, &statements.columns, "CAST(xmin AS text)");
         let db = PostgresSalesDb { url: url.to_owned(), statements, session: Mutex::new(None) };
         db.session().await?;
         Ok(db)
@@ -93,6 +97,12 @@ impl PostgresSalesDb {
                 tracing::debug!(error = %e, "postgres connection closed");
             }
         });
+        // The daemon deletes local files on the strength of a commit: it must be durable on the
+        // server when acknowledged, whatever the server, database or role sets as default.
+        client
+            .batch_execute("SET synchronous_commit = on")
+            .await
+            .map_err(|e| map_error("setting synchronous_commit = on", e))?;
         let session = Arc::new(Session { client, prepared: std::sync::Mutex::new(HashMap::new()) });
         *guard = Some(session.clone());
         Ok(session)
@@ -138,6 +148,24 @@ impl PostgresSalesDb {
                 other => return other.map_err(|e| map_error(&what(), e)),
             }
         }
+    }
+
+    /// A setting as this daemon's own session sees it (`SHOW name`): the tests check that the
+    /// session's `synchronous_commit` is `on` whatever the server's default.
+    pub async fn session_setting(&self, name: &str) -> Result<String, DbError> {
+        let session = self.session().await?;
+        let name = name.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "");
+        let rows = session
+            .client
+            .simple_query(&format!("SHOW {name}"))
+            .await
+            .map_err(|e| map_error(&format!("reading setting {name}"), e))?;
+        rows.iter()
+            .find_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .ok_or_else(|| DbError::new(DbErrorKind::Refused, format!("SHOW {name}: no answer")))
     }
 
     /// The claim's key text: the table's OID (which tells apart same-named tables in other
@@ -197,6 +225,31 @@ impl SalesDb for PostgresSalesDb {
             )
             .await?;
         Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+    }
+
+    async fn reject(&self, request: &RejectRequest<'_>) -> Result<RecordOutcome, DbError> {
+        let changed = self
+            .execute(
+                &self.statements.reject,
+                &[
+                    &request.reason,
+                    &request.venta_id,
+                    &request.expected_confronta,
+                    &request.expected_object_name,
+                ],
+                || format!("recording the refusal of venta {}'s file", request.venta_id),
+            )
+            .await?;
+        Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+    }
+
+    async fn object_referenced(&self, object_name: &str) -> Result<bool, DbError> {
+        let rows = self
+            .query(&self.statements.select_object_referenced, &[&object_name], || {
+                format!("asking whether a row references {object_name}")
+            })
+            .await?;
+        Ok(rows.first().is_some_and(|row| row.get::<_, i64>(0) > 0))
     }
 
     async fn rows_with_local_file(
@@ -261,6 +314,7 @@ fn venta_row(row: &Row) -> VentaRow {
         minio_object_name: row.get(3),
         sha256: row.get(4),
         subido_a_minio: row.get::<_, Option<bool>>(5).unwrap_or(false),
+        version: row.get(6),
     }
 }
 

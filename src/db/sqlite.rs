@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    DbError, DbErrorKind, RecordOutcome, RecordRequest, RowCounts, SalesDb, SchemaLimits, Statements,
-    VentaRow,
+    DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RowCounts, SalesDb, SchemaLimits,
+    Statements, VentaRow,
 };
 
 pub struct SqliteSalesDb {
@@ -63,6 +63,8 @@ fn sqlite_placeholders(mut statements: Statements) -> Statements {
         &mut statements.select_in_minio,
         &mut statements.count_rows,
         &mut statements.select_referenced,
+        &mut statements.select_object_referenced,
+        &mut statements.reject,
     ] {
         *sql = sql.replace('$', "?");
     }
@@ -128,6 +130,34 @@ impl SalesDb for SqliteSalesDb {
                 .execute(&statements.record, params![url, object, sha, id, confronta, previous])
                 .map_err(|e| map_error(&format!("recording venta {id}"), e))?;
             Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+        })
+        .await
+    }
+
+    async fn reject(&self, request: &RejectRequest<'_>) -> Result<RecordOutcome, DbError> {
+        let values = (
+            request.reason.to_owned(),
+            request.venta_id,
+            request.expected_confronta.to_owned(),
+            request.expected_object_name.map(str::to_owned),
+        );
+        self.with(move |connection, statements| {
+            let (reason, id, confronta, previous) = values;
+            let changed = connection
+                .execute(&statements.reject, params![reason, id, confronta, previous])
+                .map_err(|e| map_error(&format!("recording the refusal of venta {id}'s file"), e))?;
+            Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+        })
+        .await
+    }
+
+    async fn object_referenced(&self, object_name: &str) -> Result<bool, DbError> {
+        let name = object_name.to_owned();
+        self.with(move |connection, statements| {
+            connection
+                .query_row(&statements.select_object_referenced, params![name], |row| row.get::<_, i64>(0))
+                .map(|count| count > 0)
+                .map_err(|e| map_error(&format!("asking whether a row references {name}"), e))
         })
         .await
     }
@@ -208,6 +238,7 @@ fn venta_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<VentaRow> {
         minio_object_name: row.get(3)?,
         sha256: row.get(4)?,
         subido_a_minio: row.get::<_, Option<bool>>(5)?.unwrap_or(false),
+        version: row.get(6)?,
     })
 }
 

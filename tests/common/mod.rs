@@ -23,7 +23,8 @@ pub const DDL_POSTGRES: &str = "CREATE TABLE telefonica_ventaportabilidad (
   confronta_minio_url varchar(200) NULL,
   confronta_minio_object_name varchar(500) NULL,
   confronta_subido_a_minio boolean NOT NULL DEFAULT false,
-  confronta_sha256 varchar(64) NULL
+  confronta_sha256 varchar(64) NULL,
+  confronta_sync_error text NULL
 )";
 
 /// What Django's migrations create on SQLite.
@@ -34,7 +35,8 @@ pub const DDL_SQLITE: &str = "CREATE TABLE \"telefonica_ventaportabilidad\" (
   \"confronta_minio_url\" varchar(200) NULL,
   \"confronta_minio_object_name\" varchar(500) NULL,
   \"confronta_subido_a_minio\" bool NOT NULL DEFAULT 0,
-  \"confronta_sha256\" varchar(64) NULL
+  \"confronta_sha256\" varchar(64) NULL,
+  \"confronta_sync_error\" text NULL
 )";
 
 pub fn pg_base_url() -> String {
@@ -143,7 +145,7 @@ impl TestDb {
 
     pub async fn row(&self, id: i64) -> Option<Row> {
         let sql = "SELECT CAST(id AS bigint), numero, confronta, confronta_minio_url, confronta_minio_object_name, \
-                   confronta_subido_a_minio, confronta_sha256 FROM telefonica_ventaportabilidad WHERE id = ";
+                   confronta_subido_a_minio, confronta_sha256, confronta_sync_error FROM telefonica_ventaportabilidad WHERE id = ";
         match self {
             TestDb::Postgres { admin, .. } => {
                 admin.query_opt(&format!("{sql} $1"), &[&id]).await.unwrap().map(|r| Row {
@@ -154,6 +156,7 @@ impl TestDb {
                     object_name: r.get(4),
                     subido: r.get(5),
                     sha256: r.get(6),
+                    sync_error: r.get(7),
                 })
             }
             TestDb::Sqlite { path } => {
@@ -169,6 +172,7 @@ impl TestDb {
                             object_name: r.get(4)?,
                             subido: r.get(5)?,
                             sha256: r.get(6)?,
+                            sync_error: r.get(7)?,
                         })
                     })
                     .unwrap();
@@ -201,6 +205,8 @@ pub struct Row {
     pub object_name: Option<String>,
     pub subido: bool,
     pub sha256: Option<String>,
+    /// Why the daemon refused the row's file, if it did.
+    pub sync_error: Option<String>,
 }
 
 /// The media folder, journal, config and bucket prefix of one test.
@@ -429,7 +435,16 @@ impl Sidecar {
     }
 
     /// Sends SIGTERM and waits for the exit code.
+    /// SIGTERM, once the daemon has installed its handlers (before that the signal's default
+    /// action kills it, which no exit code describes), then waits up to 30 s for its exit code.
     pub fn terminate(&mut self) -> Option<i32> {
+        let ready_by = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < ready_by
+            && self.child.try_wait().unwrap().is_none()
+            && !self.log_text().contains("signal handlers installed")
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
@@ -452,6 +467,15 @@ impl Drop for Sidecar {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+        // A failing test's temp dir goes with it: show the end of the daemon's log first.
+        if std::thread::panicking() {
+            let log = self.log_text();
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!("--- last lines of {} ---", self.log.display());
+            for line in tail.into_iter().rev() {
+                eprintln!("{line}");
+            }
+        }
     }
 }
 

@@ -48,9 +48,10 @@ def test_migration_template_is_what_the_project_uses(entorno):
     copia = (migraciones / "0002_confronta_minio.py").read_text()
     assert copia == renderizar("telefonica", "0001_initial", "VentaPortabilidad")
     call_command("makemigrations", "telefonica", check=True, dry_run=True, verbosity=0)
-    # For a table that already has the seed's three fields: only the checksum column.
+    # For a table that already has the seed's three fields: only the sidecar's own columns.
     solo = renderizar("telefonica", "0007_x", "VentaPortabilidad", solo_sha256=True)
-    assert solo.count("migrations.AddField(") == 1 and 'name="confronta_sha256"' in solo
+    assert solo.count("migrations.AddField(") == 2 and 'name="confronta_sha256"' in solo
+    assert 'name="confronta_sync_error"' in solo
     compile(solo, "solo_sha256.py", "exec")
     # The app's system checks accept the settings and the model.
     call_command("check", fail_level="WARNING")

@@ -13,7 +13,8 @@ do once that migration is in place.
 Who writes what: Django writes `confronta` (a new file) and `confronta_subido_a_minio` (False,
 meaning "the file in `confronta` still has to go to MinIO"). The confronta-sync sidecar writes
 `confronta_minio_url`, `confronta_minio_object_name`, `confronta_sha256`, sets
-`confronta_subido_a_minio` to True and `confronta` to '' once the local file is gone. Nothing here
+`confronta_subido_a_minio` to True and `confronta` to '' once the local file is gone; for a
+file it refuses, it sets `confronta` to '' and writes the reason to `confronta_sync_error`. Nothing here
 uploads.
 """
 
@@ -33,6 +34,7 @@ CAMPOS_SIDECAR = (
     "confronta_minio_object_name",
     "confronta_subido_a_minio",
     "confronta_sha256",
+    "confronta_sync_error",
 )
 
 
@@ -56,6 +58,11 @@ class ConfrontaMinioMixin(models.Model):
     )
     confronta_sha256 = models.CharField(
         max_length=64, verbose_name=_("SHA-256 Confronta"), null=True, blank=True
+    )
+    # Written by the sidecar when it refuses the file (type, size, virus), together with
+    # `confronta = ''`: the reason to show, and the sign that a new upload is needed.
+    confronta_sync_error = models.TextField(
+        verbose_name=_("Motivo de rechazo de la confronta"), null=True, blank=True
     )
 
     class Meta:

@@ -1,9 +1,9 @@
 # Adds the columns the confronta-sync sidecar records on each venta: the seed plan's three MinIO
-# fields and the SHA-256 of the uploaded bytes. Generated from confronta-sync-django's template
+# fields, the SHA-256 of the uploaded bytes and the reason of a refused file. Generated from confronta-sync-django's template
 # (`python manage.py confronta_sync_migracion telefonica`); copy it into telefonica/migrations/.
 #
 # If your table already has the three MinIO fields (the seed plan's migration was applied),
-# keep only the last AddField (or run the command with --solo-sha256).
+# keep only the last two AddFields (or run the command with --solo-sha256).
 from django.db import migrations, models
 
 
@@ -35,6 +35,13 @@ class Migration(migrations.Migration):
             name="confronta_sha256",
             field=models.CharField(
                 blank=True, max_length=64, null=True, verbose_name="SHA-256 Confronta"
+            ),
+        ),
+        migrations.AddField(
+            model_name="ventaportabilidad",
+            name="confronta_sync_error",
+            field=models.TextField(
+                blank=True, null=True, verbose_name="Motivo de rechazo de la confronta"
             ),
         ),
     ]

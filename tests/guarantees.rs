@@ -1,0 +1,382 @@
+//! The right file on the right sale, always: ordinary sequences of saves, refusals, name reuses
+//! and operator commands that once put one customer's document on another's sale or deleted an
+//! object a row still pointed at (issue 12). Each test is the sequence that broke it.
+
+mod common;
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpListener;
+use std::time::Duration;
+
+use common::*;
+use confronta_sync::config::ColumnNames;
+use confronta_sync::db::{PostgresSalesDb, Statements};
+use confronta_sync::hash::hash_file;
+use confronta_sync::store::{ObjectStore, UploadRequest};
+
+const WAIT: Duration = Duration::from_secs(60);
+
+/// Bytes the type check takes for a JPEG (a phone photo).
+fn jpeg_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut bytes = random_bytes(seed, len);
+    bytes[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
+    bytes
+}
+
+fn expected_object(world: &World, numero: &str, id: i64, bytes: &[u8], ext: &str) -> String {
+    format!("{}/venta_{numero}_confronta_{id}_{}{ext}", world.prefix, &sha256_hex(bytes)[..12])
+}
+
+/// Puts `bytes` at object `name` directly, as an earlier upload would have.
+async fn plant_object(world: &World, name: &str, bytes: &[u8]) {
+    let source = world.temp.path().join(format!("planted-{}", sha256_hex(bytes)));
+    std::fs::write(&source, bytes).unwrap();
+    let hash = hash_file(&source, None).unwrap();
+    let request = UploadRequest {
+        path: &source,
+        hash: &hash,
+        content_type: "image/jpeg",
+        multipart_threshold: u64::MAX,
+        part_size: 5 << 20,
+        if_absent: false,
+    };
+    world.store.upload(&world.object(name), request).await.unwrap();
+}
+
+/// Points venta `id` at object `name` holding `bytes`, as a recorded upload leaves it, with
+/// `confronta` as given.
+async fn point_at(world: &World, id: i64, confronta: &str, name: &str, bytes: &[u8]) {
+    world
+        .db
+        .execute(&format!(
+            "UPDATE telefonica_ventaportabilidad SET confronta = '{confronta}', confronta_minio_object_name = '{name}', \
+             confronta_minio_url = 'http://s3/{name}', confronta_subido_a_minio = true, confronta_sha256 = '{}' WHERE id = {id}",
+            sha256_hex(bytes)
+        ))
+        .await;
+}
+
+async fn wait_recorded(world: &World, id: i64) -> Row {
+    eventually(&format!("venta {id} recorded"), WAIT, || async {
+        world.db.row(id).await.filter(|row| row.subido && row.confronta.as_deref() == Some(""))
+    })
+    .await
+}
+
+async fn wait_log(sidecar: &Sidecar, needle: &str) {
+    eventually(&format!("log line {needle:?}"), WAIT, || async {
+        sidecar.log_text().contains(needle).then_some(())
+    })
+    .await;
+}
+
+fn quarantine_config(world: &mut World) {
+    world.extra_config =
+        format!("[validation]\nquarantine_dir = \"{}\"\n", world.temp.path().join("quarantine").display());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reused_name_never_reaches_an_older_row_whose_file_went_missing() {
+    let mut world = World::new(Backend::Postgres).await;
+    quarantine_config(&mut world);
+    let config = world.write_config("missing_after_s = 1", "");
+    // V1 was moved long ago (object O1), then corrected to a file that never arrived.
+    let old = jpeg_bytes(1, 20_000);
+    let old_object = format!("{}/o1.jpg", world.prefix);
+    plant_object(&world, &old_object, &old).await;
+    let v1 = world.db.insert_venta("PORTA-V1", None).await;
+    point_at(&world, v1, "confrontas/IMG_0001.jpg", &old_object, &old).await;
+    let sidecar = Sidecar::start(&config, &[], &[]);
+    wait_log(&sidecar, "row points at a missing local file").await;
+    tokio::time::sleep(Duration::from_millis(1_100)).await;
+
+    // Another agent uploads a photo with the same name; the new sale commits 400 ms later.
+    let new = jpeg_bytes(2, 30_000);
+    let path = world.write_in_place("IMG_0001.jpg", &new);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let v2 = world.db.insert_venta("PORTA-V2", Some("confrontas/IMG_0001.jpg")).await;
+
+    let row2 = wait_recorded(&world, v2).await;
+    assert_eq!(row2.object_name, Some(expected_object(&world, "PORTA-V2", v2, &new, ".jpg")));
+    assert_eq!(row2.sha256.as_deref(), Some(sha256_hex(&new).as_str()));
+    let row1 = world.db.row(v1).await.unwrap();
+    assert_eq!(row1.object_name.as_deref(), Some(old_object.as_str()), "V1 still points at O1");
+    assert_eq!(row1.sha256.as_deref(), Some(sha256_hex(&old).as_str()), "V1's checksum is O1's");
+    assert_eq!(world.object_bytes(&old_object).await, old, "O1 still exists with its bytes");
+    eventually("new file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quarantined_file_s_name_reused_by_another_sale_never_reaches_the_refused_row() {
+    let mut world = World::new(Backend::Postgres).await;
+    quarantine_config(&mut world);
+    let config = world.write_config("", "");
+    let sidecar = Sidecar::start(&config, &[], &[]);
+
+    // V1's file is refused: an empty file is no document.
+    let refused = world.write_in_place("IMG_0001.jpg", b"");
+    let v1 = world.db.insert_venta("PORTA-V1", Some("confrontas/IMG_0001.jpg")).await;
+    let row1 = eventually("V1's refusal recorded", WAIT, || async {
+        world.db.row(v1).await.filter(|row| row.sync_error.is_some())
+    })
+    .await;
+    assert_eq!(row1.confronta.as_deref(), Some(""), "V1 no longer names the refused path");
+    assert!(!row1.subido && row1.object_name.is_none(), "nothing recorded on V1: {row1:?}");
+    let reason = row1.sync_error.unwrap();
+    assert!(reason.contains("empty file"), "the reason says why: {reason}");
+    eventually("refused file moved away", WAIT, || async { (!refused.exists()).then_some(()) }).await;
+    assert!(world.temp.path().join("quarantine/confrontas/IMG_0001.jpg").exists(), "it is in quarantine");
+
+    // A valid photo with the same name for another sale, committed 400 ms after the file.
+    let new = jpeg_bytes(4, 30_000);
+    world.write_in_place("IMG_0001.jpg", &new);
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    let v2 = world.db.insert_venta("PORTA-V2", Some("confrontas/IMG_0001.jpg")).await;
+    let row2 = wait_recorded(&world, v2).await;
+    assert_eq!(row2.sha256.as_deref(), Some(sha256_hex(&new).as_str()), "the new bytes are on V2");
+    let row1 = world.db.row(v1).await.unwrap();
+    assert!(!row1.subido && row1.object_name.is_none(), "V1 is still untouched: {row1:?}");
+    drop(sidecar);
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn correcting_a_sale_keeps_the_old_object_while_another_row_references_it() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    // Two rows share object O (a duplicated sale, a data fix).
+    let shared = jpeg_bytes(5, 20_000);
+    let shared_object = format!("{}/shared.jpg", world.prefix);
+    plant_object(&world, &shared_object, &shared).await;
+    let a = world.db.insert_venta("PORTA-A", None).await;
+    let b = world.db.insert_venta("PORTA-B", None).await;
+    point_at(&world, a, "", &shared_object, &shared).await;
+    point_at(&world, b, "", &shared_object, &shared).await;
+    let sidecar = Sidecar::start(&config, &[], &[]);
+
+    // Sale A is corrected with a new photo: Django saves the file, then the row.
+    let new = jpeg_bytes(6, 25_000);
+    world.write_in_place("corregida.jpg", &new);
+    world
+        .db
+        .execute(&format!(
+            "UPDATE telefonica_ventaportabilidad SET confronta = 'confrontas/corregida.jpg', \
+             confronta_subido_a_minio = false WHERE id = {a}"
+        ))
+        .await;
+    let row_a = wait_recorded(&world, a).await;
+    assert_eq!(row_a.object_name, Some(expected_object(&world, "PORTA-A", a, &new, ".jpg")));
+    wait_log(&sidecar, "still referenced by another row; kept").await;
+    assert_eq!(world.object_bytes(&shared_object).await, shared, "O still exists: B points at it");
+    assert_eq!(world.db.row(b).await.unwrap().object_name.as_deref(), Some(shared_object.as_str()));
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_delete_objects_beside_the_daemon_skips_what_it_is_recording() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    // The daemon pauses between its verify and its compare-and-set.
+    let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(6000)")]);
+    let bytes = sample_bytes(7, 30_000);
+    let path = world.write_in_place("en_vuelo.pdf", &bytes);
+    let id = world.db.insert_venta("PORTA-ORPH", Some("confrontas/en_vuelo.pdf")).await;
+    let object = expected_object(&world, "PORTA-ORPH", id, &bytes, ".pdf");
+    wait_log(&sidecar, "paused by failpoint failpoint=\"before_record\"").await;
+
+    let (code, stdout, stderr) =
+        Sidecar::run(&config, &["orphans", "--older-than", "0s", "--delete-objects"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(
+        world.objects_under_prefix().await.contains(&object),
+        "the object being recorded is kept: {stdout}"
+    );
+
+    let row = wait_recorded(&world, id).await;
+    assert_eq!(row.object_name.as_deref(), Some(object.as_str()));
+    assert_eq!(world.object_bytes(&object).await, bytes);
+    eventually("local file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_deleted_between_verify_and_record_is_uploaded_again_before_the_file_goes() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(4000)")]);
+    let bytes = sample_bytes(8, 30_000);
+    let path = world.write_in_place("borrado.pdf", &bytes);
+    let id = world.db.insert_venta("PORTA-DEL", Some("confrontas/borrado.pdf")).await;
+    let object = expected_object(&world, "PORTA-DEL", id, &bytes, ".pdf");
+    wait_log(&sidecar, "paused by failpoint failpoint=\"before_record\"").await;
+    world.store.delete(&world.object(&object)).await.unwrap();
+
+    let row = wait_recorded(&world, id).await;
+    assert_eq!(row.object_name.as_deref(), Some(object.as_str()));
+    eventually("local file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
+    assert_eq!(world.object_bytes(&object).await, bytes, "the row never points at a missing object");
+    assert!(sidecar.log_text().contains("uploading it again"));
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_s_commits_are_durable_whatever_the_server_default() {
+    let db = TestDb::postgres().await;
+    // A role, database or server set to `synchronous_commit = off` acknowledges commits it can
+    // still lose; the URL's options stand in for that default here.
+    let url = format!("{}%20-c%20synchronous_commit%3Doff", db.url());
+    let plain = pg_connect(&url).await;
+    let default: String = plain.query_one("SHOW synchronous_commit", &[]).await.unwrap().get(0);
+    assert_eq!(default, "off", "the test's default must be the dangerous one");
+    let statements = Statements::new("telefonica_ventaportabilidad", &ColumnNames::default());
+    let sales = PostgresSalesDb::connect(&url, statements).await.unwrap();
+    assert_eq!(sales.session_setting("synchronous_commit").await.unwrap(), "on");
+    db.drop_schema().await;
+}
+
+/// An HTTP server on 127.0.0.1 that answers every S3 request with success and stores
+/// nothing: a store that ignores `x-amz-checksum-sha256`. Serves until the test ends.
+fn permissive_s3() -> String {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(stream) = stream else { continue };
+            std::thread::spawn(move || serve_permissively(stream));
+        }
+    });
+    endpoint
+}
+
+fn serve_permissively(stream: std::net::TcpStream) {
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut writer = stream;
+    loop {
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            return;
+        }
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            if header == "\r\n" {
+                break;
+            }
+            if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let method = request_line.split_whitespace().next().unwrap_or("");
+        let target = request_line.split_whitespace().nth(1).unwrap_or("");
+        let (status, body) = match method {
+            "GET" if target.contains("list-type") || target.contains('?') => (
+                "200 OK",
+                "<?xml version=\"1.0\" encoding=\"UTF-8\"?><ListBucketResult><Name>b</Name><Prefix></Prefix>\
+                 <KeyCount>0</KeyCount><MaxKeys>1000</MaxKeys><IsTruncated>false</IsTruncated></ListBucketResult>",
+            ),
+            "HEAD" if target.trim_start_matches('/').contains('/') => ("404 Not Found", ""),
+            "DELETE" => ("204 No Content", ""),
+            _ => ("200 OK", ""),
+        };
+        let response = format!(
+            "HTTP/1.1 {status}\r\nContent-Length: {}\r\nETag: \"d41d8cd98f00b204e9800998ecf8427e\"\r\n\
+             Content-Type: application/xml\r\n\r\n{}",
+            body.len(),
+            if method == "HEAD" { "" } else { body }
+        );
+        if writer.write_all(response.as_bytes()).is_err() {
+            return;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_store_that_ignores_the_checksum_header_is_refused_at_start_up() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let endpoint = permissive_s3();
+    std::fs::write(&config, text.replace(&s3_env().endpoint, &endpoint)).unwrap();
+    for args in [&["check"][..], &[][..]] {
+        let (code, stdout, stderr) = Sidecar::run(&config, args);
+        assert_eq!(code, 4, "{args:?}: the object-store exit code\n{stdout}\n{stderr}");
+        assert!(
+            stderr.contains("accepted a PUT whose x-amz-checksum-sha256 does not match"),
+            "{args:?}: {stderr}"
+        );
+    }
+    world.cleanup().await;
+}
+
+/// The kind of server the suite runs on, as scripts/s3-test-server.sh started it.
+fn server_honours_if_none_match() -> bool {
+    std::env::var("CONFRONTA_TEST_S3_SERVER").as_deref() != Ok("garage")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_reports_what_the_probe_found_and_leaves_no_scratch_object() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let (code, stdout, stderr) = Sidecar::run(&config, &["check"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let expected = if server_honours_if_none_match() { "If-None-Match: *) honoured" } else { "not honoured" };
+    assert!(stdout.contains("checksums enforced") && stdout.contains(expected), "{stdout}");
+    let scratch = world.store.list(confronta_sync::store::PROBE_PREFIX).await.unwrap();
+    assert!(scratch.is_empty(), "the probe deletes its scratch objects: {scratch:?}");
+    world.cleanup().await;
+}
+
+/// Both upload paths, the conditional PUT (where the server honours it) and the stat before
+/// the PUT: an object with other bytes at the name is never replaced, and one with the same
+/// bytes is adopted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn both_upload_paths_never_replace_an_object_and_adopt_an_identical_one() {
+    for mode in ["auto", "off"] {
+        let world = World::new(Backend::Postgres).await;
+        let config = world.write_config("", &format!("conditional_writes = \"{mode}\""));
+        let taken = sample_bytes(9, 20_000);
+        let same = sample_bytes(10, 20_000);
+        let taken_id = world.db.insert_venta("PORTA-TAKEN", Some("confrontas/ocupado.pdf")).await;
+        let same_id = world.db.insert_venta("PORTA-SAME", Some("confrontas/igual.pdf")).await;
+        let taken_object = expected_object(&world, "PORTA-TAKEN", taken_id, &taken, ".pdf");
+        let same_object = expected_object(&world, "PORTA-SAME", same_id, &same, ".pdf");
+        let intruder = sample_bytes(11, 5_000);
+        plant_object(&world, &taken_object, &intruder).await;
+        plant_object(&world, &same_object, &same).await;
+
+        let sidecar = Sidecar::start(&config, &[], &[]);
+        let announced = match (mode, server_honours_if_none_match()) {
+            ("auto", true) => "honours If-None-Match: *; it refuses overwrites itself",
+            ("auto", false) => "ignores If-None-Match: *",
+            _ => "each name is stat'ed before its upload",
+        };
+        wait_log(&sidecar, announced).await;
+        let taken_path = world.write_in_place("ocupado.pdf", &taken);
+        let same_path = world.write_in_place("igual.pdf", &same);
+
+        wait_recorded(&world, same_id).await;
+        eventually("identical object adopted, file removed", WAIT, || async {
+            (!same_path.exists()).then_some(())
+        })
+        .await;
+        wait_log(&sidecar, "already exists with other content").await;
+        assert_eq!(
+            world.object_bytes(&taken_object).await,
+            intruder,
+            "{mode}: the other bytes are never replaced"
+        );
+        assert_eq!(std::fs::read(&taken_path).unwrap(), taken, "{mode}: the refused file is kept");
+        let row = world.db.row(taken_id).await.unwrap();
+        assert!(!row.subido, "{mode}: nothing recorded for the conflicting file: {row:?}");
+        drop(sidecar);
+        world.cleanup().await;
+    }
+}
