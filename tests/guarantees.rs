@@ -157,7 +157,7 @@ async fn correcting_a_sale_keeps_the_old_object_while_another_row_references_it(
 
     // Sale A is corrected with a new photo: Django saves the file, then the row.
     let new = jpeg_bytes(6, 25_000);
-    world.write_in_place("corregida.jpg", &new);
+    let path = world.write_in_place("corregida.jpg", &new);
     world
         .db
         .execute(&format!(
@@ -167,8 +167,12 @@ async fn correcting_a_sale_keeps_the_old_object_while_another_row_references_it(
         .await;
     let row_a = wait_recorded(&world, a).await;
     assert_eq!(row_a.object_name, Some(expected_object(&world, "PORTA-A", a, &new, ".jpg")));
-    wait_log(&sidecar, "still referenced by another row; kept").await;
-    assert_eq!(world.object_bytes(&shared_object).await, shared, "O still exists: B points at it");
+    // The old object is retired (or kept) before the local file goes.
+    eventually("local file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
+    let objects = world.objects_under_prefix().await;
+    assert!(objects.contains(&shared_object), "O still exists, B points at it: {objects:?}");
+    assert_eq!(world.object_bytes(&shared_object).await, shared);
+    assert!(sidecar.log_text().contains("still referenced by another row; kept"));
     assert_eq!(world.db.row(b).await.unwrap().object_name.as_deref(), Some(shared_object.as_str()));
     world.cleanup().await;
 }
