@@ -385,15 +385,50 @@ fn refuse_writable_by_others(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Hides the password of a `scheme://user:password@host/…` URL.
+/// Hides the password of a database URL, wherever libpq and tokio-postgres take it from: the
+/// `user:password@` part and a `password=` query parameter (any case, percent-encoded or not).
+///
+/// The URL is edited as text rather than through `url::Url`, which refuses the UNIX-socket form
+/// `postgres://user:password@/db?host=/run/postgresql` and would then show it whole; everything
+/// but the password is kept exactly as written, so the operator still recognises it.
 pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("redacted"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
+    const HIDDEN: &str = "redacted";
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let (head, rest) = url.split_at(scheme_end);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, rest) = rest.split_at(authority_end);
+    let mut redacted = head.to_owned();
+    // The password may itself hold `@`, so the host starts after the last one.
+    match authority.rfind('@').map(|at| authority.split_at(at)) {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => redacted.push_str(&format!("{user}:{HIDDEN}{host}")),
+            None => redacted.push_str(authority),
+        },
+        None => redacted.push_str(authority),
     }
+    let (before_fragment, fragment) = rest.split_at(rest.find('#').unwrap_or(rest.len()));
+    let Some((path, query)) = before_fragment.split_once('?') else {
+        redacted.push_str(rest);
+        return redacted;
+    };
+    redacted.push_str(path);
+    redacted.push('?');
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let raw_key = pair.split_once('=').map_or(pair, |(key, _)| key);
+            let key = url::form_urlencoded::parse(raw_key.as_bytes()).next().map(|(key, _)| key);
+            match key {
+                Some(key) if key.eq_ignore_ascii_case("password") => format!("{raw_key}={HIDDEN}"),
+                _ => pair.to_owned(),
+            }
+        })
+        .collect();
+    redacted.push_str(&pairs.join("&"));
+    redacted.push_str(fragment);
+    redacted
 }
 
 impl Default for ColumnNames {
@@ -525,5 +560,38 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
     #[test]
     fn secret_debug_hides_the_value() {
         assert_eq!(format!("{:?}", Secret::new("s3cr3t")), "Secret(<redacted>)");
+    }
+
+    #[test]
+    fn redact_url_hides_every_form_of_password() {
+        let cases = [
+            ("postgres://crm:hunter2@db:5432/crm", "postgres://crm:redacted@db:5432/crm"),
+            ("postgres://crm@db/crm?password=hunter2", "postgres://crm@db/crm?password=redacted"),
+            (
+                "postgres://crm@db/crm?sslmode=require&password=hunter2",
+                "postgres://crm@db/crm?sslmode=require&password=redacted",
+            ),
+            (
+                "postgres://crm@db/crm?PassWord=hunter2&application_name=sync",
+                "postgres://crm@db/crm?PassWord=redacted&application_name=sync",
+            ),
+            ("postgresql://crm@db/crm?PASSWORD=hunter2", "postgresql://crm@db/crm?PASSWORD=redacted"),
+            // A percent-encoded key is still the password parameter once decoded.
+            ("postgres://crm@db/crm?pass%77ord=hunter2", "postgres://crm@db/crm?pass%77ord=redacted"),
+            ("postgres://crm:a@db/crm?password=b", "postgres://crm:redacted@db/crm?password=redacted"),
+            // The UNIX-socket form has no host, which `url::Url` refuses to parse.
+            (
+                "postgres://crm:hunter2@/crm?host=/var/run/postgresql",
+                "postgres://crm:redacted@/crm?host=/var/run/postgresql",
+            ),
+            // A password holding `@` is cut at the last `@` of the authority, as libpq does.
+            ("postgres://crm:p@ss@db/crm", "postgres://crm:redacted@db/crm"),
+            ("postgres://crm@db/crm?sslmode=require", "postgres://crm@db/crm?sslmode=require"),
+            ("postgres://crm@db/crm?passwordless=1", "postgres://crm@db/crm?passwordless=1"),
+            ("sqlite:///srv/crm/db.sqlite3", "sqlite:///srv/crm/db.sqlite3"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(redact_url(url), expected, "redact_url({url:?})");
+        }
     }
 }
