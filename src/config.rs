@@ -24,6 +24,11 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
     #[error("cannot read secret key file {path}: {source}")]
     SecretFile { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{path} holds {what} and its mode {mode:03o} lets every local user read it; \
+         run `chmod 640 {path}` (owner root, group the service's) and start again"
+    )]
+    ReadableByOthers { path: PathBuf, mode: u32, what: &'static str },
 }
 
 /// The whole configuration file.
@@ -224,7 +229,11 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         refuse_writable_by_others(path)?;
-        Config::parse(&text, path)
+        let config = Config::parse(&text, path)?;
+        if config.database.holds_password() {
+            refuse_readable_by_others(path, "the database password")?;
+        }
+        Ok(config)
     }
 
     /// Where refused files go.
@@ -337,11 +346,19 @@ impl MinioConfig {
         let text = std::fs::read_to_string(&path)
             .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
         refuse_writable_by_others(&path)?;
+        refuse_readable_by_others(&path, "the S3 secret key")?;
         Ok(Secret(text.trim().to_owned()))
     }
 
     pub fn public_base_url(&self) -> &str {
         self.public_base_url.as_deref().unwrap_or(&self.endpoint).trim_end_matches('/')
+    }
+}
+
+impl DatabaseConfig {
+    /// Whether `url` carries a password, in any form `redact_url` hides.
+    pub fn holds_password(&self) -> bool {
+        redact_url(&self.url) != self.url
     }
 }
 
@@ -371,11 +388,7 @@ impl fmt::Debug for MinioConfig {
 /// A config or secret file that group or others can write could be swapped under the daemon
 /// (pointing it at another bucket, or at files to delete): refuse to start.
 fn refuse_writable_by_others(path: &Path) -> Result<(), ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?
-        .permissions()
-        .mode();
+    let mode = file_mode(path)?;
     if mode & 0o022 != 0 {
         return Err(ConfigError::Invalid {
             path: path.to_owned(),
@@ -383,6 +396,26 @@ fn refuse_writable_by_others(path: &Path) -> Result<(), ConfigError> {
         });
     }
     Ok(())
+}
+
+/// A file holding a credential that every local user can read hands that credential to any
+/// compromised process on the machine (a web app, a cron job): refuse to start, naming the file.
+/// Group read stays allowed, because the package installs the config root-owned, 0640, with the
+/// service's group, so the daemon can read it without owning (and being able to rewrite) it.
+fn refuse_readable_by_others(path: &Path, what: &'static str) -> Result<(), ConfigError> {
+    let mode = file_mode(path)?;
+    if mode & 0o004 != 0 {
+        return Err(ConfigError::ReadableByOthers { path: path.to_owned(), mode: mode & 0o777, what });
+    }
+    Ok(())
+}
+
+fn file_mode(path: &Path) -> Result<u32, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    Ok(std::fs::metadata(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?
+        .permissions()
+        .mode())
 }
 
 /// Hides the password of a database URL, wherever libpq and tokio-postgres take it from: the
@@ -593,5 +626,54 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
         for (url, expected) in cases {
             assert_eq!(redact_url(url), expected, "redact_url({url:?})");
         }
+    }
+
+    /// Writes `text` as a config file with `mode` and loads it.
+    fn load_with_mode(text: &str, mode: u32) -> (Result<Config, String>, PathBuf, tempfile::TempDir) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        (Config::load(&path).map_err(|e| e.to_string()), path, dir)
+    }
+
+    #[test]
+    fn a_config_holding_a_password_is_refused_when_others_can_read_it() {
+        let with_url = |url: &str| MINIMAL.replace("sqlite:///srv/crm/db.sqlite3", url);
+        let userinfo = with_url("postgres://crm:hunter2@127.0.0.1:5432/crm");
+        let query = with_url("postgres://crm@127.0.0.1:5432/crm?sslmode=disable&password=hunter2");
+        for (case, text) in [("user:password@", &userinfo), ("&password=", &query)] {
+            let (result, path, _dir) = load_with_mode(text, 0o644);
+            let err = result.expect_err(case);
+            assert!(err.contains(&path.display().to_string()), "{case}: {err}");
+            assert!(err.contains("644"), "{case}: {err}");
+            assert!(err.contains(&format!("chmod 640 {}", path.display())), "{case}: {err}");
+            assert!(!err.contains("hunter2"), "{case}: {err}");
+            let (result, _, _dir) = load_with_mode(text, 0o640);
+            assert!(result.is_ok(), "{case}: group-readable is how the package installs it: {result:?}");
+        }
+        let (result, _, _dir) = load_with_mode(MINIMAL, 0o644);
+        assert!(result.is_ok(), "a config without a password may be world-readable: {result:?}");
+    }
+
+    #[test]
+    fn a_secret_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("minio-secret");
+        std::fs::write(&path, "s3cr3t\n").unwrap();
+        let text = MINIMAL
+            .replace("access_key = \"k\"", &format!("access_key = \"k\"\nsecret_key_file = {:?}", path));
+        let config = parse(&text).unwrap();
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = config.minio.secret_key().unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("644") && err.contains("chmod 640"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(config.minio.secret_key().unwrap().expose(), "s3cr3t");
     }
 }
