@@ -38,6 +38,8 @@ check "state and log folders created" test -d /var/lib/confronta-sync -a -d /var
 check "SQL shipped" test -f /usr/share/confronta-sync/sql/add_confronta_sha256.sql
 check "systemd-analyze verify accepts both units" \
   systemd-analyze verify /lib/systemd/system/confronta-sync.service /lib/systemd/system/confronta-sync-rescan.service
+check "config is 0640 root:www-data (it may hold the database password)" \
+  sh -c "test \"\$(stat -c '%a %U:%G' /etc/confronta-sync/config.toml)\" = '640 root:www-data'"
 dpkg --purge confronta-sync > /dev/null
 check "purge removes the binary" test ! -e /usr/bin/confronta-sync
 check "purge removes the config" test ! -e /etc/confronta-sync/config.toml
