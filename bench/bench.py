@@ -266,6 +266,8 @@ class Bench:
         path = os.path.join(self.work, name, "config.toml")
         with open(path, "w") as f:
             f.write("\n".join(lines) + "\n")
+        # The daemon refuses a config holding a database password that other users can read.
+        os.chmod(path, 0o600)
         return path
 
     def timed(self, name, cmd, env=None, stdout_path=None):

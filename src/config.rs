@@ -24,6 +24,11 @@ pub enum ConfigError {
     Invalid { path: PathBuf, message: String },
     #[error("cannot read secret key file {path}: {source}")]
     SecretFile { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{path} holds {what} and its mode {mode:03o} lets every local user read it; \
+         run `chmod 640 {path}` (owner root, group the service's) and start again"
+    )]
+    ReadableByOthers { path: PathBuf, mode: u32, what: &'static str },
 }
 
 /// The whole configuration file.
@@ -245,7 +250,11 @@ impl Config {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
         refuse_writable_by_others(path)?;
-        Config::parse(&text, path)
+        let config = Config::parse(&text, path)?;
+        if config.database.holds_password() {
+            refuse_readable_by_others(path, "the database password")?;
+        }
+        Ok(config)
     }
 
     /// Where refused files go.
@@ -359,11 +368,19 @@ impl MinioConfig {
         let text = std::fs::read_to_string(&path)
             .map_err(|source| ConfigError::SecretFile { path: path.clone(), source })?;
         refuse_writable_by_others(&path)?;
+        refuse_readable_by_others(&path, "the S3 secret key")?;
         Ok(Secret(text.trim().to_owned()))
     }
 
     pub fn public_base_url(&self) -> &str {
         self.public_base_url.as_deref().unwrap_or(&self.endpoint).trim_end_matches('/')
+    }
+}
+
+impl DatabaseConfig {
+    /// Whether `url` carries a password, in any form `redact_url` hides.
+    pub fn holds_password(&self) -> bool {
+        redact_url(&self.url) != self.url
     }
 }
 
@@ -393,11 +410,7 @@ impl fmt::Debug for MinioConfig {
 /// A config or secret file that group or others can write could be swapped under the daemon
 /// (pointing it at another bucket, or at files to delete): refuse to start.
 fn refuse_writable_by_others(path: &Path) -> Result<(), ConfigError> {
-    use std::os::unix::fs::PermissionsExt;
-    let mode = std::fs::metadata(path)
-        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?
-        .permissions()
-        .mode();
+    let mode = file_mode(path)?;
     if mode & 0o022 != 0 {
         return Err(ConfigError::Invalid {
             path: path.to_owned(),
@@ -407,15 +420,70 @@ fn refuse_writable_by_others(path: &Path) -> Result<(), ConfigError> {
     Ok(())
 }
 
-/// Hides the password of a `scheme://user:password@host/…` URL.
-pub fn redact_url(url: &str) -> String {
-    match url::Url::parse(url) {
-        Ok(mut parsed) if parsed.password().is_some() => {
-            let _ = parsed.set_password(Some("redacted"));
-            parsed.to_string()
-        }
-        _ => url.to_owned(),
+/// A file holding a credential that every local user can read hands that credential to any
+/// compromised process on the machine (a web app, a cron job): refuse to start, naming the file.
+/// Group read stays allowed, because the package installs the config root-owned, 0640, with the
+/// service's group, so the daemon can read it without owning (and being able to rewrite) it.
+fn refuse_readable_by_others(path: &Path, what: &'static str) -> Result<(), ConfigError> {
+    let mode = file_mode(path)?;
+    if mode & 0o004 != 0 {
+        return Err(ConfigError::ReadableByOthers { path: path.to_owned(), mode: mode & 0o777, what });
     }
+    Ok(())
+}
+
+fn file_mode(path: &Path) -> Result<u32, ConfigError> {
+    use std::os::unix::fs::PermissionsExt;
+    Ok(std::fs::metadata(path)
+        .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?
+        .permissions()
+        .mode())
+}
+
+/// Hides the password of a database URL, wherever libpq and tokio-postgres take it from: the
+/// `user:password@` part and a `password=` query parameter (any case, percent-encoded or not).
+///
+/// The URL is edited as text rather than through `url::Url`, which refuses the UNIX-socket form
+/// `postgres://user:password@/db?host=/run/postgresql` and would then show it whole; everything
+/// but the password is kept exactly as written, so the operator still recognises it.
+pub fn redact_url(url: &str) -> String {
+    const HIDDEN: &str = "redacted";
+    let Some(scheme_end) = url.find("://").map(|i| i + 3) else {
+        return url.to_owned();
+    };
+    let (head, rest) = url.split_at(scheme_end);
+    let authority_end = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    let (authority, rest) = rest.split_at(authority_end);
+    let mut redacted = head.to_owned();
+    // The password may itself hold `@`, so the host starts after the last one.
+    match authority.rfind('@').map(|at| authority.split_at(at)) {
+        Some((userinfo, host)) => match userinfo.split_once(':') {
+            Some((user, _password)) => redacted.push_str(&format!("{user}:{HIDDEN}{host}")),
+            None => redacted.push_str(authority),
+        },
+        None => redacted.push_str(authority),
+    }
+    let (before_fragment, fragment) = rest.split_at(rest.find('#').unwrap_or(rest.len()));
+    let Some((path, query)) = before_fragment.split_once('?') else {
+        redacted.push_str(rest);
+        return redacted;
+    };
+    redacted.push_str(path);
+    redacted.push('?');
+    let pairs: Vec<String> = query
+        .split('&')
+        .map(|pair| {
+            let raw_key = pair.split_once('=').map_or(pair, |(key, _)| key);
+            let key = url::form_urlencoded::parse(raw_key.as_bytes()).next().map(|(key, _)| key);
+            match key {
+                Some(key) if key.eq_ignore_ascii_case("password") => format!("{raw_key}={HIDDEN}"),
+                _ => pair.to_owned(),
+            }
+        })
+        .collect();
+    redacted.push_str(&pairs.join("&"));
+    redacted.push_str(fragment);
+    redacted
 }
 
 impl Default for ColumnNames {
@@ -553,5 +621,87 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
     #[test]
     fn secret_debug_hides_the_value() {
         assert_eq!(format!("{:?}", Secret::new("s3cr3t")), "Secret(<redacted>)");
+    }
+
+    #[test]
+    fn redact_url_hides_every_form_of_password() {
+        let cases = [
+            ("postgres://crm:hunter2@db:5432/crm", "postgres://crm:redacted@db:5432/crm"),
+            ("postgres://crm@db/crm?password=hunter2", "postgres://crm@db/crm?password=redacted"),
+            (
+                "postgres://crm@db/crm?sslmode=require&password=hunter2",
+                "postgres://crm@db/crm?sslmode=require&password=redacted",
+            ),
+            (
+                "postgres://crm@db/crm?PassWord=hunter2&application_name=sync",
+                "postgres://crm@db/crm?PassWord=redacted&application_name=sync",
+            ),
+            ("postgresql://crm@db/crm?PASSWORD=hunter2", "postgresql://crm@db/crm?PASSWORD=redacted"),
+            // A percent-encoded key is still the password parameter once decoded.
+            ("postgres://crm@db/crm?pass%77ord=hunter2", "postgres://crm@db/crm?pass%77ord=redacted"),
+            ("postgres://crm:a@db/crm?password=b", "postgres://crm:redacted@db/crm?password=redacted"),
+            // The UNIX-socket form has no host, which `url::Url` refuses to parse.
+            (
+                "postgres://crm:hunter2@/crm?host=/var/run/postgresql",
+                "postgres://crm:redacted@/crm?host=/var/run/postgresql",
+            ),
+            // A password holding `@` is cut at the last `@` of the authority, as libpq does.
+            ("postgres://crm:p@ss@db/crm", "postgres://crm:redacted@db/crm"),
+            ("postgres://crm@db/crm?sslmode=require", "postgres://crm@db/crm?sslmode=require"),
+            ("postgres://crm@db/crm?passwordless=1", "postgres://crm@db/crm?passwordless=1"),
+            ("sqlite:///srv/crm/db.sqlite3", "sqlite:///srv/crm/db.sqlite3"),
+        ];
+        for (url, expected) in cases {
+            assert_eq!(redact_url(url), expected, "redact_url({url:?})");
+        }
+    }
+
+    /// Writes `text` as a config file with `mode` and loads it.
+    fn load_with_mode(text: &str, mode: u32) -> (Result<Config, String>, PathBuf, tempfile::TempDir) {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        (Config::load(&path).map_err(|e| e.to_string()), path, dir)
+    }
+
+    #[test]
+    fn a_config_holding_a_password_is_refused_when_others_can_read_it() {
+        let with_url = |url: &str| MINIMAL.replace("sqlite:///srv/crm/db.sqlite3", url);
+        let userinfo = with_url("postgres://crm:hunter2@127.0.0.1:5432/crm");
+        let query = with_url("postgres://crm@127.0.0.1:5432/crm?sslmode=disable&password=hunter2");
+        for (case, text) in [("user:password@", &userinfo), ("&password=", &query)] {
+            let (result, path, _dir) = load_with_mode(text, 0o644);
+            let err = result.expect_err(case);
+            assert!(err.contains(&path.display().to_string()), "{case}: {err}");
+            assert!(err.contains("644"), "{case}: {err}");
+            assert!(err.contains(&format!("chmod 640 {}", path.display())), "{case}: {err}");
+            assert!(!err.contains("hunter2"), "{case}: {err}");
+            let (result, _, _dir) = load_with_mode(text, 0o640);
+            assert!(result.is_ok(), "{case}: group-readable is how the package installs it: {result:?}");
+        }
+        let (result, _, _dir) = load_with_mode(MINIMAL, 0o644);
+        assert!(result.is_ok(), "a config without a password may be world-readable: {result:?}");
+    }
+
+    #[test]
+    fn a_secret_key_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("minio-secret");
+        std::fs::write(&path, "s3cr3t\n").unwrap();
+        let text = MINIMAL
+            .replace("access_key = \"k\"", &format!("access_key = \"k\"\nsecret_key_file = {:?}", path));
+        let config = parse(&text).unwrap();
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let err = config.minio.secret_key().unwrap_err().to_string();
+        assert!(err.contains(&path.display().to_string()), "{err}");
+        assert!(err.contains("644") && err.contains("chmod 640"), "{err}");
+        assert!(!err.contains("s3cr3t"), "{err}");
+
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+        assert_eq!(config.minio.secret_key().unwrap().expose(), "s3cr3t");
     }
 }

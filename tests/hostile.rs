@@ -516,6 +516,10 @@ async fn an_unreadable_file_waits_and_moves_once_readable() {
     let mut report = Report::new("5-unreadable");
     let world = World::new(Backend::Postgres).await;
     let config = world.write_config("", "");
+    // The config and the secret key are 0600, as the daemon wants them: hand them to its user.
+    for path in [config.clone(), world.temp.path().join("minio-secret")] {
+        std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
+    }
     for path in [world.temp.path(), &world.media_root, &world.dir()] {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777)).unwrap();
     }

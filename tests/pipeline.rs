@@ -314,6 +314,51 @@ async fn start_up_refuses_a_missing_bucket_and_an_unknown_config_key() {
     assert!(stderr.contains("unknown field `surprise`"), "{stderr}");
 }
 
+/// Issue 12, item 8: a database password or the S3 secret key in a file every local user can
+/// read is refused before anything connects, and the password never reaches the output.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn start_up_refuses_a_password_or_secret_key_others_can_read() {
+    use std::os::unix::fs::PermissionsExt;
+    let chmod = |path: &std::path::Path, mode: u32| {
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
+    };
+    let world = World::new(Backend::Sqlite).await;
+    let config = world.write_config("", "");
+    let text = std::fs::read_to_string(&config).unwrap();
+    let sqlite_url = world.db.url();
+    // Nothing listens on port 1: once the file's mode is right, the connection is what fails.
+    let passwords = [
+        "postgres://crm:hunter2@127.0.0.1:1/crm",
+        "postgres://crm@127.0.0.1:1/crm?password=hunter2",
+        "postgres://crm@127.0.0.1:1/crm?sslmode=disable&password=hunter2",
+    ];
+    for url in passwords {
+        std::fs::write(&config, text.replace(&sqlite_url, url)).unwrap();
+        chmod(&config, 0o644);
+        let (code, _, stderr) = Sidecar::run(&config, &["check"]);
+        assert_eq!(code, 2, "{url}: {stderr}");
+        assert!(stderr.contains(&config.display().to_string()), "{url}: names the file: {stderr}");
+        assert!(stderr.contains("644") && stderr.contains("chmod 640"), "{url}: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{url}: {stderr}");
+        chmod(&config, 0o640);
+        let (code, _, stderr) = Sidecar::run(&config, &["check"]);
+        assert_eq!(code, 3, "{url}: with mode 640 the config is taken: {stderr}");
+        assert!(!stderr.contains("hunter2"), "{url}: the connection error redacts it: {stderr}");
+    }
+
+    std::fs::write(&config, &text).unwrap();
+    let secret_file = world.temp.path().join("minio-secret");
+    chmod(&secret_file, 0o644);
+    let (code, _, stderr) = Sidecar::run(&config, &["check"]);
+    assert_eq!(code, 2, "{stderr}");
+    assert!(stderr.contains(&secret_file.display().to_string()), "names the secret file: {stderr}");
+    assert!(stderr.contains("644") && stderr.contains("chmod 640"), "{stderr}");
+    assert!(!stderr.contains(&s3_env().secret_key), "{stderr}");
+    chmod(&secret_file, 0o640);
+    let (code, stdout, stderr) = Sidecar::run(&config, &["check"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn polling_mode_moves_files_without_inotify() {
     let world = World::new(Backend::Postgres).await;

@@ -63,6 +63,13 @@ pub fn s3_env() -> S3Env {
     }
 }
 
+/// Writes `text` at `path` with mode 0600 (also when the file already exists with another mode).
+pub fn write_private(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).unwrap();
+}
+
 /// A short unique name for schemas and object prefixes.
 pub fn unique(label: &str) -> String {
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
@@ -243,11 +250,12 @@ impl World {
     }
 
     /// Writes the config file and returns its path. `[pipeline]`-level overrides go in
-    /// `extra_config` as whole TOML tables.
+    /// `extra_config` as whole TOML tables. Both it and the secret key file are mode 0600, as
+    /// the daemon refuses credentials other users can read.
     pub fn write_config(&self, watch_extra: &str, minio_extra: &str) -> PathBuf {
         let env = s3_env();
         let secret_file = self.temp.path().join("minio-secret");
-        std::fs::write(&secret_file, &env.secret_key).unwrap();
+        write_private(&secret_file, &env.secret_key);
         let text = format!(
             r#"
 [watch]
@@ -292,7 +300,7 @@ retry_max_s = 2
             extra = self.extra_config,
         );
         let path = self.temp.path().join("config.toml");
-        std::fs::write(&path, text).unwrap();
+        write_private(&path, &text);
         path
     }
 

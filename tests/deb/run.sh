@@ -38,6 +38,16 @@ check "state and log folders created" test -d /var/lib/confronta-sync -a -d /var
 check "SQL shipped" test -f /usr/share/confronta-sync/sql/add_confronta_sha256.sql
 check "systemd-analyze verify accepts both units" \
   systemd-analyze verify /lib/systemd/system/confronta-sync.service /lib/systemd/system/confronta-sync-rescan.service
+check "config is 0640 root:www-data (it may hold the database password)" \
+  sh -c "test \"\$(stat -c '%a %U:%G' /etc/confronta-sync/config.toml)\" = '640 root:www-data'"
+# The hardening must not erode: systemd-analyze ends with "Overall exposure level for X: 1.2 OK".
+max_exposure=2.0
+for unit in confronta-sync.service confronta-sync-rescan.service; do
+  exposure=$(systemd-analyze security --offline=yes "/lib/systemd/system/$unit" 2> /dev/null |
+    sed -n 's/^.*Overall exposure level for .*: \([0-9][0-9.]*\) .*$/\1/p' || true)
+  check "systemd-analyze security rates $unit ${exposure:-(no rating)}, at most $max_exposure" \
+    awk -v level="$exposure" -v max="$max_exposure" 'BEGIN { exit !(level != "" && level + 0 <= max + 0) }'
+done
 dpkg --purge confronta-sync > /dev/null
 check "purge removes the binary" test ! -e /usr/bin/confronta-sync
 check "purge removes the config" test ! -e /etc/confronta-sync/config.toml

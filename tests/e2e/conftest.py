@@ -134,6 +134,8 @@ retry_max_s = 2
 level = "info"
 """
     )
+    # The sidecar refuses a config holding a database password that other users can read.
+    config.chmod(0o600)
     return config
 
 

@@ -17,7 +17,8 @@ use super::pg::{admin, install_audit, SchemaGuard};
 use super::report::{failure_dir, seed, Record};
 use super::s3server::store_for;
 use crate::common::{
-    pg_base_url, pg_connect, s3_env, sample_bytes, sha256_hex, unique, S3Env, TestDb, DDL_POSTGRES,
+    pg_base_url, pg_connect, s3_env, sample_bytes, sha256_hex, unique, write_private, S3Env, TestDb,
+    DDL_POSTGRES,
 };
 
 /// Files above this go up in parts (5 MiB, the S3 minimum part size), so some files in the
@@ -317,7 +318,8 @@ impl Bench {
         std::fs::create_dir_all(media_root.join("confrontas")).unwrap();
         let journal = options.journal.clone().unwrap_or_else(|| root.join("state/journal.sqlite3"));
         let secret_file = root.join("minio-secret");
-        std::fs::write(&secret_file, &self.target.env.secret_key).unwrap();
+        // The daemon refuses a secret key file other users can read.
+        write_private(&secret_file, &self.target.env.secret_key);
         let metrics_port = options.metrics.then(super::metrics::free_port);
         let poll = options.poll_ms.map(|ms| format!("poll_interval_ms = {ms}")).unwrap_or_default();
         let metrics = metrics_port
@@ -372,7 +374,7 @@ shutdown_timeout_s = 10
             reconcile = options.reconcile_s,
         );
         let config = root.join("config.toml");
-        std::fs::write(&config, text).unwrap();
+        write_private(&config, &text);
         Site { media_root, journal, config, metrics_port }
     }
 
