@@ -684,22 +684,28 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
     );
     sidecar.kill9();
 
-    // Corrupt journal: moved aside, rebuilt.
+    // Corrupt journal: moved aside with its -wal and -shm (issue 12 item 6), rebuilt.
     std::fs::write(world.journal_path(), b"garbage garbage garbage garbage garbage garbage garbage").unwrap();
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", world.journal_path().display()));
-    }
+    std::fs::write(format!("{}-wal", world.journal_path().display()), b"the corrupt journal's wal").unwrap();
     let third = sample_bytes(81, 3_000);
     let third_id = world.db.insert_venta("PORTA-J3", Some("confrontas/corrupto.pdf")).await;
     let third_path = world.write_in_place("corrupto.pdf", &third);
     let sidecar = Sidecar::start(&config, &[], &[]);
     wait_recorded(&world, third_id).await;
     wait_gone(&third_path).await;
-    assert!(sidecar.log_text().contains("journal unreadable; moved aside"));
+    assert!(sidecar.log_text().contains("journal corrupt; moved aside"));
+    let aside: Vec<String> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".corrupt-"))
+        .collect();
+    let wal = aside.iter().find(|name| name.ends_with("-wal")).unwrap_or_else(|| panic!("{aside:?}"));
+    assert_eq!(std::fs::read(state.join(wal)).unwrap(), b"the corrupt journal's wal");
+    assert!(aside.iter().any(|name| name.ends_with("-shm")), "{aside:?}");
     report.row(
         "journal corrupted",
-        "moved aside, rebuilt, work continues",
-        "corrupt file kept as .corrupt-<ms>; new file moved",
+        "moved aside with its -wal and -shm, rebuilt, work continues",
+        "corrupt file kept as .corrupt-<ms>, -wal and -shm beside it; new file moved",
     );
     drop(sidecar);
     world.cleanup().await;
