@@ -61,7 +61,8 @@ pub struct ValidationConfig {
     pub max_bytes: u64,
     /// clamd's Unix socket; when set, every file is scanned (INSTREAM) before upload.
     pub clamd_socket: Option<PathBuf>,
-    /// Where refused files go; default `<media_root>/confronta-sync-quarantine`.
+    /// Where refused files go; default `quarantine` beside the journal, in the daemon's state
+    /// folder. Never under `media_root`, which Django serves.
     pub quarantine_dir: Option<PathBuf>,
 }
 
@@ -257,12 +258,14 @@ impl Config {
         Ok(config)
     }
 
-    /// Where refused files go.
+    /// Where refused files go: `validation.quarantine_dir`, else `quarantine` in the journal's
+    /// folder. The default is the daemon's own state folder because MEDIA_ROOT is what Django
+    /// serves at `/media/`: a refused executable kept there would stay downloadable.
     pub fn quarantine_dir(&self) -> PathBuf {
         self.validation
             .quarantine_dir
             .clone()
-            .unwrap_or_else(|| self.watch.media_root.join("confronta-sync-quarantine"))
+            .unwrap_or_else(|| self.journal.path.parent().unwrap_or(&self.journal.path).join("quarantine"))
     }
 
     /// Parses and validates `text`; `path` only names the source in errors.
@@ -327,17 +330,23 @@ impl Config {
         if self.pipeline.max_in_flight == 0 {
             return Err("pipeline.max_in_flight must be at least 1".into());
         }
-        let quarantine = self.quarantine_dir();
-        if !quarantine.is_absolute() || quarantine.starts_with(self.watched_dir()) {
-            return Err(format!(
-                "validation.quarantine_dir must be an absolute path outside the watched folder, got {}",
-                quarantine.display()
-            ));
-        }
         if !self.journal.path.is_absolute() {
             return Err(format!(
                 "journal.path must be an absolute path, got {}",
                 self.journal.path.display()
+            ));
+        }
+        // MEDIA_ROOT holds the watched folder, so this also keeps refused files from being
+        // picked up again; and Django serves it, so nothing refused may be kept there.
+        let quarantine = self.quarantine_dir();
+        let defaulted =
+            if self.validation.quarantine_dir.is_none() { " (the default, beside journal.path)" } else { "" };
+        if !quarantine.is_absolute() || quarantine.starts_with(&self.watch.media_root) {
+            return Err(format!(
+                "validation.quarantine_dir must be an absolute path outside watch.media_root ({}), \
+                 which Django serves; got {}{defaulted}",
+                self.watch.media_root.display(),
+                quarantine.display()
             ));
         }
         Ok(())
@@ -606,6 +615,26 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
         let text = MINIMAL.replace("[database]", "[database]\ntable = \"x; drop table y\"");
         let err = parse(&text).unwrap_err();
         assert!(err.contains("database.table"), "{err}");
+    }
+
+    /// Issue 12 item 5: MEDIA_ROOT is served at /media/, so a refused file kept under it would
+    /// stay downloadable.
+    #[test]
+    fn the_default_quarantine_is_beside_the_journal_outside_media_root() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.quarantine_dir(), PathBuf::from("/var/lib/confronta-sync/quarantine"));
+    }
+
+    #[test]
+    fn a_quarantine_dir_inside_media_root_is_refused() {
+        let configured = MINIMAL
+            .replace("[journal]", "[validation]\nquarantine_dir = \"/srv/crm/media/cuarentena\"\n[journal]");
+        // The default follows the journal, so a journal under MEDIA_ROOT is refused the same way.
+        let defaulted = MINIMAL.replace("/var/lib/confronta-sync/", "/srv/crm/media/state/");
+        for text in [configured, defaulted] {
+            let err = parse(&text).unwrap_err();
+            assert!(err.contains("validation.quarantine_dir") && err.contains("media_root"), "{err}");
+        }
     }
 
     #[test]

@@ -24,18 +24,23 @@
 //!
 //! # Rows that named a missing file
 //! `missing_rows` remembers each row seen naming a path whose file did not exist, with the row's
-//! version (PostgreSQL's `xmin`). A file that later appears at that path is not matched to that
-//! row unless the row was written since (its version changed): Django reuses a free name, and
-//! the new file belongs to the sale whose INSERT is about to commit, not to the old row.
+//! version (PostgreSQL's `xmin`) and since when. A file that appears at that path once the row
+//! has named the missing file for `watch.missing_after_s` is not matched to that row unless the
+//! row was written since (its version changed): Django reuses a free name, and the new file
+//! belongs to the sale whose INSERT is about to commit, not to the old row.
 //!
-//! If the journal is deleted or corrupt, it is moved aside and rebuilt empty: every local file
+//! If the journal is deleted, a new empty one is made. If SQLite reports it corrupt
+//! (`SQLITE_CORRUPT`, `SQLITE_NOTADB`) at open, it is moved aside with its `-wal` and `-shm`
+//! (`<name>.corrupt-<ms>`, `-wal`, `-shm`; never deleted) and rebuilt empty: every local file
 //! goes through the pipeline again, and rows already pointing at MinIO are left alone, so the
-//! cost is re-work, never a file.
+//! cost is re-work, never a file. Any other failure to open it (locked by another program,
+//! busy, unreadable) leaves it exactly as it is and is an error naming it: the daemon exits 5.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use crate::hash::{FileIdentity, Sha256Digest};
@@ -176,6 +181,17 @@ pub enum JournalError {
     Io { path: PathBuf, message: String },
     #[error("journal {path} has schema version {found}, newer than this binary's {SCHEMA_VERSION}")]
     TooNew { path: PathBuf, found: i64 },
+    /// SQLite says the file is not a database, or a damaged one: the only case that justifies
+    /// moving the journal aside.
+    #[error("journal {path} is corrupt: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    /// Any other reason SQLite cannot open it (locked, busy, unreadable): the journal may be
+    /// fine, so it is left exactly as it is.
+    #[error(
+        "journal {path} cannot be opened ({message}) and was left as it is: check that no other \
+         program holds it open and that this user may read and write it and its folder"
+    )]
+    CannotOpen { path: PathBuf, message: String },
 }
 
 /// The journal handle; cheap to clone, calls run on tokio's blocking pool.
@@ -200,19 +216,16 @@ impl Journal {
         let lock = take_lock(path)?;
         let connection = match open_connection(path) {
             Ok(connection) => connection,
-            Err(JournalError::TooNew { path, found }) => return Err(JournalError::TooNew { path, found }),
-            Err(first_error) => {
-                // A corrupt journal is moved aside, not deleted, so it can be inspected; the
-                // world is the truth and a fresh journal only costs re-work.
+            // Only a journal SQLite calls corrupt is set aside. A locked, busy or unreadable one
+            // may hold every file's progress, so it is an error for the operator instead.
+            Err(JournalError::Corrupt { message, .. }) => {
                 let aside = path.with_extension(format!("corrupt-{}", now_ms()));
-                tracing::error!(journal = %path.display(), moved_to = %aside.display(), error = %first_error,
-                    "journal unreadable; moved aside and rebuilding from the files, rows and objects");
-                std::fs::rename(path, &aside).map_err(|e| io(format!("moving aside: {e}")))?;
-                for suffix in ["-wal", "-shm"] {
-                    let _ = std::fs::remove_file(format!("{}{suffix}", path.display()));
-                }
+                tracing::error!(journal = %path.display(), moved_to = %aside.display(), error = %message,
+                    "journal corrupt; moved aside with its -wal and -shm, rebuilding from the files, rows and objects");
+                move_aside(path, &aside).map_err(io)?;
                 open_connection(path)?
             }
+            Err(e) => return Err(e),
         };
         Ok(Journal::with_writer(path.to_owned(), connection, Some(Arc::new(lock))))
     }
@@ -550,12 +563,47 @@ fn take_lock(path: &Path) -> Result<File, JournalError> {
     Ok(file)
 }
 
+/// Moves a corrupt journal to `aside`, its `-wal` and `-shm` to `aside-wal` and `aside-shm`:
+/// nothing is deleted, so it can be inspected (SQLite opens the three together, as they were),
+/// and the world is the truth, so a fresh journal only costs re-work. The `-wal` goes first:
+/// left beside a fresh journal it would be replayed into it.
+fn move_aside(path: &Path, aside: &Path) -> Result<(), String> {
+    for suffix in ["-wal", "-shm"] {
+        let (from, to) = (with_suffix(path, suffix), with_suffix(aside, suffix));
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("moving {} aside to {}: {e}", from.display(), to.display())),
+        }
+    }
+    std::fs::rename(path, aside).map_err(|e| format!("moving aside to {}: {e}", aside.display()))
+}
+
+/// `path` with `suffix` appended to its file name, the way SQLite names a journal's `-wal`.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
 fn open_connection(path: &Path) -> Result<Connection, JournalError> {
-    let io = |e: rusqlite::Error| JournalError::Io { path: path.to_owned(), message: e.to_string() };
-    let connection = Connection::open(path).map_err(io)?;
-    connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(io)?;
-    connection.pragma_update(None, "journal_mode", "WAL").map_err(io)?;
-    connection.pragma_update(None, "synchronous", "FULL").map_err(io)?;
+    let open_error = |e: rusqlite::Error| {
+        let (path, message) = (path.to_owned(), e.to_string());
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                JournalError::Corrupt { path, message }
+            }
+            _ => JournalError::CannotOpen { path, message },
+        }
+    };
+    let connection = Connection::open(path).map_err(open_error)?;
+    // Closing the last connection checkpoints the WAL into the database and deletes the -wal
+    // and -shm. If this open fails (a corrupt journal) that close would destroy the very files
+    // that are to be moved aside, so it is only allowed once the journal has opened cleanly.
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(open_error)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
+    connection.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
+    connection.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
     connection
         .execute_batch(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -589,11 +637,11 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
                  PRIMARY KEY (path, venta_id)
              );",
         )
-        .map_err(io)?;
+        .map_err(open_error)?;
     let found: Option<String> = connection
         .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
         .optional()
-        .map_err(io)?;
+        .map_err(open_error)?;
     match found.and_then(|v| v.parse::<i64>().ok()) {
         None => {
             connection
@@ -601,13 +649,14 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
                     params![SCHEMA_VERSION.to_string()],
                 )
-                .map_err(io)?;
+                .map_err(open_error)?;
         }
         Some(version) if version > SCHEMA_VERSION => {
             return Err(JournalError::TooNew { path: path.to_owned(), found: version })
         }
         Some(_) => {}
     }
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false).map_err(open_error)?;
     Ok(connection)
 }
 
@@ -681,18 +730,67 @@ mod tests {
         assert!(matches!(err, JournalError::Locked { .. }), "{err}");
     }
 
+    /// Names in `dir` that hold `corrupt-`, sorted.
+    fn moved_aside(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|name| name.contains("corrupt-"))
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Issue 12 item 6: the WAL may hold the last committed writes, so it goes aside with the
+    /// journal it belongs to instead of being deleted.
     #[tokio::test]
-    async fn a_corrupt_journal_is_moved_aside_and_rebuilt() {
+    async fn a_corrupt_journal_moves_aside_with_its_wal_and_shm_kept() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("j.sqlite3");
         std::fs::write(&path, b"this is not a sqlite database, just garbage bytes....").unwrap();
+        std::fs::write(dir.path().join("j.sqlite3-wal"), b"the wal's bytes").unwrap();
+        std::fs::write(dir.path().join("j.sqlite3-shm"), b"the shm's bytes").unwrap();
         let journal = Journal::open(&path).unwrap();
         assert!(journal.unfinished().await.unwrap().is_empty());
-        let aside = std::fs::read_dir(dir.path())
-            .unwrap()
-            .filter_map(|e| e.ok())
-            .any(|e| e.file_name().to_string_lossy().contains("corrupt-"));
-        assert!(aside, "the corrupt file is kept beside the new journal");
+
+        let aside = moved_aside(dir.path());
+        assert_eq!(aside.len(), 3, "{aside:?}");
+        let main = &aside[0];
+        assert!(main.starts_with("j.corrupt-"), "{aside:?}");
+        assert_eq!(
+            std::fs::read(dir.path().join(main)).unwrap(),
+            b"this is not a sqlite database, just garbage bytes...."
+        );
+        assert_eq!(std::fs::read(dir.path().join(format!("{main}-wal"))).unwrap(), b"the wal's bytes");
+        // The -shm is only an index SQLite rebuilds from the -wal at every open, so its bytes
+        // are SQLite's; what matters is that it went aside with the rest.
+        assert!(dir.path().join(format!("{main}-shm")).exists(), "{aside:?}");
+    }
+
+    /// Issue 12 item 6: a journal SQLite cannot lock (another program holds it) is not corrupt.
+    /// It used to be moved aside and rebuilt empty, throwing away every entry.
+    #[tokio::test]
+    async fn a_locked_journal_is_left_alone_and_named_in_the_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j.sqlite3");
+        let journal = Journal::open(&path).unwrap();
+        journal.put(&entry("confrontas/a.pdf")).await.unwrap();
+        drop(journal);
+
+        // Not our flock on j.sqlite3.lock: SQLite's own lock on the database file.
+        let holder = Connection::open(&path).unwrap();
+        holder.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;").unwrap();
+        holder.execute("UPDATE files SET attempts = attempts + 1", []).unwrap();
+        let err = Journal::open(&path).err().expect("a locked journal cannot be opened");
+        let shown = err.to_string();
+        assert!(shown.contains(&path.display().to_string()) && shown.contains("locked"), "{shown}");
+        assert!(moved_aside(dir.path()).is_empty(), "nothing moved aside");
+
+        holder.execute_batch("ROLLBACK").unwrap();
+        drop(holder);
+        let reopened = Journal::open(&path).unwrap();
+        let kept = reopened.get(&RelativeMediaPath::parse("confrontas/a.pdf").unwrap()).await.unwrap();
+        assert!(kept.is_some(), "the entry survived");
     }
 
     #[test]

@@ -1,8 +1,11 @@
 //! What a file must be before it may leave the machine: an allowed type by its extension and
 //! by its magic bytes, no larger than `max_bytes`, and clean by clamd when one is configured.
-//! A file that fails is moved to the quarantine folder with a `.reason` note beside it.
+//! A file that fails is moved to the quarantine folder, outside MEDIA_ROOT and private to the
+//! daemon's user, with a `.reason` note beside it; nothing already there is ever replaced.
 
-use std::io::Read;
+use std::io::{Read, Write};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -12,6 +15,15 @@ use crate::media_path::RelativeMediaPath;
 
 /// How long one clamd scan may take before it counts as clamd being unreachable.
 const SCAN_TIMEOUT: Duration = Duration::from_secs(120);
+
+/// Quarantine folders and files are the daemon user's alone: what is in them was refused,
+/// possibly as an executable or a virus.
+const PRIVATE_DIR_MODE: u32 = 0o700;
+const PRIVATE_FILE_MODE: u32 = 0o600;
+
+/// How many names (`<name>`, `<name>.1`, …) a quarantined file may take before the move is
+/// given up; far more than the same upload path is ever refused.
+const MAX_QUARANTINE_NAMES: u32 = 1000;
 
 /// The answer for one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -111,42 +123,75 @@ impl Validator {
     /// Moves the file to the quarantine folder, keeping its relative path, and writes the reason
     /// beside it. Returns where it went. The move is a rename (same filesystem) or, across
     /// filesystems, a durable copy followed by the unlink.
+    ///
+    /// Nothing already in quarantine is ever replaced: when `<name>` (or its note) is taken, the
+    /// file goes to the first free `<name>.1`, `<name>.2`, …. A name is claimed by creating its
+    /// note with `create_new` and then moving the file with `RENAME_NOREPLACE`, so two daemons,
+    /// or a crash that left a note alone, cannot make one refused file overwrite another.
     pub fn quarantine(
         &self,
         absolute: &Path,
         path: &RelativeMediaPath,
         reason: &str,
     ) -> Result<PathBuf, String> {
-        let mut target = self.quarantine_dir.join(path.as_str());
-        let mut n = 1;
-        while target.exists() {
-            target = self.quarantine_dir.join(format!("{}.{n}", path.as_str()));
-            n += 1;
-        }
-        let parent = target.parent().expect("quarantine targets have a parent").to_owned();
-        std::fs::create_dir_all(&parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+        let first = self.quarantine_dir.join(path.as_str());
+        let parent = first.parent().expect("quarantine targets have a parent").to_owned();
+        // Refused files may be executables or viruses: only the daemon's user may reach them.
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIR_MODE)
+            .create(&parent)
+            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
         let note = format!(
             "{reason}\noriginal path: {}\nquarantined at: {}\n",
             path,
             humantime::format_rfc3339_seconds(std::time::SystemTime::now())
         );
-        let note_path = PathBuf::from(format!("{}.reason", target.display()));
-        std::fs::write(&note_path, note).map_err(|e| format!("cannot write {}: {e}", note_path.display()))?;
-        match std::fs::rename(absolute, &target) {
-            Ok(()) => {}
-            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
-                copy_durably(absolute, &target)?;
-                std::fs::remove_file(absolute)
-                    .map_err(|e| format!("cannot remove {}: {e}", absolute.display()))?;
+        for n in 0..MAX_QUARANTINE_NAMES {
+            let target = match n {
+                0 => first.clone(),
+                n => self.quarantine_dir.join(format!("{}.{n}", path.as_str())),
+            };
+            let note_path = PathBuf::from(format!("{}.reason", target.display()));
+            match write_new_private(&note_path, note.as_bytes()) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(format!("cannot write {}: {e}", note_path.display())),
             }
-            Err(e) => return Err(format!("cannot move {} to {}: {e}", absolute.display(), target.display())),
+            match move_no_replace(absolute, &target) {
+                Ok(()) => {}
+                Err(e) => {
+                    // The note is ours (just created) and without its file would only mislead.
+                    // It stays when the copy landed but the original could not be removed.
+                    let taken = e.kind() == std::io::ErrorKind::AlreadyExists;
+                    if taken || std::fs::symlink_metadata(&target).is_err() {
+                        let _ = std::fs::remove_file(&note_path);
+                    }
+                    if taken {
+                        continue;
+                    }
+                    return Err(format!("cannot move {} to {}: {e}", absolute.display(), target.display()));
+                }
+            }
+            if let Err(e) =
+                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
+            {
+                // The folder is already private, so the file stays out of reach: say so and go on
+                // rather than report a move that happened as failed.
+                tracing::warn!(path = %target.display(), error = %e, "quarantined file keeps its mode");
+            }
+            for dir in [Some(parent.as_path()), absolute.parent()].into_iter().flatten() {
+                std::fs::File::open(dir)
+                    .and_then(|d| d.sync_all())
+                    .map_err(|e| format!("cannot fsync {}: {e}", dir.display()))?;
+            }
+            return Ok(target);
         }
-        for dir in [Some(parent.as_path()), absolute.parent()].into_iter().flatten() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| format!("cannot fsync {}: {e}", dir.display()))?;
-        }
-        Ok(target)
+        Err(format!(
+            "{} already holds {MAX_QUARANTINE_NAMES} quarantined files named {}",
+            self.quarantine_dir.display(),
+            path
+        ))
     }
 }
 
@@ -169,15 +214,57 @@ fn read_head(absolute: &Path) -> Result<Vec<u8>, String> {
     Ok(head)
 }
 
-fn copy_durably(from: &Path, to: &Path) -> Result<(), String> {
-    let (mut source, _) = open_regular(from).map_err(|e| e.to_string())?;
-    let mut target = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(to)
-        .map_err(|e| format!("cannot create {}: {e}", to.display()))?;
-    std::io::copy(&mut source, &mut target).map_err(|e| format!("cannot copy to {}: {e}", to.display()))?;
-    target.sync_all().map_err(|e| format!("cannot fsync {}: {e}", to.display()))
+/// Creates `path` (failing with `AlreadyExists` if anything is there) readable by its owner
+/// only, and makes `bytes` durable in it.
+fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut file =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE_MODE).open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+/// Moves `from` to `to`, failing with `AlreadyExists` if `to` exists, never replacing it.
+fn move_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    match rename_no_replace(from, to) {
+        Ok(()) => Ok(()),
+        // Another filesystem (or another mount of the same one, as systemd's ReadWritePaths
+        // makes), or a filesystem without RENAME_NOREPLACE (NFS, older kernels): copy instead.
+        Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS)) => {
+            move_no_replace_by_copy(from, to)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+fn move_no_replace_by_copy(from: &Path, to: &Path) -> std::io::Result<()> {
+    copy_durably(from, to)?;
+    std::fs::remove_file(from)
+}
+
+fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
+    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
+    // SAFETY: both are valid NUL-terminated strings that outlive the call.
+    let rc = unsafe {
+        libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_NOREPLACE)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(std::io::Error::last_os_error())
+    }
+}
+
+/// Copies `from` into a new `to` (never an existing one) and fsyncs it; a partial copy is removed.
+fn copy_durably(from: &Path, to: &Path) -> std::io::Result<()> {
+    let (mut source, _) = open_regular(from).map_err(|e| std::io::Error::other(e.to_string()))?;
+    let mut target =
+        std::fs::OpenOptions::new().write(true).create_new(true).mode(PRIVATE_FILE_MODE).open(to)?;
+    let copied = std::io::copy(&mut source, &mut target).and_then(|_| target.sync_all());
+    if copied.is_err() {
+        let _ = std::fs::remove_file(to);
+    }
+    copied
 }
 
 enum Scan {
@@ -266,6 +353,86 @@ mod tests {
                 _ => panic!("{name}: {verdict:?}, expected {expected}"),
             }
         }
+    }
+
+    /// A media folder with one file at `confrontas/<name>`, and a validator whose quarantine
+    /// folder (not created yet) sits beside it.
+    fn refused_file(dir: &Path, name: &str, bytes: &[u8]) -> (Validator, PathBuf, RelativeMediaPath) {
+        let media_root = dir.join("media");
+        std::fs::create_dir_all(media_root.join("confrontas")).unwrap();
+        let absolute = media_root.join("confrontas").join(name);
+        std::fs::write(&absolute, bytes).unwrap();
+        let path = RelativeMediaPath::from_absolute(&media_root, &absolute).unwrap();
+        let config = ValidationConfig::default();
+        (Validator::new(&config, dir.join("state/quarantine")), absolute, path)
+    }
+
+    fn mode(path: &Path) -> u32 {
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
+    }
+
+    /// Issue 12 item 5: a refused file (an executable, a virus) is readable by its owner only.
+    #[test]
+    fn quarantine_folders_are_private_and_files_owner_only() {
+        let dir = tempfile::tempdir().unwrap();
+        let (validator, absolute, path) = refused_file(dir.path(), "virus.pdf", b"MZ evil");
+        let target = validator.quarantine(&absolute, &path, "clamd found Eicar").unwrap();
+        let quarantine = dir.path().join("state/quarantine");
+        assert_eq!(target, quarantine.join("confrontas/virus.pdf"));
+        assert!(!absolute.exists());
+        assert_eq!(std::fs::read(&target).unwrap(), b"MZ evil");
+        for folder in [quarantine.clone(), quarantine.join("confrontas")] {
+            assert_eq!(mode(&folder), 0o700, "{}", folder.display());
+        }
+        for file in [target.clone(), quarantine.join("confrontas/virus.pdf.reason")] {
+            assert_eq!(mode(&file), 0o600, "{}", file.display());
+        }
+    }
+
+    /// Issue 12 item 5: a name already taken in quarantine, by a file or by a note left alone
+    /// (a crash between the note and the move), is never overwritten; the next free name is used.
+    #[test]
+    fn quarantine_never_overwrites_an_earlier_file_or_note() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("state/quarantine/confrontas");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(folder.join("a.pdf.reason"), "an earlier note").unwrap();
+
+        let mut targets = Vec::new();
+        for (round, bytes) in [b"first".as_slice(), b"second", b"third"].into_iter().enumerate() {
+            let (validator, absolute, path) = refused_file(dir.path(), "a.pdf", bytes);
+            let target = validator.quarantine(&absolute, &path, &format!("reason {round}")).unwrap();
+            targets.push(target);
+        }
+        assert_eq!(targets, ["a.pdf.1", "a.pdf.2", "a.pdf.3"].map(|name| folder.join(name)));
+        assert_eq!(std::fs::read_to_string(folder.join("a.pdf.reason")).unwrap(), "an earlier note");
+        assert!(!folder.join("a.pdf").exists(), "the note alone reserved the bare name");
+        for (target, (bytes, reason)) in
+            targets.iter().zip([("first", "reason 0"), ("second", "reason 1"), ("third", "reason 2")])
+        {
+            assert_eq!(std::fs::read_to_string(target).unwrap(), bytes);
+            let note = std::fs::read_to_string(format!("{}.reason", target.display())).unwrap();
+            assert!(note.starts_with(reason), "{note}");
+        }
+    }
+
+    /// The cross-filesystem fallback claims its target with `create_new` too.
+    #[test]
+    fn the_copy_fallback_never_replaces_an_existing_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let (from, to) = (dir.path().join("refused.pdf"), dir.path().join("taken.pdf"));
+        std::fs::write(&from, b"refused").unwrap();
+        std::fs::write(&to, b"quarantined earlier").unwrap();
+        let err = move_no_replace_by_copy(&from, &to).unwrap_err();
+        assert_eq!(err.kind(), std::io::ErrorKind::AlreadyExists, "{err}");
+        assert_eq!(std::fs::read(&to).unwrap(), b"quarantined earlier");
+        assert_eq!(std::fs::read(&from).unwrap(), b"refused");
+
+        let fresh = dir.path().join("fresh.pdf");
+        move_no_replace_by_copy(&from, &fresh).unwrap();
+        assert_eq!(std::fs::read(&fresh).unwrap(), b"refused");
+        assert_eq!(mode(&fresh), 0o600);
+        assert!(!from.exists());
     }
 
     #[tokio::test]

@@ -72,8 +72,17 @@ async fn wait_gone(path: &Path) {
         .await;
 }
 
+/// The default quarantine folder: beside the journal, outside MEDIA_ROOT (which Django serves).
+fn quarantine_dir(world: &World) -> PathBuf {
+    world.journal_path().parent().unwrap().join("quarantine")
+}
+
 fn quarantined(world: &World, name: &str) -> PathBuf {
-    world.media_root.join("confronta-sync-quarantine/confrontas").join(name)
+    quarantine_dir(world).join("confrontas").join(name)
+}
+
+fn mode(path: &Path) -> u32 {
+    std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
 
 /// Sizes, things that are not regular files, and names.
@@ -259,6 +268,43 @@ async fn validation_quarantines_what_is_not_an_allowed_document() {
         );
     }
     assert!(world.objects_under_prefix().await.is_empty(), "nothing refused was uploaded");
+    let under_media_root: Vec<_> = std::fs::read_dir(&world.media_root)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert_eq!(under_media_root, ["confrontas"], "nothing refused stays under MEDIA_ROOT");
+    for folder in [quarantine_dir(&world), quarantined(&world, "")] {
+        assert_eq!(mode(&folder), 0o700, "{}", folder.display());
+    }
+    for file in ["programa.pdf", "programa.pdf.reason"] {
+        assert_eq!(mode(&quarantined(&world, file)), 0o600, "{file}");
+    }
+    report.row(
+        "where refused files go",
+        "outside MEDIA_ROOT (which Django serves), folders 0700, files 0600",
+        "beside the journal in quarantine/, folders 0700, files and notes 0600",
+    );
+
+    // Issue 12 item 5: a second refused file under the same name never replaces the first.
+    let again = [b"MZ\x90\x00 another executable ".as_slice(), &sample_bytes(33, 2_000)].concat();
+    world.write_in_place("programa.pdf", &again);
+    eventually("programa.pdf quarantined a second time", WAIT, || async {
+        quarantined(&world, "programa.pdf.1").exists().then_some(())
+    })
+    .await;
+    assert_eq!(
+        std::fs::read(quarantined(&world, "programa.pdf")).unwrap(),
+        cases[0].1,
+        "the first is intact"
+    );
+    assert_eq!(std::fs::read(quarantined(&world, "programa.pdf.1")).unwrap(), again);
+    let note = std::fs::read_to_string(quarantined(&world, "programa.pdf.1.reason")).unwrap();
+    assert!(note.contains("portable-executable"), "{note}");
+    report.row(
+        "programa.pdf refused again under the same name",
+        "the first quarantined file and note are never overwritten",
+        "the second went to programa.pdf.1 (+ .reason), the first intact",
+    );
 
     // A PNG saved with .jpg is still an allowed image.
     let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &random_bytes(32, 3_000)].concat();
@@ -642,22 +688,28 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
     );
     sidecar.kill9();
 
-    // Corrupt journal: moved aside, rebuilt.
+    // Corrupt journal: moved aside with its -wal and -shm (issue 12 item 6), rebuilt.
     std::fs::write(world.journal_path(), b"garbage garbage garbage garbage garbage garbage garbage").unwrap();
-    for suffix in ["-wal", "-shm"] {
-        let _ = std::fs::remove_file(format!("{}{suffix}", world.journal_path().display()));
-    }
+    std::fs::write(format!("{}-wal", world.journal_path().display()), b"the corrupt journal's wal").unwrap();
     let third = sample_bytes(81, 3_000);
     let third_id = world.db.insert_venta("PORTA-J3", Some("confrontas/corrupto.pdf")).await;
     let third_path = world.write_in_place("corrupto.pdf", &third);
     let sidecar = Sidecar::start(&config, &[], &[]);
     wait_recorded(&world, third_id).await;
     wait_gone(&third_path).await;
-    assert!(sidecar.log_text().contains("journal unreadable; moved aside"));
+    assert!(sidecar.log_text().contains("journal corrupt; moved aside"));
+    let aside: Vec<String> = std::fs::read_dir(&state)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name.contains(".corrupt-"))
+        .collect();
+    let wal = aside.iter().find(|name| name.ends_with("-wal")).unwrap_or_else(|| panic!("{aside:?}"));
+    assert_eq!(std::fs::read(state.join(wal)).unwrap(), b"the corrupt journal's wal");
+    assert!(aside.iter().any(|name| name.ends_with("-shm")), "{aside:?}");
     report.row(
         "journal corrupted",
-        "moved aside, rebuilt, work continues",
-        "corrupt file kept as .corrupt-<ms>; new file moved",
+        "moved aside with its -wal and -shm, rebuilt, work continues",
+        "corrupt file kept as .corrupt-<ms>, -wal and -shm beside it; new file moved",
     );
     drop(sidecar);
     world.cleanup().await;

@@ -1,5 +1,6 @@
 //! The operator's commands against real PostgreSQL and the S3 test server: `--rescan` with
-//! `--dry-run` and `--limit`, `verify`, `orphans`, `presign`, `status`.
+//! `--dry-run` and `--limit`, `verify`, `orphans`, `presign`, `status`; and what start-up does
+//! with a journal it cannot open.
 
 mod common;
 
@@ -8,6 +9,8 @@ use std::time::Duration;
 
 use common::*;
 use confronta_sync::hash::{hash_file, Sha256Digest};
+use confronta_sync::journal::{FileState, Journal, JournalEntry};
+use confronta_sync::media_path::RelativeMediaPath;
 use confronta_sync::store::{ObjectStore, UploadRequest};
 
 /// Everything an operator command could change: the table, the objects, the folder, the journal.
@@ -112,6 +115,46 @@ async fn rescan_dry_run_changes_nothing_limit_moves_exactly_n_and_a_full_run_rep
     assert_eq!(status["rows_local"], 1, "{status}");
     assert_eq!(status["journal_states"]["removed"], FILES as i64, "{status}");
     assert_eq!(status["uploads_timed"], FILES as i64, "{status}");
+    world.cleanup().await;
+}
+
+/// Issue 12 item 6: a journal SQLite cannot lock at start-up (another program holds it) is not
+/// corrupt. It used to be moved aside and rebuilt empty, and the daemon ran on without its
+/// entries; now it is left as it is and the daemon exits 5 naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_locked_at_start_up_is_not_rebuilt_and_the_daemon_exits_5() {
+    let world = World::new(Backend::Sqlite).await;
+    let config = world.write_config("", "");
+    let journal_path = world.journal_path();
+    let entry_path = RelativeMediaPath::parse("confrontas/en_curso.pdf").unwrap();
+    {
+        let journal = Journal::open(&journal_path).unwrap();
+        let mut entry = JournalEntry::new(entry_path.clone(), 1_000);
+        entry.state = FileState::Hashed;
+        journal.put(&entry).await.unwrap();
+    }
+    // SQLite's own lock on the database file (not the daemon's flock on journal.sqlite3.lock),
+    // held the way a second program with the journal open in a transaction would.
+    let holder = rusqlite::Connection::open(&journal_path).unwrap();
+    holder.execute_batch("PRAGMA locking_mode = EXCLUSIVE; BEGIN EXCLUSIVE;").unwrap();
+    holder.execute("UPDATE files SET attempts = attempts + 1", []).unwrap();
+
+    let mut sidecar = Sidecar::start(&config, &[], &[]);
+    let code = sidecar.wait_exit(Duration::from_secs(60));
+    let log = sidecar.log_text();
+    assert_eq!(code, Some(5), "the daemon must stop with the journal exit code\n{log}");
+    assert!(log.contains(&journal_path.display().to_string()) && log.contains("locked"), "{log}");
+
+    holder.execute_batch("ROLLBACK").unwrap();
+    drop(holder);
+    let state_dir: Vec<String> = std::fs::read_dir(journal_path.parent().unwrap())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(!state_dir.iter().any(|name| name.contains("corrupt")), "nothing moved aside: {state_dir:?}");
+    let journal = Journal::open_read_only(&journal_path).unwrap();
+    let kept = journal.get(&entry_path).await.unwrap().expect("the entry is still in the journal");
+    assert_eq!(kept.state, FileState::Hashed);
     world.cleanup().await;
 }
 

@@ -464,6 +464,19 @@ impl Sidecar {
         None
     }
 
+    /// Waits up to `limit` for the daemon to exit by itself; its exit code, or `None` if it is
+    /// still running.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Some(status) = self.child.try_wait().unwrap() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        None
+    }
+
     pub fn assert_running(&mut self) {
         if let Some(status) = self.child.try_wait().unwrap() {
             panic!("sidecar exited with {status}; log:\n{}", self.log_text());
