@@ -55,11 +55,12 @@ pub fn watch(
             }
         }
     };
+    // notify follows symlinked folders by default; a link inside the folder may point anywhere,
+    // so neither backend may watch through it (the folder given here is still resolved).
+    let config = notify::Config::default().with_follow_symlinks(false);
     let mut watcher: Box<dyn Watcher + Send> = match poll {
-        Some(interval) => {
-            Box::new(PollWatcher::new(handler, notify::Config::default().with_poll_interval(interval))?)
-        }
-        None => Box::new(notify::recommended_watcher(handler)?),
+        Some(interval) => Box::new(PollWatcher::new(handler, config.with_poll_interval(interval))?),
+        None => Box::new(notify::RecommendedWatcher::new(handler, config)?),
     };
     watcher.watch(dir, RecursiveMode::Recursive)?;
     Ok(FolderWatcher { _watcher: watcher })
@@ -146,7 +147,8 @@ impl Iterator for Walk {
                 Some(Ok(entry)) => match entry.file_type() {
                     Ok(kind) if kind.is_dir() => self.folders.push(entry.path()),
                     Ok(kind) if kind.is_file() => return Some(entry.path()),
-                    // Symlinks, FIFOs and sockets are never candidates.
+                    // Symlinks, FIFOs and sockets are never candidates, and a symlinked folder
+                    // is never descended into: it may point anywhere.
                     _ => {}
                 },
                 // An entry that cannot be read is skipped; the next walk tries it again.
