@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use crate::config::ValidationConfig;
 use crate::hash::{open_regular, FileIdentity, HEAD_BYTES};
-use crate::media_path::RelativeMediaPath;
+use crate::media_path::{remove_file_durably, rename_durably, symlink_metadata_no_follow, RelativeMediaPath};
 
 /// How long one clamd scan may take before it counts as clamd being unreachable.
 const SCAN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -48,7 +48,7 @@ impl Validator {
     pub async fn check(&self, absolute: &Path, path: &RelativeMediaPath, identity: FileIdentity) -> Verdict {
         // Django never makes hard links; a second name could be someone else's file, and the
         // unlink would leave its data behind anyway.
-        if let Ok(meta) = std::fs::symlink_metadata(absolute) {
+        if let Ok(meta) = symlink_metadata_no_follow(absolute) {
             use std::os::unix::fs::MetadataExt;
             if meta.nlink() > 1 {
                 return Verdict::Keep(format!(
@@ -98,7 +98,11 @@ impl Validator {
             }
         };
         if let Some(socket) = &self.clamd_socket {
-            match scan(socket, absolute).await {
+            let file = match open_regular(absolute) {
+                Ok((file, _)) => file,
+                Err(e) => return Verdict::Retry(e.to_string()),
+            };
+            match scan(socket, &file).await {
                 Scan::Clean => {}
                 Scan::Infected(signature) => return Verdict::Quarantine(format!("clamd found {signature}")),
                 Scan::TooLarge(message) => return Verdict::Keep(format!("clamd cannot scan it: {message}")),
@@ -132,20 +136,20 @@ impl Validator {
         );
         let note_path = PathBuf::from(format!("{}.reason", target.display()));
         std::fs::write(&note_path, note).map_err(|e| format!("cannot write {}: {e}", note_path.display()))?;
-        match std::fs::rename(absolute, &target) {
+        // The file's side is reached without following a symlink, and its folder is fsynced
+        // by the rename or the unlink; the quarantine side is the operator's own folder.
+        match rename_durably(absolute, &target) {
             Ok(()) => {}
             Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
                 copy_durably(absolute, &target)?;
-                std::fs::remove_file(absolute)
+                remove_file_durably(absolute)
                     .map_err(|e| format!("cannot remove {}: {e}", absolute.display()))?;
             }
             Err(e) => return Err(format!("cannot move {} to {}: {e}", absolute.display(), target.display())),
         }
-        for dir in [Some(parent.as_path()), absolute.parent()].into_iter().flatten() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| format!("cannot fsync {}: {e}", dir.display()))?;
-        }
+        std::fs::File::open(&parent)
+            .and_then(|d| d.sync_all())
+            .map_err(|e| format!("cannot fsync {}: {e}", parent.display()))?;
         Ok(target)
     }
 }
@@ -187,11 +191,15 @@ enum Scan {
     Unavailable(String),
 }
 
-/// Streams the file to clamd over its Unix socket (INSTREAM).
-async fn scan(socket: &Path, absolute: &Path) -> Scan {
+/// Streams the already opened file to clamd over its Unix socket (INSTREAM). The client opens
+/// by path, so it is handed the descriptor's `/proc/self/fd` entry, which names this open file
+/// and no path that a symlink could redirect.
+async fn scan(socket: &Path, file: &std::fs::File) -> Scan {
+    use std::os::fd::AsRawFd;
     let connection = clamav_client::tokio::Socket { socket_path: socket };
+    let opened = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     let response =
-        match tokio::time::timeout(SCAN_TIMEOUT, clamav_client::tokio::scan_file(absolute, connection, None))
+        match tokio::time::timeout(SCAN_TIMEOUT, clamav_client::tokio::scan_file(&opened, connection, None))
             .await
         {
             Ok(Ok(response)) => response,
