@@ -4,11 +4,13 @@
 use std::fmt;
 use std::fs::File;
 use std::io::Read;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use base64::Engine as _;
 use sha2::{Digest as _, Sha256};
+
+use crate::media_path::{open_no_follow, symlink_metadata_no_follow, NoFollowError};
 
 /// How much of the file start is kept for content sniffing.
 pub const HEAD_BYTES: usize = 8192;
@@ -75,9 +77,9 @@ impl FileIdentity {
         }
     }
 
-    /// The identity of the file at `path`, without following a final symlink.
-    pub fn of_path(path: &Path) -> std::io::Result<Self> {
-        Ok(FileIdentity::of_metadata(&std::fs::symlink_metadata(path)?))
+    /// The identity of the file at `path`, following no symlink, final or on the way.
+    pub fn of_path(path: &Path) -> Result<Self, NoFollowError> {
+        Ok(FileIdentity::of_metadata(&symlink_metadata_no_follow(path)?))
     }
 }
 
@@ -114,6 +116,8 @@ impl FileHash {
 pub enum ReadError {
     #[error("{path} is not a regular file")]
     NotRegular { path: String },
+    #[error("{path} is reached through {folder}, a symlinked folder; symlinked folders are never followed")]
+    SymlinkedFolder { path: String, folder: String },
     #[error("{path} changed while it was being read")]
     ChangedWhileReading { path: String },
     #[error("cannot read {path}: {source}")]
@@ -126,18 +130,17 @@ impl ReadError {
     }
 }
 
-/// Opens `path` for reading without following a symlink, and checks it is a regular file.
+/// Opens `path` for reading without following a symlink (the file's or a folder's on the way),
+/// and checks it is a regular file.
 pub fn open_regular(path: &Path) -> Result<(File, FileIdentity), ReadError> {
     let shown = || path.display().to_string();
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
-        .map_err(|source| match source.raw_os_error() {
-            // O_NOFOLLOW on a symlink fails with ELOOP: it is not a file we may read.
-            Some(libc::ELOOP) => ReadError::NotRegular { path: shown() },
-            _ => ReadError::Io { path: shown(), source },
-        })?;
+    // O_NONBLOCK: opening a FIFO must not wait for a writer.
+    let file = open_no_follow(path, libc::O_RDONLY | libc::O_NONBLOCK).map_err(|error| match error {
+        NoFollowError::SymlinkedFolder { path, folder } => ReadError::SymlinkedFolder { path, folder },
+        // O_NOFOLLOW on a final symlink fails with ELOOP: it is not a file we may read.
+        error if error.raw_os_error() == Some(libc::ELOOP) => ReadError::NotRegular { path: shown() },
+        NoFollowError::Io { source, .. } => ReadError::Io { path: shown(), source },
+    })?;
     let meta = file.metadata().map_err(|source| ReadError::Io { path: shown(), source })?;
     if !meta.file_type().is_file() {
         return Err(ReadError::NotRegular { path: shown() });

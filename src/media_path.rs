@@ -1,6 +1,12 @@
-//! `RelativeMediaPath`: a path relative to MEDIA_ROOT, exactly as Django stores it in the row.
+//! `RelativeMediaPath`: a path relative to MEDIA_ROOT, exactly as Django stores it in the row,
+//! and the only way the daemon reaches such a file on disk: from a media root resolved once at
+//! start-up, one path component at a time, never following a symlink.
 
+use std::ffi::{CString, OsStr};
 use std::fmt;
+use std::fs::File;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
 use std::sync::Arc;
 
@@ -74,6 +80,235 @@ impl RelativeMediaPath {
     }
 }
 
+/// MEDIA_ROOT and the watched folder as they were at start-up, with the operator's symlinks
+/// (a media root on another disk, say) resolved once. Every path built from it is free of
+/// symlinks, so the no-follow functions below accept it, and a symlink that appears later,
+/// anywhere along it, is refused rather than followed.
+#[derive(Debug, Clone)]
+pub struct MediaRoot {
+    root: PathBuf,
+    /// `watch.dir` with a trailing `/`, the prefix of every path Django stores.
+    watched_prefix: String,
+    watched: PathBuf,
+}
+
+impl MediaRoot {
+    /// Resolves `media_root` and `media_root/dir` now. A folder that does not exist yet is
+    /// resolved as far as it exists; the rest must then be created without symlinks.
+    pub fn resolve(media_root: &Path, dir: &str) -> MediaRoot {
+        let root = canonical_as_far_as_exists(media_root);
+        let watched = canonical_as_far_as_exists(&media_root.join(dir));
+        if root != media_root || watched != media_root.join(dir) {
+            tracing::info!(media_root = %root.display(), folder = %watched.display(), "media root resolved through symlinks at start-up");
+        }
+        MediaRoot { root, watched_prefix: format!("{}/", dir.trim_end_matches('/')), watched }
+    }
+
+    /// Where `path` lies on disk: under the resolved watched folder when it names a file in it
+    /// (every path Django stores does), else under the resolved media root.
+    pub fn to_absolute(&self, path: &RelativeMediaPath) -> PathBuf {
+        match path.as_str().strip_prefix(&self.watched_prefix) {
+            Some(rest) => self.watched.join(rest),
+            None => self.root.join(path.as_str()),
+        }
+    }
+}
+
+fn canonical_as_far_as_exists(path: &Path) -> PathBuf {
+    let mut missing = Vec::new();
+    let mut existing = path;
+    loop {
+        if let Ok(resolved) = existing.canonicalize() {
+            return missing.iter().rev().fold(resolved, |at, name| at.join(name));
+        }
+        match (existing.parent(), existing.file_name()) {
+            (Some(parent), Some(name)) => {
+                missing.push(name.to_owned());
+                existing = parent;
+            }
+            _ => return path.to_owned(),
+        }
+    }
+}
+
+/// Why a file could not be reached without following a symlink.
+#[derive(Debug, thiserror::Error)]
+pub enum NoFollowError {
+    #[error("{path} is reached through {folder}, a symlinked folder; symlinked folders are never followed")]
+    SymlinkedFolder { path: String, folder: String },
+    #[error("cannot reach {path}: {source}")]
+    Io { path: String, source: std::io::Error },
+}
+
+impl NoFollowError {
+    pub fn is_not_found(&self) -> bool {
+        matches!(self, NoFollowError::Io { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+    }
+
+    /// The OS error number, for callers that tell ELOOP (a final symlink) or EXDEV apart.
+    pub fn raw_os_error(&self) -> Option<i32> {
+        match self {
+            NoFollowError::Io { source, .. } => source.raw_os_error(),
+            NoFollowError::SymlinkedFolder { .. } => None,
+        }
+    }
+}
+
+/// Opens `path` with `flags` plus `O_NOFOLLOW`, reaching it one component at a time with
+/// `openat(O_NOFOLLOW)`, so neither the file nor any folder on the way may be a symlink.
+pub fn open_no_follow(path: &Path, flags: libc::c_int) -> Result<File, NoFollowError> {
+    let parent = Parent::open(path)?;
+    let fd = parent.openat(flags | libc::O_NOFOLLOW)?;
+    Ok(File::from(fd))
+}
+
+/// [`std::fs::symlink_metadata`] that follows no symlink on the way either. Opening with
+/// `O_PATH` reads no data and cannot block on a FIFO; a final symlink is reported as one.
+pub fn symlink_metadata_no_follow(path: &Path) -> Result<std::fs::Metadata, NoFollowError> {
+    let file = open_no_follow(path, libc::O_PATH)?;
+    file.metadata().map_err(|source| io_error(path, source))
+}
+
+/// Unlinks the file at `path` (not through any symlink) and fsyncs its folder, so the removal
+/// survives a power cut. A file already gone is not an error.
+pub fn remove_file_durably(path: &Path) -> Result<(), NoFollowError> {
+    let parent = Parent::open(path)?;
+    // SAFETY: both pointers are valid for the call; the name has no `/`, so it cannot leave
+    // the folder the descriptor holds.
+    if unsafe { libc::unlinkat(parent.fd(), parent.name.as_ptr(), 0) } != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::NotFound {
+            return Err(io_error(path, error));
+        }
+    }
+    parent.sync()
+}
+
+/// Renames the file at `from` (not through any symlink) to `to`, an operator-configured path
+/// such as the quarantine folder, never replacing what is at `to` (`RENAME_NOREPLACE`: EEXIST
+/// when it is taken), and fsyncs the folder it left.
+pub fn rename_no_replace_durably(from: &Path, to: &Path) -> Result<(), NoFollowError> {
+    let parent = Parent::open(from)?;
+    let target = c_path(to)?;
+    // SAFETY: valid pointers for the call; `from`'s name has no `/`.
+    let renamed = unsafe {
+        libc::renameat2(
+            parent.fd(),
+            parent.name.as_ptr(),
+            libc::AT_FDCWD,
+            target.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if renamed != 0 {
+        return Err(io_error(from, std::io::Error::last_os_error()));
+    }
+    parent.sync()
+}
+
+/// The folder holding a file, opened component by component without following a symlink,
+/// and the file's name in it.
+struct Parent<'a> {
+    /// `None` is the working directory (a relative path with a single component).
+    dir: Option<OwnedFd>,
+    name: CString,
+    path: &'a Path,
+}
+
+impl<'a> Parent<'a> {
+    fn open(path: &'a Path) -> Result<Parent<'a>, NoFollowError> {
+        let mut components: Vec<Component> = path.components().collect();
+        let Some(Component::Normal(name)) = components.pop() else {
+            let message = "the path does not end in a file name";
+            return Err(io_error(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, message)));
+        };
+        let mut dir: Option<OwnedFd> = None;
+        let mut walked = PathBuf::new();
+        for component in components {
+            let next = match component {
+                Component::RootDir => Path::new("/").as_os_str(),
+                Component::CurDir => continue,
+                Component::Normal(segment) => segment,
+                // `..` could climb back out of a folder reached safely; no media path has one.
+                Component::ParentDir | Component::Prefix(_) => {
+                    let message = "the path has a '..' segment";
+                    let error = std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
+                    return Err(io_error(path, error));
+                }
+            };
+            walked.push(next);
+            let at = dir.as_ref().map_or(libc::AT_FDCWD, |fd| fd.as_raw_fd());
+            // O_PATH: a folder only needs to be searchable to be passed through, as with open(2).
+            let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+            match openat(at, next, flags) {
+                Ok(fd) => dir = Some(fd),
+                Err(_) if is_symlink_at(at, next) => {
+                    return Err(NoFollowError::SymlinkedFolder {
+                        path: path.display().to_string(),
+                        folder: walked.display().to_string(),
+                    });
+                }
+                Err(error) => return Err(io_error(path, error)),
+            }
+        }
+        let name = CString::new(name.as_bytes()).map_err(|e| io_error(path, e.into()))?;
+        Ok(Parent { dir, name, path })
+    }
+
+    fn fd(&self) -> RawFd {
+        self.dir.as_ref().map_or(libc::AT_FDCWD, |fd| fd.as_raw_fd())
+    }
+
+    fn openat(&self, flags: libc::c_int) -> Result<OwnedFd, NoFollowError> {
+        // SAFETY: a valid descriptor (or AT_FDCWD) and a NUL-terminated name without `/`.
+        let fd = unsafe { libc::openat(self.fd(), self.name.as_ptr(), flags | libc::O_CLOEXEC) };
+        if fd < 0 {
+            return Err(io_error(self.path, std::io::Error::last_os_error()));
+        }
+        // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// fsyncs the folder, which needs a readable descriptor rather than the `O_PATH` one.
+    fn sync(&self) -> Result<(), NoFollowError> {
+        let folder = openat(self.fd(), OsStr::new("."), libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|source| io_error(self.path, source))?;
+        File::from(folder).sync_all().map_err(|source| io_error(self.path, source))
+    }
+}
+
+fn openat(at: RawFd, name: &OsStr, flags: libc::c_int) -> std::io::Result<OwnedFd> {
+    let name = CString::new(name.as_bytes())?;
+    // SAFETY: a valid descriptor (or AT_FDCWD) and a NUL-terminated name.
+    let fd = unsafe { libc::openat(at, name.as_ptr(), flags | libc::O_CLOEXEC) };
+    if fd < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: `openat` just returned this descriptor and nothing else owns it.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// Whether `name` in the folder `at` is a symlink; asked only after opening it as a folder
+/// failed, since O_NOFOLLOW|O_DIRECTORY reports a symlink as ELOOP or ENOTDIR by kernel.
+fn is_symlink_at(at: RawFd, name: &OsStr) -> bool {
+    let Ok(name) = CString::new(name.as_bytes()) else {
+        return false;
+    };
+    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+    // SAFETY: valid pointers; fstatat fills `stat` when it returns 0.
+    let found = unsafe { libc::fstatat(at, name.as_ptr(), stat.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    // SAFETY: initialised by the successful call.
+    found == 0 && unsafe { stat.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFLNK
+}
+
+fn c_path(path: &Path) -> Result<CString, NoFollowError> {
+    CString::new(path.as_os_str().as_bytes()).map_err(|e| io_error(path, e.into()))
+}
+
+fn io_error(path: &Path, source: std::io::Error) -> NoFollowError {
+    NoFollowError::Io { path: path.display().to_string(), source }
+}
+
 impl fmt::Display for RelativeMediaPath {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
@@ -125,6 +360,72 @@ mod tests {
         let raw = std::ffi::OsStr::from_bytes(b"/m/confrontas/\xff.pdf");
         let err = RelativeMediaPath::from_absolute(Path::new("/m"), Path::new(raw)).unwrap_err();
         assert!(matches!(err, MediaPathError::NotUtf8(_)));
+    }
+
+    /// Issue 12, item 7: a symlinked folder on the way is refused by every operation, naming
+    /// the link, and the file behind it is left as it was.
+    #[test]
+    fn no_follow_operations_refuse_a_symlinked_folder() {
+        let media = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("doc.pdf"), b"%PDF-1.7").unwrap();
+        std::os::unix::fs::symlink(outside.path(), media.path().join("evil")).unwrap();
+        let through_link = media.path().join("evil/doc.pdf");
+        let elsewhere = media.path().join("moved.pdf");
+        let refused: [(&str, Result<(), NoFollowError>); 4] = [
+            ("open", open_no_follow(&through_link, libc::O_RDONLY).map(drop)),
+            ("stat", symlink_metadata_no_follow(&through_link).map(drop)),
+            ("unlink", remove_file_durably(&through_link)),
+            ("rename", rename_no_replace_durably(&through_link, &elsewhere)),
+        ];
+        let link = media.path().join("evil").display().to_string();
+        for (operation, result) in refused {
+            match result {
+                Err(NoFollowError::SymlinkedFolder { folder, .. }) => assert_eq!(folder, link, "{operation}"),
+                other => panic!("{operation}: {other:?}"),
+            }
+        }
+        assert_eq!(std::fs::read(outside.path().join("doc.pdf")).unwrap(), b"%PDF-1.7");
+        assert!(!elsewhere.exists());
+    }
+
+    #[test]
+    fn no_follow_operations_work_on_plain_paths() {
+        let media = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(media.path().join("confrontas/2026")).unwrap();
+        let file = media.path().join("confrontas/2026/doc.pdf");
+        std::fs::write(&file, b"%PDF-1.7").unwrap();
+        assert!(symlink_metadata_no_follow(&file).unwrap().is_file());
+        assert!(open_no_follow(&file, libc::O_RDONLY).is_ok());
+        let moved = media.path().join("moved.pdf");
+        rename_no_replace_durably(&file, &moved).unwrap();
+        assert!(symlink_metadata_no_follow(&file).unwrap_err().is_not_found());
+        remove_file_durably(&moved).unwrap();
+        assert!(!moved.exists());
+        // A final symlink is reported as one, never followed.
+        std::os::unix::fs::symlink("/etc/passwd", media.path().join("link")).unwrap();
+        assert!(symlink_metadata_no_follow(&media.path().join("link")).unwrap().file_type().is_symlink());
+        let opened = open_no_follow(&media.path().join("link"), libc::O_RDONLY);
+        assert_eq!(opened.unwrap_err().raw_os_error(), Some(libc::ELOOP));
+    }
+
+    #[test]
+    fn the_media_root_is_resolved_once_and_watched_paths_map_under_the_watched_folder() {
+        let base = tempfile::tempdir().unwrap();
+        let disk = base.path().join("disk");
+        std::fs::create_dir_all(disk.join("confrontas")).unwrap();
+        // The operator's link: MEDIA_ROOT itself is a symlink to another disk.
+        std::os::unix::fs::symlink(&disk, base.path().join("media")).unwrap();
+        let root = MediaRoot::resolve(&base.path().join("media"), "confrontas");
+        let canonical = disk.canonicalize().unwrap();
+        let path = RelativeMediaPath::parse("confrontas/2026/doc.pdf").unwrap();
+        assert_eq!(root.to_absolute(&path), canonical.join("confrontas/2026/doc.pdf"));
+        let other = RelativeMediaPath::parse("otros/doc.pdf").unwrap();
+        assert_eq!(root.to_absolute(&other), canonical.join("otros/doc.pdf"));
+        // A folder that does not exist yet is resolved as far as it exists.
+        let later = MediaRoot::resolve(&base.path().join("media"), "nuevas");
+        let path = RelativeMediaPath::parse("nuevas/doc.pdf").unwrap();
+        assert_eq!(later.to_absolute(&path), canonical.join("nuevas/doc.pdf"));
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! `hashed` (with the object name) before the upload, `verified` before the row's
 //! compare-and-set, `recorded` before the old object and the local file are deleted.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -18,7 +18,9 @@ use crate::db::{RecordOutcome, RecordRequest, RejectRequest, SalesDb, SchemaLimi
 use crate::error::{pause_point, Classify, ErrorClass};
 use crate::hash::{hash_file, FileHash, FileIdentity, ReadError};
 use crate::journal::{now_ms, FileState, Journal, JournalEntry, JournalError, StoredHash};
-use crate::media_path::RelativeMediaPath;
+use crate::media_path::{
+    remove_file_durably, symlink_metadata_no_follow, MediaRoot, NoFollowError, RelativeMediaPath,
+};
 use crate::object_name::{ObjectName, ObjectNameInputs, ObjectNameTemplate};
 use crate::store::{ObjectInfo, ObjectStore, StoreError, StoreErrorKind, UploadRequest};
 use crate::telemetry::{self, Step};
@@ -81,7 +83,7 @@ impl Failure {
 
 /// Everything a file's journey needs, shared by every in-flight file.
 pub struct Pipeline {
-    media_root: PathBuf,
+    media_root: MediaRoot,
     store: Arc<dyn ObjectStore>,
     db: Arc<dyn SalesDb>,
     journal: Journal,
@@ -112,7 +114,7 @@ impl Pipeline {
         conditional_put: bool,
     ) -> Pipeline {
         Pipeline {
-            media_root: config.watch.media_root.clone(),
+            media_root: MediaRoot::resolve(&config.watch.media_root, &config.watch.dir),
             store,
             db,
             journal,
@@ -166,12 +168,15 @@ impl Pipeline {
     }
 
     async fn advance(&self, path: &RelativeMediaPath) -> Result<Outcome, JournalError> {
-        let absolute = path.to_absolute(&self.media_root);
+        let absolute = self.media_root.to_absolute(path);
         let now = now_ms();
         let existing = self.journal.get(path).await?;
         let on_disk = match local_identity(&absolute) {
             Ok(identity) => identity,
-            Err(e) => return Ok(Outcome::Retry(Failure::new("local_io", e))),
+            Err(failure) if failure.reason == SYMLINKED_FOLDER => {
+                return self.refuse_symlinked_folder(path, existing, failure).await
+            }
+            Err(failure) => return Ok(Outcome::Retry(failure)),
         };
 
         if let Some(entry) = &existing {
@@ -183,13 +188,16 @@ impl Pipeline {
             }
         }
         if let Some(entry) = existing.as_ref().filter(|entry| entry.state == FileState::Refusing) {
-            if on_disk.is_some() && on_disk == entry.identity {
-                // Refused before the last stop: carry the journaled decision out.
-                let reason = match self.validator.check(&absolute, path, on_disk.expect("checked")).await {
-                    Verdict::Quarantine(reason) => reason,
-                    _ => "refused by validation before a restart".to_owned(),
-                };
-                return self.refuse(entry.clone(), &absolute, reason).await;
+            match on_disk {
+                Some(identity) if Some(identity) == entry.identity => {
+                    // Refused before the last stop: carry the journaled decision out.
+                    let reason = match self.validator.check(&absolute, path, identity).await {
+                        Verdict::Quarantine(reason) => reason,
+                        _ => "refused by validation before a restart".to_owned(),
+                    };
+                    return self.refuse(entry.clone(), &absolute, reason).await;
+                }
+                _ => {}
             }
             if on_disk.is_none() {
                 // Moved to quarantine before the last stop (its row was cleared before the move).
@@ -288,8 +296,13 @@ impl Pipeline {
                 head: Vec::new(),
             },
             _ => {
-                let regular =
-                    std::fs::symlink_metadata(absolute).map(|m| m.file_type().is_file()).unwrap_or(false);
+                let regular = match symlink_metadata_no_follow(absolute) {
+                    Ok(meta) => meta.file_type().is_file(),
+                    Err(e @ NoFollowError::SymlinkedFolder { .. }) => {
+                        return self.give_up(entry, Failure::new(SYMLINKED_FOLDER, e.to_string())).await
+                    }
+                    Err(_) => false,
+                };
                 if !regular {
                     let message = format!(
                         "{} is not a regular file (a symlink, FIFO or device); it is never followed",
@@ -436,7 +449,7 @@ impl Pipeline {
                 let message = format!("{} changed or vanished after it was hashed", absolute.display());
                 return self.fail(entry, Failure::new("local_changed", message)).await;
             }
-            Err(e) => return self.fail(entry, Failure::new("local_io", e)).await,
+            Err(failure) => return self.fail(entry, failure).await,
         }
         entry.state = FileState::Verified;
         self.put(entry).await?;
@@ -509,13 +522,15 @@ impl Pipeline {
             self.retire_previous_object(&previous).await;
         }
 
-        let absolute = entry.path.to_absolute(&self.media_root);
+        let absolute = self.media_root.to_absolute(&entry.path);
         let bytes = entry.identity.map(|i| i.size).unwrap_or_default();
         pause_point("before_remove").await;
         // Stat again right before the unlink: what matters is the file there now.
         let on_disk = match local_identity(&absolute) {
             Ok(now) => now,
-            Err(e) => return Ok(Outcome::Retry(Failure::new("local_io", e))),
+            // Recorded, but the path now crosses a symlink: whatever is behind it stays.
+            Err(failure) if failure.reason == SYMLINKED_FOLDER => return Ok(Outcome::Kept(failure)),
+            Err(failure) => return Ok(Outcome::Retry(failure)),
         };
         match on_disk {
             Some(identity) if Some(identity) == entry.identity => {
@@ -591,7 +606,7 @@ impl Pipeline {
             Ok(None) => {}
             Err(e) => return Ok(Some(self.store_failure(entry, e).await?)),
         }
-        let absolute = entry.path.to_absolute(&self.media_root);
+        let absolute = self.media_root.to_absolute(&entry.path);
         match local_identity(&absolute) {
             Ok(Some(now)) if now == identity => {}
             _ => {
@@ -876,13 +891,13 @@ impl Pipeline {
     /// What `process` would do with `path`, found without writing anything anywhere: no
     /// upload, no row change, no journal entry, no file touched (`--rescan --dry-run`).
     pub async fn plan(&self, path: &RelativeMediaPath) -> Plan {
-        let absolute = path.to_absolute(&self.media_root);
+        let absolute = self.media_root.to_absolute(path);
         let skip =
             |reason: String| Plan { venta: None, object: None, size: None, action: PlanAction::Skip(reason) };
         let identity = match local_identity(&absolute) {
             Ok(Some(identity)) => identity,
             Ok(None) => return skip("the local file does not exist".into()),
-            Err(e) => return skip(e),
+            Err(failure) => return skip(failure.message),
         };
         let row = match self.db.find_by_confronta(path.as_str()).await {
             Ok(rows) if rows.len() == 1 => rows.into_iter().next().expect("one row"),
@@ -939,6 +954,7 @@ impl Pipeline {
             Err(ReadError::NotRegular { path }) => {
                 Err(Failure::new("not_regular", format!("{path} is not a regular file")))
             }
+            Err(e @ ReadError::SymlinkedFolder { .. }) => Err(Failure::new(SYMLINKED_FOLDER, e.to_string())),
             Err(e @ ReadError::ChangedWhileReading { .. }) => {
                 Err(Failure::new("local_changed", e.to_string()))
             }
@@ -948,9 +964,30 @@ impl Pipeline {
 
     /// Records a failure in the journal and returns the outcome for it.
     async fn fail(&self, entry: &mut JournalEntry, failure: Failure) -> Result<Outcome, JournalError> {
-        let outcome =
-            if failure.reason == "not_regular" { Outcome::Kept(failure) } else { Outcome::Retry(failure) };
+        let outcome = if matches!(failure.reason, "not_regular" | SYMLINKED_FOLDER) {
+            Outcome::Kept(failure)
+        } else {
+            Outcome::Retry(failure)
+        };
         self.settle_outcome(entry, outcome).await
+    }
+
+    /// A path that reaches its file through a symlinked folder is kept for good (until the next
+    /// start), journaled so that reconcile passes do not log it again.
+    async fn refuse_symlinked_folder(
+        &self,
+        path: &RelativeMediaPath,
+        existing: Option<JournalEntry>,
+        failure: Failure,
+    ) -> Result<Outcome, JournalError> {
+        let mut entry = match existing {
+            Some(entry) if entry.state.is_terminal() && entry.updated_ms >= self.started_ms => {
+                return Ok(Outcome::Nothing)
+            }
+            Some(entry) => entry,
+            None => JournalEntry::new(path.clone(), now_ms()),
+        };
+        self.give_up(&mut entry, failure).await
     }
 
     async fn give_up(&self, entry: &mut JournalEntry, failure: Failure) -> Result<Outcome, JournalError> {
@@ -1142,12 +1179,16 @@ impl Health {
     }
 }
 
-/// The identity of the file at `path`, `None` when there is none, an error string otherwise.
-fn local_identity(path: &Path) -> Result<Option<FileIdentity>, String> {
+/// The reason for a path that crosses a symlinked folder: never followed, the file kept.
+const SYMLINKED_FOLDER: &str = "symlinked_folder";
+
+/// The identity of the file at `path`, `None` when there is none, the failure otherwise.
+fn local_identity(path: &Path) -> Result<Option<FileIdentity>, Failure> {
     match FileIdentity::of_path(path) {
         Ok(identity) => Ok(Some(identity)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(format!("cannot stat {}: {e}", path.display())),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e @ NoFollowError::SymlinkedFolder { .. }) => Err(Failure::new(SYMLINKED_FOLDER, e.to_string())),
+        Err(e) => Err(Failure::new("local_io", e.to_string())),
     }
 }
 
@@ -1156,19 +1197,10 @@ fn object_matches(info: &ObjectInfo, hash: &FileHash, expected_checksum: &str) -
     info.size == hash.identity.size && info.checksum_sha256.as_deref() == Some(expected_checksum)
 }
 
-/// Unlinks the file and fsyncs its folder, so the removal itself survives a power cut.
+/// Unlinks the file (reached without following a symlink) and fsyncs its folder, so the
+/// removal itself survives a power cut.
 fn remove_durably(path: &Path) -> Result<(), String> {
-    match std::fs::remove_file(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(format!("cannot remove {}: {e}", path.display())),
-    }
-    if let Some(parent) = path.parent() {
-        std::fs::File::open(parent)
-            .and_then(|dir| dir.sync_all())
-            .map_err(|e| format!("cannot fsync {}: {e}", parent.display()))?;
-    }
-    Ok(())
+    remove_file_durably(path).map_err(|e| e.to_string())
 }
 
 /// The Content-Type from the file's first bytes, falling back to its extension.

@@ -4,14 +4,16 @@
 //! daemon's user, with a `.reason` note beside it; nothing already there is ever replaced.
 
 use std::io::{Read, Write};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::config::ValidationConfig;
 use crate::hash::{open_regular, FileIdentity, HEAD_BYTES};
-use crate::media_path::RelativeMediaPath;
+use crate::media_path::{
+    remove_file_durably, rename_no_replace_durably, symlink_metadata_no_follow, NoFollowError,
+    RelativeMediaPath,
+};
 
 /// How long one clamd scan may take before it counts as clamd being unreachable.
 const SCAN_TIMEOUT: Duration = Duration::from_secs(120);
@@ -60,7 +62,7 @@ impl Validator {
     pub async fn check(&self, absolute: &Path, path: &RelativeMediaPath, identity: FileIdentity) -> Verdict {
         // Django never makes hard links; a second name could be someone else's file, and the
         // unlink would leave its data behind anyway.
-        if let Ok(meta) = std::fs::symlink_metadata(absolute) {
+        if let Ok(meta) = symlink_metadata_no_follow(absolute) {
             use std::os::unix::fs::MetadataExt;
             if meta.nlink() > 1 {
                 return Verdict::Keep(format!(
@@ -110,7 +112,11 @@ impl Validator {
             }
         };
         if let Some(socket) = &self.clamd_socket {
-            match scan(socket, absolute).await {
+            let file = match open_regular(absolute) {
+                Ok((file, _)) => file,
+                Err(e) => return Verdict::Retry(e.to_string()),
+            };
+            match scan(socket, &file).await {
                 Scan::Clean => {}
                 Scan::Infected(signature) => return Verdict::Quarantine(format!("clamd found {signature}")),
                 Scan::TooLarge(message) => return Verdict::Keep(format!("clamd cannot scan it: {message}")),
@@ -225,34 +231,28 @@ fn write_new_private(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
 
 /// Moves `from` to `to`, failing with `AlreadyExists` if `to` exists, never replacing it.
 fn move_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
-    match rename_no_replace(from, to) {
+    match rename_no_replace_durably(from, to) {
         Ok(()) => Ok(()),
         // Another filesystem (or another mount of the same one, as systemd's ReadWritePaths
         // makes), or a filesystem without RENAME_NOREPLACE (NFS, older kernels): copy instead.
         Err(e) if matches!(e.raw_os_error(), Some(libc::EXDEV | libc::EINVAL | libc::ENOSYS)) => {
             move_no_replace_by_copy(from, to)
         }
-        Err(e) => Err(e),
+        Err(e) => Err(no_follow_as_io(e)),
     }
 }
 
 fn move_no_replace_by_copy(from: &Path, to: &Path) -> std::io::Result<()> {
     copy_durably(from, to)?;
-    std::fs::remove_file(from)
+    remove_file_durably(from).map_err(no_follow_as_io)
 }
 
-fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
-    let from = std::ffi::CString::new(from.as_os_str().as_bytes())?;
-    let to = std::ffi::CString::new(to.as_os_str().as_bytes())?;
-    // SAFETY: both are valid NUL-terminated strings that outlive the call.
-    let rc = unsafe {
-        libc::renameat2(libc::AT_FDCWD, from.as_ptr(), libc::AT_FDCWD, to.as_ptr(), libc::RENAME_NOREPLACE)
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
+/// Keeps the OS error's kind (`AlreadyExists` above all) and the message naming the path.
+fn no_follow_as_io(e: NoFollowError) -> std::io::Error {
+    let kind = e
+        .raw_os_error()
+        .map_or(std::io::ErrorKind::Other, |code| std::io::Error::from_raw_os_error(code).kind());
+    std::io::Error::new(kind, e.to_string())
 }
 
 /// Copies `from` into a new `to` (never an existing one) and fsyncs it; a partial copy is removed.
@@ -274,11 +274,15 @@ enum Scan {
     Unavailable(String),
 }
 
-/// Streams the file to clamd over its Unix socket (INSTREAM).
-async fn scan(socket: &Path, absolute: &Path) -> Scan {
+/// Streams the already opened file to clamd over its Unix socket (INSTREAM). The client opens
+/// by path, so it is handed the descriptor's `/proc/self/fd` entry, which names this open file
+/// and no path that a symlink could redirect.
+async fn scan(socket: &Path, file: &std::fs::File) -> Scan {
+    use std::os::fd::AsRawFd;
     let connection = clamav_client::tokio::Socket { socket_path: socket };
+    let opened = PathBuf::from(format!("/proc/self/fd/{}", file.as_raw_fd()));
     let response =
-        match tokio::time::timeout(SCAN_TIMEOUT, clamav_client::tokio::scan_file(absolute, connection, None))
+        match tokio::time::timeout(SCAN_TIMEOUT, clamav_client::tokio::scan_file(&opened, connection, None))
             .await
         {
             Ok(Ok(response)) => response,

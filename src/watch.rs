@@ -55,11 +55,12 @@ pub fn watch(
             }
         }
     };
+    // notify follows symlinked folders by default; a link inside the folder may point anywhere,
+    // so neither backend may watch through it (the folder given here is still resolved).
+    let config = notify::Config::default().with_follow_symlinks(false);
     let mut watcher: Box<dyn Watcher + Send> = match poll {
-        Some(interval) => {
-            Box::new(PollWatcher::new(handler, notify::Config::default().with_poll_interval(interval))?)
-        }
-        None => Box::new(notify::recommended_watcher(handler)?),
+        Some(interval) => Box::new(PollWatcher::new(handler, config.with_poll_interval(interval))?),
+        None => Box::new(notify::RecommendedWatcher::new(handler, config)?),
     };
     watcher.watch(dir, RecursiveMode::Recursive)?;
     Ok(FolderWatcher { _watcher: watcher })
@@ -146,7 +147,8 @@ impl Iterator for Walk {
                 Some(Ok(entry)) => match entry.file_type() {
                     Ok(kind) if kind.is_dir() => self.folders.push(entry.path()),
                     Ok(kind) if kind.is_file() => return Some(entry.path()),
-                    // Symlinks, FIFOs and sockets are never candidates.
+                    // Symlinks, FIFOs and sockets are never candidates, and a symlinked folder
+                    // is never descended into: it may point anywhere.
                     _ => {}
                 },
                 // An entry that cannot be read is skipped; the next walk tries it again.
@@ -187,13 +189,53 @@ mod tests {
         }
     }
 
+    /// Issue 12, item 7: neither inotify nor the poller may watch through a symlinked folder.
+    #[tokio::test]
+    async fn the_watcher_does_not_watch_through_a_symlinked_folder() {
+        for poll in [None, Some(Duration::from_millis(100))] {
+            let media = tempfile::tempdir().unwrap();
+            let outside = tempfile::tempdir().unwrap();
+            std::fs::create_dir(media.path().join("real")).unwrap();
+            std::os::unix::fs::symlink(outside.path(), media.path().join("evil")).unwrap();
+            let (sender, mut hints) = mpsc::channel(64);
+            let _watcher = watch(media.path(), sender, Arc::new(AtomicBool::new(false)), poll).unwrap();
+            std::fs::write(outside.path().join("doc.pdf"), b"%PDF-1.7").unwrap();
+            let real = media.path().join("real/doc.pdf");
+            std::fs::write(&real, b"%PDF-1.7").unwrap();
+            // The write through the link came first; once the real one is in (and, for the
+            // poller, one more scan has passed), a hint for it would have arrived too.
+            let mut seen = Vec::new();
+            while !seen
+                .iter()
+                .any(|hint| matches!(hint, WatchHint::Closed(p) | WatchHint::MaybeComplete(p) if *p == real))
+            {
+                let hint = tokio::time::timeout(Duration::from_secs(10), hints.recv()).await;
+                seen.push(hint.expect("a hint for the real file").expect("watcher alive"));
+            }
+            tokio::time::sleep(Duration::from_millis(500)).await;
+            while let Ok(hint) = hints.try_recv() {
+                seen.push(hint);
+            }
+            let through_link = |hint: &WatchHint| match hint {
+                WatchHint::Closed(p) | WatchHint::MaybeComplete(p) => {
+                    p.starts_with(media.path().join("evil"))
+                }
+                WatchHint::Rescan => false,
+            };
+            assert!(!seen.iter().any(through_link), "poll {poll:?}: {seen:?}");
+        }
+    }
+
     #[test]
-    fn walk_finds_nested_files_and_skips_symlinks() {
+    fn walk_finds_nested_files_and_skips_symlinks_and_symlinked_folders() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(dir.path().join("a/b")).unwrap();
         std::fs::write(dir.path().join("top.pdf"), b"x").unwrap();
         std::fs::write(dir.path().join("a/b/deep.pdf"), b"x").unwrap();
         std::os::unix::fs::symlink("/etc/passwd", dir.path().join("link")).unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("doc.pdf"), b"x").unwrap();
+        std::os::unix::fs::symlink(outside.path(), dir.path().join("symlinked_folder")).unwrap();
         let found = walk(dir.path());
         assert_eq!(found, vec![dir.path().join("a/b/deep.pdf"), dir.path().join("top.pdf")]);
     }

@@ -870,3 +870,107 @@ async fn a_2_gib_file_moves_with_bounded_memory() {
     );
     world.cleanup().await;
 }
+
+/// Issue 12, item 7: a symlinked folder inside `confrontas/` is never followed, by the watcher,
+/// the walk or the open, so no file outside the folder is read, uploaded, quarantined or
+/// unlinked through it, and the daemon names the path and the reason.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_folder_is_never_followed() {
+    let mut report = Report::new("9-symlinked-folders");
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+
+    // Outside the media root: a valid document, and one that validation would quarantine.
+    let outside = world.temp.path().join("fuera");
+    std::fs::create_dir_all(&outside).unwrap();
+    let document = sample_bytes(90, 3_000);
+    let refusable = random_bytes(91, 2_000);
+    std::fs::write(outside.join("doc.pdf"), &document).unwrap();
+    std::fs::write(outside.join("malo.pdf"), &refusable).unwrap();
+    std::os::unix::fs::symlink(&outside, world.dir().join("evil")).unwrap();
+    let cases = [
+        ("evil/doc.pdf", document.clone(), "a valid PDF", "upload and unlink"),
+        ("evil/malo.pdf", refusable.clone(), "content validation refuses", "quarantine (a rename)"),
+    ];
+    let mut ids = Vec::new();
+    for (index, (name, ..)) in cases.iter().enumerate() {
+        let confronta = format!("confrontas/{name}");
+        ids.push(world.db.insert_venta(&format!("PORTA-SYMDIR-{index}"), Some(&confronta)).await);
+    }
+    // A plain file beside the link proves the daemon got as far as moving files.
+    let control_id = world.db.insert_venta("PORTA-SYMDIR-CONTROL", Some("confrontas/normal.pdf")).await;
+    world.write_in_place("normal.pdf", &sample_bytes(92, 2_500));
+
+    // Each case ends either in the refusal or, on a daemon that follows the link, in the row
+    // recorded or the file quarantined: wait for whichever comes first, then check which.
+    let untouched = |name: &str, bytes: &[u8]| {
+        let file = outside.join(name.trim_start_matches("evil/"));
+        assert_eq!(
+            std::fs::read(&file).ok().as_deref(),
+            Some(bytes),
+            "{} changed or removed",
+            file.display()
+        );
+    };
+    let mut sidecar = Sidecar::start(&config, &[], &[]);
+    wait_recorded(&world, control_id).await;
+    for ((name, bytes, what, danger), id) in cases.iter().zip(&ids) {
+        let needle = format!("path=\"confrontas/{name}\"");
+        let line = eventually(&format!("{name}: an answer"), WAIT, || async {
+            let answers = ["symlinked_folder", "quarantined", "moved to object store"];
+            sidecar
+                .log_text()
+                .lines()
+                .find(|line| line.contains(&needle) && answers.iter().any(|answer| line.contains(answer)))
+                .map(str::to_owned)
+        })
+        .await;
+        let row = world.db.row(*id).await.unwrap();
+        assert!(!row.subido && row.object_name.is_none(), "{name}: the daemon followed the link: {row:?}");
+        assert_eq!(row.confronta.as_deref(), Some(format!("confrontas/{name}").as_str()));
+        untouched(name, bytes);
+        assert!(line.contains("symlinked_folder") && line.contains(&outside_shown(&world, name)), "{line}");
+        report.row(
+            &format!("confrontas/evil -> a folder outside; {what} (daemon)"),
+            &format!("never followed: no {danger} outside the folder"),
+            "kept: symlinked_folder, naming the path; outside file unchanged, row untouched, no object",
+        );
+    }
+    assert_eq!(world.objects_under_prefix().await.len(), 1, "only the control file is in the bucket");
+    sidecar.assert_running();
+    report.row("daemon after the symlinked folder", "still running", "running");
+    assert_eq!(sidecar.terminate(), Some(0));
+
+    let (code, stdout, _) = Sidecar::run(&config, &["--rescan", "--dry-run"]);
+    assert_eq!(code, 0, "{stdout}");
+    for (name, ..) in &cases {
+        let line = stdout.lines().find(|l| l.starts_with(&format!("confrontas/{name} "))).unwrap_or_default();
+        assert!(line.contains("would skip") && line.contains("symlinked folder"), "{name}: {stdout}");
+    }
+    report.row(
+        "the same, --rescan --dry-run",
+        "would skip, naming the reason",
+        "would skip: reached through a symlinked folder",
+    );
+
+    let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan"]);
+    assert_eq!(code, 1, "kept files fail the rescan: {stdout}{stderr}");
+    for ((name, bytes, ..), id) in cases.iter().zip(&ids) {
+        let problem = format!("  confrontas/{name}: symlinked_folder: ");
+        assert!(stdout.contains(&problem), "{name}: {stdout}");
+        assert!(!world.db.row(*id).await.unwrap().subido);
+        untouched(name, bytes);
+    }
+    assert_eq!(world.objects_under_prefix().await.len(), 1);
+    report.row(
+        "the same, --rescan",
+        "never followed; reported as failed",
+        "exit 1, each path listed with symlinked_folder; outside files unchanged, rows untouched",
+    );
+    world.cleanup().await;
+}
+
+/// How the daemon names a file reached through `confrontas/evil` in its messages.
+fn outside_shown(world: &World, name: &str) -> String {
+    world.dir().join(name).display().to_string()
+}
