@@ -1,5 +1,5 @@
-//! Streaming SHA-256 of a local file, plus the identity (device, inode, size, mtime) that later
-//! proves the file is still the one that was hashed.
+//! Streaming SHA-256 of a local file, plus the identity (device, inode, size, mtime, ctime,
+//! birth time) that later proves the file is still the one that was hashed.
 
 use std::fmt;
 use std::fs::File;
@@ -65,6 +65,12 @@ pub struct FileIdentity {
     pub inode: u64,
     pub size: u64,
     pub mtime_ns: i64,
+    /// Changes with every write and metadata change, and, unlike the mtime, cannot be set back:
+    /// a file rewritten in place with its size and mtime restored still differs here.
+    pub ctime_ns: i64,
+    /// The birth time where the filesystem records one (statx); a file replaced under the same
+    /// inode number differs here.
+    pub btime_ns: Option<i64>,
 }
 
 impl FileIdentity {
@@ -74,7 +80,24 @@ impl FileIdentity {
             inode: meta.ino(),
             size: meta.size(),
             mtime_ns: meta.mtime() * 1_000_000_000 + meta.mtime_nsec(),
+            ctime_ns: meta.ctime() * 1_000_000_000 + meta.ctime_nsec(),
+            btime_ns: meta
+                .created()
+                .ok()
+                .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+                .map(|d| d.as_nanos() as i64),
         }
+    }
+
+    /// Same inode, size and mtime: only the ctime (a chmod, as Django's
+    /// `FILE_UPLOAD_PERMISSIONS` does right after writing, or a rewrite with the mtime set
+    /// back) can tell them apart, so the bytes must be compared before trusting it.
+    pub fn same_but_ctime(&self, other: &FileIdentity) -> bool {
+        self.dev == other.dev
+            && self.inode == other.inode
+            && self.size == other.size
+            && self.mtime_ns == other.mtime_ns
+            && self.btime_ns == other.btime_ns
     }
 
     /// The identity of the file at `path`, following no symlink, final or on the way.

@@ -151,6 +151,9 @@ pub struct JournalEntry {
     pub updated_ms: i64,
     /// How long the upload took, for `status`.
     pub upload_ms: Option<i64>,
+    /// The validation settings (`Validator::fingerprint`) this version passed; a resumed entry
+    /// is validated again when they changed since.
+    pub validated_with: Option<String>,
 }
 
 impl JournalEntry {
@@ -169,6 +172,7 @@ impl JournalEntry {
             first_seen_ms: now_ms,
             updated_ms: now_ms,
             upload_ms: None,
+            validated_with: None,
         }
     }
 }
@@ -457,14 +461,16 @@ fn upsert(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<()> {
     c.prepare_cached(
         "INSERT INTO files (path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, \
          part_digests, content_type, object_name, attempts, error_class, last_error, first_seen_ms, \
-         updated_ms, upload_ms) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18) \
+         updated_ms, upload_ms, ctime_ns, btime_ns, validated_with) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
          ON CONFLICT(path) DO UPDATE SET state = excluded.state, venta_id = excluded.venta_id, \
          previous_object = excluded.previous_object, sha256 = excluded.sha256, size = excluded.size, \
          dev = excluded.dev, inode = excluded.inode, mtime_ns = excluded.mtime_ns, \
          part_digests = excluded.part_digests, content_type = excluded.content_type, \
          object_name = excluded.object_name, attempts = excluded.attempts, \
          error_class = excluded.error_class, last_error = excluded.last_error, \
-         first_seen_ms = excluded.first_seen_ms, updated_ms = excluded.updated_ms, upload_ms = excluded.upload_ms",
+         first_seen_ms = excluded.first_seen_ms, updated_ms = excluded.updated_ms, upload_ms = excluded.upload_ms, \
+         ctime_ns = excluded.ctime_ns, btime_ns = excluded.btime_ns, validated_with = excluded.validated_with",
     )?
     .execute(params![
         entry.path.as_str(),
@@ -486,13 +492,17 @@ fn upsert(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<()> {
         // Every write stamps its own time: `updated_ms` says when the state last changed.
         now_ms(),
         entry.upload_ms,
+        identity.map(|i| i.ctime_ns),
+        identity.and_then(|i| i.btime_ns),
+        entry.validated_with,
     ])?;
     Ok(())
 }
 
 const COLUMNS: &str =
     "path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, part_digests, \
-     content_type, object_name, attempts, error_class, last_error, first_seen_ms, updated_ms, upload_ms";
+     content_type, object_name, attempts, error_class, last_error, first_seen_ms, updated_ms, upload_ms, \
+     ctime_ns, btime_ns, validated_with";
 
 fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
     let bad = |index: usize, what: &str| {
@@ -526,6 +536,9 @@ fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
             dev: row.get::<_, i64>(6)? as u64,
             inode: row.get::<_, i64>(7)? as u64,
             mtime_ns: row.get(8)?,
+            // Written by a version without it: no file matches, so the entry starts over.
+            ctime_ns: row.get::<_, Option<i64>>(18)?.unwrap_or(i64::MIN),
+            btime_ns: row.get(19)?,
         }),
     };
     Ok(JournalEntry {
@@ -542,6 +555,7 @@ fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
         first_seen_ms: row.get(15)?,
         updated_ms: row.get(16)?,
         upload_ms: row.get(17)?,
+        validated_with: row.get(20)?,
     })
 }
 
@@ -638,6 +652,22 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
              );",
         )
         .map_err(open_error)?;
+    // Columns added within schema version 1: a journal written before them gains them empty
+    // (its identities then match no file, so those entries start over), and a binary without
+    // them still reads the journal.
+    for (column, declaration) in
+        [("ctime_ns", "INTEGER"), ("btime_ns", "INTEGER"), ("validated_with", "TEXT")]
+    {
+        let present: bool = connection
+            .prepare("SELECT 1 FROM pragma_table_info('files') WHERE name = ?1")
+            .and_then(|mut query| query.exists(params![column]))
+            .map_err(open_error)?;
+        if !present {
+            connection
+                .execute_batch(&format!("ALTER TABLE files ADD COLUMN {column} {declaration}"))
+                .map_err(open_error)?;
+        }
+    }
     let found: Option<String> = connection
         .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
         .optional()
@@ -677,7 +707,9 @@ mod tests {
         entry.state = FileState::Hashed;
         entry.venta_id = Some(7);
         entry.object_name = Some("confrontas/x.pdf".into());
-        entry.identity = Some(FileIdentity { dev: 1, inode: 2, size: 3, mtime_ns: 4 });
+        entry.identity =
+            Some(FileIdentity { dev: 1, inode: 2, size: 3, mtime_ns: 4, ctime_ns: 5, btime_ns: Some(6) });
+        entry.validated_with = Some("types=pdf".into());
         entry.hash = Some(StoredHash {
             sha256: Sha256Digest::of_bytes(b"x"),
             part_digests: vec![Sha256Digest::of_bytes(b"a"), Sha256Digest::of_bytes(b"b")],

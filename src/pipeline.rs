@@ -287,8 +287,16 @@ impl Pipeline {
         row: VentaRow,
     ) -> Result<Outcome, JournalError> {
         // Hash, unless the journal already holds this version's hash (which it only does for a
-        // version that passed validation).
-        let hash = match (&entry.hash, entry.state >= FileState::Hashed) {
+        // version that passed validation). A version that passed under other validation
+        // settings (a restart after the operator changed them) is validated again first.
+        let resumed = entry.hash.is_some() && entry.state >= FileState::Hashed;
+        if resumed && entry.validated_with.as_deref() != Some(self.validator.fingerprint()) {
+            debug!("validation settings changed since this file was hashed; validating it again");
+            if let Some(outcome) = self.validate(entry, absolute, identity, row.id).await? {
+                return Ok(outcome);
+            }
+        }
+        let hash = match (&entry.hash, resumed) {
             (Some(stored), true) => FileHash {
                 sha256: stored.sha256,
                 identity,
@@ -333,7 +341,9 @@ impl Pipeline {
         // `hashed` with the object name is durable before the upload it guards.
         let same_plan =
             entry.object_name.as_deref() == Some(object.as_str()) && entry.venta_id == Some(row.id);
-        if !same_plan || entry.state < FileState::Hashed {
+        let validated_with = Some(self.validator.fingerprint().to_owned());
+        if !same_plan || entry.state < FileState::Hashed || entry.validated_with != validated_with {
+            entry.validated_with = validated_with;
             entry.state = FileState::Hashed;
             entry.venta_id = Some(row.id);
             entry.object_name = Some(object.to_string());
@@ -442,7 +452,7 @@ impl Pipeline {
             Err(e) => return self.store_failure(entry, e).await,
         }
         match local_identity(absolute) {
-            Ok(Some(now)) if now == identity => {}
+            Ok(Some(now)) if self.same_file(absolute, &identity, &hash.sha256, now).await => {}
             Ok(_) => {
                 entry.hash = None;
                 entry.state = FileState::Seen;
@@ -532,8 +542,15 @@ impl Pipeline {
             Err(failure) if failure.reason == SYMLINKED_FOLDER => return Ok(Outcome::Kept(failure)),
             Err(failure) => return Ok(Outcome::Retry(failure)),
         };
+        let hashed = entry.hash.as_ref().map(|h| h.sha256);
+        let same = match (on_disk, entry.identity, hashed) {
+            (Some(now), Some(recorded), Some(sha256)) => {
+                self.same_file(&absolute, &recorded, &sha256, now).await
+            }
+            _ => false,
+        };
         match on_disk {
-            Some(identity) if Some(identity) == entry.identity => {
+            Some(_) if same => {
                 if let Err(e) = remove_durably(&absolute) {
                     return Ok(Outcome::Retry(Failure::new("local_io", e)));
                 }
@@ -551,6 +568,34 @@ impl Pipeline {
         entry.updated_ms = now_ms();
         self.put(&entry).await?;
         Ok(Outcome::Moved { venta_id, object, bytes })
+    }
+
+    /// Whether the file now at `absolute` (`now`) is the version that was hashed. A version that
+    /// differs only in its ctime (Django's chmod right after writing, or a rewrite with the
+    /// mtime set back) is read again: only the same bytes make it the same file.
+    async fn same_file(
+        &self,
+        absolute: &Path,
+        hashed: &FileIdentity,
+        sha256: &crate::hash::Sha256Digest,
+        now: FileIdentity,
+    ) -> bool {
+        if now == *hashed {
+            return true;
+        }
+        if !now.same_but_ctime(hashed) {
+            return false;
+        }
+        match self.hash(absolute, now).await {
+            Ok(again) => {
+                let same = again.sha256 == *sha256;
+                if !same {
+                    warn!("the file was rewritten in place (same size and mtime, other bytes); it is not the one hashed");
+                }
+                same
+            }
+            Err(_) => false,
+        }
     }
 
     /// Deletes the object the corrected venta pointed at before, unless a row still references
@@ -608,7 +653,7 @@ impl Pipeline {
         }
         let absolute = self.media_root.to_absolute(&entry.path);
         match local_identity(&absolute) {
-            Ok(Some(now)) if now == identity => {}
+            Ok(Some(now)) if self.same_file(&absolute, &identity, &hash.sha256, now).await => {}
             _ => {
                 let message = format!(
                     "object {object} disappeared after it was recorded and the local file is no longer the one hashed"

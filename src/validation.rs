@@ -46,16 +46,37 @@ pub struct Validator {
     max_bytes: Option<u64>,
     clamd_socket: Option<PathBuf>,
     quarantine_dir: PathBuf,
+    fingerprint: String,
 }
 
 impl Validator {
     pub fn new(config: &ValidationConfig, quarantine_dir: PathBuf) -> Validator {
+        let mut allowed: Vec<String> =
+            config.allowed_types.iter().map(|t| normalise(t.trim_start_matches('.'))).collect();
+        let max_bytes = (config.max_bytes > 0).then_some(config.max_bytes);
+        let mut sorted = allowed.clone();
+        sorted.sort();
+        sorted.dedup();
+        let fingerprint = format!(
+            "types={};max_bytes={};clamd={}",
+            sorted.join(","),
+            max_bytes.map_or("none".to_owned(), |m| m.to_string()),
+            config.clamd_socket.is_some()
+        );
+        allowed.dedup();
         Validator {
-            allowed: config.allowed_types.iter().map(|t| normalise(t.trim_start_matches('.'))).collect(),
-            max_bytes: (config.max_bytes > 0).then_some(config.max_bytes),
+            allowed,
+            max_bytes,
             clamd_socket: config.clamd_socket.clone(),
             quarantine_dir,
+            fingerprint,
         }
+    }
+
+    /// The settings a verdict depends on, as text: a journaled file that passed under other
+    /// settings is validated again before it goes on.
+    pub fn fingerprint(&self) -> &str {
+        &self.fingerprint
     }
 
     /// Checks the file at `absolute`, which must still be the version `identity` describes.

@@ -384,3 +384,74 @@ async fn both_upload_paths_never_replace_an_object_and_adopt_an_identical_one() 
         world.cleanup().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_rewritten_in_place_with_its_size_and_mtime_kept_is_not_the_file_that_was_hashed() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(3000)")]);
+    let first = sample_bytes(12, 30_000);
+    let path = world.write_in_place("reescrito.pdf", &first);
+    let id = world.db.insert_venta("PORTA-REWRITE", Some("confrontas/reescrito.pdf")).await;
+    wait_log(&sidecar, "paused by failpoint failpoint=\"before_record\"").await;
+
+    // Other bytes of the same length, written over the same inode, the mtime set back.
+    let second = sample_bytes(13, 30_000);
+    let modified = std::fs::metadata(&path).unwrap().modified().unwrap();
+    let mut file = std::fs::OpenOptions::new().write(true).open(&path).unwrap();
+    file.write_all(&second).unwrap();
+    file.set_times(std::fs::FileTimes::new().set_modified(modified)).unwrap();
+    file.sync_all().unwrap();
+    drop(file);
+    assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), modified);
+
+    wait_recorded(&world, id).await;
+    wait_log(&sidecar, "replaced the recorded one before removal").await;
+    assert_eq!(std::fs::read(&path).unwrap(), second, "the rewritten bytes are kept, not unlinked");
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_hashed_file_is_validated_again_when_the_validation_settings_changed() {
+    let mut world = World::new(Backend::Postgres).await;
+    quarantine_config(&mut world);
+    let config = world.write_config("", "");
+    let bytes = sample_bytes(14, 20_000);
+    world.write_in_place("grande.pdf", &bytes);
+    let id = world.db.insert_venta("PORTA-REVALIDATE", Some("confrontas/grande.pdf")).await;
+    // Hashed and journaled, then killed before the upload.
+    let mut first = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_upload=return(kill)")]);
+    first.wait_exit(WAIT);
+    assert!(first.log_text().contains("killed by failpoint"), "{}", first.log_text());
+
+    // The operator lowers max_bytes before the restart.
+    world.extra_config.push_str("max_bytes = 1000\n");
+    let config = world.write_config("", "");
+    let _second = Sidecar::start(&config, &[], &[]);
+    let row = eventually("refusal recorded", WAIT, || async {
+        world.db.row(id).await.filter(|row| row.sync_error.is_some())
+    })
+    .await;
+    assert!(row.sync_error.unwrap().contains("max_bytes"));
+    assert!(!row.subido && row.object_name.is_none(), "nothing uploaded or recorded");
+    assert!(world.objects_under_prefix().await.is_empty(), "nothing went up");
+    world.cleanup().await;
+}
+
+/// Django chmods every upload right after writing it (`FILE_UPLOAD_PERMISSIONS`): a changed
+/// ctime with the same bytes is still the file that was hashed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_only_chmodded_after_its_hash_still_moves() {
+    use std::os::unix::fs::PermissionsExt;
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(2000)")]);
+    let bytes = sample_bytes(15, 30_000);
+    let path = world.write_in_place("permisos.pdf", &bytes);
+    let id = world.db.insert_venta("PORTA-CHMOD", Some("confrontas/permisos.pdf")).await;
+    wait_log(&sidecar, "paused by failpoint failpoint=\"before_record\"").await;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    wait_recorded(&world, id).await;
+    eventually("local file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
+    world.cleanup().await;
+}

@@ -100,11 +100,14 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     let line = logged(&sidecar, "vacio.pdf", "quarantined").await;
     assert!(line.contains("empty file"), "{line}");
     assert!(quarantined(&world, "vacio.pdf").exists() && quarantined(&world, "vacio.pdf.reason").exists());
-    assert_eq!(world.db.row(empty).await.unwrap().confronta.as_deref(), Some("confrontas/vacio.pdf"));
+    let row = world.db.row(empty).await.unwrap();
+    assert_eq!(row.confronta.as_deref(), Some(""), "the row no longer names the refused path");
+    assert_eq!(row.sync_error.as_deref(), Some("empty file"), "and says why");
+    assert!(!row.subido && row.object_name.is_none());
     report.row(
         "0-byte file",
-        "quarantined with reason, row untouched",
-        "moved to quarantine/confrontas/vacio.pdf (+ .reason), row unchanged",
+        "quarantined with reason; the row stops naming the path and says why",
+        "moved to quarantine/confrontas/vacio.pdf (+ .reason); row: confronta '', confronta_sync_error 'empty file'",
     );
 
     // A symlink to a file outside the folder, with a row pointing at it.
@@ -257,13 +260,12 @@ async fn validation_quarantines_what_is_not_an_allowed_document() {
         let note = std::fs::read_to_string(quarantined(&world, &format!("{name}.reason"))).unwrap();
         assert!(note.contains(detail), "{note}");
         let row = world.db.row(id).await.unwrap();
-        assert!(
-            !row.subido && row.confronta.as_deref() == Some(&format!("confrontas/{name}")[..]),
-            "row untouched"
-        );
+        assert!(!row.subido && row.object_name.is_none(), "nothing recorded: {row:?}");
+        assert_eq!(row.confronta.as_deref(), Some(""), "the row no longer names the refused path");
+        assert!(row.sync_error.as_deref().is_some_and(|e| e.contains(detail)), "the row says why: {row:?}");
         report.row(
             &format!("{name}: {detail}"),
-            "quarantined, reason logged and written beside it, row untouched",
+            "quarantined, reason logged and written beside it and in the row, which stops naming the path",
             "as expected",
         );
     }
@@ -285,9 +287,17 @@ async fn validation_quarantines_what_is_not_an_allowed_document() {
         "beside the journal in quarantine/, folders 0700, files and notes 0600",
     );
 
-    // Issue 12 item 5: a second refused file under the same name never replaces the first.
+    // Issue 12 item 5: a second refused file under the same name never replaces the first. The
+    // agent uploads again for the same venta; Django saves the file, then the row.
     let again = [b"MZ\x90\x00 another executable ".as_slice(), &sample_bytes(33, 2_000)].concat();
     world.write_in_place("programa.pdf", &again);
+    world
+        .db
+        .execute(
+            "UPDATE telefonica_ventaportabilidad SET confronta = 'confrontas/programa.pdf' \
+             WHERE numero = 'PORTA-V-programa.pdf'",
+        )
+        .await;
     eventually("programa.pdf quarantined a second time", WAIT, || async {
         quarantined(&world, "programa.pdf.1").exists().then_some(())
     })
@@ -417,12 +427,14 @@ async fn clamd_quarantines_infected_files_and_nothing_goes_up_unscanned() {
     let line = logged(&sidecar, "infectado.pdf", "quarantined").await;
     assert!(line.contains("clamd found Eicar-Test-Signature"), "{line}");
     assert!(quarantined(&world, "infectado.pdf").exists());
-    assert!(!world.db.row(infected_id).await.unwrap().subido);
+    let row = world.db.row(infected_id).await.unwrap();
+    assert!(!row.subido && row.confronta.as_deref() == Some(""), "{row:?}");
+    assert!(row.sync_error.as_deref().is_some_and(|e| e.contains("Eicar")), "{row:?}");
     assert_eq!(world.objects_under_prefix().await.len(), 1, "only the clean file is in the bucket");
     report.row(
         "EICAR inside a PDF",
         "quarantined, never uploaded",
-        "clamd found Eicar-Test-Signature; quarantined, row untouched",
+        "clamd found Eicar-Test-Signature; quarantined, the row says why and no longer names the path",
     );
     sidecar.assert_running();
     drop(clamd);

@@ -6,6 +6,10 @@
 #[path = "../../../src/hash.rs"]
 #[allow(dead_code)]
 mod hash;
+// hash.rs opens files through media_path's no-follow helpers.
+#[path = "../../../src/media_path.rs"]
+#[allow(dead_code)]
+mod media_path;
 
 use std::path::PathBuf;
 use std::time::Instant;
