@@ -239,7 +239,9 @@ class Bench:
     def write_config(self, name, media_root, prefix, settle_ms=None, overrides=None):
         """The daemon's config for one run. Only what the run needs is set; every other key is
         the daemon's default. `overrides` maps "table.key" to a TOML value text."""
-        journal = os.path.join(self.work, name, "state", "journal.sqlite3")
+        # Beside MEDIA_ROOT, not in it: the default quarantine sits beside the journal, and the
+        # daemon refuses a quarantine inside MEDIA_ROOT (which Django serves).
+        journal = os.path.join(self.work, f"{name}-state", "journal.sqlite3")
         os.makedirs(os.path.dirname(journal), exist_ok=True)
         tables = {
             "watch": {"media_root": json.dumps(media_root), "dir": '"confrontas"'},
