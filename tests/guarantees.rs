@@ -104,6 +104,11 @@ async fn a_reused_name_never_reaches_an_older_row_whose_file_went_missing() {
     assert_eq!(row1.sha256.as_deref(), Some(sha256_hex(&old).as_str()), "V1's checksum is O1's");
     assert_eq!(world.object_bytes(&old_object).await, old, "O1 still exists with its bytes");
     eventually("new file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
+    Report::new("right-sale-1-reused-names").row(
+        "IMG_0001.jpg reused while an older venta (object O1) names it with its file missing; the new sale commits 400 ms after the file",
+        "the new bytes land on the new sale; the older venta and O1 untouched",
+        "new sale recorded with the new bytes; V1 still points at O1, which exists",
+    );
     world.cleanup().await;
 }
 
@@ -138,6 +143,11 @@ async fn a_quarantined_file_s_name_reused_by_another_sale_never_reaches_the_refu
     let row1 = world.db.row(v1).await.unwrap();
     assert!(!row1.subido && row1.object_name.is_none(), "V1 is still untouched: {row1:?}");
     drop(sidecar);
+    Report::new("right-sale-2-refused-then-reused").row(
+        "a refused IMG_0001.jpg, then a valid file of the same name for another sale",
+        "the refused venta stops naming the path and says why; the new file goes to the new sale",
+        "V1: confronta '', confronta_sync_error set, nothing recorded; V2 recorded with the new bytes",
+    );
     world.cleanup().await;
 }
 
@@ -174,6 +184,11 @@ async fn correcting_a_sale_keeps_the_old_object_while_another_row_references_it(
     assert_eq!(world.object_bytes(&shared_object).await, shared);
     assert!(sidecar.log_text().contains("still referenced by another row; kept"));
     assert_eq!(world.db.row(b).await.unwrap().object_name.as_deref(), Some(shared_object.as_str()));
+    Report::new("right-sale-3-shared-object").row(
+        "two ventas share object O; one is corrected",
+        "O is not deleted while another row references it",
+        "corrected venta on its new object; O kept ('still referenced by another row')",
+    );
     world.cleanup().await;
 }
 
@@ -201,6 +216,11 @@ async fn orphans_delete_objects_beside_the_daemon_skips_what_it_is_recording() {
     assert_eq!(row.object_name.as_deref(), Some(object.as_str()));
     assert_eq!(world.object_bytes(&object).await, bytes);
     eventually("local file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
+    Report::new("right-sale-4-orphans-beside-daemon").row(
+        "orphans --delete-objects --older-than 0s while the daemon is between verify and record",
+        "the object being recorded is not deleted",
+        "object kept; row recorded; local file removed",
+    );
     world.cleanup().await;
 }
 
@@ -221,6 +241,11 @@ async fn an_object_deleted_between_verify_and_record_is_uploaded_again_before_th
     eventually("local file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
     assert_eq!(world.object_bytes(&object).await, bytes, "the row never points at a missing object");
     assert!(sidecar.log_text().contains("uploading it again"));
+    Report::new("right-sale-5-object-vanished").row(
+        "the object deleted between verify and record",
+        "the local file is not removed until the object is back",
+        "uploaded again from the local file, then the file removed; the row never points at a missing object",
+    );
     world.cleanup().await;
 }
 
@@ -236,6 +261,11 @@ async fn the_daemon_s_commits_are_durable_whatever_the_server_default() {
     let statements = Statements::new("telefonica_ventaportabilidad", &ColumnNames::default());
     let sales = PostgresSalesDb::connect(&url, statements).await.unwrap();
     assert_eq!(sales.session_setting("synchronous_commit").await.unwrap(), "on");
+    Report::new("right-sale-6-durable-commit").row(
+        "a server default of synchronous_commit = off",
+        "the daemon's session commits durably",
+        "SHOW synchronous_commit in the daemon's session: on",
+    );
     db.drop_schema().await;
 }
 
@@ -317,6 +347,11 @@ async fn a_store_that_ignores_the_checksum_header_is_refused_at_start_up() {
             "{args:?}: {stderr}"
         );
     }
+    Report::new("right-sale-7-checksum-probe").row(
+        "an S3 endpoint that accepts a wrong x-amz-checksum-sha256",
+        "refused at start-up and by check, exit 4",
+        "exit 4: accepted a PUT whose x-amz-checksum-sha256 does not match",
+    );
     world.cleanup().await;
 }
 
@@ -408,6 +443,11 @@ async fn a_file_rewritten_in_place_with_its_size_and_mtime_kept_is_not_the_file_
     wait_recorded(&world, id).await;
     wait_log(&sidecar, "replaced the recorded one before removal").await;
     assert_eq!(std::fs::read(&path).unwrap(), second, "the rewritten bytes are kept, not unlinked");
+    Report::new("right-sale-8-rewritten-in-place").row(
+        "file rewritten in place between hash and removal, size and mtime set back",
+        "not taken for the hashed file; kept",
+        "row recorded with the hashed bytes; the rewritten file kept on disk",
+    );
     world.cleanup().await;
 }
 
@@ -435,6 +475,11 @@ async fn a_resumed_hashed_file_is_validated_again_when_the_validation_settings_c
     assert!(row.sync_error.unwrap().contains("max_bytes"));
     assert!(!row.subido && row.object_name.is_none(), "nothing uploaded or recorded");
     assert!(world.objects_under_prefix().await.is_empty(), "nothing went up");
+    Report::new("right-sale-9-settings-changed").row(
+        "killed after hashing; max_bytes lowered before the restart",
+        "validated again; refused, nothing uploaded",
+        "quarantined with 'over max_bytes', no object, the row says why",
+    );
     world.cleanup().await;
 }
 

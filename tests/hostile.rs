@@ -13,40 +13,6 @@ use common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 
-/// Collects this test's rows and writes them as JSON lines under target/reports/hostile/.
-struct Report {
-    group: &'static str,
-    rows: Vec<serde_json::Value>,
-}
-
-impl Report {
-    fn new(group: &'static str) -> Report {
-        Report { group, rows: Vec::new() }
-    }
-
-    /// Records a case that passed; call it after the case's assertions.
-    fn row(&mut self, case: &str, expected: &str, observed: &str) {
-        self.rows.push(serde_json::json!({"group": self.group, "case": case, "expected": expected, "observed": observed}));
-    }
-}
-
-impl Drop for Report {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            return;
-        }
-        let dir = std::env::var("CONFRONTA_REPORT_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/reports"))
-            .join("hostile");
-        std::fs::create_dir_all(&dir).unwrap();
-        let mut file = std::fs::File::create(dir.join(format!("{}.jsonl", self.group))).unwrap();
-        for row in &self.rows {
-            writeln!(file, "{row}").unwrap();
-        }
-    }
-}
-
 /// Waits until the daemon has logged an outcome for `name` with `reason`, and returns that line.
 async fn logged(sidecar: &Sidecar, name: &str, reason: &str) -> String {
     let needle = format!("path=\"confrontas/{name}\"");

@@ -543,3 +543,39 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     confronta_sync::hash::Sha256Digest::of_bytes(bytes).to_hex()
 }
+
+/// Collects a test's rows for docs/hostile-inputs.md and writes them as JSON lines under
+/// target/reports/hostile/ (`tests/hostile.rs` and `tests/guarantees.rs` both report there).
+pub struct Report {
+    group: &'static str,
+    rows: Vec<serde_json::Value>,
+}
+
+impl Report {
+    pub fn new(group: &'static str) -> Report {
+        Report { group, rows: Vec::new() }
+    }
+
+    /// Records a case that passed; call it after the case's assertions.
+    pub fn row(&mut self, case: &str, expected: &str, observed: &str) {
+        self.rows.push(serde_json::json!({"group": self.group, "case": case, "expected": expected, "observed": observed}));
+    }
+}
+
+impl Drop for Report {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            return;
+        }
+        let dir = std::env::var("CONFRONTA_REPORT_DIR")
+            .map(PathBuf::from)
+            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/reports"))
+            .join("hostile");
+        std::fs::create_dir_all(&dir).unwrap();
+        use std::io::Write as _;
+        let mut file = std::fs::File::create(dir.join(format!("{}.jsonl", self.group))).unwrap();
+        for row in &self.rows {
+            writeln!(file, "{row}").unwrap();
+        }
+    }
+}
