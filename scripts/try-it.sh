@@ -8,8 +8,13 @@ cd "$(dirname "$0")/.."
 demo=$PWD/target/demo
 export CONFRONTA_TEST_S3_PORT=${CONFRONTA_DEMO_S3_PORT:-39100}
 
-echo "==> building confronta-sync"
+echo "==> building confronta-sync (and installing the S3 test server meanwhile)"
+# The server installs from PyPI while cargo builds; its output goes to a log unless it fails.
+mkdir -p target
+scripts/s3-test-server.sh install > target/s3-install.log 2>&1 &
+install_pid=$!
 cargo build --quiet
+wait "$install_pid" || { cat target/s3-install.log >&2; exit 1; }
 bin=$PWD/target/debug/confronta-sync
 
 rm -rf "$demo"
@@ -24,7 +29,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-echo "==> creating the Django table in $demo/db.sqlite3 with three ventas"
+echo "==> creating the Django table in $demo/db.sqlite3 with three ventas (no confronta yet)"
 python3 - "$demo/db.sqlite3" <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
@@ -33,10 +38,8 @@ db.execute('''CREATE TABLE "telefonica_ventaportabilidad" (
   "confronta" varchar(100) NULL, "confronta_minio_url" varchar(200) NULL,
   "confronta_minio_object_name" varchar(500) NULL, "confronta_subido_a_minio" bool NOT NULL,
   "confronta_sha256" varchar(64) NULL, "confronta_sync_error" text NULL)''')
-for numero, path in [("PORTA-20261126090000", "confrontas/dni_señora_muñoz.pdf"),
-                     ("PORTA-20261126090500", "confrontas/foto contrato.png"),
-                     ("PORTA-20261126091000", "confrontas/recibo_luz.jpg")]:
-    db.execute("INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_subido_a_minio) VALUES (?, ?, 0)", (numero, path))
+for numero in ["PORTA-20261126090000", "PORTA-20261126090500", "PORTA-20261126091000"]:
+    db.execute("INSERT INTO telefonica_ventaportabilidad (numero, confronta_subido_a_minio) VALUES (?, 0)", (numero,))
 db.commit()
 PY
 
@@ -66,22 +69,25 @@ echo "==> starting the daemon: confronta-sync --config $demo/config.toml"
 daemon_pid=$!
 sleep 1
 
-echo "==> Django saves three confrontas, and one file that no venta points at"
-python3 - "$demo/media/confrontas" <<'PY'
-import os, sys, time, zlib, struct
-folder = sys.argv[1]
+echo "==> Django saves three confrontas (the file, then the row), and one file that no venta points at"
+python3 - "$demo/media/confrontas" "$demo/db.sqlite3" <<'PY'
+import os, sqlite3, sys, time, zlib, struct
+folder, database = sys.argv[1], sys.argv[2]
 def png():
     raw = b"\x00\xff\x00\x00"
     chunk = lambda t, d: struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d))
     return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 1, 1, 8, 2, 0, 0, 0)) + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b"")
-files = [("dni_señora_muñoz.pdf", b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"),
-         ("foto contrato.png", png()),
-         ("recibo_luz.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(2048) + b"\xff\xd9"),
-         ("sin_venta.pdf", b"%PDF-1.4\n% no row points at me\n%%EOF\n")]
-for name, data in files:
+files = [("dni_señora_muñoz.pdf", b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n", "PORTA-20261126090000"),
+         ("foto contrato.png", png(), "PORTA-20261126090500"),
+         ("recibo_luz.jpg", b"\xff\xd8\xff\xe0\x00\x10JFIF\x00" + os.urandom(2048) + b"\xff\xd9", "PORTA-20261126091000"),
+         ("sin_venta.pdf", b"%PDF-1.4\n% no row points at me\n%%EOF\n", None)]
+for name, data, numero in files:
     time.sleep(1)
     with open(os.path.join(folder, name), "xb") as f:   # O_EXCL, like Django's FileSystemStorage
         f.write(data)
+    if numero:   # then the row, as model.save() does after the FileField wrote the file
+        with sqlite3.connect(database) as db:
+            db.execute("UPDATE telefonica_ventaportabilidad SET confronta = ? WHERE numero = ?", ("confrontas/" + name, numero))
     print(f"    saved confrontas/{name} ({len(data)} bytes)", flush=True)
 PY
 
