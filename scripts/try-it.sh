@@ -65,9 +65,14 @@ path = "$demo/state/journal.sqlite3"
 TOML
 
 echo "==> starting the daemon: confronta-sync --config $demo/config.toml"
-"$bin" --config "$demo/config.toml" &
+"$bin" --config "$demo/config.toml" 2> >(tee "$demo/daemon.log" >&2) &
 daemon_pid=$!
-sleep 1
+# Ready once it says it is watching the folder (a fraction of a second).
+for _ in $(seq 1 300); do
+  grep -q "watching" "$demo/daemon.log" 2> /dev/null && break
+  kill -0 "$daemon_pid" 2> /dev/null || { echo "the daemon exited; see above" >&2; exit 1; }
+  sleep 0.1
+done
 
 echo "==> Django saves three confrontas (the file, then the row), and one file that no venta points at"
 python3 - "$demo/media/confrontas" "$demo/db.sqlite3" <<'PY'
