@@ -7,7 +7,7 @@
 //! compare-and-set, `recorded` before the old object and the local file are deleted.
 
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -1196,30 +1196,63 @@ enum RowCheck {
 }
 
 /// Logs one line when a service goes down and one when it comes back, not one per retry.
+///
+/// A server that is restarting often answers some requests before it can serve them all (a
+/// SeaweedFS or MinIO node accepting connections before its volumes or drives are ready), so a
+/// failure within `FLAP_WINDOW_MS` of a recovery is the same outage: the gauge follows every
+/// change, the log says it at debug level only.
 struct Health {
     name: &'static str,
     /// The `service` label of `confronta_up`.
     label: &'static str,
     down: AtomicBool,
+    /// Until when (ms since the epoch) a new failure still belongs to the last outage.
+    same_outage_until_ms: AtomicI64,
+    /// The current outage was not announced (it began inside the window), so neither is its end.
+    quiet: AtomicBool,
 }
+
+const FLAP_WINDOW_MS: i64 = 30_000;
 
 impl Health {
     fn new(name: &'static str, label: &'static str) -> Self {
         telemetry::service_up(label, true);
-        Health { name, label, down: AtomicBool::new(false) }
+        Health {
+            name,
+            label,
+            down: AtomicBool::new(false),
+            same_outage_until_ms: AtomicI64::new(0),
+            quiet: AtomicBool::new(false),
+        }
     }
 
     fn down(&self, error: &str) {
         if !self.down.swap(true, Ordering::SeqCst) {
             telemetry::service_up(self.label, false);
-            warn!(service = self.name, error, "service unavailable; files wait and are retried with backoff");
+            if now_ms() < self.same_outage_until_ms.load(Ordering::SeqCst) {
+                self.quiet.store(true, Ordering::SeqCst);
+                debug!(
+                    service = self.name,
+                    error, "service failing again right after it recovered; same outage"
+                );
+            } else {
+                warn!(
+                    service = self.name,
+                    error, "service unavailable; files wait and are retried with backoff"
+                );
+            }
         }
     }
 
     fn up(&self) {
         if self.down.swap(false, Ordering::SeqCst) {
             telemetry::service_up(self.label, true);
-            info!(service = self.name, "service recovered");
+            if self.quiet.swap(false, Ordering::SeqCst) {
+                debug!(service = self.name, "service answering again");
+            } else {
+                info!(service = self.name, "service recovered");
+                self.same_outage_until_ms.store(now_ms() + FLAP_WINDOW_MS, Ordering::SeqCst);
+            }
         }
     }
 }
@@ -1283,6 +1316,21 @@ mod tests {
         assert_eq!(sniff_content_type(b"\x89PNG\r\n\x1a\n0000", ".pdf"), "image/png");
         assert_eq!(sniff_content_type(b"plain", ".jpg"), "image/jpeg");
         assert_eq!(sniff_content_type(b"plain", ".exe"), "application/octet-stream");
+    }
+
+    #[test]
+    fn a_failure_right_after_a_recovery_is_the_same_outage() {
+        let health = Health::new("object store", "s3_test");
+        health.down("refused");
+        assert!(!health.quiet.load(Ordering::SeqCst), "the first failure is announced");
+        health.up();
+        health.down("volumes not ready");
+        assert!(health.quiet.load(Ordering::SeqCst), "a failure inside the window is not a new outage");
+        health.up();
+        assert!(!health.quiet.load(Ordering::SeqCst) && !health.down.load(Ordering::SeqCst));
+        health.same_outage_until_ms.store(0, Ordering::SeqCst);
+        health.down("refused again, much later");
+        assert!(!health.quiet.load(Ordering::SeqCst), "after the window it is a new outage");
     }
 
     #[test]

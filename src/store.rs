@@ -64,6 +64,16 @@ pub struct UploadRequest<'a> {
     pub if_absent: bool,
 }
 
+/// How one single-request PUT is sent (see `S3Store::put_bytes`).
+struct Put {
+    /// User metadata headers (`x-amz-meta-*`).
+    meta: Multimap,
+    sha256_base64: String,
+    if_absent: bool,
+    content_type: Option<String>,
+    limit: Duration,
+}
+
 /// What the start-up probe learnt about the server (see `ObjectStore::probe`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
@@ -206,22 +216,14 @@ impl S3Store {
     ) -> Result<(), StoreError> {
         let _held = self.reserve_memory(request.hash.identity.size).await;
         let data = read_exact_range(request.path, &request.hash.identity, 0, request.hash.identity.size)?;
-        let mut headers = meta;
-        headers.add("x-amz-checksum-sha256", request.hash.sha256.to_base64());
-        if request.if_absent {
-            headers.add("If-None-Match", "*");
-        }
-        let put = UploadPart::builder()
-            .client(self.client.clone())
-            .bucket(self.bucket.clone())
-            .object(key.clone())
-            .region(Some(self.region.clone()))
-            .data(Arc::new(SegmentedBytes::from(data)))
-            .content_type(Some(request.content_type.to_owned()))
-            .extra_headers(Some(headers))
-            .build();
-        deadline(PART_TIMEOUT, &key, put.send()).await?;
-        Ok(())
+        let put = Put {
+            meta,
+            sha256_base64: request.hash.sha256.to_base64(),
+            if_absent: request.if_absent,
+            content_type: Some(request.content_type.to_owned()),
+            limit: PART_TIMEOUT,
+        };
+        self.put_bytes(&key, data, put).await
     }
 
     async fn put_multipart(
@@ -381,7 +383,14 @@ impl ObjectStore for S3Store {
         let right = crate::hash::Sha256Digest::of_bytes(&body).to_base64();
         let wrong = crate::hash::Sha256Digest::of_bytes(b"other bytes").to_base64();
 
-        let wrong_put = self.put_bytes(&key, body.clone(), &wrong, false).await;
+        let probe = |sha256_base64: &str, if_absent: bool| Put {
+            meta: Multimap::new(),
+            sha256_base64: sha256_base64.to_owned(),
+            if_absent,
+            content_type: None,
+            limit: SMALL_REQUEST_TIMEOUT,
+        };
+        let wrong_put = self.put_bytes(&key, body.clone(), probe(&wrong, false)).await;
         let checksum_enforced = match wrong_put {
             Err(e) if e.kind == StoreErrorKind::ChecksumMismatch => true,
             // Any other refusal (a 400 whose body names no checksum) stored nothing either,
@@ -393,8 +402,8 @@ impl ObjectStore for S3Store {
         // A server that refused the body but kept it anyway is as bad as one that ignored it.
         let checksum_enforced = checksum_enforced && stat.is_none();
 
-        self.put_bytes(&key, body.clone(), &right, false).await?;
-        let conditional_put = match self.put_bytes(&key, body, &right, true).await {
+        self.put_bytes(&key, body.clone(), probe(&right, false)).await?;
+        let conditional_put = match self.put_bytes(&key, body, probe(&right, true)).await {
             Err(e) if e.kind == StoreErrorKind::AlreadyExists => true,
             Err(e) if e.is_unavailable() => {
                 let _ = self.delete(&ObjectName::from_stored(key.to_string())).await;
@@ -456,28 +465,24 @@ impl ObjectStore for S3Store {
 }
 
 impl S3Store {
-    /// One small PUT of `body` with the given base64 SHA-256, optionally `If-None-Match: *`.
-    async fn put_bytes(
-        &self,
-        key: &ObjectKey,
-        body: Bytes,
-        sha256_base64: &str,
-        if_absent: bool,
-    ) -> Result<(), StoreError> {
-        let mut headers = Multimap::new();
-        headers.add("x-amz-checksum-sha256", sha256_base64.to_owned());
-        if if_absent {
+    /// One PUT of `body`, carrying its SHA-256 for the server to check and, with `if_absent`,
+    /// `If-None-Match: *`.
+    async fn put_bytes(&self, key: &ObjectKey, body: Bytes, put: Put) -> Result<(), StoreError> {
+        let mut headers = put.meta;
+        headers.add("x-amz-checksum-sha256", put.sha256_base64);
+        if put.if_absent {
             headers.add("If-None-Match", "*");
         }
-        let put = UploadPart::builder()
+        let request = UploadPart::builder()
             .client(self.client.clone())
             .bucket(self.bucket.clone())
             .object(key.clone())
             .region(Some(self.region.clone()))
             .data(Arc::new(SegmentedBytes::from(body)))
+            .content_type(put.content_type)
             .extra_headers(Some(headers))
             .build();
-        deadline(SMALL_REQUEST_TIMEOUT, key, put.send()).await?;
+        deadline(put.limit, key, request.send()).await?;
         Ok(())
     }
 
