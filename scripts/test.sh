@@ -12,6 +12,8 @@ export CONFRONTA_TEST_PG_URL=${CONFRONTA_TEST_PG_URL:-postgres://root@127.0.0.1:
 # GNU time for the benchmarks.
 need_apt=()
 command -v psql > /dev/null || need_apt+=(postgresql-client)
+# The journal and the SQLite backend link Debian's SQLite (kept patched by the distribution).
+dpkg -s libsqlite3-dev > /dev/null 2>&1 || need_apt+=(libsqlite3-dev)
 command -v curl > /dev/null || need_apt+=(curl)
 command -v clamd > /dev/null || need_apt+=(clamav-daemon)
 command -v sigtool > /dev/null || need_apt+=(clamav)

@@ -8,6 +8,10 @@ cd "$(dirname "$0")/.."
 demo=$PWD/target/demo
 export CONFRONTA_TEST_S3_PORT=${CONFRONTA_DEMO_S3_PORT:-39100}
 
+if ! dpkg -s libsqlite3-dev > /dev/null 2>&1; then
+  echo "confronta-sync links Debian's SQLite: apt-get install libsqlite3-dev first" >&2
+  exit 1
+fi
 echo "==> building confronta-sync (and installing the S3 test server meanwhile)"
 # The server installs from PyPI while cargo builds; its output goes to a log unless it fails.
 mkdir -p target
