@@ -367,11 +367,12 @@ impl Pipeline {
         let expected = hash.expected_s3_checksum();
         let single_put = hash.identity.size <= self.multipart_threshold || hash.part_digests.is_empty();
         let conditional = self.conditional_put && single_put;
+        // What already stands at the name: seen by the stat, or by the stat after a refused conditional PUT.
         let mut present = if conditional {
             None
         } else {
             match self.store.stat(&object).await {
-                Ok(info) => info.map(Present::Stat),
+                Ok(info) => info,
                 Err(e) => return self.store_failure(entry, e).await,
             }
         };
@@ -399,7 +400,7 @@ impl Pipeline {
                 Err(e) if e.kind == StoreErrorKind::AlreadyExists => {
                     self.store_health.up();
                     match self.store.stat(&object).await {
-                        Ok(Some(info)) => present = Some(Present::Refused(info)),
+                        Ok(Some(info)) => present = Some(info),
                         // Deleted again in between: the next attempt uploads it.
                         Ok(None) => {
                             let message = format!("object {object} was taken, then gone again; retrying");
@@ -420,10 +421,10 @@ impl Pipeline {
         }
         match present {
             None => {}
-            Some(Present::Stat(info) | Present::Refused(info)) if object_matches(&info, &hash, &expected) => {
+            Some(info) if object_matches(&info, &hash, &expected) => {
                 debug!("object already holds these bytes; upload skipped");
             }
-            Some(Present::Stat(info) | Present::Refused(info)) => {
+            Some(info) => {
                 let message = format!(
                     "object {object} already exists with other content (size {}, checksum {:?}); it is never overwritten",
                     info.size, info.checksum_sha256
@@ -1176,14 +1177,6 @@ struct Owners {
     /// Rows that named the path while its file was missing, on a backend that cannot tell
     /// whether they were written since (SQLite).
     unknowable: Vec<i64>,
-}
-
-/// An object found at the name before our bytes went up.
-enum Present {
-    /// Seen by the stat before the upload.
-    Stat(ObjectInfo),
-    /// The conditional PUT was refused (412); this is what the stat after it found.
-    Refused(ObjectInfo),
 }
 
 /// Whether `finish_recorded` must read the row again before deleting the local copy.
