@@ -127,6 +127,14 @@ start() {
       return
     fi
     if ! kill -0 "$(cat "$dir/server.pid")" 2>/dev/null; then
+      # A port (or its gRPC twin) can be held for a moment as the local end of some outgoing
+      # connection: the ephemeral range covers them. Try again a few times before giving up.
+      if ((${retries:=0} < 5)) && grep -q "Port allocation failed" "$dir/server.log" 2> /dev/null; then
+        retries=$((retries + 1))
+        sleep 1
+        "start_$KIND" "$dir"
+        continue
+      fi
       echo "$KIND exited; its log:" >&2
       cat "$dir/server.log" >&2
       exit 1
