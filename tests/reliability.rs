@@ -331,9 +331,7 @@ async fn kill_random_failpoints() {
         let mut bench = Bench::new("kill_random_failpoints", Target::shared()).await;
         let site = bench.site("a", SiteOptions::default());
         let count = v.pick(60, 300);
-        // The quick variant's 60 files give few chances to kill: a higher chance keeps it
-        // from ending, now and then, with too few kills to mean anything (seen: 2 of 3).
-        let percent = v.pick(6, 3);
+        let percent = 3;
         let files = bench.plan_files(&site, count, SizeMix { multipart_every: Some(50) }).await;
         let writer = bench.spawn_writer(&files, Duration::from_millis(v.pick(40, 40)));
         let spec = FAILPOINTS.map(|fp| format!("{fp}={percent}%return(kill)")).join(";");
