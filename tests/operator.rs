@@ -12,6 +12,7 @@ use confronta_sync::hash::{hash_file, Sha256Digest};
 use confronta_sync::journal::{FileState, Journal, JournalEntry};
 use confronta_sync::media_path::RelativeMediaPath;
 use confronta_sync::store::{ObjectStore, UploadRequest};
+use futures_util::StreamExt;
 
 /// Everything an operator command could change: the table, the objects, the folder, the journal.
 async fn snapshot(world: &World) -> (Vec<Option<Row>>, Vec<String>, Vec<(String, Vec<u8>)>, Option<Vec<u8>>) {
@@ -308,5 +309,202 @@ async fn a_rescan_larger_than_its_walk_window_moves_every_file() {
     assert_eq!(summary["moved"], FILES, "{summary}");
     assert_eq!(std::fs::read_dir(world.dir()).unwrap().count(), 0, "every local file removed");
     assert_eq!(world.objects_under_prefix().await.len(), FILES, "one object per file");
+    world.cleanup().await;
+}
+
+/// The binary with `CONFRONTA_SYNC_PAGE_ROWS` set, stdout piped for the test to read as it goes.
+fn paged_command(config: &Path, args: &[&str], page_rows: usize) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_confronta-sync"));
+    command
+        .arg("--config")
+        .arg(config)
+        .args(args)
+        .env("CONFRONTA_SYNC_PAGE_ROWS", page_rows.to_string())
+        .env_remove("CONFRONTA_SYNC_SECRET_KEY")
+        .stdin(std::process::Stdio::null());
+    command
+}
+
+/// Runs the binary to completion with `page_rows` rows a page; returns (exit code, stdout).
+fn run_paged(config: &Path, args: &[&str], page_rows: usize) -> (i32, String) {
+    let output = paged_command(config, args, page_rows).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
+    assert!(output.status.code().is_some(), "{args:?} was killed: {stdout}");
+    (output.status.code().unwrap(), stdout + &String::from_utf8_lossy(&output.stderr))
+}
+
+/// Uploads `bytes` as `object` the way the daemon does (with its checksum).
+async fn put_object(world: &World, object: &str, bytes: &[u8]) -> String {
+    let source = world.temp.path().join(format!("source-{}", unique("o")));
+    std::fs::write(&source, bytes).unwrap();
+    let hash = hash_file(&source, None).unwrap();
+    let request = UploadRequest {
+        path: &source,
+        hash: &hash,
+        content_type: "application/pdf",
+        multipart_threshold: u64::MAX,
+        part_size: 5 << 20,
+        if_absent: false,
+    };
+    world.store.upload(&world.object(object), request).await.unwrap();
+    std::fs::remove_file(&source).unwrap();
+    hash.sha256.to_hex()
+}
+
+/// Issue 17 item 9: `verify` and `orphans` walk the table (and the listing) a page at a time.
+/// With two rows a page, every row is checked exactly once, `--limit` stops mid-page, and
+/// `orphans --delete-objects` deletes exactly the unreferenced objects of every listing page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_and_orphans_are_right_across_pages() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let insert = |object: String, sha: String| {
+        format!(
+            "INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_minio_object_name, \
+             confronta_subido_a_minio, confronta_sha256) VALUES ('PORTA-P', '', '{object}', true, '{sha}')"
+        )
+    };
+    let mut referenced = Vec::new();
+    for n in 0..5 {
+        let object = format!("{}/pagina_{n}.pdf", world.prefix);
+        let sha = put_object(&world, &object, &sample_bytes(900 + n, 2_000)).await;
+        world.db.execute(&insert(object.clone(), sha)).await;
+        referenced.push(object);
+    }
+    // A row whose object is missing, and one whose object holds other bytes.
+    world.db.execute(&insert(format!("{}/pagina_falta.pdf", world.prefix), "ab".repeat(32))).await;
+    let changed = format!("{}/pagina_cambiada.pdf", world.prefix);
+    put_object(&world, &changed, b"other bytes").await;
+    world.db.execute(&insert(changed.clone(), "cd".repeat(32))).await;
+    referenced.push(changed);
+    // A row still local is not verified.
+    world.db.insert_venta("PORTA-L", Some("confrontas/local.pdf")).await;
+    let mut orphans = Vec::new();
+    for n in 0..5 {
+        let object = format!("{}/huerfano_{n}.pdf", world.prefix);
+        put_object(&world, &object, &sample_bytes(950 + n, 100)).await;
+        orphans.push(object);
+    }
+
+    for args in [&["verify"][..], &["verify", "--deep"][..]] {
+        let (code, out) = run_paged(&config, args, 2);
+        assert_eq!(code, 1, "{args:?}: {out}");
+        assert!(out.contains("verify: 7 rows checked, 5 ok, 2 mismatched"), "{args:?}: {out}");
+        for object in &referenced[..5] {
+            assert_eq!(out.matches(&format!("{object}  2000 bytes")).count(), 1, "{args:?} {object}: {out}");
+        }
+        assert_eq!(out.matches("MISMATCH").count(), 2, "{args:?}: {out}");
+        assert!(out.contains("pagina_falta.pdf  -: object is missing"), "{args:?}: {out}");
+        assert!(out.contains("pagina_cambiada.pdf  11 bytes"), "{args:?}: {out}");
+    }
+    let (code, out) = run_paged(&config, &["verify", "--limit", "3"], 2);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("verify: 3 rows checked, 3 ok, 0 mismatched"), "{out}");
+
+    let (code, out) = run_paged(&config, &["orphans", "--older-than", "0s"], 2);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 files, 5 objects"), "{out}");
+    for object in &orphans {
+        assert_eq!(out.matches(&format!("orphan object  {object}\n")).count(), 1, "{object}: {out}");
+    }
+    for object in &referenced {
+        assert!(!out.contains(object.as_str()), "{object} is referenced: {out}");
+    }
+    let (code, out) = run_paged(&config, &["orphans", "--older-than", "0s", "--delete-objects"], 2);
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("0 files, 5 objects, 5 objects deleted"), "{out}");
+    let mut left = world.objects_under_prefix().await;
+    left.sort();
+    let mut expected = referenced.clone();
+    expected.sort();
+    assert_eq!(left, expected, "exactly the unreferenced objects were deleted");
+    world.cleanup().await;
+}
+
+/// Reads the child's stdout line by line; after the first line, runs `meanwhile` (while the
+/// child, blocked on a full pipe, cannot have reached the end of its walk), then reads the
+/// rest. Returns the whole output.
+async fn read_streamed<F, Fut>(mut command: std::process::Command, meanwhile: F) -> (String, String)
+where
+    F: FnOnce() -> Fut,
+    Fut: std::future::Future<Output = ()>,
+{
+    use std::io::BufRead;
+    let mut child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    // The child cannot be more than a pipe buffer (64 KiB) and a page ahead of this reader.
+    meanwhile().await;
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut stdout, &mut rest).unwrap();
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    child.wait().unwrap();
+    (first + &rest, stderr)
+}
+
+/// Issue 17 item 9: `verify` printed nothing until it had read every row and checked every
+/// object. Now the first line is out while later pages are still unread: a row added after
+/// the first line was printed is still checked (with the whole table read up front, it was not).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_prints_as_it_goes_and_reads_later_pages_afterwards() {
+    const ROWS: usize = 1_500;
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    // Long object names make each line ~270 bytes: 1,500 lines are six pipe buffers.
+    world
+        .db
+        .execute(&format!(
+            "INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_minio_object_name, \
+             confronta_subido_a_minio, confronta_sha256) \
+             SELECT 'PORTA-S' || n, '', '{prefix}/' || lpad(n::text, 6, '0') || '_' || repeat('x', 200), true, \
+             repeat('ab', 32) FROM generate_series(1, {ROWS}) AS n",
+            prefix = world.prefix
+        ))
+        .await;
+    let late = format!("{}/tarde.pdf", world.prefix);
+    let (out, stderr) = read_streamed(paged_command(&config, &["verify"], 50), || async {
+        world
+            .db
+            .execute(&format!(
+                "INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_minio_object_name, \
+                 confronta_subido_a_minio, confronta_sha256) VALUES ('PORTA-T', '', '{late}', true, '{}')",
+                "ab".repeat(32)
+            ))
+            .await;
+    })
+    .await;
+    assert!(out.contains(&format!("{late}  -: object is missing")), "the later row was checked\n{stderr}");
+    assert!(out.contains(&format!("verify: {} rows checked, 0 ok, {} mismatched", ROWS + 1, ROWS + 1)), "{stderr}");
+    world.cleanup().await;
+}
+
+/// Issue 17 item 9: `orphans` listed the whole prefix before printing an object. Now it prints
+/// each listing page as it comes: an object added after the first line was printed (sorting
+/// after every other) is still reported.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn orphans_prints_as_it_goes_and_lists_later_pages_afterwards() {
+    const OBJECTS: usize = 600;
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let names: Vec<String> =
+        (0..OBJECTS).map(|n| format!("{}/{n:06}_{}.pdf", world.prefix, "y".repeat(200))).collect();
+    futures_util::stream::iter(names.iter())
+        .for_each_concurrent(16, |name| {
+            let world = &world;
+            async move {
+                put_object(world, name, b"%PDF-1.7 orphan").await;
+            }
+        })
+        .await;
+    let late = format!("{}/zz_tarde.pdf", world.prefix);
+    let (out, stderr) =
+        read_streamed(paged_command(&config, &["orphans", "--older-than", "0s"], 50), || async {
+            put_object(&world, &late, b"%PDF-1.7 late").await;
+        })
+        .await;
+    assert!(out.contains(&format!("orphan object  {late}\n")), "the later object was listed\n{stderr}");
+    assert!(out.contains(&format!("0 files, {} objects", OBJECTS + 1)), "{stderr}");
     world.cleanup().await;
 }
