@@ -156,7 +156,7 @@ async fn local_rows_and_referenced_objects_are_listed() {
         sales.record(&record(moved, "confrontas/c.pdf", None, "o4")).await.unwrap();
         let rows = sales.rows_with_local_file("confrontas/", i64::MIN, 100).await.unwrap();
         assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), vec![local]);
-        assert_eq!(sales.referenced_objects().await.unwrap(), vec!["o4".to_owned()]);
+        assert_eq!(sales.referenced_objects(i64::MIN, 100).await.unwrap(), vec![(moved, "o4".to_owned())]);
 
         // Paging: one row per page, each page after the last id seen, ends with an empty page.
         let later = db.insert_venta("PORTA-5", Some("confrontas/e.pdf")).await;
@@ -165,6 +165,43 @@ async fn local_rows_and_referenced_objects_are_listed() {
         let second = sales.rows_with_local_file("confrontas/", local, 1).await.unwrap();
         assert_eq!(second.iter().map(|r| r.id).collect::<Vec<_>>(), vec![later]);
         assert!(sales.rows_with_local_file("confrontas/", later, 1).await.unwrap().is_empty());
+        db
+    })
+    .await;
+}
+
+/// The report queries `verify` and `orphans` page through (issue 17 item 9): rows in MinIO and
+/// referenced objects one page after the last id seen, and the batch re-check before a delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn report_queries_page_by_id_and_check_a_batch_of_objects_at_once() {
+    on_both(|db| async move {
+        let sales = open(&db).await;
+        let mut moved = Vec::new();
+        for n in 0..3 {
+            let path = format!("confrontas/m{n}.pdf");
+            let id = db.insert_venta(&format!("PORTA-M{n}"), Some(&path)).await;
+            sales.record(&record(id, &path, None, &format!("obj{n}"))).await.unwrap();
+            moved.push(id);
+        }
+        db.insert_venta("PORTA-L", Some("confrontas/local.pdf")).await;
+
+        let first = sales.rows_in_minio(i64::MIN, 2).await.unwrap();
+        assert_eq!(first.iter().map(|r| r.id).collect::<Vec<_>>(), moved[..2]);
+        let second = sales.rows_in_minio(moved[1], 2).await.unwrap();
+        assert_eq!(second.iter().map(|r| r.id).collect::<Vec<_>>(), moved[2..]);
+        assert!(sales.rows_in_minio(moved[2], 2).await.unwrap().is_empty());
+
+        let first = sales.referenced_objects(i64::MIN, 2).await.unwrap();
+        assert_eq!(first, vec![(moved[0], "obj0".to_owned()), (moved[1], "obj1".to_owned())]);
+        let second = sales.referenced_objects(moved[1], 2).await.unwrap();
+        assert_eq!(second, vec![(moved[2], "obj2".to_owned())]);
+        assert!(sales.referenced_objects(moved[2], 2).await.unwrap().is_empty());
+
+        let asked: Vec<String> = ["obj2", "nadie", "obj0", "o'quote"].iter().map(|s| s.to_string()).collect();
+        let mut found = sales.referenced_among(&asked).await.unwrap();
+        found.sort();
+        assert_eq!(found, vec!["obj0".to_owned(), "obj2".to_owned()]);
+        assert!(sales.referenced_among(&[]).await.unwrap().is_empty());
         db
     })
     .await;

@@ -131,10 +131,16 @@ pub trait SalesDb: Send + Sync {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<VentaRow>, DbError>;
-    /// Rows marked as stored in MinIO, lowest id first.
-    async fn rows_in_minio(&self, limit: i64) -> Result<Vec<VentaRow>, DbError>;
-    /// Every object name a row references.
-    async fn referenced_objects(&self) -> Result<Vec<String>, DbError>;
+    /// Rows marked as stored in MinIO whose id is above `after_id`, lowest id first: one page
+    /// of `verify`'s walk, so that a table of millions of rows is never held whole.
+    async fn rows_in_minio(&self, after_id: i64, limit: i64) -> Result<Vec<VentaRow>, DbError>;
+    /// (id, object name) of rows that reference an object, id above `after_id`, lowest id
+    /// first: one page of `orphans`' walk over every reference.
+    async fn referenced_objects(&self, after_id: i64, limit: i64) -> Result<Vec<(i64, String)>, DbError>;
+    /// Which of `object_names` some row references, asked in one statement: `orphans
+    /// --delete-objects` re-checks a batch of candidates right before deleting them, and one
+    /// query per batch reads the table once where one per object would read it once each.
+    async fn referenced_among(&self, object_names: &[String]) -> Result<Vec<String>, DbError>;
     /// Tries to take this process's claim on a row, so two sidecars never work on it at once.
     /// Backends without cross-process locks return `true`; the compare-and-set still keeps
     /// the row consistent.
@@ -179,6 +185,7 @@ pub struct Statements {
     pub select_in_minio: String,
     pub select_referenced: String,
     pub select_object_referenced: String,
+    pub select_referenced_among: String,
     pub reject: String,
     pub count_rows: String,
 }
@@ -223,7 +230,8 @@ impl Statements {
                 id = c.id,
             ),
             select_in_minio: format!(
-                "{select} WHERE {subido} = TRUE AND {object} IS NOT NULL AND {object} <> '' ORDER BY {id} LIMIT $1",
+                "{select} WHERE {subido} = TRUE AND {object} IS NOT NULL AND {object} <> '' \
+                 AND {id} > CAST($1 AS bigint) ORDER BY {id} LIMIT $2",
                 subido = c.subido_a_minio,
                 object = c.minio_object_name,
                 id = c.id,
@@ -237,7 +245,15 @@ impl Statements {
                 confronta = c.confronta,
             ),
             select_referenced: format!(
-                "SELECT {object} FROM {table} WHERE {object} IS NOT NULL AND {object} <> ''",
+                "SELECT CAST({id} AS bigint), {object} FROM {table} WHERE {object} IS NOT NULL AND {object} <> '' \
+                 AND {id} > CAST($1 AS bigint) ORDER BY {id} LIMIT $2",
+                object = c.minio_object_name,
+                id = c.id,
+            ),
+            // PostgreSQL's form; the SQLite backend replaces it (it has no arrays). `IN (SELECT
+            // unnest(...))` lets the planner hash the batch and read the table once.
+            select_referenced_among: format!(
+                "SELECT DISTINCT {object} FROM {table} WHERE {object} IN (SELECT unnest(CAST($1 AS text[])))",
                 object = c.minio_object_name,
             ),
             select_object_referenced: format!(

@@ -266,16 +266,30 @@ impl SalesDb for PostgresSalesDb {
         Ok(rows.iter().map(venta_row).collect())
     }
 
-    async fn rows_in_minio(&self, limit: i64) -> Result<Vec<VentaRow>, DbError> {
+    async fn rows_in_minio(&self, after_id: i64, limit: i64) -> Result<Vec<VentaRow>, DbError> {
         let rows = self
-            .query(&self.statements.select_in_minio, &[&limit], || "listing rows stored in MinIO".to_owned())
+            .query(&self.statements.select_in_minio, &[&after_id, &limit], || {
+                "listing rows stored in MinIO".to_owned()
+            })
             .await?;
         Ok(rows.iter().map(venta_row).collect())
     }
 
-    async fn referenced_objects(&self) -> Result<Vec<String>, DbError> {
+    async fn referenced_objects(&self, after_id: i64, limit: i64) -> Result<Vec<(i64, String)>, DbError> {
         let rows = self
-            .query(&self.statements.select_referenced, &[], || "listing referenced objects".to_owned())
+            .query(&self.statements.select_referenced, &[&after_id, &limit], || {
+                "listing referenced objects".to_owned()
+            })
+            .await?;
+        Ok(rows.iter().map(|row| (row.get::<_, i64>(0), row.get::<_, String>(1))).collect())
+    }
+
+    async fn referenced_among(&self, object_names: &[String]) -> Result<Vec<String>, DbError> {
+        let names = object_names.to_vec();
+        let rows = self
+            .query(&self.statements.select_referenced_among, &[&names], || {
+                format!("asking which of {} objects a row references", names.len())
+            })
             .await?;
         Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect())
     }

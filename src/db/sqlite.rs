@@ -68,6 +68,12 @@ fn sqlite_placeholders(mut statements: Statements) -> Statements {
     ] {
         *sql = sql.replace('$', "?");
     }
+    // SQLite has no arrays: the batch comes as one JSON array, read back with json_each.
+    statements.select_referenced_among = format!(
+        "SELECT DISTINCT {object} FROM {table} WHERE {object} IN (SELECT value FROM json_each(?1))",
+        object = statements.columns.minio_object_name,
+        table = statements.table,
+    );
     statements
 }
 
@@ -181,28 +187,46 @@ impl SalesDb for SqliteSalesDb {
         .await
     }
 
-    async fn rows_in_minio(&self, limit: i64) -> Result<Vec<VentaRow>, DbError> {
+    async fn rows_in_minio(&self, after_id: i64, limit: i64) -> Result<Vec<VentaRow>, DbError> {
         self.with(move |connection, statements| {
             let mut query = connection
                 .prepare_cached(&statements.select_in_minio)
                 .map_err(|e| map_error("preparing the MinIO listing", e))?;
             query
-                .query_map(params![limit], venta_row)
+                .query_map(params![after_id, limit], venta_row)
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| map_error("listing rows stored in MinIO", e))
         })
         .await
     }
 
-    async fn referenced_objects(&self) -> Result<Vec<String>, DbError> {
-        self.with(|connection, statements| {
+    async fn referenced_objects(&self, after_id: i64, limit: i64) -> Result<Vec<(i64, String)>, DbError> {
+        self.with(move |connection, statements| {
             let mut query = connection
-                .prepare(&statements.select_referenced)
+                .prepare_cached(&statements.select_referenced)
                 .map_err(|e| map_error("listing referenced objects", e))?;
             query
-                .query_map([], |row| row.get::<_, String>(0))
+                .query_map(params![after_id, limit], |row| {
+                    Ok((row.get::<_, i64>(0)?, row.get::<_, String>(1)?))
+                })
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| map_error("listing referenced objects", e))
+        })
+        .await
+    }
+
+    async fn referenced_among(&self, object_names: &[String]) -> Result<Vec<String>, DbError> {
+        let names = serde_json::to_string(object_names).unwrap_or_else(|_| "[]".to_owned());
+        let count = object_names.len();
+        self.with(move |connection, statements| {
+            let what = || format!("asking which of {count} objects a row references");
+            let mut query = connection
+                .prepare_cached(&statements.select_referenced_among)
+                .map_err(|e| map_error(&what(), e))?;
+            query
+                .query_map(params![names], |row| row.get::<_, String>(0))
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| map_error(&what(), e))
         })
         .await
     }
