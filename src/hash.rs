@@ -45,6 +45,25 @@ impl Sha256Digest {
     }
 }
 
+/// SHA-256 of data that arrives in pieces (an object hashed as it downloads), with its length.
+#[derive(Default)]
+pub struct Sha256Stream {
+    hasher: Sha256,
+    length: u64,
+}
+
+impl Sha256Stream {
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.hasher.update(chunk);
+        self.length += chunk.len() as u64;
+    }
+
+    /// The digest and the number of bytes hashed.
+    pub fn finish(self) -> (Sha256Digest, u64) {
+        (Sha256Digest(self.hasher.finalize().into()), self.length)
+    }
+}
+
 impl fmt::Debug for Sha256Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "Sha256Digest({})", self.to_hex())

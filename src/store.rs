@@ -23,7 +23,7 @@ use minio::s3::{MinioClient, MinioClientBuilder};
 
 use crate::config::{MinioConfig, Secret};
 use crate::error::{Classify, ErrorClass};
-use crate::hash::{open_regular, FileHash, FileIdentity, ReadError};
+use crate::hash::{open_regular, FileHash, FileIdentity, ReadError, Sha256Digest, Sha256Stream};
 use crate::object_name::ObjectName;
 
 /// Deadline for small requests (stat, delete, bucket check).
@@ -156,9 +156,20 @@ pub trait ObjectStore: Send + Sync {
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectEntry>, StoreError>;
     /// A URL that lets anyone holding it GET the object until `expiry` has passed.
     async fn presign_get(&self, name: &ObjectName, expiry: Duration) -> Result<String, StoreError>;
-    /// The object's bytes (for tests and `verify --deep`; small objects only).
+    /// The object's bytes (for tests; small objects only).
     async fn get(&self, name: &ObjectName) -> Result<Bytes, StoreError>;
+    /// The object's length and SHA-256, hashed as it downloads (`verify --deep`): memory stays
+    /// at one network chunk whatever the object's size.
+    async fn sha256_of(&self, name: &ObjectName) -> Result<(u64, Sha256Digest), StoreError>;
+    /// The objects under `prefix` in key order, one listing page of at most `page_size` at a
+    /// time; the next page is only asked for when the stream is polled again, so a caller that
+    /// handles each page before taking the next never holds the whole listing.
+    async fn list_pages(&self, prefix: &str, page_size: u16) -> Result<ObjectPages, StoreError>;
 }
+
+/// Listing pages, as `ObjectStore::list_pages` yields them.
+pub type ObjectPages =
+    std::pin::Pin<Box<dyn futures_util::Stream<Item = Result<Vec<ObjectEntry>, StoreError>> + Send>>;
 
 /// How many upload buffers (a whole small file, or one part of a large one) may be held in
 /// memory at once, across every file in flight. Small files take a fraction of a buffer each,
@@ -461,6 +472,66 @@ impl ObjectStore for S3Store {
             .await
             .map_err(|e| StoreError::new(StoreErrorKind::Unavailable, format!("{key}: {e}")))?;
         Ok(segmented.to_bytes())
+    }
+
+    async fn sha256_of(&self, name: &ObjectName) -> Result<(u64, Sha256Digest), StoreError> {
+        let key = self.key(name)?;
+        let request = self
+            .client
+            .get_object(self.bucket.clone(), key.clone())
+            .map_err(|e| map_validation(&key, e))?
+            .region(Some(self.region.clone()))
+            .build();
+        let response = deadline(PART_TIMEOUT, &key, request.send()).await?;
+        let content = response.content().map_err(|e| classify_minio(&format!("object {key}"), e))?;
+        let broken = |e: std::io::Error| StoreError::new(StoreErrorKind::Unavailable, format!("{key}: {e}"));
+        let (mut chunks, _) = content.to_stream().await.map_err(broken)?;
+        let mut hasher = Sha256Stream::default();
+        // A deadline per chunk rather than for the whole object: a large object on a slow link
+        // may take long, but a peer that stops sending must not hang the command.
+        loop {
+            match tokio::time::timeout(SMALL_REQUEST_TIMEOUT, chunks.next()).await {
+                Ok(Some(chunk)) => hasher.update(&chunk.map_err(broken)?),
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(StoreError::new(
+                        StoreErrorKind::Unavailable,
+                        format!("object {key}: no data within {}s", SMALL_REQUEST_TIMEOUT.as_secs()),
+                    ))
+                }
+            }
+        }
+        let (digest, length) = hasher.finish();
+        Ok((length, digest))
+    }
+
+    async fn list_pages(&self, prefix: &str, page_size: u16) -> Result<ObjectPages, StoreError> {
+        let prefix_filter = (!prefix.is_empty()).then(|| prefix.to_owned());
+        let shown = prefix.to_owned();
+        let pages = self
+            .client
+            .list_objects(self.bucket.clone())
+            .map_err(|e| StoreError::new(StoreErrorKind::Refused, e.to_string()))?
+            .region(Some(self.region.clone()))
+            .recursive(true)
+            .prefix(prefix_filter)
+            .max_keys(Some(page_size.max(1)))
+            .build()
+            .to_stream()
+            .await;
+        Ok(Box::pin(pages.map(move |page| {
+            let page = page.map_err(|e| classify_minio(&format!("listing {shown:?}"), e))?;
+            Ok(page
+                .contents
+                .into_iter()
+                .filter(|entry| !entry.is_prefix)
+                .map(|entry| ObjectEntry {
+                    name: entry.name,
+                    size: entry.size.unwrap_or(0),
+                    modified_unix_s: entry.last_modified.map(|t| t.timestamp()),
+                })
+                .collect())
+        })))
     }
 }
 
