@@ -1,6 +1,6 @@
 //! The operations the binary offers, their start-up checks, and the exit code each ends with.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
@@ -10,6 +10,7 @@ use clap::{Parser, Subcommand};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
+use crate::commands::OrphanEvent;
 use crate::config::{ConditionalWrites, Config, ConfigError};
 use crate::daemon::{self, Stop, Summary};
 use crate::db::{self, DbErrorKind, SalesDb};
@@ -307,21 +308,60 @@ async fn check(config: &Config) -> Result<i32, Exit> {
 async fn verify(config: &Config, deep: bool, limit: Option<i64>) -> Result<i32, Exit> {
     let (db, _) = connect_db(config).await?;
     let store = connect_store(config).await?;
-    let reports =
-        crate::commands::verify(&db, &store, deep, limit).await.map_err(|e| Exit::new(exit::DATABASE, e))?;
-    let mut bad = 0;
-    for report in &reports {
+    let progress = if std::io::stderr().is_terminal() {
+        // The bar's length costs one count of the table; only worth it when someone watches.
+        let in_minio = db.count_rows(&dir_prefix(config)).await.map(|counts| counts.in_minio).unwrap_or(0);
+        progress_bar(Some(limit.unwrap_or(i64::MAX).min(in_minio).max(0) as u64), "rows checked")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let summary = crate::commands::verify(&db, &store, deep, limit, page_rows(), |report| {
         let size = report.size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "-".into());
-        match &report.problem {
+        progress.suspend(|| match &report.problem {
             None => println!("ok        venta {:>8}  {}  {size}", report.venta_id, report.object),
             Some(problem) => {
-                bad += 1;
-                println!("MISMATCH  venta {:>8}  {}  {size}: {problem}", report.venta_id, report.object);
+                println!("MISMATCH  venta {:>8}  {}  {size}: {problem}", report.venta_id, report.object)
             }
+        });
+        progress.inc(1);
+    })
+    .await
+    .map_err(|e| Exit::new(exit::DATABASE, e))?;
+    progress.finish_and_clear();
+    println!(
+        "verify: {} rows checked, {} ok, {} mismatched",
+        summary.checked,
+        summary.checked - summary.mismatched,
+        summary.mismatched
+    );
+    Ok(if summary.mismatched == 0 { exit::OK } else { exit::FAILURES })
+}
+
+/// Rows per page of `verify` and `orphans`. `CONFRONTA_SYNC_PAGE_ROWS` overrides it so that
+/// the tests can walk many pages over a small table; operators have no reason to set it.
+fn page_rows() -> usize {
+    std::env::var("CONFRONTA_SYNC_PAGE_ROWS")
+        .ok()
+        .and_then(|text| text.parse().ok())
+        .filter(|rows| *rows > 0)
+        .unwrap_or(crate::commands::DEFAULT_PAGE_ROWS)
+}
+
+/// A progress bar on stderr, drawn only when stderr is a terminal; `total` unknown makes it a
+/// counter. Lines printed through `suspend` pass above it without tearing.
+fn progress_bar(total: Option<u64>, what: &str) -> indicatif::ProgressBar {
+    let (bar, template) = match total {
+        Some(total) => {
+            (indicatif::ProgressBar::new(total), "{bar:40} {pos}/{len} {msg} ({per_sec}, eta {eta})")
         }
+        None => (indicatif::ProgressBar::new_spinner(), "{spinner} {pos} {msg} ({per_sec})"),
+    };
+    bar.set_draw_target(indicatif::ProgressDrawTarget::stderr());
+    if let Ok(style) = indicatif::ProgressStyle::with_template(template) {
+        bar.set_style(style);
     }
-    println!("verify: {} rows checked, {} ok, {} mismatched", reports.len(), reports.len() - bad, bad);
-    Ok(if bad == 0 { exit::OK } else { exit::FAILURES })
+    bar.set_message(what.to_owned());
+    bar
 }
 
 async fn status(config: &Config, json: bool) -> Result<i32, Exit> {
@@ -377,7 +417,12 @@ async fn orphans(config: &Config, older_than: Duration, delete_objects: bool) ->
                 .push(Journal::open_read_only(&path).map_err(|e| Exit::new(exit::JOURNAL, e.to_string()))?);
         }
     }
-    let report = crate::commands::orphans(
+    let progress = if std::io::stderr().is_terminal() {
+        progress_bar(None, "")
+    } else {
+        indicatif::ProgressBar::hidden()
+    };
+    let summary = crate::commands::orphans(
         &db,
         &store,
         &journals,
@@ -386,22 +431,32 @@ async fn orphans(config: &Config, older_than: Duration, delete_objects: bool) ->
         template.prefix(),
         older_than,
         delete_objects,
+        page_rows(),
+        |event| match event {
+            OrphanEvent::File(file) => progress.suspend(|| println!("orphan file    {file}")),
+            OrphanEvent::ReferencesRead(count) => {
+                progress.set_message("references read");
+                progress.set_position(count);
+            }
+            OrphanEvent::ObjectsListed(count) => {
+                progress.set_message("objects listed");
+                progress.set_position(count);
+            }
+            OrphanEvent::Object { name, deleted } => {
+                let deleted = if deleted { "  (deleted)" } else { "" };
+                progress.suspend(|| println!("orphan object  {name}{deleted}"));
+            }
+        },
     )
     .await
     .map_err(|e| Exit::new(exit::FAILURES, e))?;
-    for file in &report.files {
-        println!("orphan file    {file}");
-    }
-    for object in &report.objects {
-        let deleted = if report.deleted.contains(object) { "  (deleted)" } else { "" };
-        println!("orphan object  {object}{deleted}");
-    }
+    progress.finish_and_clear();
     println!(
         "orphans older than {}: {} files, {} objects{}",
         humantime::format_duration(older_than),
-        report.files.len(),
-        report.objects.len(),
-        if delete_objects { format!(", {} objects deleted", report.deleted.len()) } else { String::new() }
+        summary.files,
+        summary.objects,
+        if delete_objects { format!(", {} objects deleted", summary.deleted) } else { String::new() }
     );
     Ok(exit::OK)
 }

@@ -2,18 +2,34 @@
 //!
 //! They never take the journal lock, so they run safely beside a live daemon, and only
 //! `orphans --delete-objects` changes anything (unreferenced objects, never a local file).
+//!
+//! `verify` and `orphans` walk the sales table a page of rows at a time, by id, and hand each
+//! result to the caller as soon as it is known: on a table of millions of rows the operator
+//! sees the first lines at once and the process never holds the table, the listing or an
+//! object whole (issue 17).
 
 use std::collections::{BTreeMap, HashSet};
+use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
+
+use futures_util::StreamExt;
 
 use crate::db::{SalesDb, VentaRow};
 use crate::hash::Sha256Digest;
 use crate::journal::{FileState, Journal};
 use crate::media_path::RelativeMediaPath;
 use crate::object_name::ObjectName;
-use crate::store::ObjectStore;
+use crate::store::{ObjectEntry, ObjectStore};
+
+/// Rows (or listed objects) per page of `verify` and `orphans`: large enough that the round
+/// trips do not dominate, small enough that a page is a few hundred KiB.
+pub const DEFAULT_PAGE_ROWS: usize = 1000;
+
+/// Objects `verify` checks at once. Each check is one HEAD (or one streamed download with
+/// `--deep`), so a few in flight hide the round trip; results still come out in id order.
+const VERIFY_CONCURRENCY: usize = 8;
 
 /// One row's verification result.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -25,23 +41,49 @@ pub struct VerifyReport {
     pub problem: Option<String>,
 }
 
-/// Checks that every row marked as stored in MinIO has its object, with the row's SHA-256.
+/// What a whole `verify` run found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct VerifySummary {
+    pub checked: u64,
+    pub mismatched: u64,
+}
+
+/// Checks that every row marked as stored in MinIO has its object, with the row's SHA-256,
+/// handing each row's result to `report` in id order as soon as it is known.
 ///
 /// Without `deep`, the server's stored checksum is compared (single-part uploads carry the
 /// whole-content SHA-256; multipart ones are checked through the digest we attached as
-/// metadata). With `deep`, the object is downloaded and hashed.
+/// metadata). With `deep`, the object is downloaded and hashed as it arrives.
 pub async fn verify(
     db: &Arc<dyn SalesDb>,
     store: &Arc<dyn ObjectStore>,
     deep: bool,
     limit: Option<i64>,
-) -> Result<Vec<VerifyReport>, String> {
-    let rows = db.rows_in_minio(limit.unwrap_or(i64::MAX)).await.map_err(|e| e.to_string())?;
-    let mut reports = Vec::with_capacity(rows.len());
-    for row in rows {
-        reports.push(verify_row(store, &row, deep).await);
+    page_rows: usize,
+    mut report: impl FnMut(&VerifyReport),
+) -> Result<VerifySummary, String> {
+    let page_rows = page_rows.max(1) as i64;
+    let mut remaining = limit.unwrap_or(i64::MAX).max(0);
+    let mut after_id = i64::MIN;
+    let mut summary = VerifySummary::default();
+    while remaining > 0 {
+        let wanted = page_rows.min(remaining);
+        let page = db.rows_in_minio(after_id, wanted).await.map_err(|e| e.to_string())?;
+        let Some(last) = page.last() else { break };
+        after_id = last.id;
+        remaining -= page.len() as i64;
+        let mut checks = futures_util::stream::iter(page.iter().map(|row| verify_row(store, row, deep)))
+            .buffered(VERIFY_CONCURRENCY);
+        while let Some(result) = checks.next().await {
+            summary.checked += 1;
+            summary.mismatched += u64::from(result.problem.is_some());
+            report(&result);
+        }
+        if (page.len() as i64) < wanted {
+            break;
+        }
     }
-    Ok(reports)
+    Ok(summary)
 }
 
 async fn verify_row(store: &Arc<dyn ObjectStore>, row: &VentaRow, deep: bool) -> VerifyReport {
@@ -62,12 +104,11 @@ async fn verify_row(store: &Arc<dyn ObjectStore>, row: &VentaRow, deep: bool) ->
         Err(e) => return report(None, Some(format!("cannot stat: {e}"))),
     };
     if deep {
-        return match store.get(&name).await {
-            Ok(bytes) if bytes.len() as u64 != info.size => {
+        return match store.sha256_of(&name).await {
+            Ok((length, _)) if length != info.size => {
                 report(Some(info.size), Some("download length differs from the stored size".into()))
             }
-            Ok(bytes) => {
-                let actual = Sha256Digest::of_bytes(&bytes);
+            Ok((_, actual)) => {
                 let problem = (actual != expected)
                     .then(|| format!("content SHA-256 is {actual}, the row says {expected}"));
                 report(Some(info.size), problem)
@@ -119,63 +160,91 @@ pub async fn status(
     let total = counts.in_minio + counts.local;
     report.percent_in_minio = if total == 0 { 100.0 } else { 100.0 * counts.in_minio as f64 / total as f64 };
     let Some(journal) = journal else { return Ok(report) };
-    let entries = journal.all().await.map_err(|e| e.to_string())?;
-    let mut upload_times = Vec::new();
-    let mut latest_error: BTreeMap<String, (i64, String)> = BTreeMap::new();
-    for entry in &entries {
-        *report.journal_states.entry(entry.state.as_str().to_owned()).or_default() += 1;
-        match entry.state {
-            FileState::WaitingForRow => report.waiting_for_row += 1,
-            FileState::Orphan => report.orphans += 1,
-            _ => {}
-        }
-        if let Some(ms) = entry.upload_ms.filter(|_| entry.state == FileState::Removed) {
-            upload_times.push(ms);
-        }
-        let active_failure =
-            matches!(entry.state, FileState::Failed | FileState::Rejected | FileState::RowChanged)
-                || (entry.error_class.is_some() && !entry.state.is_terminal());
-        if let (true, Some(error)) = (active_failure, &entry.last_error) {
-            let reason = error.split(':').next().unwrap_or("unknown").to_owned();
-            *report.failures_by_reason.entry(reason).or_default() += 1;
-        }
-        if let (Some(class), Some(error)) = (&entry.error_class, &entry.last_error) {
-            let line = format!("{}: {error}", entry.path);
-            match latest_error.get(class) {
-                Some((at, _)) if *at >= entry.updated_ms => {}
-                _ => {
-                    latest_error.insert(class.clone(), (entry.updated_ms, line));
+    let (uploads_timed, upload_ms_mean, upload_ms_p95) =
+        journal.upload_times().await.map_err(|e| e.to_string())?;
+    // One entry at a time: the journal may hold millions of removed entries.
+    let (mut report, latest_error) = journal
+        .fold((report, BTreeMap::<String, (i64, String)>::new()), |(report, latest_error), entry| {
+            *report.journal_states.entry(entry.state.as_str().to_owned()).or_default() += 1;
+            match entry.state {
+                FileState::WaitingForRow => report.waiting_for_row += 1,
+                FileState::Orphan => report.orphans += 1,
+                _ => {}
+            }
+            let active_failure =
+                matches!(entry.state, FileState::Failed | FileState::Rejected | FileState::RowChanged)
+                    || (entry.error_class.is_some() && !entry.state.is_terminal());
+            if let (true, Some(error)) = (active_failure, &entry.last_error) {
+                let reason = error.split(':').next().unwrap_or("unknown").to_owned();
+                *report.failures_by_reason.entry(reason).or_default() += 1;
+            }
+            if let (Some(class), Some(error)) = (&entry.error_class, &entry.last_error) {
+                match latest_error.get(class) {
+                    Some((at, _)) if *at >= entry.updated_ms => {}
+                    _ => {
+                        let line = format!("{}: {error}", entry.path);
+                        latest_error.insert(class.clone(), (entry.updated_ms, line));
+                    }
                 }
             }
-        }
-    }
+        })
+        .await
+        .map_err(|e| e.to_string())?;
     report.last_errors = latest_error.into_iter().map(|(class, (_, line))| (class, line)).collect();
-    upload_times.sort_unstable();
-    report.uploads_timed = upload_times.len() as u64;
-    if !upload_times.is_empty() {
-        report.upload_ms_mean = Some(upload_times.iter().sum::<i64>() as f64 / upload_times.len() as f64);
-        let index = ((upload_times.len() as f64 * 0.95).ceil() as usize).clamp(1, upload_times.len()) - 1;
-        report.upload_ms_p95 = Some(upload_times[index]);
-    }
+    report.uploads_timed = uploads_timed;
+    report.upload_ms_mean = upload_ms_mean;
+    report.upload_ms_p95 = upload_ms_p95;
     Ok(report)
 }
 
-/// What `orphans` found.
-#[derive(Debug, Clone, Default, serde::Serialize)]
-pub struct OrphanReport {
-    /// Local files under the watched folder that no row points at.
-    pub files: Vec<String>,
-    /// Objects under the template's prefix that no row references.
-    pub objects: Vec<String>,
-    /// Of those objects, the ones deleted (with `--delete-objects`).
-    pub deleted: Vec<String>,
+/// What `orphans` reports as it goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OrphanEvent {
+    /// A local file under the watched folder that no row points at.
+    File(String),
+    /// So many references read from the table so far.
+    ReferencesRead(u64),
+    /// So many objects listed under the prefix so far.
+    ObjectsListed(u64),
+    /// An object under the template's prefix that no row references; `deleted` with
+    /// `--delete-objects` once it is gone.
+    Object { name: String, deleted: bool },
+}
+
+/// What a whole `orphans` run found.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
+pub struct OrphanSummary {
+    pub files: u64,
+    pub objects: u64,
+    pub deleted: u64,
+}
+
+/// The object names the table references, as 64-bit digests in a sorted vector: 8 bytes a
+/// row where the names themselves would take ~100, so a table of a million references fits
+/// in 8 MiB. Two names sharing a digest (odds about n²/2⁶⁵) can only make an orphan look
+/// referenced, so it is missed, never deleted; and `--delete-objects` asks the table again
+/// by name before any delete.
+struct ReferencedNames(Vec<u64>);
+
+impl ReferencedNames {
+    fn digest(name: &str) -> u64 {
+        // Fixed keys: the digests only ever meet others made by this same process.
+        let mut hasher = std::hash::DefaultHasher::new();
+        name.hash(&mut hasher);
+        hasher.finish()
+    }
+
+    fn contains(&self, name: &str) -> bool {
+        self.0.binary_search(&Self::digest(name)).is_ok()
+    }
 }
 
 /// Finds local files no row points at and objects no row references, both at least
-/// `older_than` old. With `delete_objects`, deletes those objects, re-checking just before
-/// each delete that no row references it and that no unfinished entry of `journals` holds it
-/// (the daemon may be between its verify and its compare-and-set). Local files are never
-/// deleted.
+/// `older_than` old, handing each to `report` as it is found. With `delete_objects`, deletes
+/// those objects, re-checking each listing page's candidates just before deleting them:
+/// one query asks the table which of them a row now references, and each unfinished entry of
+/// `journals` is asked by name (the daemon may be between its verify and its compare-and-set).
+/// Local files are never deleted.
 #[allow(clippy::too_many_arguments)]
 pub async fn orphans(
     db: &Arc<dyn SalesDb>,
@@ -186,8 +255,10 @@ pub async fn orphans(
     object_prefix: &str,
     older_than: Duration,
     delete_objects: bool,
-) -> Result<OrphanReport, String> {
-    let mut report = OrphanReport::default();
+    page_rows: usize,
+    mut report: impl FnMut(OrphanEvent),
+) -> Result<OrphanSummary, String> {
+    let mut summary = OrphanSummary::default();
     let now = SystemTime::now();
     let old_enough = |modified: SystemTime| now.duration_since(modified).unwrap_or_default() >= older_than;
 
@@ -207,42 +278,70 @@ pub async fn orphans(
             // A name no Django row can hold is an orphan by definition.
             Err(_) => file.display().to_string(),
         };
-        report.files.push(shown);
+        summary.files += 1;
+        report(OrphanEvent::File(shown));
     }
 
-    let referenced: HashSet<String> =
-        db.referenced_objects().await.map_err(|e| e.to_string())?.into_iter().collect();
-    let objects = store.list(object_prefix).await.map_err(|e| e.to_string())?;
-    for object in objects {
-        if referenced.contains(&object.name) {
-            continue;
-        }
-        let modified = object
-            .modified_unix_s
-            .map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s.max(0) as u64))
-            .unwrap_or(now);
-        if !old_enough(modified) {
-            continue;
-        }
-        report.objects.push(object.name.clone());
-        if delete_objects {
-            // A row may have started pointing at it since the listing, or a daemon may be about
-            // to record it: ask both again, per object, right before the delete.
-            let mut still_free = !db.object_referenced(&object.name).await.map_err(|e| e.to_string())?;
-            for journal in journals {
-                still_free =
-                    still_free && !journal.holds_object(&object.name).await.map_err(|e| e.to_string())?;
-            }
-            if still_free {
-                store
-                    .delete(&ObjectName::from_stored(object.name.clone()))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                report.deleted.push(object.name);
-            }
+    let page_rows = page_rows.clamp(1, usize::from(u16::MAX));
+    let mut digests = Vec::new();
+    let mut after_id = i64::MIN;
+    loop {
+        let page = db.referenced_objects(after_id, page_rows as i64).await.map_err(|e| e.to_string())?;
+        let Some((last, _)) = page.last() else { break };
+        after_id = *last;
+        digests.extend(page.iter().map(|(_, name)| ReferencedNames::digest(name)));
+        report(OrphanEvent::ReferencesRead(digests.len() as u64));
+        if page.len() < page_rows {
+            break;
         }
     }
-    Ok(report)
+    digests.sort_unstable();
+    digests.dedup();
+    digests.shrink_to_fit();
+    let referenced = ReferencedNames(digests);
+
+    let mut pages = store.list_pages(object_prefix, page_rows as u16).await.map_err(|e| e.to_string())?;
+    let mut listed = 0u64;
+    while let Some(page) = pages.next().await {
+        let page = page.map_err(|e| e.to_string())?;
+        listed += page.len() as u64;
+        report(OrphanEvent::ObjectsListed(listed));
+        let candidates: Vec<ObjectEntry> = page
+            .into_iter()
+            .filter(|object| !referenced.contains(&object.name))
+            .filter(|object| {
+                let modified = object
+                    .modified_unix_s
+                    .map(|s| std::time::UNIX_EPOCH + Duration::from_secs(s.max(0) as u64))
+                    .unwrap_or(now);
+                old_enough(modified)
+            })
+            .collect();
+        summary.objects += candidates.len() as u64;
+        if !delete_objects {
+            for object in candidates {
+                report(OrphanEvent::Object { name: object.name, deleted: false });
+            }
+            continue;
+        }
+        // A row may have started pointing at one since the table was read, or a daemon may be
+        // about to record one: ask both again, for this page's candidates, right before deleting.
+        let names: Vec<String> = candidates.into_iter().map(|object| object.name).collect();
+        let now_referenced: HashSet<String> =
+            db.referenced_among(&names).await.map_err(|e| e.to_string())?.into_iter().collect();
+        for name in names {
+            let mut still_free = !now_referenced.contains(&name);
+            for journal in journals {
+                still_free = still_free && !journal.holds_object(&name).await.map_err(|e| e.to_string())?;
+            }
+            if still_free {
+                store.delete(&ObjectName::from_stored(name.clone())).await.map_err(|e| e.to_string())?;
+                summary.deleted += 1;
+            }
+            report(OrphanEvent::Object { name, deleted: still_free });
+        }
+    }
+    Ok(summary)
 }
 
 /// The longest a presigned URL may live (S3's own limit for SigV4).

@@ -404,7 +404,51 @@ impl Journal {
         .await
     }
 
-    /// Every entry (for `status`).
+    /// Hands every entry in turn to `step`, never holding more than one: `status` on a journal
+    /// of millions of entries stays small.
+    pub async fn fold<T, F>(&self, init: T, mut step: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut T, JournalEntry) + Send + 'static,
+    {
+        self.with(move |c| {
+            let mut acc = init;
+            let mut query = c.prepare(&format!("SELECT {COLUMNS} FROM files"))?;
+            let mut rows = query.query([])?;
+            while let Some(row) = rows.next()? {
+                step(&mut acc, read_entry(row)?);
+            }
+            Ok(acc)
+        })
+        .await
+    }
+
+    /// Upload times of removed entries: (how many, mean ms, p95 ms), computed by SQLite so that
+    /// `status` never collects them.
+    pub async fn upload_times(&self) -> Result<(u64, Option<f64>, Option<i64>), JournalError> {
+        self.with(|c| {
+            let (count, mean): (i64, Option<f64>) = c.query_row(
+                "SELECT COUNT(upload_ms), AVG(upload_ms) FROM files WHERE state = 'removed' AND upload_ms IS NOT NULL",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            if count == 0 {
+                return Ok((0, None, None));
+            }
+            // The nearest-rank p95: the ceil(0.95 n)-th smallest time.
+            let rank = ((count as f64 * 0.95).ceil() as i64).clamp(1, count) - 1;
+            let p95: i64 = c.query_row(
+                "SELECT upload_ms FROM files WHERE state = 'removed' AND upload_ms IS NOT NULL \
+                 ORDER BY upload_ms LIMIT 1 OFFSET ?1",
+                params![rank],
+                |row| row.get(0),
+            )?;
+            Ok((count as u64, mean, Some(p95)))
+        })
+        .await
+    }
+
+    /// Every entry (for tests; `status` folds over them instead).
     pub async fn all(&self) -> Result<Vec<JournalEntry>, JournalError> {
         self.with(|c| {
             let mut query = c.prepare(&format!("SELECT {COLUMNS} FROM files ORDER BY first_seen_ms"))?;
