@@ -430,7 +430,8 @@ where
     Fut: std::future::Future<Output = ()>,
 {
     use std::io::BufRead;
-    let mut child = command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+    let mut child =
+        command.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
     let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let mut first = String::new();
     stdout.read_line(&mut first).unwrap();
@@ -476,7 +477,10 @@ async fn verify_prints_as_it_goes_and_reads_later_pages_afterwards() {
     })
     .await;
     assert!(out.contains(&format!("{late}  -: object is missing")), "the later row was checked\n{stderr}");
-    assert!(out.contains(&format!("verify: {} rows checked, 0 ok, {} mismatched", ROWS + 1, ROWS + 1)), "{stderr}");
+    assert!(
+        out.contains(&format!("verify: {} rows checked, 0 ok, {} mismatched", ROWS + 1, ROWS + 1)),
+        "{stderr}"
+    );
     world.cleanup().await;
 }
 
