@@ -99,6 +99,18 @@ def proc_hwm_kib(pid):
     return None
 
 
+def proc_rss_kib(pid):
+    """Current resident set (VmRSS) of a process, in KiB (0 when it is gone)."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith("VmRSS:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
 def percentile(values, p):
     """Nearest-rank percentile (p in 0..100) of a non-empty list."""
     ordered = sorted(values)
@@ -186,11 +198,15 @@ class Bench:
         if self.quick:
             self.sizes = dict(backlog=150, repeats=args.repeats or 1, watch_s=10, watch_rate=50,
                               hash_bytes=256 * MIB, big_bytes=256 * MIB, scaling=[200, 1000],
-                              memory_backlog=1000)
+                              memory_backlog=1000, operator_rows=50000, operator_objects=500,
+                              operator_orphans=500, deep_object_bytes=16 * MIB, soak_s=20,
+                              soak_orphans=2000, soak_rate=2)
         else:
             self.sizes = dict(backlog=2000, repeats=args.repeats or 2, watch_s=60, watch_rate=50,
                               hash_bytes=1024 * MIB, big_bytes=2048 * MIB,
-                              scaling=[1000, 10000, 100000], memory_backlog=100000)
+                              scaling=[1000, 10000, 100000], memory_backlog=100000,
+                              operator_rows=1000000, operator_objects=2000, operator_orphans=2000,
+                              deep_object_bytes=64 * MIB, soak_s=600, soak_orphans=2000, soak_rate=2)
 
     # ---------------------------------------------------------------- plumbing
 
@@ -726,6 +742,174 @@ class Bench:
                 "rescan_max_rss_mib": mem["rescan"]["max_rss_mib"],
             }
 
+    # ---------------------------------------------------------------- 6. operator commands
+
+    def put_objects(self, names, data):
+        """Uploads `data` under every name, a few at a time, with the SHA-256 metadata the daemon
+        attaches (python minio sends objects over 5 MiB in parts, which carry no whole-content
+        checksum; `verify` then reads the metadata)."""
+        import concurrent.futures
+        import hashlib
+        import io
+        meta = {"sha256": hashlib.sha256(data).hexdigest()}
+
+        def put(name):
+            self.s3.put_object(self.bucket, name, io.BytesIO(data), len(data), content_type="application/pdf",
+                               metadata=meta)
+        with concurrent.futures.ThreadPoolExecutor(8) as pool:
+            list(pool.map(put, names))
+
+    def operator(self):
+        """verify, verify --deep (a sample) and orphans --delete-objects on a table of
+        `operator_rows` rows made with generate_series: peak RSS from /usr/bin/time."""
+        import hashlib
+        n, with_object = self.sizes["operator_rows"], self.sizes["operator_objects"]
+        orphans, big_bytes = self.sizes["operator_orphans"], self.sizes["deep_object_bytes"]
+        prefix = f"bench-{self.run_id}-ops"
+        name = "operator"
+        media_root = self.media(name)
+        small = pdf_bytes(4096)
+        small_sha = hashlib.sha256(small).hexdigest()
+        big = pdf_bytes(big_bytes)
+        big_sha = hashlib.sha256(big).hexdigest()
+        big_rows = 4
+        log(f"operator: {n:,} rows in MinIO, {with_object:,} of them with their object "
+            f"({big_rows} of {big_bytes // MIB} MiB), and {orphans:,} unreferenced objects")
+        self.reset_table()
+        with self.db() as conn:
+            # Row n names object venta_n: the first `with_object` rows have theirs (rows 1..4 a big
+            # one), the others point at objects that were never uploaded (each a MISMATCH line).
+            conn.execute(f"""INSERT INTO {TABLE} (numero, confronta, confronta_minio_object_name,
+                               confronta_subido_a_minio, confronta_sha256)
+                             SELECT 'OPS-' || g, '', %s || '/venta_' || lpad(g::text, 8, '0') || '.pdf', true,
+                                    CASE WHEN g <= %s THEN %s ELSE %s END
+                             FROM generate_series(1, %s) AS g""",
+                         (prefix, big_rows, big_sha, small_sha, n))
+            conn.execute(f"ANALYZE {TABLE}")
+        self.put_objects([f"{prefix}/venta_{g:08d}.pdf" for g in range(1, big_rows + 1)], big)
+        self.put_objects([f"{prefix}/venta_{g:08d}.pdf" for g in range(big_rows + 1, with_object + 1)], small)
+        self.put_objects([f"{prefix}/zz_huerfano_{g:06d}.pdf" for g in range(orphans)], small)
+        config = self.write_config(name, media_root, prefix)
+        out = {"rows": n, "objects_present": with_object, "orphan_objects": orphans,
+               "deep_object_bytes": big_bytes, "deep_sample_rows": 200}
+        runs = (("verify", ["verify"], f"verify: {n} rows checked, {with_object} ok, {n - with_object} mismatched"),
+                ("verify_deep", ["verify", "--deep", "--limit", "200"], "verify: 200 rows checked, 200 ok, 0 mismatched"),
+                ("orphans", ["orphans", "--older-than", "0s", "--delete-objects"],
+                 f"orphans older than 0s: 0 files, {orphans} objects, {orphans} objects deleted"))
+        for key, args, expected in runs:
+            log(f"operator: {' '.join(args)}")
+            run = self.timed(f"operator-{key}", [self.binary, "--config", config] + args)
+            with open(run.pop("stdout_path"), errors="replace") as f:
+                last = (f.read().strip().splitlines() or [""])[-1]
+            if last != expected:
+                raise MeasurementError(f"{' '.join(args)}: expected {expected!r}, got {last!r} (exit {run['rc']}):\n"
+                                       f"{self.tail(run['stderr_path'])}")
+            run["summary"] = last
+            out[key] = run
+            log(f"operator: {key}: peak RSS {run['max_rss_mib']:.1f} MiB, {run['wall_s']:.1f} s")
+        left = self.count_objects(prefix)
+        if left != with_object:
+            raise MeasurementError(f"orphans --delete-objects left {left} objects, expected {with_object}")
+        out["targets_met"] = {k: out[k]["max_rss_mib"] <= TARGETS["rss_mib"] for k in ("verify", "verify_deep", "orphans")}
+        self.results["operator"] = out
+        for obj in self.s3.list_objects(self.bucket, prefix=prefix + "/", recursive=True):
+            self.s3.remove_object(self.bucket, obj.object_name)
+        self.reset_table()
+        shutil.rmtree(media_root, ignore_errors=True)
+
+    # ---------------------------------------------------------------- 7. soak
+
+    def soak(self):
+        """The daemon as a service for `soak_s` with `soak_rate` files/s (each with its row) and
+        `soak_orphans` files no row points at: its RSS and CPU, sampled, should stay flat."""
+        duration, rate, orphans = self.sizes["soak_s"], self.sizes["soak_rate"], self.sizes["soak_orphans"]
+        name = "soak"
+        media_root = self.media(name)
+        folder = os.path.join(media_root, "confrontas")
+        self.make_files(folder, orphans, SMALL_FILE_BYTES, stem="huerfano")
+        self.reset_table()
+        prefix = f"bench-{self.run_id}-soak"
+        # Orphans are due again after a second and reconcile runs every 5 s (issue 17 item 3's
+        # case), so any re-work they cause shows within the run.
+        config = self.write_config(name, media_root, prefix, overrides={
+            "watch.orphan_after_s": "1", "watch.reconcile_interval_s": "5"})
+        log_path = os.path.join(self.work, "logs", f"{name}.stderr")
+        os.makedirs(os.path.dirname(log_path), exist_ok=True)
+        log(f"soak: {orphans} orphan files, then {rate} files/s for {duration} s")
+        interval = 1.0 if self.quick else 5.0
+        samples = []
+        n = 0
+        with open(log_path, "w") as err:
+            daemon = subprocess.Popen([self.binary, "--config", config], stdout=subprocess.DEVNULL, stderr=err,
+                                      stdin=subprocess.DEVNULL, start_new_session=True)
+        self.children.append(daemon)
+        try:
+            deadline = time.monotonic() + 60
+            while "watching" not in self.tail(log_path, 50):
+                if daemon.poll() is not None or time.monotonic() > deadline:
+                    raise MeasurementError(f"the daemon did not start watching:\n{self.tail(log_path)}")
+                time.sleep(0.05)
+            conn = self.db()
+            started = time.monotonic()
+            next_sample = started
+            while time.monotonic() - started < duration:
+                now = time.monotonic()
+                if now >= next_sample:
+                    samples.append({"t_s": now - started, "rss_mib": proc_rss_kib(daemon.pid) / 1024,
+                                    "cpu_s": proc_cpu_s(daemon.pid)})
+                    next_sample += interval
+                if now >= started + n / rate:
+                    rel = f"confrontas/soak_{n:06d}.pdf"
+                    with open(os.path.join(media_root, rel), "wb") as f:
+                        f.write(pdf_bytes(SMALL_FILE_BYTES))
+                    conn.execute(f"INSERT INTO {TABLE} (numero, confronta) VALUES (%s, %s)", (f"SOAK-{n:08d}", rel))
+                    n += 1
+                    continue
+                time.sleep(max(0.0, min(started + n / rate, next_sample) - time.monotonic()))
+            samples.append({"t_s": time.monotonic() - started, "rss_mib": proc_rss_kib(daemon.pid) / 1024,
+                            "cpu_s": proc_cpu_s(daemon.pid)})
+            wait_deadline = time.monotonic() + 60
+            while self.count_uploaded_rows() < n and time.monotonic() < wait_deadline:
+                time.sleep(0.2)
+            moved = self.count_uploaded_rows()
+            conn.close()
+            hwm = proc_hwm_kib(daemon.pid)
+        finally:
+            if daemon.poll() is None:
+                daemon.send_signal(signal.SIGTERM)
+                try:
+                    daemon.wait(20)
+                except subprocess.TimeoutExpired:
+                    daemon.kill()
+                    daemon.wait()
+            self.children.remove(daemon)
+        if moved < n:
+            raise MeasurementError(f"soak: {n - moved} of {n} trickle files were not recorded:\n{self.tail(log_path)}")
+        # Flat: compare the second quarter of the run with the last one (the first quarter is
+        # warm-up: the start-up walk finds the orphans).
+        q = len(samples) // 4
+
+        def quarter(i):
+            part = samples[i * q:(i + 1) * q + 1] if i < 3 else samples[3 * q:]
+            span = part[-1]["t_s"] - part[0]["t_s"]
+            cpu = (part[-1]["cpu_s"] - part[0]["cpu_s"]) / span * 100 if span > 0 else None
+            return {"rss_mib_max": max(x["rss_mib"] for x in part), "cpu_percent": cpu}
+        second, last = quarter(1), quarter(3)
+        rss_flat = last["rss_mib_max"] <= second["rss_mib_max"] + max(4.0, 0.1 * second["rss_mib_max"])
+        cpu_flat = last["cpu_percent"] is not None and second["cpu_percent"] is not None and \
+            last["cpu_percent"] <= 1.5 * second["cpu_percent"] + 1.0
+        self.results["soak"] = {
+            "duration_s": duration, "rate_per_s": rate, "orphans": orphans, "files": n, "moved": moved,
+            "sample_interval_s": interval, "second_quarter": second, "last_quarter": last,
+            "rss_mib_start": samples[0]["rss_mib"], "rss_mib_end": samples[-1]["rss_mib"],
+            "daemon_peak_rss_mib": None if hwm is None else hwm / 1024,
+            "cpu_percent_overall": (samples[-1]["cpu_s"] - samples[0]["cpu_s"]) / (samples[-1]["t_s"] - samples[0]["t_s"]) * 100,
+            "samples": samples, "targets_met": {"rss_flat": rss_flat, "cpu_flat": cpu_flat},
+        }
+        log(f"soak: RSS {samples[0]['rss_mib']:.1f} -> {samples[-1]['rss_mib']:.1f} MiB, CPU "
+            f"{fmt(second['cpu_percent'])} % -> {fmt(last['cpu_percent'])} %, {moved}/{n} moved")
+        shutil.rmtree(media_root, ignore_errors=True)
+
     # ---------------------------------------------------------------- machine and report
 
     def machine(self):
@@ -809,7 +993,8 @@ class Bench:
     def run(self):
         self.machine()
         sections = [("hashing", self.hashing), ("backlog", self.backlog), ("latency", self.latency),
-                    ("memory_big_file", self.big_file), ("scaling", self.scaling)]
+                    ("memory_big_file", self.big_file), ("scaling", self.scaling),
+                    ("operator", self.operator), ("soak", self.soak)]
         if self.args.only:
             wanted = set(self.args.only.split(","))
             unknown = wanted - {name for name, _ in sections}
@@ -897,6 +1082,14 @@ def render_markdown(r):
     if mb:
         add(f"| peak RSS, {mb['files']:,}-file backlog, --dry-run | {mb['dry_run_max_rss_mib']:.1f} MiB | ≤ 40 MiB | {met(mb['dry_run_max_rss_mib'] <= 40)} |")
         add(f"| peak RSS, {mb['files']:,}-file backlog, real run | {mb['rescan_max_rss_mib']:.1f} MiB | ≤ 40 MiB | {met(mb['rescan_max_rss_mib'] <= 40)} |")
+    ops = r.get("operator")
+    if ops:
+        for key, what in (("verify", "verify"), ("verify_deep", "verify --deep (200-row sample)"), ("orphans", "orphans --delete-objects")):
+            add(f"| peak RSS, {what} on {ops['rows']:,} rows | {ops[key]['max_rss_mib']:.1f} MiB | ≤ 40 MiB | {met(ops['targets_met'][key])} |")
+    soak = r.get("soak")
+    if soak:
+        add(f"| soak: daemon RSS flat over {soak['duration_s']} s | {soak['second_quarter']['rss_mib_max']:.1f} → {soak['last_quarter']['rss_mib_max']:.1f} MiB | last quarter ≤ second + max(4 MiB, 10 %) | {met(soak['targets_met']['rss_flat'])} |")
+        add(f"| soak: daemon CPU flat over {soak['duration_s']} s | {fmt(soak['second_quarter']['cpu_percent'])} → {fmt(soak['last_quarter']['cpu_percent'])} % | last quarter ≤ 1.5 × second + 1 point | {met(soak['targets_met']['cpu_flat'])} |")
     s = r.get("scaling")
     if s:
         worst = max(s["sizes"], key=lambda e: abs(e["vs_smallest"]))
@@ -986,6 +1179,31 @@ def render_markdown(r):
                 f"{(run['server_cpu_s'] or 0) * 1000 / e['files']:.2f} | {run['postgres_cpu_s'] * 1000 / e['files']:.2f} | "
                 f"{run['max_rss_mib']:.1f} | {run['load_before'][0]:.2f} |")
         add("")
+    if ops:
+        add(f"## 6. Operator commands on {ops['rows']:,} rows\n")
+        add(f"A table of {ops['rows']:,} rows marked as in MinIO, made with `generate_series`; {ops['objects_present']:,} "
+            f"of them have their object (4 of {ops['deep_object_bytes'] // MIB} MiB, for `--deep`), the others name "
+            f"objects never uploaded (each a MISMATCH line); {ops['orphan_objects']:,} objects no row references. "
+            "Peak RSS from /usr/bin/time; stdout goes to a file.\n")
+        add("| command | peak RSS MiB | wall s | CPU s | PostgreSQL CPU s | last line |\n|---|---|---|---|---|---|")
+        for key, what in (("verify", "verify"), ("verify_deep", "verify --deep --limit 200"),
+                          ("orphans", "orphans --older-than 0s --delete-objects")):
+            run = ops[key]
+            add(f"| {what} | {run['max_rss_mib']:.1f} | {run['wall_s']:.1f} | {run['user_s'] + run['sys_s']:.1f} | "
+                f"{run['postgres_cpu_s']:.1f} | {run['summary']} |")
+        add("")
+    if soak:
+        add(f"## 7. Soak: the daemon for {soak['duration_s']} s, {soak['rate_per_s']} files/s plus {soak['orphans']:,} orphan files\n")
+        add("The daemon runs as a service with `orphan_after_s = 1` and `reconcile_interval_s = 5`; the orphans "
+            "are in the folder before it starts; each trickle file gets its row right after it is written. "
+            f"RSS (VmRSS) and CPU (utime+stime) sampled every {soak['sample_interval_s']:.0f} s; the first "
+            "quarter is warm-up.\n")
+        add("| | RSS MiB (max) | CPU % |\n|---|---|---|")
+        add(f"| second quarter | {soak['second_quarter']['rss_mib_max']:.1f} | {fmt(soak['second_quarter']['cpu_percent'])} |")
+        add(f"| last quarter | {soak['last_quarter']['rss_mib_max']:.1f} | {fmt(soak['last_quarter']['cpu_percent'])} |")
+        add(f"| whole run | start {soak['rss_mib_start']:.1f}, end {soak['rss_mib_end']:.1f}, peak {fmt(soak['daemon_peak_rss_mib'])} | "
+            f"{soak['cpu_percent_overall']:.1f} |")
+        add(f"\n{soak['moved']:,} of {soak['files']:,} trickle files recorded.\n")
     add("## Section times\n")
     add("| section | s |\n|---|---|")
     for k, val in r.get("section_s", {}).items():
@@ -1007,7 +1225,7 @@ def main():
     parser.add_argument("--harness-started", type=float, default=time.time())
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeats", type=int)
-    parser.add_argument("--only", help="comma-separated sections: hashing,backlog,latency,memory_big_file,scaling")
+    parser.add_argument("--only", help="comma-separated sections: hashing,backlog,latency,memory_big_file,scaling,operator,soak")
     parser.add_argument("--profile", type=int, metavar="N")
     parser.add_argument("--profile-bytes", type=int, default=BACKLOG_FILE_BYTES)
     parser.add_argument("--profile-wrap", default="")

@@ -6,7 +6,8 @@
 # starts a single-node S3 test server (scripts/s3-test-server.sh: SeaweedFS, or garage with
 # CONFRONTA_TEST_S3_SERVER=garage) and a throwaway PostgreSQL database, generates the data,
 # runs every measurement (backlog vs rclone and the seed's Python path, watch-mode latency,
-# hashing, memory, scaling), writes bench/results/latest.md and bench/results/latest.json, and
+# hashing, memory, scaling, the operator commands on a large table, a soak of the daemon),
+# writes bench/results/latest.md and bench/results/latest.json, and
 # stops and removes everything it started. See bench/README.md for what each number means.
 #
 #   --quick       small sizes, finishes in a few minutes; missed targets never fail it (CI mode)
@@ -14,7 +15,8 @@
 #   --keep        keep the scratch folder (data, configs, logs) for inspection
 #   --repeats N   run each backlog contender N times (default 2, 1 with --quick)
 #   --out DIR     where results go (default bench/results; --quick writes quick.{md,json})
-#   --only S[,S]  run only these sections: hashing,backlog,latency,memory_big_file,scaling
+#   --only S[,S]  run only these sections: hashing,backlog,latency,memory_big_file,scaling,
+#                 operator,soak
 #                 (results then go to partial.{md,json})
 #
 # Profiling (no results written): one --rescan of N files under a wrapper, e.g.
