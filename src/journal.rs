@@ -797,6 +797,32 @@ mod tests {
         assert_eq!(journal.all().await.unwrap().len(), 200);
     }
 
+    /// `status` folds over the entries and lets SQLite compute the upload times, rather than
+    /// loading the journal (issue 17 item 9): the same figures as before.
+    #[tokio::test]
+    async fn fold_visits_every_entry_and_upload_times_are_the_nearest_rank_p95() {
+        let journal = Journal::in_memory().unwrap();
+        assert_eq!(journal.upload_times().await.unwrap(), (0, None, None));
+        for n in 1..=20i64 {
+            let mut removed = entry(&format!("confrontas/{n}.pdf"));
+            removed.state = FileState::Removed;
+            removed.upload_ms = Some(n);
+            journal.put(&removed).await.unwrap();
+        }
+        let mut pending = entry("confrontas/pendiente.pdf");
+        pending.upload_ms = Some(1_000);
+        journal.put(&pending).await.unwrap();
+        assert_eq!(journal.upload_times().await.unwrap(), (20, Some(10.5), Some(19)));
+        let (entries, removed) = journal
+            .fold((0, 0), |(entries, removed), entry| {
+                *entries += 1;
+                *removed += u32::from(entry.state == FileState::Removed);
+            })
+            .await
+            .unwrap();
+        assert_eq!((entries, removed), (21, 20));
+    }
+
     #[test]
     fn a_second_open_of_the_same_journal_is_refused() {
         let dir = tempfile::tempdir().unwrap();
