@@ -512,3 +512,39 @@ async fn orphans_prints_as_it_goes_and_lists_later_pages_afterwards() {
     assert!(out.contains(&format!("0 files, {} objects", OBJECTS + 1)), "{stderr}");
     world.cleanup().await;
 }
+
+/// `verify | head`: once the reader has gone, the next line cannot be written. Printing with
+/// `println!` panicked there ("failed printing to stdout", exit 101); now the walk stops, and
+/// the command exits 1 without a panic.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_stops_quietly_when_its_reader_goes_away() {
+    use std::io::BufRead;
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    world
+        .db
+        .execute(&format!(
+            "INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_minio_object_name, \
+             confronta_subido_a_minio, confronta_sha256) \
+             SELECT 'PORTA-H' || n, '', '{prefix}/' || lpad(n::text, 6, '0') || '_' || repeat('x', 200), true, \
+             repeat('ab', 32) FROM generate_series(1, 1500) AS n",
+            prefix = world.prefix
+        ))
+        .await;
+    let mut child = paged_command(&config, &["verify"], 50)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("MISMATCH"), "{first}");
+    drop(stdout);
+    let mut stderr = String::new();
+    std::io::Read::read_to_string(&mut child.stderr.take().unwrap(), &mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    world.cleanup().await;
+}
