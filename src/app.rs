@@ -10,7 +10,7 @@ use clap::{Parser, Subcommand};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::commands::OrphanEvent;
+use crate::commands::{OrphanEvent, ReportError};
 use crate::config::{ConditionalWrites, Config, ConfigError};
 use crate::daemon::{self, Stop, Summary};
 use crate::db::{self, DbErrorKind, SalesDb};
@@ -317,17 +317,29 @@ async fn verify(config: &Config, deep: bool, limit: Option<i64>) -> Result<i32, 
     };
     let summary = crate::commands::verify(&db, &store, deep, limit, page_rows(), |report| {
         let size = report.size.map(|s| format!("{s} bytes")).unwrap_or_else(|| "-".into());
-        progress.suspend(|| match &report.problem {
-            None => println!("ok        venta {:>8}  {}  {size}", report.venta_id, report.object),
-            Some(problem) => {
-                println!("MISMATCH  venta {:>8}  {}  {size}: {problem}", report.venta_id, report.object)
-            }
-        });
         progress.inc(1);
+        progress.suspend(|| match &report.problem {
+            None => writeln!(
+                std::io::stdout(),
+                "ok        venta {:>8}  {}  {size}",
+                report.venta_id,
+                report.object
+            ),
+            Some(problem) => writeln!(
+                std::io::stdout(),
+                "MISMATCH  venta {:>8}  {}  {size}: {problem}",
+                report.venta_id,
+                report.object
+            ),
+        })
     })
-    .await
-    .map_err(|e| Exit::new(exit::DATABASE, e))?;
+    .await;
     progress.finish_and_clear();
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(ReportError::Output(e)) => return Ok(output_closed("verify", &e)),
+        Err(ReportError::Failed(e)) => return Err(Exit::new(exit::DATABASE, e)),
+    };
     println!(
         "verify: {} rows checked, {} ok, {} mismatched",
         summary.checked,
@@ -335,6 +347,13 @@ async fn verify(config: &Config, deep: bool, limit: Option<i64>) -> Result<i32, 
         summary.mismatched
     );
     Ok(if summary.mismatched == 0 { exit::OK } else { exit::FAILURES })
+}
+
+/// Whoever read the report went away (`verify | head`): the walk stopped there, which is no
+/// failure of the database or the store, and printing more would only fail again.
+fn output_closed(command: &str, error: &std::io::Error) -> i32 {
+    debug!(command, %error, "the report's reader went away; stopped");
+    exit::FAILURES
 }
 
 /// Rows per page of `verify` and `orphans`. `CONFRONTA_SYNC_PAGE_ROWS` overrides it so that
@@ -433,24 +452,32 @@ async fn orphans(config: &Config, older_than: Duration, delete_objects: bool) ->
         delete_objects,
         page_rows(),
         |event| match event {
-            OrphanEvent::File(file) => progress.suspend(|| println!("orphan file    {file}")),
+            OrphanEvent::File(file) => {
+                progress.suspend(|| writeln!(std::io::stdout(), "orphan file    {file}"))
+            }
             OrphanEvent::ReferencesRead(count) => {
                 progress.set_message("references read");
                 progress.set_position(count);
+                Ok(())
             }
             OrphanEvent::ObjectsListed(count) => {
                 progress.set_message("objects listed");
                 progress.set_position(count);
+                Ok(())
             }
             OrphanEvent::Object { name, deleted } => {
                 let deleted = if deleted { "  (deleted)" } else { "" };
-                progress.suspend(|| println!("orphan object  {name}{deleted}"));
+                progress.suspend(|| writeln!(std::io::stdout(), "orphan object  {name}{deleted}"))
             }
         },
     )
-    .await
-    .map_err(|e| Exit::new(exit::FAILURES, e))?;
+    .await;
     progress.finish_and_clear();
+    let summary = match summary {
+        Ok(summary) => summary,
+        Err(ReportError::Output(e)) => return Ok(output_closed("orphans", &e)),
+        Err(ReportError::Failed(e)) => return Err(Exit::new(exit::FAILURES, e)),
+    };
     println!(
         "orphans older than {}: {} files, {} objects{}",
         humantime::format_duration(older_than),

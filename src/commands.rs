@@ -31,6 +31,23 @@ pub const DEFAULT_PAGE_ROWS: usize = 1000;
 /// `--deep`), so a few in flight hide the round trip; results still come out in id order.
 const VERIFY_CONCURRENCY: usize = 8;
 
+/// Why `verify` or `orphans` stopped before the end.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The caller could not write a line: its reader went away (`verify | head`).
+    #[error("writing the report: {0}")]
+    Output(std::io::Error),
+    /// The database, the store or a journal failed.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl From<String> for ReportError {
+    fn from(message: String) -> Self {
+        ReportError::Failed(message)
+    }
+}
+
 /// One row's verification result.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -49,7 +66,8 @@ pub struct VerifySummary {
 }
 
 /// Checks that every row marked as stored in MinIO has its object, with the row's SHA-256,
-/// handing each row's result to `report` in id order as soon as it is known.
+/// handing each row's result to `report` in id order as soon as it is known. An error from
+/// `report` (the output was closed: `verify | head`) stops the walk and is returned.
 ///
 /// Without `deep`, the server's stored checksum is compared (single-part uploads carry the
 /// whole-content SHA-256; multipart ones are checked through the digest we attached as
@@ -60,8 +78,8 @@ pub async fn verify(
     deep: bool,
     limit: Option<i64>,
     page_rows: usize,
-    mut report: impl FnMut(&VerifyReport),
-) -> Result<VerifySummary, String> {
+    mut report: impl FnMut(&VerifyReport) -> std::io::Result<()>,
+) -> Result<VerifySummary, ReportError> {
     let page_rows = page_rows.max(1) as i64;
     let mut remaining = limit.unwrap_or(i64::MAX).max(0);
     let mut after_id = i64::MIN;
@@ -77,7 +95,7 @@ pub async fn verify(
         while let Some(result) = checks.next().await {
             summary.checked += 1;
             summary.mismatched += u64::from(result.problem.is_some());
-            report(&result);
+            report(&result).map_err(ReportError::Output)?;
         }
         if (page.len() as i64) < wanted {
             break;
@@ -244,7 +262,8 @@ impl ReferencedNames {
 /// those objects, re-checking each listing page's candidates just before deleting them:
 /// one query asks the table which of them a row now references, and each unfinished entry of
 /// `journals` is asked by name (the daemon may be between its verify and its compare-and-set).
-/// Local files are never deleted.
+/// Local files are never deleted. An error from `report` (the output was closed) stops the run
+/// and is returned.
 #[allow(clippy::too_many_arguments)]
 pub async fn orphans(
     db: &Arc<dyn SalesDb>,
@@ -256,8 +275,8 @@ pub async fn orphans(
     older_than: Duration,
     delete_objects: bool,
     page_rows: usize,
-    mut report: impl FnMut(OrphanEvent),
-) -> Result<OrphanSummary, String> {
+    mut report: impl FnMut(OrphanEvent) -> std::io::Result<()>,
+) -> Result<OrphanSummary, ReportError> {
     let mut summary = OrphanSummary::default();
     let now = SystemTime::now();
     let old_enough = |modified: SystemTime| now.duration_since(modified).unwrap_or_default() >= older_than;
@@ -279,7 +298,7 @@ pub async fn orphans(
             Err(_) => file.display().to_string(),
         };
         summary.files += 1;
-        report(OrphanEvent::File(shown));
+        report(OrphanEvent::File(shown)).map_err(ReportError::Output)?;
     }
 
     let page_rows = page_rows.clamp(1, usize::from(u16::MAX));
@@ -290,7 +309,7 @@ pub async fn orphans(
         let Some((last, _)) = page.last() else { break };
         after_id = *last;
         digests.extend(page.iter().map(|(_, name)| ReferencedNames::digest(name)));
-        report(OrphanEvent::ReferencesRead(digests.len() as u64));
+        report(OrphanEvent::ReferencesRead(digests.len() as u64)).map_err(ReportError::Output)?;
         if page.len() < page_rows {
             break;
         }
@@ -305,7 +324,7 @@ pub async fn orphans(
     while let Some(page) = pages.next().await {
         let page = page.map_err(|e| e.to_string())?;
         listed += page.len() as u64;
-        report(OrphanEvent::ObjectsListed(listed));
+        report(OrphanEvent::ObjectsListed(listed)).map_err(ReportError::Output)?;
         let candidates: Vec<ObjectEntry> = page
             .into_iter()
             .filter(|object| !referenced.contains(&object.name))
@@ -320,7 +339,8 @@ pub async fn orphans(
         summary.objects += candidates.len() as u64;
         if !delete_objects {
             for object in candidates {
-                report(OrphanEvent::Object { name: object.name, deleted: false });
+                report(OrphanEvent::Object { name: object.name, deleted: false })
+                    .map_err(ReportError::Output)?;
             }
             continue;
         }
@@ -338,7 +358,7 @@ pub async fn orphans(
                 store.delete(&ObjectName::from_stored(name.clone())).await.map_err(|e| e.to_string())?;
                 summary.deleted += 1;
             }
-            report(OrphanEvent::Object { name, deleted: still_free });
+            report(OrphanEvent::Object { name, deleted: still_free }).map_err(ReportError::Output)?;
         }
     }
     Ok(summary)
