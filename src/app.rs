@@ -223,9 +223,7 @@ async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit
         },
     };
     let (store, capabilities) = connect_store_for_uploads(config).await?;
-    let conditional_put =
-        capabilities.conditional_put && config.minio.conditional_writes == ConditionalWrites::Auto;
-    let pipeline = Pipeline::new(config, store, db, journal, limits, conditional_put);
+    let pipeline = Pipeline::new(config, store, db, journal, limits, capabilities);
     Ok(Started { pipeline: Arc::new(pipeline) })
 }
 
@@ -298,8 +296,13 @@ async fn check(config: &Config) -> Result<i32, Exit> {
     let (_, capabilities) = connect_store_for_uploads(config).await?;
     println!("configuration, database columns and bucket {} are fine", config.minio.bucket);
     println!(
-        "object store: checksums enforced; conditional writes (If-None-Match: *) {}",
-        if capabilities.conditional_put { "honoured" } else { "not honoured: each name is stat'ed first" }
+        "object store: checksums enforced; conditional writes (If-None-Match: *) {}; small uploads verified {}",
+        if capabilities.conditional_put { "honoured" } else { "not honoured: each name is stat'ed first" },
+        if capabilities.checksum_answered {
+            "by the PUT's answer (it carries the checksum it checked)"
+        } else {
+            "by a stat after the PUT (its answer carries no checksum)"
+        }
     );
     Ok(exit::OK)
 }

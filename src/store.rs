@@ -74,6 +74,16 @@ struct Put {
     limit: Duration,
 }
 
+/// What the server's answer to an upload said about the bytes it stored.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Stored {
+    /// The `x-amz-checksum-sha256` the answer carried (base64), if it carried one. A server
+    /// that enforces the checksum (see [`Capabilities::checksum_enforced`]) answers a single
+    /// PUT with the SHA-256 it computed over the body and found equal to ours. `None` for a
+    /// multipart upload, which is verified by a stat instead.
+    pub checksum_sha256: Option<String>,
+}
+
 /// What the start-up probe learnt about the server (see `ObjectStore::probe`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capabilities {
@@ -82,6 +92,9 @@ pub struct Capabilities {
     pub checksum_enforced: bool,
     /// A PUT with `If-None-Match: *` on an existing key is refused with 412.
     pub conditional_put: bool,
+    /// A PUT's answer carries the `x-amz-checksum-sha256` it checked (MinIO, SeaweedFS). With
+    /// `checksum_enforced`, that answer alone verifies a small file's upload.
+    pub checksum_answered: bool,
 }
 
 /// Where the probe writes its scratch objects; nothing the daemon names starts with a dot.
@@ -146,8 +159,8 @@ pub trait ObjectStore: Send + Sync {
     /// `None` when the object does not exist.
     async fn stat(&self, name: &ObjectName) -> Result<Option<ObjectInfo>, StoreError>;
     /// Uploads the file, sending the SHA-256 computed at hash time so that the server refuses
-    /// any byte that differs from what was hashed.
-    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<(), StoreError>;
+    /// any byte that differs from what was hashed; returns what the server's answer confirmed.
+    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<Stored, StoreError>;
     /// Learns, with a few requests on scratch keys under `PROBE_PREFIX` (deleted again),
     /// whether the server enforces `x-amz-checksum-sha256` and honours `If-None-Match: *`.
     async fn probe(&self) -> Result<Capabilities, StoreError>;
@@ -213,7 +226,7 @@ impl S3Store {
         key: ObjectKey,
         request: &UploadRequest<'_>,
         meta: Multimap,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Stored, StoreError> {
         let _held = self.reserve_memory(request.hash.identity.size).await;
         let data = read_exact_range(request.path, &request.hash.identity, 0, request.hash.identity.size)?;
         let put = Put {
@@ -231,7 +244,7 @@ impl S3Store {
         key: ObjectKey,
         request: &UploadRequest<'_>,
         meta: Multimap,
-    ) -> Result<(), StoreError> {
+    ) -> Result<Stored, StoreError> {
         let created = self
             .client
             .create_multipart_upload(self.bucket.clone(), key.clone())
@@ -252,7 +265,7 @@ impl S3Store {
                 let _ = tokio::time::timeout(SMALL_REQUEST_TIMEOUT, abort.build().send()).await;
             }
         }
-        result
+        result.map(|()| Stored::default())
     }
 
     async fn put_parts(
@@ -361,7 +374,7 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<(), StoreError> {
+    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<Stored, StoreError> {
         let key = self.key(name)?;
         let mut meta = Multimap::new();
         meta.add("x-amz-meta-sha256", request.hash.sha256.to_hex());
@@ -396,23 +409,24 @@ impl ObjectStore for S3Store {
             // Any other refusal (a 400 whose body names no checksum) stored nothing either,
             // but it does not show that the checksum was looked at.
             Err(e) if e.is_unavailable() => return Err(e),
-            Err(_) | Ok(()) => false,
+            Err(_) | Ok(_) => false,
         };
         let stat = self.stat(&ObjectName::from_stored(key.to_string())).await?;
         // A server that refused the body but kept it anyway is as bad as one that ignored it.
         let checksum_enforced = checksum_enforced && stat.is_none();
 
-        self.put_bytes(&key, body.clone(), probe(&right, false)).await?;
+        let stored = self.put_bytes(&key, body.clone(), probe(&right, false)).await?;
+        let checksum_answered = stored.checksum_sha256.as_deref() == Some(right.as_str());
         let conditional_put = match self.put_bytes(&key, body, probe(&right, true)).await {
             Err(e) if e.kind == StoreErrorKind::AlreadyExists => true,
             Err(e) if e.is_unavailable() => {
                 let _ = self.delete(&ObjectName::from_stored(key.to_string())).await;
                 return Err(e);
             }
-            Err(_) | Ok(()) => false,
+            Err(_) | Ok(_) => false,
         };
         self.delete(&ObjectName::from_stored(key.to_string())).await?;
-        Ok(Capabilities { checksum_enforced, conditional_put })
+        Ok(Capabilities { checksum_enforced, conditional_put, checksum_answered })
     }
 
     async fn delete(&self, name: &ObjectName) -> Result<(), StoreError> {
@@ -467,7 +481,7 @@ impl ObjectStore for S3Store {
 impl S3Store {
     /// One PUT of `body`, carrying its SHA-256 for the server to check and, with `if_absent`,
     /// `If-None-Match: *`.
-    async fn put_bytes(&self, key: &ObjectKey, body: Bytes, put: Put) -> Result<(), StoreError> {
+    async fn put_bytes(&self, key: &ObjectKey, body: Bytes, put: Put) -> Result<Stored, StoreError> {
         let mut headers = put.meta;
         headers.add("x-amz-checksum-sha256", put.sha256_base64);
         if put.if_absent {
@@ -482,8 +496,8 @@ impl S3Store {
             .content_type(put.content_type)
             .extra_headers(Some(headers))
             .build();
-        deadline(put.limit, key, request.send()).await?;
-        Ok(())
+        let response = deadline(put.limit, key, request.send()).await?;
+        Ok(Stored { checksum_sha256: response.get_checksum(ChecksumAlgorithm::SHA256) })
     }
 
     async fn list_limited(&self, prefix: &str, limit: Option<usize>) -> Result<Vec<ObjectEntry>, StoreError> {
