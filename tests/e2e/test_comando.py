@@ -30,6 +30,9 @@ def test_migrar_confrontas_minio_dry_run_then_a_batch(entorno):
 
         prueba = manage(entorno, "migrar_confrontas_minio", "--dry-run")
         salida = prueba.stdout
+        # What an operator sees, kept with the run's logs (artifacts/logs/).
+        (entorno.work / "logs" / "migrar_confrontas_minio.txt").write_text(
+            "$ python manage.py migrar_confrontas_minio --dry-run\n" + salida)
         assert prueba.returncode == 0, salida + prueba.stderr
         lineas = salida.splitlines()
         assert lineas[0].startswith("Encontrada"), salida
@@ -42,6 +45,8 @@ def test_migrar_confrontas_minio_dry_run_then_a_batch(entorno):
 
         lote = manage(entorno, "migrar_confrontas_minio", "--limit", "50")
         salida = lote.stdout
+        with open(entorno.work / "logs" / "migrar_confrontas_minio.txt", "a") as registro:
+            registro.write("\n$ python manage.py migrar_confrontas_minio --limit 50\n" + salida)
         assert lote.returncode == 0, salida + lote.stderr
         lineas = salida.splitlines()
         assert "Resumen de migración:" in lineas, salida

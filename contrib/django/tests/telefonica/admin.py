@@ -1,3 +1,5 @@
+"""The admin as a CRM would register it, with the companion's mixin."""
+
 from django.contrib import admin
 
 from confronta_sync_django.admin import ConfrontaSyncAdminMixin

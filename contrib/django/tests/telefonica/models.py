@@ -1,3 +1,5 @@
+"""The sales app of the tests: the CRM's VentaPortabilidad cut down to what the companion touches."""
+
 from django.conf import settings
 from django.db import models
 

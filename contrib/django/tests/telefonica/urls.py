@@ -1,3 +1,5 @@
+"""The detail page the download view sends people back to, and the companion's URLs."""
+
 from django.shortcuts import get_object_or_404, render
 from django.urls import path
 
