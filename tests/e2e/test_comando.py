@@ -49,6 +49,7 @@ def test_migrar_confrontas_minio_dry_run_then_a_batch(entorno):
             registro.write("\n$ python manage.py migrar_confrontas_minio --limit 50\n" + salida)
         assert lote.returncode == 0, salida + lote.stderr
         lineas = salida.splitlines()
+        assert lineas[0].startswith("Encontrada"), salida
         assert "Resumen de migración:" in lineas, salida
         exitosos = next(int(linea.rsplit(" ", 1)[1]) for linea in lineas if "Exitosos:" in linea)
         assert exitosos >= 1 and "  - Errores: 0" in lineas, salida

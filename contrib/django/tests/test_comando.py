@@ -104,6 +104,7 @@ class Comando(SimpleTestCase):
         self.assertEqual(self.argumentos()[-2:], ["--limit", "50"])
         self.assertNotIn("--dry-run", self.argumentos())
         lineas = salida.splitlines()
+        self.assertEqual(lineas[0], "Encontrada 1 venta con confronta pendiente de migrar")
         for esperado in ("Resumen de migración:", "  - Exitosos: 1", "  - Errores: 0",
                          "  - Omitidos (sin venta o en curso): 1", "  - Total procesados: 1"):
             self.assertIn(esperado, lineas)
@@ -114,6 +115,8 @@ class Comando(SimpleTestCase):
         with self.assertRaises(CommandError) as e:
             call_command("migrar_confrontas_minio", stdout=salida, stderr=errores)
         self.assertEqual(e.exception.returncode, 1)
+        self.assertEqual(salida.getvalue().splitlines()[0],
+                         "Encontradas 2 ventas con confronta pendiente de migrar")
         self.assertIn("  - Errores: 1", salida.getvalue().splitlines())
         self.assertIn("  - Total procesados: 2", salida.getvalue().splitlines())
         self.assertIn("perdida.pdf: local_file_missing", salida.getvalue())

@@ -172,6 +172,16 @@ class Command(BaseCommand):
         )
 
     def _mostrar_migracion(self, r):
+        # The sidecar reports once the batch is done: the ventas it found are those it moved
+        # or failed to move (files no venta points at are counted apart, as skipped).
+        encontradas = int(r.get("succeeded", 0)) + int(r.get("failed_total", 0))
+        self.stdout.write(
+            ngettext(
+                "Encontrada %(n)d venta con confronta pendiente de migrar",
+                "Encontradas %(n)d ventas con confronta pendiente de migrar",
+                encontradas,
+            ) % {"n": encontradas}
+        )
         for problema in r.get("problems") or []:
             self.stdout.write(self.style.ERROR(_("  ❌ %(problema)s") % {"problema": problema}))
         exitosos = int(r.get("succeeded", 0))
