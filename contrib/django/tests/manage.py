@@ -5,7 +5,11 @@ import sys
 from pathlib import Path
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    app = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(app))
+    # The test label "tests" is this package only from contrib/django (the repository root has
+    # a tests/ folder of its own).
+    os.chdir(app)
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "tests.settings")
     from django.core.management import execute_from_command_line
 
