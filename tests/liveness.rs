@@ -163,7 +163,7 @@ async fn a_frozen_database_peer_is_marked_down_within_the_deadline_and_recovered
     let text = std::fs::read_to_string(&config).unwrap().replace(
         &format!("url = \"{direct_url}\""),
         &format!(
-            "url = \"{}\"\nstatement_timeout_ms = 1000\nconnect_timeout_s = 1\nkeepalive_idle_s = 1",
+            "url = \"{}\"\nstatement_timeout_ms = 1000\nlock_timeout_ms = 500\nconnect_timeout_s = 1\nkeepalive_idle_s = 1",
             via_port(&direct_url, proxy.port)
         ),
     );
