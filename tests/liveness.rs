@@ -151,6 +151,21 @@ fn target_of(url: &str) -> String {
     format!("{host}:{}", config.get_ports().first().copied().unwrap_or(5432))
 }
 
+/// The world's config with the database reached through `proxy`, and `database_extra` keys.
+fn config_through(world: &World, proxy: &FreezableProxy, database_extra: &str) -> std::path::PathBuf {
+    let config = world.write_config("", "");
+    let direct_url = world.db.url();
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        &format!("url = \"{direct_url}\""),
+        &format!(
+            "url = \"{}\"\n{database_extra}\nconnect_timeout_s = 1\nkeepalive_idle_s = 1",
+            via_port(&direct_url, proxy.port)
+        ),
+    );
+    write_private(&config, &text);
+    config
+}
+
 /// The database stops answering mid-run without closing anything. The daemon must mark it down
 /// (`confronta_up{service="db"}` 0, the "service unavailable" line) within its deadline, keep
 /// the file, and move it once the peer answers again. Before the fix every call waited forever.
@@ -158,16 +173,7 @@ fn target_of(url: &str) -> String {
 async fn a_frozen_database_peer_is_marked_down_within_the_deadline_and_recovered_from() {
     let world = World::new(Backend::Postgres).await;
     let proxy = FreezableProxy::start(target_of(&pg_base_url())).await;
-    let config = world.write_config("", "");
-    let direct_url = world.db.url();
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!("url = \"{direct_url}\""),
-        &format!(
-            "url = \"{}\"\nstatement_timeout_ms = 1000\nlock_timeout_ms = 500\nconnect_timeout_s = 1\nkeepalive_idle_s = 1",
-            via_port(&direct_url, proxy.port)
-        ),
-    );
-    write_private(&config, &text);
+    let config = config_through(&world, &proxy, "statement_timeout_ms = 1000\nlock_timeout_ms = 500");
     let first_id = world.db.insert_venta("PORTA-BEFORE", Some("confrontas/antes.pdf")).await;
     let second_id = world.db.insert_venta("PORTA-DURING", Some("confrontas/durante.pdf")).await;
     let sidecar = Sidecar::start(&config, &[], &[]);
@@ -205,6 +211,37 @@ async fn a_frozen_database_peer_is_marked_down_within_the_deadline_and_recovered
         sidecar.log_text().contains("service recovered").then_some(())
     })
     .await;
+    world.cleanup().await;
+}
+
+/// SIGTERM is seen while the database hangs, even with deadlines far off: the reconcile pass
+/// waits on its own task, not in the scheduler loop, and the drain gives the hung files up at
+/// `shutdown_timeout_s` (they resume on the next start). Before the fix the loop sat in the
+/// hung reconcile pass and never saw the signal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_is_seen_while_the_database_peer_is_frozen() {
+    let mut world = World::new(Backend::Postgres).await;
+    world.extra_config = "[service]\nshutdown_timeout_s = 2\n".into();
+    let proxy = FreezableProxy::start(target_of(&pg_base_url())).await;
+    let config = config_through(&world, &proxy, "statement_timeout_ms = 120000");
+    let id = world.db.insert_venta("PORTA-HUNG", Some("confrontas/colgado.pdf")).await;
+    let mut sidecar = Sidecar::start(&config, &[], &[]);
+    sidecar.wait_watching().await;
+
+    proxy.freeze(true);
+    let path = world.write_in_place("colgado.pdf", &sample_bytes(5, 30_000));
+    // Past a reconcile tick (every 2 s in the tests): a pass is now waiting on the frozen peer.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let asked = Instant::now();
+    let code = sidecar.terminate();
+    eprintln!("exited {:?} after SIGTERM with {code:?}", asked.elapsed());
+    assert!(code.is_some(), "the daemon did not stop within 30 s of SIGTERM:\n{}", sidecar.log_text());
+    assert!(path.exists(), "the file is kept");
+
+    proxy.freeze(false);
+    let _sidecar = Sidecar::start(&config, &[], &[]);
+    eventually("the file moves after a restart", WAIT, || async { moved(&world, id, &path).await.then_some(()) })
+        .await;
     world.cleanup().await;
 }
 
