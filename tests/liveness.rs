@@ -22,7 +22,8 @@ const WAIT: Duration = Duration::from_secs(60);
 
 /// Whether venta `id` is recorded in MinIO and its local file is gone.
 async fn moved(world: &World, id: i64, local: &std::path::Path) -> bool {
-    let recorded = world.db.row(id).await.is_some_and(|row| row.subido && row.confronta.as_deref() == Some(""));
+    let recorded =
+        world.db.row(id).await.is_some_and(|row| row.subido && row.confronta.as_deref() == Some(""));
     recorded && !local.exists()
 }
 
@@ -107,7 +108,11 @@ impl FreezableProxy {
 }
 
 /// Copies bytes one way, holding them (neither reading nor writing) while `frozen` is set.
-async fn pump(mut from: tokio::net::tcp::OwnedReadHalf, mut to: tokio::net::tcp::OwnedWriteHalf, frozen: Arc<AtomicBool>) {
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    frozen: Arc<AtomicBool>,
+) {
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
         while frozen.load(Ordering::SeqCst) {
@@ -133,12 +138,7 @@ fn via_port(url: &str, port: u16) -> String {
     let authority_end = rest.find(['/', '?']).unwrap_or(rest.len());
     let authority = &rest[..authority_end];
     let host_start = authority.rfind('@').map_or(0, |i| i + 1);
-    format!(
-        "{}{}127.0.0.1:{port}{}",
-        &url[..scheme_end],
-        &authority[..host_start],
-        &rest[authority_end..]
-    )
+    format!("{}{}127.0.0.1:{port}{}", &url[..scheme_end], &authority[..host_start], &rest[authority_end..])
 }
 
 /// `host:port` of a PostgreSQL URL (the default port when none is given).
@@ -240,8 +240,10 @@ async fn sigterm_is_seen_while_the_database_peer_is_frozen() {
 
     proxy.freeze(false);
     let _sidecar = Sidecar::start(&config, &[], &[]);
-    eventually("the file moves after a restart", WAIT, || async { moved(&world, id, &path).await.then_some(()) })
-        .await;
+    eventually("the file moves after a restart", WAIT, || async {
+        moved(&world, id, &path).await.then_some(())
+    })
+    .await;
     world.cleanup().await;
 }
 
@@ -259,15 +261,21 @@ async fn the_reconcile_query_reads_the_partial_index_on_a_million_rows() {
          ANALYZE telefonica_ventaportabilidad",
     )
     .await;
-    let statements =
-        Statements::with_row_version("telefonica_ventaportabilidad", &ColumnNames::default(), "CAST(xmin AS text)");
+    let statements = Statements::with_row_version(
+        "telefonica_ventaportabilidad",
+        &ColumnNames::default(),
+        "CAST(xmin AS text)",
+    );
     let explain = |generic: bool| {
         let sql = statements.select_local.clone();
         let db = &db;
         async move {
             let TestDb::Postgres { admin, .. } = db else { unreachable!() };
             let mode = if generic { "force_generic_plan" } else { "force_custom_plan" };
-            admin.batch_execute(&format!("SET plan_cache_mode = {mode}; PREPARE reconcile AS {sql}")).await.unwrap();
+            admin
+                .batch_execute(&format!("SET plan_cache_mode = {mode}; PREPARE reconcile AS {sql}"))
+                .await
+                .unwrap();
             let rows = admin
                 .simple_query("EXPLAIN EXECUTE reconcile('confrontas/', -9223372036854775808, 10000)")
                 .await
@@ -290,7 +298,10 @@ async fn the_reconcile_query_reads_the_partial_index_on_a_million_rows() {
     for generic in [false, true] {
         let plan = explain(generic).await;
         assert!(!plan.contains("Seq Scan"), "generic={generic}:\n{plan}");
-        assert!(plan.contains("telefonica_ventaportabilidad_confronta_pending_idx"), "generic={generic}:\n{plan}");
+        assert!(
+            plan.contains("telefonica_ventaportabilidad_confronta_pending_idx"),
+            "generic={generic}:\n{plan}"
+        );
     }
     db.drop_schema().await;
 }

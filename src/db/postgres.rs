@@ -219,14 +219,18 @@ impl PostgresSalesDb {
         PostgresSalesDb::connect_with(url, statements, PgSettings::default()).await
     }
 
-    pub async fn connect_with(url: &str, statements: Statements, settings: PgSettings) -> Result<Self, DbError> {
+    pub async fn connect_with(
+        url: &str,
+        statements: Statements,
+        settings: PgSettings,
+    ) -> Result<Self, DbError> {
         // `xmin` changes with every write of the row: it tells a row written since we last
         // looked from one that was not (see `Pipeline::match_row`).
         let statements =
             Statements::with_row_version(&statements.table, &statements.columns, "CAST(xmin AS text)");
-        let mut config: tokio_postgres::Config = url
-            .parse()
-            .map_err(|e| DbError::new(DbErrorKind::Schema, format!("database url {}: {e}", redact_url(url))))?;
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            DbError::new(DbErrorKind::Schema, format!("database url {}: {e}", redact_url(url)))
+        })?;
         let probe_every = (settings.keepalive_idle / 3).max(Duration::from_secs(1));
         config
             .connect_timeout(settings.connect_timeout)
@@ -265,7 +269,8 @@ impl PostgresSalesDb {
                 }
             })
             .abort_handle();
-            let session = Arc::new(Session { client, prepared: std::sync::Mutex::new(HashMap::new()), connection });
+            let session =
+                Arc::new(Session { client, prepared: std::sync::Mutex::new(HashMap::new()), connection });
             // The daemon deletes local files on the strength of a commit: it must be durable on
             // the server when acknowledged, whatever the server, database or role sets as
             // default. The timeouts make the server cancel what would otherwise wait forever.
@@ -430,14 +435,18 @@ impl SalesDb for PostgresSalesDb {
 
     async fn find_by_confronta(&self, path: &str) -> Result<Vec<VentaRow>, DbError> {
         let rows = self
-            .query(Lane::Main, &self.statements.select_by_confronta, &[&path], || format!("finding the row of {path}"))
+            .query(Lane::Main, &self.statements.select_by_confronta, &[&path], || {
+                format!("finding the row of {path}")
+            })
             .await?;
         Ok(rows.iter().map(venta_row).collect())
     }
 
     async fn get(&self, venta_id: i64) -> Result<Option<VentaRow>, DbError> {
         let rows = self
-            .query(Lane::Main, &self.statements.select_by_id, &[&venta_id], || format!("reading venta {venta_id}"))
+            .query(Lane::Main, &self.statements.select_by_id, &[&venta_id], || {
+                format!("reading venta {venta_id}")
+            })
             .await?;
         Ok(rows.first().map(venta_row))
     }
@@ -501,21 +510,27 @@ impl SalesDb for PostgresSalesDb {
 
     async fn rows_in_minio(&self, limit: i64) -> Result<Vec<VentaRow>, DbError> {
         let rows = self
-            .query(Lane::Bulk, &self.statements.select_in_minio, &[&limit], || "listing rows stored in MinIO".to_owned())
+            .query(Lane::Bulk, &self.statements.select_in_minio, &[&limit], || {
+                "listing rows stored in MinIO".to_owned()
+            })
             .await?;
         Ok(rows.iter().map(venta_row).collect())
     }
 
     async fn referenced_objects(&self) -> Result<Vec<String>, DbError> {
         let rows = self
-            .query(Lane::Bulk, &self.statements.select_referenced, &[], || "listing referenced objects".to_owned())
+            .query(Lane::Bulk, &self.statements.select_referenced, &[], || {
+                "listing referenced objects".to_owned()
+            })
             .await?;
         Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect())
     }
 
     async fn try_claim(&self, venta_id: i64) -> Result<bool, DbError> {
         let rows = self
-            .query(Lane::Main, CLAIM_SQL, &[&self.claim_key(venta_id)], || format!("claiming venta {venta_id}"))
+            .query(Lane::Main, CLAIM_SQL, &[&self.claim_key(venta_id)], || {
+                format!("claiming venta {venta_id}")
+            })
             .await?;
         Ok(rows.first().is_some_and(|row| row.get(0)))
     }
@@ -531,8 +546,9 @@ impl SalesDb for PostgresSalesDb {
     }
 
     async fn count_rows(&self, dir_prefix: &str) -> Result<RowCounts, DbError> {
-        let rows =
-            self.query(Lane::Bulk, &self.statements.count_rows, &[&dir_prefix], || "counting rows".to_owned()).await?;
+        let rows = self
+            .query(Lane::Bulk, &self.statements.count_rows, &[&dir_prefix], || "counting rows".to_owned())
+            .await?;
         let row =
             rows.first().ok_or_else(|| DbError::new(DbErrorKind::Refused, "counting rows: no result"))?;
         Ok(RowCounts { in_minio: row.get(0), local: row.get(1) })
