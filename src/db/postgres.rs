@@ -93,10 +93,22 @@ pub struct PostgresSalesDb {
     config: tokio_postgres::Config,
     settings: PgSettings,
     statements: Statements,
-    main: Mutex<Option<Arc<Session>>>,
-    bulk: Mutex<Option<Arc<Session>>>,
+    main: Mutex<Slot>,
+    bulk: Mutex<Slot>,
     writers: Writers,
 }
+
+/// A lane's connection, and the last failure to open one.
+#[derive(Default)]
+struct Slot {
+    session: Option<Arc<Session>>,
+    /// When the last open failed, and why: the calls that queued behind that attempt fail at
+    /// once instead of each waiting out a connect timeout of its own, one after the other.
+    failed: Option<(std::time::Instant, String)>,
+}
+
+/// How long a failed open answers for the calls queued behind it.
+const FAILED_OPEN_HOLDS: Duration = Duration::from_secs(1);
 
 /// One connection and the statements prepared on it (a prepared statement belongs to the
 /// connection it was prepared on, so a reconnect starts with an empty cache).
@@ -246,8 +258,8 @@ impl PostgresSalesDb {
             config,
             settings,
             statements,
-            main: Mutex::new(None),
-            bulk: Mutex::new(None),
+            main: Mutex::new(Slot::default()),
+            bulk: Mutex::new(Slot::default()),
             writers: Writers {
                 idle: std::sync::Mutex::new(Vec::new()),
                 permits: Semaphore::new(settings.pool_size.max(1)),
@@ -299,15 +311,29 @@ impl PostgresSalesDb {
             Lane::Main => &self.main,
             Lane::Bulk => &self.bulk,
         };
-        let mut guard = slot.lock().await;
-        if let Some(session) = guard.as_ref() {
+        let mut slot = slot.lock().await;
+        if let Some(session) = slot.session.as_ref() {
             if session.usable() {
                 return Ok(session.clone());
             }
         }
-        *guard = None;
-        let session = self.open().await?;
-        *guard = Some(session.clone());
+        slot.session = None;
+        if let Some((when, message)) = &slot.failed {
+            if when.elapsed() < FAILED_OPEN_HOLDS {
+                return Err(DbError::new(DbErrorKind::Unavailable, message.clone()));
+            }
+        }
+        let session = match self.open().await {
+            Ok(session) => session,
+            Err(e) => {
+                if e.is_unavailable() {
+                    slot.failed = Some((std::time::Instant::now(), e.message.clone()));
+                }
+                return Err(e);
+            }
+        };
+        slot.failed = None;
+        slot.session = Some(session.clone());
         Ok(session)
     }
 
