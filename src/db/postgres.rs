@@ -638,3 +638,22 @@ fn classify_state(code: &SqlState) -> DbErrorKind {
         DbErrorKind::Refused
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::error::{Classify, ErrorClass};
+
+    /// A row held past `lock_timeout` is that file's wait, not an outage: the pipeline marks the
+    /// database down only for `Unavailable`. A statement the server cancelled at
+    /// `statement_timeout` means the database is too slow for anything, so it is an outage.
+    #[test]
+    fn a_lock_timeout_is_a_busy_row_and_a_statement_timeout_an_outage() {
+        assert_eq!(classify_state(&SqlState::LOCK_NOT_AVAILABLE), DbErrorKind::RowLocked);
+        assert_eq!(classify_state(&SqlState::T_R_DEADLOCK_DETECTED), DbErrorKind::RowLocked);
+        assert_eq!(classify_state(&SqlState::QUERY_CANCELED), DbErrorKind::Unavailable);
+        let locked = DbError::new(DbErrorKind::RowLocked, "recording venta 1: lock timeout");
+        assert!(!locked.is_unavailable());
+        assert_eq!(locked.class(), ErrorClass::Transient);
+    }
+}
