@@ -485,6 +485,7 @@ impl Scheduler {
         }
     }
 
+    /// See the free function `remember_missing`, which the reconcile task calls too.
     async fn remember_missing(&self, path: &RelativeMediaPath, row: &crate::db::VentaRow) {
         remember_missing(&self.pipeline, path, row).await;
     }
