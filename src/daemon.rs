@@ -454,57 +454,40 @@ impl Scheduler {
     }
 
     /// Offers every path the journal has unfinished work for, and every row still pointing at
-    /// a local file: a missed event then costs latency, never a file.
+    /// a local file: a missed event then costs latency, never a file. Awaited here by the
+    /// one-shot runs; the daemon runs the same pass as a task of its own (`spawn_reconcile`).
     async fn offer_known_work(&mut self, dir_prefix: &str) {
-        match self.pipeline.journal().unfinished().await {
-            Ok(entries) => {
-                for entry in entries {
-                    self.offer(entry.path);
-                }
-            }
-            Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
-        }
-        let page =
-            self.pipeline.db().rows_with_local_file(dir_prefix, self.reconcile_after_id, RECONCILE_BATCH);
-        match page.await {
-            Ok(rows) => {
-                // A full page means there may be more: the next pass reads on, so a large
-                // stuck backlog at low ids cannot hide the rows after it.
-                self.reconcile_after_id = match rows.last() {
-                    Some(last) if rows.len() as i64 >= RECONCILE_BATCH => last.id,
-                    _ => i64::MIN,
-                };
-                for row in rows {
-                    if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
-                        // symlink_metadata, not exists(): a dangling link or a FIFO must still
-                        // get its answer ("not a regular file").
-                        if std::fs::symlink_metadata(path.to_absolute(&self.media_root)).is_ok() {
-                            self.offer(path);
-                        } else {
-                            self.remember_missing(&path, &row).await;
-                        }
-                    }
-                }
-            }
-            Err(e) => debug!(error = %e, "reconcile skipped: database unavailable"),
+        let work = known_work(
+            self.pipeline.clone(),
+            self.media_root.clone(),
+            dir_prefix.to_owned(),
+            self.reconcile_after_id,
+        )
+        .await;
+        self.take_known_work(work);
+    }
+
+    /// Starts a reconcile pass off the scheduler loop: it waits on the database (on its own
+    /// connection) and the journal while the loop keeps dispatching, reporting and listening.
+    fn spawn_reconcile(&self, dir_prefix: &str) -> tokio::task::JoinHandle<KnownWork> {
+        tokio::spawn(known_work(
+            self.pipeline.clone(),
+            self.media_root.clone(),
+            dir_prefix.to_owned(),
+            self.reconcile_after_id,
+        ))
+    }
+
+    fn take_known_work(&mut self, work: KnownWork) {
+        self.reconcile_after_id = work.next_after_id;
+        for path in work.paths {
+            self.offer(path);
         }
     }
 
-    /// Remembers (in the journal) that `row` names `path` while no file is there, so that a file
-    /// Django later saves under the same free name is not matched to this row unless the row is
-    /// written again. Logged once per row and path.
+    /// See the free function `remember_missing`, which the reconcile task calls too.
     async fn remember_missing(&self, path: &RelativeMediaPath, row: &crate::db::VentaRow) {
-        match self.pipeline.journal().note_missing(path, row.id, row.version.clone()).await {
-            Ok(true) => warn!(
-                path = %path,
-                venta_id = row.id,
-                "row points at a missing local file; a new file at this path will not be matched to it unless the row is saved again"
-            ),
-            Ok(false) => {}
-            Err(e) => {
-                warn!(path = %path, venta_id = row.id, error = %e, "cannot note the missing file in the journal")
-            }
-        }
+        remember_missing(&self.pipeline, path, row).await;
     }
 
     /// A row that points at a local file which does not exist cannot be moved: report it (the
@@ -573,6 +556,87 @@ impl Scheduler {
     }
 }
 
+/// What one reconcile pass found.
+struct KnownWork {
+    /// Paths to offer: unfinished journal entries and rows' files that exist.
+    paths: Vec<RelativeMediaPath>,
+    /// Where the next pass starts (see `Scheduler::reconcile_after_id`).
+    next_after_id: i64,
+}
+
+/// One reconcile pass: the journal's unfinished entries and one page of rows still pointing
+/// at a local file, from `after_id` on. A row whose file is missing is noted in the journal.
+async fn known_work(
+    pipeline: Arc<Pipeline>,
+    media_root: PathBuf,
+    dir_prefix: String,
+    after_id: i64,
+) -> KnownWork {
+    let mut work = KnownWork { paths: Vec::new(), next_after_id: after_id };
+    match pipeline.journal().unfinished().await {
+        Ok(entries) => work.paths.extend(entries.into_iter().map(|entry| entry.path)),
+        Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
+    }
+    match pipeline.db().rows_with_local_file(&dir_prefix, after_id, RECONCILE_BATCH).await {
+        Ok(rows) => {
+            // A full page means there may be more: the next pass reads on, so a large
+            // stuck backlog at low ids cannot hide the rows after it.
+            work.next_after_id = match rows.last() {
+                Some(last) if rows.len() as i64 >= RECONCILE_BATCH => last.id,
+                _ => i64::MIN,
+            };
+            for row in rows {
+                if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
+                    // symlink_metadata, not exists(): a dangling link or a FIFO must still
+                    // get its answer ("not a regular file").
+                    if std::fs::symlink_metadata(path.to_absolute(&media_root)).is_ok() {
+                        work.paths.push(path);
+                    } else {
+                        remember_missing(&pipeline, &path, &row).await;
+                    }
+                }
+            }
+        }
+        Err(e) => debug!(error = %e, "reconcile skipped: database unavailable"),
+    }
+    work
+}
+
+/// Remembers (in the journal) that `row` names `path` while no file is there, so that a file
+/// Django later saves under the same free name is not matched to this row unless the row is
+/// written again. Logged once per row and path.
+async fn remember_missing(pipeline: &Pipeline, path: &RelativeMediaPath, row: &crate::db::VentaRow) {
+    match pipeline.journal().note_missing(path, row.id, row.version.clone()).await {
+        Ok(true) => warn!(
+            path = %path,
+            venta_id = row.id,
+            "row points at a missing local file; a new file at this path will not be matched to it unless the row is saved again"
+        ),
+        Ok(false) => {}
+        Err(e) => {
+            warn!(path = %path, venta_id = row.id, error = %e, "cannot note the missing file in the journal")
+        }
+    }
+}
+
+/// A ticking interval whose first tick is one `period` away. A tick missed while the loop was
+/// busy is delayed, never run back to back with the next.
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+/// Waits for the running reconcile pass; only polled while there is one.
+async fn reconcile_finished(
+    pass: &mut Option<tokio::task::JoinHandle<KnownWork>>,
+) -> Result<KnownWork, tokio::task::JoinError> {
+    match pass.as_mut() {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the daemon until `shutdown` turns true. `hints` come from the folder watcher and
 /// `overflowed` is raised when it had to drop one.
 pub async fn run(
@@ -588,12 +652,14 @@ pub async fn run(
     let dir = config.watched_dir();
     let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
     scheduler.offer_walk(&dir);
-    scheduler.offer_known_work(&dir_prefix).await;
-    let mut reconcile = tokio::time::interval(scheduler.settings.reconcile_interval);
-    reconcile.tick().await;
+    // At most one reconcile pass runs at a time, as a task: a slow or hung database delays the
+    // pass, never the loop (dispatch, STATUS, SIGTERM).
+    let mut reconcile_pass = Some(scheduler.spawn_reconcile(&dir_prefix));
+    let mut reconcile = every(scheduler.settings.reconcile_interval);
     // systemd's watchdog wants a ping at least every WATCHDOG_USEC; the status line rides along.
     let heartbeat_every = crate::signals::watchdog_interval().unwrap_or(Duration::from_secs(5));
     let mut heartbeat = tokio::time::interval(heartbeat_every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let watchdog = crate::signals::watchdog_interval().is_some();
     info!(folder = %dir.display(), "watching");
 
@@ -628,7 +694,20 @@ pub async fn run(
                     Err(e) => warn!(error = %e, "pipeline task failed"),
                 }
             }
-            _ = reconcile.tick() => scheduler.offer_known_work(&dir_prefix).await,
+            _ = reconcile.tick() => {
+                if reconcile_pass.is_none() {
+                    reconcile_pass = Some(scheduler.spawn_reconcile(&dir_prefix));
+                } else {
+                    debug!("the last reconcile pass is still running; this one is skipped");
+                }
+            }
+            joined = reconcile_finished(&mut reconcile_pass), if reconcile_pass.is_some() => {
+                reconcile_pass = None;
+                match joined {
+                    Ok(work) => scheduler.take_known_work(work),
+                    Err(e) => warn!(error = %e, "reconcile pass failed"),
+                }
+            }
             _ = heartbeat.tick() => {
                 if watchdog {
                     crate::signals::notify_systemd("WATCHDOG=1");
@@ -638,8 +717,7 @@ pub async fn run(
             Ok(()) = settings.changed() => {
                 let new = settings.borrow_and_update().clone();
                 if new.reconcile_interval != scheduler.settings.reconcile_interval {
-                    reconcile = tokio::time::interval(new.reconcile_interval);
-                    reconcile.tick().await;
+                    reconcile = every(new.reconcile_interval);
                 }
                 info!(?new, "live settings applied");
                 scheduler.settings = new;
@@ -647,6 +725,10 @@ pub async fn run(
             _ = sleep => {}
         }
     };
+    if let Some(pass) = reconcile_pass.take() {
+        // It only reads, and notes missing files in the journal: the next start runs it again.
+        pass.abort();
+    }
     info!(in_flight = scheduler.tasks.len(), "stopping: no new files taken");
     scheduler.drain(shutdown_timeout).await;
     (stop, scheduler.summary)

@@ -1125,6 +1125,8 @@ impl Pipeline {
         }
         let failure = Failure::new(
             match error.class() {
+                // Another transaction holds the row: this file alone waits and is retried.
+                _ if error.kind == crate::db::DbErrorKind::RowLocked => "db_row_locked",
                 ErrorClass::Transient => "db_unavailable",
                 ErrorClass::Rejected => "db_refused",
                 ErrorClass::Fatal => "db_schema",
