@@ -271,6 +271,14 @@ impl S3Store {
             let number = u16::try_from(index + 1).map_err(|_| {
                 StoreError::new(StoreErrorKind::Refused, format!("{key}: more than 10000 parts"))
             })?;
+            // The resumption tests fail one part here, as a lost connection would.
+            #[cfg(feature = "failpoints")]
+            if fail::eval("upload_part", |_| ()).is_some() {
+                return Err(StoreError::new(
+                    StoreErrorKind::Unavailable,
+                    format!("object {key}: part {number} failed (failpoint upload_part)"),
+                ));
+            }
             let mut headers = Multimap::new();
             headers.add("x-amz-checksum-sha256", digest.to_base64());
             let part = self
@@ -288,6 +296,7 @@ impl S3Store {
                 .build();
             let response = deadline(PART_TIMEOUT, key, part.send()).await?;
             let etag = response.etag().map_err(|e| map_validation(key, e))?;
+            tracing::debug!(object = %key, part = number, bytes = length, "part uploaded");
             parts.push(PartInfo::new(
                 number,
                 etag,
