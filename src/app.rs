@@ -511,7 +511,7 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
         Err(e) => warn!(error = %e, "could not prune the journal"),
     }
 
-    let (hint_tx, hint_rx) = mpsc::channel(4096);
+    let (hint_tx, hint_rx) = mpsc::channel(crate::watch::HINT_QUEUE);
     let overflowed = Arc::new(AtomicBool::new(false));
     let dir = config.watched_dir();
     let poll = config.watch.poll_interval_ms.map(Duration::from_millis);

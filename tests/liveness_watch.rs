@@ -64,7 +64,9 @@ async fn a_folder_moved_away_and_made_again_is_watched_again() {
     })
     .await;
     let seen_after = began.elapsed();
-    eprintln!("recreated folder: with row moved after {moved_after:?}, without row seen after {seen_after:?}");
+    eprintln!(
+        "recreated folder: with row moved after {moved_after:?}, without row seen after {seen_after:?}"
+    );
     assert!(lonely.exists(), "a file without a row is kept");
     assert!(
         !log_lines(&sidecar, &["watching the folder again"]).is_empty(),
@@ -88,7 +90,8 @@ async fn a_file_with_an_mtime_in_the_future_waits_settle_ms_and_is_logged_once()
     let id = world.db.insert_venta("PORTA-FUTURO", Some("confrontas/futuro.pdf")).await;
     let outside = world.temp.path().join("futuro.pdf");
     std::fs::write(&outside, &bytes).unwrap();
-    let touched = std::process::Command::new("touch").arg("-d").arg("+10 min").arg(&outside).status().unwrap();
+    let touched =
+        std::process::Command::new("touch").arg("-d").arg("+10 min").arg(&outside).status().unwrap();
     assert!(touched.success(), "touch -d '+10 min'");
     let path = world.dir().join("futuro.pdf");
     let began = Instant::now();
