@@ -175,3 +175,17 @@ async fn a_multipart_upload_resumes_from_the_part_that_failed() {
     sidecar.assert_running();
     world.cleanup().await;
 }
+
+/// Issue 17, item 7: `check` says the largest file the settings allow and how it goes up.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_says_the_largest_file_the_settings_allow() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let (code, stdout, stderr) = Sidecar::run(&config, &["check"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(
+        stdout.contains("largest file: 50.00 MiB (validation.max_bytes); files over 5.00 MiB go up in parts of 5.00 MiB, the largest in 10 parts"),
+        "{stdout}"
+    );
+    world.cleanup().await;
+}
