@@ -510,6 +510,57 @@ mod tests {
         }
     }
 
+    /// Waits for a rescan, then for a hint naming a file written in the folder after it.
+    async fn rescan_then_hint_for_a_new_file(hints: &mut mpsc::Receiver<WatchHint>, dir: &Path, name: &str) {
+        loop {
+            let hint = tokio::time::timeout(Duration::from_secs(10), hints.recv()).await;
+            if hint.expect("a rescan once the folder is watched again").expect("watcher alive")
+                == WatchHint::Rescan
+            {
+                break;
+            }
+        }
+        let file = dir.join(name);
+        std::fs::write(&file, b"%PDF-1.7").unwrap();
+        loop {
+            let hint = tokio::time::timeout(Duration::from_secs(10), hints.recv()).await;
+            match hint.expect("a hint for a file in the folder").expect("watcher alive") {
+                WatchHint::Closed(p) | WatchHint::MaybeComplete(p) if p == file => break,
+                _ => {}
+            }
+        }
+    }
+
+    /// Issue 17, item 5: a file system mounted over the folder (no inotify event says so) and
+    /// unmounted again (IN_UNMOUNT, which notify drops): each time the folder now at the path
+    /// is watched. Needs root, as the test suite runs.
+    #[tokio::test]
+    async fn a_folder_mounted_over_and_unmounted_is_watched_again() {
+        let media = tempfile::tempdir().unwrap();
+        let dir = media.path().join("confrontas");
+        std::fs::create_dir(&dir).unwrap();
+        let (sender, mut hints) = mpsc::channel(64);
+        let _watcher = watch(&dir, sender, Arc::new(AtomicBool::new(false)), None).unwrap();
+        let run = |args: &[&str]| {
+            let status = std::process::Command::new(args[0]).args(&args[1..]).status().unwrap();
+            assert!(status.success(), "{args:?} (the test suite runs as root)");
+        };
+        /// A failing test must not leave its tmpfs mounted.
+        struct Mounted(PathBuf);
+        impl Drop for Mounted {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let target = dir.to_str().unwrap();
+        run(&["mount", "-t", "tmpfs", "tmpfs", target]);
+        let mounted = Mounted(dir.clone());
+        rescan_then_hint_for_a_new_file(&mut hints, &dir, "montado.pdf").await;
+        std::mem::forget(mounted);
+        run(&["umount", target]);
+        rescan_then_hint_for_a_new_file(&mut hints, &dir, "desmontado.pdf").await;
+    }
+
     #[test]
     fn walk_finds_nested_files_and_skips_symlinks_and_symlinked_folders() {
         let dir = tempfile::tempdir().unwrap();
