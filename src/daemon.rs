@@ -149,8 +149,10 @@ struct Scheduler {
     /// Where the next reconcile pass starts: the last row id the previous one read, or
     /// `i64::MIN` to start over once a pass reached the end.
     reconcile_after_id: i64,
-    /// Pending files whose mtime is ahead of the wall clock, with that mtime and when it was
-    /// first seen on the monotonic clock (see `settle_left`). Left when the file is dispatched.
+    /// Files whose mtime is ahead of the wall clock, with that mtime and when it was first seen
+    /// on the monotonic clock (see `settle_left`). Kept across retries, so a file waiting for
+    /// its row is logged and settled once; left when the file is gone or its mtime is past, and
+    /// pruned to the files still pending or in flight as it grows.
     future_mtimes: HashMap<RelativeMediaPath, (SystemTime, Instant)>,
 }
 
@@ -261,6 +263,16 @@ impl Scheduler {
                 }
                 let seen = Instant::now();
                 self.future_mtimes.insert(path.clone(), (modified, seen));
+                // Moved files are never looked at again: prune them at each doubling, which
+                // keeps the map to about twice what is pending at amortised constant cost.
+                let len = self.future_mtimes.len();
+                if len >= 1024 && len.is_power_of_two() {
+                    // `path` itself may not be pending yet (a first offer asks before it is).
+                    let (pending, in_flight) = (&self.pending, &self.in_flight);
+                    self.future_mtimes.retain(|kept, _| {
+                        kept == path || pending.contains_key(kept) || in_flight.contains(kept)
+                    });
+                }
                 seen
             }
         }
@@ -306,7 +318,6 @@ impl Scheduler {
                 continue;
             }
             let carry = self.pending.remove(&path).expect("present").carry;
-            self.future_mtimes.remove(&path);
             self.in_flight.insert(path.clone());
             self.started += 1;
             let pipeline = self.pipeline.clone();

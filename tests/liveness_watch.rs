@@ -94,6 +94,12 @@ async fn a_file_with_an_mtime_in_the_future_waits_settle_ms_and_is_logged_once()
         std::process::Command::new("touch").arg("-d").arg("+10 min").arg(&outside).status().unwrap();
     assert!(touched.success(), "touch -d '+10 min'");
     let path = world.dir().join("futuro.pdf");
+    // And one without a row: its lookups are retried, and its warning must not be.
+    let lonely = world.temp.path().join("futuro_sin_fila.pdf");
+    std::fs::write(&lonely, sample_bytes(75, 30_000)).unwrap();
+    let touched = std::process::Command::new("touch").arg("-d").arg("+10 min").arg(&lonely).status().unwrap();
+    assert!(touched.success(), "touch -d '+10 min'");
+    std::fs::rename(&lonely, world.dir().join("futuro_sin_fila.pdf")).unwrap();
     let began = Instant::now();
     std::fs::rename(&outside, &path).unwrap();
 
@@ -105,6 +111,11 @@ async fn a_file_with_an_mtime_in_the_future_waits_settle_ms_and_is_logged_once()
     assert!(took >= Duration::from_millis(900), "taken after {took:?}, before settle_ms");
     let lines = log_lines(&sidecar, &["futuro.pdf", "mtime is in the future"]);
     assert_eq!(lines.len(), 1, "one line says the mtime is in the future: {lines:#?}");
+    // Its row is looked for again at 10 ms, doubling to retry_max_s (2 s): about eight times
+    // in the next three seconds, each of which once logged the warning again.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let lines = log_lines(&sidecar, &["futuro_sin_fila.pdf", "mtime is in the future"]);
+    assert_eq!(lines.len(), 1, "its future mtime is logged once, not per retry: {lines:#?}");
     sidecar.assert_running();
     world.cleanup().await;
 }
