@@ -161,14 +161,14 @@ impl Lost {
 /// nothing in the parent, which it does not watch.
 struct Sentinel {
     inotify: inotify::Inotify,
+    /// The watch on the folder itself; events from any other (the parent) only wake the wait.
     folder: Option<inotify::WatchDescriptor>,
-    parent: Option<inotify::WatchDescriptor>,
 }
 
 impl Sentinel {
     fn new(dir: &Path) -> std::io::Result<Sentinel> {
         let inotify = inotify::Inotify::init()?;
-        let mut sentinel = Sentinel { inotify, folder: None, parent: None };
+        let mut sentinel = Sentinel { inotify, folder: None };
         sentinel.rearm(dir);
         Ok(sentinel)
     }
@@ -188,7 +188,8 @@ impl Sentinel {
                 | WatchMask::DELETE
                 | WatchMask::MOVED_FROM
                 | WatchMask::ONLYDIR;
-            self.parent = self.inotify.watches().add(parent, children).ok();
+            // Adding it again (the same inode) only sets the same mask again.
+            let _ = self.inotify.watches().add(parent, children);
         }
     }
 
