@@ -304,7 +304,43 @@ async fn check(config: &Config) -> Result<i32, Exit> {
             "by a stat after the PUT (its answer carries no checksum)"
         }
     );
+    println!("{}", upload_limits(config));
     Ok(exit::OK)
+}
+
+/// The largest file the settings let through, and how it goes up: `validation.max_bytes`
+/// (or, with no limit there, S3's largest object) cut into `part_size_bytes` parts, grown where
+/// more than S3's 10,000 would be needed. A grown part is read into memory whole while it is
+/// sent, so an operator sizing `max_bytes` sees what that costs.
+fn upload_limits(config: &Config) -> String {
+    use crate::store::{part_size_for, MAX_OBJECT_BYTES, MAX_PARTS};
+    use indicatif::HumanBytes;
+    let (largest, source) = match config.validation.max_bytes {
+        0 => (MAX_OBJECT_BYTES, "no validation.max_bytes: S3's largest object"),
+        max => (max, "validation.max_bytes"),
+    };
+    let threshold = config.minio.multipart_threshold_bytes;
+    if largest <= threshold {
+        return format!("largest file: {} ({source}), sent in one PUT", HumanBytes(largest));
+    }
+    let configured = config.minio.part_size_bytes;
+    let part = part_size_for(largest, configured);
+    let grown = if part > configured {
+        format!(
+            "; files over {} ({MAX_PARTS} parts of part_size_bytes) go up in larger parts, up to {} each, read into memory whole while it is sent",
+            HumanBytes(configured * MAX_PARTS),
+            HumanBytes(part)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "largest file: {} ({source}); files over {} go up in parts of {}, the largest in {} parts{grown}",
+        HumanBytes(largest),
+        HumanBytes(threshold),
+        HumanBytes(part),
+        largest.div_ceil(part)
+    )
 }
 
 async fn verify(config: &Config, deep: bool, limit: Option<i64>) -> Result<i32, Exit> {
@@ -514,7 +550,7 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
         Err(e) => warn!(error = %e, "could not prune the journal"),
     }
 
-    let (hint_tx, hint_rx) = mpsc::channel(4096);
+    let (hint_tx, hint_rx) = mpsc::channel(crate::watch::HINT_QUEUE);
     let overflowed = Arc::new(AtomicBool::new(false));
     let dir = config.watched_dir();
     let poll = config.watch.poll_interval_ms.map(Duration::from_millis);
@@ -579,5 +615,32 @@ fn print_summary(summary: &Summary, elapsed: Duration, json: bool) {
     );
     if failed > 0 {
         warn!(failed, "rescan finished with failures");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(minio: &str, validation: &str) -> Config {
+        let text = format!(
+            "[watch]\nmedia_root = \"/m\"\n[database]\nurl = \"sqlite:///db\"\n[minio]\nendpoint = \"http://127.0.0.1:9\"\n\
+             access_key = \"k\"\n{minio}\n[validation]\n{validation}\n[journal]\npath = \"/j\"\n"
+        );
+        Config::parse(&text, Path::new("t.toml")).unwrap()
+    }
+
+    /// Issue 17, item 7: `check` says the largest file the settings allow and how it goes up.
+    #[test]
+    fn check_names_the_largest_file_and_its_parts() {
+        let cases = [
+            ("", "", "largest file: 50.00 MiB (validation.max_bytes); files over 5.00 MiB go up in parts of 5.00 MiB, the largest in 10 parts"),
+            ("multipart_threshold_bytes = 104857600", "", "largest file: 50.00 MiB (validation.max_bytes), sent in one PUT"),
+            ("", "max_bytes = 107374182400", "largest file: 100.00 GiB (validation.max_bytes); files over 5.00 MiB go up in parts of 11.00 MiB, the largest in 9310 parts; files over 48.83 GiB (10000 parts of part_size_bytes) go up in larger parts, up to 11.00 MiB each, read into memory whole while it is sent"),
+            ("", "max_bytes = 0", "largest file: 5.00 TiB (no validation.max_bytes: S3's largest object); files over 5.00 MiB go up in parts of 525.00 MiB, the largest in 9987 parts; files over 48.83 GiB (10000 parts of part_size_bytes) go up in larger parts, up to 525.00 MiB each, read into memory whole while it is sent"),
+        ];
+        for (minio, validation, expected) in cases {
+            assert_eq!(upload_limits(&config(minio, validation)), expected, "{minio} {validation}");
+        }
     }
 }

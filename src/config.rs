@@ -369,6 +369,21 @@ impl Config {
                 self.minio.part_size_bytes
             ));
         }
+        // Larger parts or files could never be uploaded: say so now, not at the first such file.
+        if self.minio.part_size_bytes > crate::store::MAX_PART_BYTES {
+            return Err(format!(
+                "minio.part_size_bytes must be at most {} (the S3 maximum), got {}",
+                crate::store::MAX_PART_BYTES,
+                self.minio.part_size_bytes
+            ));
+        }
+        if self.validation.max_bytes > crate::store::MAX_OBJECT_BYTES {
+            return Err(format!(
+                "validation.max_bytes must be at most {} (S3's largest object), got {}",
+                crate::store::MAX_OBJECT_BYTES,
+                self.validation.max_bytes
+            ));
+        }
         if self.pipeline.max_in_flight == 0 {
             return Err("pipeline.max_in_flight must be at least 1".into());
         }
@@ -657,6 +672,17 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
         let config = Config::parse(include_str!("../config.toml"), Path::new("config.toml")).unwrap();
         assert_eq!(config.minio.object_name, crate::object_name::DEFAULT_TEMPLATE);
         assert_eq!(config.database.columns.sha256, "confronta_sha256");
+    }
+
+    /// Issue 17, item 7: sizes S3 can never take are refused when the config is read.
+    #[test]
+    fn part_sizes_and_max_bytes_beyond_s3_s_limits_are_refused() {
+        let big_part = MINIMAL.replace("[minio]", "[minio]\npart_size_bytes = 6442450944");
+        let err = parse(&big_part).unwrap_err();
+        assert!(err.contains("minio.part_size_bytes") && err.contains("maximum"), "{err}");
+        let huge = MINIMAL.replace("[journal]", "[validation]\nmax_bytes = 6597069766657\n[journal]");
+        let err = parse(&huge).unwrap_err();
+        assert!(err.contains("validation.max_bytes") && err.contains("largest object"), "{err}");
     }
 
     #[test]

@@ -149,6 +149,11 @@ struct Scheduler {
     /// Where the next reconcile pass starts: the last row id the previous one read, or
     /// `i64::MIN` to start over once a pass reached the end.
     reconcile_after_id: i64,
+    /// Files whose mtime is ahead of the wall clock, with that mtime and when it was first seen
+    /// on the monotonic clock (see `settle_left`). Kept across retries, so a file waiting for
+    /// its row is logged and settled once; left when the file is gone or its mtime is past, and
+    /// pruned to the files still pending or in flight as it grows.
+    future_mtimes: HashMap<RelativeMediaPath, (SystemTime, Instant)>,
 }
 
 impl Scheduler {
@@ -172,6 +177,7 @@ impl Scheduler {
             journal_blocked_until: None,
             reconcile_after_id: i64::MIN,
             walk: None,
+            future_mtimes: HashMap::new(),
         }
     }
 
@@ -218,15 +224,58 @@ impl Scheduler {
     /// How long until the file's mtime is `settle` old: a file whose size and mtime held still
     /// that long is complete. Zero for a missing file (the pipeline handles that), and for a
     /// file not written since its writer closed it at `closed_at`.
-    fn settle_remaining(&self, path: &RelativeMediaPath, closed_at: Option<SystemTime>) -> Duration {
+    fn settle_remaining(&mut self, path: &RelativeMediaPath, closed_at: Option<SystemTime>) -> Duration {
         let absolute = path.to_absolute(&self.media_root);
         let Ok(meta) = std::fs::symlink_metadata(&absolute) else {
+            self.future_mtimes.remove(path);
             return Duration::ZERO;
         };
         let Ok(modified) = meta.modified() else {
             return self.settings.settle;
         };
-        settle_left(modified, SystemTime::now(), self.settings.settle, closed_at)
+        let now = SystemTime::now();
+        let held_since = match modified.duration_since(now) {
+            Ok(ahead) => Some(self.future_mtime_seen(path, modified, ahead)),
+            Err(_) => {
+                self.future_mtimes.remove(path);
+                None
+            }
+        };
+        settle_left(modified, now, self.settings.settle, closed_at, held_since.map(|seen| seen.elapsed()))
+    }
+
+    /// When `path` was first seen with the future mtime `modified` (now, if this is the first
+    /// time), logged once per file and mtime.
+    fn future_mtime_seen(
+        &mut self,
+        path: &RelativeMediaPath,
+        modified: SystemTime,
+        ahead: Duration,
+    ) -> Instant {
+        match self.future_mtimes.get(path) {
+            Some((mtime, seen)) if *mtime == modified => *seen,
+            _ => {
+                // Sub-second skew is an NFS server's clock, not worth a warning per file.
+                if ahead >= Duration::from_secs(1) {
+                    warn!(path = %path, ahead_s = ahead.as_secs(), settle_ms = self.settings.settle.as_millis() as u64, "the file's mtime is in the future (a clock stepped back, or a copy kept its source's time); it is taken once it holds still for settle_ms, measured from now");
+                } else {
+                    debug!(path = %path, ahead_ms = ahead.as_millis() as u64, "the file's mtime is in the future; settle_ms is measured from now");
+                }
+                let seen = Instant::now();
+                self.future_mtimes.insert(path.clone(), (modified, seen));
+                // Moved files are never looked at again: prune them at each doubling, which
+                // keeps the map to about twice what is pending at amortised constant cost.
+                let len = self.future_mtimes.len();
+                if len >= 1024 && len.is_power_of_two() {
+                    // `path` itself may not be pending yet (a first offer asks before it is).
+                    let (pending, in_flight) = (&self.pending, &self.in_flight);
+                    self.future_mtimes.retain(|kept, _| {
+                        kept == path || pending.contains_key(kept) || in_flight.contains(kept)
+                    });
+                }
+                seen
+            }
+        }
     }
 
     /// Schedules another run after `delay`. With `backing_off`, hints cannot bring it forward
@@ -260,7 +309,8 @@ impl Scheduler {
                 continue;
             }
             // Re-check settling: the file may have been written again since the hint.
-            let remaining = self.settle_remaining(&path, pending.carry.closed_at);
+            let closed_at = pending.carry.closed_at;
+            let remaining = self.settle_remaining(&path, closed_at);
             if !remaining.is_zero() {
                 let due = now + remaining;
                 self.pending.get_mut(&path).expect("present").due = due;
@@ -662,6 +712,7 @@ pub async fn run(
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let watchdog = crate::signals::watchdog_interval().is_some();
     info!(folder = %dir.display(), "watching");
+    let mut watcher_restarts = WatcherRestarts::default();
 
     let stop = loop {
         scheduler.dispatch_due();
@@ -680,8 +731,9 @@ pub async fn run(
                     scheduler.offer_walk(&dir);
                 }
                 None => {
-                    warn!("folder watcher stopped; relying on reconcile passes");
-                    hints = mpsc::channel(1).1;
+                    hints = restart_watcher(config, &overflowed, &mut watcher_restarts);
+                    // Files written while no watcher ran sent no event.
+                    scheduler.offer_walk(&dir);
                 }
             },
             Some(joined) = scheduler.tasks.join_next(), if !scheduler.tasks.is_empty() => {
@@ -734,6 +786,55 @@ pub async fn run(
     (stop, scheduler.summary)
 }
 
+/// At most one new folder watcher this often: one that dies at once must not spin the loop.
+const WATCHER_RESTART_EVERY: Duration = Duration::from_secs(60);
+
+/// The folder watchers the loop started after the first one ended, and when it last did.
+#[derive(Default)]
+struct WatcherRestarts {
+    last: Option<Instant>,
+    _current: Option<crate::watch::FolderWatcher>,
+}
+
+/// The hints channel closed: the watcher's thread ended, which it never does on its own (it
+/// follows the folder through removals and remounts), so it panicked. A new watcher is started
+/// at once, then at most once a minute. Until one runs, the returned channel stays open and
+/// silent, and closes when the next start is due, which brings the loop back here: it is never
+/// polled closed, which made a busy loop of the loop. Meanwhile files with a row move at the
+/// reconcile passes.
+fn restart_watcher(
+    config: &Config,
+    overflowed: &Arc<AtomicBool>,
+    restarts: &mut WatcherRestarts,
+) -> mpsc::Receiver<WatchHint> {
+    let (sender, receiver) = mpsc::channel(crate::watch::HINT_QUEUE);
+    let dir = config.watched_dir();
+    let wait =
+        restarts.last.map_or(Duration::ZERO, |last| WATCHER_RESTART_EVERY.saturating_sub(last.elapsed()));
+    if wait.is_zero() {
+        restarts.last = Some(Instant::now());
+        let poll = config.watch.poll_interval_ms.map(Duration::from_millis);
+        match crate::watch::watch(&dir, sender.clone(), overflowed.clone(), poll) {
+            Ok(watcher) => {
+                warn!(folder = %dir.display(), "folder watcher stopped; started a new one and walking the folder");
+                restarts._current = Some(watcher);
+                return receiver;
+            }
+            Err(e) => {
+                error!(folder = %dir.display(), error = %e, "folder watcher stopped and cannot be started again; trying again in a minute, files with a row move at reconcile passes meanwhile")
+            }
+        }
+    } else {
+        error!(folder = %dir.display(), "folder watcher stopped again within a minute; starting a new one in {}s, files with a row move at reconcile passes meanwhile", wait.as_secs());
+    }
+    let wait = if wait.is_zero() { WATCHER_RESTART_EVERY } else { wait };
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        drop(sender);
+    });
+    receiver
+}
+
 /// Sleeps until `due`, or forever when nothing is scheduled.
 /// The path of `absolute` under the media root. A path outside it, or one that no Django row
 /// could name, is logged and left alone.
@@ -746,16 +847,25 @@ fn media_path_or_warn(media_root: &Path, absolute: &Path) -> Option<RelativeMedi
 /// The settle time left for a file last modified at `modified`: none if its writer closed it
 /// at `closed_at` and it has not been written since, else what remains of `settle` since the
 /// last write.
+///
+/// An mtime ahead of `now` (a clock stepped back, a copy that kept its source's time) says
+/// nothing about when writing stopped, and waiting for the wall clock to reach it stalled such a
+/// file for as long as it is ahead. Its settle time is measured instead on the monotonic clock:
+/// `held` is how long the file has been seen with that same mtime.
 fn settle_left(
     modified: SystemTime,
     now: SystemTime,
     settle: Duration,
     closed_at: Option<SystemTime>,
+    held: Option<Duration>,
 ) -> Duration {
     if closed_at.is_some_and(|closed| modified <= closed) {
         return Duration::ZERO;
     }
-    let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
+    let age = match now.duration_since(modified) {
+        Ok(age) => age,
+        Err(_) => held.unwrap_or(Duration::ZERO),
+    };
     settle.saturating_sub(age)
 }
 
@@ -864,13 +974,33 @@ mod tests {
         let written = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         let now = written + Duration::from_millis(100);
         let closed = written + Duration::from_millis(1);
-        assert_eq!(settle_left(written, now, settle, Some(closed)), Duration::ZERO);
+        assert_eq!(settle_left(written, now, settle, Some(closed), None), Duration::ZERO);
         // Without a close, 400 ms of the 500 are left.
-        assert_eq!(settle_left(written, now, settle, None), Duration::from_millis(400));
+        assert_eq!(settle_left(written, now, settle, None, None), Duration::from_millis(400));
         // Written again after the close: settling applies again, from the new write.
         let rewritten = closed + Duration::from_millis(50);
-        assert_eq!(settle_left(rewritten, now, settle, Some(closed)), Duration::from_millis(451));
+        assert_eq!(settle_left(rewritten, now, settle, Some(closed), None), Duration::from_millis(451));
         // An old file is settled whatever else is known.
-        assert_eq!(settle_left(written, written + settle * 2, settle, None), Duration::ZERO);
+        assert_eq!(settle_left(written, written + settle * 2, settle, None, None), Duration::ZERO);
+    }
+
+    /// Issue 17, item 6: a file ten minutes in the future waited ten minutes; it now waits
+    /// `settle` from when it was first seen so, whatever the wall clock says.
+    #[test]
+    fn a_future_mtime_settles_on_the_monotonic_clock() {
+        let settle = Duration::from_millis(500);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let future = now + Duration::from_secs(600);
+        assert_eq!(settle_left(future, now, settle, None, Some(Duration::ZERO)), settle);
+        assert_eq!(
+            settle_left(future, now, settle, None, Some(Duration::from_millis(300))),
+            Duration::from_millis(200)
+        );
+        assert_eq!(settle_left(future, now, settle, None, Some(settle)), Duration::ZERO);
+        // A close before the future mtime was set does not count as the end of writing.
+        assert_eq!(
+            settle_left(future, now, settle, Some(now), Some(Duration::from_millis(100))),
+            Duration::from_millis(400)
+        );
     }
 }

@@ -1007,7 +1007,9 @@ impl Pipeline {
 
     async fn hash(&self, absolute: &Path, identity: FileIdentity) -> Result<FileHash, Failure> {
         let path = absolute.to_owned();
-        let part_size = (identity.size > self.multipart_threshold).then_some(self.part_size);
+        // The same part size the upload will cut the file into (grown past 10,000 parts).
+        let part_size = (identity.size > self.multipart_threshold)
+            .then(|| crate::store::part_size_for(identity.size, self.part_size));
         let hashed = tokio::task::spawn_blocking(move || hash_file(&path, part_size))
             .await
             .map_err(|e| Failure::new("local_io", format!("hashing task failed: {e}")))?;
