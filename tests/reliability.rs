@@ -838,6 +838,54 @@ async fn locked_row() {
     .await;
 }
 
+/// The watched folder is moved away and made again while the daemon runs (a deploy that
+/// recreates `media/confrontas`, a remount). Reconcile passes are an hour apart, so only the
+/// watcher can find the files written into the new folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn recreated_folder() {
+    run_case("recreated_folder", |record| async move {
+        let v = variant();
+        let mut bench = Bench::new("recreated_folder", Target::shared()).await;
+        let site = bench.site("a", SiteOptions { reconcile_s: 3_600, ..SiteOptions::default() });
+        let count = v.pick(30, 300);
+        let files = bench.plan_files(&site, count, SizeMix { multipart_every: None }).await;
+        let (before, after) = files.split_at(count / 2);
+        let mut daemon = Sidecar::start(&site.config, &[], &[]);
+        daemon.wait_watching().await;
+        bench.write_now(before);
+        let before_moved = bench.wait_moved(before, Duration::from_secs(60)).await;
+        record.check(before_moved, "the files written before the move should move");
+
+        let folder = site.media_root.join("confrontas");
+        std::fs::rename(&folder, site.media_root.join("confrontas.old")).unwrap();
+        std::fs::create_dir(&folder).unwrap();
+        let recreated = Instant::now();
+        let writer = bench.spawn_writer(after, Duration::from_millis(20));
+        let after_moved = bench.wait_moved(after, Duration::from_secs(v.pick(60, 180))).await;
+        let took = recreated.elapsed();
+        writer.join().unwrap();
+        record.check(after_moved, "every file written into the new folder should move");
+        let log = daemon.log_text();
+        let rearmed = count_lines(&log, &["watching the folder again"]);
+        record.check(rearmed >= 1, "the daemon should log that it watches the folder again");
+        let final_check = bench.check(Phase::Final).await;
+        record.note(format!(
+            "{} files moved before the move; the folder moved away and made again; `watching the folder again` lines {rearmed}; {} files written into the new folder moved within {} of the mkdir (no reconcile pass ran); at the end {}/{count} moved; {}",
+            before.len(),
+            after.len(),
+            format_duration(took),
+            final_check.moved,
+            final_check.summary()
+        ));
+        final_check.check_into(&record, "at the end");
+        record.check(running(&mut daemon), "the daemon should be running");
+        let code = daemon.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        finish(&bench, &record).await;
+    })
+    .await;
+}
+
 /// PostgreSQL stops answering without closing anything (a hung pooler, a paused VM): a proxy
 /// between the daemon and the server stops forwarding while files keep arriving.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

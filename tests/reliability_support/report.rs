@@ -86,6 +86,8 @@ pub const CASES: &[(&str, &str, &str)] = &[
      "every other file moves while the lock is held; the locked one is kept, then moves once the lock goes; no `service unavailable` line"),
     ("frozen_peer", "PostgreSQL behind a TCP proxy that stops forwarding (a hung pooler, a paused VM) mid-run, then resumes",
      "the database is marked down within `statement_timeout_ms` + 2 s, the daemon stays up, everything drained after the resume, nothing lost"),
+    ("recreated_folder", "the watched folder moved away and made again (`mv confrontas confrontas.old && mkdir confrontas`) while the daemon runs, reconcile passes an hour apart",
+     "the daemon logs that it watches the folder again and every file written into the new folder moves without a reconcile pass; nothing lost"),
     ("cluster_node_loss", "replicated cluster (SeaweedFS: master, 3 volume servers keeping 2 copies, filer, S3 gateway; or 3-node garage with replication 3): a storage node killed mid-run",
      "the daemon keeps moving files, nothing lost, every object readable"),
     ("two_daemons_one_folder", "two daemons, one folder (polling, separate journals, one database)",
