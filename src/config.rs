@@ -82,6 +82,9 @@ impl Default for ValidationConfig {
 pub struct ServiceConfig {
     /// After SIGTERM, how long in-flight files get to reach a journaled state.
     pub shutdown_timeout_s: u64,
+    /// How long files may be due while nothing progresses (no pipeline run ends, no journal
+    /// step, no uploaded part) before systemd's watchdog is no longer fed.
+    pub stall_timeout_s: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -93,7 +96,7 @@ pub struct MetricsConfig {
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { shutdown_timeout_s: 10 }
+        ServiceConfig { shutdown_timeout_s: 10, stall_timeout_s: 600 }
     }
 }
 
@@ -329,6 +332,13 @@ impl Config {
         }
         if self.pipeline.max_in_flight == 0 {
             return Err("pipeline.max_in_flight must be at least 1".into());
+        }
+        // One part's PUT may take minutes on a slow link without any other sign of progress.
+        if self.service.stall_timeout_s < 30 {
+            return Err(format!(
+                "service.stall_timeout_s must be at least 30, got {}",
+                self.service.stall_timeout_s
+            ));
         }
         if !self.journal.path.is_absolute() {
             return Err(format!(

@@ -314,14 +314,104 @@ impl Journal {
         wait.await.map_err(|_| io("the journal writer stopped".into()))?.map_err(io)
     }
 
-    /// Forgets files removed more than `older_than_ms` ago; their rows and objects are the
-    /// record now, and the journal stays small.
-    pub async fn prune_removed(&self, older_than_ms: i64) -> Result<usize, JournalError> {
+    /// Forgets at most `batch` files removed more than `older_than_ms` ago; their rows and
+    /// objects are the record now. Returns how many went: fewer than `batch` means none is left.
+    ///
+    /// One small transaction per call, through the `files_state` index: the group-commit writer
+    /// waits for the connection at most one batch, never for a multi-million-row DELETE.
+    pub async fn prune_removed(&self, older_than_ms: i64, batch: usize) -> Result<usize, JournalError> {
         let cutoff = now_ms() - older_than_ms;
         self.with(move |c| {
-            c.execute("DELETE FROM files WHERE state = 'removed' AND updated_ms < ?1", params![cutoff])
+            c.prepare_cached(
+                "DELETE FROM files WHERE rowid IN \
+                 (SELECT rowid FROM files WHERE state = 'removed' AND updated_ms < ?1 LIMIT ?2)",
+            )?
+            .execute(params![cutoff, batch as i64])
         })
         .await
+    }
+
+    /// Hands back to the file system at most `pages` free pages, where the journal allows it
+    /// (`auto_vacuum = INCREMENTAL`, journals created since issue 17; an older one keeps its
+    /// free pages and reuses them). Returns how many free pages are left.
+    pub async fn give_back_space(&self, pages: u32) -> Result<i64, JournalError> {
+        self.with(move |c| {
+            let incremental: i64 = c.query_row("PRAGMA auto_vacuum", [], |row| row.get(0))?;
+            if incremental != 2 {
+                return Ok(0);
+            }
+            c.execute_batch(&format!("PRAGMA incremental_vacuum({pages})"))?;
+            c.query_row("PRAGMA freelist_count", [], |row| row.get(0))
+        })
+        .await
+    }
+
+    /// Copies the WAL back into the journal and truncates it, so that the WAL a prune wrote
+    /// does not stay on disk at its largest.
+    pub async fn checkpoint(&self) -> Result<(), JournalError> {
+        self.with(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))).await
+    }
+
+    /// Keeps the journal small for as long as the daemon runs: every `every`, entries of files
+    /// removed more than `retention` ago are forgotten, a batch at a time with a pause between
+    /// batches (the pipeline's journal writes go first), their space is given back, and the
+    /// WAL is checkpointed. Ends when `shutdown` turns true.
+    pub async fn keep_small(
+        self,
+        retention: std::time::Duration,
+        every: std::time::Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        const BATCH: usize = 2_000;
+        const PAGES: u32 = 1_000;
+        const PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+        let retention_ms = retention.as_millis() as i64;
+        loop {
+            let mut pruned = 0usize;
+            loop {
+                let done = match self.prune_removed(retention_ms, BATCH).await {
+                    Ok(n) => {
+                        pruned += n;
+                        n < BATCH
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not prune the journal; trying again later");
+                        true
+                    }
+                };
+                if done || *shutdown.borrow() {
+                    break;
+                }
+                tokio::time::sleep(PAUSE).await;
+            }
+            if pruned > 0 {
+                tracing::info!(
+                    pruned,
+                    retention_days = retention.as_secs() / 86_400,
+                    "forgot journal entries of files removed before the retention"
+                );
+                while !*shutdown.borrow() {
+                    match self.give_back_space(PAGES).await {
+                        Ok(left) if left > 0 => tokio::time::sleep(PAUSE).await,
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not give the journal's free pages back");
+                            break;
+                        }
+                    }
+                }
+                if let Err(e) = self.checkpoint().await {
+                    tracing::warn!(error = %e, "could not checkpoint the journal");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
     }
 
     /// Drops the entry for `path`: nothing about it is worth keeping.
@@ -333,8 +423,11 @@ impl Journal {
     /// Entries whose file may still need work, oldest first.
     pub async fn unfinished(&self) -> Result<Vec<JournalEntry>, JournalError> {
         self.with(|c| {
-            let mut query = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM files WHERE state NOT IN ('removed', 'rejected', 'row_changed') ORDER BY first_seen_ms"
+            // The same condition as the `files_unfinished` partial index, word for word, so that
+            // SQLite reads the index (unfinished entries only, already in order) instead of
+            // scanning every removed entry under the mutex the writer needs.
+            let mut query = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM files WHERE {UNFINISHED} ORDER BY first_seen_ms"
             ))?;
             let rows = query.query_map([], read_entry)?;
             rows.collect()
@@ -437,6 +530,10 @@ fn run_writer(connection: Arc<Mutex<Connection>>, requests: std::sync::mpsc::Rec
             let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             write_batch(&guard, batch.iter().map(|r| &r.entry)).map_err(|e| e.to_string())
         };
+        if result.is_ok() {
+            // Each entry is a file's step done: what the watchdog wants to see.
+            crate::telemetry::progressed();
+        }
         for request in batch {
             let _ = request.done.send(result.clone());
         }
@@ -498,6 +595,9 @@ fn upsert(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<()> {
     ])?;
     Ok(())
 }
+
+/// Entries whose file may still need work; the `files_unfinished` index holds exactly these.
+const UNFINISHED: &str = "state NOT IN ('removed', 'rejected', 'row_changed')";
 
 const COLUMNS: &str =
     "path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, part_digests, \
@@ -616,6 +716,9 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
     // that are to be moved aside, so it is only allowed once the journal has opened cleanly.
     connection.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(open_error)?;
     connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
+    // Only takes effect on a new, empty journal (before its first table): freed pages can then
+    // be handed back after a prune (`checkpoint`). An older journal keeps and reuses them.
+    connection.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(open_error)?;
     connection.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
     connection.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
     connection
@@ -642,6 +745,7 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
                  upload_ms INTEGER
              );
              CREATE INDEX IF NOT EXISTS files_state ON files(state);
+             CREATE INDEX IF NOT EXISTS files_unfinished ON files(first_seen_ms) WHERE state NOT IN ('removed', 'rejected', 'row_changed');
              CREATE INDEX IF NOT EXISTS files_object ON files(object_name);
              CREATE TABLE IF NOT EXISTS missing_rows (
                  path TEXT NOT NULL,

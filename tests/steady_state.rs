@@ -176,8 +176,10 @@ async fn the_oldest_pending_and_last_moved_metrics_are_served() {
     let before_move = now_ms() as f64 / 1000.0;
     let id = world.db.insert_venta("PORTA-METRICS", Some("confrontas/metrics.pdf")).await;
     world.write_in_place("metrics.pdf", &sample_bytes(3, 3_000));
-    eventually("the file moved", WAIT, || async { world.db.row(id).await.is_some_and(|row| row.subido).then_some(()) })
-        .await;
+    eventually("the file moved", WAIT, || async {
+        world.db.row(id).await.is_some_and(|row| row.subido).then_some(())
+    })
+    .await;
     let series = eventually("the progress metrics are served", WAIT, || async {
         let series = scrape(port)?;
         (sum(&series, "confronta_last_moved_timestamp_seconds", &[]) > 0.0).then_some(series)
@@ -213,8 +215,11 @@ async fn a_refused_database_answer_is_logged_and_journaled_once_per_file_version
     let journal = world.journal_path();
     let state = |journal: &std::path::Path| {
         let connection =
-            rusqlite::Connection::open_with_flags(journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY).ok()?;
-        connection.query_row("SELECT state FROM files WHERE path = ?1", [path], |r| r.get::<_, String>(0)).ok()
+            rusqlite::Connection::open_with_flags(journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .ok()?;
+        connection
+            .query_row("SELECT state FROM files WHERE path = ?1", [path], |r| r.get::<_, String>(0))
+            .ok()
     };
     eventually("the file waits for its row", WAIT, || async {
         (state(&journal).as_deref() == Some("waiting_for_row")).then_some(())
