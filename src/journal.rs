@@ -316,60 +316,41 @@ impl Journal {
 
     /// Forgets at most `batch` files removed more than `older_than_ms` ago; their rows and
     /// objects are the record now. Returns how many went: fewer than `batch` means none is left.
-    ///
-    /// One small transaction per call, through the `files_state` index: the group-commit writer
-    /// waits for the connection at most one batch, never for a multi-million-row DELETE.
     pub async fn prune_removed(&self, older_than_ms: i64, batch: usize) -> Result<usize, JournalError> {
-        let cutoff = now_ms() - older_than_ms;
-        self.with(move |c| {
-            c.prepare_cached(
-                "DELETE FROM files WHERE rowid IN \
-                 (SELECT rowid FROM files WHERE state = 'removed' AND updated_ms < ?1 LIMIT ?2)",
-            )?
-            .execute(params![cutoff, batch as i64])
-        })
-        .await
-    }
-
-    /// Hands back to the file system at most `pages` free pages, where the journal allows it
-    /// (`auto_vacuum = INCREMENTAL`, journals created since issue 17; an older one keeps its
-    /// free pages and reuses them). Returns how many free pages are left.
-    pub async fn give_back_space(&self, pages: u32) -> Result<i64, JournalError> {
-        self.with(move |c| {
-            let incremental: i64 = c.query_row("PRAGMA auto_vacuum", [], |row| row.get(0))?;
-            if incremental != 2 {
-                return Ok(0);
-            }
-            c.execute_batch(&format!("PRAGMA incremental_vacuum({pages})"))?;
-            c.query_row("PRAGMA freelist_count", [], |row| row.get(0))
-        })
-        .await
-    }
-
-    /// Copies the WAL back into the journal and truncates it, so that the WAL a prune wrote
-    /// does not stay on disk at its largest.
-    pub async fn checkpoint(&self) -> Result<(), JournalError> {
-        self.with(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))).await
+        self.with(move |c| prune_batch(c, older_than_ms, batch)).await
     }
 
     /// Keeps the journal small for as long as the daemon runs: every `every`, entries of files
-    /// removed more than `retention` ago are forgotten, a batch at a time with a pause between
-    /// batches (the pipeline's journal writes go first), their space is given back, and the
-    /// WAL is checkpointed. Ends when `shutdown` turns true.
+    /// removed more than `retention` ago are forgotten, then their space is given back and the
+    /// WAL checkpointed. Ends when `shutdown` turns true.
+    ///
+    /// Off the pipeline's path: it works on a connection of its own, so the group-commit
+    /// writer never waits for the shared connection's mutex, only (in SQLite's WAL mode, for
+    /// one small transaction at most) for the write lock; each transaction deletes one batch,
+    /// with a pause between them. Its commits skip the fsync (`synchronous = NORMAL`: a prune
+    /// lost in a crash is only done again), and it checkpoints the WAL itself, passively, so
+    /// that the writer's commits do not inherit the checkpoints its deletes would cause.
     pub async fn keep_small(
         self,
         retention: std::time::Duration,
         every: std::time::Duration,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
-        const BATCH: usize = 2_000;
-        const PAGES: u32 = 1_000;
-        const PAUSE: std::time::Duration = std::time::Duration::from_millis(20);
+        const BATCH: usize = 500;
+        const PAGES: u32 = 256;
+        const PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
         let retention_ms = retention.as_millis() as i64;
+        let upkeep = match Upkeep::open(&self.path).await {
+            Ok(upkeep) => upkeep,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the journal for pruning; it is not pruned until a restart");
+                return;
+            }
+        };
         loop {
             let mut pruned = 0usize;
             loop {
-                let done = match self.prune_removed(retention_ms, BATCH).await {
+                let done = match upkeep.run(move |c| prune_batch(c, retention_ms, BATCH)).await {
                     Ok(n) => {
                         pruned += n;
                         n < BATCH
@@ -379,6 +360,8 @@ impl Journal {
                         true
                     }
                 };
+                // Keeps the WAL from growing by a whole prune's worth of pages.
+                let _ = upkeep.run(|c| c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))).await;
                 if done || *shutdown.borrow() {
                     break;
                 }
@@ -391,7 +374,7 @@ impl Journal {
                     "forgot journal entries of files removed before the retention"
                 );
                 while !*shutdown.borrow() {
-                    match self.give_back_space(PAGES).await {
+                    match upkeep.run(move |c| give_back_pages(c, PAGES)).await {
                         Ok(left) if left > 0 => tokio::time::sleep(PAUSE).await,
                         Ok(_) => break,
                         Err(e) => {
@@ -400,7 +383,9 @@ impl Journal {
                         }
                     }
                 }
-                if let Err(e) = self.checkpoint().await {
+                if let Err(e) =
+                    upkeep.run(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))).await
+                {
                     tracing::warn!(error = %e, "could not checkpoint the journal");
                 }
             }
@@ -505,6 +490,71 @@ impl Journal {
             rows.collect()
         })
         .await
+    }
+}
+
+/// Deletes at most `batch` entries of files removed before `now - older_than_ms`, through the
+/// `files_state` index, in one transaction.
+fn prune_batch(c: &Connection, older_than_ms: i64, batch: usize) -> rusqlite::Result<usize> {
+    let cutoff = now_ms() - older_than_ms;
+    c.prepare_cached(
+        "DELETE FROM files WHERE rowid IN \
+         (SELECT rowid FROM files WHERE state = 'removed' AND updated_ms < ?1 LIMIT ?2)",
+    )?
+    .execute(params![cutoff, batch as i64])
+}
+
+/// Hands at most `pages` free pages back to the file system, where the journal allows it
+/// (`auto_vacuum = INCREMENTAL`, journals created since issue 17; an older one keeps its free
+/// pages and reuses them). Returns how many free pages are left to give back.
+fn give_back_pages(c: &Connection, pages: u32) -> rusqlite::Result<i64> {
+    let incremental: i64 = c.query_row("PRAGMA auto_vacuum", [], |row| row.get(0))?;
+    if incremental != 2 {
+        return Ok(0);
+    }
+    c.execute_batch(&format!("PRAGMA incremental_vacuum({pages})"))?;
+    c.query_row("PRAGMA freelist_count", [], |row| row.get(0))
+}
+
+/// The pruning task's own connection to the journal (see `Journal::keep_small`).
+struct Upkeep {
+    path: PathBuf,
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl Upkeep {
+    async fn open(path: &Path) -> Result<Upkeep, JournalError> {
+        let owned = path.to_owned();
+        let opened = tokio::task::spawn_blocking(move || {
+            let c = Connection::open(&owned)?;
+            c.busy_timeout(std::time::Duration::from_secs(5))?;
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            // This connection checkpoints by itself, passively, after each batch.
+            c.pragma_update(None, "wal_autocheckpoint", 0)?;
+            Ok::<_, rusqlite::Error>(c)
+        })
+        .await;
+        let io = |message: String| JournalError::Io { path: path.to_owned(), message };
+        let connection = opened.map_err(|e| io(e.to_string()))?.map_err(|e| io(e.to_string()))?;
+        Ok(Upkeep { path: path.to_owned(), connection: Arc::new(Mutex::new(connection)) })
+    }
+
+    async fn run<T, F>(&self, work: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let connection = self.connection.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&guard).map_err(|e| JournalError::Io { path: path.clone(), message: e.to_string() })
+        })
+        .await
+        .map_err(|e| JournalError::Io {
+            path: self.path.clone(),
+            message: format!("journal upkeep failed: {e}"),
+        })?
     }
 }
 
@@ -927,6 +977,51 @@ mod tests {
         let reopened = Journal::open(&path).unwrap();
         let kept = reopened.get(&RelativeMediaPath::parse("confrontas/a.pdf").unwrap()).await.unwrap();
         assert!(kept.is_some(), "the entry survived");
+    }
+
+    /// Issue 17 item 4: `unfinished()` scanned every entry, removed ones included, under the
+    /// mutex the writer needs; pruning was one DELETE of everything at start-up.
+    #[tokio::test]
+    async fn unfinished_reads_only_its_index_and_pruning_goes_a_batch_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.sqlite3")).unwrap();
+        let plan: Vec<String> = journal
+            .with(|c| {
+                let mut query = c.prepare(&format!(
+                    "EXPLAIN QUERY PLAN SELECT {COLUMNS} FROM files WHERE {UNFINISHED} ORDER BY first_seen_ms"
+                ))?;
+                let rows = query.query_map([], |row| row.get::<_, String>(3))?;
+                rows.collect()
+            })
+            .await
+            .unwrap();
+        assert!(plan.iter().any(|step| step.contains("files_unfinished")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "no sort: {plan:?}");
+
+        let old = now_ms() - 100_000;
+        journal
+            .with(move |c| {
+                c.execute(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25) \
+                     INSERT INTO files (path, state, first_seen_ms, updated_ms) \
+                     SELECT 'confrontas/' || i || '.pdf', 'removed', ?1, ?1 FROM n",
+                    params![old],
+                )
+            })
+            .await
+            .unwrap();
+        let mut kept = entry("confrontas/kept.pdf");
+        kept.state = FileState::Removed;
+        journal.put(&kept).await.unwrap();
+        journal.put(&entry("confrontas/unfinished.pdf")).await.unwrap();
+        assert_eq!(journal.prune_removed(50_000, 10).await.unwrap(), 10);
+        assert_eq!(journal.prune_removed(50_000, 10).await.unwrap(), 10);
+        assert_eq!(journal.prune_removed(50_000, 10).await.unwrap(), 5);
+        assert_eq!(journal.prune_removed(50_000, 10).await.unwrap(), 0);
+        journal.with(|c| give_back_pages(c, 100)).await.unwrap();
+        let left: Vec<String> =
+            journal.all().await.unwrap().into_iter().map(|e| e.path.as_str().to_owned()).collect();
+        assert_eq!(left.len(), 2, "recently removed and unfinished entries stay: {left:?}");
     }
 
     #[test]
