@@ -245,3 +245,89 @@ async fn a_refused_database_answer_is_logged_and_journaled_once_per_file_version
     drop(sidecar);
     world.cleanup().await;
 }
+
+/// What the daemon sends to `NOTIFY_SOCKET`, with when it arrived.
+struct NotifySocket {
+    path: std::path::PathBuf,
+    messages: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
+}
+
+impl NotifySocket {
+    fn bind(path: std::path::PathBuf) -> NotifySocket {
+        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
+        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
+        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let collected = messages.clone();
+        std::thread::spawn(move || {
+            let mut buffer = [0u8; 4096];
+            // Ends with the test process; a read timeout only lets the loop turn.
+            loop {
+                if let Ok(n) = socket.recv(&mut buffer) {
+                    let text = String::from_utf8_lossy(&buffer[..n]).into_owned();
+                    collected.lock().unwrap().push((Instant::now(), text));
+                }
+            }
+        });
+        NotifySocket { path, messages }
+    }
+
+    /// Watchdog pings received in `from..to`.
+    fn pings(&self, from: Instant, to: Instant) -> usize {
+        let messages = self.messages.lock().unwrap();
+        messages.iter().filter(|(at, text)| *at >= from && *at < to && text.contains("WATCHDOG=1")).count()
+    }
+}
+
+/// Issue 17 item 8: `WATCHDOG=1` was sent on every heartbeat, files moving or not. A file held
+/// 60 s before its upload (a hung peer, as far as the daemon can tell) with
+/// `stall_timeout_s = 30`: the pings stop after 30 s, and start again once it moves.
+#[cfg(feature = "failpoints")]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_watchdog_stops_while_nothing_progresses_and_resumes_after() {
+    let world = World::new(Backend::Postgres).await;
+    let port = free_port();
+    let config = config_with(&world, port, "", 2);
+    let text = std::fs::read_to_string(&config).unwrap();
+    write_private(&config, &format!("{text}\n[service]\nstall_timeout_s = 30\n"));
+    let notify = NotifySocket::bind(world.temp.path().join("notify.sock"));
+    let socket = notify.path.display().to_string();
+    let sidecar = Sidecar::start(
+        &config,
+        &[],
+        &[
+            ("NOTIFY_SOCKET", socket.as_str()),
+            // A ping every second.
+            ("WATCHDOG_USEC", "2000000"),
+            ("FAILPOINTS", "before_upload=return(60000)"),
+        ],
+    );
+    sidecar.wait_watching().await;
+    let id = world.db.insert_venta("PORTA-STALL", Some("confrontas/stall.pdf")).await;
+    world.write_in_place("stall.pdf", &sample_bytes(5, 4_000));
+    eventually("the upload is held", WAIT, || async {
+        sidecar.log_text().contains("paused by failpoint").then_some(())
+    })
+    .await;
+    let held = Instant::now();
+    eventually("the stall is reported", Duration::from_secs(50), || async {
+        sidecar.log_text().contains("nothing has progressed").then_some(())
+    })
+    .await;
+    let reported = Instant::now();
+    assert!(notify.pings(held, held + Duration::from_secs(20)) > 0, "pings while within the bound");
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    let silent = notify.pings(reported + Duration::from_millis(1_500), Instant::now());
+    assert_eq!(silent, 0, "{silent} pings while nothing progressed");
+
+    eventually("the file moved once the upload went on", WAIT, || async {
+        world.db.row(id).await.is_some_and(|row| row.subido).then_some(())
+    })
+    .await;
+    let moved = Instant::now();
+    eventually("pings again", Duration::from_secs(20), || async {
+        (notify.pings(moved, Instant::now()) > 0).then_some(())
+    })
+    .await;
+    assert!(sidecar.log_text().contains("files progress again"));
+    world.cleanup().await;
+}
