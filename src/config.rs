@@ -607,6 +607,17 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
         assert_eq!(config.database.columns.sha256, "confronta_sha256");
     }
 
+    /// Issue 17 item 8: the watchdog's stall bound has a default, and one too short to outlast
+    /// a slow part upload is refused.
+    #[test]
+    fn the_stall_timeout_defaults_to_ten_minutes_and_has_a_floor() {
+        assert_eq!(parse(MINIMAL).unwrap().service.stall_timeout_s, 600);
+        let err = parse(&format!("{MINIMAL}\n[service]\nstall_timeout_s = 5\n")).unwrap_err();
+        assert!(err.contains("service.stall_timeout_s") && err.contains("30"), "{err}");
+        let config = parse(&format!("{MINIMAL}\n[service]\nstall_timeout_s = 30\n")).unwrap();
+        assert_eq!(config.service.stall_timeout_s, 30);
+    }
+
     #[test]
     fn unknown_key_is_named_in_the_error() {
         let text = MINIMAL.replace("[watch]", "[watch]\nsetle_ms = 3");
