@@ -19,6 +19,12 @@ use crate::pipeline::{Pipeline, PlanAction};
 use crate::store::{Capabilities, ObjectStore, S3Store, StoreErrorKind, PROBE_PREFIX};
 
 /// Exit codes, documented in the README.
+/// How long the journal remembers a removed file (for `status`'s upload times).
+const JOURNAL_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often the running daemon forgets entries past `JOURNAL_RETENTION`: the first time at
+/// start-up, then once a minute, so a day's removals never pile up into one long prune.
+const JOURNAL_UPKEEP_EVERY: Duration = Duration::from_secs(60);
+
 pub mod exit {
     /// Everything done.
     pub const OK: i32 = 0;
@@ -504,6 +510,9 @@ async fn run_dry_run(config: &Config, limit: Option<u64>, json: bool) -> Result<
         )
     } else {
         summary.problems.iter().try_for_each(|problem| writeln!(out, "  {problem}")).and_then(|()| {
+            if summary.problems_omitted > 0 {
+                writeln!(out, "  … and {} more (see the log)", summary.problems_omitted)?;
+            }
             writeln!(
                 out,
                 "dry run: {} files, {would_move} would move ({bytes} bytes), {skipped} would be skipped, {} rows point at a missing file; nothing was changed",
@@ -543,12 +552,13 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
             return Ok(exit::OK);
         }
     };
-    // Thirty days of finished files are enough for `status`'s upload times.
-    match started.pipeline.journal().prune_removed(30 * 24 * 3600 * 1000).await {
-        Ok(0) => {}
-        Ok(pruned) => info!(pruned, "forgot journal entries of files removed over 30 days ago"),
-        Err(e) => warn!(error = %e, "could not prune the journal"),
-    }
+    // Thirty days of finished files are enough for `status`'s upload times. They are pruned
+    // while the daemon runs, a batch at a time: never one long DELETE before READY.
+    tokio::spawn(started.pipeline.journal().clone().keep_small(
+        JOURNAL_RETENTION,
+        JOURNAL_UPKEEP_EVERY,
+        shutdown_rx.clone(),
+    ));
 
     let (hint_tx, hint_rx) = mpsc::channel(crate::watch::HINT_QUEUE);
     let overflowed = Arc::new(AtomicBool::new(false));
@@ -604,6 +614,9 @@ fn print_summary(summary: &Summary, elapsed: Duration, json: bool) {
     }
     for problem in &summary.problems {
         println!("  {problem}");
+    }
+    if summary.problems_omitted > 0 {
+        println!("  … and {} more (see the log)", summary.problems_omitted);
     }
     let reasons: Vec<String> = summary.reasons.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
     println!(

@@ -82,6 +82,9 @@ impl Default for ValidationConfig {
 pub struct ServiceConfig {
     /// After SIGTERM, how long in-flight files get to reach a journaled state.
     pub shutdown_timeout_s: u64,
+    /// How long files may be due while nothing progresses (no pipeline run ends, no journal
+    /// step, no uploaded part) before systemd's watchdog is no longer fed.
+    pub stall_timeout_s: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -93,7 +96,7 @@ pub struct MetricsConfig {
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { shutdown_timeout_s: 10 }
+        ServiceConfig { shutdown_timeout_s: 10, stall_timeout_s: 600 }
     }
 }
 
@@ -386,6 +389,13 @@ impl Config {
         }
         if self.pipeline.max_in_flight == 0 {
             return Err("pipeline.max_in_flight must be at least 1".into());
+        }
+        // One part's PUT may take minutes on a slow link without any other sign of progress.
+        if self.service.stall_timeout_s < 30 {
+            return Err(format!(
+                "service.stall_timeout_s must be at least 30, got {}",
+                self.service.stall_timeout_s
+            ));
         }
         if !self.journal.path.is_absolute() {
             return Err(format!(
@@ -683,6 +693,17 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
         let huge = MINIMAL.replace("[journal]", "[validation]\nmax_bytes = 6597069766657\n[journal]");
         let err = parse(&huge).unwrap_err();
         assert!(err.contains("validation.max_bytes") && err.contains("largest object"), "{err}");
+    }
+
+    /// Issue 17 item 8: the watchdog's stall bound has a default, and one too short to outlast
+    /// a slow part upload is refused.
+    #[test]
+    fn the_stall_timeout_defaults_to_ten_minutes_and_has_a_floor() {
+        assert_eq!(parse(MINIMAL).unwrap().service.stall_timeout_s, 600);
+        let err = parse(&format!("{MINIMAL}\n[service]\nstall_timeout_s = 5\n")).unwrap_err();
+        assert!(err.contains("service.stall_timeout_s") && err.contains("30"), "{err}");
+        let config = parse(&format!("{MINIMAL}\n[service]\nstall_timeout_s = 30\n")).unwrap();
+        assert_eq!(config.service.stall_timeout_s, 30);
     }
 
     #[test]

@@ -33,6 +33,9 @@ const WALK_WINDOW: usize = 1_024;
 const ROW_WAIT_INITIAL: Duration = Duration::from_millis(10);
 /// In a one-shot run, a transient failure is retried this many times before it counts.
 const ONE_SHOT_ATTEMPTS: u32 = 4;
+/// Lines kept in `Summary::problems`; past them only `problems_omitted` counts, so a daemon
+/// that runs for years (or a rescan of a million refused files) holds a bounded list.
+const MAX_PROBLEMS: usize = 1_000;
 
 /// The settings a SIGHUP can change while the daemon runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,14 +70,21 @@ pub struct Summary {
     pub busy: u64,
     /// Reason label → count, for failures and kept files.
     pub reasons: std::collections::BTreeMap<String, u64>,
-    /// Human-readable lines naming each file that did not move and why.
+    /// Human-readable lines naming each file that did not move and why: the first
+    /// `MAX_PROBLEMS` of them.
     pub problems: Vec<String>,
+    /// Problems past the first `MAX_PROBLEMS`, counted but not kept.
+    pub problems_omitted: u64,
 }
 
 impl Summary {
     fn count_reason(&mut self, failure: &Failure, path: &RelativeMediaPath) {
         *self.reasons.entry(failure.reason.to_owned()).or_default() += 1;
-        self.problems.push(format!("{path}: {}: {}", failure.reason, failure.message));
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(format!("{path}: {}: {}", failure.reason, failure.message));
+        } else {
+            self.problems_omitted += 1;
+        }
     }
 }
 
@@ -105,6 +115,10 @@ struct Carry {
     /// no later than that, it is complete and waits out no settle time; a write after the close
     /// puts it back under `settle_ms`.
     closed_at: Option<SystemTime>,
+    /// A row seen naming the path has already cut a wait for a row short once: a row that is
+    /// there but does not own the file (it named the path while the file was missing) must not
+    /// bring the file forward on every reconcile pass.
+    row_news_spent: bool,
 }
 
 /// A path handed to a pipeline task.
@@ -113,11 +127,36 @@ struct Dispatched {
     carry: Carry,
 }
 
+/// What may bring a pending path's run forward, set by the outcome that scheduled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Any offer: the path waits only for its settle time.
+    Open,
+    /// No row pointed at the file (Django's row not committed yet, or an orphan). News about
+    /// the file or its row may: a watcher event (the file was written again) always does, a
+    /// row seen naming the path does once (`Carry::row_news_spent`). The journal and the
+    /// walks only repeat what the last run knew and never do, or every reconcile pass would
+    /// run every orphan again, forever.
+    Row,
+    /// A transient failure: nothing may cut the backoff (and its jitter) short, or every
+    /// reconcile pass during an outage would retry every waiting file at once.
+    Backoff,
+}
+
+/// Where an offer of a path came from, which decides whether it may cut a `Hold` short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    /// The journal's unfinished entries, a walk of the folder.
+    Known,
+    /// A reconcile pass found a row naming the path.
+    Row,
+    /// The folder watcher saw the file written or renamed in.
+    Watcher,
+}
+
 struct Pending {
     due: Instant,
-    /// A transient failure set `due`: hints must not cut the backoff (and its jitter) short, or
-    /// every reconcile pass during an outage would retry every waiting file at once.
-    backing_off: bool,
+    hold: Hold,
     carry: Carry,
 }
 
@@ -132,9 +171,11 @@ struct Scheduler {
     orphans: HashSet<RelativeMediaPath>,
     pending: HashMap<RelativeMediaPath, Pending>,
     timers: BinaryHeap<Reverse<(Instant, RelativeMediaPath)>>,
-    in_flight: HashSet<RelativeMediaPath>,
-    /// Hints that arrived while the path was in flight: run it again afterwards.
-    rerun: HashSet<RelativeMediaPath>,
+    /// Paths being run, with when each became due (for `oldest_due`).
+    in_flight: HashMap<RelativeMediaPath, Instant>,
+    /// Offers that arrived while the path was in flight, by their strongest source: offered
+    /// again afterwards.
+    rerun: HashMap<RelativeMediaPath, Source>,
     tasks: JoinSet<(Dispatched, Outcome)>,
     summary: Summary,
     limit: Option<u64>,
@@ -167,8 +208,8 @@ impl Scheduler {
             orphans: HashSet::new(),
             pending: HashMap::new(),
             timers: BinaryHeap::new(),
-            in_flight: HashSet::new(),
-            rerun: HashSet::new(),
+            in_flight: HashMap::new(),
+            rerun: HashMap::new(),
             tasks: JoinSet::new(),
             summary: Summary::default(),
             limit: None,
@@ -181,27 +222,41 @@ impl Scheduler {
         }
     }
 
-    /// A hint that `absolute` may be ready (`closed`: its writer closed it or renamed it in).
+    /// A watcher's hint that `absolute` may be ready (`closed`: its writer closed it or renamed
+    /// it in).
     fn offer_absolute(&mut self, absolute: &Path, closed: bool) {
         if let Some(path) = media_path_or_warn(&self.media_root, absolute) {
-            self.offer_with(path, closed);
+            self.offer_with(path, closed, Source::Watcher);
         }
     }
 
-    /// Offers a path found without a close event (a walk, a reconcile pass, the journal): it is
-    /// taken once its mtime is `settle_ms` old.
-    fn offer(&mut self, path: RelativeMediaPath) {
-        self.offer_with(path, false);
+    /// A file a walk of the folder found.
+    fn offer_found(&mut self, absolute: &Path) {
+        if let Some(path) = media_path_or_warn(&self.media_root, absolute) {
+            self.offer_with(path, false, Source::Known);
+        }
     }
 
-    fn offer_with(&mut self, path: RelativeMediaPath, closed: bool) {
-        if self.in_flight.contains(&path) {
-            self.rerun.insert(path);
+    /// Offers a path found without a close event (a walk, the journal): it is taken once its
+    /// mtime is `settle_ms` old.
+    fn offer(&mut self, path: RelativeMediaPath) {
+        self.offer_with(path, false, Source::Known);
+    }
+
+    /// Offers a path a row names (a reconcile pass): news for a file that waits for its row.
+    fn offer_row(&mut self, path: RelativeMediaPath) {
+        self.offer_with(path, false, Source::Row);
+    }
+
+    fn offer_with(&mut self, path: RelativeMediaPath, closed: bool, source: Source) {
+        if self.in_flight.contains_key(&path) {
+            let strongest = self.rerun.entry(path).or_insert(source);
+            *strongest = (*strongest).max(source);
             return;
         }
         let closed_at = closed.then(SystemTime::now);
         match self.pending.get_mut(&path) {
-            Some(pending) if pending.backing_off => {}
+            Some(pending) if !may_cut_short(pending, source) => {}
             Some(pending) => {
                 let closed_at = closed_at.or(pending.carry.closed_at);
                 pending.carry.closed_at = closed_at;
@@ -209,13 +264,14 @@ impl Scheduler {
                 let pending = self.pending.get_mut(&path).expect("present");
                 if due < pending.due {
                     pending.due = due;
+                    pending.carry.row_news_spent |= pending.hold == Hold::Row && source == Source::Row;
                     self.timers.push(Reverse((due, path)));
                 }
             }
             None => {
                 let carry = Carry { closed_at, ..Carry::default() };
                 let due = Instant::now() + self.settle_remaining(&path, closed_at);
-                self.pending.insert(path.clone(), Pending { due, backing_off: false, carry });
+                self.pending.insert(path.clone(), Pending { due, hold: Hold::Open, carry });
                 self.timers.push(Reverse((due, path)));
             }
         }
@@ -270,7 +326,7 @@ impl Scheduler {
                     // `path` itself may not be pending yet (a first offer asks before it is).
                     let (pending, in_flight) = (&self.pending, &self.in_flight);
                     self.future_mtimes.retain(|kept, _| {
-                        kept == path || pending.contains_key(kept) || in_flight.contains(kept)
+                        kept == path || pending.contains_key(kept) || in_flight.contains_key(kept)
                     });
                 }
                 seen
@@ -278,11 +334,10 @@ impl Scheduler {
         }
     }
 
-    /// Schedules another run after `delay`. With `backing_off`, hints cannot bring it forward
-    /// (a transient failure); without, they can (waiting for a row, which a hint may announce).
-    fn retry_later(&mut self, path: RelativeMediaPath, carry: Carry, delay: Duration, backing_off: bool) {
+    /// Schedules another run after `delay`; `hold` says which offers may bring it forward.
+    fn retry_later(&mut self, path: RelativeMediaPath, carry: Carry, delay: Duration, hold: Hold) {
         let due = Instant::now() + delay;
-        self.pending.insert(path.clone(), Pending { due, backing_off, carry });
+        self.pending.insert(path.clone(), Pending { due, hold, carry });
         self.timers.push(Reverse((due, path)));
     }
 
@@ -318,7 +373,7 @@ impl Scheduler {
                 continue;
             }
             let carry = self.pending.remove(&path).expect("present").carry;
-            self.in_flight.insert(path.clone());
+            self.in_flight.insert(path.clone(), due);
             self.started += 1;
             let pipeline = self.pipeline.clone();
             self.tasks.spawn(async move {
@@ -359,6 +414,7 @@ impl Scheduler {
         let path = &path;
         let attempts = carry.attempts;
         self.in_flight.remove(path);
+        telemetry::progressed();
         let one_shot = self.mode == Mode::OneShot;
         self.record_outcome(path, &outcome);
         self.watch_journal(&outcome);
@@ -366,6 +422,7 @@ impl Scheduler {
             Outcome::Moved { bytes, .. } => {
                 self.summary.moved += 1;
                 self.summary.bytes += bytes;
+                telemetry::moved_now();
             }
             Outcome::Nothing => {}
             Outcome::WaitingForRow | Outcome::Orphan if one_shot => {
@@ -378,17 +435,20 @@ impl Scheduler {
                 // back off.
                 let delay = backoff(carry.row_waits, ROW_WAIT_INITIAL, self.settings.retry_max);
                 carry.row_waits += 1;
-                self.retry_later(path.clone(), carry, delay, false);
+                self.retry_later(path.clone(), carry, delay, Hold::Row);
             }
             Outcome::Orphan => {
+                // Waited `orphan_after_s` already: look again only every `retry_max` (jittered,
+                // so that thousands of orphans found together do not run together forever).
                 self.summary.orphans += 1;
-                self.retry_later(path.clone(), carry, self.settings.retry_max, false);
+                let delay = backoff(0, self.settings.retry_max, self.settings.retry_max);
+                self.retry_later(path.clone(), carry, delay, Hold::Row);
             }
             Outcome::Busy if one_shot => self.summary.busy += 1,
             Outcome::Busy => {
                 let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
                 carry.attempts += 1;
-                self.retry_later(path.clone(), carry, delay, true);
+                self.retry_later(path.clone(), carry, delay, Hold::Backoff);
             }
             Outcome::Retry(failure) => {
                 if one_shot && attempts + 1 >= ONE_SHOT_ATTEMPTS {
@@ -397,7 +457,7 @@ impl Scheduler {
                 } else {
                     let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
                     carry.attempts += 1;
-                    self.retry_later(path.clone(), carry, delay, true);
+                    self.retry_later(path.clone(), carry, delay, Hold::Backoff);
                 }
             }
             Outcome::Kept(failure) => {
@@ -406,8 +466,8 @@ impl Scheduler {
             }
             Outcome::Fatal(failure) => return Some(failure),
         }
-        if self.rerun.remove(path) && !self.pending.contains_key(path) {
-            self.offer(path.clone());
+        if let Some(source) = self.rerun.remove(path) {
+            self.offer_with(path.clone(), false, source);
         }
         None
     }
@@ -462,6 +522,32 @@ impl Scheduler {
         }
     }
 
+    /// When the oldest due file became due: the earliest due time among the paths waiting for
+    /// a slot and the paths in flight. Files waiting out a backoff or a settle time are not due.
+    /// Stale timers met at the top of the heap are dropped on the way (`dispatch_due` would).
+    fn oldest_due(&mut self, now: Instant) -> Option<Instant> {
+        while let Some(Reverse((due, path))) = self.timers.peek() {
+            if self.pending.get(path).is_some_and(|pending| pending.due == *due) {
+                break;
+            }
+            self.timers.pop();
+        }
+        let waiting = self.timers.peek().map(|Reverse((due, _))| *due).filter(|due| *due <= now);
+        self.in_flight.values().copied().chain(waiting).min()
+    }
+
+    /// Sets the progress gauge and says whether files progress (`progressing`). While the
+    /// journal cannot be written no file may progress, and that is already said loudly: a
+    /// watchdog restart would not help, so the watchdog is still fed.
+    fn check_progress(&mut self, stall: Duration) -> bool {
+        let now = Instant::now();
+        let oldest = self.oldest_due(now);
+        telemetry::oldest_pending(
+            oldest.map_or(Duration::ZERO, |since| now.saturating_duration_since(since)),
+        );
+        self.journal_blocked_until.is_some() || progressing(now, oldest, telemetry::last_progress(), stall)
+    }
+
     /// Updates the gauges and systemd's status line.
     fn report_status(&self) {
         telemetry::gauges(self.tasks.len(), self.waiting_for_row.len(), self.orphans.len());
@@ -489,7 +575,7 @@ impl Scheduler {
                 self.walk = None;
                 return;
             };
-            self.offer_absolute(&file, false);
+            self.offer_found(&file);
         }
     }
 
@@ -498,7 +584,7 @@ impl Scheduler {
         let mut count = 0u64;
         walk_each(dir, |file| {
             count += 1;
-            self.offer_absolute(&file, false);
+            self.offer_found(&file);
         });
         debug!(count, folder = %dir.display(), "walked folder");
     }
@@ -530,8 +616,11 @@ impl Scheduler {
 
     fn take_known_work(&mut self, work: KnownWork) {
         self.reconcile_after_id = work.next_after_id;
-        for path in work.paths {
+        for path in work.unfinished {
             self.offer(path);
+        }
+        for path in work.rows {
+            self.offer_row(path);
         }
     }
 
@@ -608,8 +697,10 @@ impl Scheduler {
 
 /// What one reconcile pass found.
 struct KnownWork {
-    /// Paths to offer: unfinished journal entries and rows' files that exist.
-    paths: Vec<RelativeMediaPath>,
+    /// Paths of unfinished journal entries.
+    unfinished: Vec<RelativeMediaPath>,
+    /// Files that exist at the paths rows name: news for a file waiting for its row.
+    rows: Vec<RelativeMediaPath>,
     /// Where the next pass starts (see `Scheduler::reconcile_after_id`).
     next_after_id: i64,
 }
@@ -622,9 +713,9 @@ async fn known_work(
     dir_prefix: String,
     after_id: i64,
 ) -> KnownWork {
-    let mut work = KnownWork { paths: Vec::new(), next_after_id: after_id };
+    let mut work = KnownWork { unfinished: Vec::new(), rows: Vec::new(), next_after_id: after_id };
     match pipeline.journal().unfinished().await {
-        Ok(entries) => work.paths.extend(entries.into_iter().map(|entry| entry.path)),
+        Ok(entries) => work.unfinished.extend(entries.into_iter().map(|entry| entry.path)),
         Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
     }
     match pipeline.db().rows_with_local_file(&dir_prefix, after_id, RECONCILE_BATCH).await {
@@ -640,7 +731,7 @@ async fn known_work(
                     // symlink_metadata, not exists(): a dangling link or a FIFO must still
                     // get its answer ("not a regular file").
                     if std::fs::symlink_metadata(path.to_absolute(&media_root)).is_ok() {
-                        work.paths.push(path);
+                        work.rows.push(path);
                     } else {
                         remember_missing(&pipeline, &path, &row).await;
                     }
@@ -706,11 +797,16 @@ pub async fn run(
     // pass, never the loop (dispatch, STATUS, SIGTERM).
     let mut reconcile_pass = Some(scheduler.spawn_reconcile(&dir_prefix));
     let mut reconcile = every(scheduler.settings.reconcile_interval);
-    // systemd's watchdog wants a ping at least every WATCHDOG_USEC; the status line rides along.
+    // systemd's watchdog wants a ping at least every WATCHDOG_USEC, but only while files
+    // progress: a loop that spins while nothing moves must not keep it fed. The status line
+    // and the progress gauges ride along.
     let heartbeat_every = crate::signals::watchdog_interval().unwrap_or(Duration::from_secs(5));
     let mut heartbeat = tokio::time::interval(heartbeat_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let watchdog = crate::signals::watchdog_interval().is_some();
+    let stall = Duration::from_secs(config.service.stall_timeout_s);
+    let mut stalled = false;
+    telemetry::progressed();
     info!(folder = %dir.display(), "watching");
     let mut watcher_restarts = WatcherRestarts::default();
 
@@ -761,8 +857,19 @@ pub async fn run(
                 }
             }
             _ = heartbeat.tick() => {
-                if watchdog {
-                    crate::signals::notify_systemd("WATCHDOG=1");
+                if scheduler.check_progress(stall) {
+                    if watchdog {
+                        crate::signals::notify_systemd("WATCHDOG=1");
+                    }
+                    if std::mem::take(&mut stalled) {
+                        info!("files progress again");
+                    }
+                } else if !std::mem::replace(&mut stalled, true) {
+                    error!(
+                        stall_timeout_s = stall.as_secs(),
+                        watchdog,
+                        "files are due but nothing has progressed for service.stall_timeout_s; systemd's watchdog is no longer fed"
+                    );
                 }
                 scheduler.report_status();
             }
@@ -835,7 +942,26 @@ fn restart_watcher(
     receiver
 }
 
-/// Sleeps until `due`, or forever when nothing is scheduled.
+/// Whether files progress, given when the oldest due file became due (`None`: none is) and
+/// when anything last progressed: nothing may have been due for over `stall` with no progress
+/// since. A backlog's oldest file may wait for a slot for hours while others finish, which is
+/// progress; a hung peer that holds every slot while nothing finishes is not.
+fn progressing(now: Instant, oldest_due: Option<Instant>, last_progress: Instant, stall: Duration) -> bool {
+    match oldest_due {
+        None => true,
+        Some(since) => now.saturating_duration_since(since.max(last_progress)) <= stall,
+    }
+}
+
+/// Whether an offer from `source` may bring `pending`'s run forward (see `Hold`).
+fn may_cut_short(pending: &Pending, source: Source) -> bool {
+    match (pending.hold, source) {
+        (Hold::Open, _) | (Hold::Row, Source::Watcher) => true,
+        (Hold::Row, Source::Row) => !pending.carry.row_news_spent,
+        (Hold::Row, Source::Known) | (Hold::Backoff, _) => false,
+    }
+}
+
 /// The path of `absolute` under the media root. A path outside it, or one that no Django row
 /// could name, is logged and left alone.
 fn media_path_or_warn(media_root: &Path, absolute: &Path) -> Option<RelativeMediaPath> {
@@ -869,6 +995,7 @@ fn settle_left(
     settle.saturating_sub(age)
 }
 
+/// Sleeps until `due`, or forever when nothing is scheduled.
 async fn sleep_until(due: Option<Instant>) {
     match due {
         Some(due) => tokio::time::sleep_until(due.into()).await,
@@ -1002,5 +1129,64 @@ mod tests {
             settle_left(future, now, settle, Some(now), Some(Duration::from_millis(100))),
             Duration::from_millis(400)
         );
+    }
+
+    /// Issue 17 item 8: the watchdog used to be fed whenever the loop turned, files moving or
+    /// not. A fake clock: `start` plus seconds.
+    #[test]
+    fn the_watchdog_is_fed_only_while_due_files_progress() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let stall = Duration::from_secs(60);
+        let check = |now: u64, oldest_due: Option<u64>, last_progress: u64| {
+            progressing(at(now), oldest_due.map(at), at(last_progress), stall)
+        };
+        // Nothing due: nothing can be stuck, however long nothing happened.
+        assert!(check(10_000, None, 0));
+        // Due for 30 s with no progress since: within the bound.
+        assert!(check(130, Some(100), 0));
+        // Due for 61 s with no progress since: stalled.
+        assert!(!check(161, Some(100), 0));
+        // Due for an hour (a backlog's oldest file waits for a slot) while others finish: fine.
+        assert!(check(3_700, Some(100), 3_650));
+        // ... until nothing has finished for over the bound.
+        assert!(!check(3_711, Some(100), 3_650));
+        // Progress before the file became due says nothing about it.
+        assert!(!check(1_061, Some(1_000), 999));
+    }
+
+    fn pending(hold: Hold) -> Pending {
+        Pending { due: Instant::now(), hold, carry: Carry::default() }
+    }
+
+    /// Issue 17 item 3: orphans and files waiting for their row used to be brought forward by
+    /// every offer, so each reconcile pass (which offers every unfinished journal entry) ran
+    /// them all again.
+    #[test]
+    fn only_news_of_the_file_or_its_row_cuts_a_wait_for_a_row_short() {
+        let waiting = pending(Hold::Row);
+        assert!(!may_cut_short(&waiting, Source::Known), "the journal and walks repeat old news");
+        assert!(may_cut_short(&waiting, Source::Watcher), "the file was written again");
+        assert!(may_cut_short(&waiting, Source::Row), "a row names the file now");
+        let mut spent = pending(Hold::Row);
+        spent.carry.row_news_spent = true;
+        assert!(!may_cut_short(&spent, Source::Row), "a row that did not own the file, seen again");
+        assert!(may_cut_short(&spent, Source::Watcher));
+        for source in [Source::Known, Source::Row, Source::Watcher] {
+            assert!(!may_cut_short(&pending(Hold::Backoff), source), "{source:?} cut a backoff short");
+            assert!(may_cut_short(&pending(Hold::Open), source), "{source:?}");
+        }
+    }
+
+    #[test]
+    fn the_problem_list_is_bounded() {
+        let mut summary = Summary::default();
+        let path = RelativeMediaPath::parse("confrontas/a.pdf").unwrap();
+        for _ in 0..MAX_PROBLEMS + 5 {
+            summary.count_reason(&Failure::new("db_refused", "permission denied"), &path);
+        }
+        assert_eq!(summary.problems.len(), MAX_PROBLEMS);
+        assert_eq!(summary.problems_omitted, 5);
+        assert_eq!(summary.reasons["db_refused"], MAX_PROBLEMS as u64 + 5);
     }
 }

@@ -262,7 +262,7 @@ impl Pipeline {
                         return self.finish_recorded(entry, RowCheck::JustRecorded).await;
                     }
                     Ok(_) => {}
-                    Err(e) => return Ok(self.db_failure(e)),
+                    Err(e) => return self.db_refusal(&mut entry, self.db_failure(e)).await,
                 }
             }
         }
@@ -277,7 +277,7 @@ impl Pipeline {
         match self.db.try_claim(row.id).await {
             Ok(true) => {}
             Ok(false) => return Ok(Outcome::Busy),
-            Err(e) => return Ok(self.db_failure(e)),
+            Err(e) => return self.db_refusal(&mut entry, self.db_failure(e)).await,
         }
         let result = self.with_claim(&mut entry, &absolute, identity, row.clone()).await;
         self.db.release_claim(row.id).await;
@@ -540,7 +540,7 @@ impl Pipeline {
                 self.put(&entry).await?;
                 return Ok(Outcome::Kept(Failure::new("row_changed", message)));
             }
-            Err(e) => return Ok(self.db_failure(e)),
+            Err(e) => return self.db_refusal(&mut entry, self.db_failure(e)).await,
         }
 
         // The object must still be there before the local copy goes: `orphans
@@ -724,7 +724,7 @@ impl Pipeline {
                 Ok(_) => {}
                 // Without the row there is no telling whether it was recorded: ask again
                 // later rather than report a loss that may not have happened.
-                Err(e) => return Ok(self.db_failure(e)),
+                Err(e) => return self.db_refusal(&mut entry, self.db_failure(e)).await,
             }
         }
         if entry.state < FileState::Hashed || entry.object_name.is_none() {
@@ -753,7 +753,7 @@ impl Pipeline {
     ) -> Result<Result<VentaRow, Outcome>, JournalError> {
         let rows = match self.db.find_by_confronta(entry.path.as_str()).await {
             Ok(rows) => rows,
-            Err(e) => return Ok(Err(self.db_failure(e))),
+            Err(e) => return Ok(Err(self.db_refusal(entry, self.db_failure(e)).await?)),
         };
         self.db_health.up();
         let Owners { rows, stale, unknowable } = self.owners(entry, rows).await?;
@@ -1140,6 +1140,34 @@ impl Pipeline {
             ErrorClass::Rejected => Outcome::Kept(failure),
             ErrorClass::Fatal => Outcome::Fatal(failure),
         }
+    }
+
+    /// Journals a refused database answer (`db_refused`: a permission revoked, 42501) so that it
+    /// is logged once per file version and not run again on every reconcile pass. A file
+    /// nothing was sent anywhere for is kept (`rejected`; every start tries it once more). One
+    /// with an upload under way keeps that progress: it is retried with backoff up to
+    /// `retry_max_s`, warned about the first time only. Other outcomes pass through.
+    async fn db_refusal(&self, entry: &mut JournalEntry, outcome: Outcome) -> Result<Outcome, JournalError> {
+        let Outcome::Kept(failure) = outcome else {
+            return Ok(outcome);
+        };
+        let in_progress = matches!(
+            entry.state,
+            FileState::Hashed | FileState::Uploaded | FileState::Verified | FileState::Recorded
+        );
+        if !in_progress {
+            return self.give_up(entry, failure).await;
+        }
+        let said = format!("{}: {}", failure.reason, failure.message);
+        if entry.last_error.as_deref() != Some(said.as_str()) {
+            warn!(
+                state = entry.state.as_str(),
+                reason = failure.reason,
+                error = %failure.message,
+                "the database refused a request for this file; it keeps its progress and is tried again with backoff"
+            );
+        }
+        self.settle_outcome(entry, Outcome::Retry(failure)).await
     }
 
     /// The compare-and-set matched nothing: find out why and decide.

@@ -454,6 +454,8 @@ impl S3Store {
                 .extra_headers(Some(headers))
                 .build();
             let response = deadline(PART_TIMEOUT, key, part.send()).await?;
+            // A large file's parts are its only sign of progress for minutes (the watchdog's).
+            crate::telemetry::progressed();
             let etag = response.etag().map_err(|e| map_validation(key, e))?;
             tracing::debug!(object = %key, part = number, bytes = length, "part uploaded");
             parts.push(PartInfo::new(
