@@ -50,6 +50,8 @@ cargo test --no-fail-fast --features failpoints "$@" 2>&1 | tee "$log" || status
 # The package and the Django end-to-end run use the binaries cargo test just built.
 if [[ -z ${CONFRONTA_TEST_ONLY_CARGO:-} ]]; then
   tests/deb/run.sh 2>&1 | tee -a "$log" || status=$?
+  # The Django companion app's own tests (SQLite, no services), in the venv the e2e run uses.
+  contrib/django/tests/run.sh 2>&1 | tee -a "$log" || status=$?
   tests/e2e/run.sh 2>&1 | tee -a "$log" || status=$?
   # The benchmark harness in its quick mode, on the debug build, so it cannot rot; its figures
   # are not the ones that count (bench/results/latest.md is) and missed targets never fail it.
@@ -60,6 +62,7 @@ fi
 # summary is repeated at the end of the e2e output, so only its last one counts.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      /^deb: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     /^django: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      /^=+ .*(passed|failed).* in [0-9.]+s/ { pp = 0; pf = 0; for (i = 1; i <= NF; i++) { if ($i ~ /^passed,?$/) pp = $(i-1); if ($i ~ /^(failed|errors?),?$/) pf += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p + pp, f + pf }' "$log"
 exit "$status"

@@ -20,6 +20,12 @@ use crate::pipeline::{Pipeline, PlanAction};
 use crate::store::{Capabilities, ObjectStore, S3Store, StoreErrorKind, PROBE_PREFIX};
 
 /// Exit codes, documented in the README.
+/// How long the journal remembers a removed file (for `status`'s upload times).
+const JOURNAL_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+/// How often the running daemon forgets entries past `JOURNAL_RETENTION`: the first time at
+/// start-up, then once a minute, so a day's removals never pile up into one long prune.
+const JOURNAL_UPKEEP_EVERY: Duration = Duration::from_secs(60);
+
 pub mod exit {
     /// Everything done.
     pub const OK: i32 = 0;
@@ -224,9 +230,7 @@ async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit
         },
     };
     let (store, capabilities) = connect_store_for_uploads(config).await?;
-    let conditional_put =
-        capabilities.conditional_put && config.minio.conditional_writes == ConditionalWrites::Auto;
-    let pipeline = Pipeline::new(config, store, db, journal, limits, conditional_put);
+    let pipeline = Pipeline::new(config, store, db, journal, limits, capabilities);
     Ok(Started { pipeline: Arc::new(pipeline) })
 }
 
@@ -299,10 +303,51 @@ async fn check(config: &Config) -> Result<i32, Exit> {
     let (_, capabilities) = connect_store_for_uploads(config).await?;
     println!("configuration, database columns and bucket {} are fine", config.minio.bucket);
     println!(
-        "object store: checksums enforced; conditional writes (If-None-Match: *) {}",
-        if capabilities.conditional_put { "honoured" } else { "not honoured: each name is stat'ed first" }
+        "object store: checksums enforced; conditional writes (If-None-Match: *) {}; small uploads verified {}",
+        if capabilities.conditional_put { "honoured" } else { "not honoured: each name is stat'ed first" },
+        if capabilities.checksum_answered {
+            "by the PUT's answer (it carries the checksum it checked)"
+        } else {
+            "by a stat after the PUT (its answer carries no checksum)"
+        }
     );
+    println!("{}", upload_limits(config));
     Ok(exit::OK)
+}
+
+/// The largest file the settings let through, and how it goes up: `validation.max_bytes`
+/// (or, with no limit there, S3's largest object) cut into `part_size_bytes` parts, grown where
+/// more than S3's 10,000 would be needed. A grown part is read into memory whole while it is
+/// sent, so an operator sizing `max_bytes` sees what that costs.
+fn upload_limits(config: &Config) -> String {
+    use crate::store::{part_size_for, MAX_OBJECT_BYTES, MAX_PARTS};
+    use indicatif::HumanBytes;
+    let (largest, source) = match config.validation.max_bytes {
+        0 => (MAX_OBJECT_BYTES, "no validation.max_bytes: S3's largest object"),
+        max => (max, "validation.max_bytes"),
+    };
+    let threshold = config.minio.multipart_threshold_bytes;
+    if largest <= threshold {
+        return format!("largest file: {} ({source}), sent in one PUT", HumanBytes(largest));
+    }
+    let configured = config.minio.part_size_bytes;
+    let part = part_size_for(largest, configured);
+    let grown = if part > configured {
+        format!(
+            "; files over {} ({MAX_PARTS} parts of part_size_bytes) go up in larger parts, up to {} each, read into memory whole while it is sent",
+            HumanBytes(configured * MAX_PARTS),
+            HumanBytes(part)
+        )
+    } else {
+        String::new()
+    };
+    format!(
+        "largest file: {} ({source}); files over {} go up in parts of {}, the largest in {} parts{grown}",
+        HumanBytes(largest),
+        HumanBytes(threshold),
+        HumanBytes(part),
+        largest.div_ceil(part)
+    )
 }
 
 async fn verify(config: &Config, deep: bool, limit: Option<i64>) -> Result<i32, Exit> {
@@ -547,6 +592,9 @@ async fn run_dry_run(config: &Config, limit: Option<u64>, json: bool) -> Result<
         )
     } else {
         summary.problems.iter().try_for_each(|problem| writeln!(out, "  {problem}")).and_then(|()| {
+            if summary.problems_omitted > 0 {
+                writeln!(out, "  … and {} more (see the log)", summary.problems_omitted)?;
+            }
             writeln!(
                 out,
                 "dry run: {} files, {would_move} would move ({bytes} bytes), {skipped} would be skipped, {} rows point at a missing file; nothing was changed",
@@ -586,14 +634,15 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
             return Ok(exit::OK);
         }
     };
-    // Thirty days of finished files are enough for `status`'s upload times.
-    match started.pipeline.journal().prune_removed(30 * 24 * 3600 * 1000).await {
-        Ok(0) => {}
-        Ok(pruned) => info!(pruned, "forgot journal entries of files removed over 30 days ago"),
-        Err(e) => warn!(error = %e, "could not prune the journal"),
-    }
+    // Thirty days of finished files are enough for `status`'s upload times. They are pruned
+    // while the daemon runs, a batch at a time: never one long DELETE before READY.
+    tokio::spawn(started.pipeline.journal().clone().keep_small(
+        JOURNAL_RETENTION,
+        JOURNAL_UPKEEP_EVERY,
+        shutdown_rx.clone(),
+    ));
 
-    let (hint_tx, hint_rx) = mpsc::channel(4096);
+    let (hint_tx, hint_rx) = mpsc::channel(crate::watch::HINT_QUEUE);
     let overflowed = Arc::new(AtomicBool::new(false));
     let dir = config.watched_dir();
     let poll = config.watch.poll_interval_ms.map(Duration::from_millis);
@@ -648,6 +697,9 @@ fn print_summary(summary: &Summary, elapsed: Duration, json: bool) {
     for problem in &summary.problems {
         println!("  {problem}");
     }
+    if summary.problems_omitted > 0 {
+        println!("  … and {} more (see the log)", summary.problems_omitted);
+    }
     let reasons: Vec<String> = summary.reasons.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
     println!(
         "rescan: {succeeded} succeeded, {failed} failed, {skipped} skipped, {} total; {} bytes in {:.1}s{}",
@@ -658,5 +710,32 @@ fn print_summary(summary: &Summary, elapsed: Duration, json: bool) {
     );
     if failed > 0 {
         warn!(failed, "rescan finished with failures");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(minio: &str, validation: &str) -> Config {
+        let text = format!(
+            "[watch]\nmedia_root = \"/m\"\n[database]\nurl = \"sqlite:///db\"\n[minio]\nendpoint = \"http://127.0.0.1:9\"\n\
+             access_key = \"k\"\n{minio}\n[validation]\n{validation}\n[journal]\npath = \"/j\"\n"
+        );
+        Config::parse(&text, Path::new("t.toml")).unwrap()
+    }
+
+    /// Issue 17, item 7: `check` says the largest file the settings allow and how it goes up.
+    #[test]
+    fn check_names_the_largest_file_and_its_parts() {
+        let cases = [
+            ("", "", "largest file: 50.00 MiB (validation.max_bytes); files over 5.00 MiB go up in parts of 5.00 MiB, the largest in 10 parts"),
+            ("multipart_threshold_bytes = 104857600", "", "largest file: 50.00 MiB (validation.max_bytes), sent in one PUT"),
+            ("", "max_bytes = 107374182400", "largest file: 100.00 GiB (validation.max_bytes); files over 5.00 MiB go up in parts of 11.00 MiB, the largest in 9310 parts; files over 48.83 GiB (10000 parts of part_size_bytes) go up in larger parts, up to 11.00 MiB each, read into memory whole while it is sent"),
+            ("", "max_bytes = 0", "largest file: 5.00 TiB (no validation.max_bytes: S3's largest object); files over 5.00 MiB go up in parts of 525.00 MiB, the largest in 9987 parts; files over 48.83 GiB (10000 parts of part_size_bytes) go up in larger parts, up to 525.00 MiB each, read into memory whole while it is sent"),
+        ];
+        for (minio, validation, expected) in cases {
+            assert_eq!(upload_limits(&config(minio, validation)), expected, "{minio} {validation}");
+        }
     }
 }

@@ -82,6 +82,9 @@ impl Default for ValidationConfig {
 pub struct ServiceConfig {
     /// After SIGTERM, how long in-flight files get to reach a journaled state.
     pub shutdown_timeout_s: u64,
+    /// How long files may be due while nothing progresses (no pipeline run ends, no journal
+    /// step, no uploaded part) before systemd's watchdog is no longer fed.
+    pub stall_timeout_s: u64,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
@@ -93,7 +96,7 @@ pub struct MetricsConfig {
 
 impl Default for ServiceConfig {
     fn default() -> Self {
-        ServiceConfig { shutdown_timeout_s: 10 }
+        ServiceConfig { shutdown_timeout_s: 10, stall_timeout_s: 600 }
     }
 }
 
@@ -133,6 +136,26 @@ pub struct DatabaseConfig {
     pub table: String,
     #[serde(default)]
     pub columns: ColumnNames,
+    /// PostgreSQL: how long opening a connection may take before the database counts as down.
+    #[serde(default = "default_connect_timeout_s")]
+    pub connect_timeout_s: u64,
+    /// PostgreSQL: the server cancels a statement running longer than this; a call with no
+    /// answer by then plus `CLIENT_MARGIN` (a frozen peer) drops its connection and counts as
+    /// the database being down.
+    #[serde(default = "default_statement_timeout_ms")]
+    pub statement_timeout_ms: u64,
+    /// PostgreSQL: how long the compare-and-set waits for a row another transaction holds
+    /// locked; then only that file is retried later, with backoff.
+    #[serde(default = "default_lock_timeout_ms")]
+    pub lock_timeout_ms: u64,
+    /// PostgreSQL: idle seconds before TCP keepalive probes start (then every third of it,
+    /// three probes), so a dead peer is noticed on an idle connection too.
+    #[serde(default = "default_keepalive_idle_s")]
+    pub keepalive_idle_s: u64,
+    /// PostgreSQL: connections for the compare-and-sets, each used by one write at a time, so
+    /// that a write waiting for a locked row holds up no other file.
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
 }
 
 /// Column names of the sales table; the defaults are the Django model's.
@@ -319,6 +342,28 @@ impl Config {
                 return Err(format!("{key} must be a plain SQL identifier, got {value:?}"));
             }
         }
+        let db = &self.database;
+        if db.connect_timeout_s == 0 {
+            return Err("database.connect_timeout_s must be at least 1".into());
+        }
+        if db.statement_timeout_ms < 100 {
+            return Err(format!(
+                "database.statement_timeout_ms must be at least 100, got {}",
+                db.statement_timeout_ms
+            ));
+        }
+        if db.lock_timeout_ms == 0 || db.lock_timeout_ms > db.statement_timeout_ms {
+            return Err(format!(
+                "database.lock_timeout_ms must be between 1 and database.statement_timeout_ms ({}), got {}",
+                db.statement_timeout_ms, db.lock_timeout_ms
+            ));
+        }
+        if db.keepalive_idle_s == 0 {
+            return Err("database.keepalive_idle_s must be at least 1".into());
+        }
+        if !(1..=64).contains(&db.pool_size) {
+            return Err(format!("database.pool_size must be between 1 and 64, got {}", db.pool_size));
+        }
         ObjectNameTemplate::parse(&self.minio.object_name).map_err(|e| format!("minio.object_name: {e}"))?;
         const MIN_PART: u64 = 5 * 1024 * 1024;
         if self.minio.part_size_bytes < MIN_PART {
@@ -327,8 +372,30 @@ impl Config {
                 self.minio.part_size_bytes
             ));
         }
+        // Larger parts or files could never be uploaded: say so now, not at the first such file.
+        if self.minio.part_size_bytes > crate::store::MAX_PART_BYTES {
+            return Err(format!(
+                "minio.part_size_bytes must be at most {} (the S3 maximum), got {}",
+                crate::store::MAX_PART_BYTES,
+                self.minio.part_size_bytes
+            ));
+        }
+        if self.validation.max_bytes > crate::store::MAX_OBJECT_BYTES {
+            return Err(format!(
+                "validation.max_bytes must be at most {} (S3's largest object), got {}",
+                crate::store::MAX_OBJECT_BYTES,
+                self.validation.max_bytes
+            ));
+        }
         if self.pipeline.max_in_flight == 0 {
             return Err("pipeline.max_in_flight must be at least 1".into());
+        }
+        // One part's PUT may take minutes on a slow link without any other sign of progress.
+        if self.service.stall_timeout_s < 30 {
+            return Err(format!(
+                "service.stall_timeout_s must be at least 30, got {}",
+                self.service.stall_timeout_s
+            ));
         }
         if !self.journal.path.is_absolute() {
             return Err(format!(
@@ -399,6 +466,11 @@ impl fmt::Debug for DatabaseConfig {
             .field("url", &redact_url(&self.url))
             .field("table", &self.table)
             .field("columns", &self.columns)
+            .field("connect_timeout_s", &self.connect_timeout_s)
+            .field("statement_timeout_ms", &self.statement_timeout_ms)
+            .field("lock_timeout_ms", &self.lock_timeout_ms)
+            .field("keepalive_idle_s", &self.keepalive_idle_s)
+            .field("pool_size", &self.pool_size)
             .finish()
     }
 }
@@ -539,6 +611,21 @@ fn default_missing_after_s() -> u64 {
 fn default_orphan_after_s() -> u64 {
     86_400
 }
+fn default_connect_timeout_s() -> u64 {
+    10
+}
+fn default_statement_timeout_ms() -> u64 {
+    30_000
+}
+fn default_lock_timeout_ms() -> u64 {
+    2_000
+}
+fn default_keepalive_idle_s() -> u64 {
+    30
+}
+fn default_pool_size() -> usize {
+    4
+}
 fn default_table() -> String {
     "telefonica_ventaportabilidad".into()
 }
@@ -597,6 +684,28 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
         assert_eq!(config.database.columns.sha256, "confronta_sha256");
     }
 
+    /// Issue 17, item 7: sizes S3 can never take are refused when the config is read.
+    #[test]
+    fn part_sizes_and_max_bytes_beyond_s3_s_limits_are_refused() {
+        let big_part = MINIMAL.replace("[minio]", "[minio]\npart_size_bytes = 6442450944");
+        let err = parse(&big_part).unwrap_err();
+        assert!(err.contains("minio.part_size_bytes") && err.contains("maximum"), "{err}");
+        let huge = MINIMAL.replace("[journal]", "[validation]\nmax_bytes = 6597069766657\n[journal]");
+        let err = parse(&huge).unwrap_err();
+        assert!(err.contains("validation.max_bytes") && err.contains("largest object"), "{err}");
+    }
+
+    /// Issue 17 item 8: the watchdog's stall bound has a default, and one too short to outlast
+    /// a slow part upload is refused.
+    #[test]
+    fn the_stall_timeout_defaults_to_ten_minutes_and_has_a_floor() {
+        assert_eq!(parse(MINIMAL).unwrap().service.stall_timeout_s, 600);
+        let err = parse(&format!("{MINIMAL}\n[service]\nstall_timeout_s = 5\n")).unwrap_err();
+        assert!(err.contains("service.stall_timeout_s") && err.contains("30"), "{err}");
+        let config = parse(&format!("{MINIMAL}\n[service]\nstall_timeout_s = 30\n")).unwrap();
+        assert_eq!(config.service.stall_timeout_s, 30);
+    }
+
     #[test]
     fn unknown_key_is_named_in_the_error() {
         let text = MINIMAL.replace("[watch]", "[watch]\nsetle_ms = 3");
@@ -615,6 +724,23 @@ path = "/var/lib/confronta-sync/journal.sqlite3"
         let text = MINIMAL.replace("[database]", "[database]\ntable = \"x; drop table y\"");
         let err = parse(&text).unwrap_err();
         assert!(err.contains("database.table"), "{err}");
+    }
+
+    #[test]
+    fn database_deadlines_have_defaults_and_are_checked() {
+        let config = parse(MINIMAL).unwrap();
+        assert_eq!(config.database.statement_timeout_ms, 30_000);
+        assert_eq!(config.database.lock_timeout_ms, 2_000);
+        assert_eq!(config.database.pool_size, 4);
+        for (line, key) in [
+            ("lock_timeout_ms = 60000", "database.lock_timeout_ms"),
+            ("statement_timeout_ms = 0", "database.statement_timeout_ms"),
+            ("pool_size = 0", "database.pool_size"),
+            ("connect_timeout_s = 0", "database.connect_timeout_s"),
+        ] {
+            let err = parse(&MINIMAL.replace("[database]", &format!("[database]\n{line}"))).unwrap_err();
+            assert!(err.contains(key), "{line}: {err}");
+        }
     }
 
     /// Issue 12 item 5: MEDIA_ROOT is served at /media/, so a refused file kept under it would

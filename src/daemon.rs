@@ -33,6 +33,9 @@ const WALK_WINDOW: usize = 1_024;
 const ROW_WAIT_INITIAL: Duration = Duration::from_millis(10);
 /// In a one-shot run, a transient failure is retried this many times before it counts.
 const ONE_SHOT_ATTEMPTS: u32 = 4;
+/// Lines kept in `Summary::problems`; past them only `problems_omitted` counts, so a daemon
+/// that runs for years (or a rescan of a million refused files) holds a bounded list.
+const MAX_PROBLEMS: usize = 1_000;
 
 /// The settings a SIGHUP can change while the daemon runs.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,14 +70,21 @@ pub struct Summary {
     pub busy: u64,
     /// Reason label → count, for failures and kept files.
     pub reasons: std::collections::BTreeMap<String, u64>,
-    /// Human-readable lines naming each file that did not move and why.
+    /// Human-readable lines naming each file that did not move and why: the first
+    /// `MAX_PROBLEMS` of them.
     pub problems: Vec<String>,
+    /// Problems past the first `MAX_PROBLEMS`, counted but not kept.
+    pub problems_omitted: u64,
 }
 
 impl Summary {
     fn count_reason(&mut self, failure: &Failure, path: &RelativeMediaPath) {
         *self.reasons.entry(failure.reason.to_owned()).or_default() += 1;
-        self.problems.push(format!("{path}: {}: {}", failure.reason, failure.message));
+        if self.problems.len() < MAX_PROBLEMS {
+            self.problems.push(format!("{path}: {}: {}", failure.reason, failure.message));
+        } else {
+            self.problems_omitted += 1;
+        }
     }
 }
 
@@ -105,6 +115,10 @@ struct Carry {
     /// no later than that, it is complete and waits out no settle time; a write after the close
     /// puts it back under `settle_ms`.
     closed_at: Option<SystemTime>,
+    /// A row seen naming the path has already cut a wait for a row short once: a row that is
+    /// there but does not own the file (it named the path while the file was missing) must not
+    /// bring the file forward on every reconcile pass.
+    row_news_spent: bool,
 }
 
 /// A path handed to a pipeline task.
@@ -113,11 +127,36 @@ struct Dispatched {
     carry: Carry,
 }
 
+/// What may bring a pending path's run forward, set by the outcome that scheduled it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Hold {
+    /// Any offer: the path waits only for its settle time.
+    Open,
+    /// No row pointed at the file (Django's row not committed yet, or an orphan). News about
+    /// the file or its row may: a watcher event (the file was written again) always does, a
+    /// row seen naming the path does once (`Carry::row_news_spent`). The journal and the
+    /// walks only repeat what the last run knew and never do, or every reconcile pass would
+    /// run every orphan again, forever.
+    Row,
+    /// A transient failure: nothing may cut the backoff (and its jitter) short, or every
+    /// reconcile pass during an outage would retry every waiting file at once.
+    Backoff,
+}
+
+/// Where an offer of a path came from, which decides whether it may cut a `Hold` short.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+enum Source {
+    /// The journal's unfinished entries, a walk of the folder.
+    Known,
+    /// A reconcile pass found a row naming the path.
+    Row,
+    /// The folder watcher saw the file written or renamed in.
+    Watcher,
+}
+
 struct Pending {
     due: Instant,
-    /// A transient failure set `due`: hints must not cut the backoff (and its jitter) short, or
-    /// every reconcile pass during an outage would retry every waiting file at once.
-    backing_off: bool,
+    hold: Hold,
     carry: Carry,
 }
 
@@ -132,9 +171,11 @@ struct Scheduler {
     orphans: HashSet<RelativeMediaPath>,
     pending: HashMap<RelativeMediaPath, Pending>,
     timers: BinaryHeap<Reverse<(Instant, RelativeMediaPath)>>,
-    in_flight: HashSet<RelativeMediaPath>,
-    /// Hints that arrived while the path was in flight: run it again afterwards.
-    rerun: HashSet<RelativeMediaPath>,
+    /// Paths being run, with when each became due (for `oldest_due`).
+    in_flight: HashMap<RelativeMediaPath, Instant>,
+    /// Offers that arrived while the path was in flight, by their strongest source: offered
+    /// again afterwards.
+    rerun: HashMap<RelativeMediaPath, Source>,
     tasks: JoinSet<(Dispatched, Outcome)>,
     summary: Summary,
     limit: Option<u64>,
@@ -149,6 +190,11 @@ struct Scheduler {
     /// Where the next reconcile pass starts: the last row id the previous one read, or
     /// `i64::MIN` to start over once a pass reached the end.
     reconcile_after_id: i64,
+    /// Files whose mtime is ahead of the wall clock, with that mtime and when it was first seen
+    /// on the monotonic clock (see `settle_left`). Kept across retries, so a file waiting for
+    /// its row is logged and settled once; left when the file is gone or its mtime is past, and
+    /// pruned to the files still pending or in flight as it grows.
+    future_mtimes: HashMap<RelativeMediaPath, (SystemTime, Instant)>,
 }
 
 impl Scheduler {
@@ -162,8 +208,8 @@ impl Scheduler {
             orphans: HashSet::new(),
             pending: HashMap::new(),
             timers: BinaryHeap::new(),
-            in_flight: HashSet::new(),
-            rerun: HashSet::new(),
+            in_flight: HashMap::new(),
+            rerun: HashMap::new(),
             tasks: JoinSet::new(),
             summary: Summary::default(),
             limit: None,
@@ -172,30 +218,45 @@ impl Scheduler {
             journal_blocked_until: None,
             reconcile_after_id: i64::MIN,
             walk: None,
+            future_mtimes: HashMap::new(),
         }
     }
 
-    /// A hint that `absolute` may be ready (`closed`: its writer closed it or renamed it in).
+    /// A watcher's hint that `absolute` may be ready (`closed`: its writer closed it or renamed
+    /// it in).
     fn offer_absolute(&mut self, absolute: &Path, closed: bool) {
         if let Some(path) = media_path_or_warn(&self.media_root, absolute) {
-            self.offer_with(path, closed);
+            self.offer_with(path, closed, Source::Watcher);
         }
     }
 
-    /// Offers a path found without a close event (a walk, a reconcile pass, the journal): it is
-    /// taken once its mtime is `settle_ms` old.
-    fn offer(&mut self, path: RelativeMediaPath) {
-        self.offer_with(path, false);
+    /// A file a walk of the folder found.
+    fn offer_found(&mut self, absolute: &Path) {
+        if let Some(path) = media_path_or_warn(&self.media_root, absolute) {
+            self.offer_with(path, false, Source::Known);
+        }
     }
 
-    fn offer_with(&mut self, path: RelativeMediaPath, closed: bool) {
-        if self.in_flight.contains(&path) {
-            self.rerun.insert(path);
+    /// Offers a path found without a close event (a walk, the journal): it is taken once its
+    /// mtime is `settle_ms` old.
+    fn offer(&mut self, path: RelativeMediaPath) {
+        self.offer_with(path, false, Source::Known);
+    }
+
+    /// Offers a path a row names (a reconcile pass): news for a file that waits for its row.
+    fn offer_row(&mut self, path: RelativeMediaPath) {
+        self.offer_with(path, false, Source::Row);
+    }
+
+    fn offer_with(&mut self, path: RelativeMediaPath, closed: bool, source: Source) {
+        if self.in_flight.contains_key(&path) {
+            let strongest = self.rerun.entry(path).or_insert(source);
+            *strongest = (*strongest).max(source);
             return;
         }
         let closed_at = closed.then(SystemTime::now);
         match self.pending.get_mut(&path) {
-            Some(pending) if pending.backing_off => {}
+            Some(pending) if !may_cut_short(pending, source) => {}
             Some(pending) => {
                 let closed_at = closed_at.or(pending.carry.closed_at);
                 pending.carry.closed_at = closed_at;
@@ -203,13 +264,14 @@ impl Scheduler {
                 let pending = self.pending.get_mut(&path).expect("present");
                 if due < pending.due {
                     pending.due = due;
+                    pending.carry.row_news_spent |= pending.hold == Hold::Row && source == Source::Row;
                     self.timers.push(Reverse((due, path)));
                 }
             }
             None => {
                 let carry = Carry { closed_at, ..Carry::default() };
                 let due = Instant::now() + self.settle_remaining(&path, closed_at);
-                self.pending.insert(path.clone(), Pending { due, backing_off: false, carry });
+                self.pending.insert(path.clone(), Pending { due, hold: Hold::Open, carry });
                 self.timers.push(Reverse((due, path)));
             }
         }
@@ -218,22 +280,64 @@ impl Scheduler {
     /// How long until the file's mtime is `settle` old: a file whose size and mtime held still
     /// that long is complete. Zero for a missing file (the pipeline handles that), and for a
     /// file not written since its writer closed it at `closed_at`.
-    fn settle_remaining(&self, path: &RelativeMediaPath, closed_at: Option<SystemTime>) -> Duration {
+    fn settle_remaining(&mut self, path: &RelativeMediaPath, closed_at: Option<SystemTime>) -> Duration {
         let absolute = path.to_absolute(&self.media_root);
         let Ok(meta) = std::fs::symlink_metadata(&absolute) else {
+            self.future_mtimes.remove(path);
             return Duration::ZERO;
         };
         let Ok(modified) = meta.modified() else {
             return self.settings.settle;
         };
-        settle_left(modified, SystemTime::now(), self.settings.settle, closed_at)
+        let now = SystemTime::now();
+        let held_since = match modified.duration_since(now) {
+            Ok(ahead) => Some(self.future_mtime_seen(path, modified, ahead)),
+            Err(_) => {
+                self.future_mtimes.remove(path);
+                None
+            }
+        };
+        settle_left(modified, now, self.settings.settle, closed_at, held_since.map(|seen| seen.elapsed()))
     }
 
-    /// Schedules another run after `delay`. With `backing_off`, hints cannot bring it forward
-    /// (a transient failure); without, they can (waiting for a row, which a hint may announce).
-    fn retry_later(&mut self, path: RelativeMediaPath, carry: Carry, delay: Duration, backing_off: bool) {
+    /// When `path` was first seen with the future mtime `modified` (now, if this is the first
+    /// time), logged once per file and mtime.
+    fn future_mtime_seen(
+        &mut self,
+        path: &RelativeMediaPath,
+        modified: SystemTime,
+        ahead: Duration,
+    ) -> Instant {
+        match self.future_mtimes.get(path) {
+            Some((mtime, seen)) if *mtime == modified => *seen,
+            _ => {
+                // Sub-second skew is an NFS server's clock, not worth a warning per file.
+                if ahead >= Duration::from_secs(1) {
+                    warn!(path = %path, ahead_s = ahead.as_secs(), settle_ms = self.settings.settle.as_millis() as u64, "the file's mtime is in the future (a clock stepped back, or a copy kept its source's time); it is taken once it holds still for settle_ms, measured from now");
+                } else {
+                    debug!(path = %path, ahead_ms = ahead.as_millis() as u64, "the file's mtime is in the future; settle_ms is measured from now");
+                }
+                let seen = Instant::now();
+                self.future_mtimes.insert(path.clone(), (modified, seen));
+                // Moved files are never looked at again: prune them at each doubling, which
+                // keeps the map to about twice what is pending at amortised constant cost.
+                let len = self.future_mtimes.len();
+                if len >= 1024 && len.is_power_of_two() {
+                    // `path` itself may not be pending yet (a first offer asks before it is).
+                    let (pending, in_flight) = (&self.pending, &self.in_flight);
+                    self.future_mtimes.retain(|kept, _| {
+                        kept == path || pending.contains_key(kept) || in_flight.contains_key(kept)
+                    });
+                }
+                seen
+            }
+        }
+    }
+
+    /// Schedules another run after `delay`; `hold` says which offers may bring it forward.
+    fn retry_later(&mut self, path: RelativeMediaPath, carry: Carry, delay: Duration, hold: Hold) {
         let due = Instant::now() + delay;
-        self.pending.insert(path.clone(), Pending { due, backing_off, carry });
+        self.pending.insert(path.clone(), Pending { due, hold, carry });
         self.timers.push(Reverse((due, path)));
     }
 
@@ -260,7 +364,8 @@ impl Scheduler {
                 continue;
             }
             // Re-check settling: the file may have been written again since the hint.
-            let remaining = self.settle_remaining(&path, pending.carry.closed_at);
+            let closed_at = pending.carry.closed_at;
+            let remaining = self.settle_remaining(&path, closed_at);
             if !remaining.is_zero() {
                 let due = now + remaining;
                 self.pending.get_mut(&path).expect("present").due = due;
@@ -268,7 +373,7 @@ impl Scheduler {
                 continue;
             }
             let carry = self.pending.remove(&path).expect("present").carry;
-            self.in_flight.insert(path.clone());
+            self.in_flight.insert(path.clone(), due);
             self.started += 1;
             let pipeline = self.pipeline.clone();
             self.tasks.spawn(async move {
@@ -309,6 +414,7 @@ impl Scheduler {
         let path = &path;
         let attempts = carry.attempts;
         self.in_flight.remove(path);
+        telemetry::progressed();
         let one_shot = self.mode == Mode::OneShot;
         self.record_outcome(path, &outcome);
         self.watch_journal(&outcome);
@@ -316,6 +422,7 @@ impl Scheduler {
             Outcome::Moved { bytes, .. } => {
                 self.summary.moved += 1;
                 self.summary.bytes += bytes;
+                telemetry::moved_now();
             }
             Outcome::Nothing => {}
             Outcome::WaitingForRow | Outcome::Orphan if one_shot => {
@@ -328,17 +435,20 @@ impl Scheduler {
                 // back off.
                 let delay = backoff(carry.row_waits, ROW_WAIT_INITIAL, self.settings.retry_max);
                 carry.row_waits += 1;
-                self.retry_later(path.clone(), carry, delay, false);
+                self.retry_later(path.clone(), carry, delay, Hold::Row);
             }
             Outcome::Orphan => {
+                // Waited `orphan_after_s` already: look again only every `retry_max` (jittered,
+                // so that thousands of orphans found together do not run together forever).
                 self.summary.orphans += 1;
-                self.retry_later(path.clone(), carry, self.settings.retry_max, false);
+                let delay = backoff(0, self.settings.retry_max, self.settings.retry_max);
+                self.retry_later(path.clone(), carry, delay, Hold::Row);
             }
             Outcome::Busy if one_shot => self.summary.busy += 1,
             Outcome::Busy => {
                 let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
                 carry.attempts += 1;
-                self.retry_later(path.clone(), carry, delay, true);
+                self.retry_later(path.clone(), carry, delay, Hold::Backoff);
             }
             Outcome::Retry(failure) => {
                 if one_shot && attempts + 1 >= ONE_SHOT_ATTEMPTS {
@@ -347,7 +457,7 @@ impl Scheduler {
                 } else {
                     let delay = backoff(attempts, self.settings.retry_initial, self.settings.retry_max);
                     carry.attempts += 1;
-                    self.retry_later(path.clone(), carry, delay, true);
+                    self.retry_later(path.clone(), carry, delay, Hold::Backoff);
                 }
             }
             Outcome::Kept(failure) => {
@@ -356,8 +466,8 @@ impl Scheduler {
             }
             Outcome::Fatal(failure) => return Some(failure),
         }
-        if self.rerun.remove(path) && !self.pending.contains_key(path) {
-            self.offer(path.clone());
+        if let Some(source) = self.rerun.remove(path) {
+            self.offer_with(path.clone(), false, source);
         }
         None
     }
@@ -412,6 +522,32 @@ impl Scheduler {
         }
     }
 
+    /// When the oldest due file became due: the earliest due time among the paths waiting for
+    /// a slot and the paths in flight. Files waiting out a backoff or a settle time are not due.
+    /// Stale timers met at the top of the heap are dropped on the way (`dispatch_due` would).
+    fn oldest_due(&mut self, now: Instant) -> Option<Instant> {
+        while let Some(Reverse((due, path))) = self.timers.peek() {
+            if self.pending.get(path).is_some_and(|pending| pending.due == *due) {
+                break;
+            }
+            self.timers.pop();
+        }
+        let waiting = self.timers.peek().map(|Reverse((due, _))| *due).filter(|due| *due <= now);
+        self.in_flight.values().copied().chain(waiting).min()
+    }
+
+    /// Sets the progress gauge and says whether files progress (`progressing`). While the
+    /// journal cannot be written no file may progress, and that is already said loudly: a
+    /// watchdog restart would not help, so the watchdog is still fed.
+    fn check_progress(&mut self, stall: Duration) -> bool {
+        let now = Instant::now();
+        let oldest = self.oldest_due(now);
+        telemetry::oldest_pending(
+            oldest.map_or(Duration::ZERO, |since| now.saturating_duration_since(since)),
+        );
+        self.journal_blocked_until.is_some() || progressing(now, oldest, telemetry::last_progress(), stall)
+    }
+
     /// Updates the gauges and systemd's status line.
     fn report_status(&self) {
         telemetry::gauges(self.tasks.len(), self.waiting_for_row.len(), self.orphans.len());
@@ -439,7 +575,7 @@ impl Scheduler {
                 self.walk = None;
                 return;
             };
-            self.offer_absolute(&file, false);
+            self.offer_found(&file);
         }
     }
 
@@ -448,63 +584,49 @@ impl Scheduler {
         let mut count = 0u64;
         walk_each(dir, |file| {
             count += 1;
-            self.offer_absolute(&file, false);
+            self.offer_found(&file);
         });
         debug!(count, folder = %dir.display(), "walked folder");
     }
 
     /// Offers every path the journal has unfinished work for, and every row still pointing at
-    /// a local file: a missed event then costs latency, never a file.
+    /// a local file: a missed event then costs latency, never a file. Awaited here by the
+    /// one-shot runs; the daemon runs the same pass as a task of its own (`spawn_reconcile`).
     async fn offer_known_work(&mut self, dir_prefix: &str) {
-        match self.pipeline.journal().unfinished().await {
-            Ok(entries) => {
-                for entry in entries {
-                    self.offer(entry.path);
-                }
-            }
-            Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
+        let work = known_work(
+            self.pipeline.clone(),
+            self.media_root.clone(),
+            dir_prefix.to_owned(),
+            self.reconcile_after_id,
+        )
+        .await;
+        self.take_known_work(work);
+    }
+
+    /// Starts a reconcile pass off the scheduler loop: it waits on the database (on its own
+    /// connection) and the journal while the loop keeps dispatching, reporting and listening.
+    fn spawn_reconcile(&self, dir_prefix: &str) -> tokio::task::JoinHandle<KnownWork> {
+        tokio::spawn(known_work(
+            self.pipeline.clone(),
+            self.media_root.clone(),
+            dir_prefix.to_owned(),
+            self.reconcile_after_id,
+        ))
+    }
+
+    fn take_known_work(&mut self, work: KnownWork) {
+        self.reconcile_after_id = work.next_after_id;
+        for path in work.unfinished {
+            self.offer(path);
         }
-        let page =
-            self.pipeline.db().rows_with_local_file(dir_prefix, self.reconcile_after_id, RECONCILE_BATCH);
-        match page.await {
-            Ok(rows) => {
-                // A full page means there may be more: the next pass reads on, so a large
-                // stuck backlog at low ids cannot hide the rows after it.
-                self.reconcile_after_id = match rows.last() {
-                    Some(last) if rows.len() as i64 >= RECONCILE_BATCH => last.id,
-                    _ => i64::MIN,
-                };
-                for row in rows {
-                    if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
-                        // symlink_metadata, not exists(): a dangling link or a FIFO must still
-                        // get its answer ("not a regular file").
-                        if std::fs::symlink_metadata(path.to_absolute(&self.media_root)).is_ok() {
-                            self.offer(path);
-                        } else {
-                            self.remember_missing(&path, &row).await;
-                        }
-                    }
-                }
-            }
-            Err(e) => debug!(error = %e, "reconcile skipped: database unavailable"),
+        for path in work.rows {
+            self.offer_row(path);
         }
     }
 
-    /// Remembers (in the journal) that `row` names `path` while no file is there, so that a file
-    /// Django later saves under the same free name is not matched to this row unless the row is
-    /// written again. Logged once per row and path.
+    /// See the free function `remember_missing`, which the reconcile task calls too.
     async fn remember_missing(&self, path: &RelativeMediaPath, row: &crate::db::VentaRow) {
-        match self.pipeline.journal().note_missing(path, row.id, row.version.clone()).await {
-            Ok(true) => warn!(
-                path = %path,
-                venta_id = row.id,
-                "row points at a missing local file; a new file at this path will not be matched to it unless the row is saved again"
-            ),
-            Ok(false) => {}
-            Err(e) => {
-                warn!(path = %path, venta_id = row.id, error = %e, "cannot note the missing file in the journal")
-            }
-        }
+        remember_missing(&self.pipeline, path, row).await;
     }
 
     /// A row that points at a local file which does not exist cannot be moved: report it (the
@@ -573,6 +695,89 @@ impl Scheduler {
     }
 }
 
+/// What one reconcile pass found.
+struct KnownWork {
+    /// Paths of unfinished journal entries.
+    unfinished: Vec<RelativeMediaPath>,
+    /// Files that exist at the paths rows name: news for a file waiting for its row.
+    rows: Vec<RelativeMediaPath>,
+    /// Where the next pass starts (see `Scheduler::reconcile_after_id`).
+    next_after_id: i64,
+}
+
+/// One reconcile pass: the journal's unfinished entries and one page of rows still pointing
+/// at a local file, from `after_id` on. A row whose file is missing is noted in the journal.
+async fn known_work(
+    pipeline: Arc<Pipeline>,
+    media_root: PathBuf,
+    dir_prefix: String,
+    after_id: i64,
+) -> KnownWork {
+    let mut work = KnownWork { unfinished: Vec::new(), rows: Vec::new(), next_after_id: after_id };
+    match pipeline.journal().unfinished().await {
+        Ok(entries) => work.unfinished.extend(entries.into_iter().map(|entry| entry.path)),
+        Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
+    }
+    match pipeline.db().rows_with_local_file(&dir_prefix, after_id, RECONCILE_BATCH).await {
+        Ok(rows) => {
+            // A full page means there may be more: the next pass reads on, so a large
+            // stuck backlog at low ids cannot hide the rows after it.
+            work.next_after_id = match rows.last() {
+                Some(last) if rows.len() as i64 >= RECONCILE_BATCH => last.id,
+                _ => i64::MIN,
+            };
+            for row in rows {
+                if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
+                    // symlink_metadata, not exists(): a dangling link or a FIFO must still
+                    // get its answer ("not a regular file").
+                    if std::fs::symlink_metadata(path.to_absolute(&media_root)).is_ok() {
+                        work.rows.push(path);
+                    } else {
+                        remember_missing(&pipeline, &path, &row).await;
+                    }
+                }
+            }
+        }
+        Err(e) => debug!(error = %e, "reconcile skipped: database unavailable"),
+    }
+    work
+}
+
+/// Remembers (in the journal) that `row` names `path` while no file is there, so that a file
+/// Django later saves under the same free name is not matched to this row unless the row is
+/// written again. Logged once per row and path.
+async fn remember_missing(pipeline: &Pipeline, path: &RelativeMediaPath, row: &crate::db::VentaRow) {
+    match pipeline.journal().note_missing(path, row.id, row.version.clone()).await {
+        Ok(true) => warn!(
+            path = %path,
+            venta_id = row.id,
+            "row points at a missing local file; a new file at this path will not be matched to it unless the row is saved again"
+        ),
+        Ok(false) => {}
+        Err(e) => {
+            warn!(path = %path, venta_id = row.id, error = %e, "cannot note the missing file in the journal")
+        }
+    }
+}
+
+/// A ticking interval whose first tick is one `period` away. A tick missed while the loop was
+/// busy is delayed, never run back to back with the next.
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    interval
+}
+
+/// Waits for the running reconcile pass; only polled while there is one.
+async fn reconcile_finished(
+    pass: &mut Option<tokio::task::JoinHandle<KnownWork>>,
+) -> Result<KnownWork, tokio::task::JoinError> {
+    match pass.as_mut() {
+        Some(handle) => handle.await,
+        None => std::future::pending().await,
+    }
+}
+
 /// Runs the daemon until `shutdown` turns true. `hints` come from the folder watcher and
 /// `overflowed` is raised when it had to drop one.
 pub async fn run(
@@ -588,14 +793,22 @@ pub async fn run(
     let dir = config.watched_dir();
     let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
     scheduler.offer_walk(&dir);
-    scheduler.offer_known_work(&dir_prefix).await;
-    let mut reconcile = tokio::time::interval(scheduler.settings.reconcile_interval);
-    reconcile.tick().await;
-    // systemd's watchdog wants a ping at least every WATCHDOG_USEC; the status line rides along.
+    // At most one reconcile pass runs at a time, as a task: a slow or hung database delays the
+    // pass, never the loop (dispatch, STATUS, SIGTERM).
+    let mut reconcile_pass = Some(scheduler.spawn_reconcile(&dir_prefix));
+    let mut reconcile = every(scheduler.settings.reconcile_interval);
+    // systemd's watchdog wants a ping at least every WATCHDOG_USEC, but only while files
+    // progress: a loop that spins while nothing moves must not keep it fed. The status line
+    // and the progress gauges ride along.
     let heartbeat_every = crate::signals::watchdog_interval().unwrap_or(Duration::from_secs(5));
     let mut heartbeat = tokio::time::interval(heartbeat_every);
+    heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let watchdog = crate::signals::watchdog_interval().is_some();
+    let stall = Duration::from_secs(config.service.stall_timeout_s);
+    let mut stalled = false;
+    telemetry::progressed();
     info!(folder = %dir.display(), "watching");
+    let mut watcher_restarts = WatcherRestarts::default();
 
     let stop = loop {
         scheduler.dispatch_due();
@@ -614,8 +827,9 @@ pub async fn run(
                     scheduler.offer_walk(&dir);
                 }
                 None => {
-                    warn!("folder watcher stopped; relying on reconcile passes");
-                    hints = mpsc::channel(1).1;
+                    hints = restart_watcher(config, &overflowed, &mut watcher_restarts);
+                    // Files written while no watcher ran sent no event.
+                    scheduler.offer_walk(&dir);
                 }
             },
             Some(joined) = scheduler.tasks.join_next(), if !scheduler.tasks.is_empty() => {
@@ -628,18 +842,41 @@ pub async fn run(
                     Err(e) => warn!(error = %e, "pipeline task failed"),
                 }
             }
-            _ = reconcile.tick() => scheduler.offer_known_work(&dir_prefix).await,
+            _ = reconcile.tick() => {
+                if reconcile_pass.is_none() {
+                    reconcile_pass = Some(scheduler.spawn_reconcile(&dir_prefix));
+                } else {
+                    debug!("the last reconcile pass is still running; this one is skipped");
+                }
+            }
+            joined = reconcile_finished(&mut reconcile_pass), if reconcile_pass.is_some() => {
+                reconcile_pass = None;
+                match joined {
+                    Ok(work) => scheduler.take_known_work(work),
+                    Err(e) => warn!(error = %e, "reconcile pass failed"),
+                }
+            }
             _ = heartbeat.tick() => {
-                if watchdog {
-                    crate::signals::notify_systemd("WATCHDOG=1");
+                if scheduler.check_progress(stall) {
+                    if watchdog {
+                        crate::signals::notify_systemd("WATCHDOG=1");
+                    }
+                    if std::mem::take(&mut stalled) {
+                        info!("files progress again");
+                    }
+                } else if !std::mem::replace(&mut stalled, true) {
+                    error!(
+                        stall_timeout_s = stall.as_secs(),
+                        watchdog,
+                        "files are due but nothing has progressed for service.stall_timeout_s; systemd's watchdog is no longer fed"
+                    );
                 }
                 scheduler.report_status();
             }
             Ok(()) = settings.changed() => {
                 let new = settings.borrow_and_update().clone();
                 if new.reconcile_interval != scheduler.settings.reconcile_interval {
-                    reconcile = tokio::time::interval(new.reconcile_interval);
-                    reconcile.tick().await;
+                    reconcile = every(new.reconcile_interval);
                 }
                 info!(?new, "live settings applied");
                 scheduler.settings = new;
@@ -647,12 +884,84 @@ pub async fn run(
             _ = sleep => {}
         }
     };
+    if let Some(pass) = reconcile_pass.take() {
+        // It only reads, and notes missing files in the journal: the next start runs it again.
+        pass.abort();
+    }
     info!(in_flight = scheduler.tasks.len(), "stopping: no new files taken");
     scheduler.drain(shutdown_timeout).await;
     (stop, scheduler.summary)
 }
 
-/// Sleeps until `due`, or forever when nothing is scheduled.
+/// At most one new folder watcher this often: one that dies at once must not spin the loop.
+const WATCHER_RESTART_EVERY: Duration = Duration::from_secs(60);
+
+/// The folder watchers the loop started after the first one ended, and when it last did.
+#[derive(Default)]
+struct WatcherRestarts {
+    last: Option<Instant>,
+    _current: Option<crate::watch::FolderWatcher>,
+}
+
+/// The hints channel closed: the watcher's thread ended, which it never does on its own (it
+/// follows the folder through removals and remounts), so it panicked. A new watcher is started
+/// at once, then at most once a minute. Until one runs, the returned channel stays open and
+/// silent, and closes when the next start is due, which brings the loop back here: it is never
+/// polled closed, which made a busy loop of the loop. Meanwhile files with a row move at the
+/// reconcile passes.
+fn restart_watcher(
+    config: &Config,
+    overflowed: &Arc<AtomicBool>,
+    restarts: &mut WatcherRestarts,
+) -> mpsc::Receiver<WatchHint> {
+    let (sender, receiver) = mpsc::channel(crate::watch::HINT_QUEUE);
+    let dir = config.watched_dir();
+    let wait =
+        restarts.last.map_or(Duration::ZERO, |last| WATCHER_RESTART_EVERY.saturating_sub(last.elapsed()));
+    if wait.is_zero() {
+        restarts.last = Some(Instant::now());
+        let poll = config.watch.poll_interval_ms.map(Duration::from_millis);
+        match crate::watch::watch(&dir, sender.clone(), overflowed.clone(), poll) {
+            Ok(watcher) => {
+                warn!(folder = %dir.display(), "folder watcher stopped; started a new one and walking the folder");
+                restarts._current = Some(watcher);
+                return receiver;
+            }
+            Err(e) => {
+                error!(folder = %dir.display(), error = %e, "folder watcher stopped and cannot be started again; trying again in a minute, files with a row move at reconcile passes meanwhile")
+            }
+        }
+    } else {
+        error!(folder = %dir.display(), "folder watcher stopped again within a minute; starting a new one in {}s, files with a row move at reconcile passes meanwhile", wait.as_secs());
+    }
+    let wait = if wait.is_zero() { WATCHER_RESTART_EVERY } else { wait };
+    tokio::spawn(async move {
+        tokio::time::sleep(wait).await;
+        drop(sender);
+    });
+    receiver
+}
+
+/// Whether files progress, given when the oldest due file became due (`None`: none is) and
+/// when anything last progressed: nothing may have been due for over `stall` with no progress
+/// since. A backlog's oldest file may wait for a slot for hours while others finish, which is
+/// progress; a hung peer that holds every slot while nothing finishes is not.
+fn progressing(now: Instant, oldest_due: Option<Instant>, last_progress: Instant, stall: Duration) -> bool {
+    match oldest_due {
+        None => true,
+        Some(since) => now.saturating_duration_since(since.max(last_progress)) <= stall,
+    }
+}
+
+/// Whether an offer from `source` may bring `pending`'s run forward (see `Hold`).
+fn may_cut_short(pending: &Pending, source: Source) -> bool {
+    match (pending.hold, source) {
+        (Hold::Open, _) | (Hold::Row, Source::Watcher) => true,
+        (Hold::Row, Source::Row) => !pending.carry.row_news_spent,
+        (Hold::Row, Source::Known) | (Hold::Backoff, _) => false,
+    }
+}
+
 /// The path of `absolute` under the media root. A path outside it, or one that no Django row
 /// could name, is logged and left alone.
 fn media_path_or_warn(media_root: &Path, absolute: &Path) -> Option<RelativeMediaPath> {
@@ -664,19 +973,29 @@ fn media_path_or_warn(media_root: &Path, absolute: &Path) -> Option<RelativeMedi
 /// The settle time left for a file last modified at `modified`: none if its writer closed it
 /// at `closed_at` and it has not been written since, else what remains of `settle` since the
 /// last write.
+///
+/// An mtime ahead of `now` (a clock stepped back, a copy that kept its source's time) says
+/// nothing about when writing stopped, and waiting for the wall clock to reach it stalled such a
+/// file for as long as it is ahead. Its settle time is measured instead on the monotonic clock:
+/// `held` is how long the file has been seen with that same mtime.
 fn settle_left(
     modified: SystemTime,
     now: SystemTime,
     settle: Duration,
     closed_at: Option<SystemTime>,
+    held: Option<Duration>,
 ) -> Duration {
     if closed_at.is_some_and(|closed| modified <= closed) {
         return Duration::ZERO;
     }
-    let age = now.duration_since(modified).unwrap_or(Duration::ZERO);
+    let age = match now.duration_since(modified) {
+        Ok(age) => age,
+        Err(_) => held.unwrap_or(Duration::ZERO),
+    };
     settle.saturating_sub(age)
 }
 
+/// Sleeps until `due`, or forever when nothing is scheduled.
 async fn sleep_until(due: Option<Instant>) {
     match due {
         Some(due) => tokio::time::sleep_until(due.into()).await,
@@ -782,13 +1101,92 @@ mod tests {
         let written = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
         let now = written + Duration::from_millis(100);
         let closed = written + Duration::from_millis(1);
-        assert_eq!(settle_left(written, now, settle, Some(closed)), Duration::ZERO);
+        assert_eq!(settle_left(written, now, settle, Some(closed), None), Duration::ZERO);
         // Without a close, 400 ms of the 500 are left.
-        assert_eq!(settle_left(written, now, settle, None), Duration::from_millis(400));
+        assert_eq!(settle_left(written, now, settle, None, None), Duration::from_millis(400));
         // Written again after the close: settling applies again, from the new write.
         let rewritten = closed + Duration::from_millis(50);
-        assert_eq!(settle_left(rewritten, now, settle, Some(closed)), Duration::from_millis(451));
+        assert_eq!(settle_left(rewritten, now, settle, Some(closed), None), Duration::from_millis(451));
         // An old file is settled whatever else is known.
-        assert_eq!(settle_left(written, written + settle * 2, settle, None), Duration::ZERO);
+        assert_eq!(settle_left(written, written + settle * 2, settle, None, None), Duration::ZERO);
+    }
+
+    /// Issue 17, item 6: a file ten minutes in the future waited ten minutes; it now waits
+    /// `settle` from when it was first seen so, whatever the wall clock says.
+    #[test]
+    fn a_future_mtime_settles_on_the_monotonic_clock() {
+        let settle = Duration::from_millis(500);
+        let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_000);
+        let future = now + Duration::from_secs(600);
+        assert_eq!(settle_left(future, now, settle, None, Some(Duration::ZERO)), settle);
+        assert_eq!(
+            settle_left(future, now, settle, None, Some(Duration::from_millis(300))),
+            Duration::from_millis(200)
+        );
+        assert_eq!(settle_left(future, now, settle, None, Some(settle)), Duration::ZERO);
+        // A close before the future mtime was set does not count as the end of writing.
+        assert_eq!(
+            settle_left(future, now, settle, Some(now), Some(Duration::from_millis(100))),
+            Duration::from_millis(400)
+        );
+    }
+
+    /// Issue 17 item 8: the watchdog used to be fed whenever the loop turned, files moving or
+    /// not. A fake clock: `start` plus seconds.
+    #[test]
+    fn the_watchdog_is_fed_only_while_due_files_progress() {
+        let start = Instant::now();
+        let at = |s: u64| start + Duration::from_secs(s);
+        let stall = Duration::from_secs(60);
+        let check = |now: u64, oldest_due: Option<u64>, last_progress: u64| {
+            progressing(at(now), oldest_due.map(at), at(last_progress), stall)
+        };
+        // Nothing due: nothing can be stuck, however long nothing happened.
+        assert!(check(10_000, None, 0));
+        // Due for 30 s with no progress since: within the bound.
+        assert!(check(130, Some(100), 0));
+        // Due for 61 s with no progress since: stalled.
+        assert!(!check(161, Some(100), 0));
+        // Due for an hour (a backlog's oldest file waits for a slot) while others finish: fine.
+        assert!(check(3_700, Some(100), 3_650));
+        // ... until nothing has finished for over the bound.
+        assert!(!check(3_711, Some(100), 3_650));
+        // Progress before the file became due says nothing about it.
+        assert!(!check(1_061, Some(1_000), 999));
+    }
+
+    fn pending(hold: Hold) -> Pending {
+        Pending { due: Instant::now(), hold, carry: Carry::default() }
+    }
+
+    /// Issue 17 item 3: orphans and files waiting for their row used to be brought forward by
+    /// every offer, so each reconcile pass (which offers every unfinished journal entry) ran
+    /// them all again.
+    #[test]
+    fn only_news_of_the_file_or_its_row_cuts_a_wait_for_a_row_short() {
+        let waiting = pending(Hold::Row);
+        assert!(!may_cut_short(&waiting, Source::Known), "the journal and walks repeat old news");
+        assert!(may_cut_short(&waiting, Source::Watcher), "the file was written again");
+        assert!(may_cut_short(&waiting, Source::Row), "a row names the file now");
+        let mut spent = pending(Hold::Row);
+        spent.carry.row_news_spent = true;
+        assert!(!may_cut_short(&spent, Source::Row), "a row that did not own the file, seen again");
+        assert!(may_cut_short(&spent, Source::Watcher));
+        for source in [Source::Known, Source::Row, Source::Watcher] {
+            assert!(!may_cut_short(&pending(Hold::Backoff), source), "{source:?} cut a backoff short");
+            assert!(may_cut_short(&pending(Hold::Open), source), "{source:?}");
+        }
+    }
+
+    #[test]
+    fn the_problem_list_is_bounded() {
+        let mut summary = Summary::default();
+        let path = RelativeMediaPath::parse("confrontas/a.pdf").unwrap();
+        for _ in 0..MAX_PROBLEMS + 5 {
+            summary.count_reason(&Failure::new("db_refused", "permission denied"), &path);
+        }
+        assert_eq!(summary.problems.len(), MAX_PROBLEMS);
+        assert_eq!(summary.problems_omitted, 5);
+        assert_eq!(summary.reasons["db_refused"], MAX_PROBLEMS as u64 + 5);
     }
 }

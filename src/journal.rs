@@ -314,14 +314,89 @@ impl Journal {
         wait.await.map_err(|_| io("the journal writer stopped".into()))?.map_err(io)
     }
 
-    /// Forgets files removed more than `older_than_ms` ago; their rows and objects are the
-    /// record now, and the journal stays small.
-    pub async fn prune_removed(&self, older_than_ms: i64) -> Result<usize, JournalError> {
-        let cutoff = now_ms() - older_than_ms;
-        self.with(move |c| {
-            c.execute("DELETE FROM files WHERE state = 'removed' AND updated_ms < ?1", params![cutoff])
-        })
-        .await
+    /// Forgets at most `batch` files removed more than `older_than_ms` ago; their rows and
+    /// objects are the record now. Returns how many went: fewer than `batch` means none is left.
+    pub async fn prune_removed(&self, older_than_ms: i64, batch: usize) -> Result<usize, JournalError> {
+        self.with(move |c| prune_batch(c, older_than_ms, batch)).await
+    }
+
+    /// Keeps the journal small for as long as the daemon runs: every `every`, entries of files
+    /// removed more than `retention` ago are forgotten, then their space is given back and the
+    /// WAL checkpointed. Ends when `shutdown` turns true.
+    ///
+    /// Off the pipeline's path: it works on a connection of its own, so the group-commit
+    /// writer never waits for the shared connection's mutex, only (in SQLite's WAL mode, for
+    /// one small transaction at most) for the write lock; each transaction deletes one batch,
+    /// with a pause between them. Its commits skip the fsync (`synchronous = NORMAL`: a prune
+    /// lost in a crash is only done again), and it checkpoints the WAL itself, passively, so
+    /// that the writer's commits do not inherit the checkpoints its deletes would cause.
+    pub async fn keep_small(
+        self,
+        retention: std::time::Duration,
+        every: std::time::Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        const BATCH: usize = 500;
+        const PAGES: u32 = 256;
+        const PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
+        let retention_ms = retention.as_millis() as i64;
+        let upkeep = match Upkeep::open(&self.path).await {
+            Ok(upkeep) => upkeep,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot open the journal for pruning; it is not pruned until a restart");
+                return;
+            }
+        };
+        loop {
+            let mut pruned = 0usize;
+            loop {
+                let done = match upkeep.run(move |c| prune_batch(c, retention_ms, BATCH)).await {
+                    Ok(n) => {
+                        pruned += n;
+                        n < BATCH
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not prune the journal; trying again later");
+                        true
+                    }
+                };
+                // Keeps the WAL from growing by a whole prune's worth of pages.
+                let _ = upkeep.run(|c| c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))).await;
+                if done || *shutdown.borrow() {
+                    break;
+                }
+                tokio::time::sleep(PAUSE).await;
+            }
+            if pruned > 0 {
+                tracing::info!(
+                    pruned,
+                    retention_days = retention.as_secs() / 86_400,
+                    "forgot journal entries of files removed before the retention"
+                );
+                while !*shutdown.borrow() {
+                    match upkeep.run(move |c| give_back_pages(c, PAGES)).await {
+                        Ok(left) if left > 0 => tokio::time::sleep(PAUSE).await,
+                        Ok(_) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not give the journal's free pages back");
+                            break;
+                        }
+                    }
+                }
+                if let Err(e) =
+                    upkeep.run(|c| c.query_row("PRAGMA wal_checkpoint(TRUNCATE)", [], |_| Ok(()))).await
+                {
+                    tracing::warn!(error = %e, "could not checkpoint the journal");
+                }
+            }
+            tokio::select! {
+                _ = shutdown.changed() => return,
+                _ = tokio::time::sleep(every) => {}
+            }
+            if *shutdown.borrow() {
+                return;
+            }
+        }
     }
 
     /// Drops the entry for `path`: nothing about it is worth keeping.
@@ -333,8 +408,11 @@ impl Journal {
     /// Entries whose file may still need work, oldest first.
     pub async fn unfinished(&self) -> Result<Vec<JournalEntry>, JournalError> {
         self.with(|c| {
-            let mut query = c.prepare(&format!(
-                "SELECT {COLUMNS} FROM files WHERE state NOT IN ('removed', 'rejected', 'row_changed') ORDER BY first_seen_ms"
+            // The same condition as the `files_unfinished` partial index, word for word, so that
+            // SQLite reads the index (unfinished entries only, already in order) instead of
+            // scanning every removed entry under the mutex the writer needs.
+            let mut query = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM files WHERE {UNFINISHED} ORDER BY first_seen_ms"
             ))?;
             let rows = query.query_map([], read_entry)?;
             rows.collect()
@@ -459,6 +537,71 @@ impl Journal {
     }
 }
 
+/// Deletes at most `batch` entries of files removed before `now - older_than_ms`, through the
+/// `files_state` index, in one transaction.
+fn prune_batch(c: &Connection, older_than_ms: i64, batch: usize) -> rusqlite::Result<usize> {
+    let cutoff = now_ms() - older_than_ms;
+    c.prepare_cached(
+        "DELETE FROM files WHERE rowid IN \
+         (SELECT rowid FROM files WHERE state = 'removed' AND updated_ms < ?1 LIMIT ?2)",
+    )?
+    .execute(params![cutoff, batch as i64])
+}
+
+/// Hands at most `pages` free pages back to the file system, where the journal allows it
+/// (`auto_vacuum = INCREMENTAL`, journals created since issue 17; an older one keeps its free
+/// pages and reuses them). Returns how many free pages are left to give back.
+fn give_back_pages(c: &Connection, pages: u32) -> rusqlite::Result<i64> {
+    let incremental: i64 = c.query_row("PRAGMA auto_vacuum", [], |row| row.get(0))?;
+    if incremental != 2 {
+        return Ok(0);
+    }
+    c.execute_batch(&format!("PRAGMA incremental_vacuum({pages})"))?;
+    c.query_row("PRAGMA freelist_count", [], |row| row.get(0))
+}
+
+/// The pruning task's own connection to the journal (see `Journal::keep_small`).
+struct Upkeep {
+    path: PathBuf,
+    connection: Arc<Mutex<Connection>>,
+}
+
+impl Upkeep {
+    async fn open(path: &Path) -> Result<Upkeep, JournalError> {
+        let owned = path.to_owned();
+        let opened = tokio::task::spawn_blocking(move || {
+            let c = Connection::open(&owned)?;
+            c.busy_timeout(std::time::Duration::from_secs(5))?;
+            c.pragma_update(None, "synchronous", "NORMAL")?;
+            // This connection checkpoints by itself, passively, after each batch.
+            c.pragma_update(None, "wal_autocheckpoint", 0)?;
+            Ok::<_, rusqlite::Error>(c)
+        })
+        .await;
+        let io = |message: String| JournalError::Io { path: path.to_owned(), message };
+        let connection = opened.map_err(|e| io(e.to_string()))?.map_err(|e| io(e.to_string()))?;
+        Ok(Upkeep { path: path.to_owned(), connection: Arc::new(Mutex::new(connection)) })
+    }
+
+    async fn run<T, F>(&self, work: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        let connection = self.connection.clone();
+        let path = self.path.clone();
+        tokio::task::spawn_blocking(move || {
+            let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            work(&guard).map_err(|e| JournalError::Io { path: path.clone(), message: e.to_string() })
+        })
+        .await
+        .map_err(|e| JournalError::Io {
+            path: self.path.clone(),
+            message: format!("journal upkeep failed: {e}"),
+        })?
+    }
+}
+
 /// One entry waiting for the writer thread, and where to say it is durable.
 struct WriteRequest {
     entry: JournalEntry,
@@ -481,6 +624,10 @@ fn run_writer(connection: Arc<Mutex<Connection>>, requests: std::sync::mpsc::Rec
             let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             write_batch(&guard, batch.iter().map(|r| &r.entry)).map_err(|e| e.to_string())
         };
+        if result.is_ok() {
+            // Each entry is a file's step done: what the watchdog wants to see.
+            crate::telemetry::progressed();
+        }
         for request in batch {
             let _ = request.done.send(result.clone());
         }
@@ -542,6 +689,9 @@ fn upsert(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<()> {
     ])?;
     Ok(())
 }
+
+/// Entries whose file may still need work; the `files_unfinished` index holds exactly these.
+const UNFINISHED: &str = "state NOT IN ('removed', 'rejected', 'row_changed')";
 
 const COLUMNS: &str =
     "path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, part_digests, \
@@ -660,6 +810,9 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
     // that are to be moved aside, so it is only allowed once the journal has opened cleanly.
     connection.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(open_error)?;
     connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
+    // Only takes effect on a new, empty journal (before its first table): freed pages can then
+    // be handed back after a prune (`checkpoint`). An older journal keeps and reuses them.
+    connection.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(open_error)?;
     connection.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
     connection.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
     connection
@@ -686,6 +839,7 @@ fn open_connection(path: &Path) -> Result<Connection, JournalError> {
                  upload_ms INTEGER
              );
              CREATE INDEX IF NOT EXISTS files_state ON files(state);
+             CREATE INDEX IF NOT EXISTS files_unfinished ON files(first_seen_ms) WHERE state NOT IN ('removed', 'rejected', 'row_changed');
              CREATE INDEX IF NOT EXISTS files_object ON files(object_name);
              CREATE TABLE IF NOT EXISTS missing_rows (
                  path TEXT NOT NULL,
@@ -893,6 +1047,51 @@ mod tests {
         let reopened = Journal::open(&path).unwrap();
         let kept = reopened.get(&RelativeMediaPath::parse("confrontas/a.pdf").unwrap()).await.unwrap();
         assert!(kept.is_some(), "the entry survived");
+    }
+
+    /// Issue 17 item 4: `unfinished()` scanned every entry, removed ones included, under the
+    /// mutex the writer needs; pruning was one DELETE of everything at start-up.
+    #[tokio::test]
+    async fn unfinished_reads_only_its_index_and_pruning_goes_a_batch_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::open(&dir.path().join("j.sqlite3")).unwrap();
+        let plan: Vec<String> = journal
+            .with(|c| {
+                let mut query = c.prepare(&format!(
+                    "EXPLAIN QUERY PLAN SELECT {COLUMNS} FROM files WHERE {UNFINISHED} ORDER BY first_seen_ms"
+                ))?;
+                let rows = query.query_map([], |row| row.get::<_, String>(3))?;
+                rows.collect()
+            })
+            .await
+            .unwrap();
+        assert!(plan.iter().any(|step| step.contains("files_unfinished")), "{plan:?}");
+        assert!(!plan.iter().any(|step| step.contains("TEMP B-TREE")), "no sort: {plan:?}");
+
+        let old = now_ms() - 100_000;
+        journal
+            .with(move |c| {
+                c.execute(
+                    "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 25) \
+                     INSERT INTO files (path, state, first_seen_ms, updated_ms) \
+                     SELECT 'confrontas/' || i || '.pdf', 'removed', ?1, ?1 FROM n",
+                    params![old],
+                )
+            })
+            .await
+            .unwrap();
+        let mut kept = entry("confrontas/kept.pdf");
+        kept.state = FileState::Removed;
+        journal.put(&kept).await.unwrap();
+        journal.put(&entry("confrontas/unfinished.pdf")).await.unwrap();
+        assert_eq!(journal.prune_removed(50_000, 10).await.unwrap(), 10);
+        assert_eq!(journal.prune_removed(50_000, 10).await.unwrap(), 10);
+        assert_eq!(journal.prune_removed(50_000, 10).await.unwrap(), 5);
+        assert_eq!(journal.prune_removed(50_000, 10).await.unwrap(), 0);
+        journal.with(|c| give_back_pages(c, 100)).await.unwrap();
+        let left: Vec<String> =
+            journal.all().await.unwrap().into_iter().map(|e| e.path.as_str().to_owned()).collect();
+        assert_eq!(left.len(), 2, "recently removed and unfinished entries stay: {left:?}");
     }
 
     #[test]

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn, Instrument};
 
-use crate::config::Config;
+use crate::config::{ConditionalWrites, Config};
 use crate::db::{RecordOutcome, RecordRequest, RejectRequest, SalesDb, SchemaLimits, VentaRow};
 use crate::error::{pause_point, Classify, ErrorClass};
 use crate::hash::{hash_file, FileHash, FileIdentity, ReadError};
@@ -22,7 +22,7 @@ use crate::media_path::{
     remove_file_durably, symlink_metadata_no_follow, MediaRoot, NoFollowError, RelativeMediaPath,
 };
 use crate::object_name::{ObjectName, ObjectNameInputs, ObjectNameTemplate};
-use crate::store::{ObjectInfo, ObjectStore, StoreError, StoreErrorKind, UploadRequest};
+use crate::store::{Capabilities, ObjectInfo, ObjectStore, StoreError, StoreErrorKind, UploadRequest};
 use crate::telemetry::{self, Step};
 use crate::validation::{Validator, Verdict};
 
@@ -100,6 +100,9 @@ pub struct Pipeline {
     started_ms: i64,
     /// Small files go up with `If-None-Match: *` (the server was probed and honours it).
     conditional_put: bool,
+    /// The server refuses a PUT whose `x-amz-checksum-sha256` does not match its body (the
+    /// probe showed it): a PUT's answer echoing our checksum then verifies the upload.
+    checksum_enforced: bool,
     /// See `owners`.
     missing_after_ms: i64,
 }
@@ -111,8 +114,10 @@ impl Pipeline {
         db: Arc<dyn SalesDb>,
         journal: Journal,
         limits: SchemaLimits,
-        conditional_put: bool,
+        capabilities: Capabilities,
     ) -> Pipeline {
+        let conditional_put =
+            capabilities.conditional_put && config.minio.conditional_writes == ConditionalWrites::Auto;
         Pipeline {
             media_root: MediaRoot::resolve(&config.watch.media_root, &config.watch.dir),
             store,
@@ -128,6 +133,7 @@ impl Pipeline {
             orphan_after_ms: (config.watch.orphan_after_s as i64).saturating_mul(1000),
             started_ms: now_ms(),
             conditional_put,
+            checksum_enforced: capabilities.checksum_enforced,
             missing_after_ms: (config.watch.missing_after_s as i64).saturating_mul(1000),
             store_health: Health::new("object store", "s3"),
             db_health: Health::new("database", "db"),
@@ -256,7 +262,7 @@ impl Pipeline {
                         return self.finish_recorded(entry, RowCheck::JustRecorded).await;
                     }
                     Ok(_) => {}
-                    Err(e) => return Ok(self.db_failure(e)),
+                    Err(e) => return self.db_refusal(&mut entry, self.db_failure(e)).await,
                 }
             }
         }
@@ -271,7 +277,7 @@ impl Pipeline {
         match self.db.try_claim(row.id).await {
             Ok(true) => {}
             Ok(false) => return Ok(Outcome::Busy),
-            Err(e) => return Ok(self.db_failure(e)),
+            Err(e) => return self.db_refusal(&mut entry, self.db_failure(e)).await,
         }
         let result = self.with_claim(&mut entry, &absolute, identity, row.clone()).await;
         self.db.release_claim(row.id).await;
@@ -368,6 +374,8 @@ impl Pipeline {
         let single_put = hash.identity.size <= self.multipart_threshold || hash.part_digests.is_empty();
         let conditional = self.conditional_put && single_put;
         // What already stands at the name: seen by the stat, or by the stat after a refused conditional PUT.
+        // Set when the upload's own answer verified it (see "Verify" below).
+        let mut answer_verified = false;
         let mut present = if conditional {
             None
         } else {
@@ -388,9 +396,12 @@ impl Pipeline {
                 if_absent: conditional,
             };
             match self.store.upload(&object, request).await {
-                Ok(()) => {
+                Ok(stored) => {
                     self.store_health.up();
                     telemetry::step_time(Step::Upload, started.elapsed());
+                    answer_verified = self.checksum_enforced
+                        && single_put
+                        && stored.checksum_sha256.as_deref() == Some(expected.as_str());
                     entry.upload_ms = Some(started.elapsed().as_millis() as i64);
                     entry.state = FileState::Uploaded;
                     self.put(entry).await?;
@@ -434,22 +445,31 @@ impl Pipeline {
         }
 
         // Verify: the object holds the hashed bytes and the local file is still that file.
+        // A single PUT's 200 answer carrying our SHA-256 already proves the first half: the
+        // server enforces `x-amz-checksum-sha256` (the start-up probe showed it refusing a
+        // wrong one and storing nothing), so it stored exactly the bytes whose SHA-256 we sent,
+        // and its echo shows the header reached it. Otherwise (multipart, a server whose answer
+        // carries no checksum, an object found already there, a resumed run) the object is
+        // stat'ed. The stat after the record (`recheck_object`) still runs either way.
         let verify_started = Instant::now();
-        let verified = self.store.stat(&object).await;
+        let verified = if answer_verified { Ok(None) } else { self.store.stat(&object).await.map(Some) };
         telemetry::step_time(Step::Verify, verify_started.elapsed());
         match verified {
-            Ok(Some(info)) if object_matches(&info, &hash, &expected) => {}
-            Ok(Some(info)) => {
-                let message = format!(
-                    "object {object} does not match after upload: size {} (expected {}), checksum {:?} (expected {expected})",
-                    info.size, hash.identity.size, info.checksum_sha256
-                );
-                return self.fail(entry, Failure::new("verify_mismatch", message)).await;
-            }
-            Ok(None) => {
-                let message = format!("object {object} is missing right after its upload");
-                return self.fail(entry, Failure::new("verify_missing", message)).await;
-            }
+            Ok(None) => {}
+            Ok(Some(info)) => match info {
+                Some(info) if object_matches(&info, &hash, &expected) => {}
+                Some(info) => {
+                    let message = format!(
+                        "object {object} does not match after upload: size {} (expected {}), checksum {:?} (expected {expected})",
+                        info.size, hash.identity.size, info.checksum_sha256
+                    );
+                    return self.fail(entry, Failure::new("verify_mismatch", message)).await;
+                }
+                None => {
+                    let message = format!("object {object} is missing right after its upload");
+                    return self.fail(entry, Failure::new("verify_missing", message)).await;
+                }
+            },
             Err(e) => return self.store_failure(entry, e).await,
         }
         match local_identity(absolute) {
@@ -520,7 +540,7 @@ impl Pipeline {
                 self.put(&entry).await?;
                 return Ok(Outcome::Kept(Failure::new("row_changed", message)));
             }
-            Err(e) => return Ok(self.db_failure(e)),
+            Err(e) => return self.db_refusal(&mut entry, self.db_failure(e)).await,
         }
 
         // The object must still be there before the local copy goes: `orphans
@@ -704,7 +724,7 @@ impl Pipeline {
                 Ok(_) => {}
                 // Without the row there is no telling whether it was recorded: ask again
                 // later rather than report a loss that may not have happened.
-                Err(e) => return Ok(self.db_failure(e)),
+                Err(e) => return self.db_refusal(&mut entry, self.db_failure(e)).await,
             }
         }
         if entry.state < FileState::Hashed || entry.object_name.is_none() {
@@ -733,7 +753,7 @@ impl Pipeline {
     ) -> Result<Result<VentaRow, Outcome>, JournalError> {
         let rows = match self.db.find_by_confronta(entry.path.as_str()).await {
             Ok(rows) => rows,
-            Err(e) => return Ok(Err(self.db_failure(e))),
+            Err(e) => return Ok(Err(self.db_refusal(entry, self.db_failure(e)).await?)),
         };
         self.db_health.up();
         let Owners { rows, stale, unknowable } = self.owners(entry, rows).await?;
@@ -987,7 +1007,9 @@ impl Pipeline {
 
     async fn hash(&self, absolute: &Path, identity: FileIdentity) -> Result<FileHash, Failure> {
         let path = absolute.to_owned();
-        let part_size = (identity.size > self.multipart_threshold).then_some(self.part_size);
+        // The same part size the upload will cut the file into (grown past 10,000 parts).
+        let part_size = (identity.size > self.multipart_threshold)
+            .then(|| crate::store::part_size_for(identity.size, self.part_size));
         let hashed = tokio::task::spawn_blocking(move || hash_file(&path, part_size))
             .await
             .map_err(|e| Failure::new("local_io", format!("hashing task failed: {e}")))?;
@@ -1105,6 +1127,8 @@ impl Pipeline {
         }
         let failure = Failure::new(
             match error.class() {
+                // Another transaction holds the row: this file alone waits and is retried.
+                _ if error.kind == crate::db::DbErrorKind::RowLocked => "db_row_locked",
                 ErrorClass::Transient => "db_unavailable",
                 ErrorClass::Rejected => "db_refused",
                 ErrorClass::Fatal => "db_schema",
@@ -1116,6 +1140,34 @@ impl Pipeline {
             ErrorClass::Rejected => Outcome::Kept(failure),
             ErrorClass::Fatal => Outcome::Fatal(failure),
         }
+    }
+
+    /// Journals a refused database answer (`db_refused`: a permission revoked, 42501) so that it
+    /// is logged once per file version and not run again on every reconcile pass. A file
+    /// nothing was sent anywhere for is kept (`rejected`; every start tries it once more). One
+    /// with an upload under way keeps that progress: it is retried with backoff up to
+    /// `retry_max_s`, warned about the first time only. Other outcomes pass through.
+    async fn db_refusal(&self, entry: &mut JournalEntry, outcome: Outcome) -> Result<Outcome, JournalError> {
+        let Outcome::Kept(failure) = outcome else {
+            return Ok(outcome);
+        };
+        let in_progress = matches!(
+            entry.state,
+            FileState::Hashed | FileState::Uploaded | FileState::Verified | FileState::Recorded
+        );
+        if !in_progress {
+            return self.give_up(entry, failure).await;
+        }
+        let said = format!("{}: {}", failure.reason, failure.message);
+        if entry.last_error.as_deref() != Some(said.as_str()) {
+            warn!(
+                state = entry.state.as_str(),
+                reason = failure.reason,
+                error = %failure.message,
+                "the database refused a request for this file; it keeps its progress and is tried again with backoff"
+            );
+        }
+        self.settle_outcome(entry, Outcome::Retry(failure)).await
     }
 
     /// The compare-and-set matched nothing: find out why and decide.

@@ -4,7 +4,9 @@
 //! file. Without a listener no recorder is installed and recording costs next to nothing.
 
 use std::net::SocketAddr;
-use std::time::Duration;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::OnceLock;
+use std::time::{Duration, Instant, SystemTime};
 
 use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
 
@@ -42,6 +44,16 @@ fn describe() {
     describe_gauge!("confronta_waiting_for_row", "Files waiting for Django to commit their row");
     describe_gauge!("confronta_orphans", "Files no row has pointed at for orphan_after_s");
     describe_gauge!("confronta_up", "Whether a service (s3, db) answered its last request (1) or not (0)");
+    describe_gauge!(
+        "confronta_oldest_pending_seconds",
+        Unit::Seconds,
+        "How long the oldest due file (waiting for a slot, or in flight) has been due; 0 when none is"
+    );
+    describe_gauge!(
+        "confronta_last_moved_timestamp_seconds",
+        Unit::Seconds,
+        "Unix time at which a file last moved into the object store (absent until one has)"
+    );
 }
 
 pub fn outcome(label: &'static str, bytes: u64) {
@@ -77,6 +89,37 @@ pub fn gauges(in_flight: usize, waiting_for_row: usize, orphans: usize) {
     metrics::gauge!("confronta_in_flight").set(in_flight as f64);
     metrics::gauge!("confronta_waiting_for_row").set(waiting_for_row as f64);
     metrics::gauge!("confronta_orphans").set(orphans as f64);
+}
+
+/// Says that a file just moved.
+pub fn moved_now() {
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    metrics::gauge!("confronta_last_moved_timestamp_seconds").set(now.as_secs_f64());
+}
+
+/// How long the oldest due file has been due.
+pub fn oldest_pending(waited: Duration) {
+    metrics::gauge!("confronta_oldest_pending_seconds").set(waited.as_secs_f64());
+}
+
+/// When something last progressed, in milliseconds since `progress_epoch()`.
+static PROGRESS_MS: AtomicU64 = AtomicU64::new(0);
+
+fn progress_epoch() -> Instant {
+    static EPOCH: OnceLock<Instant> = OnceLock::new();
+    *EPOCH.get_or_init(Instant::now)
+}
+
+/// Says that work progressed: a pipeline run ended, the journal committed a step, a part went
+/// up. The watchdog is fed only while this happens (`daemon::progressing`). Lock-free: it is
+/// called from the journal's writer thread and from upload tasks.
+pub fn progressed() {
+    PROGRESS_MS.fetch_max(progress_epoch().elapsed().as_millis() as u64, Ordering::Relaxed);
+}
+
+/// When `progressed` was last called (the first call's instant if it never was since).
+pub fn last_progress() -> Instant {
+    progress_epoch() + Duration::from_millis(PROGRESS_MS.load(Ordering::Relaxed))
 }
 
 pub fn service_up(service: &'static str, up: bool) {

@@ -23,9 +23,24 @@ pub enum WatchHint {
     Rescan,
 }
 
-/// Keeps the watcher alive; dropping it stops the events.
+/// How many hints may wait for the daemon before the watcher drops one and asks for a walk.
+pub const HINT_QUEUE: usize = 4096;
+
+/// How often the watcher checks that the folder at the watched path is still the one it
+/// watches. inotify reports the folder's removal and move at once (see [`Sentinel`]), but not a
+/// file system mounted over it, nor anything on NFS done by another host; a `stat` a second
+/// catches those.
+const IDENTITY_CHECK: Duration = Duration::from_secs(1);
+
+/// Keeps the watcher alive; dropping it stops the events (within [`IDENTITY_CHECK`]).
 pub struct FolderWatcher {
-    _watcher: Box<dyn Watcher + Send>,
+    stop: Arc<AtomicBool>,
+}
+
+impl Drop for FolderWatcher {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::SeqCst);
+    }
 }
 
 /// Starts watching `dir` recursively, sending hints to `hints`. With `poll`, the folder is
@@ -34,12 +49,49 @@ pub struct FolderWatcher {
 ///
 /// `overflowed` is raised when a hint had to be dropped because the channel was full; the
 /// daemon then walks the folder, which finds every file a dropped hint named.
+///
+/// The watch follows the path, not the folder: when `dir` is removed, moved away, unmounted or
+/// mounted over, and a folder stands at the path again, that folder is watched from then on,
+/// a warning says so, and a [`WatchHint::Rescan`] finds what was written before the new watch.
+/// Only a failure to watch `dir` at all, now, is an error.
 pub fn watch(
     dir: &Path,
     hints: mpsc::Sender<WatchHint>,
     overflowed: Arc<AtomicBool>,
     poll: Option<Duration>,
 ) -> notify::Result<FolderWatcher> {
+    let watcher = start_watcher(dir, hints.clone(), overflowed.clone(), poll)?;
+    let armed = identity(dir);
+    // Without inotify (its limits reached, say), the identity check alone re-arms the watch.
+    let sentinel = Sentinel::new(dir)
+        .map_err(|e| tracing::warn!(folder = %dir.display(), error = %e, "cannot watch the folder's own removal; checking its identity every second instead"))
+        .ok();
+    let stop = Arc::new(AtomicBool::new(false));
+    let mut supervisor = Supervisor {
+        dir: dir.to_owned(),
+        hints,
+        overflowed,
+        poll,
+        watcher: Some(watcher),
+        armed,
+        sentinel,
+        failing: false,
+        stop: stop.clone(),
+    };
+    std::thread::Builder::new()
+        .name("folder-watcher".into())
+        .spawn(move || supervisor.run())
+        .map_err(notify::Error::io)?;
+    Ok(FolderWatcher { stop })
+}
+
+/// One notify watcher on `dir`: its callback only classifies and forwards.
+fn start_watcher(
+    dir: &Path,
+    hints: mpsc::Sender<WatchHint>,
+    overflowed: Arc<AtomicBool>,
+    poll: Option<Duration>,
+) -> notify::Result<Box<dyn Watcher + Send>> {
     let polling = poll.is_some();
     let handler = move |result: notify::Result<Event>| {
         let hint = match result {
@@ -48,11 +100,7 @@ pub fn watch(
             Err(_) => Some(WatchHint::Rescan),
         };
         if let Some(hint) = hint {
-            // Never block the notify thread: when the daemon is behind, drop the hint and ask
-            // for a walk instead, which finds the same file (the hint carried nothing else).
-            if hints.try_send(hint).is_err() {
-                overflowed.store(true, Ordering::SeqCst);
-            }
+            send(&hints, &overflowed, hint);
         }
     };
     // notify follows symlinked folders by default; a link inside the folder may point anywhere,
@@ -63,7 +111,210 @@ pub fn watch(
         None => Box::new(notify::RecommendedWatcher::new(handler, config)?),
     };
     watcher.watch(dir, RecursiveMode::Recursive)?;
-    Ok(FolderWatcher { _watcher: watcher })
+    Ok(watcher)
+}
+
+/// Never blocks the notify thread: when the daemon is behind, the hint is dropped and a walk
+/// asked for instead, which finds the same file (the hint carried nothing else).
+fn send(hints: &mpsc::Sender<WatchHint>, overflowed: &AtomicBool, hint: WatchHint) {
+    if hints.try_send(hint).is_err() {
+        overflowed.store(true, Ordering::SeqCst);
+    }
+}
+
+/// Which folder stands at a path: its device and inode.
+type Identity = (u64, u64);
+
+fn identity(dir: &Path) -> Option<Identity> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(dir).ok().filter(|meta| meta.is_dir()).map(|meta| (meta.dev(), meta.ino()))
+}
+
+/// Why the watch must be set up again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Lost {
+    Removed,
+    MovedAway,
+    Unmounted,
+    /// Another folder (or a file system mounted over it) stands at the path.
+    Replaced,
+    /// A folder stands at the path again after none did.
+    Back,
+}
+
+impl Lost {
+    fn as_str(self) -> &'static str {
+        match self {
+            Lost::Removed => "removed",
+            Lost::MovedAway => "moved away",
+            Lost::Unmounted => "unmounted",
+            Lost::Replaced => "replaced by another folder or a mount",
+            Lost::Back => "made again",
+        }
+    }
+}
+
+/// A second inotify instance with no interest in files: it hears the watched folder's own end
+/// (`IN_DELETE_SELF`, `IN_MOVE_SELF`, `IN_UNMOUNT`, `IN_IGNORED`) and a folder of its name
+/// appearing in its parent, so that a new folder is watched within moments rather than at the
+/// next identity check. notify reports the first two for its root but not an unmount, and
+/// nothing in the parent, which it does not watch.
+struct Sentinel {
+    inotify: inotify::Inotify,
+    /// The watch on the folder itself; events from any other (the parent) only wake the wait.
+    folder: Option<inotify::WatchDescriptor>,
+}
+
+impl Sentinel {
+    fn new(dir: &Path) -> std::io::Result<Sentinel> {
+        let inotify = inotify::Inotify::init()?;
+        let mut sentinel = Sentinel { inotify, folder: None };
+        sentinel.rearm(dir);
+        Ok(sentinel)
+    }
+
+    /// Watches the folder now at `dir` (and its parent, which may be new too).
+    fn rearm(&mut self, dir: &Path) {
+        use inotify::WatchMask;
+        if let Some(old) = self.folder.take() {
+            // Already gone if the kernel removed it with the folder; either way it is done.
+            let _ = self.inotify.watches().remove(old);
+        }
+        let own = WatchMask::DELETE_SELF | WatchMask::MOVE_SELF | WatchMask::ONLYDIR;
+        self.folder = self.inotify.watches().add(dir, own).ok();
+        if let Some(parent) = dir.parent() {
+            let children = WatchMask::CREATE
+                | WatchMask::MOVED_TO
+                | WatchMask::DELETE
+                | WatchMask::MOVED_FROM
+                | WatchMask::ONLYDIR;
+            // Adding it again (the same inode) only sets the same mask again.
+            let _ = self.inotify.watches().add(parent, children);
+        }
+    }
+
+    /// Waits up to `limit` for events; returns whether the folder itself was lost, and how.
+    /// Any event ends the wait, so a folder made at the path is looked at within moments.
+    fn wait(&mut self, limit: Duration) -> Option<Lost> {
+        use inotify::EventMask;
+        use std::os::fd::AsRawFd;
+        let mut poll = libc::pollfd { fd: self.inotify.as_raw_fd(), events: libc::POLLIN, revents: 0 };
+        let millis = limit.as_millis().min(i32::MAX as u128) as i32;
+        // SAFETY: one valid pollfd, for the length given; the fd lives as long as `self`.
+        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
+        if ready <= 0 {
+            return None;
+        }
+        let mut lost = None;
+        let mut buffer = [0u8; 4096];
+        while let Ok(events) = self.inotify.read_events(&mut buffer) {
+            let mut any = false;
+            for event in events {
+                any = true;
+                if Some(&event.wd) == self.folder.as_ref() {
+                    let kind = if event.mask.contains(EventMask::UNMOUNT) {
+                        Some(Lost::Unmounted)
+                    } else if event.mask.contains(EventMask::MOVE_SELF) {
+                        Some(Lost::MovedAway)
+                    } else if event.mask.intersects(EventMask::DELETE_SELF | EventMask::IGNORED) {
+                        Some(Lost::Removed)
+                    } else {
+                        None
+                    };
+                    // The first reason wins: a removal is followed by IN_IGNORED, an unmount too.
+                    lost = lost.or(kind);
+                }
+            }
+            if !any {
+                break;
+            }
+        }
+        lost
+    }
+}
+
+/// Owns the notify watcher and sets it up again whenever the folder at the path changes.
+struct Supervisor {
+    dir: PathBuf,
+    hints: mpsc::Sender<WatchHint>,
+    overflowed: Arc<AtomicBool>,
+    poll: Option<Duration>,
+    watcher: Option<Box<dyn Watcher + Send>>,
+    /// The folder the watcher watches; `None` while no folder stands at the path.
+    armed: Option<Identity>,
+    sentinel: Option<Sentinel>,
+    /// Watching the folder again failed, and was logged: not logged again until it works.
+    failing: bool,
+    stop: Arc<AtomicBool>,
+}
+
+impl Supervisor {
+    fn run(&mut self) {
+        while !self.stop.load(Ordering::SeqCst) {
+            // The dead-watcher test ends this thread here, as a panic would.
+            #[cfg(feature = "failpoints")]
+            if fail::eval("watcher_thread", |_| ()).is_some() {
+                tracing::warn!("folder watcher thread stopped by failpoint watcher_thread");
+                return;
+            }
+            let lost = match self.sentinel.as_mut() {
+                Some(sentinel) => sentinel.wait(IDENTITY_CHECK),
+                None => {
+                    std::thread::sleep(IDENTITY_CHECK);
+                    None
+                }
+            };
+            if self.stop.load(Ordering::SeqCst) {
+                return;
+            }
+            let now = identity(&self.dir);
+            if lost.is_some() || now != self.armed {
+                let why = lost.unwrap_or(match (self.armed, now) {
+                    (_, None) => Lost::Removed,
+                    (None, Some(_)) => Lost::Back,
+                    (Some(_), Some(_)) => Lost::Replaced,
+                });
+                self.rearm(why, now);
+            }
+        }
+    }
+
+    /// Drops the old watch and watches the folder now at the path, if there is one. The old
+    /// watch must go first: inotify follows a moved folder, so it would go on reporting the
+    /// moved folder's files under the old paths.
+    fn rearm(&mut self, why: Lost, now: Option<Identity>) {
+        let folder = self.dir.display().to_string();
+        let was_watching = self.watcher.take().is_some();
+        if now.is_none() {
+            if was_watching {
+                tracing::warn!(%folder, why = why.as_str(), "the watched folder is gone; files written at its path are not seen until a folder is there again");
+            }
+            self.armed = None;
+            return;
+        }
+        match start_watcher(&self.dir, self.hints.clone(), self.overflowed.clone(), self.poll) {
+            Ok(watcher) => {
+                self.watcher = Some(watcher);
+                // Taken after the watch is set: a folder swapped in between is caught next time.
+                self.armed = now;
+                self.failing = false;
+                if let Some(sentinel) = self.sentinel.as_mut() {
+                    sentinel.rearm(&self.dir);
+                }
+                tracing::warn!(%folder, why = why.as_str(), "watching the folder again; walking it for what was written before");
+                // Files written before the new watch sent no event: the walk finds them.
+                send(&self.hints, &self.overflowed, WatchHint::Rescan);
+            }
+            Err(e) => {
+                if !self.failing {
+                    tracing::warn!(%folder, why = why.as_str(), error = %e, "cannot watch the folder again; trying every second");
+                }
+                self.failing = true;
+                // Not armed: the next check tries again.
+                self.armed = None;
+            }
+        }
+    }
 }
 
 /// Which events say a file may be complete. With inotify, create and plain modify never do:
@@ -224,6 +475,91 @@ mod tests {
             };
             assert!(!seen.iter().any(through_link), "poll {poll:?}: {seen:?}");
         }
+    }
+
+    /// Issue 17, item 5: after the folder is removed or moved away and made again, the new
+    /// folder is watched (a rescan is asked for, and its files send hints), with both backends.
+    #[tokio::test]
+    async fn a_folder_removed_or_moved_away_and_made_again_is_watched_again() {
+        for (poll, remove) in [(None, true), (None, false), (Some(Duration::from_millis(100)), false)] {
+            let media = tempfile::tempdir().unwrap();
+            let dir = media.path().join("confrontas");
+            std::fs::create_dir(&dir).unwrap();
+            let (sender, mut hints) = mpsc::channel(64);
+            let _watcher = watch(&dir, sender, Arc::new(AtomicBool::new(false)), poll).unwrap();
+            if remove {
+                std::fs::remove_dir(&dir).unwrap();
+            } else {
+                std::fs::rename(&dir, media.path().join("x")).unwrap();
+            }
+            std::fs::create_dir(&dir).unwrap();
+            let mut seen = Vec::new();
+            let wait = |seen: &Vec<WatchHint>| !seen.contains(&WatchHint::Rescan);
+            while wait(&seen) {
+                let hint = tokio::time::timeout(Duration::from_secs(10), hints.recv()).await;
+                seen.push(hint.expect("a rescan once the new folder is watched").expect("watcher alive"));
+            }
+            let file = dir.join("nuevo.pdf");
+            std::fs::write(&file, b"%PDF-1.7").unwrap();
+            loop {
+                let hint = tokio::time::timeout(Duration::from_secs(10), hints.recv()).await;
+                match hint.expect("a hint for a file in the new folder").expect("watcher alive") {
+                    WatchHint::Closed(p) | WatchHint::MaybeComplete(p) if p == file => break,
+                    _ => {}
+                }
+            }
+        }
+    }
+
+    /// Waits for a rescan, then for a hint naming a file written in the folder after it.
+    async fn rescan_then_hint_for_a_new_file(hints: &mut mpsc::Receiver<WatchHint>, dir: &Path, name: &str) {
+        loop {
+            let hint = tokio::time::timeout(Duration::from_secs(10), hints.recv()).await;
+            if hint.expect("a rescan once the folder is watched again").expect("watcher alive")
+                == WatchHint::Rescan
+            {
+                break;
+            }
+        }
+        let file = dir.join(name);
+        std::fs::write(&file, b"%PDF-1.7").unwrap();
+        loop {
+            let hint = tokio::time::timeout(Duration::from_secs(10), hints.recv()).await;
+            match hint.expect("a hint for a file in the folder").expect("watcher alive") {
+                WatchHint::Closed(p) | WatchHint::MaybeComplete(p) if p == file => break,
+                _ => {}
+            }
+        }
+    }
+
+    /// Issue 17, item 5: a file system mounted over the folder (no inotify event says so) and
+    /// unmounted again (IN_UNMOUNT, which notify drops): each time the folder now at the path
+    /// is watched. Needs root, as the test suite runs.
+    #[tokio::test]
+    async fn a_folder_mounted_over_and_unmounted_is_watched_again() {
+        let media = tempfile::tempdir().unwrap();
+        let dir = media.path().join("confrontas");
+        std::fs::create_dir(&dir).unwrap();
+        let (sender, mut hints) = mpsc::channel(64);
+        let _watcher = watch(&dir, sender, Arc::new(AtomicBool::new(false)), None).unwrap();
+        let run = |args: &[&str]| {
+            let status = std::process::Command::new(args[0]).args(&args[1..]).status().unwrap();
+            assert!(status.success(), "{args:?} (the test suite runs as root)");
+        };
+        /// A failing test must not leave its tmpfs mounted.
+        struct Mounted(PathBuf);
+        impl Drop for Mounted {
+            fn drop(&mut self) {
+                let _ = std::process::Command::new("umount").arg(&self.0).status();
+            }
+        }
+        let target = dir.to_str().unwrap();
+        run(&["mount", "-t", "tmpfs", "tmpfs", target]);
+        let mounted = Mounted(dir.clone());
+        rescan_then_hint_for_a_new_file(&mut hints, &dir, "montado.pdf").await;
+        std::mem::forget(mounted);
+        run(&["umount", target]);
+        rescan_then_hint_for_a_new_file(&mut hints, &dir, "desmontado.pdf").await;
     }
 
     #[test]

@@ -500,3 +500,125 @@ async fn a_file_only_chmodded_after_its_hash_still_moves() {
     eventually("local file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
     world.cleanup().await;
 }
+
+/// The (method, path) of each request a `counting_proxy` forwarded, in order.
+type SeenRequests = std::sync::Arc<std::sync::Mutex<Vec<(String, String)>>>;
+
+/// A TCP proxy on 127.0.0.1 in front of the real S3 server that forwards every byte and
+/// notes each request's method and path (HTTP/1.1 requests follow each other on a
+/// connection; their bodies are sized by `Content-Length`, as the SDK sends them).
+fn counting_proxy(upstream: &str) -> (String, SeenRequests) {
+    let upstream = upstream.trim_start_matches("http://").to_owned();
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let seen = SeenRequests::default();
+    let log = seen.clone();
+    std::thread::spawn(move || {
+        for client in listener.incoming() {
+            let Ok(client) = client else { continue };
+            let Ok(server) = std::net::TcpStream::connect(&upstream) else { continue };
+            let (mut server_reader, mut client_writer) =
+                (server.try_clone().unwrap(), client.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut server_reader, &mut client_writer);
+                let _ = client_writer.shutdown(std::net::Shutdown::Both);
+            });
+            let log = log.clone();
+            std::thread::spawn(move || forward_requests(client, server, &log));
+        }
+    });
+    (endpoint, seen)
+}
+
+fn forward_requests(
+    client: std::net::TcpStream,
+    mut server: std::net::TcpStream,
+    log: &std::sync::Mutex<Vec<(String, String)>>,
+) {
+    let mut reader = BufReader::new(client);
+    loop {
+        let mut head = String::new();
+        let mut request_line = String::new();
+        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+            let _ = server.shutdown(std::net::Shutdown::Write);
+            return;
+        }
+        head.push_str(&request_line);
+        let mut length = 0usize;
+        loop {
+            let mut header = String::new();
+            if reader.read_line(&mut header).unwrap_or(0) == 0 {
+                return;
+            }
+            head.push_str(&header);
+            if header == "\r\n" {
+                break;
+            }
+            if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+                length = value.trim().parse().unwrap_or(0);
+            }
+        }
+        let mut body = vec![0; length];
+        if reader.read_exact(&mut body).is_err() {
+            return;
+        }
+        let mut words = request_line.split_whitespace();
+        let method = words.next().unwrap_or("").to_owned();
+        let path = words.next().unwrap_or("").split('?').next().unwrap_or("").to_owned();
+        log.lock().unwrap().push((method, path));
+        if server.write_all(head.as_bytes()).and_then(|()| server.write_all(&body)).is_err() {
+            return;
+        }
+    }
+}
+
+/// Issue 16: a small file costs the server one PUT and one stat. The PUT carries
+/// `If-None-Match: *` (where the server honours it) and our SHA-256, and its answer, echoing the
+/// checksum the server checked, verifies the upload; the one stat left is the check, after the
+/// record and before the unlink, that the object is still there.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_small_file_costs_the_server_one_put_and_one_stat() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.write_config("", "");
+    let (endpoint, seen) = counting_proxy(&s3_env().endpoint);
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, text.replace(&s3_env().endpoint, &endpoint)).unwrap();
+    let (code, stdout, stderr) = Sidecar::run(&config, &["check"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let conditional = stdout.contains("If-None-Match: *) honoured");
+    let answered = stdout.contains("verified by the PUT's answer");
+
+    let sidecar = Sidecar::start(&config, &[], &[]);
+    sidecar.wait_watching().await;
+    let mut objects = Vec::new();
+    for i in 0..5u64 {
+        let numero = format!("PORTA-REQ{i}");
+        let name = format!("pedido{i}.pdf");
+        let bytes = sample_bytes(40 + i, 20_000);
+        let id = world.db.insert_venta(&numero, Some(&format!("confrontas/{name}"))).await;
+        let path = world.write_in_place(&name, &bytes);
+        wait_recorded(&world, id).await;
+        eventually("file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
+        objects.push(expected_object(&world, &numero, id, &bytes, ".pdf"));
+    }
+    let requests = seen.lock().unwrap().clone();
+    let stats_expected = 1 + usize::from(!conditional) + usize::from(!answered);
+    for object in &objects {
+        let on = |method: &str| {
+            requests.iter().filter(|(m, p)| m == method && p.ends_with(&format!("/{object}"))).count()
+        };
+        assert_eq!(on("PUT"), 1, "{object}: {requests:?}");
+        assert_eq!(
+            on("HEAD"),
+            stats_expected,
+            "{object} (conditional {conditional}, answered {answered}): {requests:?}"
+        );
+    }
+    Report::new("requests-per-file").row(
+        "a small file moved (20 kB)",
+        "one PUT and one stat on the server where it answers with the checksum it checked",
+        &format!("PUT 1, HEAD {stats_expected} per file (If-None-Match honoured: {conditional}, checksum in the answer: {answered})"),
+    );
+    drop(sidecar);
+    world.cleanup().await;
+}

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use crate::config::{redact_url, ColumnNames, DatabaseConfig};
 use crate::error::{Classify, ErrorClass};
 
-pub use self::postgres::PostgresSalesDb;
+pub use self::postgres::{PgSettings, PostgresSalesDb};
 pub use self::sqlite::SqliteSalesDb;
 
 /// One sale as far as the daemon cares.
@@ -81,6 +81,9 @@ pub enum DbErrorKind {
     Schema,
     /// The database refused this particular write (a value too long, a constraint).
     Refused,
+    /// The row is locked by another transaction past `lock_timeout`: only this file waits and
+    /// is retried; the database is not down.
+    RowLocked,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -102,7 +105,7 @@ impl DbError {
 impl Classify for DbError {
     fn class(&self) -> ErrorClass {
         match self.kind {
-            DbErrorKind::Unavailable => ErrorClass::Transient,
+            DbErrorKind::Unavailable | DbErrorKind::RowLocked => ErrorClass::Transient,
             DbErrorKind::Schema => ErrorClass::Fatal,
             DbErrorKind::Refused => ErrorClass::Rejected,
         }
@@ -164,7 +167,7 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn SalesDb>, DbErro
     if let Some(path) = config.url.strip_prefix("sqlite://") {
         Ok(Arc::new(SqliteSalesDb::open(std::path::Path::new(path), statements)?))
     } else if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
-        Ok(Arc::new(PostgresSalesDb::connect(&config.url, statements).await?))
+        Ok(Arc::new(PostgresSalesDb::connect_with(&config.url, statements, PgSettings::of(config)).await?))
     } else {
         Err(DbError::new(
             DbErrorKind::Schema,

@@ -229,7 +229,8 @@ def mensajes(html: str):
 # --- the sales table and the bucket ----------------------------------------------------------
 
 CAMPOS = ("id", "numero", "confronta", "confronta_minio_url", "confronta_minio_object_name",
-          "confronta_subido_a_minio", "confronta_sha256", "cliente", "estado_venta")
+          "confronta_subido_a_minio", "confronta_sha256", "confronta_sync_error", "cliente",
+          "estado_venta")
 
 
 def fila(venta_id):
@@ -281,3 +282,20 @@ def descargar(cliente, venta_id):
     url = r.headers["Location"]
     assert "no-store" in r.headers.get("Cache-Control", ""), r.headers
     return url, requests.get(url, timeout=30)
+
+
+def ejecutable_disfrazado() -> bytes:
+    """A Windows executable's first bytes under a .pdf name: the sidecar's magic-byte check
+    refuses it."""
+    return b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + secrets.token_bytes(512)
+
+
+def esperar_rechazo(entorno, venta_id, timeout=30):
+    """Waits until the sidecar refused the venta's file: the row no longer names it and says why."""
+
+    def rechazada():
+        f = fila(venta_id)
+        return (not f["confronta"] and f["confronta_sync_error"]) and f
+
+    return esperar(rechazada, timeout, f"the sidecar to refuse venta {venta_id}'s confronta",
+                   detalle=lambda: f"row: {fila(venta_id)}\n{entorno.sidecar.cola()}")

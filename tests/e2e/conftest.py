@@ -54,6 +54,7 @@ def pytest_configure(config):
     os.environ.update(
         E2E_MEDIA_ROOT=str(work / "media"),
         E2E_UPLOAD_TMP=str(work / "upload-tmp"),
+        E2E_SIDECAR_CONFIG=str(work / "sidecar" / "config.toml"),
         E2E_DB_HOST=pg.hostname or "127.0.0.1",
         E2E_DB_PORT=str(pg.port or 5432),
         E2E_DB_USER=pg.username or "root",
@@ -190,11 +191,12 @@ def entorno():
             if not gunicorn.vivo():
                 raise AssertionError(f"gunicorn exited\n{(logs / 'gunicorn.log').read_text()}")
             try:
-                return requests.get(base_url + "/accounts/login/", timeout=2).status_code == 200
-            except requests.ConnectionError:
+                return requests.get(base_url + "/accounts/login/", timeout=5).status_code == 200
+            except (requests.ConnectionError, requests.Timeout):
+                # Not listening yet, or a worker still importing Django on a loaded machine.
                 return False
 
-        esperar(responde, 30, "gunicorn to answer")
+        esperar(responde, 60, "gunicorn to answer")
         sidecar.iniciar()
 
         yield Entorno(

@@ -17,8 +17,6 @@ set -euo pipefail
 HERE=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 ROOT=$(cd "$HERE/../.." && pwd)
 CACHE_DIR=${CONFRONTA_SYNC_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/confronta-sync}
-DJANGO_OVERRIDE=${CONFRONTA_E2E_DJANGO:-}
-VENV=${CONFRONTA_E2E_VENV:-$CACHE_DIR/e2e-venv${DJANGO_OVERRIDE:+-django-$DJANGO_OVERRIDE}}
 BIN=${CONFRONTA_SYNC_BIN:-$ROOT/target/debug/confronta-sync}
 PG_URL=${CONFRONTA_TEST_PG_URL:-postgres://root@127.0.0.1:5432/test}
 ARTIFACTS=$HERE/artifacts
@@ -59,18 +57,17 @@ apt_install() {
 command -v psql > /dev/null || apt_install postgresql-client || { say "psql is missing"; exit 1; }
 psql "$PG_URL" -qtAc 'select 1' > /dev/null 2>&1 || { say "PostgreSQL is not answering at $PG_URL"; exit 1; }
 
-PYTHON=
-for candidate in python3 python3.13 python3.12 python3.11 python3.10 python3.9; do
-  if command -v "$candidate" > /dev/null &&
-    "$candidate" -c 'import sys; sys.exit(sys.version_info < (3, 9))' 2> /dev/null; then
-    PYTHON=$(command -v "$candidate")
-    break
-  fi
-done
-if [[ -z $PYTHON ]]; then
-  apt_install python3 python3-venv || true
-  PYTHON=$(command -v python3 || true)
-  [[ -n $PYTHON ]] || skip_loudly "no Python 3.9+ and it cannot be installed"
+# The cached venv (requirements.txt plus the companion app), shared with the companion app's own
+# tests; venv.sh exits 3 when Python or PyPI cannot be had.
+set +e
+VENV=$("$HERE/venv.sh")
+venv_rc=$?
+set -e
+if ((venv_rc == 3)); then
+  skip_loudly "Python 3.9+ or the Python packages cannot be installed"
+elif ((venv_rc != 0)); then
+  say "tests/e2e/venv.sh failed ($venv_rc)"
+  exit 1
 fi
 
 if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; then
@@ -79,36 +76,6 @@ if ! command -v chromium > /dev/null || ! command -v chromedriver > /dev/null; t
 fi
 CHROMIUM=${CONFRONTA_E2E_CHROMIUM:-$(command -v chromium)}
 CHROMEDRIVER=${CONFRONTA_E2E_CHROMEDRIVER:-$(command -v chromedriver)}
-
-# The venv is cached; it is rebuilt when requirements.txt (or the Django override) changes.
-req_hash=$(cat "$HERE/requirements.txt" <(echo "$DJANGO_OVERRIDE") | sha256sum | cut -c1-16)
-if [[ ! -x $VENV/bin/python || $(cat "$VENV/.requirements" 2> /dev/null) != "$req_hash" ]]; then
-  say "creating the Python environment in $VENV (once; cached)"
-  rm -rf "$VENV"
-  if ! "$PYTHON" -m venv "$VENV" > /dev/null 2>&1; then
-    apt_install python3-venv || true
-    "$PYTHON" -m venv "$VENV" > /dev/null || skip_loudly "python3 -m venv does not work"
-  fi
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check -r "$HERE/requirements.txt" ||
-    skip_loudly "the Python packages cannot be installed from PyPI"
-  if [[ -n $DJANGO_OVERRIDE ]]; then
-    "$VENV/bin/python" -m pip install -q --disable-pip-version-check "Django==$DJANGO_OVERRIDE"
-  fi
-  echo "$req_hash" > "$VENV/.requirements"
-fi
-
-# The companion app, installed as a user would (pip), from a copy so no build files land in
-# the tree; reinstalled when its files change.
-app_hash=$(cd "$ROOT/contrib/django" && find . -type f -not -path '*/__pycache__/*' -not -name '*.pyc' -print0 |
-  sort -z | xargs -0 sha256sum | sha256sum | cut -c1-16)
-if [[ $(cat "$VENV/.companion" 2> /dev/null) != "$app_hash" ]]; then
-  build_dir=$(mktemp -d)
-  cp -r "$ROOT/contrib/django" "$build_dir/src"
-  "$VENV/bin/python" -m pip install -q --disable-pip-version-check --no-deps --no-build-isolation \
-    --force-reinstall "$build_dir/src"
-  rm -rf "$build_dir"
-  echo "$app_hash" > "$VENV/.companion"
-fi
 
 # --- services ------------------------------------------------------------------------------
 

@@ -1,5 +1,6 @@
-"""One check in a real browser: headless Chromium logs in, opens a venta's detail page, clicks
-"Descargar Confronta", and the file it downloads is the confronta's exact bytes."""
+"""Checks in a real browser: headless Chromium logs in, opens a venta's detail page, clicks
+"Descargar Confronta", and the file it downloads is the confronta's exact bytes; and a refused
+confronta is shown with its reason, then replaced through the correction form."""
 
 import pytest
 from selenium import webdriver
@@ -8,7 +9,17 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as EC
 from selenium.webdriver.support.ui import WebDriverWait
 
-from apoyo import CLAVE, Cliente, comprobar_movida, esperar, pdf, sha256
+from apoyo import (
+    CLAVE,
+    Cliente,
+    comprobar_movida,
+    ejecutable_disfrazado,
+    esperar,
+    esperar_movida,
+    esperar_rechazo,
+    pdf,
+    sha256,
+)
 
 
 @pytest.fixture
@@ -71,3 +82,42 @@ def test_browser_downloads_the_confronta(entorno, chromium):
             detalle=lambda: f"in {descargas}: {sorted(p.name for p in descargas.iterdir())}")
     assert sha256(destino.read_bytes()) == sha256(contenido)
     assert destino.read_bytes() == contenido
+
+
+def _entrar(driver, entorno, destino):
+    driver.get(f"{entorno.base_url}/accounts/login/?next={destino}")
+    driver.find_element(By.NAME, "username").send_keys("agente1")
+    driver.find_element(By.NAME, "password").send_keys(CLAVE)
+    driver.find_element(By.ID, "entrar").click()
+    WebDriverWait(driver, 20).until(EC.url_to_be(entorno.base_url + destino))
+
+
+def test_browser_shows_a_rejected_confronta_and_takes_a_new_one(entorno, chromium, tmp_path):
+    driver, _ = chromium
+    subida = Cliente(entorno.base_url).entrar("agente1").crear_venta(
+        "Cliente Rechazado", "escaneo.pdf", ejecutable_disfrazado())
+    motivo = esperar_rechazo(entorno, subida.venta_id)["confronta_sync_error"]
+
+    _entrar(driver, entorno, f"/telefonica/venta/{subida.venta_id}/")
+    aviso = WebDriverWait(driver, 20).until(
+        EC.visibility_of_element_located((By.ID, "confronta-rechazada")))
+    assert f"Confronta rechazada: {motivo}" in aviso.text
+    assert "Suba una confronta nueva" in aviso.text
+    assert not driver.find_elements(By.ID, "descargar-confronta")
+    entorno.artifacts.mkdir(parents=True, exist_ok=True)
+    driver.save_screenshot(str(entorno.artifacts / "confronta_rechazada.png"))
+
+    # "Subir una confronta nueva" leads to the correction form; a real PDF goes through it.
+    driver.find_element(By.ID, "subir-nueva-confronta").click()
+    campo = WebDriverWait(driver, 20).until(EC.presence_of_element_located((By.NAME, "confronta")))
+    buena = tmp_path / "buena.pdf"
+    contenido = pdf("nueva desde el navegador")
+    buena.write_bytes(contenido)
+    campo.send_keys(str(buena))
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    WebDriverWait(driver, 20).until(
+        EC.url_to_be(f"{entorno.base_url}/telefonica/venta/{subida.venta_id}/"))
+    fila = esperar_movida(entorno, subida.venta_id)
+    assert fila["confronta_sync_error"] is None
+    driver.refresh()
+    assert "Archivo almacenado en MinIO" in driver.find_element(By.ID, "confronta").text

@@ -1,3 +1,5 @@
+"""The app's configuration: its label (`confronta_sync`) and the system checks it registers."""
+
 from django.apps import AppConfig
 
 

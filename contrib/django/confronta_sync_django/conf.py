@@ -17,6 +17,8 @@
     CONFRONTA_SYNC_AGENTE_FIELD = "agente"
     CONFRONTA_SYNC_DETALLE_URL = "telefonica:detalle_venta_portabilidad"   # reversed with pk=
     CONFRONTA_SYNC_DESCARGA_URL = "telefonica:descargar_confronta"         # reversed with the id
+    CONFRONTA_SYNC_BINARIO = "confronta-sync"      # the sidecar, for migrar_confrontas_minio
+    CONFRONTA_SYNC_CONFIG = "/etc/confronta-sync/config.toml"   # its configuration
 """
 
 from dataclasses import dataclass
@@ -116,3 +118,17 @@ def detalle_url_name() -> str:
 def descarga_url_name() -> str:
     return getattr(settings, "CONFRONTA_SYNC_DESCARGA_URL", DEFAULT_DESCARGA_URL)
 
+
+#: The sidecar's executable, as `migrar_confrontas_minio` runs it: a name looked up on PATH or
+#: an absolute path (the Debian package installs /usr/bin/confronta-sync).
+DEFAULT_BINARIO = "confronta-sync"
+#: The sidecar's configuration, as the Debian package installs it.
+DEFAULT_CONFIG_SIDECAR = "/etc/confronta-sync/config.toml"
+
+
+def binario() -> str:
+    return getattr(settings, "CONFRONTA_SYNC_BINARIO", DEFAULT_BINARIO)
+
+
+def config_sidecar() -> str:
+    return getattr(settings, "CONFRONTA_SYNC_CONFIG", DEFAULT_CONFIG_SIDECAR)

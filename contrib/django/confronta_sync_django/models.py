@@ -6,9 +6,7 @@ Inherit the mixin *before* models.Model:
         confronta = models.FileField(upload_to="confrontas/", null=True, blank=True)
         ...
 
-The four fields it declares are exactly those of the migration template
-(`python manage.py confronta_sync_migracion telefonica`), so `makemigrations` finds nothing to
-do once that migration is in place.
+`python manage.py makemigrations telefonica` writes the migration that adds its five fields.
 
 Who writes what: Django writes `confronta` (a new file) and `confronta_subido_a_minio` (False,
 meaning "the file in `confronta` still has to go to MinIO"). The confronta-sync sidecar writes
@@ -22,6 +20,7 @@ import logging
 from datetime import timedelta
 
 from django.db import models
+from django.db.models import Q
 from django.utils.translation import gettext_lazy as _
 
 logger = logging.getLogger("confronta_sync_django")
@@ -36,6 +35,39 @@ CAMPOS_SIDECAR = (
     "confronta_sha256",
     "confronta_sync_error",
 )
+
+
+#: The states of a venta's confronta (`estado_confronta`).
+ESTADO_MINIO = "minio"
+ESTADO_LOCAL = "local"
+ESTADO_RECHAZADA = "rechazada"
+ESTADO_SIN = "sin"
+ESTADOS_CONFRONTA = (
+    (ESTADO_MINIO, _("En MinIO")),
+    (ESTADO_LOCAL, _("Local, pendiente de subir")),
+    (ESTADO_RECHAZADA, _("Rechazada")),
+    (ESTADO_SIN, _("Sin confronta")),
+)
+
+
+def filtro_estado(estado: str) -> Q:
+    """The rows whose `estado_confronta` is `estado`, as a filter (the admin's list filter)."""
+    sin_archivo = Q(confronta__isnull=True) | Q(confronta="")
+    con_motivo = Q(confronta_sync_error__isnull=False) & ~Q(confronta_sync_error="")
+    en_minio = (
+        Q(confronta_subido_a_minio=True)
+        & Q(confronta_minio_object_name__isnull=False)
+        & ~Q(confronta_minio_object_name="")
+    )
+    if estado == ESTADO_RECHAZADA:
+        return sin_archivo & con_motivo
+    if estado == ESTADO_LOCAL:
+        return ~sin_archivo
+    if estado == ESTADO_MINIO:
+        return sin_archivo & ~con_motivo & en_minio
+    if estado == ESTADO_SIN:
+        return sin_archivo & ~con_motivo & ~en_minio
+    raise ValueError(f"unknown estado {estado!r}")
 
 
 def _valor_comparable(value):
@@ -74,6 +106,26 @@ class ConfrontaMinioMixin(models.Model):
     def confronta_en_minio(self) -> bool:
         """The sidecar recorded an object for this venta."""
         return bool(self.confronta_subido_a_minio and self.confronta_minio_object_name)
+
+    @property
+    def confronta_rechazada(self) -> bool:
+        """The sidecar refused the last file (`confronta_sync_error` says why) and no new one
+        has been saved since: the venta needs a new upload. A new file saved by Django takes
+        over at once (the sidecar clears the reason when it records that file)."""
+        return bool(self.confronta_sync_error) and not self.confronta
+
+    @property
+    def estado_confronta(self) -> str:
+        """Where the confronta stands: ESTADO_MINIO, ESTADO_LOCAL, ESTADO_RECHAZADA or
+        ESTADO_SIN (for the admin's column and filter, and for templates)."""
+        if self.confronta_rechazada:
+            return ESTADO_RECHAZADA
+        if self.confronta:
+            # A new local file is what counts, even while an older one is still in MinIO.
+            return ESTADO_LOCAL
+        if self.confronta_en_minio:
+            return ESTADO_MINIO
+        return ESTADO_SIN
 
     @property
     def confronta_pendiente_de_subir(self) -> bool:

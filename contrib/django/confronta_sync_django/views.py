@@ -9,6 +9,7 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpResponseForbidden, JsonResponse
 from django.shortcuts import get_object_or_404, redirect
+from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
 from . import conf, minio_utils
@@ -32,17 +33,28 @@ def descargar_confronta(request, venta_id):
     MinIO, says why with a message on the venta's detail page."""
     venta = get_object_or_404(conf.venta_model(), pk=venta_id)
     if not puede_descargar_confronta(request.user, venta):
-        return HttpResponseForbidden("No tiene permiso para descargar la confronta de esta venta.")
+        return HttpResponseForbidden(
+            _("No tiene permiso para descargar la confronta de esta venta.")
+        )
 
+    if venta.confronta_rechazada:
+        # The sidecar refused the file (type, size, virus) and put it in quarantine: it will
+        # never be in MinIO, so say why and what to do instead of "being uploaded".
+        messages.error(
+            request,
+            _("Confronta rechazada: %(motivo)s. Suba una confronta nueva corrigiendo la venta.")
+            % {"motivo": venta.confronta_sync_error},
+        )
+        return _volver_al_detalle(venta)
     if not venta.confronta_en_minio:
         if venta.confronta:
             messages.warning(
                 request,
-                "La confronta todavía no está en MinIO: se está subiendo desde el servidor. "
-                "Vuelva a intentarlo en unos segundos.",
+                _("La confronta todavía no está en MinIO: se está subiendo desde el servidor. "
+                  "Vuelva a intentarlo en unos segundos."),
             )
         else:
-            messages.error(request, "Esta venta no tiene confronta en MinIO.")
+            messages.error(request, _("Esta venta no tiene confronta en MinIO."))
         return _volver_al_detalle(venta)
 
     objeto = venta.confronta_minio_object_name
@@ -52,15 +64,17 @@ def descargar_confronta(request, venta_id):
         except minio_utils.MinioNoDisponible as e:
             logger.error("MinIO unavailable while checking %s for venta %s: %s", objeto, venta.pk, e)
             messages.error(
-                request, "No se pudo contactar con MinIO para descargar la confronta. Inténtelo más tarde."
+                request,
+                _("No se pudo contactar con MinIO para descargar la confronta. "
+                  "Inténtelo más tarde."),
             )
             return _volver_al_detalle(venta)
         if not existe:
             logger.error("venta %s points at %s, which is not in the bucket", venta.pk, objeto)
             messages.error(
                 request,
-                f"El archivo de la confronta no se encuentra en MinIO ({objeto}). "
-                "Avise a soporte.",
+                _("El archivo de la confronta no se encuentra en MinIO (%(objeto)s). "
+                  "Avise a soporte.") % {"objeto": objeto},
             )
             return _volver_al_detalle(venta)
 
@@ -68,7 +82,7 @@ def descargar_confronta(request, venta_id):
         url = minio_utils.url_descarga(objeto, expires=VALIDEZ_DESCARGA)
     except Exception:
         logger.exception("cannot presign %s for venta %s", objeto, venta.pk)
-        messages.error(request, "No se pudo generar el enlace de descarga de la confronta.")
+        messages.error(request, _("No se pudo generar el enlace de descarga de la confronta."))
         return _volver_al_detalle(venta)
     return redirect(url)
 
@@ -79,26 +93,35 @@ def resubir_confronta_minio(request, venta_id):
     """POST: marks the venta's local confronta for upload (resets `confronta_subido_a_minio`).
     The confronta-sync sidecar does the upload; nothing is uploaded here. JSON answers."""
     if request.method != "POST":
-        return JsonResponse({"error": "Método no permitido"}, status=405)
+        return JsonResponse({"error": _("Método no permitido")}, status=405)
     venta = get_object_or_404(conf.venta_model(), pk=venta_id)
     if not puede_resubir_confronta(request.user, venta):
-        return JsonResponse({"error": "Sin permisos"}, status=403)
+        return JsonResponse({"error": _("Sin permisos")}, status=403)
     if not venta.confronta:
         if venta.confronta_en_minio:
             return JsonResponse(
-                {"error": "La confronta ya está en MinIO y no queda archivo local que subir"},
+                {"error": _("La confronta ya está en MinIO y no queda archivo local que subir")},
                 status=400,
             )
-        return JsonResponse({"error": "No hay archivo confronta para subir"}, status=400)
+        if venta.confronta_rechazada:
+            return JsonResponse(
+                {"error": _("Confronta rechazada: %(motivo)s. Hace falta subir una nueva.")
+                 % {"motivo": venta.confronta_sync_error}},
+                status=400,
+            )
+        return JsonResponse({"error": _("No hay archivo confronta para subir")}, status=400)
     if not venta.confronta.storage.exists(venta.confronta.name):
         return JsonResponse(
-            {"error": f"El archivo local {venta.confronta.name} no existe"}, status=400
+            {"error": _("El archivo local %(nombre)s no existe") % {"nombre": venta.confronta.name}},
+            status=400,
         )
     venta.marcar_confronta_para_resubir()
     return JsonResponse(
         {
             "success": True,
             "pendiente": True,
-            "message": "Confronta marcada para subir; el servicio confronta-sync la subirá a MinIO.",
+            "message": _(
+                "Confronta marcada para subir; el servicio confronta-sync la subirá a MinIO."
+            ),
         }
     )

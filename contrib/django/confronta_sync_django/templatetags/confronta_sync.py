@@ -1,3 +1,5 @@
+"""`{% url_descarga_confronta venta %}`: the download view's URL for a venta, for the fragments."""
+
 from django import template
 from django.urls import reverse
 

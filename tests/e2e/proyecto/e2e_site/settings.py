@@ -54,6 +54,9 @@ DATABASES = {
         "PASSWORD": os.environ.get("E2E_DB_PASSWORD", ""),
         "HOST": os.environ.get("E2E_DB_HOST", "127.0.0.1"),
         "PORT": os.environ.get("E2E_DB_PORT", "5432"),
+        # Every view in a transaction, as many CRMs run: the file is saved during form.save()
+        # and the row commits only when the view returns (tests/e2e/test_commit_lento.py).
+        "ATOMIC_REQUESTS": True,
     }
 }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -83,6 +86,10 @@ CONFRONTA_SYNC_MINIO = {
     "BUCKET": os.environ.get("CONFRONTA_TEST_S3_BUCKET", "telefonica-crea-online"),
     "REGION": os.environ.get("CONFRONTA_TEST_S3_REGION", "us-east-1"),
 }
+# The sidecar as `manage.py migrar_confrontas_minio` runs it: the binary under test and the
+# config conftest.py writes (defaults: confronta-sync on PATH, /etc/confronta-sync/config.toml).
+CONFRONTA_SYNC_BINARIO = os.environ.get("CONFRONTA_SYNC_BIN", "confronta-sync")
+CONFRONTA_SYNC_CONFIG = os.environ.get("E2E_SIDECAR_CONFIG", "/etc/confronta-sync/config.toml")
 # The defaults, spelled out: the model, its agent field, and the URL names the app reverses.
 CONFRONTA_SYNC_MODEL = "telefonica.VentaPortabilidad"
 CONFRONTA_SYNC_AGENTE_FIELD = "agente"

@@ -1,3 +1,5 @@
+import time
+
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.shortcuts import get_object_or_404, redirect, render
@@ -16,6 +18,19 @@ def _marcar_subida(response, request, venta):
     return response
 
 
+def _commit_lento(request, response, venta):
+    """Test-only: a slow view. With `espera` in the POST, sleeps that many seconds after the
+    venta (and its file) was saved, inside the request's transaction (ATOMIC_REQUESTS), then
+    says whether its file was still on disk just before the row commits."""
+    espera = float(request.POST.get("espera") or 0)
+    if espera > 0:
+        time.sleep(espera)
+        if venta.confronta:
+            presente = venta.confronta.storage.exists(venta.confronta.name)
+            response["X-E2E-Archivo-Antes-Del-Commit"] = "presente" if presente else "ausente"
+    return response
+
+
 @login_required
 def venta_nueva(request):
     if request.method == "POST":
@@ -26,7 +41,7 @@ def venta_nueva(request):
             venta.save()
             messages.success(request, f"Venta {venta.numero} registrada.")
             destino = redirect("telefonica:detalle_venta_portabilidad", pk=venta.pk)
-            return _marcar_subida(destino, request, venta)
+            return _commit_lento(request, _marcar_subida(destino, request, venta), venta)
     else:
         form = VentaForm()
     return render(request, "telefonica/venta_nueva.html", {"form": form})
@@ -51,7 +66,7 @@ def venta_corregir(request, pk):
             venta.save()
             messages.success(request, f"Venta {venta.numero} corregida.")
             destino = redirect("telefonica:detalle_venta_portabilidad", pk=venta.pk)
-            return _marcar_subida(destino, request, venta)
+            return _commit_lento(request, _marcar_subida(destino, request, venta), venta)
     else:
         form = VentaCorregirForm(instance=venta)
     return render(request, "telefonica/venta_corregir.html", {"venta": venta, "form": form})

@@ -1,9 +1,8 @@
 # Adds the columns the confronta-sync sidecar records on each venta: the seed plan's three MinIO
-# fields, the SHA-256 of the uploaded bytes and the reason of a refused file. Generated from confronta-sync-django's template
-# (`python manage.py confronta_sync_migracion telefonica`); copy it into telefonica/migrations/.
-#
-# If your table already has the three MinIO fields (the seed plan's migration was applied),
-# keep only the last two AddFields (or run the command with --solo-sha256).
+# fields, the SHA-256 of the uploaded bytes and the reason of a refused file. What
+# `python manage.py makemigrations telefonica` writes once VentaPortabilidad inherits
+# ConfrontaMinioMixin (the plan's own step); a table that already had the seed's three fields
+# gets only the last two.
 from django.db import migrations, models
 
 

@@ -1,0 +1,165 @@
+"""The download view's answers in each state the sidecar leaves a venta in, the detail fragment
+that goes with them, and the "mark for re-upload" view. No MinIO server: presigning is computed
+locally, and the existence check (a HEAD) is replaced where a test needs its answer."""
+
+import re
+from unittest import mock
+from urllib.parse import parse_qs, urlsplit
+
+from django.core.files.base import ContentFile
+from django.test import TestCase, override_settings
+
+from confronta_sync_django import minio_utils
+
+from .apoyo import OBJETO, mover_a_minio, rechazar, usuario, venta_local
+
+
+def mensajes(html: str):
+    return [re.sub(r"\s+", " ", m).strip()
+            for m in re.findall(r'<div class="mensaje[^"]*">(.*?)</div>', html, re.S)]
+
+
+class Descarga(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.agente = usuario("agente1")
+        cls.otro = usuario("agente2")
+        cls.backoffice = usuario("bo", grupos=["backoffice"])
+        cls.inactivo = usuario("viejo", grupos=["backoffice"], activo=False)
+
+    def setUp(self):
+        self.client.force_login(self.agente)
+
+    def url(self, venta):
+        return f"/telefonica/venta/{venta.pk}/descargar-confronta/"
+
+    def seguir(self, r):
+        """The detail page the view sent us back to, and its messages."""
+        self.assertEqual(r.status_code, 302)
+        html = self.client.get(r["Location"]).content.decode()
+        return html, mensajes(html)
+
+    def test_en_minio_redirige_a_una_url_firmada_de_un_dia(self):
+        venta = mover_a_minio(venta_local(self.agente))
+        with mock.patch.object(minio_utils, "objeto_existe", return_value=True) as existe:
+            r = self.client.get(self.url(venta))
+        existe.assert_called_once_with(OBJETO)
+        self.assertEqual(r.status_code, 302)
+        partes = urlsplit(r["Location"])
+        self.assertEqual(partes.netloc, "127.0.0.1:9")
+        self.assertEqual(partes.path, f"/telefonica-crea-online/{OBJETO}")
+        query = parse_qs(partes.query)
+        self.assertEqual(query["X-Amz-Expires"], ["86400"])
+        self.assertIn("no-store", r["Cache-Control"])
+        html = self.client.get(f"/telefonica/venta/{venta.pk}/").content.decode()
+        self.assertIn("Archivo almacenado en MinIO", html)
+        self.assertIn(f'href="{self.url(venta)}"', html)
+
+    def test_todavia_local(self):
+        venta = venta_local(self.agente)
+        r = self.client.get(self.url(venta))
+        html, avisos = self.seguir(r)
+        self.assertTrue(any("se está subiendo" in m for m in avisos), avisos)
+        self.assertIn("Archivo local", html)
+        self.assertIn(f'href="/media/{venta.confronta.name}"', html)
+
+    def test_rechazada_dice_el_motivo_y_pide_una_nueva(self):
+        venta = rechazar(venta_local(self.agente), "2000 bytes is over max_bytes (1000)")
+        r = self.client.get(self.url(venta))
+        html, avisos = self.seguir(r)
+        self.assertIn(
+            "Confronta rechazada: 2000 bytes is over max_bytes (1000). Suba una confronta nueva "
+            "corrigiendo la venta.", avisos)
+        self.assertFalse(any("se está subiendo" in m for m in avisos), avisos)
+        bloque = re.sub(r"\s+", " ", html)
+        self.assertIn("Confronta rechazada: 2000 bytes is over max_bytes (1000)", bloque)
+        self.assertIn("Suba una confronta nueva", bloque)
+        self.assertIn('href="/corregir/"', bloque)
+        self.assertNotIn("Archivo local", bloque)
+        self.assertNotIn("/media/", bloque)
+
+    def test_una_confronta_nueva_tras_el_rechazo_vuelve_a_local(self):
+        venta = rechazar(venta_local(self.agente))
+        venta.confronta.save("nueva.pdf", ContentFile(b"%PDF nueva"))
+        venta.refresh_from_db()
+        self.assertFalse(venta.confronta_rechazada)
+        self.assertEqual(venta.estado_confronta, "local")
+        html, avisos = self.seguir(self.client.get(self.url(venta)))
+        self.assertTrue(any("se está subiendo" in m for m in avisos), avisos)
+
+    def test_objeto_que_falta_en_el_bucket(self):
+        venta = mover_a_minio(venta_local(self.agente))
+        with mock.patch.object(minio_utils, "objeto_existe", return_value=False):
+            with self.assertLogs("confronta_sync_django", "ERROR"):
+                r = self.client.get(self.url(venta))
+        _, avisos = self.seguir(r)
+        self.assertTrue(any(f"no se encuentra en MinIO ({OBJETO})" in m for m in avisos), avisos)
+
+    def test_minio_inalcanzable(self):
+        venta = mover_a_minio(venta_local(self.agente))
+        with override_settings(CONFRONTA_SYNC_MINIO={
+            "ENDPOINT": "http://127.0.0.1:9", "ACCESS_KEY": "k", "SECRET_KEY": "s",
+            "BUCKET": "b", "TIMEOUT_S": 0.5,
+        }):
+            with self.assertLogs("confronta_sync_django", "ERROR"):
+                r = self.client.get(self.url(venta))
+        _, avisos = self.seguir(r)
+        self.assertTrue(any("No se pudo contactar con MinIO" in m for m in avisos), avisos)
+
+    def test_sin_confronta(self):
+        venta = venta_local(self.agente)
+        type(venta).objects.filter(pk=venta.pk).update(confronta="")
+        _, avisos = self.seguir(self.client.get(self.url(venta)))
+        self.assertIn("Esta venta no tiene confronta en MinIO.", avisos)
+
+    def test_otro_agente_403_inactivo_y_anonimo_al_login(self):
+        venta = mover_a_minio(venta_local(self.agente))
+        self.client.force_login(self.otro)
+        self.assertEqual(self.client.get(self.url(venta)).status_code, 403)
+        self.client.logout()
+        r = self.client.get(self.url(venta))
+        self.assertEqual(r.status_code, 302)
+        self.assertTrue(r["Location"].startswith("/accounts/login/"), r["Location"])
+        # An inactive user's session no longer authenticates (ModelBackend).
+        self.client.force_login(self.inactivo)
+        r = self.client.get(self.url(venta))
+        self.assertEqual(r.status_code, 302)
+        self.assertTrue(r["Location"].startswith("/accounts/login/"), r["Location"])
+
+    def test_backoffice_descarga(self):
+        venta = mover_a_minio(venta_local(self.agente))
+        self.client.force_login(self.backoffice)
+        with mock.patch.object(minio_utils, "objeto_existe", return_value=True):
+            r = self.client.get(self.url(venta))
+        self.assertEqual(r.status_code, 302)
+        self.assertTrue(r["Location"].startswith("http://127.0.0.1:9/"), r["Location"])
+
+
+class Resubir(TestCase):
+    @classmethod
+    def setUpTestData(cls):
+        cls.agente = usuario("agente1")
+        cls.backoffice = usuario("bo", grupos=["backoffice"])
+
+    def url(self, venta):
+        return f"/telefonica/venta/{venta.pk}/resubir-confronta-minio/"
+
+    def test_reglas(self):
+        venta = venta_local(self.agente)
+        type(venta).objects.filter(pk=venta.pk).update(confronta_subido_a_minio=True)
+        self.client.force_login(self.agente)
+        self.assertEqual(self.client.post(self.url(venta)).status_code, 403)
+        self.client.force_login(self.backoffice)
+        self.assertEqual(self.client.get(self.url(venta)).status_code, 405)
+        r = self.client.post(self.url(venta))
+        self.assertEqual(r.status_code, 200, r.content)
+        self.assertEqual(r.json()["pendiente"], True)
+        venta.refresh_from_db()
+        self.assertFalse(venta.confronta_subido_a_minio)
+
+    def test_rechazada_no_tiene_archivo_que_subir(self):
+        venta = rechazar(venta_local(self.agente), "clamd found Eicar-Signature")
+        self.client.force_login(self.backoffice)
+        r = self.client.post(self.url(venta))
+        self.assertEqual(r.status_code, 400)
+        self.assertIn("Confronta rechazada: clamd found Eicar-Signature", r.json()["error"])
