@@ -275,17 +275,7 @@ impl Journal {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let connection = self.connection.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&guard).map_err(|e| JournalError::Io { path: path.clone(), message: e.to_string() })
-        })
-        .await
-        .map_err(|e| JournalError::Io {
-            path: self.path.clone(),
-            message: format!("journal worker failed: {e}"),
-        })?
+        on_blocking_thread(&self.connection, &self.path, "journal worker", work).await
     }
 
     pub async fn get(&self, path: &RelativeMediaPath) -> Result<Option<JournalEntry>, JournalError> {
@@ -588,18 +578,30 @@ impl Upkeep {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        let connection = self.connection.clone();
-        let path = self.path.clone();
-        tokio::task::spawn_blocking(move || {
-            let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            work(&guard).map_err(|e| JournalError::Io { path: path.clone(), message: e.to_string() })
-        })
-        .await
-        .map_err(|e| JournalError::Io {
-            path: self.path.clone(),
-            message: format!("journal upkeep failed: {e}"),
-        })?
+        on_blocking_thread(&self.connection, &self.path, "journal upkeep", work).await
     }
+}
+
+/// Runs `work` on `connection` on tokio's blocking pool (SQLite calls block), holding the
+/// connection's lock for the call; `what` names the caller in the error if the task dies.
+async fn on_blocking_thread<T, F>(
+    connection: &Arc<Mutex<Connection>>,
+    path: &Path,
+    what: &str,
+    work: F,
+) -> Result<T, JournalError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    let connection = connection.clone();
+    let owned_path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&guard).map_err(|e| JournalError::Io { path: owned_path, message: e.to_string() })
+    })
+    .await
+    .map_err(|e| JournalError::Io { path: path.to_owned(), message: format!("{what} failed: {e}") })?
 }
 
 /// One entry waiting for the writer thread, and where to say it is durable.

@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
@@ -283,31 +283,38 @@ fn permissive_s3() -> String {
     endpoint
 }
 
+/// One HTTP/1.1 request read off `reader`: its request line, its whole head (request line and
+/// headers, as sent) and its body, sized by `Content-Length` as the SDK sends it. `None` once
+/// the connection is closed.
+fn read_request(reader: &mut impl BufRead) -> Option<(String, String, Vec<u8>)> {
+    let mut request_line = String::new();
+    if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
+        return None;
+    }
+    let mut head = request_line.clone();
+    let mut length = 0usize;
+    loop {
+        let mut header = String::new();
+        if reader.read_line(&mut header).unwrap_or(0) == 0 {
+            return None;
+        }
+        head.push_str(&header);
+        if header == "\r\n" {
+            break;
+        }
+        if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
+            length = value.trim().parse().unwrap_or(0);
+        }
+    }
+    let mut body = vec![0; length];
+    reader.read_exact(&mut body).ok()?;
+    Some((request_line, head, body))
+}
+
 fn serve_permissively(stream: std::net::TcpStream) {
     let mut reader = BufReader::new(stream.try_clone().unwrap());
     let mut writer = stream;
-    loop {
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            return;
-        }
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            if header == "\r\n" {
-                break;
-            }
-            if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some((request_line, _, _)) = read_request(&mut reader) {
         let method = request_line.split_whitespace().next().unwrap_or("");
         let target = request_line.split_whitespace().nth(1).unwrap_or("");
         let (status, body) = match method {
@@ -536,32 +543,7 @@ fn forward_requests(
     log: &std::sync::Mutex<Vec<(String, String)>>,
 ) {
     let mut reader = BufReader::new(client);
-    loop {
-        let mut head = String::new();
-        let mut request_line = String::new();
-        if reader.read_line(&mut request_line).unwrap_or(0) == 0 {
-            let _ = server.shutdown(std::net::Shutdown::Write);
-            return;
-        }
-        head.push_str(&request_line);
-        let mut length = 0usize;
-        loop {
-            let mut header = String::new();
-            if reader.read_line(&mut header).unwrap_or(0) == 0 {
-                return;
-            }
-            head.push_str(&header);
-            if header == "\r\n" {
-                break;
-            }
-            if let Some(value) = header.to_ascii_lowercase().strip_prefix("content-length:") {
-                length = value.trim().parse().unwrap_or(0);
-            }
-        }
-        let mut body = vec![0; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+    while let Some((request_line, head, body)) = read_request(&mut reader) {
         let mut words = request_line.split_whitespace();
         let method = words.next().unwrap_or("").to_owned();
         let path = words.next().unwrap_or("").split('?').next().unwrap_or("").to_owned();
@@ -570,6 +552,7 @@ fn forward_requests(
             return;
         }
     }
+    let _ = server.shutdown(std::net::Shutdown::Write);
 }
 
 /// Issue 16: a small file costs the server one PUT and one stat. The PUT carries
