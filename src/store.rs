@@ -630,14 +630,7 @@ impl ObjectStore for S3Store {
 
     async fn get(&self, name: &ObjectName) -> Result<Bytes, StoreError> {
         let key = self.key(name)?;
-        let request = self
-            .client
-            .get_object(self.bucket.clone(), key.clone())
-            .map_err(|e| map_validation(&key, e))?
-            .region(Some(self.region.clone()))
-            .build();
-        let response = deadline(PART_TIMEOUT, &key, request.send()).await?;
-        let content = response.content().map_err(|e| classify_minio(&format!("object {key}"), e))?;
+        let content = self.object_content(&key).await?;
         let segmented = content
             .to_segmented_bytes()
             .await
@@ -647,14 +640,7 @@ impl ObjectStore for S3Store {
 
     async fn sha256_of(&self, name: &ObjectName) -> Result<(u64, Sha256Digest), StoreError> {
         let key = self.key(name)?;
-        let request = self
-            .client
-            .get_object(self.bucket.clone(), key.clone())
-            .map_err(|e| map_validation(&key, e))?
-            .region(Some(self.region.clone()))
-            .build();
-        let response = deadline(PART_TIMEOUT, &key, request.send()).await?;
-        let content = response.content().map_err(|e| classify_minio(&format!("object {key}"), e))?;
+        let content = self.object_content(&key).await?;
         let broken = |e: std::io::Error| StoreError::new(StoreErrorKind::Unavailable, format!("{key}: {e}"));
         let (mut chunks, _) = content.to_stream().await.map_err(broken)?;
         let mut hasher = Sha256Stream::default();
@@ -707,6 +693,22 @@ impl ObjectStore for S3Store {
 }
 
 impl S3Store {
+    /// A GET of the object `key`: its body, still to be read (whole by `get`, as a stream by
+    /// `sha256_of`).
+    async fn object_content(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<minio::s3::builders::ObjectContent, StoreError> {
+        let request = self
+            .client
+            .get_object(self.bucket.clone(), key.clone())
+            .map_err(|e| map_validation(key, e))?
+            .region(Some(self.region.clone()))
+            .build();
+        let response = deadline(PART_TIMEOUT, key, request.send()).await?;
+        response.content().map_err(|e| classify_minio(&format!("object {key}"), e))
+    }
+
     /// One PUT of `body`, carrying its SHA-256 for the server to check and, with `if_absent`,
     /// `If-None-Match: *`.
     async fn put_bytes(&self, key: &ObjectKey, body: Bytes, put: Put) -> Result<Stored, StoreError> {
