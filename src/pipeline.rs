@@ -373,9 +373,9 @@ impl Pipeline {
         let expected = hash.expected_s3_checksum();
         let single_put = hash.identity.size <= self.multipart_threshold || hash.part_digests.is_empty();
         let conditional = self.conditional_put && single_put;
-        // What already stands at the name: seen by the stat, or by the stat after a refused conditional PUT.
         // Set when the upload's own answer verified it (see "Verify" below).
         let mut answer_verified = false;
+        // What already stands at the name: seen by the stat, or by the stat after a refused conditional PUT.
         let mut present = if conditional {
             None
         } else {
@@ -451,26 +451,25 @@ impl Pipeline {
         // and its echo shows the header reached it. Otherwise (multipart, a server whose answer
         // carries no checksum, an object found already there, a resumed run) the object is
         // stat'ed. The stat after the record (`recheck_object`) still runs either way.
-        let verify_started = Instant::now();
-        let verified = if answer_verified { Ok(None) } else { self.store.stat(&object).await.map(Some) };
-        telemetry::step_time(Step::Verify, verify_started.elapsed());
-        match verified {
-            Ok(None) => {}
-            Ok(Some(info)) => match info {
-                Some(info) if object_matches(&info, &hash, &expected) => {}
-                Some(info) => {
+        if !answer_verified {
+            let verify_started = Instant::now();
+            let verified = self.store.stat(&object).await;
+            telemetry::step_time(Step::Verify, verify_started.elapsed());
+            match verified {
+                Ok(Some(info)) if object_matches(&info, &hash, &expected) => {}
+                Ok(Some(info)) => {
                     let message = format!(
                         "object {object} does not match after upload: size {} (expected {}), checksum {:?} (expected {expected})",
                         info.size, hash.identity.size, info.checksum_sha256
                     );
                     return self.fail(entry, Failure::new("verify_mismatch", message)).await;
                 }
-                None => {
+                Ok(None) => {
                     let message = format!("object {object} is missing right after its upload");
                     return self.fail(entry, Failure::new("verify_missing", message)).await;
                 }
-            },
-            Err(e) => return self.store_failure(entry, e).await,
+                Err(e) => return self.store_failure(entry, e).await,
+            }
         }
         match local_identity(absolute) {
             Ok(Some(now)) if self.same_file(absolute, &identity, &hash.sha256, now).await => {}
