@@ -9,6 +9,7 @@
 #   scripts/s3-test-server.sh start DIR      start a server with its data in DIR; prints env lines
 #   scripts/s3-test-server.sh stop DIR       stop the server started with DIR
 #   scripts/s3-test-server.sh path           the server's binary (installing it first)
+#   scripts/s3-test-server.sh installed      exit 0 if the server is installed (never installs)
 #   scripts/s3-test-server.sh kind           which server the variable selects
 #
 # Ports: CONFRONTA_TEST_S3_PORT (default 39000) is the S3 API; the server takes the next four
@@ -166,6 +167,7 @@ case ${1:-} in
   start) start "${2:?usage: $0 start DIR}" ;;
   stop) stop "${2:?usage: $0 stop DIR}" ;;
   path) install; binary ;;
+  installed) [[ -x $(binary) ]] ;;
   kind) echo "$KIND" ;;
   *) echo "usage: $0 install | start DIR | stop DIR | path | kind" >&2; exit 2 ;;
 esac
