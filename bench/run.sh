@@ -16,8 +16,8 @@
 #   --repeats N   run each backlog contender N times (default 2, 1 with --quick)
 #   --out DIR     where results go (default bench/results; --quick writes quick.{md,json})
 #   --servers L   S3 servers, comma-separated, from seaweedfs and garage (default: both when
-#                 garage is installed, else seaweedfs; with --quick, seaweedfs). The backlog runs
-#                 on each; every other section (and --profile) on the first.
+#                 garage is installed, else seaweedfs; with --quick or --profile, seaweedfs).
+#                 The backlog runs on each; every other section (and --profile) on the first.
 #   --only S[,S]  run only these sections: hashing,backlog,latency,memory_big_file,scaling,
 #                 operator,soak
 #                 (results then go to partial.{md,json})
@@ -112,10 +112,11 @@ if [[ $(sha2_of "$REPO/Cargo.lock") != "$(sha2_of "$BENCH_DIR/hasher/Cargo.lock"
 fi
 
 # The backlog's figures only mean something beside a second server's (issue 16): garage joins
-# whenever it is installed, but CI's quick run never waits 20 minutes to build it.
+# whenever it is installed, but CI's quick run never waits 20 minutes to build it, and a profile
+# runs on one server only.
 if [[ -z ${SERVERS:-} ]]; then
   SERVERS=seaweedfs
-  if [[ $QUICK == 0 ]] && CONFRONTA_TEST_S3_SERVER=garage "$REPO/scripts/s3-test-server.sh" installed; then
+  if [[ $QUICK == 0 && -z ${PROFILE:-} ]] && CONFRONTA_TEST_S3_SERVER=garage "$REPO/scripts/s3-test-server.sh" installed; then
     SERVERS=seaweedfs,garage
   fi
 fi
