@@ -1,4 +1,4 @@
-//! PostgreSQL backend of `SalesDb`, on tokio-postgres.
+//! PostgreSQL backend of `SalesRows` and `SalesReports`, on tokio-postgres.
 //!
 //! Three kinds of connection, so that nothing one file or one pass waits for holds up another:
 //! - `main`, one pipelined connection for the statements that never wait for a row lock (row
@@ -33,8 +33,8 @@ use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
 use super::{
-    DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RowCounts, SalesDb, SchemaLimits,
-    Statements, VentaRow,
+    DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RowCounts, SalesReports, SalesRows,
+    SchemaLimits, Statements, VentaRow,
 };
 use crate::config::{redact_url, DatabaseConfig};
 
@@ -441,24 +441,7 @@ impl PostgresSalesDb {
 }
 
 #[async_trait]
-impl SalesDb for PostgresSalesDb {
-    async fn check_schema(&self) -> Result<SchemaLimits, DbError> {
-        let session = self.session(Lane::Main).await?;
-        let table: &(dyn tokio_postgres::types::ToSql + Sync) = &self.statements.table;
-        let params = [table];
-        let columns = session.client.query(
-            "SELECT column_name::text, character_maximum_length::bigint FROM information_schema.columns \
-             WHERE table_name = $1 AND table_schema = ANY(current_schemas(false))",
-            &params,
-        );
-        let rows = self.within(&session, || "reading the table's columns".to_owned(), columns).await?;
-        let present: Vec<(String, Option<usize>)> = rows
-            .iter()
-            .map(|row| (row.get::<_, String>(0), row.get::<_, Option<i64>>(1).map(|n| n as usize)))
-            .collect();
-        self.statements.check_columns(&present)
-    }
-
+impl SalesRows for PostgresSalesDb {
     async fn find_by_confronta(&self, path: &str) -> Result<Vec<VentaRow>, DbError> {
         let rows = self
             .query(Lane::Main, &self.statements.select_by_confronta, &[&path], || {
@@ -534,6 +517,45 @@ impl SalesDb for PostgresSalesDb {
         Ok(rows.iter().map(venta_row).collect())
     }
 
+    async fn try_claim(&self, venta_id: i64) -> Result<bool, DbError> {
+        let rows = self
+            .query(Lane::Main, CLAIM_SQL, &[&self.claim_key(venta_id)], || {
+                format!("claiming venta {venta_id}")
+            })
+            .await?;
+        Ok(rows.first().is_some_and(|row| row.get(0)))
+    }
+
+    async fn release_claim(&self, venta_id: i64) {
+        // A failed unlock only matters while this connection lives, and a lost connection
+        // released the lock already.
+        let _ = self.execute(Lane::Main, UNCLAIM_SQL, &[&self.claim_key(venta_id)], String::new).await;
+    }
+
+    fn supports_claims(&self) -> bool {
+        true
+    }
+}
+
+#[async_trait]
+impl SalesReports for PostgresSalesDb {
+    async fn check_schema(&self) -> Result<SchemaLimits, DbError> {
+        let session = self.session(Lane::Main).await?;
+        let table: &(dyn tokio_postgres::types::ToSql + Sync) = &self.statements.table;
+        let params = [table];
+        let columns = session.client.query(
+            "SELECT column_name::text, character_maximum_length::bigint FROM information_schema.columns \
+             WHERE table_name = $1 AND table_schema = ANY(current_schemas(false))",
+            &params,
+        );
+        let rows = self.within(&session, || "reading the table's columns".to_owned(), columns).await?;
+        let present: Vec<(String, Option<usize>)> = rows
+            .iter()
+            .map(|row| (row.get::<_, String>(0), row.get::<_, Option<i64>>(1).map(|n| n as usize)))
+            .collect();
+        self.statements.check_columns(&present)
+    }
+
     async fn rows_in_minio(&self, after_id: i64, limit: i64) -> Result<Vec<VentaRow>, DbError> {
         let rows = self
             .query(Lane::Bulk, &self.statements.select_in_minio, &[&after_id, &limit], || {
@@ -560,25 +582,6 @@ impl SalesDb for PostgresSalesDb {
             })
             .await?;
         Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect())
-    }
-
-    async fn try_claim(&self, venta_id: i64) -> Result<bool, DbError> {
-        let rows = self
-            .query(Lane::Main, CLAIM_SQL, &[&self.claim_key(venta_id)], || {
-                format!("claiming venta {venta_id}")
-            })
-            .await?;
-        Ok(rows.first().is_some_and(|row| row.get(0)))
-    }
-
-    async fn release_claim(&self, venta_id: i64) {
-        // A failed unlock only matters while this connection lives, and a lost connection
-        // released the lock already.
-        let _ = self.execute(Lane::Main, UNCLAIM_SQL, &[&self.claim_key(venta_id)], String::new).await;
-    }
-
-    fn supports_claims(&self) -> bool {
-        true
     }
 
     async fn count_rows(&self, dir_prefix: &str) -> Result<RowCounts, DbError> {
