@@ -165,7 +165,7 @@ impl FakeStore {
     }
 
     fn missing(name: &str) -> StoreError {
-        StoreError { kind: StoreErrorKind::Refused, message: format!("{name}: NoSuchKey") }
+        StoreError { kind: StoreErrorKind::NotFound, message: format!("{name}: NoSuchKey") }
     }
 
     fn entries(&self, prefix: &str) -> Vec<ObjectEntry> {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{redact_url, ColumnNames, DatabaseConfig};
-use crate::error::{Classify, ErrorClass};
+use crate::error::{Classify, ErrorClass, Reason};
 
 pub use self::postgres::{PgSettings, PostgresSalesDb};
 pub use self::sqlite::SqliteSalesDb;
@@ -113,10 +113,21 @@ impl Classify for DbError {
     }
 }
 
+impl From<&DbError> for Reason {
+    fn from(error: &DbError) -> Reason {
+        match error.kind {
+            DbErrorKind::Unavailable => Reason::DbUnavailable,
+            DbErrorKind::Schema => Reason::DbSchema,
+            DbErrorKind::Refused => Reason::DbRefused,
+            DbErrorKind::RowLocked => Reason::DbRowLocked,
+        }
+    }
+}
+
 /// What one file's journey needs from the sales table: the row naming a path or an id, the two
 /// compare-and-sets, the reference check before an object is deleted, the row claims, and the
 /// walk over rows still naming a local file that feeds the scheduler. The pipeline holds only
-/// this, so a fake of it (`testing::FakeSalesRows`) is enough to drive a file through every step.
+/// this, so a fake of it (`testing::FakeSalesTable`) is enough to drive a file through every step.
 #[async_trait]
 pub trait SalesRows: Send + Sync {
     /// Rows whose `confronta` equals `path` (normally zero or one), lowest id first.
@@ -335,5 +346,21 @@ impl Statements {
             url_max_len: length_of(&self.columns.minio_url),
             object_name_max_len: length_of(&self.columns.minio_object_name),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15: each kind has its reason, handled as the error's own class says.
+    #[test]
+    fn each_kind_has_its_reason() {
+        crate::error::check_reasons([
+            (DbError::new(DbErrorKind::Unavailable, "venta 1"), Reason::DbUnavailable),
+            (DbError::new(DbErrorKind::Schema, "venta 1"), Reason::DbSchema),
+            (DbError::new(DbErrorKind::Refused, "venta 1"), Reason::DbRefused),
+            (DbError::new(DbErrorKind::RowLocked, "venta 1"), Reason::DbRowLocked),
+        ]);
     }
 }
