@@ -39,6 +39,23 @@ const HOUR_MS: i64 = 3_600_000;
 /// than fixed here. Each must still differ (a fix makes the cell fail until it is removed).
 const KNOWN_MISMATCHES: &[(&str, &str)] = &[];
 
+/// The two ways an upload is checked, which must not change where a file ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Server {
+    /// MinIO: a small file goes up with `If-None-Match: *`, and the PUT's echoed checksum
+    /// verifies it.
+    Conditional,
+    /// A server that honours neither: the name is stat'ed first and the upload stat'ed after.
+    Plain,
+}
+
+impl Server {
+    fn capabilities(self) -> Capabilities {
+        let minio = self == Server::Conditional;
+        Capabilities { checksum_enforced: true, conditional_put: minio, checksum_answered: minio }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Object {
     /// The object the journal (or the row and the hash) names holds the hashed bytes.
@@ -228,7 +245,7 @@ struct World {
 }
 
 impl World {
-    fn new() -> World {
+    fn new(server: Server) -> World {
         let temp = tempfile::tempdir().unwrap();
         let media_root = temp.path().join("media");
         std::fs::create_dir_all(media_root.join("confrontas")).unwrap();
@@ -254,7 +271,7 @@ path = "{journal}"
             _temp: temp,
             config,
             media_root,
-            store: Arc::new(FakeStore::new()),
+            store: Arc::new(FakeStore::with_capabilities(server.capabilities())),
             table: Arc::new(FakeSalesTable::new()),
             template,
         }
@@ -348,8 +365,9 @@ fn unversioned(row: Option<VentaRow>) -> Option<VentaRow> {
 }
 
 /// Sets the cell's world up, runs the pipeline once, and returns what differs from `expected`.
-async fn run_cell(state: FileState, object: Object, row: Row, file: File, expected: Expect) -> Vec<String> {
-    let world = World::new();
+async fn run_cell(cell: Cell, expected: Expect) -> Vec<String> {
+    let Cell { server, state, object, row, file } = cell;
+    let world = World::new(server);
     let local = world.local();
     std::fs::write(&local, ORIGINAL).unwrap();
     let identity = FileIdentity::of_path(&local).unwrap();
@@ -387,8 +405,7 @@ async fn run_cell(state: FileState, object: Object, row: Row, file: File, expect
     // The entry was written by the run before the crash: this one starts after it.
     std::thread::sleep(std::time::Duration::from_millis(2));
     let World { store, table, config, .. } = &world;
-    let capabilities =
-        Capabilities { checksum_enforced: true, conditional_put: true, checksum_answered: true };
+    let capabilities = server.capabilities();
     let limits = SchemaLimits { url_max_len: None, object_name_max_len: None };
     let pipeline = Pipeline::new(config, store.clone(), table.clone(), journal, limits, capabilities);
     let path = RelativeMediaPath::parse(PATH).unwrap();
@@ -467,18 +484,32 @@ async fn run_cell(state: FileState, object: Object, row: Row, file: File, expect
     wrong
 }
 
-fn cell_name(state: FileState, object: Object, row: Row, file: File) -> String {
-    format!("{} × object {object:?} × row {row:?} × file {file:?}", state.as_str())
+#[derive(Debug, Clone, Copy)]
+struct Cell {
+    server: Server,
+    state: FileState,
+    object: Object,
+    row: Row,
+    file: File,
+}
+
+impl std::fmt::Display for Cell {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let Cell { server, state, object, row, file } = self;
+        write!(f, "{} × object {object:?} × row {row:?} × file {file:?} ({server:?} server)", state.as_str())
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_journal_state_resumes_by_the_recovery_rules() {
     let mut cells = Vec::new();
-    for state in FileState::ALL {
-        for object in [Object::Ours, Object::Absent, Object::Other] {
-            for row in [Row::Unchanged, Row::RecordedToUs, Row::Replaced, Row::Deleted] {
-                for file in [File::Same, File::Changed, File::Gone] {
-                    cells.push((state, object, row, file));
+    for server in [Server::Conditional, Server::Plain] {
+        for state in FileState::ALL {
+            for object in [Object::Ours, Object::Absent, Object::Other] {
+                for row in [Row::Unchanged, Row::RecordedToUs, Row::Replaced, Row::Deleted] {
+                    for file in [File::Same, File::Changed, File::Gone] {
+                        cells.push(Cell { server, state, object, row, file });
+                    }
                 }
             }
         }
@@ -487,11 +518,11 @@ async fn every_journal_state_resumes_by_the_recovery_rules() {
     // filesystem's waits.
     let mut results: Vec<(usize, String, Vec<String>)> =
         futures_util::stream::iter(cells.into_iter().enumerate())
-            .map(|(index, (state, object, row, file))| async move {
-                let wrong = run_cell(state, object, row, file, expect(state, object, row, file)).await;
-                (index, cell_name(state, object, row, file), wrong)
+            .map(|(index, cell)| async move {
+                let wrong = run_cell(cell, expect(cell.state, cell.object, cell.row, cell.file)).await;
+                (index, cell.to_string(), wrong)
             })
-            .buffer_unordered(8)
+            .buffer_unordered(32)
             .collect()
             .await;
     results.sort_by_key(|(index, _, _)| *index);
