@@ -34,7 +34,16 @@ use crate::store::{
 
 /// Faults waiting for the calls they fail: the next `times` calls of `op` fail with `kind`.
 struct Faults<Op, Kind> {
-    pending: Mutex<Vec<(Op, u32, Kind)>>,
+    pending: Mutex<Vec<Fault<Op, Kind>>>,
+}
+
+struct Fault<Op, Kind> {
+    op: Op,
+    times: u32,
+    kind: Kind,
+    /// The call takes effect and only its answer is lost (a reply dropped on the way back),
+    /// rather than failing before it does anything.
+    answer_lost: bool,
 }
 
 impl<Op: PartialEq + Copy, Kind: Copy> Faults<Op, Kind> {
@@ -42,21 +51,42 @@ impl<Op: PartialEq + Copy, Kind: Copy> Faults<Op, Kind> {
         Faults { pending: Mutex::new(Vec::new()) }
     }
 
-    fn add(&self, op: Op, times: u32, kind: Kind) {
-        lock(&self.pending).push((op, times, kind));
+    fn add(&self, op: Op, times: u32, kind: Kind, answer_lost: bool) {
+        lock(&self.pending).push(Fault { op, times, kind, answer_lost });
     }
 
-    /// The fault this call of `op` meets, if one is scripted; it counts one of its calls.
-    fn take(&self, op: Op) -> Option<Kind> {
+    /// The fault this call of `op` meets, if one is scripted (and whether only its answer is
+    /// lost); it counts one of its calls.
+    fn take(&self, op: Op) -> Option<(Kind, bool)> {
         let mut pending = lock(&self.pending);
-        let index = pending.iter().position(|(o, times, _)| *o == op && *times > 0)?;
-        let (_, times, kind) = &mut pending[index];
-        *times -= 1;
-        let kind = *kind;
-        if pending[index].1 == 0 {
+        let index = pending.iter().position(|fault| fault.op == op && fault.times > 0)?;
+        let fault = &mut pending[index];
+        fault.times -= 1;
+        let taken = (fault.kind, fault.answer_lost);
+        if fault.times == 0 {
             pending.remove(index);
         }
-        Some(kind)
+        Some(taken)
+    }
+
+    /// What a call of `op` meets: `Err` fails it before it does anything, `Ok(Some)` is the
+    /// error it ends with once it has taken effect.
+    fn meet<E>(&self, op: Op, error: impl FnOnce(Kind) -> E) -> Result<LostAnswer<E>, E> {
+        match self.take(op) {
+            Some((kind, true)) => Ok(Some(error(kind))),
+            Some((kind, false)) => Err(error(kind)),
+            None => Ok(None),
+        }
+    }
+}
+
+/// The error a call ends with once it has taken effect, when its answer is to be lost.
+type LostAnswer<E> = Option<E>;
+
+fn answer<T, E>(lost: LostAnswer<E>, result: Result<T, E>) -> Result<T, E> {
+    match lost {
+        Some(error) => Err(error),
+        None => result,
     }
 }
 
@@ -125,7 +155,17 @@ impl FakeStore {
 
     /// The next `times` calls of `op` fail with `kind`, doing nothing.
     pub fn fail_next(&self, op: StoreOp, times: u32, kind: StoreErrorKind) {
-        self.faults.add(op, times, kind);
+        self.faults.add(op, times, kind, false);
+    }
+
+    /// The next `times` calls of `op` (an upload or a delete) take effect, then fail with
+    /// `kind`: the server did it and the answer never arrived.
+    pub fn lose_next_answer(&self, op: StoreOp, times: u32, kind: StoreErrorKind) {
+        assert!(
+            matches!(op, StoreOp::Upload | StoreOp::Delete),
+            "{op:?} writes nothing to lose an answer of"
+        );
+        self.faults.add(op, times, kind, true);
     }
 
     /// Stores `bytes` under `name` as a single PUT would, replacing whatever was there.
@@ -155,49 +195,15 @@ impl FakeStore {
         lock(&self.calls).iter().filter(|call| **call == op).count()
     }
 
-    /// Counts the call and fails it if a fault is scripted for it.
-    fn enter(&self, op: StoreOp, name: &str) -> Result<(), StoreError> {
+    /// Counts the call and fails it if a fault is scripted for it; a lost answer is returned
+    /// for the call to end with once it has taken effect.
+    fn enter(&self, op: StoreOp, name: &str) -> Result<LostAnswer<StoreError>, StoreError> {
         lock(&self.calls).push(op);
-        match self.faults.take(op) {
-            Some(kind) => Err(StoreError { kind, message: format!("{name}: scripted {kind:?} fault") }),
-            None => Ok(()),
-        }
+        self.faults.meet(op, |kind| StoreError { kind, message: format!("{name}: scripted {kind:?} fault") })
     }
 
-    fn missing(name: &str) -> StoreError {
-        StoreError { kind: StoreErrorKind::NotFound, message: format!("{name}: NoSuchKey") }
-    }
-
-    fn entries(&self, prefix: &str) -> Vec<ObjectEntry> {
-        lock(&self.objects)
-            .iter()
-            .filter(|(name, _)| name.starts_with(prefix))
-            .map(|(name, object)| ObjectEntry {
-                name: name.clone(),
-                size: object.bytes.len() as u64,
-                modified_unix_s: None,
-            })
-            .collect()
-    }
-}
-
-#[async_trait]
-impl ObjectStore for FakeStore {
-    async fn check_bucket(&self) -> Result<(), StoreError> {
-        self.enter(StoreOp::CheckBucket, "bucket")
-    }
-
-    async fn stat(&self, name: &ObjectName) -> Result<Option<ObjectInfo>, StoreError> {
-        self.enter(StoreOp::Stat, name.as_str())?;
-        Ok(lock(&self.objects).get(name.as_str()).map(|object| ObjectInfo {
-            size: object.bytes.len() as u64,
-            checksum_sha256: Some(object.checksum.clone()),
-            meta_sha256: object.meta_sha256.clone(),
-        }))
-    }
-
-    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<Stored, StoreError> {
-        self.enter(StoreOp::Upload, name.as_str())?;
+    /// What a server that received `request` stores and answers.
+    fn put(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<Stored, StoreError> {
         let bytes = std::fs::read(request.path).map_err(|e| StoreError {
             kind: if e.kind() == std::io::ErrorKind::NotFound {
                 StoreErrorKind::LocalFileMissing
@@ -233,15 +239,52 @@ impl ObjectStore for FakeStore {
         Ok(Stored { checksum_sha256: answered.then_some(checksum) })
     }
 
+    fn missing(name: &str) -> StoreError {
+        StoreError { kind: StoreErrorKind::NotFound, message: format!("{name}: NoSuchKey") }
+    }
+
+    fn entries(&self, prefix: &str) -> Vec<ObjectEntry> {
+        lock(&self.objects)
+            .iter()
+            .filter(|(name, _)| name.starts_with(prefix))
+            .map(|(name, object)| ObjectEntry {
+                name: name.clone(),
+                size: object.bytes.len() as u64,
+                modified_unix_s: None,
+            })
+            .collect()
+    }
+}
+
+#[async_trait]
+impl ObjectStore for FakeStore {
+    async fn check_bucket(&self) -> Result<(), StoreError> {
+        self.enter(StoreOp::CheckBucket, "bucket").map(drop)
+    }
+
+    async fn stat(&self, name: &ObjectName) -> Result<Option<ObjectInfo>, StoreError> {
+        self.enter(StoreOp::Stat, name.as_str())?;
+        Ok(lock(&self.objects).get(name.as_str()).map(|object| ObjectInfo {
+            size: object.bytes.len() as u64,
+            checksum_sha256: Some(object.checksum.clone()),
+            meta_sha256: object.meta_sha256.clone(),
+        }))
+    }
+
+    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<Stored, StoreError> {
+        let lost = self.enter(StoreOp::Upload, name.as_str())?;
+        answer(lost, self.put(name, request))
+    }
+
     async fn probe(&self) -> Result<Capabilities, StoreError> {
         self.enter(StoreOp::Probe, "probe")?;
         Ok(self.capabilities)
     }
 
     async fn delete(&self, name: &ObjectName) -> Result<(), StoreError> {
-        self.enter(StoreOp::Delete, name.as_str())?;
+        let lost = self.enter(StoreOp::Delete, name.as_str())?;
         lock(&self.objects).remove(name.as_str());
-        Ok(())
+        answer(lost, Ok(()))
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectEntry>, StoreError> {
@@ -331,7 +374,14 @@ impl FakeSalesTable {
 
     /// The next `times` calls of `op` fail with `kind`, doing nothing.
     pub fn fail_next(&self, op: DbOp, times: u32, kind: DbErrorKind) {
-        self.faults.add(op, times, kind);
+        self.faults.add(op, times, kind, false);
+    }
+
+    /// The next `times` calls of `op` (a record or a reject) commit, then fail with `kind`: the
+    /// connection broke after the commit, before its acknowledgement arrived.
+    pub fn lose_next_answer(&self, op: DbOp, times: u32, kind: DbErrorKind) {
+        assert!(matches!(op, DbOp::Record | DbOp::Reject), "{op:?} writes nothing to lose an answer of");
+        self.faults.add(op, times, kind, true);
     }
 
     /// Writes `row` (inserted, or replacing the row with its id) as Django would; its version
@@ -397,12 +447,11 @@ impl FakeSalesTable {
         writes.to_string()
     }
 
-    fn enter(&self, op: DbOp) -> Result<(), DbError> {
+    /// Counts the call and fails it if a fault is scripted for it; a lost answer is returned
+    /// for the call to end with once it has taken effect.
+    fn enter(&self, op: DbOp) -> Result<LostAnswer<DbError>, DbError> {
         lock(&self.calls).push(op);
-        match self.faults.take(op) {
-            Some(kind) => Err(DbError::new(kind, format!("scripted {kind:?} fault in {op:?}"))),
-            None => Ok(()),
-        }
+        self.faults.meet(op, |kind| DbError::new(kind, format!("scripted {kind:?} fault in {op:?}")))
     }
 
     /// The rows `keep` selects, lowest id first.
@@ -458,8 +507,8 @@ impl SalesRows for FakeSalesTable {
     }
 
     async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError> {
-        self.enter(DbOp::Record)?;
-        Ok(self.compare_and_set(
+        let lost = self.enter(DbOp::Record)?;
+        let outcome = self.compare_and_set(
             request.venta_id,
             request.expected_confronta,
             request.expected_object_name,
@@ -471,12 +520,13 @@ impl SalesRows for FakeSalesTable {
                 fake.row.confronta = Some(String::new());
                 fake.sync_error = None;
             },
-        ))
+        );
+        answer(lost, Ok(outcome))
     }
 
     async fn reject(&self, request: &RejectRequest<'_>) -> Result<RecordOutcome, DbError> {
-        self.enter(DbOp::Reject)?;
-        Ok(self.compare_and_set(
+        let lost = self.enter(DbOp::Reject)?;
+        let outcome = self.compare_and_set(
             request.venta_id,
             request.expected_confronta,
             request.expected_object_name,
@@ -484,7 +534,8 @@ impl SalesRows for FakeSalesTable {
                 fake.row.confronta = Some(String::new());
                 fake.sync_error = Some(request.reason.to_owned());
             },
-        ))
+        );
+        answer(lost, Ok(outcome))
     }
 
     async fn object_referenced(&self, object_name: &str) -> Result<bool, DbError> {

@@ -13,14 +13,15 @@ use std::sync::Arc;
 use futures_util::StreamExt;
 
 use confronta_sync::config::Config;
+use confronta_sync::db::DbErrorKind;
 use confronta_sync::db::{SchemaLimits, VentaRow};
 use confronta_sync::hash::{hash_file, FileIdentity, Sha256Digest};
 use confronta_sync::journal::{now_ms, FileState, Journal, JournalEntry, StoredHash};
 use confronta_sync::media_path::RelativeMediaPath;
 use confronta_sync::object_name::{ObjectNameInputs, ObjectNameTemplate};
-use confronta_sync::pipeline::Pipeline;
-use confronta_sync::store::Capabilities;
-use confronta_sync::testing::{FakeSalesTable, FakeStore};
+use confronta_sync::pipeline::{Outcome, Pipeline};
+use confronta_sync::store::{Capabilities, StoreErrorKind};
+use confronta_sync::testing::{DbOp, FakeSalesTable, FakeStore, StoreOp};
 use confronta_sync::validation::Validator;
 
 const VENTA: i64 = 7;
@@ -277,6 +278,12 @@ path = "{journal}"
         }
     }
 
+    fn pipeline(&self, server: Server, journal: Journal) -> Pipeline {
+        let limits = SchemaLimits { url_max_len: None, object_name_max_len: None };
+        let (store, table) = (self.store.clone(), self.table.clone());
+        Pipeline::new(&self.config, store, table, journal, limits, server.capabilities())
+    }
+
     fn local(&self) -> PathBuf {
         self.media_root.join(PATH)
     }
@@ -404,10 +411,8 @@ async fn run_cell(cell: Cell, expected: Expect) -> Vec<String> {
 
     // The entry was written by the run before the crash: this one starts after it.
     std::thread::sleep(std::time::Duration::from_millis(2));
-    let World { store, table, config, .. } = &world;
-    let capabilities = server.capabilities();
-    let limits = SchemaLimits { url_max_len: None, object_name_max_len: None };
-    let pipeline = Pipeline::new(config, store.clone(), table.clone(), journal, limits, capabilities);
+    let pipeline = world.pipeline(server, journal);
+    let World { store, table, .. } = &world;
     let path = RelativeMediaPath::parse(PATH).unwrap();
     let outcome = pipeline.process(&path).await;
 
@@ -548,4 +553,54 @@ async fn every_journal_state_resumes_by_the_recovery_rules() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// A reply lost after the row's compare-and-set committed leaves the entry `verified` while the
+/// row points at our object and no longer names the path: the next run finds the row by id and
+/// only removes the file, recording nothing twice.
+#[tokio::test]
+async fn a_record_whose_answer_was_lost_is_finished_by_id() {
+    let world = World::new(Server::Conditional);
+    std::fs::write(world.local(), ORIGINAL).unwrap();
+    world.table.insert_new(VENTA, NUMERO, PATH);
+    world.table.lose_next_answer(DbOp::Record, 1, DbErrorKind::Unavailable);
+    let pipeline = world.pipeline(Server::Conditional, Journal::in_memory().unwrap());
+    let path = RelativeMediaPath::parse(PATH).unwrap();
+
+    let first = pipeline.process(&path).await;
+    assert!(matches!(first, Outcome::Retry(_)), "{first:?}");
+    let entry = pipeline.journal().get(&path).await.unwrap().unwrap();
+    assert_eq!(entry.state, FileState::Verified);
+    assert_eq!(world.table.row(VENTA).unwrap().minio_object_name, Some(world.object_of(ORIGINAL)));
+    assert!(world.local().exists(), "kept until the record is known");
+
+    let second = pipeline.process(&path).await;
+    assert!(matches!(second, Outcome::Moved { .. }), "{second:?}");
+    assert!(!world.local().exists());
+    assert_eq!(world.table.calls(DbOp::Record), 1, "recorded once");
+}
+
+/// An upload whose answer was lost stored the object: the next run finds it holding the hashed
+/// bytes and does not send them again.
+#[tokio::test]
+async fn an_upload_whose_answer_was_lost_is_not_sent_again() {
+    for server in [Server::Conditional, Server::Plain] {
+        let world = World::new(server);
+        std::fs::write(world.local(), ORIGINAL).unwrap();
+        world.table.insert_new(VENTA, NUMERO, PATH);
+        world.store.lose_next_answer(StoreOp::Upload, 1, StoreErrorKind::Unavailable);
+        let pipeline = world.pipeline(server, Journal::in_memory().unwrap());
+        let path = RelativeMediaPath::parse(PATH).unwrap();
+
+        let first = pipeline.process(&path).await;
+        assert!(matches!(first, Outcome::Retry(_)), "{server:?}: {first:?}");
+        assert_eq!(pipeline.journal().get(&path).await.unwrap().unwrap().state, FileState::Hashed);
+        let second = pipeline.process(&path).await;
+        assert!(matches!(second, Outcome::Moved { .. }), "{server:?}: {second:?}");
+        // On MinIO the second attempt is the conditional PUT itself, which the server refuses
+        // (412) without storing anything; elsewhere the stat first finds the object.
+        let puts = if server == Server::Conditional { 2 } else { 1 };
+        assert_eq!(world.store.calls(StoreOp::Upload), puts, "{server:?}: uploaded once");
+        assert_eq!(world.store.object(&world.object_of(ORIGINAL)).as_deref(), Some(ORIGINAL));
+    }
 }
