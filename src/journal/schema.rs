@@ -119,7 +119,6 @@ pub(super) fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEnt
 }
 
 pub(super) fn take_lock(path: &Path) -> Result<File, JournalError> {
-    use std::os::unix::io::AsRawFd;
     let lock_path = PathBuf::from(format!("{}.lock", path.display()));
     let file =
         std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(
@@ -128,12 +127,21 @@ pub(super) fn take_lock(path: &Path) -> Result<File, JournalError> {
                 message: format!("opening {}: {e}", lock_path.display()),
             },
         )?;
-    // SAFETY: flock on a valid, owned descriptor has no memory-safety preconditions.
-    let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
-    if rc != 0 {
-        return Err(JournalError::Locked { path: path.to_owned(), lock: lock_path });
+    // An exclusive flock (std's lock on Linux), tied to this open file: it lasts as long as the
+    // returned `File`, which the journal keeps for the process's lifetime, and the kernel drops
+    // it when the process dies, however it dies.
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(JournalError::Locked { path: path.to_owned(), lock: lock_path })
+        }
+        // Not another holder (locks unsupported on this file system, say): saying so would
+        // send a rescan to a sibling journal that cannot be locked either.
+        Err(std::fs::TryLockError::Error(e)) => Err(JournalError::Io {
+            path: path.to_owned(),
+            message: format!("locking {}: {e}", lock_path.display()),
+        }),
     }
-    Ok(file)
 }
 
 /// Moves a corrupt journal to `aside`, its `-wal` and `-shm` to `aside-wal` and `aside-shm`:
