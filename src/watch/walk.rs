@@ -18,16 +18,21 @@ pub fn walk_each(dir: &Path, found: impl FnMut(PathBuf)) {
     Walk::new(dir).for_each(found);
 }
 
-/// A walk taken one file at a time, in directory order: a rescan pulls files from it only as
-/// fast as it can work on them, so a large backlog is never pending all at once.
+/// A walk taken one file at a time, depth first: a rescan pulls files from it only as fast as it
+/// can work on them, so a large backlog is never pending all at once.
 pub struct Walk {
-    folders: Vec<PathBuf>,
-    entries: Option<std::fs::ReadDir>,
+    root: PathBuf,
+    entries: walkdir::IntoIter,
 }
 
 impl Walk {
     pub fn new(dir: &Path) -> Walk {
-        Walk { folders: vec![dir.to_owned()], entries: None }
+        // `follow_links(false)`: a symlinked folder is listed as a link and never descended
+        // into, since it may point anywhere. `dir` itself is followed (walkdir's root rule),
+        // as `read_dir` would: MEDIA_ROOT and the watched folder may be links to another disk.
+        // `min_depth(1)`: the folder itself is never a candidate, even if a file stands there.
+        let entries = walkdir::WalkDir::new(dir).follow_links(false).min_depth(1).into_iter();
+        Walk { root: dir.to_owned(), entries }
     }
 }
 
@@ -36,25 +41,14 @@ impl Iterator for Walk {
 
     fn next(&mut self) -> Option<PathBuf> {
         loop {
-            let Some(entries) = self.entries.as_mut() else {
-                let folder = self.folders.pop()?;
-                match std::fs::read_dir(&folder) {
-                    Ok(entries) => self.entries = Some(entries),
-                    Err(e) => tracing::warn!(folder = %folder.display(), error = %e, "cannot list folder"),
-                }
-                continue;
-            };
-            match entries.next() {
-                None => self.entries = None,
-                Some(Ok(entry)) => match entry.file_type() {
-                    Ok(kind) if kind.is_dir() => self.folders.push(entry.path()),
-                    Ok(kind) if kind.is_file() => return Some(entry.path()),
-                    // Symlinks, FIFOs and sockets are never candidates, and a symlinked folder
-                    // is never descended into: it may point anywhere.
-                    _ => {}
-                },
-                // An entry that cannot be read is skipped; the next walk tries it again.
-                Some(Err(_)) => {}
+            match self.entries.next()? {
+                Ok(entry) if entry.file_type().is_file() => return Some(entry.into_path()),
+                // Folders are descended into by walkdir; symlinks, FIFOs and sockets are never
+                // candidates.
+                Ok(_) => {}
+                // A folder or entry that cannot be read is skipped, and the walk goes on; the
+                // next walk tries it again. The error names the path where walkdir knows it.
+                Err(e) => tracing::warn!(folder = %self.root.display(), error = %e, "cannot list folder"),
             }
         }
     }
