@@ -53,3 +53,36 @@ impl Iterator for Walk {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Deeper than the handles walkdir keeps open (10), with a FIFO, links to a file and to a
+    /// folder at the bottom: every regular file is found, once, and nothing behind a link.
+    #[test]
+    fn a_walk_deeper_than_walkdirs_open_handles_finds_every_file_and_no_link() {
+        let dir = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        std::fs::write(outside.path().join("outside.pdf"), b"x").unwrap();
+        let mut folder = dir.path().to_owned();
+        let mut expected = Vec::new();
+        for depth in 0..15 {
+            for name in ["a.pdf", "b.pdf"] {
+                let file = folder.join(format!("{depth}{name}"));
+                std::fs::write(&file, b"x").unwrap();
+                expected.push(file);
+            }
+            folder = folder.join(format!("level{depth}"));
+            std::fs::create_dir(&folder).unwrap();
+        }
+        let fifo = std::ffi::CString::new(folder.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
+        // SAFETY: a valid NUL-terminated path; mkfifo keeps no pointer to it.
+        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        std::os::unix::fs::symlink(&expected[0], folder.join("link.pdf")).unwrap();
+        std::os::unix::fs::symlink(outside.path(), folder.join("linked_folder")).unwrap();
+        expected.sort();
+        assert_eq!(walk(dir.path()), expected);
+        assert_eq!(Walk::new(dir.path()).count(), expected.len());
+    }
+}
