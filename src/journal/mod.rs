@@ -48,6 +48,7 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::error::{Classify, ErrorClass};
 use crate::hash::{FileIdentity, Sha256Digest};
 use crate::media_path::RelativeMediaPath;
 use schema::{move_aside, open_connection, read_entry, take_lock, COLUMNS, UNFINISHED};
@@ -152,7 +153,7 @@ pub struct JournalEntry {
     pub hash: Option<StoredHash>,
     pub object_name: Option<String>,
     pub attempts: u32,
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorClass>,
     pub last_error: Option<String>,
     pub first_seen_ms: i64,
     pub updated_ms: i64,
@@ -203,6 +204,20 @@ pub enum JournalError {
          program holds it open and that this user may read and write it and its folder"
     )]
     CannotOpen { path: PathBuf, message: String },
+}
+
+impl Classify for JournalError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // A write that failed (a full disk) may succeed later: the file waits.
+            JournalError::Io { .. } => ErrorClass::Transient,
+            // Nothing may move without a journal, and none of these mends itself.
+            JournalError::Locked { .. }
+            | JournalError::TooNew { .. }
+            | JournalError::Corrupt { .. }
+            | JournalError::CannotOpen { .. } => ErrorClass::Fatal,
+        }
+    }
 }
 
 /// The journal handle; cheap to clone, calls run on tokio's blocking pool.

@@ -8,6 +8,7 @@ use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{now_ms, FileState, JournalEntry, JournalError, StoredHash, SCHEMA_VERSION};
+use crate::error::ErrorClass;
 use crate::hash::{FileIdentity, Sha256Digest};
 use crate::media_path::RelativeMediaPath;
 
@@ -42,7 +43,7 @@ pub(super) fn upsert(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<(
         hash.map(|h| h.content_type.clone()),
         entry.object_name,
         entry.attempts,
-        entry.error_class,
+        entry.error_class.map(ErrorClass::as_str),
         entry.last_error,
         entry.first_seen_ms,
         // Every write stamps its own time: `updated_ms` says when the state last changed.
@@ -109,7 +110,10 @@ pub(super) fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEnt
         hash,
         object_name: row.get(11)?,
         attempts: row.get(12)?,
-        error_class: row.get(13)?,
+        error_class: match row.get::<_, Option<String>>(13)? {
+            None => None,
+            Some(class) => Some(ErrorClass::parse(&class).ok_or_else(|| bad(13, "unknown error class"))?),
+        },
         last_error: row.get(14)?,
         first_seen_ms: row.get(15)?,
         updated_ms: row.get(16)?,

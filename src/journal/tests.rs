@@ -81,6 +81,33 @@ async fn fold_visits_every_entry_and_upload_times_are_the_nearest_rank_p95() {
     assert_eq!((entries, removed), (21, 20));
 }
 
+/// Issue 15: `error_class` is written and read as an `ErrorClass`, with the labels earlier
+/// versions stored, and an unknown label is an error rather than a guess.
+#[tokio::test]
+async fn error_class_is_stored_as_its_label() {
+    let journal = Journal::in_memory().unwrap();
+    for class in [ErrorClass::Transient, ErrorClass::Rejected, ErrorClass::Fatal] {
+        let mut failed = entry("confrontas/a.pdf");
+        failed.error_class = Some(class);
+        journal.put(&failed).await.unwrap();
+        let read = journal.get(&failed.path).await.unwrap().expect("written");
+        assert_eq!(read.error_class, Some(class));
+        let stored: String = journal
+            .with(|c| c.query_row("SELECT error_class FROM files", [], |row| row.get(0)))
+            .await
+            .unwrap();
+        assert_eq!(stored, class.as_str());
+    }
+}
+
+#[test]
+fn a_journal_that_cannot_be_written_is_transient_and_one_that_cannot_be_opened_fatal() {
+    let io = JournalError::Io { path: "/j".into(), message: "disk full".into() };
+    assert_eq!(io.class(), ErrorClass::Transient);
+    let locked = JournalError::Locked { path: "/j".into(), lock: "/j.lock".into() };
+    assert_eq!(locked.class(), ErrorClass::Fatal);
+}
+
 #[test]
 fn a_second_open_of_the_same_journal_is_refused() {
     let dir = tempfile::tempdir().unwrap();
