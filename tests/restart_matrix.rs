@@ -1,7 +1,7 @@
 //! The restart matrix: every journal state × what the object, the row and the local file look
 //! like after a crash, run once through `Pipeline::process` on the in-memory fakes (no server).
 //!
-//! Each cell's expectation is derived from the journal's recovery rules (`journal.rs`'s doc
+//! Each cell's expectation is derived from the journal's recovery rules (`journal`'s module doc
 //! comment) and ARCHITECTURE.md's invariants, not from the code: `expect` below is those rules
 //! written as a function. A cell where the code does something else fails, naming the cell,
 //! unless `KNOWN_MISMATCHES` lists it (then it must still differ, so that a fix removes it).
