@@ -58,8 +58,11 @@ install() {
 }
 
 # True once a signed HEAD on the bucket answers 200: the server is up and the bucket exists.
+# garage refuses a request without x-amz-content-sha256, which curl does not add by itself: it
+# is the SHA-256 of the empty body, and curl signs it with the other x-amz-* headers.
 bucket_ready() {
   [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --aws-sigv4 "aws:amz:us-east-1:s3" \
+    -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
     --user "$ACCESS_KEY:$SECRET_KEY" -I "http://127.0.0.1:$PORT/$BUCKET") == 200 ]]
 }
 
