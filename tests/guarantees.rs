@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
+use common::report::Report;
 use common::*;
 use confronta_sync::config::ColumnNames;
 use confronta_sync::db::{PostgresSalesDb, Statements};
@@ -70,16 +71,16 @@ async fn wait_log(sidecar: &Sidecar, needle: &str) {
     .await;
 }
 
-fn quarantine_config(world: &mut World) {
-    world.extra_config =
-        format!("[validation]\nquarantine_dir = \"{}\"\n", world.temp.path().join("quarantine").display());
+fn quarantine_config(world: &World) -> TestConfig {
+    world
+        .config()
+        .set("validation.quarantine_dir", world.temp.path().join("quarantine").display().to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_name_never_reaches_an_older_row_whose_file_went_missing() {
-    let mut world = World::new(Backend::Postgres).await;
-    quarantine_config(&mut world);
-    let config = world.write_config("missing_after_s = 1", "");
+    let world = World::new(Backend::Postgres).await;
+    let config = quarantine_config(&world).set("watch.missing_after_s", 1).write();
     // V1 was moved long ago (object O1), then corrected to a file that never arrived.
     let old = jpeg_bytes(1, 20_000);
     let old_object = format!("{}/o1.jpg", world.prefix);
@@ -114,9 +115,8 @@ async fn a_reused_name_never_reaches_an_older_row_whose_file_went_missing() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_file_s_name_reused_by_another_sale_never_reaches_the_refused_row() {
-    let mut world = World::new(Backend::Postgres).await;
-    quarantine_config(&mut world);
-    let config = world.write_config("", "");
+    let world = World::new(Backend::Postgres).await;
+    let config = quarantine_config(&world).write();
     let sidecar = Sidecar::start(&config, &[], &[]);
 
     // V1's file is refused: an empty file is no document.
@@ -154,7 +154,7 @@ async fn a_quarantined_file_s_name_reused_by_another_sale_never_reaches_the_refu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn correcting_a_sale_keeps_the_old_object_while_another_row_references_it() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     // Two rows share object O (a duplicated sale, a data fix).
     let shared = jpeg_bytes(5, 20_000);
     let shared_object = format!("{}/shared.jpg", world.prefix);
@@ -195,7 +195,7 @@ async fn correcting_a_sale_keeps_the_old_object_while_another_row_references_it(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_delete_objects_beside_the_daemon_skips_what_it_is_recording() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     // The daemon pauses between its verify and its compare-and-set.
     let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(6000)")]);
     let bytes = sample_bytes(7, 30_000);
@@ -227,7 +227,7 @@ async fn orphans_delete_objects_beside_the_daemon_skips_what_it_is_recording() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_deleted_between_verify_and_record_is_uploaded_again_before_the_file_goes() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(4000)")]);
     let bytes = sample_bytes(8, 30_000);
     let path = world.write_in_place("borrado.pdf", &bytes);
@@ -342,7 +342,7 @@ fn serve_permissively(stream: std::net::TcpStream) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_ignores_the_checksum_header_is_refused_at_start_up() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let text = std::fs::read_to_string(&config).unwrap();
     let endpoint = permissive_s3();
     std::fs::write(&config, text.replace(&s3_env().endpoint, &endpoint)).unwrap();
@@ -370,7 +370,7 @@ fn server_honours_if_none_match() -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_what_the_probe_found_and_leaves_no_scratch_object() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let (code, stdout, stderr) = Sidecar::run(&config, &["check"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let expected = if server_honours_if_none_match() { "If-None-Match: *) honoured" } else { "not honoured" };
@@ -387,7 +387,7 @@ async fn check_reports_what_the_probe_found_and_leaves_no_scratch_object() {
 async fn both_upload_paths_never_replace_an_object_and_adopt_an_identical_one() {
     for mode in ["auto", "off"] {
         let world = World::new(Backend::Postgres).await;
-        let config = world.write_config("", &format!("conditional_writes = \"{mode}\""));
+        let config = world.config().set("minio.conditional_writes", mode).write();
         let taken = sample_bytes(9, 20_000);
         let same = sample_bytes(10, 20_000);
         let taken_id = world.db.insert_venta("PORTA-TAKEN", Some("confrontas/ocupado.pdf")).await;
@@ -430,7 +430,7 @@ async fn both_upload_paths_never_replace_an_object_and_adopt_an_identical_one() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_rewritten_in_place_with_its_size_and_mtime_kept_is_not_the_file_that_was_hashed() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(3000)")]);
     let first = sample_bytes(12, 30_000);
     let path = world.write_in_place("reescrito.pdf", &first);
@@ -460,9 +460,8 @@ async fn a_file_rewritten_in_place_with_its_size_and_mtime_kept_is_not_the_file_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_hashed_file_is_validated_again_when_the_validation_settings_changed() {
-    let mut world = World::new(Backend::Postgres).await;
-    quarantine_config(&mut world);
-    let config = world.write_config("", "");
+    let world = World::new(Backend::Postgres).await;
+    let config = quarantine_config(&world).write();
     let bytes = sample_bytes(14, 20_000);
     world.write_in_place("grande.pdf", &bytes);
     let id = world.db.insert_venta("PORTA-REVALIDATE", Some("confrontas/grande.pdf")).await;
@@ -472,8 +471,7 @@ async fn a_resumed_hashed_file_is_validated_again_when_the_validation_settings_c
     assert!(first.log_text().contains("killed by failpoint"), "{}", first.log_text());
 
     // The operator lowers max_bytes before the restart.
-    world.extra_config.push_str("max_bytes = 1000\n");
-    let config = world.write_config("", "");
+    let config = quarantine_config(&world).set("validation.max_bytes", 1000).write();
     let _second = Sidecar::start(&config, &[], &[]);
     let row = eventually("refusal recorded", WAIT, || async {
         world.db.row(id).await.filter(|row| row.sync_error.is_some())
@@ -496,7 +494,7 @@ async fn a_resumed_hashed_file_is_validated_again_when_the_validation_settings_c
 async fn a_file_only_chmodded_after_its_hash_still_moves() {
     use std::os::unix::fs::PermissionsExt;
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(2000)")]);
     let bytes = sample_bytes(15, 30_000);
     let path = world.write_in_place("permisos.pdf", &bytes);
@@ -562,7 +560,7 @@ fn forward_requests(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_file_costs_the_server_one_put_and_one_stat() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let (endpoint, seen) = counting_proxy(&s3_env().endpoint);
     let text = std::fs::read_to_string(&config).unwrap();
     std::fs::write(&config, text.replace(&s3_env().endpoint, &endpoint)).unwrap();

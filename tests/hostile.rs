@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::report::Report;
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -56,7 +57,7 @@ fn mode(path: &Path) -> u32 {
 async fn files_that_are_empty_not_regular_or_oddly_named() {
     let mut report = Report::new("1-files-and-names");
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
     let dir = world.dir();
 
@@ -197,9 +198,8 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_quarantines_what_is_not_an_allowed_document() {
     let mut report = Report::new("2-validation");
-    let mut world = World::new(Backend::Postgres).await;
-    world.extra_config = "[validation]\nmax_bytes = 100000\n".into();
-    let config = world.write_config("", "");
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().set("validation.max_bytes", 100000).write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
 
     let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
@@ -360,12 +360,11 @@ const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TES
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clamd_quarantines_infected_files_and_nothing_goes_up_unscanned() {
     let mut report = Report::new("3-virus-scan");
-    let mut world = World::new(Backend::Postgres).await;
+    let world = World::new(Backend::Postgres).await;
     let clamd_dir = world.temp.path().join("clamd");
     std::fs::create_dir_all(&clamd_dir).unwrap();
     let socket = clamd_dir.join("clamd.sock");
-    world.extra_config = format!("[validation]\nclamd_socket = \"{}\"\n", socket.display());
-    let config = world.write_config("", "");
+    let config = world.config().set("validation.clamd_socket", socket.display().to_string()).write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
 
     // clamd is not running yet: the file waits and is not uploaded.
@@ -412,7 +411,7 @@ async fn clamd_quarantines_infected_files_and_nothing_goes_up_unscanned() {
 async fn files_and_rows_that_change_under_the_daemon() {
     let mut report = Report::new("4-moving-targets");
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     // Long pauses before the upload and before the record leave room to change things.
     let mut sidecar = Sidecar::start(
         &config,
@@ -539,7 +538,7 @@ async fn files_and_rows_that_change_under_the_daemon() {
 async fn an_unreadable_file_waits_and_moves_once_readable() {
     let mut report = Report::new("5-unreadable");
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     // The config and the secret key are 0600, as the daemon wants them: hand them to its user.
     for path in [config.clone(), world.temp.path().join("minio-secret")] {
         std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
@@ -593,7 +592,7 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
         }
     }
     let _unmount = Unmount(state.clone());
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
 
     let first = sample_bytes(70, 3_000);
@@ -697,8 +696,8 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
     let mut report = Report::new("7-start-up-and-limits");
-    let mut world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
     let text = std::fs::read_to_string(&config).unwrap();
     let secret = s3_env().secret_key;
     let mut all_output = String::new();
@@ -762,8 +761,7 @@ async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
 
     // An object URL longer than the varchar(200) column.
     let long_base = format!("http://{}.example.invalid", "x".repeat(150));
-    world.extra_config = String::new();
-    let config = world.write_config("", &format!("public_base_url = \"{long_base}\""));
+    let config = world.config().set("minio.public_base_url", long_base).write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
     let id = world.db.insert_venta("PORTA-LONG-URL", Some("confrontas/url_larga.pdf")).await;
     let path = world.write_in_place("url_larga.pdf", &sample_bytes(90, 2_000));
@@ -780,7 +778,7 @@ async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
 
     // Once the setting is fixed, a restart tries the kept file again.
     sidecar.terminate();
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let _sidecar = Sidecar::start(&config, &[], &[]);
     wait_recorded(&world, id).await;
     wait_gone(&path).await;
@@ -804,9 +802,13 @@ async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2_gib_file_moves_with_bounded_memory() {
     let mut report = Report::new("8-large-file");
-    let mut world = World::new(Backend::Postgres).await;
-    world.extra_config = "[validation]\nmax_bytes = 0\n".into();
-    let config = world.write_config("", "multipart_threshold_bytes = 16777216\npart_size_bytes = 16777216");
+    let world = World::new(Backend::Postgres).await;
+    let config = world
+        .config()
+        .set("validation.max_bytes", 0)
+        .set("minio.multipart_threshold_bytes", 16777216)
+        .set("minio.part_size_bytes", 16777216)
+        .write();
     let size: u64 = 2 * 1024 * 1024 * 1024;
     let id = world.db.insert_venta("PORTA-2GIB", Some("confrontas/grande.pdf")).await;
     // Sparse: a PDF header, a hole, and a tail.
@@ -856,7 +858,7 @@ async fn a_2_gib_file_moves_with_bounded_memory() {
 async fn a_symlinked_folder_is_never_followed() {
     let mut report = Report::new("9-symlinked-folders");
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
 
     // Outside the media root: a valid document, and one that validation would quarantine.
     let outside = world.temp.path().join("fuera");
