@@ -44,67 +44,60 @@ impl Observed {
 
     /// Where `confrontas/<name>` is now.
     pub fn file(mut self, world: &World, name: &str) -> Observed {
-        let text = match FilePlace::of(world, name) {
-            FilePlace::Left => {
-                let path = world.dir().join(name);
-                let kind = std::fs::symlink_metadata(&path).map(|m| m.file_type()).ok();
-                match kind {
-                    Some(t) if t.is_symlink() => "link left in place".to_owned(),
-                    Some(t) if t.is_fifo() => "FIFO left in place".to_owned(),
-                    Some(t) if t.is_dir() => "folder left in place".to_owned(),
-                    _ => format!("file left in place ({} bytes)", size(&path)),
-                }
-            }
-            FilePlace::Quarantined => {
-                let reason =
-                    std::fs::read_to_string(world.quarantined(&format!("{name}.reason"))).unwrap_or_default();
-                format!("file in quarantine/confrontas/ (reason file: '{}')", first_line(&reason))
-            }
-            FilePlace::Removed => "local file removed".to_owned(),
-        };
-        self.parts.push(text);
+        self.parts.push(file_text(world, name));
         self
     }
 
-    /// Whether a file outside the watched folder is still there.
-    pub fn outside_file(mut self, label: &str, path: &Path) -> Observed {
-        let text = if std::fs::symlink_metadata(path).is_ok() { "untouched" } else { "GONE" };
+    /// Whether `path` (outside what the daemon may touch, or a name no row can hold) is still
+    /// there.
+    pub fn path(mut self, label: &str, path: &Path) -> Observed {
+        let text = if std::fs::symlink_metadata(path).is_ok() { "still there" } else { "GONE" };
         self.parts.push(format!("{label} {text}"));
         self
     }
 
     /// The state of venta `id`'s row.
     pub async fn row(mut self, world: &World, id: i64) -> Observed {
-        let text = match world.db.row(id).await {
-            None => format!("venta {id}: no row"),
-            Some(row) => describe_row(&row),
-        };
-        self.parts.push(text);
+        self.parts.push(row_text(world, id).await);
         self
     }
 
     /// The objects under the world's prefix that belong to venta `id`.
     pub async fn object(mut self, world: &World, id: i64) -> Observed {
-        let marker = format!("_confronta_{id}_");
-        let names: Vec<String> =
-            world.objects_under_prefix().await.into_iter().filter(|name| name.contains(&marker)).collect();
-        let text = match names.as_slice() {
-            [] => "no object".to_owned(),
-            [one] => format!("object {}", one.strip_prefix(&format!("{}/", world.prefix)).unwrap_or(one)),
-            many => format!("{} objects", many.len()),
-        };
+        self.parts.push(object_text(world, id).await);
+        self
+    }
+
+    /// Whether the object named `object` (a full name, prefix included) is in the bucket.
+    pub async fn stored(mut self, world: &World, object: &str) -> Observed {
+        let present = world.objects_under_prefix().await.iter().any(|name| name == object);
+        let short = object.strip_prefix(&format!("{}/", world.prefix)).unwrap_or(object);
+        self.parts.push(format!("object {short} {}", if present { "present" } else { "MISSING" }));
+        self
+    }
+
+    /// The whole outcome of one upload: its file, its row and its object.
+    pub async fn upload(mut self, world: &World, name: &str, id: i64) -> Observed {
+        let text = format!(
+            "{}: {}, {}, {}",
+            name.escape_debug(),
+            file_text(world, name),
+            row_text(world, id).await,
+            object_text(world, id).await
+        );
         self.parts.push(text);
         self
     }
 
-    /// The file, its row and its object: the whole outcome for one upload.
-    pub async fn upload(self, world: &World, name: &str, id: i64) -> Observed {
-        self.file(world, name).row(world, id).await.object(world, id).await
-    }
-
-    /// The daemon's log line the test waited for, without its timestamp and level.
+    /// The daemon's log line the test waited for, without its timestamp, level and target.
     pub fn log(mut self, line: &str) -> Observed {
         self.parts.push(format!("log: {}", log_message(line)));
+        self
+    }
+
+    /// A line the command printed.
+    pub fn output(mut self, line: &str) -> Observed {
+        self.parts.push(format!("printed: {}", log_message(line)));
         self
     }
 
@@ -118,10 +111,8 @@ impl Observed {
         self
     }
 
-    /// An exit code and the line of stderr that explains it.
-    pub fn exit(mut self, code: Option<i32>, stderr: &str) -> Observed {
-        let code = code.map_or_else(|| "none (still running)".to_owned(), |c| c.to_string());
-        let line = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+    /// An exit code and the line of the output that explains it.
+    pub fn exit(mut self, code: i32, line: &str) -> Observed {
         self.parts.push(format!("exit {code}: {}", log_message(line)));
         self
     }
@@ -134,6 +125,53 @@ impl Observed {
 
     pub fn text(&self) -> String {
         self.parts.join("; ")
+    }
+}
+
+/// The first line of `text` that contains `needle` (the one a test asserted on), or "".
+pub fn line_with<'a>(text: &'a str, needle: &str) -> &'a str {
+    text.lines().find(|line| line.contains(needle)).unwrap_or("")
+}
+
+fn file_text(world: &World, name: &str) -> String {
+    match FilePlace::of(world, name) {
+        FilePlace::Left => {
+            let path = world.dir().join(name);
+            match std::fs::symlink_metadata(&path).map(|m| m.file_type()) {
+                Ok(t) if t.is_symlink() => "link left in place".to_owned(),
+                Ok(t) if t.is_fifo() => "FIFO left in place".to_owned(),
+                _ => {
+                    format!("file left in place ({} bytes)", std::fs::metadata(&path).map_or(0, |m| m.len()))
+                }
+            }
+        }
+        FilePlace::Quarantined => {
+            let reason =
+                std::fs::read_to_string(world.quarantined(&format!("{name}.reason"))).unwrap_or_default();
+            format!(
+                "file in quarantine/confrontas/, .reason '{}'",
+                reason.lines().next().unwrap_or("").trim()
+            )
+        }
+        FilePlace::Removed => "local file removed".to_owned(),
+    }
+}
+
+async fn row_text(world: &World, id: i64) -> String {
+    match world.db.row(id).await {
+        None => format!("venta {id}: no row"),
+        Some(row) => format!("{} {}", row.numero, describe_row(&row)),
+    }
+}
+
+async fn object_text(world: &World, id: i64) -> String {
+    let marker = format!("_confronta_{id}_");
+    let names: Vec<String> =
+        world.objects_under_prefix().await.into_iter().filter(|name| name.contains(&marker)).collect();
+    match names.as_slice() {
+        [] => "no object".to_owned(),
+        [one] => format!("object {}", one.strip_prefix(&format!("{}/", world.prefix)).unwrap_or(one)),
+        many => format!("{} objects", many.len()),
     }
 }
 
@@ -151,9 +189,9 @@ impl Report {
     }
 
     /// Records a case; call it after the case's assertions.
-    pub fn row(&mut self, case: &str, expected: &str, observed: &str) {
+    pub fn row(&mut self, case: &str, expected: &str, observed: &Observed) {
         self.rows.push(
-            serde_json::json!({"group": self.group, "case": case, "expected": expected, "observed": observed}),
+            serde_json::json!({"group": self.group, "case": case, "expected": expected, "observed": observed.text()}),
         );
     }
 }
@@ -180,7 +218,7 @@ pub fn report_dir() -> PathBuf {
         .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/reports"))
 }
 
-pub fn describe_row(row: &Row) -> String {
+fn describe_row(row: &Row) -> String {
     let quoted =
         |value: &Option<String>| value.as_deref().map_or_else(|| "NULL".to_owned(), |v| format!("'{v}'"));
     if row.subido {
@@ -188,7 +226,7 @@ pub fn describe_row(row: &Row) -> String {
     } else if row.sync_error.is_some() {
         format!("row: confronta {}, confronta_sync_error {}", quoted(&row.confronta), quoted(&row.sync_error))
     } else {
-        format!("row unchanged (confronta {})", quoted(&row.confronta))
+        format!("row not recorded (confronta {})", quoted(&row.confronta))
     }
 }
 
@@ -201,7 +239,7 @@ fn log_message(line: &str) -> String {
         .trim();
     // The target ("confronta_sync::pipeline: ") says where, not what.
     let rest = match rest.split_once(": ") {
-        Some((target, message)) if target.contains("::") || target == "confronta_sync" => message,
+        Some((target, message)) if target.starts_with("confronta_sync") => message,
         _ => rest,
     };
     let mut text: String = rest.chars().take(200).collect();
@@ -209,12 +247,4 @@ fn log_message(line: &str) -> String {
         text.push('…');
     }
     text
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or("").trim()
-}
-
-fn size(path: &Path) -> u64 {
-    std::fs::metadata(path).map(|m| m.len()).unwrap_or(0)
 }
