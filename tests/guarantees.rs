@@ -115,7 +115,7 @@ async fn a_reused_name_never_reaches_an_older_row_whose_file_went_missing() {
             .count("SHA-256 of the new bytes", &sha256_hex(&new)[..12])
             .row(&world, v1)
             .await
-            .count("V1's object", row1.object_name.as_deref().unwrap_or("NULL"))
+            .count("its object", row1.object_name.as_deref().and_then(|name| name.rsplit('/').next()).unwrap_or("NULL"))
             .stored(&world, &old_object)
             .await,
     );
@@ -515,7 +515,10 @@ async fn a_resumed_hashed_file_is_validated_again_when_the_validation_settings_c
     Report::new("right-sale-9-settings-changed").row(
         "killed after hashing; max_bytes lowered before the restart",
         "validated again; refused, nothing uploaded",
-        &Observed::new().upload(&world, "grande.pdf", id).await,
+        &Observed::new().upload(&world, "grande.pdf", id).await.path(
+            "quarantine/confrontas/grande.pdf",
+            &world.temp.path().join("quarantine/confrontas/grande.pdf"),
+        ),
     );
     world.cleanup().await;
 }

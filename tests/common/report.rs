@@ -21,7 +21,7 @@ pub enum FilePlace {
     Left,
     /// Moved to the quarantine folder with its `.reason` beside it.
     Quarantined,
-    /// Gone from the folder and not in quarantine.
+    /// Gone from the folder and not in the default quarantine.
     Removed,
 }
 
@@ -153,7 +153,7 @@ fn file_text(world: &World, name: &str) -> String {
                 reason.lines().next().unwrap_or("").trim()
             )
         }
-        FilePlace::Removed => "local file removed".to_owned(),
+        FilePlace::Removed => "gone from the folder".to_owned(),
     }
 }
 
@@ -237,14 +237,32 @@ fn log_message(line: &str) -> String {
         .find_map(|level| line.split_once(&format!(" {level} ")).map(|(_, rest)| rest))
         .unwrap_or(line)
         .trim();
-    // The target ("confronta_sync::pipeline: ") says where, not what.
-    let rest = match rest.split_once(": ") {
-        Some((target, message)) if target.starts_with("confronta_sync") => message,
-        _ => rest,
+    // The span ("file{path=… object=…}: ") and the target ("confronta_sync::pipeline: ") say
+    // where, not what; the message and its fields follow them.
+    let rest = match rest.find("confronta_sync::").map(|at| &rest[at..]) {
+        Some(from_target) => from_target.split_once(": ").map_or(from_target, |(_, message)| message),
+        None => rest,
     };
-    let mut text: String = rest.chars().take(200).collect();
-    if rest.chars().count() > 200 {
+    let rest = without_temp_dirs(rest);
+    let rest = rest.as_str();
+    let mut text: String = rest.chars().take(240).collect();
+    if rest.chars().count() > 240 {
         text.push('…');
     }
     text
+}
+
+/// `text` with each test temp dir (`/tmp/.tmpAbC123`) shown as `$TMP`, so a regenerated report
+/// differs only where an outcome did.
+fn without_temp_dirs(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("/tmp/.tmp") {
+        out.push_str(&rest[..at]);
+        out.push_str("$TMP");
+        let after = &rest[at + "/tmp/.tmp".len()..];
+        rest = after.trim_start_matches(|c: char| c.is_ascii_alphanumeric() || c == '_');
+    }
+    out.push_str(rest);
+    out
 }
