@@ -395,39 +395,23 @@ impl Sidecar {
         let _ = self.child.wait();
     }
 
-    /// Sends SIGTERM and waits for the exit code.
     /// SIGTERM, once the daemon has installed its handlers (before that the signal's default
     /// action kills it, which no exit code describes), then waits up to 30 s for its exit code.
     pub fn terminate(&mut self) -> Option<i32> {
-        let ready_by = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < ready_by
-            && self.child.try_wait().unwrap().is_none()
-            && !self.log_text().contains("signal handlers installed")
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_blocking(Duration::from_secs(10), Duration::from_millis(20), || {
+            (self.child.try_wait().unwrap().is_some()
+                || self.log_text().contains("signal handlers installed"))
+            .then_some(())
+        });
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        self.wait_exit(Duration::from_secs(30))
     }
 
     /// Waits up to `limit` for the daemon to exit by itself; its exit code, or `None` if it is
     /// still running.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        poll_blocking(limit, Duration::from_millis(50), || self.child.try_wait().unwrap())
+            .and_then(|s| s.code())
     }
 
     pub fn assert_running(&mut self) {
@@ -482,6 +466,20 @@ where
             return None;
         }
         tokio::time::sleep(every).await;
+    }
+}
+
+/// `poll_until` for the synchronous helpers (a child's exit), which sleep the thread instead.
+pub fn poll_blocking<T>(limit: Duration, every: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(every);
     }
 }
 
