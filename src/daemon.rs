@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
+use crate::error::Reason;
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{backoff, Failure, Outcome, Pipeline};
 use crate::telemetry;
@@ -79,7 +80,7 @@ pub struct Summary {
 
 impl Summary {
     fn count_reason(&mut self, failure: &Failure, path: &RelativeMediaPath) {
-        *self.reasons.entry(failure.reason.to_owned()).or_default() += 1;
+        *self.reasons.entry(failure.reason.as_str().to_owned()).or_default() += 1;
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(format!("{path}: {}: {}", failure.reason, failure.message));
         } else {
@@ -427,7 +428,8 @@ impl Scheduler {
             Outcome::Nothing => {}
             Outcome::WaitingForRow | Outcome::Orphan if one_shot => {
                 self.summary.orphans += 1;
-                let failure = Failure::new("no_row", "no row points at this file; it is kept".to_owned());
+                let failure =
+                    Failure::new(Reason::NoRow, "no row points at this file; it is kept".to_owned());
                 self.summary.count_reason(&failure, path);
             }
             Outcome::WaitingForRow => {
@@ -476,7 +478,7 @@ impl Scheduler {
     /// when it ends.
     fn watch_journal(&mut self, outcome: &Outcome) {
         match outcome {
-            Outcome::Retry(failure) if failure.reason == "journal" => {
+            Outcome::Retry(failure @ Failure { reason: Reason::Journal, .. }) => {
                 if self.journal_blocked_until.is_none() {
                     error!(error = %failure.message, "the journal cannot be written (disk full?): no new files are taken and nothing is deleted until it can");
                 }
@@ -505,9 +507,9 @@ impl Scheduler {
         };
         telemetry::outcome(label, bytes);
         match outcome {
-            Outcome::Retry(f) => telemetry::error("transient", f.reason),
-            Outcome::Kept(f) => telemetry::error("rejected", f.reason),
-            Outcome::Fatal(f) => telemetry::error("fatal", f.reason),
+            Outcome::Retry(f) => telemetry::error("transient", f.reason.as_str()),
+            Outcome::Kept(f) => telemetry::error("rejected", f.reason.as_str()),
+            Outcome::Fatal(f) => telemetry::error("fatal", f.reason.as_str()),
             _ => {}
         }
         if matches!(outcome, Outcome::WaitingForRow) {
@@ -657,7 +659,7 @@ impl Scheduler {
             };
             if !path.to_absolute(&self.media_root).exists() {
                 let failure = Failure::new(
-                    "local_file_missing",
+                    Reason::LocalFileMissing,
                     format!(
                         "venta {} points at a local file that does not exist; row left untouched",
                         row.id
@@ -1159,7 +1161,7 @@ mod tests {
         let mut summary = Summary::default();
         let path = RelativeMediaPath::parse("confrontas/a.pdf").unwrap();
         for _ in 0..MAX_PROBLEMS + 5 {
-            summary.count_reason(&Failure::new("db_refused", "permission denied"), &path);
+            summary.count_reason(&Failure::new(Reason::DbRefused, "permission denied"), &path);
         }
         assert_eq!(summary.problems.len(), MAX_PROBLEMS);
         assert_eq!(summary.problems_omitted, 5);

@@ -55,6 +55,7 @@ use std::sync::{Arc, Mutex};
 use rusqlite::config::DbConfig;
 use rusqlite::{params, Connection, OptionalExtension};
 
+use crate::error::{Classify, ErrorClass};
 use crate::hash::{FileIdentity, Sha256Digest};
 use crate::media_path::RelativeMediaPath;
 
@@ -157,7 +158,7 @@ pub struct JournalEntry {
     pub hash: Option<StoredHash>,
     pub object_name: Option<String>,
     pub attempts: u32,
-    pub error_class: Option<String>,
+    pub error_class: Option<ErrorClass>,
     pub last_error: Option<String>,
     pub first_seen_ms: i64,
     pub updated_ms: i64,
@@ -208,6 +209,20 @@ pub enum JournalError {
          program holds it open and that this user may read and write it and its folder"
     )]
     CannotOpen { path: PathBuf, message: String },
+}
+
+impl Classify for JournalError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // A write that failed (a full disk) may succeed later: the file waits.
+            JournalError::Io { .. } => ErrorClass::Transient,
+            // Nothing may move without a journal, and none of these mends itself.
+            JournalError::Locked { .. }
+            | JournalError::TooNew { .. }
+            | JournalError::Corrupt { .. }
+            | JournalError::CannotOpen { .. } => ErrorClass::Fatal,
+        }
+    }
 }
 
 /// The journal handle; cheap to clone, calls run on tokio's blocking pool.
@@ -691,7 +706,7 @@ fn upsert(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<()> {
         hash.map(|h| h.content_type.clone()),
         entry.object_name,
         entry.attempts,
-        entry.error_class,
+        entry.error_class.map(ErrorClass::as_str),
         entry.last_error,
         entry.first_seen_ms,
         // Every write stamps its own time: `updated_ms` says when the state last changed.
@@ -758,7 +773,10 @@ fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
         hash,
         object_name: row.get(11)?,
         attempts: row.get(12)?,
-        error_class: row.get(13)?,
+        error_class: match row.get::<_, Option<String>>(13)? {
+            None => None,
+            Some(class) => Some(ErrorClass::parse(&class).ok_or_else(|| bad(13, "unknown error class"))?),
+        },
         last_error: row.get(14)?,
         first_seen_ms: row.get(15)?,
         updated_ms: row.get(16)?,
@@ -991,6 +1009,33 @@ mod tests {
             .await
             .unwrap();
         assert_eq!((entries, removed), (21, 20));
+    }
+
+    /// Issue 15: `error_class` is written and read as an `ErrorClass`, with the labels earlier
+    /// versions stored, and an unknown label is an error rather than a guess.
+    #[tokio::test]
+    async fn error_class_is_stored_as_its_label() {
+        let journal = Journal::in_memory().unwrap();
+        for class in [ErrorClass::Transient, ErrorClass::Rejected, ErrorClass::Fatal] {
+            let mut failed = entry("confrontas/a.pdf");
+            failed.error_class = Some(class);
+            journal.put(&failed).await.unwrap();
+            let read = journal.get(&failed.path).await.unwrap().expect("written");
+            assert_eq!(read.error_class, Some(class));
+            let stored: String = journal
+                .with(|c| c.query_row("SELECT error_class FROM files", [], |row| row.get(0)))
+                .await
+                .unwrap();
+            assert_eq!(stored, class.as_str());
+        }
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_written_is_transient_and_one_that_cannot_be_opened_fatal() {
+        let io = JournalError::Io { path: "/j".into(), message: "disk full".into() };
+        assert_eq!(io.class(), ErrorClass::Transient);
+        let locked = JournalError::Locked { path: "/j".into(), lock: "/j.lock".into() };
+        assert_eq!(locked.class(), ErrorClass::Fatal);
     }
 
     #[test]

@@ -3,36 +3,22 @@
 
 use tracing::warn;
 
-use super::{Failure, Outcome, Pipeline, Step, SYMLINKED_FOLDER};
-use crate::db::{DbError, DbErrorKind};
-use crate::error::{Classify, ErrorClass};
+use super::{Failure, Outcome, Pipeline, Step};
+use crate::db::DbError;
+use crate::error::{Classify, ErrorClass, Reason};
 use crate::journal::{FileState, JournalEntry};
 use crate::store::{StoreError, StoreErrorKind};
 
 impl Pipeline {
     /// The outcome of a failed store call; an outage is logged once (`Health`).
     pub(super) fn store_failure(&self, error: StoreError) -> Outcome {
-        let reason = match error.kind {
-            StoreErrorKind::Unavailable => {
-                self.store_health.down(&error.message);
-                "s3_unavailable"
-            }
-            StoreErrorKind::NoSuchBucket => {
-                self.store_health.down(&error.message);
-                "s3_no_bucket"
-            }
-            StoreErrorKind::AccessDenied => {
-                self.store_health.down(&error.message);
-                "s3_access_denied"
-            }
-            StoreErrorKind::ChecksumMismatch => "s3_checksum_rejected",
-            StoreErrorKind::LocalFile => "local_changed",
-            StoreErrorKind::LocalFileMissing => "local_missing",
-            StoreErrorKind::AlreadyExists => "object_conflict",
-            StoreErrorKind::Refused => "s3_refused",
-        };
-        let failure = Failure::new(reason, error.message.clone());
-        by_class(error.class(), failure)
+        if matches!(
+            error.kind,
+            StoreErrorKind::Unavailable | StoreErrorKind::NoSuchBucket | StoreErrorKind::AccessDenied
+        ) {
+            self.store_health.down(&error.message);
+        }
+        by_class(error.class(), Failure::new(Reason::from(&error), error.message.clone()))
     }
 
     /// The outcome of a failed database call; an outage is logged once (`Health`).
@@ -40,17 +26,7 @@ impl Pipeline {
         if error.is_unavailable() {
             self.db_health.down(&error.message);
         }
-        let failure = Failure::new(
-            match error.class() {
-                // Another transaction holds the row: this file alone waits and is retried.
-                _ if error.kind == DbErrorKind::RowLocked => "db_row_locked",
-                ErrorClass::Transient => "db_unavailable",
-                ErrorClass::Rejected => "db_refused",
-                ErrorClass::Fatal => "db_schema",
-            },
-            error.message.clone(),
-        );
-        by_class(error.class(), failure)
+        by_class(error.class(), Failure::new(Reason::from(&error), error.message.clone()))
     }
 
     /// A failed database call, where a refused answer (`db_refused`: a permission revoked,
@@ -75,7 +51,7 @@ impl Pipeline {
         if entry.last_error.as_deref() != Some(said.as_str()) {
             warn!(
                 state = entry.state.as_str(),
-                reason = failure.reason,
+                reason = failure.reason.as_str(),
                 error = %failure.message,
                 "the database refused a request for this file; it keeps its progress and is tried again with backoff"
             );
@@ -93,14 +69,9 @@ pub(super) fn by_class(class: ErrorClass, failure: Failure) -> Outcome {
     }
 }
 
-/// A local failure ends the run: kept for good when the path is not a regular file or crosses
-/// a symlinked folder, retried otherwise.
+/// A failure ends the run with the outcome its reason's class gives.
 pub(super) fn fail(failure: Failure) -> Step {
-    if matches!(failure.reason, "not_regular" | SYMLINKED_FOLDER) {
-        Step::Settle(Outcome::Kept(failure))
-    } else {
-        Step::Settle(Outcome::Retry(failure))
-    }
+    Step::Settle(by_class(failure.reason.class(), failure))
 }
 
 /// Gives up on this file version; it is kept where it is.

@@ -26,7 +26,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::config::{ConditionalWrites, Config};
 use crate::db::{SalesDb, SchemaLimits, VentaRow};
-use crate::error::{pause_point, ErrorClass};
+use crate::error::{pause_point, ErrorClass, Reason};
 use crate::hash::{FileHash, FileIdentity};
 use crate::journal::{now_ms, FileState, Journal, JournalEntry, JournalError};
 use crate::media_path::{MediaRoot, NoFollowError, RelativeMediaPath};
@@ -62,13 +62,12 @@ pub enum Outcome {
 /// Why a file did not move.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// A short, stable label for counting (`s3_unavailable`, `row_changed`, …).
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Failure {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         Failure { reason, message: message.into() }
     }
 }
@@ -229,14 +228,16 @@ impl Pipeline {
                 Ok(outcome) => outcome,
                 // Every step's only hard error is the journal: nothing may happen that it has not
                 // recorded first, so the file waits.
-                Err(e) => Outcome::Retry(Failure::new("journal", format!("cannot write the journal: {e}"))),
+                Err(e) => {
+                    Outcome::Retry(Failure::new(Reason::Journal, format!("cannot write the journal: {e}")))
+                }
             };
             match &outcome {
                 Outcome::Moved { bytes, .. } => info!(bytes, "moved to object store"),
-                Outcome::Retry(f) => debug!(reason = f.reason, error = %f.message, "will retry"),
-                Outcome::Kept(f) => warn!(reason = f.reason, error = %f.message, "file kept"),
+                Outcome::Retry(f) => debug!(reason = f.reason.as_str(), error = %f.message, "will retry"),
+                Outcome::Kept(f) => warn!(reason = f.reason.as_str(), error = %f.message, "file kept"),
                 Outcome::Fatal(f) => {
-                    tracing::error!(reason = f.reason, error = %f.message, "cannot continue")
+                    tracing::error!(reason = f.reason.as_str(), error = %f.message, "cannot continue")
                 }
                 _ => {}
             }
@@ -266,7 +267,7 @@ impl Pipeline {
         let existing = self.journal.get(path).await?;
         let on_disk = match local_identity(&absolute) {
             Ok(identity) => identity,
-            Err(failure) if failure.reason == SYMLINKED_FOLDER => {
+            Err(failure @ Failure { reason: Reason::SymlinkedFolder, .. }) => {
                 return self.refuse_symlinked_folder(path, existing, failure).await.map(Opened::Done)
             }
             Err(failure) => return Ok(Opened::Done(Outcome::Retry(failure))),
@@ -408,7 +409,7 @@ impl Pipeline {
             _ => return Ok(outcome),
         };
         entry.attempts += 1;
-        entry.error_class = Some(class.as_str().into());
+        entry.error_class = Some(class);
         entry.last_error = Some(format!("{}: {}", failure.reason, failure.message));
         match (class, entry.state) {
             (ErrorClass::Rejected, _) => set_state(entry, FileState::Rejected),
@@ -431,16 +432,15 @@ fn set_state(entry: &mut JournalEntry, state: FileState) {
     entry.state = state;
 }
 
-/// The reason for a path that crosses a symlinked folder: never followed, the file kept.
-const SYMLINKED_FOLDER: &str = "symlinked_folder";
-
 /// The identity of the file at `path`, `None` when there is none, the failure otherwise.
 fn local_identity(path: &Path) -> Result<Option<FileIdentity>, Failure> {
     match FileIdentity::of_path(path) {
         Ok(identity) => Ok(Some(identity)),
         Err(e) if e.is_not_found() => Ok(None),
-        Err(e @ NoFollowError::SymlinkedFolder { .. }) => Err(Failure::new(SYMLINKED_FOLDER, e.to_string())),
-        Err(e) => Err(Failure::new("local_io", e.to_string())),
+        Err(e @ NoFollowError::SymlinkedFolder { .. }) => {
+            Err(Failure::new(Reason::SymlinkedFolder, e.to_string()))
+        }
+        Err(e) => Err(Failure::new(Reason::LocalIo, e.to_string())),
     }
 }
 

@@ -7,6 +7,7 @@ use tracing::info;
 
 use super::{fail, give_up, Failure, Outcome, Pipeline, Run, Step};
 use crate::db::{RecordOutcome, RejectRequest};
+use crate::error::Reason;
 use crate::hash::FileIdentity;
 use crate::journal::{FileState, JournalEntry};
 use crate::validation::Verdict;
@@ -23,8 +24,8 @@ impl Pipeline {
         let entry = &mut run.entry;
         match self.validator.check(&run.absolute, &entry.path, identity).await {
             Verdict::Accept { .. } => None,
-            Verdict::Retry(message) => Some(fail(Failure::new("validation_pending", message))),
-            Verdict::Keep(message) => Some(give_up(Failure::new("unscannable", message))),
+            Verdict::Retry(message) => Some(fail(Failure::new(Reason::ValidationPending, message))),
+            Verdict::Keep(message) => Some(give_up(Failure::new(Reason::Unscannable, message))),
             Verdict::Quarantine(reason) => {
                 entry.venta_id = Some(venta_id);
                 entry.last_error = Some(format!("quarantined: {reason}"));
@@ -76,7 +77,7 @@ impl Pipeline {
                     }
                     Ok(RecordOutcome::RowChanged) => {
                         let failure = Failure::new(
-                            "row_moved",
+                            Reason::RowMoved,
                             format!(
                                 "venta {venta_id} changed while its file was being refused; trying again"
                             ),
@@ -92,6 +93,6 @@ impl Pipeline {
             Ok(target) => format!("{reason}; moved to {}", target.display()),
             Err(e) => format!("{reason}; could not move it to quarantine ({e}), so it stays in place"),
         };
-        give_up(Failure::new("quarantined", message))
+        give_up(Failure::new(Reason::Quarantined, message))
     }
 }

@@ -4,11 +4,8 @@
 
 use tracing::{debug, info, warn};
 
-use super::{
-    give_up, local_identity, object_matches, Failure, Outcome, Pipeline, RowCheck, Run, Step,
-    SYMLINKED_FOLDER,
-};
-use crate::error::{pause_point, ErrorClass};
+use super::{give_up, local_identity, object_matches, Failure, Outcome, Pipeline, RowCheck, Run, Step};
+use crate::error::{pause_point, ErrorClass, Reason};
 use crate::hash::FileHash;
 use crate::journal::{now_ms, FileState, JournalEntry, JournalError};
 use crate::media_path::remove_file_durably;
@@ -37,7 +34,7 @@ impl Pipeline {
                     entry.last_error = Some(message.clone());
                     return Ok(Step::End(
                         FileState::RowChanged,
-                        Outcome::Kept(Failure::new("row_changed", message)),
+                        Outcome::Kept(Failure::new(Reason::RowChanged, message)),
                     ));
                 }
                 Err(e) => return Ok(self.db_refusal(entry, e)),
@@ -61,7 +58,7 @@ impl Pipeline {
         let on_disk = match local_identity(absolute) {
             Ok(now) => now,
             // Recorded, but the path now crosses a symlink: whatever is behind it stays.
-            Err(failure) if failure.reason == SYMLINKED_FOLDER => {
+            Err(failure @ Failure { reason: Reason::SymlinkedFolder, .. }) => {
                 return Ok(Step::Stop(Outcome::Kept(failure)))
             }
             Err(failure) => return Ok(Step::Stop(Outcome::Retry(failure))),
@@ -78,7 +75,7 @@ impl Pipeline {
                 // Unlinked without following a symlink, and the folder fsynced, so the removal
                 // itself survives a power cut.
                 if let Err(e) = remove_file_durably(absolute) {
-                    return Ok(Step::Stop(Outcome::Retry(Failure::new("local_io", e.to_string()))));
+                    return Ok(Step::Stop(Outcome::Retry(Failure::new(Reason::LocalIo, e.to_string()))));
                 }
                 pause_point("after_remove").await;
             }
@@ -143,7 +140,7 @@ impl Pipeline {
                     "object {object} changed after it was recorded (size {}, checksum {:?}); the local file is kept",
                     info.size, info.checksum_sha256
                 );
-                return Some(give_up(Failure::new("object_changed", message)));
+                return Some(give_up(Failure::new(Reason::ObjectChanged, message)));
             }
             Ok(None) => {}
             Err(e) => return Some(Step::Settle(self.store_failure(e))),
@@ -156,7 +153,7 @@ impl Pipeline {
                     "object {object} disappeared after it was recorded and the local file is no longer the one hashed"
                 );
                 tracing::error!("{message}");
-                return Some(give_up(Failure::new("object_missing", message)));
+                return Some(give_up(Failure::new(Reason::ObjectMissing, message)));
             }
         }
         warn!("object disappeared after it was recorded (deleted by `orphans --delete-objects`?); uploading it again");
@@ -174,7 +171,7 @@ impl Pipeline {
         match self.store.stat(&name).await {
             Ok(Some(info)) if object_matches(&info, &hash, &expected) => None,
             Ok(_) => Some(Step::Stop(Outcome::Retry(Failure::new(
-                "verify_mismatch",
+                Reason::VerifyMismatch,
                 format!("object {object} does not match after uploading it again"),
             )))),
             Err(e) => Some(Step::Settle(self.store_failure(e))),
@@ -207,7 +204,7 @@ impl Pipeline {
             entry.object_name.as_deref().unwrap_or_default()
         );
         warn!(state = entry.state.as_str(), "{message}");
-        entry.error_class = Some(ErrorClass::Rejected.as_str().into());
+        entry.error_class = Some(ErrorClass::Rejected);
         entry.last_error = Some(message);
         Ok(Step::End(FileState::Rejected, Outcome::Nothing))
     }

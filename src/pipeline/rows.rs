@@ -5,6 +5,7 @@ use tracing::{debug, info, warn};
 
 use super::{give_up, Failure, Outcome, Pipeline, RowCheck, Run, Step};
 use crate::db::VentaRow;
+use crate::error::Reason;
 use crate::journal::{now_ms, FileState, JournalEntry, JournalError};
 
 /// The rows naming a path, sorted by whether they may own the file there now.
@@ -34,7 +35,7 @@ impl Pipeline {
         let Owners { rows, stale, unknowable } = self.owners(entry, rows).await?;
         if rows.is_empty() && !unknowable.is_empty() {
             let failure = Failure::new(
-                "ambiguous_owner",
+                Reason::AmbiguousOwner,
                 format!(
                     "venta {} named this path while its file was missing, and this database cannot tell \
                      whether the row was written since; the file is kept for an operator (save the venta \
@@ -71,7 +72,7 @@ impl Pipeline {
             n => {
                 let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
                 let failure = Failure::new(
-                    "several_rows",
+                    Reason::SeveralRows,
                     format!(
                         "{n} rows point at this file (ventas {}); an operator must decide which owns it",
                         ids.join(", ")
@@ -152,7 +153,7 @@ impl Pipeline {
             // Still our path, only the object changed underneath: match again on the next pass.
             Some(current) if current.confronta.as_deref() == Some(entry.path.as_str()) => {
                 let failure = Failure::new(
-                    "row_moved",
+                    Reason::RowMoved,
                     format!("venta {} changed its object meanwhile; matching again", row.id),
                 );
                 Step::Settle(Outcome::Retry(failure))
@@ -165,7 +166,7 @@ impl Pipeline {
                 );
                 entry.last_error = Some(message.clone());
                 entry.updated_ms = now_ms();
-                Step::End(FileState::RowChanged, Outcome::Kept(Failure::new("row_changed", message)))
+                Step::End(FileState::RowChanged, Outcome::Kept(Failure::new(Reason::RowChanged, message)))
             }
         }
     }

@@ -8,10 +8,10 @@ use tracing::{debug, warn};
 
 use super::{
     fail, give_up, local_identity, object_matches, sniff_content_type, Failure, Outcome, Pipeline, Progress,
-    RowCheck, Run, Step, Work, SYMLINKED_FOLDER,
+    RowCheck, Run, Step, Work,
 };
 use crate::db::{RecordOutcome, RecordRequest, VentaRow};
-use crate::error::pause_point;
+use crate::error::{pause_point, Reason};
 use crate::hash::{hash_file, FileHash, FileIdentity, ReadError, Sha256Digest};
 use crate::journal::{FileState, JournalError, StoredHash};
 use crate::media_path::{symlink_metadata_no_follow, NoFollowError, RelativeMediaPath};
@@ -99,7 +99,7 @@ impl Pipeline {
         let regular = match symlink_metadata_no_follow(&run.absolute) {
             Ok(meta) => meta.file_type().is_file(),
             Err(e @ NoFollowError::SymlinkedFolder { .. }) => {
-                return Err(give_up(Failure::new(SYMLINKED_FOLDER, e.to_string())))
+                return Err(give_up(Failure::new(Reason::SymlinkedFolder, e.to_string())))
             }
             Err(_) => false,
         };
@@ -108,7 +108,7 @@ impl Pipeline {
                 "{} is not a regular file (a symlink, FIFO or device); it is never followed",
                 run.absolute.display()
             );
-            return Err(give_up(Failure::new("not_regular", message)));
+            return Err(give_up(Failure::new(Reason::NotRegular, message)));
         }
         if let Some(step) = self.validate(run, identity, venta_id).await {
             return Err(step);
@@ -210,7 +210,10 @@ impl Pipeline {
                             Ok(None) => {
                                 let message =
                                     format!("object {} was taken, then gone again; retrying", work.object);
-                                return Ok(fail(Failure::new("object_conflict", message)));
+                                return Ok(Step::Settle(Outcome::Retry(Failure::new(
+                                    Reason::ObjectConflict,
+                                    message,
+                                ))));
                             }
                             Err(e) => return Ok(Step::Settle(self.store_failure(e))),
                         }
@@ -230,7 +233,7 @@ impl Pipeline {
                 "object {} already exists with other content (size {}, checksum {:?}); it is never overwritten",
                 work.object, info.size, info.checksum_sha256
             );
-            return Ok(give_up(Failure::new("object_conflict", message)));
+            return Ok(give_up(Failure::new(Reason::ObjectConflict, message)));
         }
         debug!("object already holds these bytes; upload skipped");
         *progress = Progress::Stored;
@@ -259,11 +262,11 @@ impl Pipeline {
                         "object {object} does not match after upload: size {} (expected {}), checksum {:?} (expected {expected})",
                         info.size, work.hash.identity.size, info.checksum_sha256
                     );
-                    return Ok(fail(Failure::new("verify_mismatch", message)));
+                    return Ok(fail(Failure::new(Reason::VerifyMismatch, message)));
                 }
                 Ok(None) => {
                     let message = format!("object {object} is missing right after its upload");
-                    return Ok(fail(Failure::new("verify_missing", message)));
+                    return Ok(fail(Failure::new(Reason::VerifyMissing, message)));
                 }
                 Err(e) => return Ok(Step::Settle(self.store_failure(e))),
             }
@@ -272,7 +275,7 @@ impl Pipeline {
             Ok(Some(now)) if self.same_file(&run.absolute, &work.identity, &work.hash.sha256, now).await => {}
             Ok(_) => {
                 let message = format!("{} changed or vanished after it was hashed", run.absolute.display());
-                return Ok(Step::Rehash(Outcome::Retry(Failure::new("local_changed", message))));
+                return Ok(Step::Rehash(Outcome::Retry(Failure::new(Reason::LocalChanged, message))));
             }
             Err(failure) => return Ok(fail(failure)),
         }
@@ -355,13 +358,13 @@ impl Pipeline {
         if let Some(limit) = self.limits.url_max_len.filter(|limit| url_len > *limit) {
             let message =
                 format!("object URL is {url_len} characters, longer than the {limit} the URL column holds");
-            return Err(Failure::new("url_too_long", message));
+            return Err(Failure::new(Reason::UrlTooLong, message));
         }
         let name_len = object.as_str().chars().count();
         if let Some(limit) = self.limits.object_name_max_len.filter(|limit| name_len > *limit) {
             let message =
                 format!("object name is {name_len} characters, longer than the {limit} its column holds");
-            return Err(Failure::new("object_name_too_long", message));
+            return Err(Failure::new(Reason::ObjectNameTooLong, message));
         }
         Ok((object, url))
     }
@@ -373,21 +376,23 @@ impl Pipeline {
             .then(|| crate::store::part_size_for(identity.size, self.part_size));
         let hashed = tokio::task::spawn_blocking(move || hash_file(&path, part_size))
             .await
-            .map_err(|e| Failure::new("local_io", format!("hashing task failed: {e}")))?;
+            .map_err(|e| Failure::new(Reason::LocalIo, format!("hashing task failed: {e}")))?;
         match hashed {
             Ok(hash) if hash.identity == identity => Ok(hash),
             Ok(_) => Err(Failure::new(
-                "local_changed",
+                Reason::LocalChanged,
                 format!("{} changed before it was hashed", absolute.display()),
             )),
             Err(ReadError::NotRegular { path }) => {
-                Err(Failure::new("not_regular", format!("{path} is not a regular file")))
+                Err(Failure::new(Reason::NotRegular, format!("{path} is not a regular file")))
             }
-            Err(e @ ReadError::SymlinkedFolder { .. }) => Err(Failure::new(SYMLINKED_FOLDER, e.to_string())),
+            Err(e @ ReadError::SymlinkedFolder { .. }) => {
+                Err(Failure::new(Reason::SymlinkedFolder, e.to_string()))
+            }
             Err(e @ ReadError::ChangedWhileReading { .. }) => {
-                Err(Failure::new("local_changed", e.to_string()))
+                Err(Failure::new(Reason::LocalChanged, e.to_string()))
             }
-            Err(e) => Err(Failure::new("local_io", e.to_string())),
+            Err(e) => Err(Failure::new(Reason::LocalIo, e.to_string())),
         }
     }
 }
