@@ -475,24 +475,4 @@ pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn content_type_comes_from_magic_bytes_before_the_extension() {
-        assert_eq!(sniff_content_type(b"%PDF-1.7\n", ".png"), "application/pdf");
-        assert_eq!(sniff_content_type(b"\x89PNG\r\n\x1a\n0000", ".pdf"), "image/png");
-        assert_eq!(sniff_content_type(b"plain", ".jpg"), "image/jpeg");
-        assert_eq!(sniff_content_type(b"plain", ".exe"), "application/octet-stream");
-    }
-
-    #[test]
-    fn backoff_doubles_and_caps() {
-        let initial = Duration::from_secs(1);
-        let max = Duration::from_secs(60);
-        let first = backoff(0, initial, max);
-        assert!(first >= Duration::from_millis(750) && first <= Duration::from_millis(1250), "{first:?}");
-        let late = backoff(30, initial, max);
-        assert!(late <= Duration::from_secs(75) && late >= Duration::from_secs(45), "{late:?}");
-    }
-}
+mod tests;
