@@ -25,7 +25,7 @@ use std::time::Duration;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::config::{ConditionalWrites, Config};
-use crate::db::{SalesDb, SchemaLimits, VentaRow};
+use crate::db::{SalesRows, SchemaLimits, VentaRow};
 use crate::error::{pause_point, ErrorClass, Reason};
 use crate::hash::{FileHash, FileIdentity};
 use crate::journal::{now_ms, FileState, Journal, JournalEntry, JournalError};
@@ -76,7 +76,7 @@ impl Failure {
 pub struct Pipeline {
     media_root: MediaRoot,
     store: Arc<dyn ObjectStore>,
-    db: Arc<dyn SalesDb>,
+    db: Arc<dyn SalesRows>,
     journal: Journal,
     template: ObjectNameTemplate,
     url_base: String,
@@ -183,7 +183,7 @@ impl Pipeline {
     pub fn new(
         config: &Config,
         store: Arc<dyn ObjectStore>,
-        db: Arc<dyn SalesDb>,
+        db: Arc<dyn SalesRows>,
         journal: Journal,
         limits: SchemaLimits,
         capabilities: Capabilities,
@@ -216,7 +216,7 @@ impl Pipeline {
         &self.journal
     }
 
-    pub fn db(&self) -> &Arc<dyn SalesDb> {
+    pub fn db(&self) -> &Arc<dyn SalesRows> {
         &self.db
     }
 
