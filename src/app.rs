@@ -566,7 +566,7 @@ async fn presign(config: &Config, venta: i64, expiry: Duration) -> Result<i32, E
 
 async fn run_dry_run(config: &Config, limit: Option<u64>, json: bool) -> Result<i32, Exit> {
     let started = start(config, JournalUse::Throwaway).await?;
-    let (paths, summary) = daemon::dry_run_candidates(config, started.pipeline.clone(), limit).await;
+    let (paths, summary) = crate::pipeline::dry_run_candidates(config, started.pipeline.clone(), limit).await;
     let mut would_move = 0u64;
     let mut bytes = 0u64;
     // Printed as each plan is made: a 100,000-file backlog's answer is never held whole.
