@@ -620,7 +620,7 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
     // Signals first: a SIGTERM during the start-up checks must stop the daemon cleanly, not kill
     // it with the default action.
     let (shutdown_tx, mut shutdown_rx) = watch::channel(false);
-    let (settings_tx, settings_rx) = watch::channel(daemon::LiveSettings::of(&config));
+    let (settings_tx, settings_rx) = watch::channel(crate::config::LiveSettings::of(&config));
     let signals =
         crate::signals::listen(config_path.to_owned(), config.clone(), logging, settings_tx, shutdown_tx)
             .map_err(|e| Exit::new(exit::FAILURES, format!("cannot install signal handlers: {e}")))?;

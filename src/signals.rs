@@ -10,8 +10,7 @@ use signal_hook_tokio::{Handle, Signals};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::daemon::LiveSettings;
+use crate::config::{Config, LiveSettings};
 use crate::logging::Logging;
 
 /// Stops the signal task when dropped or closed.
