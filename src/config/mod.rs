@@ -23,8 +23,10 @@ use secrets::{refuse_readable_by_others, refuse_writable_by_others};
 pub enum ConfigError {
     #[error("cannot read config {path}: {source}")]
     Read { path: PathBuf, source: std::io::Error },
-    #[error("invalid config {path}: {message}")]
-    Parse { path: PathBuf, message: String },
+    /// TOML syntax, a wrong type or an unknown key: `toml` names the line, the column and the
+    /// key, and shows the line.
+    #[error("invalid config {path}: {}", source.to_string().trim_end())]
+    Parse { path: PathBuf, source: toml::de::Error },
     #[error("invalid config {path}: {message}")]
     Invalid { path: PathBuf, message: String },
     #[error("cannot read secret key file {path}: {source}")]
@@ -104,16 +106,8 @@ impl Config {
 
     /// Parses and validates `text`; `path` only names the source in errors.
     pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(text).map_err(|e| {
-            let line = e.span().map(|span| text[..span.start].matches('\n').count() + 1);
-            ConfigError::Parse {
-                path: path.to_owned(),
-                message: match line {
-                    Some(line) => format!("line {line}: {}", e.message()),
-                    None => e.message().to_owned(),
-                },
-            }
-        })?;
+        let config: Config =
+            toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?;
         config.validate().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
         Ok(config)
     }

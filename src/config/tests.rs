@@ -66,6 +66,9 @@ fn unknown_key_is_named_in_the_error() {
     let text = MINIMAL.replace("[watch]", "[watch]\nsetle_ms = 3");
     let err = parse(&text).unwrap_err();
     assert!(err.contains("setle_ms"), "{err}");
+    // `toml`'s own rendering: the file, the line and column, and the line itself.
+    assert!(err.starts_with("invalid config test.toml: "), "{err}");
+    assert!(err.contains("line 3, column 1") && err.contains("3 | setle_ms = 3"), "{err}");
 }
 
 #[test]
