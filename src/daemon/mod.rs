@@ -130,7 +130,7 @@ pub async fn run(
             _ = heartbeat.tick() => {
                 if scheduler.check_progress(stall) {
                     if watchdog {
-                        crate::signals::notify_systemd("WATCHDOG=1");
+                        crate::signals::notify(&[sd_notify::NotifyState::Watchdog]);
                     }
                     if std::mem::take(&mut stalled) {
                         info!("files progress again");

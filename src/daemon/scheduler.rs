@@ -409,14 +409,15 @@ impl Scheduler {
     /// Updates the gauges and systemd's status line.
     pub(super) fn report_status(&self) {
         telemetry::gauges(self.tasks.len(), self.waiting_for_row.len(), self.orphans.len());
-        crate::signals::notify_systemd(&format!(
-            "STATUS=moved {}, in flight {}, waiting for row {}, orphans {}, failed {}",
+        let status = format!(
+            "moved {}, in flight {}, waiting for row {}, orphans {}, failed {}",
             self.summary.moved,
             self.tasks.len(),
             self.waiting_for_row.len(),
             self.orphans.len(),
             self.summary.kept
-        ));
+        );
+        crate::signals::notify(&[sd_notify::NotifyState::Status(&status)]);
     }
 
     pub(super) fn idle(&self) -> bool {
