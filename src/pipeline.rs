@@ -15,7 +15,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::config::{ConditionalWrites, Config};
 use crate::db::{RecordOutcome, RecordRequest, RejectRequest, SalesDb, SchemaLimits, VentaRow};
-use crate::error::{pause_point, Classify, ErrorClass};
+use crate::error::{pause_point, Classify, ErrorClass, Reason};
 use crate::hash::{hash_file, FileHash, FileIdentity, ReadError};
 use crate::journal::{now_ms, FileState, Journal, JournalEntry, JournalError, StoredHash};
 use crate::media_path::{
@@ -70,13 +70,12 @@ pub enum PlanAction {
 /// Why a file did not move.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Failure {
-    /// A short, stable label for counting (`s3_unavailable`, `row_changed`, …).
-    pub reason: &'static str,
+    pub reason: Reason,
     pub message: String,
 }
 
 impl Failure {
-    pub fn new(reason: &'static str, message: impl Into<String>) -> Self {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
         Failure { reason, message: message.into() }
     }
 }
@@ -156,14 +155,16 @@ impl Pipeline {
                 Ok(outcome) => outcome,
                 // Every step's only hard error is the journal: nothing may happen that it has not
                 // recorded first, so the file waits.
-                Err(e) => Outcome::Retry(Failure::new("journal", format!("cannot write the journal: {e}"))),
+                Err(e) => {
+                    Outcome::Retry(Failure::new(Reason::Journal, format!("cannot write the journal: {e}")))
+                }
             };
             match &outcome {
                 Outcome::Moved { bytes, .. } => info!(bytes, "moved to object store"),
-                Outcome::Retry(f) => debug!(reason = f.reason, error = %f.message, "will retry"),
-                Outcome::Kept(f) => warn!(reason = f.reason, error = %f.message, "file kept"),
+                Outcome::Retry(f) => debug!(reason = f.reason.as_str(), error = %f.message, "will retry"),
+                Outcome::Kept(f) => warn!(reason = f.reason.as_str(), error = %f.message, "file kept"),
                 Outcome::Fatal(f) => {
-                    tracing::error!(reason = f.reason, error = %f.message, "cannot continue")
+                    tracing::error!(reason = f.reason.as_str(), error = %f.message, "cannot continue")
                 }
                 _ => {}
             }
@@ -179,7 +180,7 @@ impl Pipeline {
         let existing = self.journal.get(path).await?;
         let on_disk = match local_identity(&absolute) {
             Ok(identity) => identity,
-            Err(failure) if failure.reason == SYMLINKED_FOLDER => {
+            Err(failure @ Failure { reason: Reason::SymlinkedFolder, .. }) => {
                 return self.refuse_symlinked_folder(path, existing, failure).await
             }
             Err(failure) => return Ok(Outcome::Retry(failure)),
@@ -313,7 +314,9 @@ impl Pipeline {
                 let regular = match symlink_metadata_no_follow(absolute) {
                     Ok(meta) => meta.file_type().is_file(),
                     Err(e @ NoFollowError::SymlinkedFolder { .. }) => {
-                        return self.give_up(entry, Failure::new(SYMLINKED_FOLDER, e.to_string())).await
+                        return self
+                            .give_up(entry, Failure::new(Reason::SymlinkedFolder, e.to_string()))
+                            .await
                     }
                     Err(_) => false,
                 };
@@ -322,7 +325,7 @@ impl Pipeline {
                         "{} is not a regular file (a symlink, FIFO or device); it is never followed",
                         absolute.display()
                     );
-                    return self.give_up(entry, Failure::new("not_regular", message)).await;
+                    return self.give_up(entry, Failure::new(Reason::NotRegular, message)).await;
                 }
                 if let Some(outcome) = self.validate(entry, absolute, identity, row.id).await? {
                     return Ok(outcome);
@@ -415,7 +418,8 @@ impl Pipeline {
                         // Deleted again in between: the next attempt uploads it.
                         Ok(None) => {
                             let message = format!("object {object} was taken, then gone again; retrying");
-                            return self.fail(entry, Failure::new("object_conflict", message)).await;
+                            let failure = Failure::new(Reason::ObjectConflict, message);
+                            return self.settle_outcome(entry, Outcome::Retry(failure)).await;
                         }
                         Err(e) => return self.store_failure(entry, e).await,
                     }
@@ -440,7 +444,7 @@ impl Pipeline {
                     "object {object} already exists with other content (size {}, checksum {:?}); it is never overwritten",
                     info.size, info.checksum_sha256
                 );
-                return self.give_up(entry, Failure::new("object_conflict", message)).await;
+                return self.give_up(entry, Failure::new(Reason::ObjectConflict, message)).await;
             }
         }
 
@@ -462,11 +466,11 @@ impl Pipeline {
                         "object {object} does not match after upload: size {} (expected {}), checksum {:?} (expected {expected})",
                         info.size, hash.identity.size, info.checksum_sha256
                     );
-                    return self.fail(entry, Failure::new("verify_mismatch", message)).await;
+                    return self.fail(entry, Failure::new(Reason::VerifyMismatch, message)).await;
                 }
                 Ok(None) => {
                     let message = format!("object {object} is missing right after its upload");
-                    return self.fail(entry, Failure::new("verify_missing", message)).await;
+                    return self.fail(entry, Failure::new(Reason::VerifyMissing, message)).await;
                 }
                 Err(e) => return self.store_failure(entry, e).await,
             }
@@ -477,7 +481,7 @@ impl Pipeline {
                 entry.hash = None;
                 entry.state = FileState::Seen;
                 let message = format!("{} changed or vanished after it was hashed", absolute.display());
-                return self.fail(entry, Failure::new("local_changed", message)).await;
+                return self.fail(entry, Failure::new(Reason::LocalChanged, message)).await;
             }
             Err(failure) => return self.fail(entry, failure).await,
         }
@@ -537,7 +541,7 @@ impl Pipeline {
                     format!("venta {venta_id} no longer points at object {object}; local file kept");
                 entry.last_error = Some(message.clone());
                 self.put(&entry).await?;
-                return Ok(Outcome::Kept(Failure::new("row_changed", message)));
+                return Ok(Outcome::Kept(Failure::new(Reason::RowChanged, message)));
             }
             Err(e) => return self.db_refusal(&mut entry, self.db_failure(e)).await,
         }
@@ -559,7 +563,9 @@ impl Pipeline {
         let on_disk = match local_identity(&absolute) {
             Ok(now) => now,
             // Recorded, but the path now crosses a symlink: whatever is behind it stays.
-            Err(failure) if failure.reason == SYMLINKED_FOLDER => return Ok(Outcome::Kept(failure)),
+            Err(failure @ Failure { reason: Reason::SymlinkedFolder, .. }) => {
+                return Ok(Outcome::Kept(failure))
+            }
             Err(failure) => return Ok(Outcome::Retry(failure)),
         };
         let hashed = entry.hash.as_ref().map(|h| h.sha256);
@@ -572,7 +578,7 @@ impl Pipeline {
         match on_disk {
             Some(_) if same => {
                 if let Err(e) = remove_durably(&absolute) {
-                    return Ok(Outcome::Retry(Failure::new("local_io", e)));
+                    return Ok(Outcome::Retry(Failure::new(Reason::LocalIo, e)));
                 }
                 pause_point("after_remove").await;
             }
@@ -666,7 +672,7 @@ impl Pipeline {
                     "object {object} changed after it was recorded (size {}, checksum {:?}); the local file is kept",
                     info.size, info.checksum_sha256
                 );
-                return Ok(Some(self.give_up(entry, Failure::new("object_changed", message)).await?));
+                return Ok(Some(self.give_up(entry, Failure::new(Reason::ObjectChanged, message)).await?));
             }
             Ok(None) => {}
             Err(e) => return Ok(Some(self.store_failure(entry, e).await?)),
@@ -679,7 +685,7 @@ impl Pipeline {
                     "object {object} disappeared after it was recorded and the local file is no longer the one hashed"
                 );
                 tracing::error!("{message}");
-                return Ok(Some(self.give_up(entry, Failure::new("object_missing", message)).await?));
+                return Ok(Some(self.give_up(entry, Failure::new(Reason::ObjectMissing, message)).await?));
             }
         }
         warn!("object disappeared after it was recorded (deleted by `orphans --delete-objects`?); uploading it again");
@@ -697,7 +703,7 @@ impl Pipeline {
         match self.store.stat(&name).await {
             Ok(Some(info)) if object_matches(&info, &hash, &expected) => Ok(None),
             Ok(_) => Ok(Some(Outcome::Retry(Failure::new(
-                "verify_mismatch",
+                Reason::VerifyMismatch,
                 format!("object {object} does not match after uploading it again"),
             )))),
             Err(e) => Ok(Some(self.store_failure(entry, e).await?)),
@@ -739,7 +745,7 @@ impl Pipeline {
         );
         warn!(state = entry.state.as_str(), "{message}");
         entry.state = FileState::Rejected;
-        entry.error_class = Some(ErrorClass::Rejected.as_str().into());
+        entry.error_class = Some(ErrorClass::Rejected);
         entry.last_error = Some(message);
         self.put(&entry).await?;
         Ok(Outcome::Nothing)
@@ -758,7 +764,7 @@ impl Pipeline {
         let Owners { rows, stale, unknowable } = self.owners(entry, rows).await?;
         if rows.is_empty() && !unknowable.is_empty() {
             let failure = Failure::new(
-                "ambiguous_owner",
+                Reason::AmbiguousOwner,
                 format!(
                     "venta {} named this path while its file was missing, and this database cannot tell \
                      whether the row was written since; the file is kept for an operator (save the venta \
@@ -797,7 +803,7 @@ impl Pipeline {
             n => {
                 let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
                 let failure = Failure::new(
-                    "several_rows",
+                    Reason::SeveralRows,
                     format!(
                         "{n} rows point at this file (ventas {}); an operator must decide which owns it",
                         ids.join(", ")
@@ -852,10 +858,10 @@ impl Pipeline {
         match verdict {
             Verdict::Accept { .. } => Ok(None),
             Verdict::Retry(message) => {
-                Ok(Some(self.fail(entry, Failure::new("validation_pending", message)).await?))
+                Ok(Some(self.fail(entry, Failure::new(Reason::ValidationPending, message)).await?))
             }
             Verdict::Keep(message) => {
-                Ok(Some(self.give_up(entry, Failure::new("unscannable", message)).await?))
+                Ok(Some(self.give_up(entry, Failure::new(Reason::Unscannable, message)).await?))
             }
             Verdict::Quarantine(reason) => {
                 entry.venta_id = Some(venta_id);
@@ -901,7 +907,7 @@ impl Pipeline {
                     }
                     Ok(RecordOutcome::RowChanged) => {
                         let failure = Failure::new(
-                            "row_moved",
+                            Reason::RowMoved,
                             format!(
                                 "venta {venta_id} changed while its file was being refused; trying again"
                             ),
@@ -920,7 +926,7 @@ impl Pipeline {
             Ok(target) => format!("{reason}; moved to {}", target.display()),
             Err(e) => format!("{reason}; could not move it to quarantine ({e}), so it stays in place"),
         };
-        self.give_up(&mut entry, Failure::new("quarantined", message)).await
+        self.give_up(&mut entry, Failure::new(Reason::Quarantined, message)).await
     }
 
     /// The object name and stored URL for this row and content, refused when the URL or the
@@ -942,13 +948,13 @@ impl Pipeline {
         if let Some(limit) = self.limits.url_max_len.filter(|limit| url_len > *limit) {
             let message =
                 format!("object URL is {url_len} characters, longer than the {limit} the URL column holds");
-            return Err(Failure::new("url_too_long", message));
+            return Err(Failure::new(Reason::UrlTooLong, message));
         }
         let name_len = object.as_str().chars().count();
         if let Some(limit) = self.limits.object_name_max_len.filter(|limit| name_len > *limit) {
             let message =
                 format!("object name is {name_len} characters, longer than the {limit} its column holds");
-            return Err(Failure::new("object_name_too_long", message));
+            return Err(Failure::new(Reason::ObjectNameTooLong, message));
         }
         Ok((object, url))
     }
@@ -1011,30 +1017,32 @@ impl Pipeline {
             .then(|| crate::store::part_size_for(identity.size, self.part_size));
         let hashed = tokio::task::spawn_blocking(move || hash_file(&path, part_size))
             .await
-            .map_err(|e| Failure::new("local_io", format!("hashing task failed: {e}")))?;
+            .map_err(|e| Failure::new(Reason::LocalIo, format!("hashing task failed: {e}")))?;
         match hashed {
             Ok(hash) if hash.identity == identity => Ok(hash),
             Ok(_) => Err(Failure::new(
-                "local_changed",
+                Reason::LocalChanged,
                 format!("{} changed before it was hashed", absolute.display()),
             )),
             Err(ReadError::NotRegular { path }) => {
-                Err(Failure::new("not_regular", format!("{path} is not a regular file")))
+                Err(Failure::new(Reason::NotRegular, format!("{path} is not a regular file")))
             }
-            Err(e @ ReadError::SymlinkedFolder { .. }) => Err(Failure::new(SYMLINKED_FOLDER, e.to_string())),
+            Err(e @ ReadError::SymlinkedFolder { .. }) => {
+                Err(Failure::new(Reason::SymlinkedFolder, e.to_string()))
+            }
             Err(e @ ReadError::ChangedWhileReading { .. }) => {
-                Err(Failure::new("local_changed", e.to_string()))
+                Err(Failure::new(Reason::LocalChanged, e.to_string()))
             }
-            Err(e) => Err(Failure::new("local_io", e.to_string())),
+            Err(e) => Err(Failure::new(Reason::LocalIo, e.to_string())),
         }
     }
 
-    /// Records a failure in the journal and returns the outcome for it.
+    /// Records a failure in the journal and returns the outcome its reason's class gives.
     async fn fail(&self, entry: &mut JournalEntry, failure: Failure) -> Result<Outcome, JournalError> {
-        let outcome = if matches!(failure.reason, "not_regular" | SYMLINKED_FOLDER) {
-            Outcome::Kept(failure)
-        } else {
-            Outcome::Retry(failure)
+        let outcome = match failure.reason.class() {
+            ErrorClass::Rejected => Outcome::Kept(failure),
+            ErrorClass::Transient => Outcome::Retry(failure),
+            ErrorClass::Fatal => Outcome::Fatal(failure),
         };
         self.settle_outcome(entry, outcome).await
     }
@@ -1074,7 +1082,7 @@ impl Pipeline {
             _ => return Ok(outcome),
         };
         entry.attempts += 1;
-        entry.error_class = Some(class.as_str().into());
+        entry.error_class = Some(class);
         entry.last_error = Some(format!("{}: {}", failure.reason, failure.message));
         match class {
             ErrorClass::Rejected => entry.state = FileState::Rejected,
@@ -1092,26 +1100,13 @@ impl Pipeline {
         entry: &mut JournalEntry,
         error: StoreError,
     ) -> Result<Outcome, JournalError> {
-        let reason = match error.kind {
-            StoreErrorKind::Unavailable => {
-                self.store_health.down(&error.message);
-                "s3_unavailable"
-            }
-            StoreErrorKind::NoSuchBucket => {
-                self.store_health.down(&error.message);
-                "s3_no_bucket"
-            }
-            StoreErrorKind::AccessDenied => {
-                self.store_health.down(&error.message);
-                "s3_access_denied"
-            }
-            StoreErrorKind::ChecksumMismatch => "s3_checksum_rejected",
-            StoreErrorKind::LocalFile => "local_changed",
-            StoreErrorKind::LocalFileMissing => "local_missing",
-            StoreErrorKind::AlreadyExists => "object_conflict",
-            StoreErrorKind::Refused => "s3_refused",
-        };
-        let failure = Failure::new(reason, error.message.clone());
+        if matches!(
+            error.kind,
+            StoreErrorKind::Unavailable | StoreErrorKind::NoSuchBucket | StoreErrorKind::AccessDenied
+        ) {
+            self.store_health.down(&error.message);
+        }
+        let failure = Failure::new(Reason::from(&error), error.message.clone());
         let outcome = match error.class() {
             ErrorClass::Transient => Outcome::Retry(failure),
             ErrorClass::Rejected => Outcome::Kept(failure),
@@ -1124,16 +1119,7 @@ impl Pipeline {
         if error.is_unavailable() {
             self.db_health.down(&error.message);
         }
-        let failure = Failure::new(
-            match error.class() {
-                // Another transaction holds the row: this file alone waits and is retried.
-                _ if error.kind == crate::db::DbErrorKind::RowLocked => "db_row_locked",
-                ErrorClass::Transient => "db_unavailable",
-                ErrorClass::Rejected => "db_refused",
-                ErrorClass::Fatal => "db_schema",
-            },
-            error.message.clone(),
-        );
+        let failure = Failure::new(Reason::from(&error), error.message.clone());
         match error.class() {
             ErrorClass::Transient => Outcome::Retry(failure),
             ErrorClass::Rejected => Outcome::Kept(failure),
@@ -1161,7 +1147,7 @@ impl Pipeline {
         if entry.last_error.as_deref() != Some(said.as_str()) {
             warn!(
                 state = entry.state.as_str(),
-                reason = failure.reason,
+                reason = failure.reason.as_str(),
                 error = %failure.message,
                 "the database refused a request for this file; it keeps its progress and is tried again with backoff"
             );
@@ -1194,7 +1180,7 @@ impl Pipeline {
             // Still our path, only the object changed underneath: match again on the next pass.
             Some(current) if current.confronta.as_deref() == Some(entry.path.as_str()) => {
                 let failure = Failure::new(
-                    "row_moved",
+                    Reason::RowMoved,
                     format!("venta {} changed its object meanwhile; matching again", row.id),
                 );
                 self.settle_outcome(entry, Outcome::Retry(failure)).await
@@ -1209,7 +1195,7 @@ impl Pipeline {
                 entry.last_error = Some(message.clone());
                 entry.updated_ms = now_ms();
                 self.put(entry).await?;
-                Ok(Outcome::Kept(Failure::new("row_changed", message)))
+                Ok(Outcome::Kept(Failure::new(Reason::RowChanged, message)))
             }
         }
     }
@@ -1301,16 +1287,15 @@ impl Health {
     }
 }
 
-/// The reason for a path that crosses a symlinked folder: never followed, the file kept.
-const SYMLINKED_FOLDER: &str = "symlinked_folder";
-
 /// The identity of the file at `path`, `None` when there is none, the failure otherwise.
 fn local_identity(path: &Path) -> Result<Option<FileIdentity>, Failure> {
     match FileIdentity::of_path(path) {
         Ok(identity) => Ok(Some(identity)),
         Err(e) if e.is_not_found() => Ok(None),
-        Err(e @ NoFollowError::SymlinkedFolder { .. }) => Err(Failure::new(SYMLINKED_FOLDER, e.to_string())),
-        Err(e) => Err(Failure::new("local_io", e.to_string())),
+        Err(e @ NoFollowError::SymlinkedFolder { .. }) => {
+            Err(Failure::new(Reason::SymlinkedFolder, e.to_string()))
+        }
+        Err(e) => Err(Failure::new(Reason::LocalIo, e.to_string())),
     }
 }
 

@@ -22,7 +22,7 @@ use minio::s3::utils::ChecksumAlgorithm;
 use minio::s3::{MinioClient, MinioClientBuilder};
 
 use crate::config::{MinioConfig, Secret};
-use crate::error::{Classify, ErrorClass};
+use crate::error::{Classify, ErrorClass, Reason};
 use crate::hash::{open_regular, FileHash, FileIdentity, ReadError, Sha256Digest, Sha256Stream};
 use crate::object_name::ObjectName;
 
@@ -154,6 +154,8 @@ pub enum StoreErrorKind {
     LocalFileMissing,
     /// A conditional PUT (`If-None-Match: *`) found the key taken: nothing was written.
     AlreadyExists,
+    /// The object does not exist (`NoSuchKey`); `stat` answers it as `None`.
+    NotFound,
     /// Anything else the server refused.
     Refused,
 }
@@ -185,7 +187,25 @@ impl Classify for StoreError {
             | StoreErrorKind::ChecksumMismatch
             | StoreErrorKind::LocalFile
             | StoreErrorKind::LocalFileMissing => ErrorClass::Transient,
-            StoreErrorKind::AlreadyExists | StoreErrorKind::Refused => ErrorClass::Rejected,
+            StoreErrorKind::AlreadyExists | StoreErrorKind::NotFound | StoreErrorKind::Refused => {
+                ErrorClass::Rejected
+            }
+        }
+    }
+}
+
+impl From<&StoreError> for Reason {
+    fn from(error: &StoreError) -> Reason {
+        match error.kind {
+            StoreErrorKind::Unavailable => Reason::S3Unavailable,
+            StoreErrorKind::NoSuchBucket => Reason::S3NoBucket,
+            StoreErrorKind::AccessDenied => Reason::S3AccessDenied,
+            StoreErrorKind::ChecksumMismatch => Reason::S3ChecksumRejected,
+            StoreErrorKind::LocalFile => Reason::LocalChanged,
+            StoreErrorKind::LocalFileMissing => Reason::LocalMissing,
+            StoreErrorKind::AlreadyExists => Reason::ObjectConflict,
+            // Before it had a kind of its own, a missing object was one more refusal.
+            StoreErrorKind::NotFound | StoreErrorKind::Refused => Reason::S3Refused,
         }
     }
 }
@@ -335,7 +355,7 @@ impl S3Store {
                     match self.keep_or_abort(&key, keep, e).await {
                         // The server no longer knows the upload (aborted by a lifecycle rule,
                         // say): one fresh start in the same attempt.
-                        Err(e) if e.kind == StoreErrorKind::Refused => {
+                        Err(e) if matches!(e.kind, StoreErrorKind::Refused | StoreErrorKind::NotFound) => {
                             tracing::warn!(object = %key, error = %e, "the interrupted upload cannot be resumed; starting it over")
                         }
                         other => return other,
@@ -535,9 +555,7 @@ impl ObjectStore for S3Store {
                     meta_sha256,
                 }))
             }
-            Err(StoreError { kind: StoreErrorKind::Refused, message }) if message.contains("NoSuchKey") => {
-                Ok(None)
-            }
+            Err(StoreError { kind: StoreErrorKind::NotFound, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }
@@ -854,6 +872,8 @@ fn classify_s3_code(code: &str, message: &str) -> StoreErrorKind {
     let code = code.to_ascii_lowercase();
     match code.as_str() {
         "nosuchbucket" => StoreErrorKind::NoSuchBucket,
+        // The SDK also gives a HEAD's bodiless 404 this code.
+        "nosuchkey" => StoreErrorKind::NotFound,
         // The answer to `If-None-Match: *` on a key that exists (MinIO, SeaweedFS, AWS).
         "preconditionfailed" | "http 412" => StoreErrorKind::AlreadyExists,
         "accessdenied" | "invalidaccesskeyid" | "signaturedoesnotmatch" => StoreErrorKind::AccessDenied,
@@ -937,10 +957,36 @@ mod tests {
         assert_eq!(kind_of("AccessDenied"), StoreErrorKind::AccessDenied);
         assert_eq!(kind_of("NoSuchBucket"), StoreErrorKind::NoSuchBucket);
         assert_eq!(kind_of("InvalidArgument"), StoreErrorKind::Refused);
+        assert_eq!(kind_of("NoSuchKey"), StoreErrorKind::NotFound);
         let bodiless = MinioErrorResponse::from_status_and_message(503, "Service Unavailable".into());
         let kind =
             classify_minio("object o", MinioError::S3Server(S3ServerError::S3Error(Box::new(bodiless)))).kind;
         assert_eq!(kind, StoreErrorKind::Unavailable);
+    }
+
+    /// Issue 15: a missing object is a kind of its own (no longer found by "NoSuchKey" in the
+    /// message), and each kind's reason is handled as the error's own class says.
+    #[test]
+    fn each_kind_has_its_reason_and_a_missing_object_is_not_found() {
+        crate::error::check_reasons(
+            [
+                (StoreErrorKind::Unavailable, Reason::S3Unavailable),
+                (StoreErrorKind::NoSuchBucket, Reason::S3NoBucket),
+                (StoreErrorKind::AccessDenied, Reason::S3AccessDenied),
+                (StoreErrorKind::ChecksumMismatch, Reason::S3ChecksumRejected),
+                (StoreErrorKind::LocalFile, Reason::LocalChanged),
+                (StoreErrorKind::LocalFileMissing, Reason::LocalMissing),
+                (StoreErrorKind::AlreadyExists, Reason::ObjectConflict),
+                (StoreErrorKind::NotFound, Reason::S3Refused),
+                (StoreErrorKind::Refused, Reason::S3Refused),
+            ]
+            .map(|(kind, reason)| (StoreError::new(kind, "object o"), reason)),
+        );
+        use minio::s3::minio_error_response::MinioErrorResponse;
+        let head_404 = MinioErrorResponse::from_status_and_message(404, String::new());
+        let error =
+            classify_minio("object o", MinioError::S3Server(S3ServerError::S3Error(Box::new(head_404))));
+        assert_eq!(error.kind, StoreErrorKind::NotFound, "{error}");
     }
 
     /// Issue 17, item 7: the part-count guard checked 65,535 while S3 allows 10,000, so a file

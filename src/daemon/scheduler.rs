@@ -13,6 +13,7 @@ use tracing::{error, info, warn};
 
 use super::summary::Summary;
 use crate::config::{Config, LiveSettings};
+use crate::error::Reason;
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{backoff, Failure, Outcome, Pipeline};
 use crate::telemetry;
@@ -274,7 +275,8 @@ impl Scheduler {
             Outcome::Nothing => {}
             Outcome::WaitingForRow | Outcome::Orphan if one_shot => {
                 self.summary.orphans += 1;
-                let failure = Failure::new("no_row", "no row points at this file; it is kept".to_owned());
+                let failure =
+                    Failure::new(Reason::NoRow, "no row points at this file; it is kept".to_owned());
                 self.summary.count_reason(&failure, path);
             }
             Outcome::WaitingForRow => {
@@ -334,7 +336,7 @@ impl Scheduler {
     /// when it ends.
     fn watch_journal(&mut self, outcome: &Outcome) {
         match outcome {
-            Outcome::Retry(failure) if failure.reason == "journal" => {
+            Outcome::Retry(failure @ Failure { reason: Reason::Journal, .. }) => {
                 if self.journal_blocked_until.is_none() {
                     error!(error = %failure.message, "the journal cannot be written (disk full?): no new files are taken and nothing is deleted until it can");
                 }
@@ -363,9 +365,9 @@ impl Scheduler {
         };
         telemetry::outcome(label, bytes);
         match outcome {
-            Outcome::Retry(f) => telemetry::error("transient", f.reason),
-            Outcome::Kept(f) => telemetry::error("rejected", f.reason),
-            Outcome::Fatal(f) => telemetry::error("fatal", f.reason),
+            Outcome::Retry(f) => telemetry::error("transient", f.reason.as_str()),
+            Outcome::Kept(f) => telemetry::error("rejected", f.reason.as_str()),
+            Outcome::Fatal(f) => telemetry::error("fatal", f.reason.as_str()),
             _ => {}
         }
         if matches!(outcome, Outcome::WaitingForRow) {

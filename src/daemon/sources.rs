@@ -12,6 +12,7 @@ use tracing::{debug, error, warn};
 
 use super::scheduler::{Scheduler, Source};
 use crate::config::Config;
+use crate::error::Reason;
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{Failure, Pipeline};
 use crate::watch::{walk_each, WatchHint};
@@ -140,7 +141,7 @@ impl Scheduler {
             };
             if !path.to_absolute(&self.media_root).exists() {
                 let failure = Failure::new(
-                    "local_file_missing",
+                    Reason::LocalFileMissing,
                     format!(
                         "venta {} points at a local file that does not exist; row left untouched",
                         row.id

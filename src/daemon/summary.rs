@@ -27,7 +27,7 @@ pub struct Summary {
 
 impl Summary {
     pub(super) fn count_reason(&mut self, failure: &Failure, path: &RelativeMediaPath) {
-        *self.reasons.entry(failure.reason.to_owned()).or_default() += 1;
+        *self.reasons.entry(failure.reason.as_str().to_owned()).or_default() += 1;
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(format!("{path}: {}: {}", failure.reason, failure.message));
         } else {

@@ -6,6 +6,7 @@ use std::time::{Duration, Instant, SystemTime};
 use super::scheduler::{may_cut_short, progressing, Carry, Hold, Pending, Source};
 use super::settle::settle_left;
 use super::summary::{Summary, MAX_PROBLEMS};
+use crate::error::Reason;
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::Failure;
 
@@ -97,7 +98,7 @@ fn the_problem_list_is_bounded() {
     let mut summary = Summary::default();
     let path = RelativeMediaPath::parse("confrontas/a.pdf").unwrap();
     for _ in 0..MAX_PROBLEMS + 5 {
-        summary.count_reason(&Failure::new("db_refused", "permission denied"), &path);
+        summary.count_reason(&Failure::new(Reason::DbRefused, "permission denied"), &path);
     }
     assert_eq!(summary.problems.len(), MAX_PROBLEMS);
     assert_eq!(summary.problems_omitted, 5);

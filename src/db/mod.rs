@@ -13,7 +13,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{redact_url, ColumnNames, DatabaseConfig};
-use crate::error::{Classify, ErrorClass};
+use crate::error::{Classify, ErrorClass, Reason};
 
 pub use self::postgres::{PgSettings, PostgresSalesDb};
 pub use self::sqlite::SqliteSalesDb;
@@ -108,6 +108,17 @@ impl Classify for DbError {
             DbErrorKind::Unavailable | DbErrorKind::RowLocked => ErrorClass::Transient,
             DbErrorKind::Schema => ErrorClass::Fatal,
             DbErrorKind::Refused => ErrorClass::Rejected,
+        }
+    }
+}
+
+impl From<&DbError> for Reason {
+    fn from(error: &DbError) -> Reason {
+        match error.kind {
+            DbErrorKind::Unavailable => Reason::DbUnavailable,
+            DbErrorKind::Schema => Reason::DbSchema,
+            DbErrorKind::Refused => Reason::DbRefused,
+            DbErrorKind::RowLocked => Reason::DbRowLocked,
         }
     }
 }
@@ -319,5 +330,21 @@ impl Statements {
             url_max_len: length_of(&self.columns.minio_url),
             object_name_max_len: length_of(&self.columns.minio_object_name),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15: each kind has its reason, handled as the error's own class says.
+    #[test]
+    fn each_kind_has_its_reason() {
+        crate::error::check_reasons([
+            (DbError::new(DbErrorKind::Unavailable, "venta 1"), Reason::DbUnavailable),
+            (DbError::new(DbErrorKind::Schema, "venta 1"), Reason::DbSchema),
+            (DbError::new(DbErrorKind::Refused, "venta 1"), Reason::DbRefused),
+            (DbError::new(DbErrorKind::RowLocked, "venta 1"), Reason::DbRowLocked),
+        ]);
     }
 }
