@@ -56,7 +56,7 @@ pub fn listen(
                         signal,
                         "second stop signal: exiting now; unfinished files resume on the next start"
                     );
-                    std::process::exit(crate::app::exit::FAILURES);
+                    std::process::exit(crate::exit::FAILURES);
                 }
                 _ => {
                     info!(signal, "stop signal received; finishing in-flight files");
@@ -77,7 +77,7 @@ pub fn stop_on_ctrl_c(shutdown: watch::Sender<bool>) {
             let mut stopping = false;
             while signals.next().await.is_some() {
                 if stopping {
-                    std::process::exit(crate::app::exit::FAILURES);
+                    std::process::exit(crate::exit::FAILURES);
                 }
                 stopping = true;
                 warn!("interrupted: finishing in-flight files; run --rescan again to resume");
