@@ -19,5 +19,7 @@ pub mod report;
 pub mod signals;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "fakes"))]
+pub mod testing;
 pub mod validation;
 pub mod watch;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use tracing::{debug, info, warn, Instrument};
 
 use crate::config::{ConditionalWrites, Config};
-use crate::db::{RecordOutcome, RecordRequest, RejectRequest, SalesDb, SchemaLimits, VentaRow};
+use crate::db::{RecordOutcome, RecordRequest, RejectRequest, SalesRows, SchemaLimits, VentaRow};
 use crate::error::{pause_point, Classify, ErrorClass, Reason};
 use crate::hash::{hash_file, FileHash, FileIdentity, ReadError};
 use crate::journal::{now_ms, FileState, Journal, JournalEntry, JournalError, StoredHash};
@@ -84,7 +84,7 @@ impl Failure {
 pub struct Pipeline {
     media_root: MediaRoot,
     store: Arc<dyn ObjectStore>,
-    db: Arc<dyn SalesDb>,
+    db: Arc<dyn SalesRows>,
     journal: Journal,
     template: ObjectNameTemplate,
     url_base: String,
@@ -110,7 +110,7 @@ impl Pipeline {
     pub fn new(
         config: &Config,
         store: Arc<dyn ObjectStore>,
-        db: Arc<dyn SalesDb>,
+        db: Arc<dyn SalesRows>,
         journal: Journal,
         limits: SchemaLimits,
         capabilities: Capabilities,
@@ -143,7 +143,7 @@ impl Pipeline {
         &self.journal
     }
 
-    pub fn db(&self) -> &Arc<dyn SalesDb> {
+    pub fn db(&self) -> &Arc<dyn SalesRows> {
         &self.db
     }
 
