@@ -369,7 +369,8 @@ async fn run_dry_run(config: &Config, limit: Option<u64>, json: bool) -> Result<
     let (paths, summary) = crate::pipeline::dry_run_candidates(config, started.pipeline.clone(), limit).await;
     // Each plan is made when the report asks for it and printed at once: a 100,000-file
     // backlog's answer is never held whole. The report writes synchronously (serde_json), so
-    // each plan's queries are waited for in place.
+    // each plan's queries are waited for in place (`main_with`'s runtime is multi-threaded, as
+    // `block_in_place` needs).
     let plans = paths.iter().map(|path| {
         let plan = tokio::task::block_in_place(|| {
             tokio::runtime::Handle::current().block_on(started.pipeline.plan(path))
