@@ -19,6 +19,7 @@ mod pg;
 
 use std::time::{Duration, Instant};
 
+use common::notify::NotifySocket;
 use common::*;
 use metrics::{free_port, scrape, sum};
 
@@ -244,38 +245,6 @@ async fn a_refused_database_answer_is_logged_and_journaled_once_per_file_version
     assert!(world.dir().join("refused.pdf").exists(), "the file is kept");
     drop(sidecar);
     world.cleanup().await;
-}
-
-/// What the daemon sends to `NOTIFY_SOCKET`, with when it arrived.
-struct NotifySocket {
-    path: std::path::PathBuf,
-    messages: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
-}
-
-impl NotifySocket {
-    fn bind(path: std::path::PathBuf) -> NotifySocket {
-        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let collected = messages.clone();
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            // Ends with the test process; a read timeout only lets the loop turn.
-            loop {
-                if let Ok(n) = socket.recv(&mut buffer) {
-                    let text = String::from_utf8_lossy(&buffer[..n]).into_owned();
-                    collected.lock().unwrap().push((Instant::now(), text));
-                }
-            }
-        });
-        NotifySocket { path, messages }
-    }
-
-    /// Watchdog pings received in `from..to`.
-    fn pings(&self, from: Instant, to: Instant) -> usize {
-        let messages = self.messages.lock().unwrap();
-        messages.iter().filter(|(at, text)| *at >= from && *at < to && text.contains("WATCHDOG=1")).count()
-    }
 }
 
 /// Issue 17 item 8: `WATCHDOG=1` was sent on every heartbeat, files moving or not. A file held

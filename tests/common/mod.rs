@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod notify;
 pub mod proxy;
 
 use std::path::{Path, PathBuf};
