@@ -366,7 +366,7 @@ async fn presign(config: &Config, venta: i64, expiry: Duration) -> Result<i32, E
 
 async fn run_dry_run(config: &Config, limit: Option<u64>, json: bool) -> Result<i32, Exit> {
     let started = start(config, JournalUse::Throwaway).await?;
-    let (paths, summary) = crate::pipeline::dry_run_candidates(config, started.pipeline.clone(), limit).await;
+    let (paths, summary) = crate::daemon::dry_run_candidates(config, started.pipeline.clone(), limit).await;
     // Each plan is made when the report asks for it and printed at once: a 100,000-file
     // backlog's answer is never held whole. The report writes synchronously (serde_json), so
     // each plan's queries are waited for in place (`main_with`'s runtime is multi-threaded, as

@@ -19,12 +19,12 @@ use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::config::{Config, LiveSettings};
+use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{Failure, Pipeline};
 use crate::telemetry;
-use crate::watch::{Walk, WatchHint};
-// `pipeline::plan` builds a one-shot scheduler for `--dry-run`.
-pub(crate) use scheduler::{Mode, Scheduler};
-pub(crate) use sources::media_path_or_warn;
+use crate::watch::{walk_each, Walk, WatchHint};
+use scheduler::{Mode, Scheduler};
+use sources::media_path_or_warn;
 use sources::{restart_watcher, KnownWork, WatcherRestarts};
 pub use summary::Summary;
 
@@ -230,4 +230,28 @@ pub async fn rescan(
         progress.finish_and_clear();
     }
     (stop, scheduler.summary)
+}
+
+/// `--rescan --dry-run`: the files a rescan would take, in path order (at most `limit`), and
+/// the rows pointing at a missing local file (in the summary, as in a real rescan). The caller
+/// asks `Pipeline::plan` for each file and prints it at once, so a large backlog's plans are
+/// never all held in memory.
+pub async fn dry_run_candidates(
+    config: &Config,
+    pipeline: Arc<Pipeline>,
+    limit: Option<u64>,
+) -> (Vec<RelativeMediaPath>, Summary) {
+    let mut scheduler = Scheduler::new(pipeline, config, Mode::OneShot);
+    let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
+    // The walk goes straight into the list (not through the scheduler's map and timers, which
+    // cost several times as much per path): a dry run must see every file to sort them.
+    let mut paths = Vec::new();
+    walk_each(&config.watched_dir(), |file| paths.extend(media_path_or_warn(&scheduler.media_root, &file)));
+    scheduler.offer_known_work(&dir_prefix).await;
+    scheduler.count_rows_missing_their_file(&dir_prefix).await;
+    paths.extend(scheduler.pending.into_keys());
+    paths.sort();
+    paths.dedup();
+    paths.truncate(limit.map_or(usize::MAX, |l| l as usize));
+    (paths, scheduler.summary)
 }

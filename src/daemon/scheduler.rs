@@ -29,7 +29,7 @@ const ONE_SHOT_ATTEMPTS: u32 = 4;
 /// The daemon, or a one-shot run (`--rescan`), which counts a file it cannot move instead of
 /// waiting for it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Mode {
+pub(super) enum Mode {
     Daemon,
     OneShot,
 }
@@ -85,22 +85,22 @@ pub(super) enum Source {
     Watcher,
 }
 
-pub(crate) struct Pending {
+pub(super) struct Pending {
     pub(super) due: Instant,
     pub(super) hold: Hold,
     pub(super) carry: Carry,
 }
 
 /// Paths waiting for their time, paths in flight, and the tasks running them.
-pub(crate) struct Scheduler {
+pub(super) struct Scheduler {
     pub(super) pipeline: Arc<Pipeline>,
-    pub(crate) media_root: PathBuf,
+    pub(super) media_root: PathBuf,
     pub(super) mode: Mode,
     pub(super) settings: LiveSettings,
     /// Paths whose last run found no row yet, and paths reported as orphans (for the gauges).
     pub(super) waiting_for_row: HashSet<RelativeMediaPath>,
     pub(super) orphans: HashSet<RelativeMediaPath>,
-    pub(crate) pending: HashMap<RelativeMediaPath, Pending>,
+    pub(super) pending: HashMap<RelativeMediaPath, Pending>,
     pub(super) timers: BinaryHeap<Reverse<(Instant, RelativeMediaPath)>>,
     /// Paths being run, with when each became due (for `oldest_due`).
     pub(super) in_flight: HashMap<RelativeMediaPath, Instant>,
@@ -108,7 +108,7 @@ pub(crate) struct Scheduler {
     /// again afterwards.
     pub(super) rerun: HashMap<RelativeMediaPath, Source>,
     pub(super) tasks: JoinSet<(Dispatched, Outcome)>,
-    pub(crate) summary: Summary,
+    pub(super) summary: Summary,
     pub(super) limit: Option<u64>,
     pub(super) started: u64,
     /// Shown on a terminal during a rescan; ticks once per finished file.
@@ -129,7 +129,7 @@ pub(crate) struct Scheduler {
 }
 
 impl Scheduler {
-    pub(crate) fn new(pipeline: Arc<Pipeline>, config: &Config, mode: Mode) -> Scheduler {
+    pub(super) fn new(pipeline: Arc<Pipeline>, config: &Config, mode: Mode) -> Scheduler {
         Scheduler {
             pipeline,
             media_root: config.watch.media_root.clone(),

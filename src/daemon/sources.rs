@@ -76,7 +76,7 @@ impl Scheduler {
     /// Offers every path the journal has unfinished work for, and every row still pointing at
     /// a local file: a missed event then costs latency, never a file. Awaited here by the
     /// one-shot runs; the daemon runs the same pass as a task of its own (`spawn_reconcile`).
-    pub(crate) async fn offer_known_work(&mut self, dir_prefix: &str) {
+    pub(super) async fn offer_known_work(&mut self, dir_prefix: &str) {
         let work = known_work(
             self.pipeline.clone(),
             self.media_root.clone(),
@@ -115,7 +115,7 @@ impl Scheduler {
 
     /// A row that points at a local file which does not exist cannot be moved: report it (the
     /// row is left untouched) so the operator can find the file.
-    pub(crate) async fn count_rows_missing_their_file(&mut self, dir_prefix: &str) {
+    pub(super) async fn count_rows_missing_their_file(&mut self, dir_prefix: &str) {
         // Page by id: a backlog's rows are never all in memory at once.
         let mut after_id = i64::MIN;
         loop {
@@ -276,7 +276,7 @@ pub(super) fn restart_watcher(
 
 /// The path of `absolute` under the media root. A path outside it, or one that no Django row
 /// could name, is logged and left alone.
-pub(crate) fn media_path_or_warn(media_root: &Path, absolute: &Path) -> Option<RelativeMediaPath> {
+pub(super) fn media_path_or_warn(media_root: &Path, absolute: &Path) -> Option<RelativeMediaPath> {
     RelativeMediaPath::from_absolute(media_root, absolute)
         .map_err(|e| warn!(path = %absolute.display(), error = %e, "file ignored; it is kept where it is"))
         .ok()
