@@ -19,6 +19,7 @@ mod pg;
 
 use std::time::{Duration, Instant};
 
+use common::notify::NotifySocket;
 use common::*;
 use metrics::{free_port, scrape, sum};
 
@@ -202,9 +203,7 @@ async fn a_refused_database_answer_is_logged_and_journaled_once_per_file_version
     let role = pg::DaemonRole::create(&world.db, "refused").await;
     let port = free_port();
     // Two-second reconcile passes and retries: a dozen chances to repeat itself below.
-    let config = config_with(&world, port, 2).write();
-    let text = std::fs::read_to_string(&config).unwrap().replace(&world.db.url(), &role.url());
-    write_private(&config, &text);
+    let config = config_with(&world, port, 2).set("database.url", role.url()).write();
     let sidecar = Sidecar::start(&config, &[], &[]);
     sidecar.wait_watching().await;
     // A file whose row is not there yet: journaled as waiting for it.
@@ -244,38 +243,6 @@ async fn a_refused_database_answer_is_logged_and_journaled_once_per_file_version
     world.cleanup().await;
 }
 
-/// What the daemon sends to `NOTIFY_SOCKET`, with when it arrived.
-struct NotifySocket {
-    path: std::path::PathBuf,
-    messages: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
-}
-
-impl NotifySocket {
-    fn bind(path: std::path::PathBuf) -> NotifySocket {
-        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let collected = messages.clone();
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            // Ends with the test process; a read timeout only lets the loop turn.
-            loop {
-                if let Ok(n) = socket.recv(&mut buffer) {
-                    let text = String::from_utf8_lossy(&buffer[..n]).into_owned();
-                    collected.lock().unwrap().push((Instant::now(), text));
-                }
-            }
-        });
-        NotifySocket { path, messages }
-    }
-
-    /// Watchdog pings received in `from..to`.
-    fn pings(&self, from: Instant, to: Instant) -> usize {
-        let messages = self.messages.lock().unwrap();
-        messages.iter().filter(|(at, text)| *at >= from && *at < to && text.contains("WATCHDOG=1")).count()
-    }
-}
-
 /// Issue 17 item 8: `WATCHDOG=1` was sent on every heartbeat, files moving or not. A file held
 /// 60 s before its upload (a hung peer, as far as the daemon can tell) with
 /// `stall_timeout_s = 30`: the pings stop after 30 s, and start again once it moves.
@@ -284,9 +251,7 @@ impl NotifySocket {
 async fn the_watchdog_stops_while_nothing_progresses_and_resumes_after() {
     let world = World::new(Backend::Postgres).await;
     let port = free_port();
-    let config = config_with(&world, port, 2).write();
-    let text = std::fs::read_to_string(&config).unwrap();
-    write_private(&config, &format!("{text}\n[service]\nstall_timeout_s = 30\n"));
+    let config = config_with(&world, port, 2).set("service.stall_timeout_s", 30).write();
     let notify = NotifySocket::bind(world.temp.path().join("notify.sock"));
     let socket = notify.path.display().to_string();
     let sidecar = Sidecar::start(

@@ -36,7 +36,7 @@ use crate::validation::Validator;
 
 use failure::{fail, give_up};
 use health::Health;
-pub use plan::{dry_run_candidates, Plan, PlanAction};
+pub use plan::{Plan, PlanAction};
 
 /// What became of one call to `process`.
 #[derive(Debug, Clone, PartialEq, Eq)]

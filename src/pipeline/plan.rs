@@ -1,13 +1,9 @@
-//! `--rescan --dry-run`: the files a rescan would take, and what `Pipeline::process` would do
-//! with each, found without writing anything anywhere.
-
-use std::sync::Arc;
+//! `--rescan --dry-run`: what `Pipeline::process` would do with a file, found without writing
+//! anything anywhere. Which files a dry run looks at is the scheduler's business
+//! (`daemon::dry_run_candidates`), as it is for a real rescan.
 
 use super::{local_identity, object_matches, Pipeline};
-use crate::config::Config;
-use crate::daemon::{media_path_or_warn, Mode, Scheduler, Summary};
 use crate::media_path::RelativeMediaPath;
-use crate::watch::walk_each;
 
 /// What `--rescan --dry-run` reports for one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -27,30 +23,6 @@ pub enum PlanAction {
     RecordExisting,
     /// Would leave the file alone, for this reason.
     Skip(String),
-}
-
-/// `--rescan --dry-run`: the files a rescan would take, in path order (at most `limit`), and
-/// the rows pointing at a missing local file (in the summary, as in a real rescan). The caller
-/// asks `Pipeline::plan` for each file and prints it at once, so a large backlog's plans are
-/// never all held in memory.
-pub async fn dry_run_candidates(
-    config: &Config,
-    pipeline: Arc<Pipeline>,
-    limit: Option<u64>,
-) -> (Vec<RelativeMediaPath>, Summary) {
-    let mut scheduler = Scheduler::new(pipeline, config, Mode::OneShot);
-    let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
-    // The walk goes straight into the list (not through the scheduler's map and timers, which
-    // cost several times as much per path): a dry run must see every file to sort them.
-    let mut paths = Vec::new();
-    walk_each(&config.watched_dir(), |file| paths.extend(media_path_or_warn(&scheduler.media_root, &file)));
-    scheduler.offer_known_work(&dir_prefix).await;
-    scheduler.count_rows_missing_their_file(&dir_prefix).await;
-    paths.extend(scheduler.pending.into_keys());
-    paths.sort();
-    paths.dedup();
-    paths.truncate(limit.map_or(usize::MAX, |l| l as usize));
-    (paths, scheduler.summary)
 }
 
 impl Pipeline {

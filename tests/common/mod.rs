@@ -9,6 +9,7 @@
 
 pub mod config;
 pub mod django;
+pub mod notify;
 pub mod proxy;
 pub mod report;
 
