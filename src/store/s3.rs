@@ -9,13 +9,12 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 use futures_util::StreamExt;
-use minio::s3::builders::{ObjectToDelete, UploadPart};
+use minio::s3::builders::ObjectToDelete;
 use minio::s3::creds::StaticProvider;
 use minio::s3::error::Error as MinioError;
 use minio::s3::http::BaseUrl;
 use minio::s3::multimap_ext::{Multimap, MultimapExt};
 use minio::s3::response_traits::HasChecksumHeaders;
-use minio::s3::segmented_bytes::SegmentedBytes;
 use minio::s3::types::{BucketName, ObjectKey, Region, S3Api, ToStream};
 use minio::s3::utils::ChecksumAlgorithm;
 use minio::s3::{MinioClient, MinioClientBuilder};
@@ -30,9 +29,11 @@ use crate::object_name::ObjectName;
 
 mod errors;
 mod multipart;
+mod signed;
 
 use errors::{classify_minio, map_validation};
 use multipart::OpenUpload;
+use signed::{SignedPut, Signer};
 
 /// Deadline for small requests (stat, delete, bucket check).
 const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -43,6 +44,9 @@ const PART_TIMEOUT: Duration = Duration::from_secs(300);
 struct Put {
     /// User metadata headers (`x-amz-meta-*`).
     meta: Multimap,
+    /// The body's SHA-256: the payload hash the request is signed with.
+    payload: Sha256Digest,
+    /// The `x-amz-checksum-sha256` to send: the payload's, except in the probe's wrong PUT.
     sha256_base64: String,
     if_absent: bool,
     content_type: Option<String>,
@@ -57,6 +61,8 @@ const UPLOAD_BUFFERS: u64 = 4;
 /// The MinIO / S3 backend, on the official `minio` SDK.
 pub struct S3Store {
     client: MinioClient,
+    /// Sends the requests that carry file bytes, see `signed`.
+    signer: Signer,
     bucket: BucketName,
     region: Region,
     /// File bytes read into memory for uploads, in KiB; see [`UPLOAD_BUFFERS`].
@@ -73,6 +79,8 @@ impl S3Store {
         };
         let base_url: BaseUrl = config.endpoint.parse().map_err(|e| invalid("minio.endpoint", &e))?;
         let provider = StaticProvider::new(&config.access_key, secret_key.expose(), None);
+        let signer = Signer::new(base_url.clone(), &config.access_key, secret_key.expose())
+            .map_err(|e| invalid("minio client settings", &e))?;
         let client = MinioClientBuilder::new(base_url)
             .provider(Some(provider))
             .skip_region_lookup(true)
@@ -86,6 +94,7 @@ impl S3Store {
         let upload_memory = Arc::new(tokio::sync::Semaphore::new(upload_memory_kib as usize));
         Ok(S3Store {
             client,
+            signer,
             bucket,
             region,
             upload_memory,
@@ -116,6 +125,7 @@ impl S3Store {
         let data = read_exact_range(request.path, &request.hash.identity, 0, request.hash.identity.size)?;
         let put = Put {
             meta,
+            payload: request.hash.sha256,
             sha256_base64: request.hash.sha256.to_base64(),
             if_absent: request.if_absent,
             content_type: Some(request.content_type.to_owned()),
@@ -198,11 +208,15 @@ impl ObjectStore for S3Store {
         let key = ObjectKey::new(format!("{PROBE_PREFIX}{}-{nanos:x}", std::process::id()))
             .map_err(|e| StoreError::new(StoreErrorKind::Refused, format!("probe key: {e}")))?;
         let body = Bytes::from_static(b"confronta-sync capability probe\n");
-        let right = crate::hash::Sha256Digest::of_bytes(&body).to_base64();
-        let wrong = crate::hash::Sha256Digest::of_bytes(b"other bytes").to_base64();
+        let payload = Sha256Digest::of_bytes(&body);
+        let right = payload.to_base64();
+        let wrong = Sha256Digest::of_bytes(b"other bytes").to_base64();
 
+        // The wrong PUT is signed with the body's true hash: what it tests is whether the
+        // server checks `x-amz-checksum-sha256`, not the signature's payload hash.
         let probe = |sha256_base64: &str, if_absent: bool| Put {
             meta: Multimap::new(),
+            payload,
             sha256_base64: sha256_base64.to_owned(),
             if_absent,
             content_type: None,
@@ -346,25 +360,21 @@ impl S3Store {
         response.content().map_err(|e| classify_minio(&format!("object {key}"), e))
     }
 
-    /// One PUT of `body`, carrying its SHA-256 for the server to check and, with `if_absent`,
-    /// `If-None-Match: *`.
+    /// One PUT of `body`, signed with its SHA-256 as computed at hash time, carrying it for
+    /// the server to check and, with `if_absent`, `If-None-Match: *`.
     async fn put_bytes(&self, key: &ObjectKey, body: Bytes, put: Put) -> Result<Stored, StoreError> {
         let mut headers = put.meta;
         headers.add("x-amz-checksum-sha256", put.sha256_base64);
         if put.if_absent {
-            headers.add("If-None-Match", "*");
+            headers.add("if-none-match", "*");
         }
-        let request = UploadPart::builder()
-            .client(self.client.clone())
-            .bucket(self.bucket.clone())
-            .object(key.clone())
-            .region(Some(self.region.clone()))
-            .data(Arc::new(SegmentedBytes::from(body)))
-            .content_type(put.content_type)
-            .extra_headers(Some(headers))
-            .build();
-        let response = deadline(put.limit, key, request.send()).await?;
-        Ok(Stored { checksum_sha256: response.get_checksum(ChecksumAlgorithm::SHA256) })
+        if let Some(content_type) = put.content_type {
+            headers.add("content-type", content_type);
+        }
+        let request = SignedPut { key, query: Multimap::new(), headers, body, sha256: &put.payload };
+        let answer = deadline(put.limit, key, self.signer.put(&self.bucket, &self.region, request)).await?;
+        let checksum = answer.get("x-amz-checksum-sha256").and_then(|v| v.to_str().ok());
+        Ok(Stored { checksum_sha256: checksum.map(str::to_owned) })
     }
 
     async fn list_limited(&self, prefix: &str, limit: Option<usize>) -> Result<Vec<ObjectEntry>, StoreError> {

@@ -4,12 +4,11 @@
 use std::time::Duration;
 
 use minio::s3::multimap_ext::{Multimap, MultimapExt};
-use minio::s3::response_traits::HasEtagFromHeaders;
-use minio::s3::segmented_bytes::SegmentedBytes;
-use minio::s3::types::{ObjectKey, PartInfo, S3Api};
+use minio::s3::types::{ETag, ObjectKey, PartInfo, S3Api};
 use minio::s3::utils::ChecksumAlgorithm;
 
 use super::errors::map_validation;
+use super::signed::SignedPut;
 use super::{deadline, read_exact_range, S3Store, PART_TIMEOUT, SMALL_REQUEST_TIMEOUT};
 use crate::store::{part_size_for, StoreError, StoreErrorKind, UploadRequest, MAX_OBJECT_BYTES, MAX_PARTS};
 
@@ -186,23 +185,16 @@ impl S3Store {
             }
             let mut headers = Multimap::new();
             headers.add("x-amz-checksum-sha256", digest.to_base64());
-            let part = self
-                .client
-                .upload_part(
-                    self.bucket.clone(),
-                    key.clone(),
-                    upload_id.clone(),
-                    number,
-                    SegmentedBytes::from(data),
-                )
-                .map_err(|e| map_validation(key, e))?
-                .region(Some(self.region.clone()))
-                .extra_headers(Some(headers))
-                .build();
-            let response = deadline(PART_TIMEOUT, key, part.send()).await?;
+            let mut query = Multimap::new();
+            query.add("uploadId", upload_id.as_str());
+            query.add("partNumber", number.to_string());
+            let part = SignedPut { key, query, headers, body: data, sha256: digest };
+            let answer =
+                deadline(PART_TIMEOUT, key, self.signer.put(&self.bucket, &self.region, part)).await?;
             // A large file's parts are its only sign of progress for minutes (the watchdog's).
             crate::telemetry::progressed();
-            let etag = response.etag().map_err(|e| map_validation(key, e))?;
+            let etag = answer.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().trim_matches('"');
+            let etag = ETag::new(etag).map_err(|e| map_validation(key, e))?;
             tracing::debug!(object = %key, part = number, bytes = length, "part uploaded");
             parts.push(PartInfo::new(
                 number,
