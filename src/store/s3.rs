@@ -377,30 +377,13 @@ impl S3Store {
         Ok(Stored { checksum_sha256: checksum.map(str::to_owned) })
     }
 
+    /// Every object under `prefix`, or the first pages that hold at least `limit` of them.
     async fn list_limited(&self, prefix: &str, limit: Option<usize>) -> Result<Vec<ObjectEntry>, StoreError> {
-        let prefix_filter = (!prefix.is_empty()).then(|| prefix.to_owned());
-        let mut stream = self
-            .client
-            .list_objects(self.bucket.clone())
-            .map_err(|e| StoreError::new(StoreErrorKind::Refused, e.to_string()))?
-            .region(Some(self.region.clone()))
-            .recursive(true)
-            .prefix(prefix_filter)
-            .build()
-            .to_stream()
-            .await;
+        // S3's largest listing page, which is also what a listing without `max-keys` gets.
+        let mut pages = self.list_pages(prefix, 1000).await?;
         let mut names = Vec::new();
-        while let Some(page) = stream.next().await {
-            let page = page.map_err(|e| classify_minio(&format!("listing {prefix:?}"), e))?;
-            for entry in page.contents {
-                if !entry.is_prefix {
-                    names.push(ObjectEntry {
-                        name: entry.name,
-                        size: entry.size.unwrap_or(0),
-                        modified_unix_s: entry.last_modified.map(|t| t.timestamp()),
-                    });
-                }
-            }
+        while let Some(page) = pages.next().await {
+            names.extend(page?);
             if limit.is_some_and(|limit| names.len() >= limit) {
                 break;
             }
