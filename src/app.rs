@@ -10,13 +10,14 @@ use clap::{Parser, Subcommand};
 use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::commands::{OrphanEvent, ReportError};
+use crate::commands::{CommandError, OrphanEvent, ReportError};
 use crate::config::{ConditionalWrites, Config, ConfigError};
 use crate::daemon::{self, Stop, Summary};
 use crate::db::{self, DbErrorKind, SalesDb};
+use crate::error::Reason;
 use crate::journal::{Journal, JournalError};
 use crate::logging::{self, Logging};
-use crate::pipeline::{Pipeline, PlanAction};
+use crate::pipeline::{Failure, Pipeline, PlanAction};
 use crate::store::{Capabilities, ObjectStore, S3Store, StoreErrorKind, PROBE_PREFIX};
 
 /// Exit codes, documented in the README.
@@ -122,22 +123,55 @@ pub enum Command {
     },
 }
 
-/// An error that ends the process with a specific code.
-#[derive(Debug)]
-pub struct Exit {
-    pub code: i32,
-    pub message: String,
+/// Why a run ends with an error, by cause; each message names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Exit {
+    /// The configuration, or something it names (the watched folder, the metrics address), is
+    /// unusable.
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Logging(String),
+    /// Connecting to the database or checking its table failed.
+    #[error("{0}")]
+    Database(String),
+    /// Connecting to the object store, its bucket or the start-up probe failed.
+    #[error("{0}")]
+    ObjectStore(String),
+    #[error("{0}")]
+    Journal(String),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// A fatal failure stopped the daemon or the rescan.
+    #[error("{}: {}", .0.reason, .0.message)]
+    Fatal(Failure),
+    /// Anything else: the runtime, the signal handlers, writing the output.
+    #[error("{0}")]
+    Failed(String),
 }
 
 impl Exit {
-    fn new(code: i32, message: impl Into<String>) -> Self {
-        Exit { code, message: message.into() }
+    /// The one place a cause gets its exit code (documented in `exit` and the README).
+    pub fn code(&self) -> i32 {
+        match self {
+            Exit::Config(_) => exit::CONFIG,
+            Exit::Logging(_) => exit::LOGGING,
+            Exit::Database(_)
+            | Exit::Command(CommandError::Database(_))
+            | Exit::Fatal(Failure {
+                reason: Reason::DbUnavailable | Reason::DbRefused | Reason::DbSchema | Reason::DbRowLocked,
+                ..
+            }) => exit::DATABASE,
+            Exit::ObjectStore(_) | Exit::Command(CommandError::Store(_)) => exit::OBJECT_STORE,
+            Exit::Journal(_) | Exit::Command(CommandError::Journal(_)) => exit::JOURNAL,
+            Exit::Command(CommandError::Invalid(_)) | Exit::Fatal(_) | Exit::Failed(_) => exit::FAILURES,
+        }
     }
 }
 
 impl From<ConfigError> for Exit {
     fn from(e: ConfigError) -> Self {
-        Exit::new(exit::CONFIG, e.to_string())
+        Exit::Config(e.to_string())
     }
 }
 
@@ -147,21 +181,23 @@ pub fn main_with(cli: Cli) -> i32 {
         Ok(config) => config,
         Err(e) => {
             eprintln!("confronta-sync: {e}");
-            return exit::CONFIG;
+            return Exit::from(e).code();
         }
     };
     let logging = match logging::init(&config.log) {
         Ok(logging) => logging,
         Err(e) => {
-            eprintln!("confronta-sync: cannot set up logging: {e}");
-            return exit::LOGGING;
+            let e = Exit::Logging(format!("cannot set up logging: {e}"));
+            eprintln!("confronta-sync: {e}");
+            return e.code();
         }
     };
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
-            eprintln!("confronta-sync: cannot start the async runtime: {e}");
-            return exit::FAILURES;
+            let e = Exit::Failed(format!("cannot start the async runtime: {e}"));
+            eprintln!("confronta-sync: {e}");
+            return e.code();
         }
     };
     let result = runtime.block_on(async {
@@ -184,8 +220,8 @@ pub fn main_with(cli: Cli) -> i32 {
         Ok(code) => code,
         Err(e) => {
             // Logging is up by now, so this reaches stderr (journald) and the log files.
-            error!(exit_code = e.code, "{}", e.message);
-            e.code
+            error!(exit_code = e.code(), "{e}");
+            e.code()
         }
     }
 }
@@ -209,7 +245,7 @@ enum JournalUse {
 
 /// Opens and checks the journal, the database and the bucket; any failure is an `Exit`.
 async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit> {
-    let journal_error = |e: JournalError| Exit::new(exit::JOURNAL, e.to_string());
+    let journal_error = |e: JournalError| Exit::Journal(e.to_string());
     let (db, limits) = connect_db(config).await?;
     let journal = match journal_use {
         JournalUse::Throwaway => Journal::in_memory().map_err(journal_error)?,
@@ -221,10 +257,9 @@ async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit
                 Journal::open(&sibling).map_err(journal_error)?
             }
             Err(e @ JournalError::Locked { .. }) => {
-                return Err(Exit::new(
-                    exit::JOURNAL,
-                    format!("{e}; with a SQLite database stop the daemon before a rescan"),
-                ))
+                return Err(Exit::Journal(format!(
+                    "{e}; with a SQLite database stop the daemon before a rescan"
+                )))
             }
             other => other.map_err(journal_error)?,
         },
@@ -235,10 +270,10 @@ async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit
 }
 
 async fn connect_db(config: &Config) -> Result<(Arc<dyn SalesDb>, crate::db::SchemaLimits), Exit> {
-    let db = db::connect(&config.database).await.map_err(|e| Exit::new(exit::DATABASE, e.to_string()))?;
+    let db = db::connect(&config.database).await.map_err(|e| Exit::Database(e.to_string()))?;
     let limits = db.check_schema().await.map_err(|e| {
         let hint = if e.kind == DbErrorKind::Unavailable { " (is the database running?)" } else { "" };
-        Exit::new(exit::DATABASE, format!("{e}{hint}"))
+        Exit::Database(format!("{e}{hint}"))
     })?;
     Ok((db, limits))
 }
@@ -246,7 +281,7 @@ async fn connect_db(config: &Config) -> Result<(Arc<dyn SalesDb>, crate::db::Sch
 /// Opens the store and checks the bucket (what the read-only operator commands need).
 async fn connect_store(config: &Config) -> Result<Arc<dyn ObjectStore>, Exit> {
     let secret = config.minio.secret_key()?;
-    let store = S3Store::new(&config.minio, &secret).map_err(|e| Exit::new(exit::CONFIG, e.to_string()))?;
+    let store = S3Store::new(&config.minio, &secret).map_err(|e| Exit::Config(e.to_string()))?;
     store.check_bucket().await.map_err(|e| {
         let what = match e.kind {
             StoreErrorKind::NoSuchBucket => "bucket missing",
@@ -254,7 +289,7 @@ async fn connect_store(config: &Config) -> Result<Arc<dyn ObjectStore>, Exit> {
             StoreErrorKind::Unavailable => "unreachable",
             _ => "refused",
         };
-        Exit::new(exit::OBJECT_STORE, format!("object store at {} {what}: {e}", config.minio.endpoint))
+        Exit::ObjectStore(format!("object store at {} {what}: {e}", config.minio.endpoint))
     })?;
     Ok(Arc::new(store))
 }
@@ -265,24 +300,18 @@ async fn connect_store(config: &Config) -> Result<Arc<dyn ObjectStore>, Exit> {
 async fn connect_store_for_uploads(config: &Config) -> Result<(Arc<dyn ObjectStore>, Capabilities), Exit> {
     let store = connect_store(config).await?;
     let capabilities = store.probe().await.map_err(|e| {
-        Exit::new(
-            exit::OBJECT_STORE,
-            format!(
-                "object store at {}: the start-up probe under {PROBE_PREFIX} failed: {e}",
-                config.minio.endpoint
-            ),
-        )
+        Exit::ObjectStore(format!(
+            "object store at {}: the start-up probe under {PROBE_PREFIX} failed: {e}",
+            config.minio.endpoint
+        ))
     })?;
     if !capabilities.checksum_enforced {
-        return Err(Exit::new(
-            exit::OBJECT_STORE,
-            format!(
-                "object store at {} accepted a PUT whose x-amz-checksum-sha256 does not match its bytes; \
-                 uploads could not be verified there, so nothing is moved (MinIO enforces the header: \
-                 is a proxy in between dropping it?)",
-                config.minio.endpoint
-            ),
-        ));
+        return Err(Exit::ObjectStore(format!(
+            "object store at {} accepted a PUT whose x-amz-checksum-sha256 does not match its bytes; \
+             uploads could not be verified there, so nothing is moved (MinIO enforces the header: \
+             is a proxy in between dropping it?)",
+            config.minio.endpoint
+        )));
     }
     match (capabilities.conditional_put, config.minio.conditional_writes) {
         (true, ConditionalWrites::Auto) => {
@@ -383,7 +412,7 @@ async fn verify(config: &Config, deep: bool, limit: Option<i64>) -> Result<i32, 
     let summary = match summary {
         Ok(summary) => summary,
         Err(ReportError::Output(e)) => return Ok(output_closed("verify", &e)),
-        Err(ReportError::Failed(e)) => return Err(Exit::new(exit::DATABASE, e)),
+        Err(ReportError::Failed(e)) => return Err(e.into()),
     };
     println!(
         "verify: {} rows checked, {} ok, {} mismatched",
@@ -432,16 +461,11 @@ async fn status(config: &Config, json: bool) -> Result<i32, Exit> {
     let (db, _) = connect_db(config).await?;
     // A journal that does not exist yet simply has nothing to report.
     let journal = if config.journal.path.exists() {
-        Some(
-            Journal::open_read_only(&config.journal.path)
-                .map_err(|e| Exit::new(exit::JOURNAL, e.to_string()))?,
-        )
+        Some(Journal::open_read_only(&config.journal.path).map_err(|e| Exit::Journal(e.to_string()))?)
     } else {
         None
     };
-    let report = crate::commands::status(&db, journal.as_ref(), &dir_prefix(config))
-        .await
-        .map_err(|e| Exit::new(exit::DATABASE, e))?;
+    let report = crate::commands::status(&db, journal.as_ref(), &dir_prefix(config)).await?;
     if json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap_or_default());
         return Ok(exit::OK);
@@ -472,13 +496,12 @@ async fn orphans(config: &Config, older_than: Duration, delete_objects: bool) ->
     let (db, _) = connect_db(config).await?;
     let store = connect_store(config).await?;
     let template = crate::object_name::ObjectNameTemplate::parse(&config.minio.object_name)
-        .map_err(|e| Exit::new(exit::CONFIG, e.to_string()))?;
+        .map_err(|e| Exit::Config(e.to_string()))?;
     // The daemon's journal and a rescan's sibling journal name the objects being worked on.
     let mut journals = Vec::new();
     for path in [config.journal.path.clone(), config.journal.path.with_extension("rescan.sqlite3")] {
         if path.exists() {
-            journals
-                .push(Journal::open_read_only(&path).map_err(|e| Exit::new(exit::JOURNAL, e.to_string()))?);
+            journals.push(Journal::open_read_only(&path).map_err(|e| Exit::Journal(e.to_string()))?);
         }
     }
     let progress = if std::io::stderr().is_terminal() {
@@ -521,7 +544,7 @@ async fn orphans(config: &Config, older_than: Duration, delete_objects: bool) ->
     let summary = match summary {
         Ok(summary) => summary,
         Err(ReportError::Output(e)) => return Ok(output_closed("orphans", &e)),
-        Err(ReportError::Failed(e)) => return Err(Exit::new(exit::FAILURES, e)),
+        Err(ReportError::Failed(e)) => return Err(e.into()),
     };
     println!(
         "orphans older than {}: {} files, {} objects{}",
@@ -536,23 +559,20 @@ async fn orphans(config: &Config, older_than: Duration, delete_objects: bool) ->
 async fn presign(config: &Config, venta: i64, expiry: Duration) -> Result<i32, Exit> {
     let (db, _) = connect_db(config).await?;
     let store = connect_store(config).await?;
-    let url = crate::commands::presign(&db, &store, venta, expiry)
-        .await
-        .map_err(|e| Exit::new(exit::FAILURES, e))?;
+    let url = crate::commands::presign(&db, &store, venta, expiry).await?;
     println!("{url}");
     Ok(exit::OK)
 }
 
 async fn run_dry_run(config: &Config, limit: Option<u64>, json: bool) -> Result<i32, Exit> {
     let started = start(config, JournalUse::Throwaway).await?;
-    let (paths, summary) = daemon::dry_run_candidates(config, started.pipeline.clone(), limit).await;
+    let (paths, summary) = crate::pipeline::dry_run_candidates(config, started.pipeline.clone(), limit).await;
     let mut would_move = 0u64;
     let mut bytes = 0u64;
     // Printed as each plan is made: a 100,000-file backlog's answer is never held whole.
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
-    let output_failed =
-        |e: std::io::Error| Exit::new(exit::FAILURES, format!("cannot write the dry run: {e}"));
+    let output_failed = |e: std::io::Error| Exit::Failed(format!("cannot write the dry run: {e}"));
     if json {
         write!(out, "{{\"dry_run\": true, \"files\": [").map_err(output_failed)?;
     }
@@ -614,7 +634,7 @@ fn dir_prefix(config: &Config) -> String {
 async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Result<i32, Exit> {
     // The recorder goes in first, so that what start-up records (services up) is kept.
     if let Some(listen) = config.metrics.listen {
-        crate::telemetry::serve(listen).map_err(|e| Exit::new(exit::CONFIG, e))?;
+        crate::telemetry::serve(listen).map_err(Exit::Config)?;
         info!(%listen, "metrics endpoint serving /metrics");
     }
     // Signals first: a SIGTERM during the start-up checks must stop the daemon cleanly, not kill
@@ -623,7 +643,7 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
     let (settings_tx, settings_rx) = watch::channel(daemon::LiveSettings::of(&config));
     let signals =
         crate::signals::listen(config_path.to_owned(), config.clone(), logging, settings_tx, shutdown_tx)
-            .map_err(|e| Exit::new(exit::FAILURES, format!("cannot install signal handlers: {e}")))?;
+            .map_err(|e| Exit::Failed(format!("cannot install signal handlers: {e}")))?;
     // Until here a SIGTERM takes the default action (systemd counts that as a clean stop); the
     // tests wait for this line before they send one.
     debug!("signal handlers installed");
@@ -647,7 +667,7 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
     let dir = config.watched_dir();
     let poll = config.watch.poll_interval_ms.map(Duration::from_millis);
     let _watcher = crate::watch::watch(&dir, hint_tx, overflowed.clone(), poll)
-        .map_err(|e| Exit::new(exit::CONFIG, format!("cannot watch {}: {e}", dir.display())))?;
+        .map_err(|e| Exit::Config(format!("cannot watch {}: {e}", dir.display())))?;
     crate::signals::notify_systemd("READY=1");
 
     let (stop, summary) =
@@ -657,10 +677,7 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
     info!(moved = summary.moved, bytes = summary.bytes, "stopped");
     match stop {
         Stop::Finished => Ok(exit::OK),
-        Stop::Fatal(failure) => {
-            let code = if failure.reason.starts_with("db") { exit::DATABASE } else { exit::FAILURES };
-            Err(Exit::new(code, format!("{}: {}", failure.reason, failure.message)))
-        }
+        Stop::Fatal(failure) => Err(Exit::Fatal(failure)),
     }
 }
 
@@ -673,7 +690,7 @@ async fn run_rescan(config: &Config, limit: Option<u64>, json: bool) -> Result<i
     let elapsed = began.elapsed();
     print_summary(&summary, elapsed, json);
     if let Stop::Fatal(failure) = stop {
-        return Err(Exit::new(exit::FAILURES, format!("{}: {}", failure.reason, failure.message)));
+        return Err(Exit::Fatal(failure));
     }
     Ok(if summary.failed > 0 || summary.kept > 0 { exit::FAILURES } else { exit::OK })
 }
@@ -723,6 +740,37 @@ mod tests {
              access_key = \"k\"\n{minio}\n[validation]\n{validation}\n[journal]\npath = \"/j\"\n"
         );
         Config::parse(&text, Path::new("t.toml")).unwrap()
+    }
+
+    /// Issue 15: the exit code follows the cause, never the text of a reason.
+    #[test]
+    fn each_cause_exits_with_its_documented_code() {
+        use crate::db::DbError;
+        use crate::store::StoreError;
+        let store_error = || StoreError { kind: StoreErrorKind::Unavailable, message: "down".into() };
+        let journal_error = || JournalError::Io { path: "/j".into(), message: "disk full".into() };
+        let fatal = |reason| Exit::Fatal(Failure::new(reason, "stopped"));
+        let cases = [
+            (Exit::from(Config::parse("[nope]", Path::new("t.toml")).unwrap_err()), exit::CONFIG),
+            (Exit::Config("cannot watch /m".into()), exit::CONFIG),
+            (Exit::Logging("cannot set up logging".into()), exit::LOGGING),
+            (Exit::Database("no column".into()), exit::DATABASE),
+            (Exit::ObjectStore("bucket missing".into()), exit::OBJECT_STORE),
+            (Exit::Journal("locked".into()), exit::JOURNAL),
+            (CommandError::from(DbError::new(DbErrorKind::Unavailable, "down")).into(), exit::DATABASE),
+            (CommandError::from(store_error()).into(), exit::OBJECT_STORE),
+            (CommandError::from(journal_error()).into(), exit::JOURNAL),
+            (CommandError::Invalid("venta 9 does not exist".into()).into(), exit::FAILURES),
+            (fatal(Reason::DbSchema), exit::DATABASE),
+            (fatal(Reason::DbUnavailable), exit::DATABASE),
+            (fatal(Reason::S3Refused), exit::FAILURES),
+            (fatal(Reason::Journal), exit::FAILURES),
+            (Exit::Failed("cannot install signal handlers".into()), exit::FAILURES),
+        ];
+        for (cause, code) in cases {
+            assert_eq!(cause.code(), code, "{cause:?}");
+        }
+        assert_eq!(fatal(Reason::DbSchema).to_string(), "db_schema: stopped");
     }
 
     /// Issue 17, item 7: `check` says the largest file the settings allow and how it goes up.

@@ -16,12 +16,12 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 
-use crate::db::{SalesDb, VentaRow};
+use crate::db::{DbError, SalesDb, VentaRow};
 use crate::hash::Sha256Digest;
-use crate::journal::{FileState, Journal};
+use crate::journal::{FileState, Journal, JournalError};
 use crate::media_path::RelativeMediaPath;
 use crate::object_name::ObjectName;
-use crate::store::{ObjectEntry, ObjectStore};
+use crate::store::{ObjectEntry, ObjectStore, StoreError};
 
 /// Rows (or listed objects) per page of `verify` and `orphans`: large enough that the round
 /// trips do not dominate, small enough that a page is a few hundred KiB.
@@ -31,6 +31,21 @@ pub const DEFAULT_PAGE_ROWS: usize = 1000;
 /// `--deep`), so a few in flight hide the round trip; results still come out in id order.
 const VERIFY_CONCURRENCY: usize = 8;
 
+/// Why an operator command failed, by the edge that failed: `app` picks the exit code from it.
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error(transparent)]
+    Database(#[from] DbError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// What the operator asked for cannot be done: an expiry out of range, a venta that does
+    /// not exist or is not in MinIO.
+    #[error("{0}")]
+    Invalid(String),
+}
+
 /// Why `verify` or `orphans` stopped before the end.
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
@@ -38,13 +53,25 @@ pub enum ReportError {
     #[error("writing the report: {0}")]
     Output(std::io::Error),
     /// The database, the store or a journal failed.
-    #[error("{0}")]
-    Failed(String),
+    #[error(transparent)]
+    Failed(#[from] CommandError),
 }
 
-impl From<String> for ReportError {
-    fn from(message: String) -> Self {
-        ReportError::Failed(message)
+impl From<DbError> for ReportError {
+    fn from(error: DbError) -> Self {
+        ReportError::Failed(error.into())
+    }
+}
+
+impl From<StoreError> for ReportError {
+    fn from(error: StoreError) -> Self {
+        ReportError::Failed(error.into())
+    }
+}
+
+impl From<JournalError> for ReportError {
+    fn from(error: JournalError) -> Self {
+        ReportError::Failed(error.into())
     }
 }
 
@@ -86,7 +113,7 @@ pub async fn verify(
     let mut summary = VerifySummary::default();
     while remaining > 0 {
         let wanted = page_rows.min(remaining);
-        let page = db.rows_in_minio(after_id, wanted).await.map_err(|e| e.to_string())?;
+        let page = db.rows_in_minio(after_id, wanted).await?;
         let Some(last) = page.last() else { break };
         after_id = last.id;
         remaining -= page.len() as i64;
@@ -171,15 +198,14 @@ pub async fn status(
     db: &Arc<dyn SalesDb>,
     journal: Option<&Journal>,
     dir_prefix: &str,
-) -> Result<StatusReport, String> {
-    let counts = db.count_rows(dir_prefix).await.map_err(|e| e.to_string())?;
+) -> Result<StatusReport, CommandError> {
+    let counts = db.count_rows(dir_prefix).await?;
     let mut report =
         StatusReport { rows_in_minio: counts.in_minio, rows_local: counts.local, ..Default::default() };
     let total = counts.in_minio + counts.local;
     report.percent_in_minio = if total == 0 { 100.0 } else { 100.0 * counts.in_minio as f64 / total as f64 };
     let Some(journal) = journal else { return Ok(report) };
-    let (uploads_timed, upload_ms_mean, upload_ms_p95) =
-        journal.upload_times().await.map_err(|e| e.to_string())?;
+    let (uploads_timed, upload_ms_mean, upload_ms_p95) = journal.upload_times().await?;
     // One entry at a time: the journal may hold millions of removed entries.
     let (mut report, latest_error) = journal
         .fold((report, BTreeMap::<String, (i64, String)>::new()), |(report, latest_error), entry| {
@@ -196,18 +222,17 @@ pub async fn status(
                 let reason = error.split(':').next().unwrap_or("unknown").to_owned();
                 *report.failures_by_reason.entry(reason).or_default() += 1;
             }
-            if let (Some(class), Some(error)) = (&entry.error_class, &entry.last_error) {
-                match latest_error.get(class) {
+            if let (Some(class), Some(error)) = (entry.error_class, &entry.last_error) {
+                match latest_error.get(class.as_str()) {
                     Some((at, _)) if *at >= entry.updated_ms => {}
                     _ => {
                         let line = format!("{}: {error}", entry.path);
-                        latest_error.insert(class.clone(), (entry.updated_ms, line));
+                        latest_error.insert(class.as_str().to_owned(), (entry.updated_ms, line));
                     }
                 }
             }
         })
-        .await
-        .map_err(|e| e.to_string())?;
+        .await?;
     report.last_errors = latest_error.into_iter().map(|(class, (_, line))| (class, line)).collect();
     report.uploads_timed = uploads_timed;
     report.upload_ms_mean = upload_ms_mean;
@@ -288,7 +313,7 @@ pub async fn orphans(
         }
         let shown = match RelativeMediaPath::from_absolute(media_root, &file) {
             Ok(path) => {
-                let rows = db.find_by_confronta(path.as_str()).await.map_err(|e| e.to_string())?;
+                let rows = db.find_by_confronta(path.as_str()).await?;
                 if !rows.is_empty() {
                     continue;
                 }
@@ -305,7 +330,7 @@ pub async fn orphans(
     let mut digests = Vec::new();
     let mut after_id = i64::MIN;
     loop {
-        let page = db.referenced_objects(after_id, page_rows as i64).await.map_err(|e| e.to_string())?;
+        let page = db.referenced_objects(after_id, page_rows as i64).await?;
         let Some((last, _)) = page.last() else { break };
         after_id = *last;
         digests.extend(page.iter().map(|(_, name)| ReferencedNames::digest(name)));
@@ -319,10 +344,10 @@ pub async fn orphans(
     digests.shrink_to_fit();
     let referenced = ReferencedNames(digests);
 
-    let mut pages = store.list_pages(object_prefix, page_rows as u16).await.map_err(|e| e.to_string())?;
+    let mut pages = store.list_pages(object_prefix, page_rows as u16).await?;
     let mut listed = 0u64;
     while let Some(page) = pages.next().await {
-        let page = page.map_err(|e| e.to_string())?;
+        let page = page?;
         listed += page.len() as u64;
         report(OrphanEvent::ObjectsListed(listed)).map_err(ReportError::Output)?;
         let candidates: Vec<ObjectEntry> = page
@@ -347,15 +372,14 @@ pub async fn orphans(
         // A row may have started pointing at one since the table was read, or a daemon may be
         // about to record one: ask both again, for this page's candidates, right before deleting.
         let names: Vec<String> = candidates.into_iter().map(|object| object.name).collect();
-        let now_referenced: HashSet<String> =
-            db.referenced_among(&names).await.map_err(|e| e.to_string())?.into_iter().collect();
+        let now_referenced: HashSet<String> = db.referenced_among(&names).await?.into_iter().collect();
         for name in names {
             let mut still_free = !now_referenced.contains(&name);
             for journal in journals {
-                still_free = still_free && !journal.holds_object(&name).await.map_err(|e| e.to_string())?;
+                still_free = still_free && !journal.holds_object(&name).await?;
             }
             if still_free {
-                store.delete(&ObjectName::from_stored(name.clone())).await.map_err(|e| e.to_string())?;
+                store.delete(&ObjectName::from_stored(name.clone())).await?;
                 summary.deleted += 1;
             }
             report(OrphanEvent::Object { name, deleted: still_free }).map_err(ReportError::Output)?;
@@ -373,18 +397,20 @@ pub async fn presign(
     store: &Arc<dyn ObjectStore>,
     venta_id: i64,
     expiry: Duration,
-) -> Result<String, String> {
+) -> Result<String, CommandError> {
     if expiry > MAX_PRESIGN_EXPIRY || expiry.is_zero() {
-        return Err(format!("expiry must be between 1s and 7d, got {}", humantime::format_duration(expiry)));
+        return Err(CommandError::Invalid(format!(
+            "expiry must be between 1s and 7d, got {}",
+            humantime::format_duration(expiry)
+        )));
     }
     let row = db
         .get(venta_id)
-        .await
-        .map_err(|e| e.to_string())?
-        .ok_or_else(|| format!("venta {venta_id} does not exist"))?;
+        .await?
+        .ok_or_else(|| CommandError::Invalid(format!("venta {venta_id} does not exist")))?;
     let object = match (&row.minio_object_name, row.subido_a_minio) {
         (Some(object), true) if !object.is_empty() => object.clone(),
-        _ => return Err(format!("venta {venta_id}'s confronta is not in MinIO")),
+        _ => return Err(CommandError::Invalid(format!("venta {venta_id}'s confronta is not in MinIO"))),
     };
-    store.presign_get(&ObjectName::from_stored(object), expiry).await.map_err(|e| e.to_string())
+    Ok(store.presign_get(&ObjectName::from_stored(object), expiry).await?)
 }

@@ -16,6 +16,7 @@ use tokio::task::JoinSet;
 use tracing::{debug, error, info, warn};
 
 use crate::config::Config;
+use crate::error::Reason;
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{backoff, Failure, Outcome, Pipeline};
 use crate::telemetry;
@@ -79,7 +80,7 @@ pub struct Summary {
 
 impl Summary {
     fn count_reason(&mut self, failure: &Failure, path: &RelativeMediaPath) {
-        *self.reasons.entry(failure.reason.to_owned()).or_default() += 1;
+        *self.reasons.entry(failure.reason.as_str().to_owned()).or_default() += 1;
         if self.problems.len() < MAX_PROBLEMS {
             self.problems.push(format!("{path}: {}: {}", failure.reason, failure.message));
         } else {
@@ -98,7 +99,7 @@ pub enum Stop {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
+pub(crate) enum Mode {
     Daemon,
     OneShot,
 }
@@ -154,22 +155,22 @@ enum Source {
     Watcher,
 }
 
-struct Pending {
+pub(crate) struct Pending {
     due: Instant,
     hold: Hold,
     carry: Carry,
 }
 
 /// Paths waiting for their time, paths in flight, and the tasks running them.
-struct Scheduler {
+pub(crate) struct Scheduler {
     pipeline: Arc<Pipeline>,
-    media_root: PathBuf,
+    pub(crate) media_root: PathBuf,
     mode: Mode,
     settings: LiveSettings,
     /// Paths whose last run found no row yet, and paths reported as orphans (for the gauges).
     waiting_for_row: HashSet<RelativeMediaPath>,
     orphans: HashSet<RelativeMediaPath>,
-    pending: HashMap<RelativeMediaPath, Pending>,
+    pub(crate) pending: HashMap<RelativeMediaPath, Pending>,
     timers: BinaryHeap<Reverse<(Instant, RelativeMediaPath)>>,
     /// Paths being run, with when each became due (for `oldest_due`).
     in_flight: HashMap<RelativeMediaPath, Instant>,
@@ -177,7 +178,7 @@ struct Scheduler {
     /// again afterwards.
     rerun: HashMap<RelativeMediaPath, Source>,
     tasks: JoinSet<(Dispatched, Outcome)>,
-    summary: Summary,
+    pub(crate) summary: Summary,
     limit: Option<u64>,
     started: u64,
     /// Shown on a terminal during a rescan; ticks once per finished file.
@@ -198,7 +199,7 @@ struct Scheduler {
 }
 
 impl Scheduler {
-    fn new(pipeline: Arc<Pipeline>, config: &Config, mode: Mode) -> Scheduler {
+    pub(crate) fn new(pipeline: Arc<Pipeline>, config: &Config, mode: Mode) -> Scheduler {
         Scheduler {
             pipeline,
             media_root: config.watch.media_root.clone(),
@@ -427,7 +428,8 @@ impl Scheduler {
             Outcome::Nothing => {}
             Outcome::WaitingForRow | Outcome::Orphan if one_shot => {
                 self.summary.orphans += 1;
-                let failure = Failure::new("no_row", "no row points at this file; it is kept".to_owned());
+                let failure =
+                    Failure::new(Reason::NoRow, "no row points at this file; it is kept".to_owned());
                 self.summary.count_reason(&failure, path);
             }
             Outcome::WaitingForRow => {
@@ -476,7 +478,7 @@ impl Scheduler {
     /// when it ends.
     fn watch_journal(&mut self, outcome: &Outcome) {
         match outcome {
-            Outcome::Retry(failure) if failure.reason == "journal" => {
+            Outcome::Retry(failure @ Failure { reason: Reason::Journal, .. }) => {
                 if self.journal_blocked_until.is_none() {
                     error!(error = %failure.message, "the journal cannot be written (disk full?): no new files are taken and nothing is deleted until it can");
                 }
@@ -505,9 +507,9 @@ impl Scheduler {
         };
         telemetry::outcome(label, bytes);
         match outcome {
-            Outcome::Retry(f) => telemetry::error("transient", f.reason),
-            Outcome::Kept(f) => telemetry::error("rejected", f.reason),
-            Outcome::Fatal(f) => telemetry::error("fatal", f.reason),
+            Outcome::Retry(f) => telemetry::error("transient", f.reason.as_str()),
+            Outcome::Kept(f) => telemetry::error("rejected", f.reason.as_str()),
+            Outcome::Fatal(f) => telemetry::error("fatal", f.reason.as_str()),
             _ => {}
         }
         if matches!(outcome, Outcome::WaitingForRow) {
@@ -592,7 +594,7 @@ impl Scheduler {
     /// Offers every path the journal has unfinished work for, and every row still pointing at
     /// a local file: a missed event then costs latency, never a file. Awaited here by the
     /// one-shot runs; the daemon runs the same pass as a task of its own (`spawn_reconcile`).
-    async fn offer_known_work(&mut self, dir_prefix: &str) {
+    pub(crate) async fn offer_known_work(&mut self, dir_prefix: &str) {
         let work = known_work(
             self.pipeline.clone(),
             self.media_root.clone(),
@@ -631,7 +633,7 @@ impl Scheduler {
 
     /// A row that points at a local file which does not exist cannot be moved: report it (the
     /// row is left untouched) so the operator can find the file.
-    async fn count_rows_missing_their_file(&mut self, dir_prefix: &str) {
+    pub(crate) async fn count_rows_missing_their_file(&mut self, dir_prefix: &str) {
         // Page by id: a backlog's rows are never all in memory at once.
         let mut after_id = i64::MIN;
         loop {
@@ -657,7 +659,7 @@ impl Scheduler {
             };
             if !path.to_absolute(&self.media_root).exists() {
                 let failure = Failure::new(
-                    "local_file_missing",
+                    Reason::LocalFileMissing,
                     format!(
                         "venta {} points at a local file that does not exist; row left untouched",
                         row.id
@@ -964,7 +966,7 @@ fn may_cut_short(pending: &Pending, source: Source) -> bool {
 
 /// The path of `absolute` under the media root. A path outside it, or one that no Django row
 /// could name, is logged and left alone.
-fn media_path_or_warn(media_root: &Path, absolute: &Path) -> Option<RelativeMediaPath> {
+pub(crate) fn media_path_or_warn(media_root: &Path, absolute: &Path) -> Option<RelativeMediaPath> {
     RelativeMediaPath::from_absolute(media_root, absolute)
         .map_err(|e| warn!(path = %absolute.display(), error = %e, "file ignored; it is kept where it is"))
         .ok()
@@ -1067,30 +1069,6 @@ pub async fn rescan(
     (stop, scheduler.summary)
 }
 
-/// `--rescan --dry-run`: the files a rescan would take, in path order (at most `limit`), and
-/// the rows pointing at a missing local file (in the summary, as in a real rescan). The caller
-/// asks `Pipeline::plan` for each file and prints it at once, so a large backlog's plans are
-/// never all held in memory.
-pub async fn dry_run_candidates(
-    config: &Config,
-    pipeline: Arc<Pipeline>,
-    limit: Option<u64>,
-) -> (Vec<RelativeMediaPath>, Summary) {
-    let mut scheduler = Scheduler::new(pipeline, config, Mode::OneShot);
-    let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
-    // The walk goes straight into the list (not through the scheduler's map and timers, which
-    // cost several times as much per path): a dry run must see every file to sort them.
-    let mut paths = Vec::new();
-    walk_each(&config.watched_dir(), |file| paths.extend(media_path_or_warn(&scheduler.media_root, &file)));
-    scheduler.offer_known_work(&dir_prefix).await;
-    scheduler.count_rows_missing_their_file(&dir_prefix).await;
-    paths.extend(scheduler.pending.into_keys());
-    paths.sort();
-    paths.dedup();
-    paths.truncate(limit.map_or(usize::MAX, |l| l as usize));
-    (paths, scheduler.summary)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1183,7 +1161,7 @@ mod tests {
         let mut summary = Summary::default();
         let path = RelativeMediaPath::parse("confrontas/a.pdf").unwrap();
         for _ in 0..MAX_PROBLEMS + 5 {
-            summary.count_reason(&Failure::new("db_refused", "permission denied"), &path);
+            summary.count_reason(&Failure::new(Reason::DbRefused, "permission denied"), &path);
         }
         assert_eq!(summary.problems.len(), MAX_PROBLEMS);
         assert_eq!(summary.problems_omitted, 5);

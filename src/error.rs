@@ -12,6 +12,7 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
+    /// The label in logs, metrics and the journal's `error_class` column.
     pub fn as_str(self) -> &'static str {
         match self {
             ErrorClass::Transient => "transient",
@@ -19,11 +20,200 @@ impl ErrorClass {
             ErrorClass::Fatal => "fatal",
         }
     }
+
+    /// The class `as_str` wrote, `None` for any other text.
+    pub fn parse(text: &str) -> Option<ErrorClass> {
+        match text {
+            "transient" => Some(ErrorClass::Transient),
+            "rejected" => Some(ErrorClass::Rejected),
+            "fatal" => Some(ErrorClass::Fatal),
+            _ => None,
+        }
+    }
 }
 
 /// Implemented by each edge's error type so callers decide without matching on strings.
 pub trait Classify {
     fn class(&self) -> ErrorClass;
+}
+
+/// Why a file did not move: the stable label that logs, the `reason` metric label, the
+/// journal's `last_error` and the rescan summary carry. Code decides on the variant, never on
+/// its text, so renaming a label cannot change what happens to a file or an exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Reason {
+    /// A journal write failed (disk full?): the file waits and the scheduler takes no new one.
+    Journal,
+    /// The path crosses a symlinked folder: whatever is behind it is never touched.
+    SymlinkedFolder,
+    /// A symlink, FIFO or device where a file was expected.
+    NotRegular,
+    LocalIo,
+    /// The file changed while or after it was hashed.
+    LocalChanged,
+    /// The file vanished while it was being uploaded.
+    LocalMissing,
+    /// A row names a local file that does not exist (rescan, reconcile).
+    LocalFileMissing,
+    /// No row names the file (rescan).
+    NoRow,
+    /// Only a row that named the path while its file was missing could own it, and this
+    /// database cannot tell whether that row was written since.
+    AmbiguousOwner,
+    SeveralRows,
+    /// The row was deleted or its confronta replaced while the file was in flight.
+    RowChanged,
+    /// The row changed under a compare-and-set but still names the path: match again.
+    RowMoved,
+    UrlTooLong,
+    ObjectNameTooLong,
+    /// The validation could not run yet (clamd unreachable).
+    ValidationPending,
+    Unscannable,
+    Quarantined,
+    /// Another object with other content already stands at the name.
+    ObjectConflict,
+    /// The recorded object now holds other bytes.
+    ObjectChanged,
+    /// The recorded object is gone and the local file cannot restore it.
+    ObjectMissing,
+    VerifyMismatch,
+    VerifyMissing,
+    S3Unavailable,
+    S3NoBucket,
+    S3AccessDenied,
+    S3ChecksumRejected,
+    S3Refused,
+    DbUnavailable,
+    DbRefused,
+    DbSchema,
+    /// Another transaction holds the row: this file alone waits.
+    DbRowLocked,
+}
+
+impl Reason {
+    /// Every reason, for the tests that check the labels.
+    pub const ALL: [Reason; 31] = [
+        Reason::Journal,
+        Reason::SymlinkedFolder,
+        Reason::NotRegular,
+        Reason::LocalIo,
+        Reason::LocalChanged,
+        Reason::LocalMissing,
+        Reason::LocalFileMissing,
+        Reason::NoRow,
+        Reason::AmbiguousOwner,
+        Reason::SeveralRows,
+        Reason::RowChanged,
+        Reason::RowMoved,
+        Reason::UrlTooLong,
+        Reason::ObjectNameTooLong,
+        Reason::ValidationPending,
+        Reason::Unscannable,
+        Reason::Quarantined,
+        Reason::ObjectConflict,
+        Reason::ObjectChanged,
+        Reason::ObjectMissing,
+        Reason::VerifyMismatch,
+        Reason::VerifyMissing,
+        Reason::S3Unavailable,
+        Reason::S3NoBucket,
+        Reason::S3AccessDenied,
+        Reason::S3ChecksumRejected,
+        Reason::S3Refused,
+        Reason::DbUnavailable,
+        Reason::DbRefused,
+        Reason::DbSchema,
+        Reason::DbRowLocked,
+    ];
+
+    /// The label; these strings are what dashboards, alerts and old journal rows know.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Journal => "journal",
+            Reason::SymlinkedFolder => "symlinked_folder",
+            Reason::NotRegular => "not_regular",
+            Reason::LocalIo => "local_io",
+            Reason::LocalChanged => "local_changed",
+            Reason::LocalMissing => "local_missing",
+            Reason::LocalFileMissing => "local_file_missing",
+            Reason::NoRow => "no_row",
+            Reason::AmbiguousOwner => "ambiguous_owner",
+            Reason::SeveralRows => "several_rows",
+            Reason::RowChanged => "row_changed",
+            Reason::RowMoved => "row_moved",
+            Reason::UrlTooLong => "url_too_long",
+            Reason::ObjectNameTooLong => "object_name_too_long",
+            Reason::ValidationPending => "validation_pending",
+            Reason::Unscannable => "unscannable",
+            Reason::Quarantined => "quarantined",
+            Reason::ObjectConflict => "object_conflict",
+            Reason::ObjectChanged => "object_changed",
+            Reason::ObjectMissing => "object_missing",
+            Reason::VerifyMismatch => "verify_mismatch",
+            Reason::VerifyMissing => "verify_missing",
+            Reason::S3Unavailable => "s3_unavailable",
+            Reason::S3NoBucket => "s3_no_bucket",
+            Reason::S3AccessDenied => "s3_access_denied",
+            Reason::S3ChecksumRejected => "s3_checksum_rejected",
+            Reason::S3Refused => "s3_refused",
+            Reason::DbUnavailable => "db_unavailable",
+            Reason::DbRefused => "db_refused",
+            Reason::DbSchema => "db_schema",
+            Reason::DbRowLocked => "db_row_locked",
+        }
+    }
+
+    /// The reason whose label is `text`, `None` for any other text.
+    pub fn parse(text: &str) -> Option<Reason> {
+        Reason::ALL.into_iter().find(|reason| reason.as_str() == text)
+    }
+
+    /// How the pipeline treats a failure for this reason where the reason alone decides
+    /// (`Pipeline::fail`): *rejected* keeps the file, *transient* retries it, *fatal* stops.
+    /// A call site that knows more (a database refusal with an upload under way) may retry a
+    /// rejected reason; each edge's `From` gives the same class as the edge's error.
+    pub fn class(self) -> ErrorClass {
+        match self {
+            Reason::Journal
+            | Reason::LocalIo
+            | Reason::LocalChanged
+            | Reason::LocalMissing
+            | Reason::LocalFileMissing
+            | Reason::RowMoved
+            | Reason::ValidationPending
+            | Reason::VerifyMismatch
+            | Reason::VerifyMissing
+            | Reason::S3Unavailable
+            | Reason::S3NoBucket
+            | Reason::S3AccessDenied
+            | Reason::S3ChecksumRejected
+            | Reason::DbUnavailable
+            | Reason::DbRowLocked => ErrorClass::Transient,
+            Reason::SymlinkedFolder
+            | Reason::NotRegular
+            | Reason::NoRow
+            | Reason::AmbiguousOwner
+            | Reason::SeveralRows
+            | Reason::RowChanged
+            | Reason::UrlTooLong
+            | Reason::ObjectNameTooLong
+            | Reason::Unscannable
+            | Reason::Quarantined
+            | Reason::ObjectConflict
+            | Reason::ObjectChanged
+            | Reason::ObjectMissing
+            | Reason::S3Refused
+            | Reason::DbRefused => ErrorClass::Rejected,
+            Reason::DbSchema => ErrorClass::Fatal,
+        }
+    }
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// A named point where the crash and race tests can intervene. With the `failpoints` feature,
@@ -50,4 +240,44 @@ pub async fn pause_point(name: &str) {
     }
     #[cfg(not(feature = "failpoints"))]
     let _ = name;
+}
+
+/// Checks that each edge error gives its reason, and that the reason's class is the error's
+/// own: `Pipeline::fail` and the edge's outcome must never disagree.
+#[cfg(test)]
+pub(crate) fn check_reasons<E>(cases: impl IntoIterator<Item = (E, Reason)>)
+where
+    E: Classify + std::fmt::Debug,
+    for<'a> Reason: From<&'a E>,
+{
+    for (error, reason) in cases {
+        assert_eq!(Reason::from(&error), reason, "{error:?}");
+        assert_eq!(reason.class(), error.class(), "{error:?}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each label reads back as its reason, and no two reasons share one: the strings are what
+    /// metrics, logs and journal rows already hold.
+    #[test]
+    fn every_reason_has_its_own_label_and_reads_back() {
+        let mut seen = std::collections::HashSet::new();
+        for reason in Reason::ALL {
+            assert!(seen.insert(reason.as_str()), "{reason:?} shares the label {}", reason.as_str());
+            assert_eq!(Reason::parse(reason.as_str()), Some(reason));
+            assert_eq!(reason.to_string(), reason.as_str());
+        }
+        assert_eq!(Reason::parse("db"), None);
+    }
+
+    #[test]
+    fn every_class_reads_back() {
+        for class in [ErrorClass::Transient, ErrorClass::Rejected, ErrorClass::Fatal] {
+            assert_eq!(ErrorClass::parse(class.as_str()), Some(class));
+        }
+        assert_eq!(ErrorClass::parse("Transient"), None);
+    }
 }

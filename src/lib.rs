@@ -17,5 +17,7 @@ pub mod pipeline;
 pub mod signals;
 pub mod store;
 pub mod telemetry;
+#[cfg(any(test, feature = "fakes"))]
+pub mod testing;
 pub mod validation;
 pub mod watch;

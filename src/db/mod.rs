@@ -1,5 +1,6 @@
-//! The SQL edge: a small `SalesDb` trait over the Django sales table, with a PostgreSQL and a
-//! SQLite backend chosen by the URL scheme.
+//! The SQL edge: two small traits over the Django sales table (`SalesRows`, what a file's
+//! journey needs; `SalesReports`, the schema check and the operator commands' queries), with a
+//! PostgreSQL and a SQLite backend chosen by the URL scheme.
 //!
 //! Both backends run the same SQL text (built once in `Statements`), so the conformance suite
 //! in `tests/db_conformance.rs` exercises one behaviour twice. The daemon only ever writes
@@ -13,7 +14,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 
 use crate::config::{redact_url, ColumnNames, DatabaseConfig};
-use crate::error::{Classify, ErrorClass};
+use crate::error::{Classify, ErrorClass, Reason};
 
 pub use self::postgres::{PgSettings, PostgresSalesDb};
 pub use self::sqlite::SqliteSalesDb;
@@ -112,11 +113,23 @@ impl Classify for DbError {
     }
 }
 
-/// What the daemon needs from the sales table.
+impl From<&DbError> for Reason {
+    fn from(error: &DbError) -> Reason {
+        match error.kind {
+            DbErrorKind::Unavailable => Reason::DbUnavailable,
+            DbErrorKind::Schema => Reason::DbSchema,
+            DbErrorKind::Refused => Reason::DbRefused,
+            DbErrorKind::RowLocked => Reason::DbRowLocked,
+        }
+    }
+}
+
+/// What one file's journey needs from the sales table: the row naming a path or an id, the two
+/// compare-and-sets, the reference check before an object is deleted, the row claims, and the
+/// walk over rows still naming a local file that feeds the scheduler. The pipeline holds only
+/// this, so a fake of it (`testing::FakeSalesTable`) is enough to drive a file through every step.
 #[async_trait]
-pub trait SalesDb: Send + Sync {
-    /// Checks that the table and every configured column exist; the error names the missing one.
-    async fn check_schema(&self) -> Result<SchemaLimits, DbError>;
+pub trait SalesRows: Send + Sync {
     /// Rows whose `confronta` equals `path` (normally zero or one), lowest id first.
     async fn find_by_confronta(&self, path: &str) -> Result<Vec<VentaRow>, DbError>;
     async fn get(&self, venta_id: i64) -> Result<Option<VentaRow>, DbError>;
@@ -134,6 +147,21 @@ pub trait SalesDb: Send + Sync {
         after_id: i64,
         limit: i64,
     ) -> Result<Vec<VentaRow>, DbError>;
+    /// Tries to take this process's claim on a row, so two sidecars never work on it at once.
+    /// Backends without cross-process locks return `true`; the compare-and-set still keeps
+    /// the row consistent.
+    async fn try_claim(&self, venta_id: i64) -> Result<bool, DbError>;
+    async fn release_claim(&self, venta_id: i64);
+    /// Whether `try_claim` keeps other processes off a row (PostgreSQL) or only this one.
+    fn supports_claims(&self) -> bool;
+}
+
+/// The start-up schema check and the queries of the operator commands (`verify`, `status`,
+/// `orphans`), which read many rows and write none.
+#[async_trait]
+pub trait SalesReports: Send + Sync {
+    /// Checks that the table and every configured column exist; the error names the missing one.
+    async fn check_schema(&self) -> Result<SchemaLimits, DbError>;
     /// Rows marked as stored in MinIO whose id is above `after_id`, lowest id first: one page
     /// of `verify`'s walk, so that a table of millions of rows is never held whole.
     async fn rows_in_minio(&self, after_id: i64, limit: i64) -> Result<Vec<VentaRow>, DbError>;
@@ -144,16 +172,15 @@ pub trait SalesDb: Send + Sync {
     /// --delete-objects` re-checks a batch of candidates right before deleting them, and one
     /// query per batch reads the table once where one per object would read it once each.
     async fn referenced_among(&self, object_names: &[String]) -> Result<Vec<String>, DbError>;
-    /// Tries to take this process's claim on a row, so two sidecars never work on it at once.
-    /// Backends without cross-process locks return `true`; the compare-and-set still keeps
-    /// the row consistent.
-    async fn try_claim(&self, venta_id: i64) -> Result<bool, DbError>;
-    async fn release_claim(&self, venta_id: i64);
-    /// Whether `try_claim` keeps other processes off a row (PostgreSQL) or only this one.
-    fn supports_claims(&self) -> bool;
     /// How many rows are in MinIO and how many still point at a local file under `dir_prefix`.
     async fn count_rows(&self, dir_prefix: &str) -> Result<RowCounts, DbError>;
 }
+
+/// A whole backend, as `connect` opens it: the operator commands use both halves, and an
+/// `Arc<dyn SalesDb>` coerces to the `Arc<dyn SalesRows>` the pipeline takes.
+pub trait SalesDb: SalesRows + SalesReports {}
+
+impl<T: SalesRows + SalesReports + ?Sized> SalesDb for T {}
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct RowCounts {
@@ -319,5 +346,21 @@ impl Statements {
             url_max_len: length_of(&self.columns.minio_url),
             object_name_max_len: length_of(&self.columns.minio_object_name),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 15: each kind has its reason, handled as the error's own class says.
+    #[test]
+    fn each_kind_has_its_reason() {
+        crate::error::check_reasons([
+            (DbError::new(DbErrorKind::Unavailable, "venta 1"), Reason::DbUnavailable),
+            (DbError::new(DbErrorKind::Schema, "venta 1"), Reason::DbSchema),
+            (DbError::new(DbErrorKind::Refused, "venta 1"), Reason::DbRefused),
+            (DbError::new(DbErrorKind::RowLocked, "venta 1"), Reason::DbRowLocked),
+        ]);
     }
 }

@@ -1,4 +1,4 @@
-//! SQLite backend of `SalesDb` (Django's default database), on rusqlite.
+//! SQLite backend of `SalesRows` and `SalesReports` (Django's default database), on rusqlite.
 //!
 //! rusqlite is blocking, so every call runs on tokio's blocking pool. SQLite has no
 //! cross-process row locks; `try_claim` always succeeds and the compare-and-set in `record`
@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RowCounts, SalesDb, SchemaLimits,
-    Statements, VentaRow,
+    DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RowCounts, SalesReports, SalesRows,
+    SchemaLimits, Statements, VentaRow,
 };
 
 pub struct SqliteSalesDb {
@@ -78,25 +78,7 @@ fn sqlite_placeholders(mut statements: Statements) -> Statements {
 }
 
 #[async_trait]
-impl SalesDb for SqliteSalesDb {
-    async fn check_schema(&self) -> Result<SchemaLimits, DbError> {
-        self.with(|connection, statements| {
-            let mut query = connection
-                .prepare("SELECT name, type FROM pragma_table_info(?1)")
-                .map_err(|e| map_error("reading the table's columns", e))?;
-            let present = query
-                .query_map(params![statements.table], |row| {
-                    let name: String = row.get(0)?;
-                    let declared: String = row.get(1)?;
-                    Ok((name, declared_length(&declared)))
-                })
-                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| map_error("reading the table's columns", e))?;
-            statements.check_columns(&present)
-        })
-        .await
-    }
-
+impl SalesRows for SqliteSalesDb {
     async fn find_by_confronta(&self, path: &str) -> Result<Vec<VentaRow>, DbError> {
         let path = path.to_owned();
         self.with(move |connection, statements| {
@@ -187,6 +169,37 @@ impl SalesDb for SqliteSalesDb {
         .await
     }
 
+    async fn try_claim(&self, _venta_id: i64) -> Result<bool, DbError> {
+        Ok(true)
+    }
+
+    async fn release_claim(&self, _venta_id: i64) {}
+
+    fn supports_claims(&self) -> bool {
+        false
+    }
+}
+
+#[async_trait]
+impl SalesReports for SqliteSalesDb {
+    async fn check_schema(&self) -> Result<SchemaLimits, DbError> {
+        self.with(|connection, statements| {
+            let mut query = connection
+                .prepare("SELECT name, type FROM pragma_table_info(?1)")
+                .map_err(|e| map_error("reading the table's columns", e))?;
+            let present = query
+                .query_map(params![statements.table], |row| {
+                    let name: String = row.get(0)?;
+                    let declared: String = row.get(1)?;
+                    Ok((name, declared_length(&declared)))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(|e| map_error("reading the table's columns", e))?;
+            statements.check_columns(&present)
+        })
+        .await
+    }
+
     async fn rows_in_minio(&self, after_id: i64, limit: i64) -> Result<Vec<VentaRow>, DbError> {
         self.with(move |connection, statements| {
             let mut query = connection
@@ -229,16 +242,6 @@ impl SalesDb for SqliteSalesDb {
                 .map_err(|e| map_error(&what(), e))
         })
         .await
-    }
-
-    async fn try_claim(&self, _venta_id: i64) -> Result<bool, DbError> {
-        Ok(true)
-    }
-
-    async fn release_claim(&self, _venta_id: i64) {}
-
-    fn supports_claims(&self) -> bool {
-        false
     }
 
     async fn count_rows(&self, dir_prefix: &str) -> Result<RowCounts, DbError> {

@@ -10,7 +10,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-use crate::error::{Classify, ErrorClass};
+use crate::error::{Classify, ErrorClass, Reason};
 use crate::hash::{FileHash, Sha256Digest};
 use crate::object_name::ObjectName;
 
@@ -112,6 +112,8 @@ pub enum StoreErrorKind {
     LocalFileMissing,
     /// A conditional PUT (`If-None-Match: *`) found the key taken: nothing was written.
     AlreadyExists,
+    /// The object does not exist (`NoSuchKey`); `stat` answers it as `None`.
+    NotFound,
     /// Anything else the server refused.
     Refused,
 }
@@ -143,7 +145,25 @@ impl Classify for StoreError {
             | StoreErrorKind::ChecksumMismatch
             | StoreErrorKind::LocalFile
             | StoreErrorKind::LocalFileMissing => ErrorClass::Transient,
-            StoreErrorKind::AlreadyExists | StoreErrorKind::Refused => ErrorClass::Rejected,
+            StoreErrorKind::AlreadyExists | StoreErrorKind::NotFound | StoreErrorKind::Refused => {
+                ErrorClass::Rejected
+            }
+        }
+    }
+}
+
+impl From<&StoreError> for Reason {
+    fn from(error: &StoreError) -> Reason {
+        match error.kind {
+            StoreErrorKind::Unavailable => Reason::S3Unavailable,
+            StoreErrorKind::NoSuchBucket => Reason::S3NoBucket,
+            StoreErrorKind::AccessDenied => Reason::S3AccessDenied,
+            StoreErrorKind::ChecksumMismatch => Reason::S3ChecksumRejected,
+            StoreErrorKind::LocalFile => Reason::LocalChanged,
+            StoreErrorKind::LocalFileMissing => Reason::LocalMissing,
+            StoreErrorKind::AlreadyExists => Reason::ObjectConflict,
+            // Before it had a kind of its own, a missing object was one more refusal.
+            StoreErrorKind::NotFound | StoreErrorKind::Refused => Reason::S3Refused,
         }
     }
 }

@@ -182,9 +182,7 @@ impl ObjectStore for S3Store {
                     meta_sha256,
                 }))
             }
-            Err(StoreError { kind: StoreErrorKind::Refused, message }) if message.contains("NoSuchKey") => {
-                Ok(None)
-            }
+            Err(StoreError { kind: StoreErrorKind::NotFound, .. }) => Ok(None),
             Err(e) => Err(e),
         }
     }

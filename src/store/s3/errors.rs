@@ -57,6 +57,8 @@ fn classify_s3_code(code: &str, message: &str) -> StoreErrorKind {
     let code = code.to_ascii_lowercase();
     match code.as_str() {
         "nosuchbucket" => StoreErrorKind::NoSuchBucket,
+        // The SDK also gives a HEAD's bodiless 404 this code.
+        "nosuchkey" => StoreErrorKind::NotFound,
         // The answer to `If-None-Match: *` on a key that exists (MinIO, SeaweedFS, AWS).
         "preconditionfailed" | "http 412" => StoreErrorKind::AlreadyExists,
         "accessdenied" | "invalidaccesskeyid" | "signaturedoesnotmatch" => StoreErrorKind::AccessDenied,
@@ -129,9 +131,36 @@ mod tests {
         assert_eq!(kind_of("AccessDenied"), StoreErrorKind::AccessDenied);
         assert_eq!(kind_of("NoSuchBucket"), StoreErrorKind::NoSuchBucket);
         assert_eq!(kind_of("InvalidArgument"), StoreErrorKind::Refused);
+        assert_eq!(kind_of("NoSuchKey"), StoreErrorKind::NotFound);
         let bodiless = MinioErrorResponse::from_status_and_message(503, "Service Unavailable".into());
         let kind =
             classify_minio("object o", MinioError::S3Server(S3ServerError::S3Error(Box::new(bodiless)))).kind;
         assert_eq!(kind, StoreErrorKind::Unavailable);
+    }
+
+    /// Issue 15: a missing object is a kind of its own (no longer found by "NoSuchKey" in the
+    /// message), and each kind's reason is handled as the error's own class says.
+    #[test]
+    fn each_kind_has_its_reason_and_a_missing_object_is_not_found() {
+        use crate::error::Reason;
+        crate::error::check_reasons(
+            [
+                (StoreErrorKind::Unavailable, Reason::S3Unavailable),
+                (StoreErrorKind::NoSuchBucket, Reason::S3NoBucket),
+                (StoreErrorKind::AccessDenied, Reason::S3AccessDenied),
+                (StoreErrorKind::ChecksumMismatch, Reason::S3ChecksumRejected),
+                (StoreErrorKind::LocalFile, Reason::LocalChanged),
+                (StoreErrorKind::LocalFileMissing, Reason::LocalMissing),
+                (StoreErrorKind::AlreadyExists, Reason::ObjectConflict),
+                (StoreErrorKind::NotFound, Reason::S3Refused),
+                (StoreErrorKind::Refused, Reason::S3Refused),
+            ]
+            .map(|(kind, reason)| (StoreError::new(kind, "object o"), reason)),
+        );
+        use minio::s3::minio_error_response::MinioErrorResponse;
+        let head_404 = MinioErrorResponse::from_status_and_message(404, String::new());
+        let error =
+            classify_minio("object o", MinioError::S3Server(S3ServerError::S3Error(Box::new(head_404))));
+        assert_eq!(error.kind, StoreErrorKind::NotFound, "{error}");
     }
 }

@@ -69,7 +69,7 @@ impl S3Store {
                     match self.keep_or_abort(&key, keep, e).await {
                         // The server no longer knows the upload (aborted by a lifecycle rule,
                         // say): one fresh start in the same attempt.
-                        Err(e) if e.kind == StoreErrorKind::Refused => {
+                        Err(e) if matches!(e.kind, StoreErrorKind::Refused | StoreErrorKind::NotFound) => {
                             tracing::warn!(object = %key, error = %e, "the interrupted upload cannot be resumed; starting it over")
                         }
                         other => return other,

@@ -1,0 +1,332 @@
+//! PostgreSQL backend of `SalesRows` and `SalesReports`, on tokio-postgres.
+//!
+//! Three kinds of connection, so that nothing one file or one pass waits for holds up another:
+//! - `main`, one pipelined connection for the statements that never wait for a row lock (row
+//!   lookups and the claims). Row claims are session-level advisory locks on it: if the
+//!   connection (or the whole sidecar) dies, PostgreSQL releases them, so a crash never leaves
+//!   a row locked.
+//! - `bulk`, one connection for the reads of many rows (the reconcile pass, the operator
+//!   commands), so a long read delays no file.
+//! - `writers`, a small pool for the compare-and-sets, each used by one write at a time: an
+//!   UPDATE waits for a row another transaction holds locked, and on a pipelined connection
+//!   every statement queued behind it would wait too. `lock_timeout` bounds that wait; the file
+//!   is then retried alone, with backoff.
+//!
+//! Every call has a deadline: the server cancels a statement after `statement_timeout`, and a
+//! call with no answer by then plus `CLIENT_MARGIN` (a frozen peer: a hung pooler, a paused VM,
+//! which neither answers nor closes) drops its connection and fails as "unavailable", which
+//! the pipeline reports as the database being down. Keepalives notice a dead peer on an idle
+//! connection.
+//!
+//! Each statement is prepared once per connection and reused: a statement sent as text costs a
+//! second round trip (Parse/Describe before Bind/Execute) and a fresh plan every time, and the
+//! pipeline runs four of them per file. The connections themselves live in `connection`.
+
+mod connection;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::sync::{Mutex, Semaphore};
+use tokio_postgres::Row;
+
+use self::connection::{Lane, Slot, Writers};
+use super::{
+    DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RowCounts, SalesReports, SalesRows,
+    SchemaLimits, Statements, VentaRow,
+};
+use crate::config::{redact_url, DatabaseConfig};
+
+/// Row claims: session-level advisory locks keyed by the table's OID and the row id.
+const CLAIM_SQL: &str = "SELECT pg_try_advisory_lock(('x' || substr(md5(\
+     to_regclass(split_part($1, ':', 1))::oid::text || ':' || split_part($1, ':', 2)), 1, 16))::bit(64)::bigint)";
+const UNCLAIM_SQL: &str = "SELECT pg_advisory_unlock(('x' || substr(md5(\
+     to_regclass(split_part($1, ':', 1))::oid::text || ':' || split_part($1, ':', 2)), 1, 16))::bit(64)::bigint)";
+
+/// How long past `statement_timeout` the client waits for an answer before it gives the
+/// connection up: the server's own cancel comes first whenever the server is alive.
+pub const CLIENT_MARGIN: Duration = Duration::from_secs(2);
+
+/// The deadlines and pool size, from the `[database]` section.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PgSettings {
+    pub connect_timeout: Duration,
+    pub statement_timeout: Duration,
+    pub lock_timeout: Duration,
+    pub keepalive_idle: Duration,
+    pub pool_size: usize,
+}
+
+impl PgSettings {
+    pub fn of(config: &DatabaseConfig) -> PgSettings {
+        PgSettings {
+            connect_timeout: Duration::from_secs(config.connect_timeout_s),
+            statement_timeout: Duration::from_millis(config.statement_timeout_ms),
+            lock_timeout: Duration::from_millis(config.lock_timeout_ms),
+            keepalive_idle: Duration::from_secs(config.keepalive_idle_s),
+            pool_size: config.pool_size,
+        }
+    }
+
+    /// How long a call may go unanswered before its connection is given up.
+    fn call_deadline(&self) -> Duration {
+        self.statement_timeout + CLIENT_MARGIN
+    }
+}
+
+impl Default for PgSettings {
+    /// The config's defaults.
+    fn default() -> PgSettings {
+        PgSettings {
+            connect_timeout: Duration::from_secs(10),
+            statement_timeout: Duration::from_secs(30),
+            lock_timeout: Duration::from_secs(2),
+            keepalive_idle: Duration::from_secs(30),
+            pool_size: 4,
+        }
+    }
+}
+
+pub struct PostgresSalesDb {
+    url: String,
+    config: tokio_postgres::Config,
+    settings: PgSettings,
+    statements: Statements,
+    main: Mutex<Slot>,
+    bulk: Mutex<Slot>,
+    writers: Writers,
+}
+
+impl PostgresSalesDb {
+    /// Connects with the config's default deadlines.
+    pub async fn connect(url: &str, statements: Statements) -> Result<Self, DbError> {
+        PostgresSalesDb::connect_with(url, statements, PgSettings::default()).await
+    }
+
+    pub async fn connect_with(
+        url: &str,
+        statements: Statements,
+        settings: PgSettings,
+    ) -> Result<Self, DbError> {
+        // `xmin` changes with every write of the row: it tells a row written since we last
+        // looked from one that was not (see `Pipeline::match_row`).
+        let statements =
+            Statements::with_row_version(&statements.table, &statements.columns, "CAST(xmin AS text)");
+        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+            DbError::new(DbErrorKind::Schema, format!("database url {}: {e}", redact_url(url)))
+        })?;
+        let probe_every = (settings.keepalive_idle / 3).max(Duration::from_secs(1));
+        config
+            .connect_timeout(settings.connect_timeout)
+            .keepalives(true)
+            .keepalives_idle(settings.keepalive_idle)
+            .keepalives_interval(probe_every)
+            .keepalives_retries(3)
+            // Data the peer never acknowledges (a host gone from the network) fails the
+            // connection after as long as the keepalives would take.
+            .tcp_user_timeout(settings.keepalive_idle + probe_every * 3);
+        let db = PostgresSalesDb {
+            url: url.to_owned(),
+            config,
+            settings,
+            statements,
+            main: Mutex::new(Slot::default()),
+            bulk: Mutex::new(Slot::default()),
+            writers: Writers {
+                idle: std::sync::Mutex::new(Vec::new()),
+                permits: Semaphore::new(settings.pool_size.max(1)),
+            },
+        };
+        db.session(Lane::Main).await?;
+        Ok(db)
+    }
+
+    /// A setting as this daemon's own session sees it (`SHOW name`): the tests check that the
+    /// session's `synchronous_commit` is `on` whatever the server's default.
+    pub async fn session_setting(&self, name: &str) -> Result<String, DbError> {
+        let session = self.session(Lane::Main).await?;
+        let name = name.replace(|c: char| !(c.is_ascii_alphanumeric() || c == '_'), "");
+        let sql = format!("SHOW {name}");
+        let rows = self
+            .within(&session, || format!("reading setting {name}"), session.client.simple_query(&sql))
+            .await?;
+        rows.iter()
+            .find_map(|message| match message {
+                tokio_postgres::SimpleQueryMessage::Row(row) => row.get(0).map(str::to_owned),
+                _ => None,
+            })
+            .ok_or_else(|| DbError::new(DbErrorKind::Refused, format!("SHOW {name}: no answer")))
+    }
+
+    /// The claim's key text: the table's OID (which tells apart same-named tables in other
+    /// schemas; advisory locks are per database already) and the row id. SQL hashes it to 64 bits.
+    fn claim_key(&self, venta_id: i64) -> String {
+        format!("{}:{}", self.statements.table, venta_id)
+    }
+}
+
+#[async_trait]
+impl SalesRows for PostgresSalesDb {
+    async fn find_by_confronta(&self, path: &str) -> Result<Vec<VentaRow>, DbError> {
+        let rows = self
+            .query(Lane::Main, &self.statements.select_by_confronta, &[&path], || {
+                format!("finding the row of {path}")
+            })
+            .await?;
+        Ok(rows.iter().map(venta_row).collect())
+    }
+
+    async fn get(&self, venta_id: i64) -> Result<Option<VentaRow>, DbError> {
+        let rows = self
+            .query(Lane::Main, &self.statements.select_by_id, &[&venta_id], || {
+                format!("reading venta {venta_id}")
+            })
+            .await?;
+        Ok(rows.first().map(venta_row))
+    }
+
+    async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError> {
+        let changed = self
+            .write(
+                &self.statements.record,
+                &[
+                    &request.url,
+                    &request.object_name,
+                    &request.sha256_hex,
+                    &request.venta_id,
+                    &request.expected_confronta,
+                    &request.expected_object_name,
+                ],
+                || format!("recording venta {}", request.venta_id),
+            )
+            .await?;
+        Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+    }
+
+    async fn reject(&self, request: &RejectRequest<'_>) -> Result<RecordOutcome, DbError> {
+        let changed = self
+            .write(
+                &self.statements.reject,
+                &[
+                    &request.reason,
+                    &request.venta_id,
+                    &request.expected_confronta,
+                    &request.expected_object_name,
+                ],
+                || format!("recording the refusal of venta {}'s file", request.venta_id),
+            )
+            .await?;
+        Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+    }
+
+    async fn object_referenced(&self, object_name: &str) -> Result<bool, DbError> {
+        let rows = self
+            .query(Lane::Main, &self.statements.select_object_referenced, &[&object_name], || {
+                format!("asking whether a row references {object_name}")
+            })
+            .await?;
+        Ok(rows.first().is_some_and(|row| row.get::<_, i64>(0) > 0))
+    }
+
+    async fn rows_with_local_file(
+        &self,
+        dir_prefix: &str,
+        after_id: i64,
+        limit: i64,
+    ) -> Result<Vec<VentaRow>, DbError> {
+        let rows = self
+            .query(Lane::Bulk, &self.statements.select_local, &[&dir_prefix, &after_id, &limit], || {
+                "listing rows with a local confronta".to_owned()
+            })
+            .await?;
+        Ok(rows.iter().map(venta_row).collect())
+    }
+
+    async fn try_claim(&self, venta_id: i64) -> Result<bool, DbError> {
+        let rows = self
+            .query(Lane::Main, CLAIM_SQL, &[&self.claim_key(venta_id)], || {
+                format!("claiming venta {venta_id}")
+            })
+            .await?;
+        Ok(rows.first().is_some_and(|row| row.get(0)))
+    }
+
+    async fn release_claim(&self, venta_id: i64) {
+        // A failed unlock only matters while this connection lives, and a lost connection
+        // released the lock already.
+        let _ = self.execute(Lane::Main, UNCLAIM_SQL, &[&self.claim_key(venta_id)], String::new).await;
+    }
+
+    fn supports_claims(&self) -> bool {
+        true
+    }
+}
+
+#[async_trait]
+impl SalesReports for PostgresSalesDb {
+    async fn check_schema(&self) -> Result<SchemaLimits, DbError> {
+        let session = self.session(Lane::Main).await?;
+        let table: &(dyn tokio_postgres::types::ToSql + Sync) = &self.statements.table;
+        let params = [table];
+        let columns = session.client.query(
+            "SELECT column_name::text, character_maximum_length::bigint FROM information_schema.columns \
+             WHERE table_name = $1 AND table_schema = ANY(current_schemas(false))",
+            &params,
+        );
+        let rows = self.within(&session, || "reading the table's columns".to_owned(), columns).await?;
+        let present: Vec<(String, Option<usize>)> = rows
+            .iter()
+            .map(|row| (row.get::<_, String>(0), row.get::<_, Option<i64>>(1).map(|n| n as usize)))
+            .collect();
+        self.statements.check_columns(&present)
+    }
+
+    async fn rows_in_minio(&self, after_id: i64, limit: i64) -> Result<Vec<VentaRow>, DbError> {
+        let rows = self
+            .query(Lane::Bulk, &self.statements.select_in_minio, &[&after_id, &limit], || {
+                "listing rows stored in MinIO".to_owned()
+            })
+            .await?;
+        Ok(rows.iter().map(venta_row).collect())
+    }
+
+    async fn referenced_objects(&self, after_id: i64, limit: i64) -> Result<Vec<(i64, String)>, DbError> {
+        let rows = self
+            .query(Lane::Bulk, &self.statements.select_referenced, &[&after_id, &limit], || {
+                "listing referenced objects".to_owned()
+            })
+            .await?;
+        Ok(rows.iter().map(|row| (row.get::<_, i64>(0), row.get::<_, String>(1))).collect())
+    }
+
+    async fn referenced_among(&self, object_names: &[String]) -> Result<Vec<String>, DbError> {
+        let names = object_names.to_vec();
+        let rows = self
+            .query(Lane::Bulk, &self.statements.select_referenced_among, &[&names], || {
+                format!("asking which of {} objects a row references", names.len())
+            })
+            .await?;
+        Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect())
+    }
+
+    async fn count_rows(&self, dir_prefix: &str) -> Result<RowCounts, DbError> {
+        let rows = self
+            .query(Lane::Bulk, &self.statements.count_rows, &[&dir_prefix], || "counting rows".to_owned())
+            .await?;
+        let row =
+            rows.first().ok_or_else(|| DbError::new(DbErrorKind::Refused, "counting rows: no result"))?;
+        Ok(RowCounts { in_minio: row.get(0), local: row.get(1) })
+    }
+}
+
+fn venta_row(row: &Row) -> VentaRow {
+    VentaRow {
+        id: row.get(0),
+        numero: row.get::<_, Option<String>>(1).unwrap_or_default(),
+        confronta: row.get(2),
+        minio_object_name: row.get(3),
+        sha256: row.get(4),
+        subido_a_minio: row.get::<_, Option<bool>>(5).unwrap_or(false),
+        version: row.get(6),
+    }
+}

@@ -1,0 +1,506 @@
+//! The local SQLite journal: each file's progress, written (and fsynced) before the side
+//! effect it guards, so a crash at any instant resumes instead of losing or repeating work.
+//!
+//! # Format
+//! Schema version 1 (`meta.schema_version`). One row per relative media path in `files`.
+//! WAL mode with `synchronous=FULL`: a state is on disk when `put` returns.
+//!
+//! # What a restart does in each state
+//! The journal is a hint, never the truth: on restart every unfinished entry is re-checked
+//! against the world (the local file, the object, the row) before anything is done. A file that
+//! is not the version an entry describes (device, inode, size, mtime, ctime, birth time) starts
+//! a new entry, unless the entry is `recorded` or `refusing`. The pipeline's driver
+//! (`Pipeline::drive`) has one arm per line below, in the same order:
+//! - `recorded`: the row is read again; only if it still points at the object is the object
+//!   stat'ed (uploaded again from the local file if it vanished), the old object of a corrected
+//!   venta deleted, and the local file unlinked, if it is still the file that was hashed.
+//! - `refusing`: validation refused the file. If it is still there, the row's `confronta` is
+//!   cleared with the reason (a compare-and-set, harmless to repeat), then the file is moved to
+//!   quarantine; if it is gone, the move already happened (`rejected`).
+//! - `removed`, `rejected`, `row_changed`: terminal for that file version. A new file at the
+//!   same path starts a new entry; a version kept by an earlier run is tried once more from the
+//!   start.
+//! - any other state, the local file gone: if the row (asked by id) points at the object, the
+//!   file was finished elsewhere (`removed`); if nothing was sent anywhere, the entry is
+//!   forgotten; otherwise the object is left for the orphan report (`rejected`).
+//! - `seen`, `waiting_for_row`, `failed`, `orphan`: start over at match and hash; nothing was
+//!   written anywhere yet, or what was written is re-checked by the steps themselves.
+//! - `hashed`, `uploaded`, `verified`: `uploaded` and `verified` first ask for the row by id (a
+//!   crash after its compare-and-set leaves a row that no longer names the path) and go on as
+//!   `recorded` if it points at the object. Then the row is matched and claimed again and the
+//!   journaled hash reused (the file validated again if the validation settings changed), …
+//! - … the object is stat'ed: if it holds exactly the hashed bytes the upload is skipped,
+//!   otherwise it is repeated, …
+//! - … the object is verified again (the local file must still be the hashed one), …
+//! - … and the row is recorded with the compare-and-set, which is harmless to repeat.
+//!
+//! # Rows that named a missing file
+//! `missing_rows` remembers each row seen naming a path whose file did not exist, with the row's
+//! version (PostgreSQL's `xmin`) and since when. A file that appears at that path once the row
+//! has named the missing file for `watch.missing_after_s` is not matched to that row unless the
+//! row was written since (its version changed): Django reuses a free name, and the new file
+//! belongs to the sale whose INSERT is about to commit, not to the old row.
+//!
+//! If the journal is deleted, a new empty one is made. If SQLite reports it corrupt
+//! (`SQLITE_CORRUPT`, `SQLITE_NOTADB`) at open, it is moved aside with its `-wal` and `-shm`
+//! (`<name>.corrupt-<ms>`, `-wal`, `-shm`; never deleted) and rebuilt empty: every local file
+//! goes through the pipeline again, and rows already pointing at MinIO are left alone, so the
+//! cost is re-work, never a file. Any other failure to open it (locked by another program,
+//! busy, unreadable) leaves it exactly as it is and is an error naming it: the daemon exits 5.
+
+mod schema;
+#[cfg(test)]
+mod tests;
+mod upkeep;
+mod writer;
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OptionalExtension};
+
+use crate::error::{Classify, ErrorClass};
+use crate::hash::{FileIdentity, Sha256Digest};
+use crate::media_path::RelativeMediaPath;
+use schema::{move_aside, open_connection, read_entry, take_lock, COLUMNS, UNFINISHED};
+use writer::{run_writer, WriteRequest};
+
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// Where a file is in its journey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum FileState {
+    Seen,
+    WaitingForRow,
+    Hashed,
+    Uploaded,
+    Verified,
+    Recorded,
+    Removed,
+    /// A transient failure; retried with backoff.
+    Failed,
+    /// Given up for this file version; the file is kept.
+    Rejected,
+    /// The row changed while the file was in flight; the file is kept.
+    RowChanged,
+    /// No row has pointed at the file for `orphan_after_s`; the file is kept.
+    Orphan,
+    /// Refused by validation: the row's `confronta` is being cleared (with the reason), then
+    /// the file goes to quarantine. Resumed in that order after a crash.
+    Refusing,
+}
+
+impl FileState {
+    pub const ALL: [FileState; 12] = [
+        FileState::Seen,
+        FileState::WaitingForRow,
+        FileState::Hashed,
+        FileState::Uploaded,
+        FileState::Verified,
+        FileState::Recorded,
+        FileState::Removed,
+        FileState::Failed,
+        FileState::Rejected,
+        FileState::RowChanged,
+        FileState::Orphan,
+        FileState::Refusing,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FileState::Seen => "seen",
+            FileState::WaitingForRow => "waiting_for_row",
+            FileState::Hashed => "hashed",
+            FileState::Uploaded => "uploaded",
+            FileState::Verified => "verified",
+            FileState::Recorded => "recorded",
+            FileState::Removed => "removed",
+            FileState::Failed => "failed",
+            FileState::Rejected => "rejected",
+            FileState::RowChanged => "row_changed",
+            FileState::Orphan => "orphan",
+            FileState::Refusing => "refusing",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<FileState> {
+        FileState::ALL.into_iter().find(|state| state.as_str() == text)
+    }
+
+    /// States after which nothing more happens to this file version.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, FileState::Removed | FileState::Rejected | FileState::RowChanged)
+    }
+}
+
+/// The hash facts that let a restart skip re-hashing an unchanged file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoredHash {
+    pub sha256: Sha256Digest,
+    pub part_digests: Vec<Sha256Digest>,
+    pub content_type: String,
+}
+
+/// A row seen naming a path whose file did not exist.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissingMark {
+    pub venta_id: i64,
+    /// The row's version when last seen (PostgreSQL's `xmin`), `None` where the backend has none.
+    pub version: Option<String>,
+    /// Since when the row has named the missing file at that version.
+    pub since_ms: i64,
+}
+
+/// One file's journal entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalEntry {
+    pub path: RelativeMediaPath,
+    pub state: FileState,
+    /// The file version this entry describes; a different identity at the path is a new file.
+    pub identity: Option<FileIdentity>,
+    pub venta_id: Option<i64>,
+    /// The object the row referenced before ours (a corrected venta), deleted after recording.
+    pub previous_object: Option<String>,
+    pub hash: Option<StoredHash>,
+    pub object_name: Option<String>,
+    pub attempts: u32,
+    pub error_class: Option<ErrorClass>,
+    pub last_error: Option<String>,
+    pub first_seen_ms: i64,
+    pub updated_ms: i64,
+    /// How long the upload took, for `status`.
+    pub upload_ms: Option<i64>,
+    /// The validation settings (`Validator::fingerprint`) this version passed; a resumed entry
+    /// is validated again when they changed since.
+    pub validated_with: Option<String>,
+}
+
+impl JournalEntry {
+    pub fn new(path: RelativeMediaPath, now_ms: i64) -> Self {
+        JournalEntry {
+            path,
+            state: FileState::Seen,
+            identity: None,
+            venta_id: None,
+            previous_object: None,
+            hash: None,
+            object_name: None,
+            attempts: 0,
+            error_class: None,
+            last_error: None,
+            first_seen_ms: now_ms,
+            updated_ms: now_ms,
+            upload_ms: None,
+            validated_with: None,
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("journal {path}: another confronta-sync holds its lock {lock}")]
+    Locked { path: PathBuf, lock: PathBuf },
+    #[error("journal {path}: {message}")]
+    Io { path: PathBuf, message: String },
+    #[error("journal {path} has schema version {found}, newer than this binary's {SCHEMA_VERSION}")]
+    TooNew { path: PathBuf, found: i64 },
+    /// SQLite says the file is not a database, or a damaged one: the only case that justifies
+    /// moving the journal aside.
+    #[error("journal {path} is corrupt: {message}")]
+    Corrupt { path: PathBuf, message: String },
+    /// Any other reason SQLite cannot open it (locked, busy, unreadable): the journal may be
+    /// fine, so it is left exactly as it is.
+    #[error(
+        "journal {path} cannot be opened ({message}) and was left as it is: check that no other \
+         program holds it open and that this user may read and write it and its folder"
+    )]
+    CannotOpen { path: PathBuf, message: String },
+}
+
+impl Classify for JournalError {
+    fn class(&self) -> ErrorClass {
+        match self {
+            // A write that failed (a full disk) may succeed later: the file waits.
+            JournalError::Io { .. } => ErrorClass::Transient,
+            // Nothing may move without a journal, and none of these mends itself.
+            JournalError::Locked { .. }
+            | JournalError::TooNew { .. }
+            | JournalError::Corrupt { .. }
+            | JournalError::CannotOpen { .. } => ErrorClass::Fatal,
+        }
+    }
+}
+
+/// The journal handle; cheap to clone, calls run on tokio's blocking pool.
+#[derive(Clone)]
+pub struct Journal {
+    path: PathBuf,
+    connection: Arc<Mutex<Connection>>,
+    /// Feeds the writer thread; `None` for a read-only journal.
+    writer: Option<std::sync::mpsc::Sender<WriteRequest>>,
+    /// Held for the process's lifetime: the flock is what stops a second daemon. Read-only and
+    /// in-memory journals hold none.
+    _lock: Option<Arc<File>>,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path` and takes its lock file.
+    pub fn open(path: &Path) -> Result<Journal, JournalError> {
+        let io = |message: String| JournalError::Io { path: path.to_owned(), message };
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| io(format!("creating {}: {e}", parent.display())))?;
+        }
+        let lock = take_lock(path)?;
+        let connection = match open_connection(path) {
+            Ok(connection) => connection,
+            // Only a journal SQLite calls corrupt is set aside. A locked, busy or unreadable one
+            // may hold every file's progress, so it is an error for the operator instead.
+            Err(JournalError::Corrupt { message, .. }) => {
+                let aside = path.with_extension(format!("corrupt-{}", now_ms()));
+                tracing::error!(journal = %path.display(), moved_to = %aside.display(), error = %message,
+                    "journal corrupt; moved aside with its -wal and -shm, rebuilding from the files, rows and objects");
+                move_aside(path, &aside).map_err(io)?;
+                open_connection(path)?
+            }
+            Err(e) => return Err(e),
+        };
+        Ok(Journal::with_writer(path.to_owned(), connection, Some(Arc::new(lock))))
+    }
+
+    /// Opens an existing journal for reading only, without its lock, so `status` can run
+    /// beside a live daemon. Nothing is created or written.
+    pub fn open_read_only(path: &Path) -> Result<Journal, JournalError> {
+        let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+            .map_err(|e| JournalError::Io { path: path.to_owned(), message: e.to_string() })?;
+        Ok(Journal {
+            path: path.to_owned(),
+            connection: Arc::new(Mutex::new(connection)),
+            writer: None,
+            _lock: None,
+        })
+    }
+
+    /// A journal that keeps nothing past the process: for `--dry-run`, which must not write the
+    /// real one.
+    pub fn in_memory() -> Result<Journal, JournalError> {
+        let path = PathBuf::from(":memory:");
+        let connection = open_connection(&path)?;
+        Ok(Journal::with_writer(path, connection, None))
+    }
+
+    fn with_writer(path: PathBuf, connection: Connection, lock: Option<Arc<File>>) -> Journal {
+        let connection = Arc::new(Mutex::new(connection));
+        let (writer, requests) = std::sync::mpsc::channel();
+        let shared = connection.clone();
+        std::thread::Builder::new()
+            .name("journal-writer".into())
+            .spawn(move || run_writer(shared, requests))
+            .expect("spawn the journal writer thread");
+        Journal { path, connection, writer: Some(writer), _lock: lock }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn with<T, F>(&self, work: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+    {
+        on_blocking_thread(&self.connection, &self.path, "journal worker", work).await
+    }
+
+    pub async fn get(&self, path: &RelativeMediaPath) -> Result<Option<JournalEntry>, JournalError> {
+        let key = path.as_str().to_owned();
+        self.with(move |c| {
+            c.prepare_cached(&format!("SELECT {COLUMNS} FROM files WHERE path = ?1"))?
+                .query_row(params![key], read_entry)
+                .optional()
+        })
+        .await
+    }
+
+    /// Writes the entry; it is durable when this returns.
+    ///
+    /// Writes from files in flight at the same time share one transaction and one fsync (group
+    /// commit): each caller still returns only once its own entry is on disk.
+    pub async fn put(&self, entry: &JournalEntry) -> Result<(), JournalError> {
+        let io = |message: String| JournalError::Io { path: self.path.clone(), message };
+        let Some(writer) = &self.writer else {
+            return Err(io("the journal is open read-only".into()));
+        };
+        let (done, wait) = tokio::sync::oneshot::channel();
+        writer
+            .send(WriteRequest { entry: entry.clone(), done })
+            .map_err(|_| io("the journal writer stopped".into()))?;
+        wait.await.map_err(|_| io("the journal writer stopped".into()))?.map_err(io)
+    }
+
+    /// Drops the entry for `path`: nothing about it is worth keeping.
+    pub async fn forget(&self, path: &RelativeMediaPath) -> Result<(), JournalError> {
+        let key = path.as_str().to_owned();
+        self.with(move |c| c.execute("DELETE FROM files WHERE path = ?1", params![key]).map(|_| ())).await
+    }
+
+    /// Entries whose file may still need work, oldest first.
+    pub async fn unfinished(&self) -> Result<Vec<JournalEntry>, JournalError> {
+        self.with(|c| {
+            // The same condition as the `files_unfinished` partial index, word for word, so that
+            // SQLite reads the index (unfinished entries only, already in order) instead of
+            // scanning every removed entry under the mutex the writer needs.
+            let mut query = c.prepare_cached(&format!(
+                "SELECT {COLUMNS} FROM files WHERE {UNFINISHED} ORDER BY first_seen_ms"
+            ))?;
+            let rows = query.query_map([], read_entry)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Remembers that venta `venta_id` named `path` while no file was there, at row version
+    /// `version`. Returns true the first time for this path and row (to log it once).
+    pub async fn note_missing(
+        &self,
+        path: &RelativeMediaPath,
+        venta_id: i64,
+        version: Option<String>,
+    ) -> Result<bool, JournalError> {
+        let key = path.as_str().to_owned();
+        self.with(move |c| {
+            let known: bool = c
+                .prepare_cached("SELECT 1 FROM missing_rows WHERE path = ?1 AND venta_id = ?2")?
+                .exists(params![key, venta_id])?;
+            c.prepare_cached(
+                "INSERT INTO missing_rows (path, venta_id, row_version, seen_ms) VALUES (?1, ?2, ?3, ?4) \
+                 ON CONFLICT(path, venta_id) DO UPDATE SET \
+                 seen_ms = CASE WHEN row_version IS excluded.row_version THEN seen_ms ELSE excluded.seen_ms END, \
+                 row_version = excluded.row_version",
+            )?
+            .execute(params![key, venta_id, version, now_ms()])?;
+            Ok(!known)
+        })
+        .await
+    }
+
+    /// The rows remembered as naming `path` while its file was missing.
+    pub async fn missing_marks(&self, path: &RelativeMediaPath) -> Result<Vec<MissingMark>, JournalError> {
+        let key = path.as_str().to_owned();
+        self.with(move |c| {
+            let mut query =
+                c.prepare_cached("SELECT venta_id, row_version, seen_ms FROM missing_rows WHERE path = ?1")?;
+            let rows = query.query_map(params![key], |row| {
+                Ok(MissingMark { venta_id: row.get(0)?, version: row.get(1)?, since_ms: row.get(2)? })
+            })?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Forgets that venta `venta_id` named `path` while it was missing (the row was written since).
+    pub async fn clear_missing(&self, path: &RelativeMediaPath, venta_id: i64) -> Result<(), JournalError> {
+        let key = path.as_str().to_owned();
+        self.with(move |c| {
+            c.execute("DELETE FROM missing_rows WHERE path = ?1 AND venta_id = ?2", params![key, venta_id])
+                .map(|_| ())
+        })
+        .await
+    }
+
+    /// Whether an unfinished entry holds `object_name`: the daemon may be uploading, verifying or
+    /// recording it, so `orphans --delete-objects` must leave it alone.
+    pub async fn holds_object(&self, object_name: &str) -> Result<bool, JournalError> {
+        let name = object_name.to_owned();
+        self.with(move |c| {
+            c.prepare_cached(
+                "SELECT 1 FROM files WHERE object_name = ?1 AND state NOT IN ('removed', 'rejected', 'row_changed')",
+            )?
+            .exists(params![name])
+        })
+        .await
+    }
+
+    /// Hands every entry in turn to `step`, never holding more than one: `status` on a journal
+    /// of millions of entries stays small.
+    pub async fn fold<T, F>(&self, init: T, mut step: F) -> Result<T, JournalError>
+    where
+        T: Send + 'static,
+        F: FnMut(&mut T, JournalEntry) + Send + 'static,
+    {
+        self.with(move |c| {
+            let mut acc = init;
+            let mut query = c.prepare(&format!("SELECT {COLUMNS} FROM files"))?;
+            let mut rows = query.query([])?;
+            while let Some(row) = rows.next()? {
+                step(&mut acc, read_entry(row)?);
+            }
+            Ok(acc)
+        })
+        .await
+    }
+
+    /// Upload times of removed entries: (how many, mean ms, p95 ms), computed by SQLite so that
+    /// `status` never collects them.
+    pub async fn upload_times(&self) -> Result<(u64, Option<f64>, Option<i64>), JournalError> {
+        self.with(|c| {
+            let (count, mean): (i64, Option<f64>) = c.query_row(
+                "SELECT COUNT(upload_ms), AVG(upload_ms) FROM files WHERE state = 'removed' AND upload_ms IS NOT NULL",
+                [],
+                |row| Ok((row.get(0)?, row.get(1)?)),
+            )?;
+            if count == 0 {
+                return Ok((0, None, None));
+            }
+            // The nearest-rank p95: the ceil(0.95 n)-th smallest time.
+            let rank = ((count as f64 * 0.95).ceil() as i64).clamp(1, count) - 1;
+            let p95: i64 = c.query_row(
+                "SELECT upload_ms FROM files WHERE state = 'removed' AND upload_ms IS NOT NULL \
+                 ORDER BY upload_ms LIMIT 1 OFFSET ?1",
+                params![rank],
+                |row| row.get(0),
+            )?;
+            Ok((count as u64, mean, Some(p95)))
+        })
+        .await
+    }
+
+    /// Every entry (for tests; `status` folds over them instead).
+    pub async fn all(&self) -> Result<Vec<JournalEntry>, JournalError> {
+        self.with(|c| {
+            let mut query = c.prepare(&format!("SELECT {COLUMNS} FROM files ORDER BY first_seen_ms"))?;
+            let rows = query.query_map([], read_entry)?;
+            rows.collect()
+        })
+        .await
+    }
+}
+/// Runs `work` on `connection` on tokio's blocking pool (SQLite calls block), holding the
+/// connection's lock for the call; `what` names the caller in the error if the task dies.
+async fn on_blocking_thread<T, F>(
+    connection: &Arc<Mutex<Connection>>,
+    path: &Path,
+    what: &str,
+    work: F,
+) -> Result<T, JournalError>
+where
+    T: Send + 'static,
+    F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
+{
+    let connection = connection.clone();
+    let owned_path = path.to_owned();
+    tokio::task::spawn_blocking(move || {
+        let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        work(&guard).map_err(|e| JournalError::Io { path: owned_path, message: e.to_string() })
+    })
+    .await
+    .map_err(|e| JournalError::Io { path: path.to_owned(), message: format!("{what} failed: {e}") })?
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -1,0 +1,266 @@
+//! The journal's file on disk: its lock, its tables (and the columns added within schema
+//! version 1), how an entry maps to a row and back, and setting a corrupt one aside.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use rusqlite::config::DbConfig;
+use rusqlite::{params, Connection, OptionalExtension};
+
+use super::{now_ms, FileState, JournalEntry, JournalError, StoredHash, SCHEMA_VERSION};
+use crate::error::ErrorClass;
+use crate::hash::{FileIdentity, Sha256Digest};
+use crate::media_path::RelativeMediaPath;
+
+pub(super) fn upsert(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<()> {
+    let hash = entry.hash.as_ref();
+    let identity = entry.identity.as_ref();
+    c.prepare_cached(
+        "INSERT INTO files (path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, \
+         part_digests, content_type, object_name, attempts, error_class, last_error, first_seen_ms, \
+         updated_ms, upload_ms, ctime_ns, btime_ns, validated_with) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
+         ON CONFLICT(path) DO UPDATE SET state = excluded.state, venta_id = excluded.venta_id, \
+         previous_object = excluded.previous_object, sha256 = excluded.sha256, size = excluded.size, \
+         dev = excluded.dev, inode = excluded.inode, mtime_ns = excluded.mtime_ns, \
+         part_digests = excluded.part_digests, content_type = excluded.content_type, \
+         object_name = excluded.object_name, attempts = excluded.attempts, \
+         error_class = excluded.error_class, last_error = excluded.last_error, \
+         first_seen_ms = excluded.first_seen_ms, updated_ms = excluded.updated_ms, upload_ms = excluded.upload_ms, \
+         ctime_ns = excluded.ctime_ns, btime_ns = excluded.btime_ns, validated_with = excluded.validated_with",
+    )?
+    .execute(params![
+        entry.path.as_str(),
+        entry.state.as_str(),
+        entry.venta_id,
+        entry.previous_object,
+        hash.map(|h| h.sha256.to_hex()),
+        identity.map(|i| i.size as i64),
+        identity.map(|i| i.dev as i64),
+        identity.map(|i| i.inode as i64),
+        identity.map(|i| i.mtime_ns),
+        hash.map(|h| h.part_digests.iter().map(|d| d.to_hex()).collect::<Vec<_>>().join(",")),
+        hash.map(|h| h.content_type.clone()),
+        entry.object_name,
+        entry.attempts,
+        entry.error_class.map(ErrorClass::as_str),
+        entry.last_error,
+        entry.first_seen_ms,
+        // Every write stamps its own time: `updated_ms` says when the state last changed.
+        now_ms(),
+        entry.upload_ms,
+        identity.map(|i| i.ctime_ns),
+        identity.and_then(|i| i.btime_ns),
+        entry.validated_with,
+    ])?;
+    Ok(())
+}
+
+/// Entries whose file may still need work; the `files_unfinished` index holds exactly these.
+pub(super) const UNFINISHED: &str = "state NOT IN ('removed', 'rejected', 'row_changed')";
+
+pub(super) const COLUMNS: &str =
+    "path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, part_digests, \
+     content_type, object_name, attempts, error_class, last_error, first_seen_ms, updated_ms, upload_ms, \
+     ctime_ns, btime_ns, validated_with";
+
+pub(super) fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
+    let bad = |index: usize, what: &str| {
+        rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, what.to_owned().into())
+    };
+    let path: String = row.get(0)?;
+    let path = RelativeMediaPath::parse(&path).map_err(|_| bad(0, "bad path"))?;
+    let state: String = row.get(1)?;
+    let state = FileState::parse(&state).ok_or_else(|| bad(1, "unknown state"))?;
+    let sha: Option<String> = row.get(4)?;
+    let hash = match sha {
+        None => None,
+        Some(hex_text) => {
+            let parts: String = row.get::<_, Option<String>>(9)?.unwrap_or_default();
+            let part_digests = parts
+                .split(',')
+                .filter(|p| !p.is_empty())
+                .map(|p| Sha256Digest::from_hex(p).ok_or_else(|| bad(9, "bad part digest")))
+                .collect::<Result<Vec<_>, _>>()?;
+            Some(StoredHash {
+                sha256: Sha256Digest::from_hex(&hex_text).ok_or_else(|| bad(4, "bad digest"))?,
+                part_digests,
+                content_type: row.get::<_, Option<String>>(10)?.unwrap_or_default(),
+            })
+        }
+    };
+    let identity = match row.get::<_, Option<i64>>(5)? {
+        None => None,
+        Some(size) => Some(FileIdentity {
+            size: size as u64,
+            dev: row.get::<_, i64>(6)? as u64,
+            inode: row.get::<_, i64>(7)? as u64,
+            mtime_ns: row.get(8)?,
+            // Written by a version without it: no file matches, so the entry starts over.
+            ctime_ns: row.get::<_, Option<i64>>(18)?.unwrap_or(i64::MIN),
+            btime_ns: row.get(19)?,
+        }),
+    };
+    Ok(JournalEntry {
+        path,
+        state,
+        identity,
+        venta_id: row.get(2)?,
+        previous_object: row.get(3)?,
+        hash,
+        object_name: row.get(11)?,
+        attempts: row.get(12)?,
+        error_class: match row.get::<_, Option<String>>(13)? {
+            None => None,
+            Some(class) => Some(ErrorClass::parse(&class).ok_or_else(|| bad(13, "unknown error class"))?),
+        },
+        last_error: row.get(14)?,
+        first_seen_ms: row.get(15)?,
+        updated_ms: row.get(16)?,
+        upload_ms: row.get(17)?,
+        validated_with: row.get(20)?,
+    })
+}
+
+pub(super) fn take_lock(path: &Path) -> Result<File, JournalError> {
+    let lock_path = PathBuf::from(format!("{}.lock", path.display()));
+    let file =
+        std::fs::OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).map_err(
+            |e| JournalError::Io {
+                path: path.to_owned(),
+                message: format!("opening {}: {e}", lock_path.display()),
+            },
+        )?;
+    // An exclusive flock (std's lock on Linux), tied to this open file: it lasts as long as the
+    // returned `File`, which the journal keeps for the process's lifetime, and the kernel drops
+    // it when the process dies, however it dies.
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => {
+            Err(JournalError::Locked { path: path.to_owned(), lock: lock_path })
+        }
+        // Not another holder (locks unsupported on this file system, say): saying so would
+        // send a rescan to a sibling journal that cannot be locked either.
+        Err(std::fs::TryLockError::Error(e)) => Err(JournalError::Io {
+            path: path.to_owned(),
+            message: format!("locking {}: {e}", lock_path.display()),
+        }),
+    }
+}
+
+/// Moves a corrupt journal to `aside`, its `-wal` and `-shm` to `aside-wal` and `aside-shm`:
+/// nothing is deleted, so it can be inspected (SQLite opens the three together, as they were),
+/// and the world is the truth, so a fresh journal only costs re-work. The `-wal` goes first:
+/// left beside a fresh journal it would be replayed into it.
+pub(super) fn move_aside(path: &Path, aside: &Path) -> Result<(), String> {
+    for suffix in ["-wal", "-shm"] {
+        let (from, to) = (with_suffix(path, suffix), with_suffix(aside, suffix));
+        match std::fs::rename(&from, &to) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("moving {} aside to {}: {e}", from.display(), to.display())),
+        }
+    }
+    std::fs::rename(path, aside).map_err(|e| format!("moving aside to {}: {e}", aside.display()))
+}
+
+/// `path` with `suffix` appended to its file name, the way SQLite names a journal's `-wal`.
+fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut name = path.as_os_str().to_owned();
+    name.push(suffix);
+    PathBuf::from(name)
+}
+
+pub(super) fn open_connection(path: &Path) -> Result<Connection, JournalError> {
+    let open_error = |e: rusqlite::Error| {
+        let (path, message) = (path.to_owned(), e.to_string());
+        match e.sqlite_error_code() {
+            Some(rusqlite::ErrorCode::DatabaseCorrupt | rusqlite::ErrorCode::NotADatabase) => {
+                JournalError::Corrupt { path, message }
+            }
+            _ => JournalError::CannotOpen { path, message },
+        }
+    };
+    let connection = Connection::open(path).map_err(open_error)?;
+    // Closing the last connection checkpoints the WAL into the database and deletes the -wal
+    // and -shm. If this open fails (a corrupt journal) that close would destroy the very files
+    // that are to be moved aside, so it is only allowed once the journal has opened cleanly.
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true).map_err(open_error)?;
+    connection.busy_timeout(std::time::Duration::from_secs(5)).map_err(open_error)?;
+    // Only takes effect on a new, empty journal (before its first table): freed pages can then
+    // be handed back after a prune (`checkpoint`). An older journal keeps and reuses them.
+    connection.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(open_error)?;
+    connection.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
+    connection.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
+    connection
+        .execute_batch(
+            "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+             CREATE TABLE IF NOT EXISTS files (
+                 path TEXT PRIMARY KEY,
+                 state TEXT NOT NULL,
+                 venta_id INTEGER,
+                 previous_object TEXT,
+                 sha256 TEXT,
+                 size INTEGER,
+                 dev INTEGER,
+                 inode INTEGER,
+                 mtime_ns INTEGER,
+                 part_digests TEXT,
+                 content_type TEXT,
+                 object_name TEXT,
+                 attempts INTEGER NOT NULL DEFAULT 0,
+                 error_class TEXT,
+                 last_error TEXT,
+                 first_seen_ms INTEGER NOT NULL,
+                 updated_ms INTEGER NOT NULL,
+                 upload_ms INTEGER
+             );
+             CREATE INDEX IF NOT EXISTS files_state ON files(state);
+             CREATE INDEX IF NOT EXISTS files_unfinished ON files(first_seen_ms) WHERE state NOT IN ('removed', 'rejected', 'row_changed');
+             CREATE INDEX IF NOT EXISTS files_object ON files(object_name);
+             CREATE TABLE IF NOT EXISTS missing_rows (
+                 path TEXT NOT NULL,
+                 venta_id INTEGER NOT NULL,
+                 row_version TEXT,
+                 seen_ms INTEGER NOT NULL,
+                 PRIMARY KEY (path, venta_id)
+             );",
+        )
+        .map_err(open_error)?;
+    // Columns added within schema version 1: a journal written before them gains them empty
+    // (its identities then match no file, so those entries start over), and a binary without
+    // them still reads the journal.
+    for (column, declaration) in
+        [("ctime_ns", "INTEGER"), ("btime_ns", "INTEGER"), ("validated_with", "TEXT")]
+    {
+        let present: bool = connection
+            .prepare("SELECT 1 FROM pragma_table_info('files') WHERE name = ?1")
+            .and_then(|mut query| query.exists(params![column]))
+            .map_err(open_error)?;
+        if !present {
+            connection
+                .execute_batch(&format!("ALTER TABLE files ADD COLUMN {column} {declaration}"))
+                .map_err(open_error)?;
+        }
+    }
+    let found: Option<String> = connection
+        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
+        .optional()
+        .map_err(open_error)?;
+    match found.and_then(|v| v.parse::<i64>().ok()) {
+        None => {
+            connection
+                .execute(
+                    "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                    params![SCHEMA_VERSION.to_string()],
+                )
+                .map_err(open_error)?;
+        }
+        Some(version) if version > SCHEMA_VERSION => {
+            return Err(JournalError::TooNew { path: path.to_owned(), found: version })
+        }
+        Some(_) => {}
+    }
+    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false).map_err(open_error)?;
+    Ok(connection)
+}

@@ -1,0 +1,55 @@
+//! The writer thread: group-commits the writes of files in flight together.
+
+use std::sync::{Arc, Mutex};
+
+use rusqlite::Connection;
+
+use super::schema::upsert;
+use super::JournalEntry;
+
+/// One entry waiting for the writer thread, and where to say it is durable.
+pub(super) struct WriteRequest {
+    pub(super) entry: JournalEntry,
+    pub(super) done: tokio::sync::oneshot::Sender<Result<(), String>>,
+}
+
+/// The writer thread: takes every request waiting, writes them in one transaction, commits
+/// (one fsync), then answers each. Ends when every `Journal` handle is gone.
+pub(super) fn run_writer(
+    connection: Arc<Mutex<Connection>>,
+    requests: std::sync::mpsc::Receiver<WriteRequest>,
+) {
+    const MAX_BATCH: usize = 256;
+    while let Ok(first) = requests.recv() {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match requests.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let result = {
+            let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            write_batch(&guard, batch.iter().map(|r| &r.entry)).map_err(|e| e.to_string())
+        };
+        if result.is_ok() {
+            // Each entry is a file's step done: what the watchdog wants to see.
+            crate::telemetry::progressed();
+        }
+        for request in batch {
+            let _ = request.done.send(result.clone());
+        }
+    }
+}
+
+fn write_batch<'a>(c: &Connection, entries: impl Iterator<Item = &'a JournalEntry>) -> rusqlite::Result<()> {
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let written = entries.into_iter().try_for_each(|entry| upsert(c, entry));
+    match written.and_then(|()| c.execute_batch("COMMIT")) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e)
+        }
+    }
+}

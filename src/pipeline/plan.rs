@@ -1,0 +1,107 @@
+//! `--rescan --dry-run`: the files a rescan would take, and what `Pipeline::process` would do
+//! with each, found without writing anything anywhere.
+
+use std::sync::Arc;
+
+use super::{local_identity, object_matches, Pipeline};
+use crate::config::Config;
+use crate::daemon::{media_path_or_warn, Mode, Scheduler, Summary};
+use crate::media_path::RelativeMediaPath;
+use crate::watch::walk_each;
+
+/// What `--rescan --dry-run` reports for one file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Plan {
+    /// Venta id and numero, once matched.
+    pub venta: Option<(i64, String)>,
+    pub object: Option<String>,
+    pub size: Option<u64>,
+    pub action: PlanAction,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanAction {
+    /// Would upload, verify, record and remove.
+    Upload,
+    /// The object already holds these bytes: would verify, record and remove.
+    RecordExisting,
+    /// Would leave the file alone, for this reason.
+    Skip(String),
+}
+
+/// `--rescan --dry-run`: the files a rescan would take, in path order (at most `limit`), and
+/// the rows pointing at a missing local file (in the summary, as in a real rescan). The caller
+/// asks `Pipeline::plan` for each file and prints it at once, so a large backlog's plans are
+/// never all held in memory.
+pub async fn dry_run_candidates(
+    config: &Config,
+    pipeline: Arc<Pipeline>,
+    limit: Option<u64>,
+) -> (Vec<RelativeMediaPath>, Summary) {
+    let mut scheduler = Scheduler::new(pipeline, config, Mode::OneShot);
+    let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
+    // The walk goes straight into the list (not through the scheduler's map and timers, which
+    // cost several times as much per path): a dry run must see every file to sort them.
+    let mut paths = Vec::new();
+    walk_each(&config.watched_dir(), |file| paths.extend(media_path_or_warn(&scheduler.media_root, &file)));
+    scheduler.offer_known_work(&dir_prefix).await;
+    scheduler.count_rows_missing_their_file(&dir_prefix).await;
+    paths.extend(scheduler.pending.into_keys());
+    paths.sort();
+    paths.dedup();
+    paths.truncate(limit.map_or(usize::MAX, |l| l as usize));
+    (paths, scheduler.summary)
+}
+
+impl Pipeline {
+    /// What `process` would do with `path`, found without writing anything anywhere: no
+    /// upload, no row change, no journal entry, no file touched (`--rescan --dry-run`).
+    pub async fn plan(&self, path: &RelativeMediaPath) -> Plan {
+        let absolute = self.media_root.to_absolute(path);
+        let skip =
+            |reason: String| Plan { venta: None, object: None, size: None, action: PlanAction::Skip(reason) };
+        let identity = match local_identity(&absolute) {
+            Ok(Some(identity)) => identity,
+            Ok(None) => return skip("the local file does not exist".into()),
+            Err(failure) => return skip(failure.message),
+        };
+        let row = match self.db.find_by_confronta(path.as_str()).await {
+            Ok(rows) if rows.len() == 1 => rows.into_iter().next().expect("one row"),
+            Ok(rows) if rows.is_empty() => return skip("no row points at this file".into()),
+            Ok(rows) => return skip(format!("{} rows point at this file", rows.len())),
+            Err(e) => return skip(e.to_string()),
+        };
+        let hash = match self.hash(&absolute, identity).await {
+            Ok(hash) => hash,
+            Err(failure) => {
+                return Plan {
+                    venta: Some((row.id, row.numero)),
+                    object: None,
+                    size: Some(identity.size),
+                    action: PlanAction::Skip(failure.message),
+                }
+            }
+        };
+        let venta = Some((row.id, row.numero.clone()));
+        let (object, _) = match self.name_object(&row, &hash.sha256, path) {
+            Ok(named) => named,
+            Err(failure) => {
+                return Plan {
+                    venta,
+                    object: None,
+                    size: Some(identity.size),
+                    action: PlanAction::Skip(failure.message),
+                }
+            }
+        };
+        let action = match self.store.stat(&object).await {
+            Ok(Some(info)) if object_matches(&info, &hash, &hash.expected_s3_checksum()) => {
+                PlanAction::RecordExisting
+            }
+            Ok(Some(_)) => PlanAction::Skip(format!("object {object} exists with other content")),
+            Ok(None) => PlanAction::Upload,
+            Err(e) => PlanAction::Skip(e.to_string()),
+        };
+        Plan { venta, object: Some(object.to_string()), size: Some(identity.size), action }
+    }
+}
