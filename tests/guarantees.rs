@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
+use common::report::{line_with, Observed, Report};
 use common::*;
 use confronta_sync::config::ColumnNames;
 use confronta_sync::config::Secret;
@@ -65,23 +66,24 @@ async fn wait_recorded(world: &World, id: i64) -> Row {
     .await
 }
 
-async fn wait_log(sidecar: &Sidecar, needle: &str) {
+/// Waits for a log line holding `needle` and returns it.
+async fn wait_log(sidecar: &Sidecar, needle: &str) -> String {
     eventually(&format!("log line {needle:?}"), WAIT, || async {
-        sidecar.log_text().contains(needle).then_some(())
+        sidecar.log_text().lines().find(|line| line.contains(needle)).map(str::to_owned)
     })
-    .await;
+    .await
 }
 
-fn quarantine_config(world: &mut World) {
-    world.extra_config =
-        format!("[validation]\nquarantine_dir = \"{}\"\n", world.temp.path().join("quarantine").display());
+fn quarantine_config(world: &World) -> TestConfig {
+    world
+        .config()
+        .set("validation.quarantine_dir", world.temp.path().join("quarantine").display().to_string())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_reused_name_never_reaches_an_older_row_whose_file_went_missing() {
-    let mut world = World::new(Backend::Postgres).await;
-    quarantine_config(&mut world);
-    let config = world.write_config("missing_after_s = 1", "");
+    let world = World::new(Backend::Postgres).await;
+    let config = quarantine_config(&world).set("watch.missing_after_s", 1).write();
     // V1 was moved long ago (object O1), then corrected to a file that never arrived.
     let old = jpeg_bytes(1, 20_000);
     let old_object = format!("{}/o1.jpg", world.prefix);
@@ -109,16 +111,23 @@ async fn a_reused_name_never_reaches_an_older_row_whose_file_went_missing() {
     Report::new("right-sale-1-reused-names").row(
         "IMG_0001.jpg reused while an older venta (object O1) names it with its file missing; the new sale commits 400 ms after the file",
         "the new bytes land on the new sale; the older venta and O1 untouched",
-        "new sale recorded with the new bytes; V1 still points at O1, which exists",
+        &Observed::new()
+            .upload(&world, "IMG_0001.jpg", v2)
+            .await
+            .count("SHA-256 of the new bytes", &sha256_hex(&new)[..12])
+            .row(&world, v1)
+            .await
+            .count("its object", row1.object_name.as_deref().and_then(|name| name.rsplit('/').next()).unwrap_or("NULL"))
+            .stored(&world, &old_object)
+            .await,
     );
     world.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_file_s_name_reused_by_another_sale_never_reaches_the_refused_row() {
-    let mut world = World::new(Backend::Postgres).await;
-    quarantine_config(&mut world);
-    let config = world.write_config("", "");
+    let world = World::new(Backend::Postgres).await;
+    let config = quarantine_config(&world).write();
     let sidecar = Sidecar::start(&config, &[], &[]);
 
     // V1's file is refused: an empty file is no document.
@@ -148,7 +157,16 @@ async fn a_quarantined_file_s_name_reused_by_another_sale_never_reaches_the_refu
     Report::new("right-sale-2-refused-then-reused").row(
         "a refused IMG_0001.jpg, then a valid file of the same name for another sale",
         "the refused venta stops naming the path and says why; the new file goes to the new sale",
-        "V1: confronta '', confronta_sync_error set, nothing recorded; V2 recorded with the new bytes",
+        &Observed::new()
+            .row(&world, v1)
+            .await
+            .path(
+                "quarantine/confrontas/IMG_0001.jpg",
+                &world.temp.path().join("quarantine/confrontas/IMG_0001.jpg"),
+            )
+            .upload(&world, "IMG_0001.jpg", v2)
+            .await
+            .count("SHA-256 of the new bytes", &sha256_hex(&new)[..12]),
     );
     world.cleanup().await;
 }
@@ -156,7 +174,7 @@ async fn a_quarantined_file_s_name_reused_by_another_sale_never_reaches_the_refu
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn correcting_a_sale_keeps_the_old_object_while_another_row_references_it() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     // Two rows share object O (a duplicated sale, a data fix).
     let shared = jpeg_bytes(5, 20_000);
     let shared_object = format!("{}/shared.jpg", world.prefix);
@@ -189,7 +207,12 @@ async fn correcting_a_sale_keeps_the_old_object_while_another_row_references_it(
     Report::new("right-sale-3-shared-object").row(
         "two ventas share object O; one is corrected",
         "O is not deleted while another row references it",
-        "corrected venta on its new object; O kept ('still referenced by another row')",
+        &Observed::new()
+            .upload(&world, "corregida.jpg", a)
+            .await
+            .stored(&world, &shared_object)
+            .await
+            .log(line_with(&sidecar.log_text(), "still referenced by another row; kept")),
     );
     world.cleanup().await;
 }
@@ -197,7 +220,7 @@ async fn correcting_a_sale_keeps_the_old_object_while_another_row_references_it(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_delete_objects_beside_the_daemon_skips_what_it_is_recording() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     // The daemon pauses between its verify and its compare-and-set.
     let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(6000)")]);
     let bytes = sample_bytes(7, 30_000);
@@ -221,7 +244,7 @@ async fn orphans_delete_objects_beside_the_daemon_skips_what_it_is_recording() {
     Report::new("right-sale-4-orphans-beside-daemon").row(
         "orphans --delete-objects --older-than 0s while the daemon is between verify and record",
         "the object being recorded is not deleted",
-        "object kept; row recorded; local file removed",
+        &Observed::new().count("orphans exit", code).upload(&world, "en_vuelo.pdf", id).await,
     );
     world.cleanup().await;
 }
@@ -229,7 +252,7 @@ async fn orphans_delete_objects_beside_the_daemon_skips_what_it_is_recording() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_object_deleted_between_verify_and_record_is_uploaded_again_before_the_file_goes() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(4000)")]);
     let bytes = sample_bytes(8, 30_000);
     let path = world.write_in_place("borrado.pdf", &bytes);
@@ -246,7 +269,10 @@ async fn an_object_deleted_between_verify_and_record_is_uploaded_again_before_th
     Report::new("right-sale-5-object-vanished").row(
         "the object deleted between verify and record",
         "the local file is not removed until the object is back",
-        "uploaded again from the local file, then the file removed; the row never points at a missing object",
+        &Observed::new()
+            .log(line_with(&sidecar.log_text(), "uploading it again"))
+            .upload(&world, "borrado.pdf", id)
+            .await,
     );
     world.cleanup().await;
 }
@@ -262,11 +288,14 @@ async fn the_daemon_s_commits_are_durable_whatever_the_server_default() {
     assert_eq!(default, "off", "the test's default must be the dangerous one");
     let statements = Statements::new("telefonica_ventaportabilidad", &ColumnNames::default());
     let sales = PostgresSalesDb::connect(&url, statements).await.unwrap();
-    assert_eq!(sales.session_setting("synchronous_commit").await.unwrap(), "on");
+    let setting = sales.session_setting("synchronous_commit").await.unwrap();
+    assert_eq!(setting, "on");
     Report::new("right-sale-6-durable-commit").row(
         "a server default of synchronous_commit = off",
         "the daemon's session commits durably",
-        "SHOW synchronous_commit in the daemon's session: on",
+        &Observed::new()
+            .count("SHOW synchronous_commit on a plain session", default)
+            .count("in the daemon's session", setting),
     );
     db.drop_schema().await;
 }
@@ -344,22 +373,19 @@ fn serve_permissively(stream: std::net::TcpStream) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_ignores_the_checksum_header_is_refused_at_start_up() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
-    let text = std::fs::read_to_string(&config).unwrap();
-    let endpoint = permissive_s3();
-    std::fs::write(&config, text.replace(&s3_env().endpoint, &endpoint)).unwrap();
+    let config = world.config().set("minio.endpoint", permissive_s3()).write();
+    let mut observed = Observed::new();
     for args in [&["check"][..], &[][..]] {
         let (code, stdout, stderr) = Sidecar::run(&config, args);
+        let needle = "accepted a PUT whose x-amz-checksum-sha256 does not match";
         assert_eq!(code, 4, "{args:?}: the object-store exit code\n{stdout}\n{stderr}");
-        assert!(
-            stderr.contains("accepted a PUT whose x-amz-checksum-sha256 does not match"),
-            "{args:?}: {stderr}"
-        );
+        assert!(stderr.contains(needle), "{args:?}: {stderr}");
+        observed = observed.exit(code, line_with(&stderr, needle));
     }
     Report::new("right-sale-7-checksum-probe").row(
         "an S3 endpoint that accepts a wrong x-amz-checksum-sha256",
         "refused at start-up and by check, exit 4",
-        "exit 4: accepted a PUT whose x-amz-checksum-sha256 does not match",
+        &observed,
     );
     world.cleanup().await;
 }
@@ -372,7 +398,7 @@ fn server_honours_if_none_match() -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_reports_what_the_probe_found_and_leaves_no_scratch_object() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     // The probe's prefix is bucket-wide: a daemon another test killed mid-probe may have left
     // a scratch object there, so only what this check adds counts.
     let before = world.store.list(confronta_sync::store::PROBE_PREFIX).await.unwrap();
@@ -393,7 +419,7 @@ async fn check_reports_what_the_probe_found_and_leaves_no_scratch_object() {
 async fn both_upload_paths_never_replace_an_object_and_adopt_an_identical_one() {
     for mode in ["auto", "off"] {
         let world = World::new(Backend::Postgres).await;
-        let config = world.write_config("", &format!("conditional_writes = \"{mode}\""));
+        let config = world.config().set("minio.conditional_writes", mode).write();
         let taken = sample_bytes(9, 20_000);
         let same = sample_bytes(10, 20_000);
         let taken_id = world.db.insert_venta("PORTA-TAKEN", Some("confrontas/ocupado.pdf")).await;
@@ -436,7 +462,7 @@ async fn both_upload_paths_never_replace_an_object_and_adopt_an_identical_one() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_rewritten_in_place_with_its_size_and_mtime_kept_is_not_the_file_that_was_hashed() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(3000)")]);
     let first = sample_bytes(12, 30_000);
     let path = world.write_in_place("reescrito.pdf", &first);
@@ -454,21 +480,26 @@ async fn a_file_rewritten_in_place_with_its_size_and_mtime_kept_is_not_the_file_
     assert_eq!(std::fs::metadata(&path).unwrap().modified().unwrap(), modified);
 
     wait_recorded(&world, id).await;
-    wait_log(&sidecar, "replaced the recorded one before removal").await;
-    assert_eq!(std::fs::read(&path).unwrap(), second, "the rewritten bytes are kept, not unlinked");
+    let line = wait_log(&sidecar, "replaced the recorded one before removal").await;
+    let kept = std::fs::read(&path).unwrap();
+    assert_eq!(kept, second, "the rewritten bytes are kept, not unlinked");
     Report::new("right-sale-8-rewritten-in-place").row(
         "file rewritten in place between hash and removal, size and mtime set back",
         "not taken for the hashed file; kept",
-        "row recorded with the hashed bytes; the rewritten file kept on disk",
+        &Observed::new()
+            .log(&line)
+            .upload(&world, "reescrito.pdf", id)
+            .await
+            .count("SHA-256 of the hashed bytes", &sha256_hex(&first)[..12])
+            .count("SHA-256 of the file left on disk", &sha256_hex(&kept)[..12]),
     );
     world.cleanup().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_resumed_hashed_file_is_validated_again_when_the_validation_settings_changed() {
-    let mut world = World::new(Backend::Postgres).await;
-    quarantine_config(&mut world);
-    let config = world.write_config("", "");
+    let world = World::new(Backend::Postgres).await;
+    let config = quarantine_config(&world).write();
     let bytes = sample_bytes(14, 20_000);
     world.write_in_place("grande.pdf", &bytes);
     let id = world.db.insert_venta("PORTA-REVALIDATE", Some("confrontas/grande.pdf")).await;
@@ -478,8 +509,7 @@ async fn a_resumed_hashed_file_is_validated_again_when_the_validation_settings_c
     assert!(first.log_text().contains("killed by failpoint"), "{}", first.log_text());
 
     // The operator lowers max_bytes before the restart.
-    world.extra_config.push_str("max_bytes = 1000\n");
-    let config = world.write_config("", "");
+    let config = quarantine_config(&world).set("validation.max_bytes", 1000).write();
     let _second = Sidecar::start(&config, &[], &[]);
     let row = eventually("refusal recorded", WAIT, || async {
         world.db.row(id).await.filter(|row| row.sync_error.is_some())
@@ -491,7 +521,10 @@ async fn a_resumed_hashed_file_is_validated_again_when_the_validation_settings_c
     Report::new("right-sale-9-settings-changed").row(
         "killed after hashing; max_bytes lowered before the restart",
         "validated again; refused, nothing uploaded",
-        "quarantined with 'over max_bytes', no object, the row says why",
+        &Observed::new().upload(&world, "grande.pdf", id).await.path(
+            "quarantine/confrontas/grande.pdf",
+            &world.temp.path().join("quarantine/confrontas/grande.pdf"),
+        ),
     );
     world.cleanup().await;
 }
@@ -502,7 +535,7 @@ async fn a_resumed_hashed_file_is_validated_again_when_the_validation_settings_c
 async fn a_file_only_chmodded_after_its_hash_still_moves() {
     use std::os::unix::fs::PermissionsExt;
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(2000)")]);
     let bytes = sample_bytes(15, 30_000);
     let path = world.write_in_place("permisos.pdf", &bytes);
@@ -575,10 +608,8 @@ fn forward_requests(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_small_file_costs_the_server_one_put_and_one_stat() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
     let (endpoint, seen) = counting_proxy(&s3_env().endpoint);
-    let text = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, text.replace(&s3_env().endpoint, &endpoint)).unwrap();
+    let config = world.config().set("minio.endpoint", endpoint).write();
     let (code, stdout, stderr) = Sidecar::run(&config, &["check"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
     let conditional = stdout.contains("If-None-Match: *) honoured");
@@ -599,6 +630,7 @@ async fn a_small_file_costs_the_server_one_put_and_one_stat() {
     }
     let requests = seen.lock().unwrap().clone();
     let stats_expected = 1 + usize::from(!conditional) + usize::from(!answered);
+    let mut per_file = std::collections::BTreeSet::new();
     for object in &objects {
         let on = |method: &str| {
             requests.iter().filter(|(m, p, _)| m == method && p.ends_with(&format!("/{object}"))).count()
@@ -609,11 +641,16 @@ async fn a_small_file_costs_the_server_one_put_and_one_stat() {
             stats_expected,
             "{object} (conditional {conditional}, answered {answered}): {requests:?}"
         );
+        per_file.insert(format!("PUT {}, HEAD {}", on("PUT"), on("HEAD")));
     }
     Report::new("requests-per-file").row(
         "a small file moved (20 kB)",
         "one PUT and one stat on the server where it answers with the checksum it checked",
-        &format!("PUT 1, HEAD {stats_expected} per file (If-None-Match honoured: {conditional}, checksum in the answer: {answered})"),
+        &Observed::new()
+            .count("files", objects.len())
+            .count("requests per file", per_file.into_iter().collect::<Vec<_>>().join(" / "))
+            .count("If-None-Match honoured", conditional)
+            .count("checksum in the answer", answered),
     );
     drop(sidecar);
     world.cleanup().await;

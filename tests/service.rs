@@ -37,7 +37,7 @@ async fn moved_count(world: &World, files: &[(i64, std::path::PathBuf, Vec<u8>)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_200_file_run_exits_0_within_the_timeout_and_a_restart_finishes_every_file() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let files = backlog(&world, "term", 200).await;
     let mut first = Sidecar::start(&config, &[], &[("FAILPOINTS", "after_upload=return(40)")]);
     eventually("the run is under way", WAIT, || async {
@@ -70,9 +70,8 @@ async fn sigterm_during_a_200_file_run_exits_0_within_the_timeout_and_a_restart_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_changes_the_log_level_without_losing_work() {
-    let mut world = World::new(Backend::Postgres).await;
-    world.extra_config = "[log]\nlevel = \"info\"\n".into();
-    let config = world.write_config("", "");
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().set("log.level", "info").write();
     // An empty RUST_LOG lets the config's level rule.
     let mut sidecar = Sidecar::start(&config, &[], &[("RUST_LOG", "")]);
     let before = backlog(&world, "hupa", 5).await;
@@ -82,8 +81,7 @@ async fn sighup_changes_the_log_level_without_losing_work() {
     .await;
     assert!(!sidecar.log_text().contains("DEBUG"), "no debug lines at level info");
 
-    world.extra_config = "[log]\nlevel = \"debug\"\n".into();
-    world.write_config("", "");
+    world.config().set("log.level", "debug").write();
     unsafe { libc::kill(sidecar.child.id() as i32, libc::SIGHUP) };
     eventually("reload logged", WAIT, || async {
         sidecar.log_text().contains("configuration reloaded").then_some(())
@@ -110,7 +108,7 @@ async fn sighup_changes_the_log_level_without_losing_work() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn systemd_hears_ready_status_watchdog_reload_and_stopping() {
     let world = World::new(Backend::Sqlite).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let notify = NotifySocket::bind(world.temp.path().join("notify.sock"));
     let socket = notify.path.display().to_string();
     let began = Instant::now();
@@ -146,10 +144,9 @@ fn free_port() -> u16 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_endpoint_serves_prometheus_text_with_counts_that_match_the_run() {
-    let mut world = World::new(Backend::Postgres).await;
+    let world = World::new(Backend::Postgres).await;
     let port = free_port();
-    world.extra_config = format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
-    let config = world.write_config("", "");
+    let config = world.config().set("metrics.listen", format!("127.0.0.1:{port}")).write();
     let _sidecar = Sidecar::start(&config, &[], &[]);
     let files = backlog(&world, "metrics", 12).await;
     eventually("files moved", WAIT, || async {
