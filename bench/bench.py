@@ -25,17 +25,11 @@ import minio as minio_pkg
 import psycopg
 from minio import Minio
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tests", "fixtures"))
+import testconfig  # noqa: E402  (the DDL and the config template the Rust tests use too)
+
 TABLE = "telefonica_ventaportabilidad"
-DDL = f"""CREATE TABLE {TABLE} (
-  id bigserial PRIMARY KEY,
-  numero varchar(50) NOT NULL,
-  confronta varchar(100) NULL,
-  confronta_minio_url varchar(200) NULL,
-  confronta_minio_object_name varchar(500) NULL,
-  confronta_subido_a_minio boolean NOT NULL DEFAULT false,
-  confronta_sha256 varchar(64) NULL,
-  confronta_sync_error text NULL
-)"""
+DDL = testconfig.ddl("postgres")
 # Django's FileField has no index; without one every per-file lookup is a sequential scan
 # (see README: "The confronta index"). The harness creates it, as an operator should.
 INDEX = f"CREATE INDEX {TABLE}_confronta_idx ON {TABLE} (confronta)"
@@ -311,31 +305,20 @@ class Bench:
         # daemon refuses a quarantine inside MEDIA_ROOT (which Django serves).
         journal = os.path.join(self.work, f"{name}-state", "journal.sqlite3")
         os.makedirs(os.path.dirname(journal), exist_ok=True)
-        tables = {
-            "watch": {"media_root": json.dumps(media_root), "dir": '"confrontas"'},
-            "database": {"url": json.dumps(self.args.pg_url)},
-            "minio": {
-                "endpoint": json.dumps(self.endpoint),
-                "region": '"us-east-1"',
-                "bucket": json.dumps(self.bucket),
-                "access_key": json.dumps(self.access_key),
-                "secret_key_file": json.dumps(self.secret_file),
-                "object_name": json.dumps(prefix + "/venta_{numero}_confronta_{id}_{sha256_12}{ext}"),
-            },
-            "journal": {"path": json.dumps(journal)},
-        }
+        settings = {"minio.region": "us-east-1"}
         if settle_ms is not None:
-            tables["watch"]["settle_ms"] = str(settle_ms)
-        for dotted, value in (overrides or {}).items():
-            table, key = dotted.rsplit(".", 1)
-            tables.setdefault(table, {})[key] = value
-        lines = ["# written by bench/bench.py; every key not set here is the daemon's default"]
-        for table, keys in tables.items():
-            lines.append(f"\n[{table}]")
-            lines.extend(f"{key} = {value}" for key, value in keys.items())
+            settings["watch.settle_ms"] = settle_ms
+        settings.update({dotted: testconfig.toml_value(text) for dotted, text in (overrides or {}).items()})
+        placeholders = {
+            "MEDIA_ROOT": media_root, "DATABASE_URL": self.args.pg_url, "S3_ENDPOINT": self.endpoint,
+            "S3_BUCKET": self.bucket, "S3_ACCESS_KEY": self.access_key, "SECRET_KEY_FILE": self.secret_file,
+            "PREFIX": prefix, "JOURNAL": journal,
+        }
+        text = testconfig.render(placeholders, settings,
+                                 header="# written by bench/bench.py; every key not set here is the daemon's default")
         path = os.path.join(self.work, name, "config.toml")
         with open(path, "w") as f:
-            f.write("\n".join(lines) + "\n")
+            f.write(text)
         # The daemon refuses a config holding a database password that other users can read.
         os.chmod(path, 0o600)
         return path

@@ -34,14 +34,10 @@ cleanup() {
 trap cleanup EXIT
 
 echo "==> creating the Django table in $demo/db.sqlite3 with three ventas (no confronta yet)"
-python3 - "$demo/db.sqlite3" <<'PY'
+python3 - "$demo/db.sqlite3" tests/fixtures/ventas.sqlite.sql <<'PY'
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])
-db.execute('''CREATE TABLE "telefonica_ventaportabilidad" (
-  "id" integer NOT NULL PRIMARY KEY AUTOINCREMENT, "numero" varchar(50) NOT NULL,
-  "confronta" varchar(100) NULL, "confronta_minio_url" varchar(200) NULL,
-  "confronta_minio_object_name" varchar(500) NULL, "confronta_subido_a_minio" bool NOT NULL,
-  "confronta_sha256" varchar(64) NULL, "confronta_sync_error" text NULL)''')
+db.executescript(open(sys.argv[2]).read())
 for numero in ["PORTA-20261126090000", "PORTA-20261126090500", "PORTA-20261126091000"]:
     db.execute("INSERT INTO telefonica_ventaportabilidad (numero, confronta_subido_a_minio) VALUES (?, 0)", (numero,))
 db.commit()

@@ -1,17 +1,18 @@
 //! Signals and systemd: SIGTERM/SIGINT become the one shutdown input every task watches,
-//! SIGHUP reloads the log level, and `sd_notify` messages tell systemd where we are.
+//! SIGHUP reloads the log level and the live settings, and `sd_notify` messages (the `sd-notify`
+//! crate) tell systemd where we are.
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use futures_util::StreamExt;
+use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_tokio::{Handle, Signals};
 use tokio::sync::watch;
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::daemon::LiveSettings;
+use crate::config::{Config, LiveSettings};
 use crate::logging::Logging;
 
 /// Stops the signal task when dropped or closed.
@@ -44,22 +45,22 @@ pub fn listen(
         while let Some(signal) = signals.next().await {
             match signal {
                 SIGHUP => {
-                    notify_systemd("RELOADING=1");
+                    notify(&[NotifyState::Reloading]);
                     if let Some(config) = reload(&config_path, &running, &logging, &settings) {
                         running = config;
                     }
-                    notify_systemd("READY=1");
+                    notify(&[NotifyState::Ready]);
                 }
                 _ if stopping => {
                     warn!(
                         signal,
                         "second stop signal: exiting now; unfinished files resume on the next start"
                     );
-                    std::process::exit(crate::app::exit::FAILURES);
+                    std::process::exit(crate::exit::FAILURES);
                 }
                 _ => {
                     info!(signal, "stop signal received; finishing in-flight files");
-                    notify_systemd("STOPPING=1");
+                    notify(&[NotifyState::Stopping]);
                     stopping = true;
                     let _ = shutdown.send(true);
                 }
@@ -76,7 +77,7 @@ pub fn stop_on_ctrl_c(shutdown: watch::Sender<bool>) {
             let mut stopping = false;
             while signals.next().await.is_some() {
                 if stopping {
-                    std::process::exit(crate::app::exit::FAILURES);
+                    std::process::exit(crate::exit::FAILURES);
                 }
                 stopping = true;
                 warn!("interrupted: finishing in-flight files; run --rescan again to resume");
@@ -132,34 +133,17 @@ fn reload(
     Some(config)
 }
 
-/// Half the systemd watchdog period, when systemd asked for pings (`WatchdogSec=`).
+/// Half the systemd watchdog period, when systemd asked this process for pings
+/// (`WatchdogSec=`, which sets `WATCHDOG_USEC` and `WATCHDOG_PID`).
 pub fn watchdog_interval() -> Option<Duration> {
-    let usec: u64 = std::env::var("WATCHDOG_USEC").ok()?.parse().ok()?;
-    if let Ok(pid) = std::env::var("WATCHDOG_PID") {
-        if pid.parse::<u32>().ok() != Some(std::process::id()) {
-            return None;
-        }
-    }
-    Some(Duration::from_micros(usec / 2))
+    sd_notify::watchdog_enabled().map(|period| period / 2)
 }
 
-/// Sends one `sd_notify` message when running under systemd with `Type=notify`.
-pub fn notify_systemd(message: &str) {
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr, UnixDatagram};
-    let Some(socket_path) = std::env::var_os("NOTIFY_SOCKET") else {
-        return;
-    };
-    let Ok(socket) = UnixDatagram::unbound() else {
-        return;
-    };
-    let bytes = socket_path.as_encoded_bytes();
-    let result = if let Some(name) = bytes.strip_prefix(b"@") {
-        SocketAddr::from_abstract_name(name).and_then(|addr| socket.send_to_addr(message.as_bytes(), &addr))
-    } else {
-        socket.send_to(message.as_bytes(), &socket_path)
-    };
-    if let Err(e) = result {
+/// Sends `states` to systemd in one `sd_notify` message when it runs us as `Type=notify`
+/// (`NOTIFY_SOCKET` set); otherwise does nothing. A failed send is logged and the daemon goes
+/// on: a missed READY or STATUS is systemd's to time out on, never a reason to stop moving files.
+pub fn notify(states: &[NotifyState]) {
+    if let Err(e) = sd_notify::notify(states) {
         warn!(error = %e, "cannot notify systemd");
     }
 }

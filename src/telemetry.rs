@@ -111,7 +111,7 @@ fn progress_epoch() -> Instant {
 }
 
 /// Says that work progressed: a pipeline run ended, the journal committed a step, a part went
-/// up. The watchdog is fed only while this happens (`daemon::progressing`). Lock-free: it is
+/// up. The watchdog is fed only while this happens (`daemon::scheduler::progressing`). Lock-free: it is
 /// called from the journal's writer thread and from upload tasks.
 pub fn progressed() {
     PROGRESS_MS.fetch_max(progress_epoch().elapsed().as_millis() as u64, Ordering::Relaxed);

@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::report::{line_with, Observed, Report};
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -38,15 +39,6 @@ async fn wait_gone(path: &Path) {
         .await;
 }
 
-/// The default quarantine folder: beside the journal, outside MEDIA_ROOT (which Django serves).
-fn quarantine_dir(world: &World) -> PathBuf {
-    world.journal_path().parent().unwrap().join("quarantine")
-}
-
-fn quarantined(world: &World, name: &str) -> PathBuf {
-    quarantine_dir(world).join("confrontas").join(name)
-}
-
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
 }
@@ -56,7 +48,7 @@ fn mode(path: &Path) -> u32 {
 async fn files_that_are_empty_not_regular_or_oddly_named() {
     let mut report = Report::new("1-files-and-names");
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
     let dir = world.dir();
 
@@ -65,7 +57,7 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     world.write_in_place("vacio.pdf", b"");
     let line = logged(&sidecar, "vacio.pdf", "quarantined").await;
     assert!(line.contains("empty file"), "{line}");
-    assert!(quarantined(&world, "vacio.pdf").exists() && quarantined(&world, "vacio.pdf.reason").exists());
+    assert!(world.quarantined("vacio.pdf").exists() && world.quarantined("vacio.pdf.reason").exists());
     let row = world.db.row(empty).await.unwrap();
     assert_eq!(row.confronta.as_deref(), Some(""), "the row no longer names the refused path");
     assert_eq!(row.sync_error.as_deref(), Some("empty file"), "and says why");
@@ -73,19 +65,19 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     report.row(
         "0-byte file",
         "quarantined with reason; the row stops naming the path and says why",
-        "moved to quarantine/confrontas/vacio.pdf (+ .reason); row: confronta '', confronta_sync_error 'empty file'",
+        &Observed::new().upload(&world, "vacio.pdf", empty).await.log(&line),
     );
 
     // A symlink to a file outside the folder, with a row pointing at it.
     std::os::unix::fs::symlink("/etc/passwd", dir.join("enlace_fuera.pdf")).unwrap();
-    world.db.insert_venta("PORTA-LINK-OUT", Some("confrontas/enlace_fuera.pdf")).await;
+    let link_out = world.db.insert_venta("PORTA-LINK-OUT", Some("confrontas/enlace_fuera.pdf")).await;
     let line = logged(&sidecar, "enlace_fuera.pdf", "not_regular").await;
     assert!(line.contains("not a regular file"), "{line}");
     assert!(std::fs::symlink_metadata(dir.join("enlace_fuera.pdf")).unwrap().file_type().is_symlink());
     report.row(
         "symlink to /etc/passwd",
         "never followed, never uploaded",
-        "kept: not a regular file; link left in place, no object",
+        &Observed::new().upload(&world, "enlace_fuera.pdf", link_out).await.log(&line),
     );
 
     // A symlink inside the folder to a file that has its own row.
@@ -93,18 +85,23 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     let target_id = world.db.insert_venta("PORTA-TARGET", Some("confrontas/destino.pdf")).await;
     let target = world.write_in_place("destino.pdf", &target_bytes);
     std::os::unix::fs::symlink(&target, dir.join("enlace_dentro.pdf")).unwrap();
-    world.db.insert_venta("PORTA-LINK-IN", Some("confrontas/enlace_dentro.pdf")).await;
-    logged(&sidecar, "enlace_dentro.pdf", "not_regular").await;
+    let link_in = world.db.insert_venta("PORTA-LINK-IN", Some("confrontas/enlace_dentro.pdf")).await;
+    let line = logged(&sidecar, "enlace_dentro.pdf", "not_regular").await;
     wait_recorded(&world, target_id).await;
     report.row(
         "symlink inside the folder",
         "the link is not followed; its target moves on its own row",
-        "link kept (not a regular file); target recorded and removed",
+        &Observed::new()
+            .upload(&world, "enlace_dentro.pdf", link_in)
+            .await
+            .log(&line)
+            .upload(&world, "destino.pdf", target_id)
+            .await,
     );
 
     // A hard link.
     let linked = sample_bytes(2, 3_000);
-    world.db.insert_venta("PORTA-HARD", Some("confrontas/enlace_duro.pdf")).await;
+    let hard = world.db.insert_venta("PORTA-HARD", Some("confrontas/enlace_duro.pdf")).await;
     let original = world.temp.path().join("original-of-hard-link.pdf");
     std::fs::write(&original, &linked).unwrap();
     std::fs::hard_link(&original, dir.join("enlace_duro.pdf")).unwrap();
@@ -114,16 +111,24 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     report.row(
         "hard link",
         "kept with a clear reason",
-        "kept: the file has 2 hard links; both names untouched",
+        &Observed::new()
+            .upload(&world, "enlace_duro.pdf", hard)
+            .await
+            .log(&line)
+            .path("its other name", &original),
     );
 
     // A FIFO: opening it must not block the daemon.
     let fifo = dir.join("tuberia.pdf");
     let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
     assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
-    world.db.insert_venta("PORTA-FIFO", Some("confrontas/tuberia.pdf")).await;
-    logged(&sidecar, "tuberia.pdf", "not_regular").await;
-    report.row("FIFO", "kept, daemon not blocked", "kept: not a regular file; later files still moved");
+    let fifo_id = world.db.insert_venta("PORTA-FIFO", Some("confrontas/tuberia.pdf")).await;
+    let line = logged(&sidecar, "tuberia.pdf", "not_regular").await;
+    report.row(
+        "FIFO",
+        "kept, daemon not blocked",
+        &Observed::new().upload(&world, "tuberia.pdf", fifo_id).await.log(&line).daemon(&mut sidecar),
+    );
 
     // A sub-directory.
     std::fs::create_dir_all(dir.join("2026/11")).unwrap();
@@ -136,7 +141,7 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     report.row(
         "file in a sub-directory",
         "moved like any other",
-        "recorded with the right bytes, local file removed",
+        &Observed::new().upload(&world, "2026/11/anidado.pdf", nested_id).await,
     );
 
     // Names: spaces, ñ, tildes, emoji, a newline, a leading dash.
@@ -157,7 +162,7 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
         report.row(
             &format!("name with {label}"),
             "moved; object name sanitised",
-            &format!("recorded as {}", row.object_name.unwrap()),
+            &Observed::new().upload(&world, name, id).await,
         );
     }
     // The newline never splits a log line: the path is printed escaped.
@@ -168,12 +173,16 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     use std::os::unix::ffi::OsStrExt;
     let raw = dir.join(std::ffi::OsStr::from_bytes(b"latin1_\xf1o.pdf"));
     std::fs::write(&raw, sample_bytes(20, 1_000)).unwrap();
-    eventually("non-UTF-8 name reported", WAIT, || async {
-        sidecar.log_text().contains("not valid UTF-8").then_some(())
+    let line = eventually("non-UTF-8 name reported", WAIT, || async {
+        sidecar.log_text().lines().find(|line| line.contains("not valid UTF-8")).map(str::to_owned)
     })
     .await;
     assert!(raw.exists());
-    report.row("name with non-UTF-8 bytes", "left alone, reported", "warning names the file; file untouched");
+    report.row(
+        "name with non-UTF-8 bytes",
+        "left alone, reported",
+        &Observed::new().log(&line).path("the file", &raw),
+    );
 
     // A row whose path climbs out of the media root is never followed.
     let outside = world.media_root.join("secreto.pdf");
@@ -185,11 +194,11 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     report.row(
         "row path with '..' (a name Django never makes)",
         "never followed",
-        "file outside the folder untouched, row unchanged after two reconcile passes",
+        &Observed::new().path("the file outside the folder", &outside).row(&world, escape).await,
     );
 
     sidecar.assert_running();
-    report.row("daemon after all of the above", "still running", "running");
+    report.row("daemon after all of the above", "still running", &Observed::new().daemon(&mut sidecar));
     world.cleanup().await;
 }
 
@@ -197,9 +206,8 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn validation_quarantines_what_is_not_an_allowed_document() {
     let mut report = Report::new("2-validation");
-    let mut world = World::new(Backend::Postgres).await;
-    world.extra_config = "[validation]\nmax_bytes = 100000\n".into();
-    let config = world.write_config("", "");
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().set("validation.max_bytes", 100000).write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
 
     let cases: Vec<(&str, Vec<u8>, &str, &str)> = vec![
@@ -219,11 +227,11 @@ async fn validation_quarantines_what_is_not_an_allowed_document() {
         let line = logged(&sidecar, name, reason).await;
         assert!(line.contains(detail), "{line}");
         assert_eq!(
-            std::fs::read(quarantined(&world, name)).unwrap(),
+            std::fs::read(world.quarantined(name)).unwrap(),
             *bytes,
             "{name} kept intact in quarantine"
         );
-        let note = std::fs::read_to_string(quarantined(&world, &format!("{name}.reason"))).unwrap();
+        let note = std::fs::read_to_string(world.quarantined(&format!("{name}.reason"))).unwrap();
         assert!(note.contains(detail), "{note}");
         let row = world.db.row(id).await.unwrap();
         assert!(!row.subido && row.object_name.is_none(), "nothing recorded: {row:?}");
@@ -232,7 +240,7 @@ async fn validation_quarantines_what_is_not_an_allowed_document() {
         report.row(
             &format!("{name}: {detail}"),
             "quarantined, reason logged and written beside it and in the row, which stops naming the path",
-            "as expected",
+            &Observed::new().upload(&world, name, id).await.log(&line),
         );
     }
     assert!(world.objects_under_prefix().await.is_empty(), "nothing refused was uploaded");
@@ -241,16 +249,31 @@ async fn validation_quarantines_what_is_not_an_allowed_document() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     assert_eq!(under_media_root, ["confrontas"], "nothing refused stays under MEDIA_ROOT");
-    for folder in [quarantine_dir(&world), quarantined(&world, "")] {
+    for folder in [world.quarantine_dir(), world.quarantined("")] {
         assert_eq!(mode(&folder), 0o700, "{}", folder.display());
     }
     for file in ["programa.pdf", "programa.pdf.reason"] {
-        assert_eq!(mode(&quarantined(&world, file)), 0o600, "{file}");
+        assert_eq!(mode(&world.quarantined(file)), 0o600, "{file}");
     }
     report.row(
         "where refused files go",
         "outside MEDIA_ROOT (which Django serves), folders 0700, files 0600",
-        "beside the journal in quarantine/, folders 0700, files and notes 0600",
+        &Observed::new()
+            .count("under MEDIA_ROOT", under_media_root.join(", "))
+            .count(
+                "quarantine folder",
+                format!(
+                    "{} (beside the journal), mode {:o}",
+                    world.quarantine_dir().display(),
+                    mode(&world.quarantine_dir())
+                ),
+            )
+            .count("quarantine/confrontas mode", format!("{:o}", mode(&world.quarantined(""))))
+            .count("programa.pdf mode", format!("{:o}", mode(&world.quarantined("programa.pdf"))))
+            .count(
+                "programa.pdf.reason mode",
+                format!("{:o}", mode(&world.quarantined("programa.pdf.reason"))),
+            ),
     );
 
     // Issue 12 item 5: a second refused file under the same name never replaces the first. The
@@ -265,21 +288,27 @@ async fn validation_quarantines_what_is_not_an_allowed_document() {
         )
         .await;
     eventually("programa.pdf quarantined a second time", WAIT, || async {
-        quarantined(&world, "programa.pdf.1").exists().then_some(())
+        world.quarantined("programa.pdf.1").exists().then_some(())
     })
     .await;
-    assert_eq!(
-        std::fs::read(quarantined(&world, "programa.pdf")).unwrap(),
-        cases[0].1,
-        "the first is intact"
-    );
-    assert_eq!(std::fs::read(quarantined(&world, "programa.pdf.1")).unwrap(), again);
-    let note = std::fs::read_to_string(quarantined(&world, "programa.pdf.1.reason")).unwrap();
+    assert_eq!(std::fs::read(world.quarantined("programa.pdf")).unwrap(), cases[0].1, "the first is intact");
+    assert_eq!(std::fs::read(world.quarantined("programa.pdf.1")).unwrap(), again);
+    let note = std::fs::read_to_string(world.quarantined("programa.pdf.1.reason")).unwrap();
     assert!(note.contains("portable-executable"), "{note}");
     report.row(
         "programa.pdf refused again under the same name",
         "the first quarantined file and note are never overwritten",
-        "the second went to programa.pdf.1 (+ .reason), the first intact",
+        &Observed::new()
+            .path("quarantine/confrontas/programa.pdf.1", &world.quarantined("programa.pdf.1"))
+            .path("its .reason", &world.quarantined("programa.pdf.1.reason"))
+            .count(
+                "quarantine/confrontas/programa.pdf holds",
+                if std::fs::read(world.quarantined("programa.pdf")).unwrap() == cases[0].1 {
+                    "the first file's bytes"
+                } else {
+                    "OTHER bytes"
+                },
+            ),
     );
 
     // A PNG saved with .jpg is still an allowed image.
@@ -288,7 +317,11 @@ async fn validation_quarantines_what_is_not_an_allowed_document() {
     let path = world.write_in_place("foto.jpg", &png);
     wait_recorded(&world, id).await;
     wait_gone(&path).await;
-    report.row("PNG content named .jpg", "allowed (both are allowed image types)", "moved");
+    report.row(
+        "PNG content named .jpg",
+        "allowed (both are allowed image types)",
+        &Observed::new().upload(&world, "foto.jpg", id).await,
+    );
     sidecar.assert_running();
     world.cleanup().await;
 }
@@ -360,39 +393,42 @@ const EICAR: &[u8] = br"X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TES
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn clamd_quarantines_infected_files_and_nothing_goes_up_unscanned() {
     let mut report = Report::new("3-virus-scan");
-    let mut world = World::new(Backend::Postgres).await;
+    let world = World::new(Backend::Postgres).await;
     let clamd_dir = world.temp.path().join("clamd");
     std::fs::create_dir_all(&clamd_dir).unwrap();
     let socket = clamd_dir.join("clamd.sock");
-    world.extra_config = format!("[validation]\nclamd_socket = \"{}\"\n", socket.display());
-    let config = world.write_config("", "");
+    let config = world.config().set("validation.clamd_socket", socket.display().to_string()).write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
 
     // clamd is not running yet: the file waits and is not uploaded.
     let clean = sample_bytes(40, 6_000);
     let clean_id = world.db.insert_venta("PORTA-CLEAN", Some("confrontas/limpio.pdf")).await;
     let clean_path = world.write_in_place("limpio.pdf", &clean);
-    logged(&sidecar, "limpio.pdf", "clamd unreachable").await;
+    let line = logged(&sidecar, "limpio.pdf", "clamd unreachable").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(clean_path.exists() && world.objects_under_prefix().await.is_empty());
     report.row(
         "clamd unreachable",
         "file waits, nothing uploaded unscanned",
-        "retried with backoff; no object while clamd was down",
+        &Observed::new().upload(&world, "limpio.pdf", clean_id).await.log(&line),
     );
 
     let clamd = Clamd::start(&clamd_dir);
     clamd.ready().await;
     wait_recorded(&world, clean_id).await;
     wait_gone(&clean_path).await;
-    report.row("clamd back, clean file", "scanned, then moved", "moved after clamd answered OK");
+    report.row(
+        "clamd back, clean file",
+        "scanned, then moved",
+        &Observed::new().upload(&world, "limpio.pdf", clean_id).await,
+    );
 
     let infected = [b"%PDF-1.4\n".as_slice(), EICAR, b"\n%%EOF\n"].concat();
     let infected_id = world.db.insert_venta("PORTA-EICAR", Some("confrontas/infectado.pdf")).await;
     world.write_in_place("infectado.pdf", &infected);
     let line = logged(&sidecar, "infectado.pdf", "quarantined").await;
     assert!(line.contains("clamd found Eicar-Test-Signature"), "{line}");
-    assert!(quarantined(&world, "infectado.pdf").exists());
+    assert!(world.quarantined("infectado.pdf").exists());
     let row = world.db.row(infected_id).await.unwrap();
     assert!(!row.subido && row.confronta.as_deref() == Some(""), "{row:?}");
     assert!(row.sync_error.as_deref().is_some_and(|e| e.contains("Eicar")), "{row:?}");
@@ -400,7 +436,7 @@ async fn clamd_quarantines_infected_files_and_nothing_goes_up_unscanned() {
     report.row(
         "EICAR inside a PDF",
         "quarantined, never uploaded",
-        "clamd found Eicar-Test-Signature; quarantined, the row says why and no longer names the path",
+        &Observed::new().upload(&world, "infectado.pdf", infected_id).await.log(&line),
     );
     sidecar.assert_running();
     drop(clamd);
@@ -412,7 +448,7 @@ async fn clamd_quarantines_infected_files_and_nothing_goes_up_unscanned() {
 async fn files_and_rows_that_change_under_the_daemon() {
     let mut report = Report::new("4-moving-targets");
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     // Long pauses before the upload and before the record leave room to change things.
     let mut sidecar = Sidecar::start(
         &config,
@@ -490,15 +526,23 @@ async fn files_and_rows_that_change_under_the_daemon() {
     report.row(
         "rewritten during upload",
         "the new content is uploaded and recorded",
-        "object and row carry the rewritten bytes' SHA-256",
+        &Observed::new()
+            .upload(&world, "reescrito.pdf", rewrite_id)
+            .await
+            .count("SHA-256 of the rewritten bytes", &sha256_hex(&second)[..12]),
     );
 
     let row = wait_recorded(&world, append_id).await;
-    assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, full);
+    let stored = world.object_bytes(row.object_name.as_deref().unwrap()).await;
+    assert_eq!(stored, full);
     report.row(
         "appended after close",
         "the whole file is uploaded",
-        "object holds original + appended bytes",
+        &Observed::new()
+            .upload(&world, "anexado.pdf", append_id)
+            .await
+            .count("object bytes", stored.len())
+            .count("bytes written then appended", format!("{} + {}", start.len(), tail.len())),
     );
 
     let line = logged(&sidecar, "reemplazado.pdf", "row_changed").await;
@@ -508,7 +552,7 @@ async fn files_and_rows_that_change_under_the_daemon() {
     report.row(
         "confronta replaced mid-flight",
         "file kept, row not overwritten, object left for the orphan report",
-        "row_changed: kept; the row keeps its new path",
+        &Observed::new().upload(&world, "reemplazado.pdf", replaced_id).await.log(&line),
     );
 
     let a = wait_recorded(&world, twin_a).await;
@@ -520,14 +564,18 @@ async fn files_and_rows_that_change_under_the_daemon() {
     report.row(
         "same content in two ventas",
         "two objects, two rows, both files removed",
-        "each venta has its own object with the same SHA-256",
+        &Observed::new()
+            .upload(&world, "gemelo_a.pdf", twin_a)
+            .await
+            .upload(&world, "gemelo_b.pdf", twin_b)
+            .await,
     );
 
     assert!(!world.db.row(gone_id).await.unwrap().subido);
     report.row(
         "deleted before processing",
         "nothing happens; the row is untouched",
-        "no error; row still points at the missing file (status/rescan report it)",
+        &Observed::new().upload(&world, "borrado.pdf", gone_id).await.daemon(&mut sidecar),
     );
     sidecar.assert_running();
     world.cleanup().await;
@@ -539,7 +587,7 @@ async fn files_and_rows_that_change_under_the_daemon() {
 async fn an_unreadable_file_waits_and_moves_once_readable() {
     let mut report = Report::new("5-unreadable");
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     // The config and the secret key are 0600, as the daemon wants them: hand them to its user.
     for path in [config.clone(), world.temp.path().join("minio-secret")] {
         std::os::unix::fs::chown(&path, Some(65534), Some(65534)).unwrap();
@@ -565,7 +613,7 @@ async fn an_unreadable_file_waits_and_moves_once_readable() {
     report.row(
         "unreadable (mode 000), then readable",
         "waits without losing it, then moves",
-        "retried while unreadable; moved after chmod 644",
+        &Observed::new().log(&line).upload(&world, "sin_permiso.pdf", id).await,
     );
     sidecar.assert_running();
     world.cleanup().await;
@@ -593,7 +641,7 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
         }
     }
     let _unmount = Unmount(state.clone());
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
 
     let first = sample_bytes(70, 3_000);
@@ -623,19 +671,30 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
     })
     .await;
     tokio::time::sleep(Duration::from_secs(2)).await;
+    let mut recorded_while_full = 0;
     for (id, path, bytes) in &waiting {
         assert_eq!(std::fs::read(path).unwrap(), *bytes, "nothing deleted while the journal is full");
-        assert!(!world.db.row(*id).await.unwrap().subido, "nothing recorded without the journal");
+        let subido = world.db.row(*id).await.unwrap().subido;
+        assert!(!subido, "nothing recorded without the journal");
+        recorded_while_full += usize::from(subido);
     }
-    assert_eq!(
-        sidecar.log_text().matches("the journal cannot be written").count(),
-        1,
-        "one loud line, not one per file"
-    );
+    let error_lines = sidecar.log_text().matches("the journal cannot be written").count();
+    assert_eq!(error_lines, 1, "one loud line, not one per file");
     report.row(
         "journal disk full (ENOSPC)",
         "stop taking files, one loud error, nothing deleted",
-        "one error line; files and rows untouched while full",
+        &Observed::new()
+            .log(line_with(&sidecar.log_text(), "the journal cannot be written"))
+            .count("such lines", error_lines)
+            .count(
+                "waiting files still on disk",
+                format!(
+                    "{} of {}",
+                    waiting.iter().filter(|(_, path, _)| path.exists()).count(),
+                    waiting.len()
+                ),
+            )
+            .count("their rows recorded", recorded_while_full),
     );
 
     std::fs::remove_file(&filler).unwrap();
@@ -644,7 +703,14 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
         wait_gone(path).await;
     }
     assert!(sidecar.log_text().contains("the journal is writable again"));
-    report.row("journal disk freed", "resumes by itself", "all waiting files moved; recovery logged once");
+    let mut freed = Observed::new()
+        .log(line_with(&sidecar.log_text(), "the journal is writable again"))
+        .count("such lines", sidecar.log_text().matches("the journal is writable again").count());
+    for (id, path, _) in &waiting {
+        let name = path.file_name().unwrap().to_str().unwrap();
+        freed = freed.upload(&world, name, *id).await;
+    }
+    report.row("journal disk freed", "resumes by itself", &freed);
     sidecar.kill9();
 
     // Deleted journal: the world is the truth.
@@ -662,7 +728,11 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
     report.row(
         "journal deleted",
         "rebuilt from the world; re-work, never a lost file",
-        "new journal; new file moved; nothing moved before was touched",
+        &Observed::new()
+            .upload(&world, "despues.pdf", later_id)
+            .await
+            .count("objects before the restart", objects_before)
+            .count("after", world.objects_under_prefix().await.len()),
     );
     sidecar.kill9();
 
@@ -687,7 +757,11 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
     report.row(
         "journal corrupted",
         "moved aside with its -wal and -shm, rebuilt, work continues",
-        "corrupt file kept as .corrupt-<ms>, -wal and -shm beside it; new file moved",
+        &Observed::new()
+            .log(line_with(&sidecar.log_text(), "journal corrupt; moved aside"))
+            .count("set aside", aside.join(", "))
+            .upload(&world, "corrupto.pdf", third_id)
+            .await,
     );
     drop(sidecar);
     world.cleanup().await;
@@ -697,37 +771,43 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
     let mut report = Report::new("7-start-up-and-limits");
-    let mut world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
-    let text = std::fs::read_to_string(&config).unwrap();
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
     let secret = s3_env().secret_key;
     let mut all_output = String::new();
 
-    let cases: Vec<(&str, String, i32, &str)> = vec![
+    let cases: Vec<(&str, TestConfig, i32, &str)> = vec![
         (
             "wrong S3 credentials",
-            text.replace(&s3_env().access_key, "GK00000000000000000000dead"),
+            world.config().set("minio.access_key", "GK00000000000000000000dead"),
             4,
             "credentials refused",
         ),
-        ("missing bucket", text.replace(&s3_env().bucket, "no-existe-este-bucket"), 4, "bucket missing"),
+        ("missing bucket", world.config().set("minio.bucket", "no-existe-este-bucket"), 4, "bucket missing"),
         (
             "wrong database user and password",
-            text.replace("postgres://root@", "postgres://nadie:s3cr3tpw@"),
+            world.config().set(
+                "database.url",
+                world.db.url().replace("postgres://root@", "postgres://nadie:s3cr3tpw@"),
+            ),
             3,
             "role \"nadie\" does not exist",
         ),
     ];
-    for (case, config_text, code, message) in cases {
-        std::fs::write(&config, config_text).unwrap();
+    for (case, case_config, code, message) in cases {
+        case_config.write();
         let (got, stdout, stderr) = Sidecar::run(&config, &[]);
         assert_eq!(got, code, "{case}: {stderr}");
         assert!(stderr.contains(message), "{case}: {stderr}");
         all_output.push_str(&stdout);
         all_output.push_str(&stderr);
-        report.row(case, &format!("clear error, exit code {code}"), &format!("exit {got}: …{message}…"));
+        report.row(
+            case,
+            &format!("clear error, exit code {code}"),
+            &Observed::new().exit(got, line_with(&stderr, message)),
+        );
     }
-    std::fs::write(&config, &text).unwrap();
+    world.config().write();
     world.db.execute("ALTER TABLE telefonica_ventaportabilidad DROP COLUMN confronta_minio_url").await;
     let (got, _, stderr) = Sidecar::run(&config, &[]);
     assert_eq!(got, 3, "{stderr}");
@@ -735,7 +815,7 @@ async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
     report.row(
         "missing column",
         "names the column, exit code 3",
-        "exit 3: table … is missing column confronta_minio_url (database.columns.minio_url)",
+        &Observed::new().exit(got, line_with(&stderr, "missing column")),
     );
     world
         .db
@@ -747,6 +827,7 @@ async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
     let (got, _, stderr) = Sidecar::run(&config, &["check"]);
     assert_eq!(got, 2, "{stderr}");
     assert!(stderr.contains("lets group or others write it"), "{stderr}");
+    let writable = Observed::new().exit(got, line_with(&stderr, "lets group or others write it"));
     std::fs::set_permissions(&config, std::fs::Permissions::from_mode(0o600)).unwrap();
     let secret_file = world.temp.path().join("minio-secret");
     std::fs::set_permissions(&secret_file, std::fs::Permissions::from_mode(0o646)).unwrap();
@@ -757,13 +838,12 @@ async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
     report.row(
         "config or secret file writable by others",
         "refuses to start, exit code 2",
-        "exit 2: mode 666/646 lets group or others write it",
+        &writable.exit(got, line_with(&stderr, "lets group or others write it")),
     );
 
     // An object URL longer than the varchar(200) column.
     let long_base = format!("http://{}.example.invalid", "x".repeat(150));
-    world.extra_config = String::new();
-    let config = world.write_config("", &format!("public_base_url = \"{long_base}\""));
+    let config = world.config().set("minio.public_base_url", long_base).write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
     let id = world.db.insert_venta("PORTA-LONG-URL", Some("confrontas/url_larga.pdf")).await;
     let path = world.write_in_place("url_larga.pdf", &sample_bytes(90, 2_000));
@@ -773,21 +853,21 @@ async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
     report.row(
         "object URL longer than varchar(200)",
         "clear error, file kept",
-        "kept: url_too_long; file and row untouched",
+        &Observed::new().upload(&world, "url_larga.pdf", id).await.log(&line),
     );
     sidecar.assert_running();
     all_output.push_str(&sidecar.log_text());
 
     // Once the setting is fixed, a restart tries the kept file again.
     sidecar.terminate();
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let _sidecar = Sidecar::start(&config, &[], &[]);
     wait_recorded(&world, id).await;
     wait_gone(&path).await;
     report.row(
         "kept file after the cause is fixed",
         "a restart tries it once more",
-        "moved after restarting with a shorter public_base_url",
+        &Observed::new().upload(&world, "url_larga.pdf", id).await,
     );
 
     assert!(!all_output.contains(&secret), "the S3 secret key never reaches the output");
@@ -795,7 +875,10 @@ async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
     report.row(
         "secrets in logs and errors",
         "never shown",
-        "S3 secret and DB password absent from every output above",
+        &Observed::new()
+            .count("bytes of output read", all_output.len())
+            .count("times the S3 secret appears", all_output.matches(&secret).count())
+            .count("times the DB password appears", all_output.matches("s3cr3tpw").count()),
     );
     world.cleanup().await;
 }
@@ -804,9 +887,13 @@ async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_2_gib_file_moves_with_bounded_memory() {
     let mut report = Report::new("8-large-file");
-    let mut world = World::new(Backend::Postgres).await;
-    world.extra_config = "[validation]\nmax_bytes = 0\n".into();
-    let config = world.write_config("", "multipart_threshold_bytes = 16777216\npart_size_bytes = 16777216");
+    let world = World::new(Backend::Postgres).await;
+    let config = world
+        .config()
+        .set("validation.max_bytes", 0)
+        .set("minio.multipart_threshold_bytes", 16777216)
+        .set("minio.part_size_bytes", 16777216)
+        .write();
     let size: u64 = 2 * 1024 * 1024 * 1024;
     let id = world.db.insert_venta("PORTA-2GIB", Some("confrontas/grande.pdf")).await;
     // Sparse: a PDF header, a hole, and a tail.
@@ -844,7 +931,11 @@ async fn a_2_gib_file_moves_with_bounded_memory() {
     report.row(
         "2 GiB file (sparse)",
         "moved in parts, peak RSS bounded",
-        &format!("recorded with the right SHA-256; peak RSS {} MiB with 16 MiB parts", peak_kb / 1024),
+        &Observed::new()
+            .upload(&world, "grande.pdf", id)
+            .await
+            .count("SHA-256 of the file", &expected_sha[..12])
+            .count("peak RSS (VmHWM)", format!("{} MiB", peak_kb / 1024)),
     );
     world.cleanup().await;
 }
@@ -856,7 +947,7 @@ async fn a_2_gib_file_moves_with_bounded_memory() {
 async fn a_symlinked_folder_is_never_followed() {
     let mut report = Report::new("9-symlinked-folders");
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
 
     // Outside the media root: a valid document, and one that validation would quarantine.
     let outside = world.temp.path().join("fuera");
@@ -911,40 +1002,46 @@ async fn a_symlinked_folder_is_never_followed() {
         report.row(
             &format!("confrontas/evil -> a folder outside; {what} (daemon)"),
             &format!("never followed: no {danger} outside the folder"),
-            "kept: symlinked_folder, naming the path; outside file unchanged, row untouched, no object",
+            &Observed::new()
+                .log(&line)
+                .path("the file outside", &outside.join(name.trim_start_matches("evil/")))
+                .row(&world, *id)
+                .await
+                .object(&world, *id)
+                .await,
         );
     }
     assert_eq!(world.objects_under_prefix().await.len(), 1, "only the control file is in the bucket");
     sidecar.assert_running();
-    report.row("daemon after the symlinked folder", "still running", "running");
+    report.row("daemon after the symlinked folder", "still running", &Observed::new().daemon(&mut sidecar));
     assert_eq!(sidecar.terminate(), Some(0));
 
     let (code, stdout, _) = Sidecar::run(&config, &["--rescan", "--dry-run"]);
     assert_eq!(code, 0, "{stdout}");
+    let mut dry_run = Observed::new().count("exit", code);
     for (name, ..) in &cases {
         let line = stdout.lines().find(|l| l.starts_with(&format!("confrontas/{name} "))).unwrap_or_default();
         assert!(line.contains("would skip") && line.contains("symlinked folder"), "{name}: {stdout}");
+        dry_run = dry_run.output(line);
     }
-    report.row(
-        "the same, --rescan --dry-run",
-        "would skip, naming the reason",
-        "would skip: reached through a symlinked folder",
-    );
+    report.row("the same, --rescan --dry-run", "would skip, naming the reason", &dry_run);
 
     let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan"]);
     assert_eq!(code, 1, "kept files fail the rescan: {stdout}{stderr}");
+    let mut rescan = Observed::new().count("exit", code);
     for ((name, bytes, ..), id) in cases.iter().zip(&ids) {
         let problem = format!("  confrontas/{name}: symlinked_folder: ");
         assert!(stdout.contains(&problem), "{name}: {stdout}");
         assert!(!world.db.row(*id).await.unwrap().subido);
         untouched(name, bytes);
+        rescan = rescan
+            .output(line_with(&stdout, &problem))
+            .path("the file outside", &outside.join(name.trim_start_matches("evil/")))
+            .row(&world, *id)
+            .await;
     }
     assert_eq!(world.objects_under_prefix().await.len(), 1);
-    report.row(
-        "the same, --rescan",
-        "never followed; reported as failed",
-        "exit 1, each path listed with symlinked_folder; outside files unchanged, rows untouched",
-    );
+    report.row("the same, --rescan", "never followed; reported as failed", &rescan);
     world.cleanup().await;
 }
 

@@ -31,7 +31,7 @@ async fn moved(world: &World, id: i64, local: &std::path::Path) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_locked_row_costs_only_its_own_file() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let a_id = world.db.insert_venta("PORTA-LOCKED-A", Some("confrontas/a.pdf")).await;
     let b_id = world.db.insert_venta("PORTA-FREE-B", Some("confrontas/b.pdf")).await;
     let sidecar = Sidecar::start(&config, &[], &[]);
@@ -73,18 +73,12 @@ async fn a_locked_row_costs_only_its_own_file() {
 }
 
 /// The world's config with the database reached through `proxy`, and `database_extra` keys.
-fn config_through(world: &World, proxy: &FreezableProxy, database_extra: &str) -> std::path::PathBuf {
-    let config = world.write_config("", "");
-    let direct_url = world.db.url();
-    let text = std::fs::read_to_string(&config).unwrap().replace(
-        &format!("url = \"{direct_url}\""),
-        &format!(
-            "url = \"{}\"\n{database_extra}\nconnect_timeout_s = 1\nkeepalive_idle_s = 1",
-            via_port(&direct_url, proxy.port)
-        ),
-    );
-    write_private(&config, &text);
-    config
+fn config_through(world: &World, proxy: &FreezableProxy) -> TestConfig {
+    world
+        .config()
+        .set("database.url", via_port(&world.db.url(), proxy.port))
+        .set("database.connect_timeout_s", 1)
+        .set("database.keepalive_idle_s", 1)
 }
 
 /// The database stops answering mid-run without closing anything. The daemon must mark it down
@@ -94,7 +88,10 @@ fn config_through(world: &World, proxy: &FreezableProxy, database_extra: &str) -
 async fn a_frozen_database_peer_is_marked_down_within_the_deadline_and_recovered_from() {
     let world = World::new(Backend::Postgres).await;
     let proxy = FreezableProxy::start(target_of(&pg_base_url())).await;
-    let config = config_through(&world, &proxy, "statement_timeout_ms = 1000\nlock_timeout_ms = 500");
+    let config = config_through(&world, &proxy)
+        .set("database.statement_timeout_ms", 1000)
+        .set("database.lock_timeout_ms", 500)
+        .write();
     let first_id = world.db.insert_venta("PORTA-BEFORE", Some("confrontas/antes.pdf")).await;
     let second_id = world.db.insert_venta("PORTA-DURING", Some("confrontas/durante.pdf")).await;
     let sidecar = Sidecar::start(&config, &[], &[]);
@@ -141,10 +138,12 @@ async fn a_frozen_database_peer_is_marked_down_within_the_deadline_and_recovered
 /// hung reconcile pass and never saw the signal.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_is_seen_while_the_database_peer_is_frozen() {
-    let mut world = World::new(Backend::Postgres).await;
-    world.extra_config = "[service]\nshutdown_timeout_s = 2\n".into();
+    let world = World::new(Backend::Postgres).await;
     let proxy = FreezableProxy::start(target_of(&pg_base_url())).await;
-    let config = config_through(&world, &proxy, "statement_timeout_ms = 120000");
+    let config = config_through(&world, &proxy)
+        .set("database.statement_timeout_ms", 120000)
+        .set("service.shutdown_timeout_s", 2)
+        .write();
     let id = world.db.insert_venta("PORTA-HUNG", Some("confrontas/colgado.pdf")).await;
     let mut sidecar = Sidecar::start(&config, &[], &[]);
     sidecar.wait_watching().await;

@@ -43,7 +43,7 @@ fn log_lines(sidecar: &Sidecar, needles: &[&str]) -> Vec<String> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_folder_moved_away_and_made_again_is_watched_again() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("reconcile_interval_s = 600", "");
+    let config = world.config().set("watch.reconcile_interval_s", 600).write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
     sidecar.wait_watching().await;
 
@@ -82,7 +82,7 @@ async fn a_folder_moved_away_and_made_again_is_watched_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_with_an_mtime_in_the_future_waits_settle_ms_and_is_logged_once() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("settle_ms = 1000\nreconcile_interval_s = 600", "");
+    let config = world.config().set("watch.settle_ms", 1000).set("watch.reconcile_interval_s", 600).write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
     sidecar.wait_watching().await;
 
@@ -126,7 +126,7 @@ async fn a_file_with_an_mtime_in_the_future_waits_settle_ms_and_is_logged_once()
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dead_watcher_is_started_again_and_never_spins_the_loop() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("reconcile_interval_s = 600", "");
+    let config = world.config().set("watch.reconcile_interval_s", 600).write();
     let mut sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "watcher_thread=1*return")]);
     sidecar.wait_watching().await;
     eventually("the watcher's end noticed", WAIT, || async {
@@ -166,7 +166,11 @@ async fn a_dead_watcher_is_started_again_and_never_spins_the_loop() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multipart_upload_resumes_from_the_part_that_failed() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "multipart_threshold_bytes = 5242880\npart_size_bytes = 5242880");
+    let config = world
+        .config()
+        .set("minio.multipart_threshold_bytes", 5242880)
+        .set("minio.part_size_bytes", 5242880)
+        .write();
     // The third part sent fails, once.
     let mut sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "upload_part=2*off->1*return")]);
     sidecar.wait_watching().await;
@@ -191,7 +195,7 @@ async fn a_multipart_upload_resumes_from_the_part_that_failed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn check_says_the_largest_file_the_settings_allow() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let (code, stdout, stderr) = Sidecar::run(&config, &["check"]);
     assert_eq!(code, 0, "{stdout}{stderr}");
     assert!(

@@ -35,7 +35,7 @@ async fn snapshot(world: &World) -> (Vec<Option<Row>>, Vec<String>, Vec<(String,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rescan_dry_run_changes_nothing_limit_moves_exactly_n_and_a_full_run_reports_the_missing_file() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     const FILES: usize = 25;
     for index in 0..FILES {
         let name = format!("backlog_{index:02}.pdf");
@@ -125,7 +125,7 @@ async fn rescan_dry_run_changes_nothing_limit_moves_exactly_n_and_a_full_run_rep
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_locked_at_start_up_is_not_rebuilt_and_the_daemon_exits_5() {
     let world = World::new(Backend::Sqlite).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let journal_path = world.journal_path();
     let entry_path = RelativeMediaPath::parse("confrontas/en_curso.pdf").unwrap();
     {
@@ -174,7 +174,7 @@ async fn moved_one(world: &World, config: &Path, name: &str, seed: u64) -> (i64,
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_catches_an_object_changed_behind_its_back() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let (_, good_object, _) = moved_one(&world, &config, "bueno.pdf", 601).await;
     let (bad_id, bad_object, _) = moved_one(&world, &config, "malo.pdf", 602).await;
 
@@ -209,7 +209,7 @@ async fn verify_catches_an_object_changed_behind_its_back() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn orphans_finds_a_planted_object_and_file_and_deletes_only_the_unreferenced_object() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let (_, referenced, _) = moved_one(&world, &config, "referenciado.pdf", 701).await;
 
     let planted_file = world.write_in_place("plantado.pdf", b"nobody's confronta");
@@ -258,7 +258,7 @@ fn curl(url: &str, out: &Path) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn presign_serves_the_exact_bytes_until_it_expires() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let (id, _, bytes) = moved_one(&world, &config, "presign.pdf", 801).await;
 
     let (code, stdout, stderr) =
@@ -288,7 +288,7 @@ async fn presign_serves_the_exact_bytes_until_it_expires() {
 async fn a_rescan_larger_than_its_walk_window_moves_every_file() {
     const FILES: usize = 1_300;
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     world
         .db
         .execute(&format!(
@@ -357,7 +357,7 @@ async fn put_object(world: &World, object: &str, bytes: &[u8]) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn verify_and_orphans_are_right_across_pages() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let insert = |object: String, sha: String| {
         format!(
             "INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_minio_object_name, \
@@ -452,7 +452,7 @@ where
 async fn verify_prints_as_it_goes_and_reads_later_pages_afterwards() {
     const ROWS: usize = 1_500;
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     // Long object names make each line ~270 bytes: 1,500 lines are six pipe buffers.
     world
         .db
@@ -491,7 +491,7 @@ async fn verify_prints_as_it_goes_and_reads_later_pages_afterwards() {
 async fn orphans_prints_as_it_goes_and_lists_later_pages_afterwards() {
     const OBJECTS: usize = 600;
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let names: Vec<String> =
         (0..OBJECTS).map(|n| format!("{}/{n:06}_{}.pdf", world.prefix, "y".repeat(200))).collect();
     futures_util::stream::iter(names.iter())
@@ -520,7 +520,7 @@ async fn orphans_prints_as_it_goes_and_lists_later_pages_afterwards() {
 async fn verify_stops_quietly_when_its_reader_goes_away() {
     use std::io::BufRead;
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     world
         .db
         .execute(&format!(

@@ -39,7 +39,11 @@ async fn assert_moved(world: &World, id: i64, local: &std::path::Path, bytes: &[
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moves_files_written_in_place_renamed_in_multipart_and_with_spanish_names() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "multipart_threshold_bytes = 5242880\npart_size_bytes = 5242880");
+    let config = world
+        .config()
+        .set("minio.multipart_threshold_bytes", 5242880)
+        .set("minio.part_size_bytes", 5242880)
+        .write();
     let cases: Vec<(&str, &str, usize, Write)> = vec![
         ("en_sitio.pdf", ".pdf", 200_000, Write::InPlace),
         ("renombrado.png", ".png", 300_000, Write::RenameIn),
@@ -76,7 +80,7 @@ async fn moves_files_written_in_place_renamed_in_multipart_and_with_spanish_name
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_closed_file_is_taken_at_once_and_a_walked_one_waits_to_settle() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("settle_ms = 60000", "");
+    let config = world.config().set("watch.settle_ms", 60000).write();
     let walked_bytes = sample_bytes(30, 20_000);
     let walked_id = world.db.insert_venta("PORTA-WALKED", Some("confrontas/encontrado.pdf")).await;
     let walked = world.write_in_place("encontrado.pdf", &walked_bytes);
@@ -125,7 +129,7 @@ async fn a_closed_file_is_taken_at_once_and_a_walked_one_waits_to_settle() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_file_waits_for_its_row_and_a_file_without_one_is_kept_as_an_orphan() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("orphan_after_s = 1", "");
+    let config = world.config().set("watch.orphan_after_s", 1).write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
 
     let early = sample_bytes(10, 5_000);
@@ -153,7 +157,7 @@ async fn a_file_waits_for_its_row_and_a_file_without_one_is_kept_as_an_orphan() 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replaced_confronta_is_uploaded_and_the_old_object_retired() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let _sidecar = Sidecar::start(&config, &[], &[]);
 
     let first = sample_bytes(20, 40_000);
@@ -187,7 +191,7 @@ async fn a_replaced_confronta_is_uploaded_and_the_old_object_retired() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_row_deleted_mid_flight_keeps_the_file_and_leaves_the_object_for_the_orphan_report() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     // Pause between verify and record so the row can vanish in between.
     let mut sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(3000)")]);
 
@@ -215,7 +219,7 @@ async fn a_row_deleted_mid_flight_keeps_the_file_and_leaves_the_object_for_the_o
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_files_are_in_flight_then_restart_records_every_file_exactly_once() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     const FILES: usize = 40;
     let mut expected = Vec::new();
     for index in 0..FILES {
@@ -270,7 +274,7 @@ async fn kill_9_while_files_are_in_flight_then_restart_records_every_file_exactl
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn moves_a_file_with_the_embedded_sqlite_database() {
     let world = World::new(Backend::Sqlite).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let _sidecar = Sidecar::start(&config, &[], &[]);
     let bytes = sample_bytes(40, 10_000);
     let id = world.db.insert_venta("PORTA-SQLITE", Some("confrontas/sqlite.png")).await;
@@ -284,7 +288,7 @@ async fn moves_a_file_with_the_embedded_sqlite_database() {
 async fn start_up_names_the_missing_column_and_exits_with_the_database_code() {
     let world = World::new(Backend::Postgres).await;
     world.db.execute("ALTER TABLE telefonica_ventaportabilidad DROP COLUMN confronta_sha256").await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let (code, _, stderr) = Sidecar::run(&config, &["check"]);
     assert_eq!(code, 3, "{stderr}");
     assert!(stderr.contains("missing column confronta_sha256"), "{stderr}");
@@ -293,22 +297,19 @@ async fn start_up_names_the_missing_column_and_exits_with_the_database_code() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn start_up_refuses_a_missing_bucket_and_an_unknown_config_key() {
-    let mut world = World::new(Backend::Sqlite).await;
-    let config = world.write_config("", "");
-    let text = std::fs::read_to_string(&config).unwrap().replace(&s3_env().bucket, "no-such-bucket-here");
-    std::fs::write(&config, text).unwrap();
+    let world = World::new(Backend::Sqlite).await;
+    let config = world.config().set("minio.bucket", "no-such-bucket-here").write();
     let (code, _, stderr) = Sidecar::run(&config, &["check"]);
     assert_eq!(code, 4, "{stderr}");
     assert!(stderr.contains("no-such-bucket-here"), "{stderr}");
 
-    let config = world.write_config("setle_ms = 5", "");
+    let config = world.config().set("watch.setle_ms", 5).write();
     let (code, _, stderr) = Sidecar::run(&config, &["check"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("unknown field `setle_ms`"), "{stderr}");
     assert!(!stderr.contains(&s3_env().secret_key), "the secret never reaches the output");
 
-    world.extra_config = "[surprise]\nkey = 1\n".into();
-    let config = world.write_config("", "");
+    let config = world.config().set("surprise.key", 1).write();
     let (code, _, stderr) = Sidecar::run(&config, &["check"]);
     assert_eq!(code, 2, "{stderr}");
     assert!(stderr.contains("unknown field `surprise`"), "{stderr}");
@@ -323,7 +324,7 @@ async fn start_up_refuses_a_password_or_secret_key_others_can_read() {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap()
     };
     let world = World::new(Backend::Sqlite).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let text = std::fs::read_to_string(&config).unwrap();
     let sqlite_url = world.db.url();
     // Nothing listens on port 1: once the file's mode is right, the connection is what fails.
@@ -363,7 +364,8 @@ async fn start_up_refuses_a_password_or_secret_key_others_can_read() {
 async fn polling_mode_moves_files_without_inotify() {
     let world = World::new(Backend::Postgres).await;
     // A long reconcile interval, so only the poller can find the file in time.
-    let config = world.write_config("poll_interval_ms = 200\nreconcile_interval_s = 3600", "");
+    let config =
+        world.config().set("watch.poll_interval_ms", 200).set("watch.reconcile_interval_s", 3600).write();
     let _sidecar = Sidecar::start(&config, &[], &[]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let bytes = sample_bytes(50, 8_000);

@@ -27,27 +27,19 @@ use std::time::{Duration, Instant};
 
 use rand::Rng;
 
-use common::Sidecar;
-use reliability_support::bench::{
-    count_lines, journal_states, Bench, Phase, Site, SiteOptions, SizeMix, Tally, Target,
-};
+use common::{poll_until, Sidecar};
 use reliability_support::metrics::{scrape, sum, uploads};
 use reliability_support::pg::{admin, DaemonRole};
 use reliability_support::report::{format_duration, run_case, variant, Record};
 use reliability_support::s3server::{single_node, wait_ready, Cluster};
+use reliability_support::world::{
+    count_lines, journal_states, CaseWorld, Phase, Site, SiteOptions, SizeMix, Tally, Target,
+};
 
 /// Waits for the daemon to exit, at most `limit`.
 async fn wait_exit(sidecar: &mut Sidecar, limit: Duration) -> Option<ExitStatus> {
-    let deadline = Instant::now() + limit;
-    loop {
-        if let Some(status) = sidecar.child.try_wait().unwrap() {
-            return Some(status);
-        }
-        if Instant::now() > deadline {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    poll_until(limit, Duration::from_millis(50), || std::future::ready(sidecar.child.try_wait().unwrap()))
+        .await
 }
 
 fn describe_exit(status: Option<ExitStatus>) -> String {
@@ -99,12 +91,12 @@ fn histogram_text(histogram: &BTreeMap<String, usize>) -> String {
 
 /// Ends a case: keeps the logs on a failure (or with `CONFRONTA_RELIABILITY_KEEP_LOGS=1`),
 /// deletes the case's objects on success.
-async fn finish(bench: &Bench, record: &Record) {
+async fn finish(world: &CaseWorld, record: &Record) {
     if record.failed() || std::env::var_os("CONFRONTA_RELIABILITY_KEEP_LOGS").is_some() {
-        bench.keep_logs();
+        world.keep_logs();
     }
     if !record.failed() {
-        bench.cleanup().await;
+        world.cleanup().await;
     }
 }
 
@@ -112,7 +104,7 @@ async fn finish(bench: &Bench, record: &Record) {
 // 1. Crash injection at each failpoint.
 
 /// What a file looks like when the daemon was killed at `failpoint` while working on it.
-fn signature(failpoint: &str, s: &reliability_support::bench::FileStatus) -> bool {
+fn signature(failpoint: &str, s: &reliability_support::world::FileStatus) -> bool {
     let journal = s.journal.as_deref();
     match failpoint {
         "before_upload" => journal == Some("hashed") && !s.object && s.row_initial && s.local,
@@ -128,13 +120,13 @@ fn signature(failpoint: &str, s: &reliability_support::bench::FileStatus) -> boo
 
 async fn kill_at_failpoint(record: Record, id: &'static str, failpoint: &'static str) {
     let v = variant();
-    let mut bench = Bench::new(id, Target::shared()).await;
+    let mut world = CaseWorld::new(id, Target::shared()).await;
     // One file in flight, so the kill lands exactly at the failpoint with every other file
     // either moved or untouched; the random-kill cases run four at once.
-    let site = bench.site("a", SiteOptions { max_in_flight: 1, ..SiteOptions::default() });
+    let site = world.site("a", SiteOptions { max_in_flight: 1, ..SiteOptions::default() });
     let count = v.pick(12, 60);
-    let files = bench.plan_files(&site, count, SizeMix { multipart_every: v.pick(Some(6), Some(15)) }).await;
-    bench.write_now(&files);
+    let files = world.plan_files(&site, count, SizeMix { multipart_every: v.pick(Some(6), Some(15)) }).await;
+    world.write_now(&files);
 
     let spec = format!("{failpoint}=return(kill)");
     let mut daemon = Sidecar::start(&site.config, &[], &[("FAILPOINTS", spec.as_str())]);
@@ -152,12 +144,12 @@ async fn kill_at_failpoint(record: Record, id: &'static str, failpoint: &'static
         daemon.kill9();
     }
 
-    let statuses = bench.statuses(&site.journal).await;
+    let statuses = world.statuses(&site.journal).await;
     let hit = statuses.iter().filter(|s| signature(failpoint, s)).count();
     let mut states = BTreeMap::new();
     add_states(&mut states, &site.journal);
     record.check(hit >= 1, format!("no file was left in the state {failpoint} implies ({statuses:?})"));
-    let at_kill = bench.check(Phase::Instant).await;
+    let at_kill = world.check(Phase::Instant).await;
     record.note(format!(
         "{count} files; killed by SIGKILL at {failpoint} with {hit} file(s) in its state (in-flight journal states: {}); at the kill: {} moved, {} untouched, {} recorded awaiting removal, {} uploaded awaiting record; {}",
         histogram_text(&states),
@@ -170,10 +162,10 @@ async fn kill_at_failpoint(record: Record, id: &'static str, failpoint: &'static
     at_kill.check_into(&record, "at the kill");
 
     let mut daemon = Sidecar::start(&site.config, &[], &[]);
-    let drained = bench.wait_moved(&files, Duration::from_secs(90)).await;
+    let drained = world.wait_moved(&files, Duration::from_secs(90)).await;
     record.check(drained, "after the restart every file should be moved within 90 s");
     record.check(running(&mut daemon), "the restarted daemon should keep running");
-    let after = bench.check(Phase::Final).await;
+    let after = world.check(Phase::Final).await;
     record.note(format!(
         "after the restart: {}/{count} moved, {} objects, every row written once: {}; {}",
         after.moved,
@@ -184,7 +176,7 @@ async fn kill_at_failpoint(record: Record, id: &'static str, failpoint: &'static
     after.check_into(&record, "after the restart");
     let code = daemon.terminate();
     record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
-    finish(&bench, &record).await;
+    finish(&world, &record).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -229,15 +221,15 @@ async fn kill_after_remove() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn record_transaction() {
     run_case("record_transaction", |record| async move {
-        let mut bench = Bench::new("record_transaction", Target::shared()).await;
-        let role = DaemonRole::create(&bench.db, "rec").await;
-        let site = bench.site("a", SiteOptions { db_url: Some(role.url()), ..SiteOptions::default() });
+        let mut world = CaseWorld::new("record_transaction", Target::shared()).await;
+        let role = DaemonRole::create(&world.db, "rec").await;
+        let site = world.site("a", SiteOptions { db_url: Some(role.url()), ..SiteOptions::default() });
         let pg = common::pg_connect(&common::pg_base_url()).await;
-        let schema = bench.schema().to_owned();
+        let schema = world.schema().to_owned();
 
         for (round, commit_after_kill) in [("a", false), ("b", true)] {
-            let files = bench.plan_files(&site, 1, SizeMix { multipart_every: None }).await;
-            let file = bench.files[files[0]].clone();
+            let files = world.plan_files(&site, 1, SizeMix { multipart_every: None }).await;
+            let file = world.files[files[0]].clone();
             // Hold the row's lock in an open transaction so the daemon's UPDATE blocks.
             pg.batch_execute(&format!(
                 "BEGIN; SELECT 1 FROM {schema}.telefonica_ventaportabilidad WHERE id = {} FOR UPDATE",
@@ -245,29 +237,25 @@ async fn record_transaction() {
             ))
             .await
             .unwrap();
-            bench.write_now(&files);
+            world.write_now(&files);
             let mut daemon = Sidecar::start(&site.config, &[], &[]);
-            let deadline = Instant::now() + Duration::from_secs(60);
-            let mut blocked = false;
-            while Instant::now() < deadline {
-                if role.blocked_updates(&bench.db).await >= 1 {
-                    blocked = true;
-                    break;
-                }
-                tokio::time::sleep(Duration::from_millis(50)).await;
-            }
+            let blocked = poll_until(Duration::from_secs(60), Duration::from_millis(50), || async {
+                (role.blocked_updates(&world.db).await >= 1).then_some(())
+            })
+            .await
+            .is_some();
             record.check(blocked, format!("round {round}: the daemon's UPDATE never waited on the row lock"));
             daemon.kill9();
             if !commit_after_kill {
-                role.terminate_backends(&bench.db).await;
-                let gone = wait_until(Duration::from_secs(10), || async { role.backends(&bench.db).await == 0 }).await;
+                role.terminate_backends(&world.db).await;
+                let gone = wait_until(Duration::from_secs(10), || async { role.backends(&world.db).await == 0 }).await;
                 record.check(gone, format!("round {round}: the dead daemon's backend did not go away"));
             }
             pg.batch_execute("COMMIT").await.unwrap();
             // The dead daemon's backend finishes (or has rolled back) its statement and exits.
-            let gone = wait_until(Duration::from_secs(10), || async { role.backends(&bench.db).await == 0 }).await;
+            let gone = wait_until(Duration::from_secs(10), || async { role.backends(&world.db).await == 0 }).await;
             record.check(gone, format!("round {round}: the dead daemon's backend did not exit"));
-            let row = bench.db.row(file.id).await.unwrap();
+            let row = world.db.row(file.id).await.unwrap();
             let journal = journal_states(&site.journal).get(&file.rel).cloned().unwrap_or_default();
             let what = if row.subido {
                 "the UPDATE sent before the kill committed after it (row recorded)"
@@ -275,7 +263,7 @@ async fn record_transaction() {
                 "the UPDATE was rolled back with the backend (row unchanged)"
             };
             let mut daemon = Sidecar::start(&site.config, &[], &[]);
-            let moved = bench.wait_moved(&files, Duration::from_secs(30)).await;
+            let moved = world.wait_moved(&files, Duration::from_secs(30)).await;
             let journal_after = journal_states(&site.journal).get(&file.rel).cloned().unwrap_or_default();
             record.note(format!(
                 "round {round} ({}): killed while the UPDATE waited; {what}, journal `{journal}`; after the restart the file was {} (journal `{journal_after}`)",
@@ -293,30 +281,27 @@ async fn record_transaction() {
             let code = daemon.terminate();
             record.check(code == Some(0), format!("round {round}: SIGTERM should stop the daemon with 0, got {code:?}"));
         }
-        let after = bench.check(Phase::Final).await;
+        let after = world.check(Phase::Final).await;
         record.note(format!("at the end: {}", after.summary()));
         after.check_into(&record, "at the end");
-        finish(&bench, &record).await;
+        finish(&world, &record).await;
         drop(role);
     })
     .await;
 }
 
+/// Whether `check` comes true within `limit`: for a check the case records instead of asserting.
 async fn wait_until<F, Fut>(limit: Duration, mut check: F) -> bool
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = bool>,
 {
-    let deadline = Instant::now() + limit;
-    loop {
-        if check().await {
-            return true;
-        }
-        if Instant::now() > deadline {
-            return false;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    poll_until(limit, Duration::from_millis(100), || {
+        let answer = check();
+        async move { answer.await.then_some(()) }
+    })
+    .await
+    .is_some()
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -329,14 +314,14 @@ const FAILPOINTS: [&str; 6] =
 async fn kill_random_failpoints() {
     run_case("kill_random_failpoints", |record| async move {
         let v = variant();
-        let mut bench = Bench::new("kill_random_failpoints", Target::shared()).await;
-        let site = bench.site("a", SiteOptions::default());
+        let mut world = CaseWorld::new("kill_random_failpoints", Target::shared()).await;
+        let site = world.site("a", SiteOptions::default());
         let count = v.pick(60, 300);
         // 60 files pass 6 failpoints each: at 6 % about 20 kills are expected, and fewer than
         // the 3 the check asks for is a one-in-100,000 run. The large variant has 300 files.
         let percent = v.pick(6, 3);
-        let files = bench.plan_files(&site, count, SizeMix { multipart_every: Some(50) }).await;
-        let writer = bench.spawn_writer(&files, Duration::from_millis(v.pick(40, 40)));
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: Some(50) }).await;
+        let writer = world.spawn_writer(&files, Duration::from_millis(v.pick(40, 40)));
         let spec = FAILPOINTS.map(|fp| format!("{fp}={percent}%return(kill)")).join(";");
 
         let mut kills: BTreeMap<&str, usize> = BTreeMap::new();
@@ -347,19 +332,19 @@ async fn kill_random_failpoints() {
         loop {
             runs += 1;
             let mut daemon = Sidecar::start(&site.config, &[], &[("FAILPOINTS", spec.as_str())]);
-            let mut progress = (bench.moved_count(&files).await, Instant::now());
+            let mut progress = (world.moved_count(&files).await, Instant::now());
             let mut stuck = false;
             let status = loop {
                 if let Some(status) = daemon.child.try_wait().unwrap() {
                     break Some(status);
                 }
-                let moved = bench.moved_count(&files).await;
+                let moved = world.moved_count(&files).await;
                 if writer.is_finished() && moved == count {
                     break None;
                 }
                 if moved != progress.0 {
                     progress = (moved, Instant::now());
-                } else if writer.is_finished() && progress.1.elapsed() > reliability_support::bench::STALL {
+                } else if writer.is_finished() && progress.1.elapsed() > reliability_support::world::STALL {
                     stuck = true;
                     break None;
                 }
@@ -372,7 +357,7 @@ async fn kill_random_failpoints() {
                         format!(
                             "the daemon is idle with {} files not moved (no progress for {} s)",
                             count - progress.0,
-                            reliability_support::bench::STALL.as_secs()
+                            reliability_support::world::STALL.as_secs()
                         ),
                     );
                     // This daemon still runs with failpoints: a file finishing its last step
@@ -401,7 +386,7 @@ async fn kill_random_failpoints() {
                     }
                     *kills.entry(at.unwrap()).or_default() += 1;
                     add_states(&mut states, &site.journal);
-                    tally.add(&bench.check(Phase::Instant).await);
+                    tally.add(&world.check(Phase::Instant).await);
                 }
             }
             if !record.check(runs < 400, "still not drained after 400 runs") {
@@ -413,14 +398,14 @@ async fn kill_random_failpoints() {
         // and must stop cleanly on SIGTERM.
         let mut daemon = Sidecar::start(&site.config, &[], &[]);
         daemon.wait_watching().await;
-        let drained = wait_until(reliability_support::bench::STALL, || async {
-            bench.moved_count(&files).await == count
+        let drained = wait_until(reliability_support::world::STALL, || async {
+            world.moved_count(&files).await == count
         })
         .await;
         record.check(drained, "the daemon without failpoints did not move the remaining files");
         let code = daemon.terminate();
         record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
-        let after = bench.check(Phase::Final).await;
+        let after = world.check(Phase::Final).await;
         let total: usize = kills.values().sum();
         record.note(format!(
             "{count} files, {percent}% kill chance at each of the 6 failpoints: {total} kills over {runs} runs in {} ({}); in-flight journal states at the kills: {}",
@@ -436,7 +421,7 @@ async fn kill_random_failpoints() {
         record.check(total >= v.pick(3, 20), format!("too few kills ({total}) to mean anything"));
         record.note(format!("at the end: {}/{count} moved, {} objects; {}", after.moved, after.objects, after.summary()));
         after.check_into(&record, "at the end");
-        finish(&bench, &record).await;
+        finish(&world, &record).await;
     })
     .await;
 }
@@ -448,15 +433,15 @@ async fn kill_random_failpoints() {
 async fn kill_random_instants() {
     run_case("kill_random_instants", |record| async move {
         let v = variant();
-        let mut bench = Bench::new("kill_random_instants", Target::shared()).await;
-        let site = bench.site("a", SiteOptions::default());
+        let mut world = CaseWorld::new("kill_random_instants", Target::shared()).await;
+        let site = world.site("a", SiteOptions::default());
         let count = v.pick(200, 1000);
-        let files = bench.plan_files(&site, count, SizeMix { multipart_every: Some(100) }).await;
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: Some(100) }).await;
         // A tenth is on disk before the first start (a backlog); the rest arrives while the
         // daemon runs, dies and restarts.
         let backlog = count / 10;
-        bench.write_now(&files[..backlog]);
-        let writer = bench.spawn_writer(&files[backlog..], Duration::from_millis(v.pick(50, 45)));
+        world.write_now(&files[..backlog]);
+        let writer = world.spawn_writer(&files[backlog..], Duration::from_millis(v.pick(50, 45)));
         let (min_delay, max_delay) = (150u64, 1500u64);
         let min_kills = v.pick(15, 80);
         let started = Instant::now();
@@ -466,7 +451,7 @@ async fn kill_random_instants() {
         let mut early_exits = 0;
         loop {
             let mut daemon = Sidecar::start(&site.config, &[], &[]);
-            let delay = bench.rng.random_range(min_delay..max_delay);
+            let delay = world.rng.random_range(min_delay..max_delay);
             tokio::time::sleep(Duration::from_millis(delay)).await;
             if !running(&mut daemon) {
                 early_exits += 1;
@@ -480,7 +465,7 @@ async fn kill_random_instants() {
             daemon.kill9();
             kills += 1;
             add_states(&mut states, &site.journal);
-            tally.add(&bench.check(Phase::Instant).await);
+            tally.add(&world.check(Phase::Instant).await);
             // Kill for as long as files arrive, and at least `min_kills` times.
             if writer.is_finished() && kills >= min_kills {
                 break;
@@ -488,12 +473,12 @@ async fn kill_random_instants() {
         }
         writer.join().unwrap();
         let kill_phase = started.elapsed();
-        let moved_by_kill_phase = bench.moved_count(&files).await;
+        let moved_by_kill_phase = world.moved_count(&files).await;
         let mut daemon = Sidecar::start(&site.config, &[], &[]);
-        let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(120, 300))).await;
+        let drained = world.wait_moved(&files, Duration::from_secs(v.pick(120, 300))).await;
         record.check(drained, "the last run should drain every file");
         record.check(running(&mut daemon), "the last daemon should keep running");
-        let after = bench.check(Phase::Final).await;
+        let after = world.check(Phase::Final).await;
         let code = daemon.terminate();
         record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
         record.note(format!(
@@ -511,7 +496,7 @@ async fn kill_random_instants() {
         record.check(kills >= min_kills && early_exits == 0, format!("{kills} kills, {early_exits} early exits"));
         record.note(format!("at the end: {}/{count} moved, {} objects (= files: {}); {}", after.moved, after.objects, after.objects == count, after.summary()));
         after.check_into(&record, "at the end");
-        finish(&bench, &record).await;
+        finish(&world, &record).await;
     })
     .await;
 }
@@ -566,25 +551,25 @@ async fn s3_outage() {
         let v = variant();
         let temp = tempfile::Builder::new().prefix("rel-s3-").tempdir().unwrap();
         let mut server = single_node(&temp.path().join("s3")).await;
-        let mut bench = Bench::new("s3_outage", Target::at(&server.endpoint())).await;
-        let site = bench.site(
+        let mut world = CaseWorld::new("s3_outage", Target::at(&server.endpoint())).await;
+        let site = world.site(
             "a",
             SiteOptions { metrics: true, retry_initial_ms: 500, retry_max_s: 8, ..SiteOptions::default() },
         );
         let count = v.pick(60, 300);
         let outage = Duration::from_secs(30);
-        let files = bench.plan_files(&site, count, SizeMix { multipart_every: Some(30) }).await;
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: Some(30) }).await;
         let first = count / 3;
-        bench.write_now(&files[..first]);
+        world.write_now(&files[..first]);
         let mut daemon = Sidecar::start(&site.config, &[], &[]);
-        let some = wait_until(Duration::from_secs(60), || async { bench.moved_count(&files).await >= first / 2 }).await;
+        let some = wait_until(Duration::from_secs(60), || async { world.moved_count(&files).await >= first / 2 }).await;
         record.check(some, "files should move before the outage");
         // The rest arrives during and after the outage.
-        let writer = bench.spawn_writer(&files[first..], (outage + Duration::from_secs(5)) / (count - first) as u32);
+        let writer = world.spawn_writer(&files[first..], (outage + Duration::from_secs(5)) / (count - first) as u32);
 
         server.stop();
         let down_at = Instant::now();
-        let moved_at_stop = bench.moved_count(&files).await;
+        let moved_at_stop = world.moved_count(&files).await;
         let mut saw_down_gauge = false;
         while down_at.elapsed() < outage {
             if let Some(series) = site.metrics_port.and_then(scrape) {
@@ -596,11 +581,11 @@ async fn s3_outage() {
             }
             tokio::time::sleep(Duration::from_millis(500)).await;
         }
-        let moved_during = bench.moved_count(&files).await;
+        let moved_during = world.moved_count(&files).await;
         server.start();
         wait_ready(&server.endpoint(), Duration::from_secs(60)).await;
         let up_at = Instant::now();
-        let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(90, 180))).await;
+        let drained = world.wait_moved(&files, Duration::from_secs(v.pick(90, 180))).await;
         let drain_time = up_at.elapsed();
         writer.join().unwrap();
         record.check(drained, "every file should move once the S3 server is back");
@@ -634,7 +619,7 @@ async fn s3_outage() {
         } else {
             at_cap.iter().cloned().fold(f64::MIN, f64::max) - at_cap.iter().cloned().fold(f64::MAX, f64::min)
         };
-        let after = bench.check(Phase::Final).await;
+        let after = world.check(Phase::Final).await;
         record.note(format!(
             "{count} files; S3 stopped {} s with {moved_at_stop} moved ({} moved while it was down); `service unavailable` lines {down_lines}, `service recovered` lines {up_lines}; confronta_up{{s3}}=0 seen during the outage: {saw_down_gauge}; {failed_attempts} failed attempts over {} files; backoff 0.5 s doubling to 8 s: at most {max_retries} retries for one file (allowed {bound}; its waits in s: {}), longest wait {longest:.2} s, {} waits at the cap spread over {spread:.2} s; drained {} after the restart; uploads {uploaded}",
             outage.as_secs(),
@@ -666,7 +651,7 @@ async fn s3_outage() {
         after.check_into(&record, "at the end");
         let code = daemon.terminate();
         record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
-        finish(&bench, &record).await;
+        finish(&world, &record).await;
         server.stop();
     })
     .await;
@@ -680,29 +665,29 @@ enum Refusal {
 
 async fn pg_outage(record: Record, id: &'static str, refusal: Refusal) {
     let v = variant();
-    let mut bench = Bench::new(id, Target::shared()).await;
-    let role = DaemonRole::create(&bench.db, "out").await;
+    let mut world = CaseWorld::new(id, Target::shared()).await;
+    let role = DaemonRole::create(&world.db, "out").await;
     let site =
-        bench.site("a", SiteOptions { db_url: Some(role.url()), metrics: true, ..SiteOptions::default() });
+        world.site("a", SiteOptions { db_url: Some(role.url()), metrics: true, ..SiteOptions::default() });
     let count = v.pick(60, 300);
     let outage = Duration::from_secs(v.pick(10, 30));
-    let files = bench.plan_files(&site, count, SizeMix { multipart_every: None }).await;
+    let files = world.plan_files(&site, count, SizeMix { multipart_every: None }).await;
     let first = count / 3;
-    bench.write_now(&files[..first]);
+    world.write_now(&files[..first]);
     let mut daemon = Sidecar::start(&site.config, &[], &[]);
     let some =
-        wait_until(Duration::from_secs(60), || async { bench.moved_count(&files).await >= first / 2 }).await;
+        wait_until(Duration::from_secs(60), || async { world.moved_count(&files).await >= first / 2 }).await;
     record.check(some, "files should move before the outage");
     let writer =
-        bench.spawn_writer(&files[first..], (outage + Duration::from_secs(3)) / (count - first) as u32);
+        world.spawn_writer(&files[first..], (outage + Duration::from_secs(3)) / (count - first) as u32);
 
     let (refuse, allow, how) = match refusal {
         Refusal::NoLogin => ("NOLOGIN", "LOGIN", "NOLOGIN"),
         Refusal::ConnectionLimit => ("CONNECTION LIMIT 0", "CONNECTION LIMIT -1", "CONNECTION LIMIT 0"),
     };
-    role.alter(&bench.db, refuse).await;
-    let terminated = role.terminate_backends(&bench.db).await;
-    let moved_at_cut = bench.moved_count(&files).await;
+    role.alter(&world.db, refuse).await;
+    let terminated = role.terminate_backends(&world.db).await;
+    let moved_at_cut = world.moved_count(&files).await;
     let down_at = Instant::now();
     let mut died: Option<ExitStatus> = None;
     let mut saw_down_gauge = false;
@@ -717,7 +702,7 @@ async fn pg_outage(record: Record, id: &'static str, refusal: Refusal) {
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
     let died_after = down_at.elapsed();
-    role.alter(&bench.db, allow).await;
+    role.alter(&world.db, allow).await;
     let mut log = daemon.log_text();
     let mut restarted = false;
     if died.is_none() {
@@ -737,7 +722,7 @@ async fn pg_outage(record: Record, id: &'static str, refusal: Refusal) {
         daemon = Sidecar::start(&site.config, &[], &[]);
         restarted = true;
     }
-    let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(90, 180))).await;
+    let drained = world.wait_moved(&files, Duration::from_secs(v.pick(90, 180))).await;
     writer.join().unwrap();
     record.check(drained, "every file should move once PostgreSQL takes the daemon again");
     record.check(running(&mut daemon), "the daemon should be running after the outage");
@@ -746,7 +731,7 @@ async fn pg_outage(record: Record, id: &'static str, refusal: Refusal) {
     }
     let down_lines = count_lines(&log, &["service unavailable", "database"]);
     let up_lines = count_lines(&log, &["service recovered", "database"]);
-    let after = bench.check(Phase::Final).await;
+    let after = world.check(Phase::Final).await;
     record.note(format!(
         "{count} files; {terminated} backend(s) terminated with {moved_at_cut} moved, logins refused with {how} for {} s; daemon {}; `service unavailable` lines {down_lines}, `service recovered` lines {up_lines}; confronta_up{{db}}=0 seen: {saw_down_gauge}; at the end {}/{count} moved; {}",
         outage.as_secs(),
@@ -764,7 +749,7 @@ async fn pg_outage(record: Record, id: &'static str, refusal: Refusal) {
     after.check_into(&record, "at the end");
     let code = daemon.terminate();
     record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
-    finish(&bench, &record).await;
+    finish(&world, &record).await;
     drop(role);
 }
 
@@ -787,40 +772,40 @@ async fn pg_outage_connection_limit() {
 async fn locked_row() {
     run_case("locked_row", |record| async move {
         let v = variant();
-        let mut bench = Bench::new("locked_row", Target::shared()).await;
-        let site = bench.site("a", SiteOptions::default());
+        let mut world = CaseWorld::new("locked_row", Target::shared()).await;
+        let site = world.site("a", SiteOptions::default());
         let count = v.pick(30, 300);
-        let files = bench.plan_files(&site, count, SizeMix { multipart_every: None }).await;
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: None }).await;
         let locked = files[0];
         let others = &files[1..];
         let pg = common::pg_connect(&common::pg_base_url()).await;
-        let schema = bench.schema().to_owned();
+        let schema = world.schema().to_owned();
         pg.batch_execute(&format!(
             "BEGIN; SELECT 1 FROM {schema}.telefonica_ventaportabilidad WHERE id = {} FOR UPDATE",
-            bench.files[locked].id
+            world.files[locked].id
         ))
         .await
         .unwrap();
         let mut daemon = Sidecar::start(&site.config, &[], &[]);
-        bench.write_now(&[locked]);
+        world.write_now(&[locked]);
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         let started = Instant::now();
-        let writer = bench.spawn_writer(others, Duration::from_millis(20));
-        let others_moved = bench.wait_moved(others, Duration::from_secs(v.pick(60, 180))).await;
+        let writer = world.spawn_writer(others, Duration::from_millis(20));
+        let others_moved = world.wait_moved(others, Duration::from_secs(v.pick(60, 180))).await;
         let others_took = started.elapsed();
         writer.join().unwrap();
-        let locked_kept = bench.moved_count(&[locked]).await == 0 && bench.files[locked].abs.exists();
+        let locked_kept = world.moved_count(&[locked]).await == 0 && world.files[locked].abs.exists();
         record.check(others_moved, "every other file should move while one row is locked");
         record.check(locked_kept, "the locked row's file should be kept while the lock is held");
         pg.batch_execute("ROLLBACK").await.unwrap();
         let released = Instant::now();
-        let locked_moved = bench.wait_moved(&[locked], Duration::from_secs(30)).await;
+        let locked_moved = world.wait_moved(&[locked], Duration::from_secs(30)).await;
         let locked_took = released.elapsed();
         record.check(locked_moved, "the locked row's file should move once the lock goes");
         let log = daemon.log_text();
         let down_lines = count_lines(&log, &["service unavailable", "database"]);
         record.check(down_lines == 0, format!("a locked row is no outage, got {down_lines} `service unavailable` lines"));
-        let after = bench.check(Phase::Final).await;
+        let after = world.check(Phase::Final).await;
         record.note(format!(
             "{} other files moved in {} while one row was locked; the locked one moved {} after the release; `service unavailable` lines {down_lines}; at the end {}/{count} moved; {}",
             others.len(),
@@ -833,7 +818,7 @@ async fn locked_row() {
         record.check(running(&mut daemon), "the daemon should be running");
         let code = daemon.terminate();
         record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
-        finish(&bench, &record).await;
+        finish(&world, &record).await;
     })
     .await;
 }
@@ -845,30 +830,30 @@ async fn locked_row() {
 async fn recreated_folder() {
     run_case("recreated_folder", |record| async move {
         let v = variant();
-        let mut bench = Bench::new("recreated_folder", Target::shared()).await;
-        let site = bench.site("a", SiteOptions { reconcile_s: 3_600, ..SiteOptions::default() });
+        let mut world = CaseWorld::new("recreated_folder", Target::shared()).await;
+        let site = world.site("a", SiteOptions { reconcile_s: 3_600, ..SiteOptions::default() });
         let count = v.pick(30, 300);
-        let files = bench.plan_files(&site, count, SizeMix { multipart_every: None }).await;
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: None }).await;
         let (before, after) = files.split_at(count / 2);
         let mut daemon = Sidecar::start(&site.config, &[], &[]);
         daemon.wait_watching().await;
-        bench.write_now(before);
-        let before_moved = bench.wait_moved(before, Duration::from_secs(60)).await;
+        world.write_now(before);
+        let before_moved = world.wait_moved(before, Duration::from_secs(60)).await;
         record.check(before_moved, "the files written before the move should move");
 
         let folder = site.media_root.join("confrontas");
         std::fs::rename(&folder, site.media_root.join("confrontas.old")).unwrap();
         std::fs::create_dir(&folder).unwrap();
         let recreated = Instant::now();
-        let writer = bench.spawn_writer(after, Duration::from_millis(20));
-        let after_moved = bench.wait_moved(after, Duration::from_secs(v.pick(60, 180))).await;
+        let writer = world.spawn_writer(after, Duration::from_millis(20));
+        let after_moved = world.wait_moved(after, Duration::from_secs(v.pick(60, 180))).await;
         let took = recreated.elapsed();
         writer.join().unwrap();
         record.check(after_moved, "every file written into the new folder should move");
         let log = daemon.log_text();
         let rearmed = count_lines(&log, &["watching the folder again"]);
         record.check(rearmed >= 1, "the daemon should log that it watches the folder again");
-        let final_check = bench.check(Phase::Final).await;
+        let final_check = world.check(Phase::Final).await;
         record.note(format!(
             "{} files moved before the move; the folder moved away and made again; `watching the folder again` lines {rearmed}; {} files written into the new folder moved within {} of the mkdir (no reconcile pass ran); at the end {}/{count} moved; {}",
             before.len(),
@@ -881,7 +866,7 @@ async fn recreated_folder() {
         record.check(running(&mut daemon), "the daemon should be running");
         let code = daemon.terminate();
         record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
-        finish(&bench, &record).await;
+        finish(&world, &record).await;
     })
     .await;
 }
@@ -893,30 +878,35 @@ async fn frozen_peer() {
     use common::proxy::{target_of, via_port, FreezableProxy};
     run_case("frozen_peer", |record| async move {
         let v = variant();
-        let mut bench = Bench::new("frozen_peer", Target::shared()).await;
+        let mut world = CaseWorld::new("frozen_peer", Target::shared()).await;
         let proxy = FreezableProxy::start(target_of(&common::pg_base_url())).await;
-        let direct = bench.db.url();
-        let site = bench.site(
+        let direct = world.db.url();
+        let site = world.site(
             "a",
-            SiteOptions { db_url: Some(via_port(&direct, proxy.port)), metrics: true, ..SiteOptions::default() },
+            SiteOptions {
+                db_url: Some(via_port(&direct, proxy.port)),
+                metrics: true,
+                // Deadlines short enough for a test: the call deadline is 1 s + the client's 2 s.
+                settings: vec![
+                    ("database.statement_timeout_ms", 1000.into()),
+                    ("database.lock_timeout_ms", 500.into()),
+                    ("database.connect_timeout_s", 1.into()),
+                    ("database.keepalive_idle_s", 1.into()),
+                ],
+                ..SiteOptions::default()
+            },
         );
-        // Deadlines short enough for a test: the call deadline is 1 s + the client's 2 s.
-        let text = std::fs::read_to_string(&site.config).unwrap().replace(
-            "[minio]",
-            "statement_timeout_ms = 1000\nlock_timeout_ms = 500\nconnect_timeout_s = 1\nkeepalive_idle_s = 1\n\n[minio]",
-        );
-        common::write_private(&site.config, &text);
         let count = v.pick(60, 300);
         let freeze_for = Duration::from_secs(v.pick(10, 30));
-        let files = bench.plan_files(&site, count, SizeMix { multipart_every: None }).await;
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: None }).await;
         let first = count / 3;
-        bench.write_now(&files[..first]);
+        world.write_now(&files[..first]);
         let mut daemon = Sidecar::start(&site.config, &[], &[]);
         let some =
-            wait_until(Duration::from_secs(60), || async { bench.moved_count(&files).await >= first / 2 }).await;
+            wait_until(Duration::from_secs(60), || async { world.moved_count(&files).await >= first / 2 }).await;
         record.check(some, "files should move before the freeze");
         let writer =
-            bench.spawn_writer(&files[first..], (freeze_for + Duration::from_secs(3)) / (count - first) as u32);
+            world.spawn_writer(&files[first..], (freeze_for + Duration::from_secs(3)) / (count - first) as u32);
         proxy.freeze(true);
         let frozen_at = Instant::now();
         let mut marked_down: Option<Duration> = None;
@@ -938,13 +928,13 @@ async fn frozen_peer() {
             format!("the database should be marked down within the deadline (3 s, 10 s allowed), got {marked_down:?}"),
         );
         record.check(running(&mut daemon), "the daemon should stay up while the peer is frozen");
-        let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(90, 180))).await;
+        let drained = world.wait_moved(&files, Duration::from_secs(v.pick(90, 180))).await;
         writer.join().unwrap();
         record.check(drained, "every file should move once the peer answers again");
         let log = daemon.log_text();
         let up_lines = count_lines(&log, &["service recovered", "database"]);
         record.check(up_lines >= 1, "the recovery should be logged");
-        let after = bench.check(Phase::Final).await;
+        let after = world.check(Phase::Final).await;
         record.note(format!(
             "{count} files; peer frozen for {} s; marked down after {}; confronta_up{{db}}=0 seen: {saw_down_gauge}; `service recovered` lines {up_lines}; at the end {}/{count} moved; {}",
             freeze_for.as_secs(),
@@ -955,7 +945,7 @@ async fn frozen_peer() {
         after.check_into(&record, "at the end");
         let code = daemon.terminate();
         record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
-        finish(&bench, &record).await;
+        finish(&world, &record).await;
     })
     .await;
 }
@@ -968,26 +958,26 @@ async fn cluster_node_loss() {
         let setup = Instant::now();
         let mut cluster = Cluster::start(&temp.path().join("cluster")).await;
         let setup_time = setup.elapsed();
-        let mut bench = Bench::new("cluster_node_loss", Target::at(&cluster.endpoint)).await;
-        let site = bench.site("a", SiteOptions { metrics: true, ..SiteOptions::default() });
+        let mut world = CaseWorld::new("cluster_node_loss", Target::at(&cluster.endpoint)).await;
+        let site = world.site("a", SiteOptions { metrics: true, ..SiteOptions::default() });
         let count = v.pick(60, 300);
-        let files = bench.plan_files(&site, count, SizeMix { multipart_every: Some(30) }).await;
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: Some(30) }).await;
         let first = count / 3;
-        bench.write_now(&files[..first]);
+        world.write_now(&files[..first]);
         let mut daemon = Sidecar::start(&site.config, &[], &[]);
-        let writer = bench.spawn_writer(&files[first..], Duration::from_millis(v.pick(100, 60)));
-        let some = wait_until(Duration::from_secs(60), || async { bench.moved_count(&files).await >= first }).await;
+        let writer = world.spawn_writer(&files[first..], Duration::from_millis(v.pick(100, 60)));
+        let some = wait_until(Duration::from_secs(60), || async { world.moved_count(&files).await >= first }).await;
         record.check(some, "files should move before the node is lost");
-        let moved_at_loss = bench.moved_count(&files).await;
+        let moved_at_loss = world.moved_count(&files).await;
         cluster.lose_node();
         let lost_at = Instant::now();
-        let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(120, 240))).await;
+        let drained = world.wait_moved(&files, Duration::from_secs(v.pick(120, 240))).await;
         let drain_time = lost_at.elapsed();
         writer.join().unwrap();
         record.check(drained, "every file should move with one node of three lost");
         record.check(running(&mut daemon), "the daemon should keep running");
         let status = cluster.status();
-        let after = bench.check(Phase::Final).await;
+        let after = world.check(Phase::Final).await;
         let log = daemon.log_text();
         let down_lines = count_lines(&log, &["service unavailable", "object store"]);
         let uploaded = scrape(site.metrics_port.unwrap()).map(|s| uploads(&s)).unwrap_or(0.0);
@@ -1005,7 +995,7 @@ async fn cluster_node_loss() {
         after.check_into(&record, "at the end");
         let code = daemon.terminate();
         record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
-        finish(&bench, &record).await;
+        finish(&world, &record).await;
         cluster.stop();
     })
     .await;
@@ -1015,8 +1005,8 @@ async fn cluster_node_loss() {
 // 6. Several sidecars.
 
 /// venta id → roles that wrote it, from the audit trigger.
-async fn writers(bench: &Bench) -> HashMap<i64, Vec<String>> {
-    let (client, _) = admin(&bench.db);
+async fn writers(world: &CaseWorld) -> HashMap<i64, Vec<String>> {
+    let (client, _) = admin(&world.db);
     let mut out: HashMap<i64, Vec<String>> = HashMap::new();
     for row in client.query("SELECT venta_id, writer FROM rel_audit ORDER BY seq", &[]).await.unwrap() {
         out.entry(row.get(0)).or_default().push(row.get(1));
@@ -1032,14 +1022,14 @@ fn metrics_of(site: &Site) -> HashMap<String, f64> {
 async fn two_daemons_one_folder() {
     run_case("two_daemons_one_folder", |record| async move {
         let v = variant();
-        let mut bench = Bench::new("two_daemons_one_folder", Target::shared()).await;
-        let role_a = DaemonRole::create(&bench.db, "a").await;
-        let role_b = DaemonRole::create(&bench.db, "b").await;
-        let a = bench.site(
+        let mut world = CaseWorld::new("two_daemons_one_folder", Target::shared()).await;
+        let role_a = DaemonRole::create(&world.db, "a").await;
+        let role_b = DaemonRole::create(&world.db, "b").await;
+        let a = world.site(
             "a",
             SiteOptions { db_url: Some(role_a.url()), poll_ms: Some(200), metrics: true, ..SiteOptions::default() },
         );
-        let b = bench.site(
+        let b = world.site(
             "b",
             SiteOptions {
                 db_url: Some(role_b.url()),
@@ -1050,13 +1040,13 @@ async fn two_daemons_one_folder() {
             },
         );
         let count = v.pick(120, 600);
-        let files = bench.plan_files(&a, count, SizeMix { multipart_every: Some(60) }).await;
+        let files = world.plan_files(&a, count, SizeMix { multipart_every: Some(60) }).await;
         let mut daemon_a = Sidecar::start(&a.config, &[], &[]);
         let mut daemon_b = Sidecar::start(&b.config, &[], &[]);
         let backlog = count / 4;
-        bench.write_now(&files[..backlog]);
-        let writer = bench.spawn_writer(&files[backlog..], Duration::from_millis(25));
-        let drained = bench.wait_moved(&files, Duration::from_secs(v.pick(90, 240))).await;
+        world.write_now(&files[..backlog]);
+        let writer = world.spawn_writer(&files[backlog..], Duration::from_millis(25));
+        let drained = world.wait_moved(&files, Duration::from_secs(v.pick(90, 240))).await;
         writer.join().unwrap();
         record.check(drained, "every file should move");
         record.check(running(&mut daemon_a) && running(&mut daemon_b), "both daemons should keep running");
@@ -1065,11 +1055,11 @@ async fn two_daemons_one_folder() {
         let (ma, mb) = (metrics_of(&a), metrics_of(&b));
         let (ua, ub) = (uploads(&ma), uploads(&mb));
         let busy = sum(&ma, "confronta_files_total", &["outcome=\"busy\""]) + sum(&mb, "confronta_files_total", &["outcome=\"busy\""]);
-        let who = writers(&bench).await;
+        let who = writers(&world).await;
         let by_a = who.values().filter(|w| w.len() == 1 && w[0] == role_a.name).count();
         let by_b = who.values().filter(|w| w.len() == 1 && w[0] == role_b.name).count();
         let twice = who.values().filter(|w| w.len() > 1).count();
-        let after = bench.check(Phase::Final).await;
+        let after = world.check(Phase::Final).await;
         record.note(format!(
             "{count} files in one folder, both daemons polling every 200 ms with their own journals: uploads A {ua} + B {ub} = {}; rows written by A {by_a}, by B {by_b}, twice {twice}; {busy} runs found the row claimed by the other; {}",
             ua + ub,
@@ -1080,7 +1070,7 @@ async fn two_daemons_one_folder() {
         after.check_into(&record, "at the end");
         let (ca, cb) = (daemon_a.terminate(), daemon_b.terminate());
         record.check(ca == Some(0) && cb == Some(0), format!("SIGTERM should stop both with 0: {ca:?} {cb:?}"));
-        finish(&bench, &record).await;
+        finish(&world, &record).await;
         drop((role_a, role_b));
     })
     .await;
@@ -1090,33 +1080,33 @@ async fn two_daemons_one_folder() {
 async fn two_daemons_two_folders() {
     run_case("two_daemons_two_folders", |record| async move {
         let v = variant();
-        let mut bench = Bench::new("two_daemons_two_folders", Target::shared()).await;
-        let role_a = DaemonRole::create(&bench.db, "a").await;
-        let role_b = DaemonRole::create(&bench.db, "b").await;
-        let a = bench.site("a", SiteOptions { db_url: Some(role_a.url()), metrics: true, ..SiteOptions::default() });
-        let b = bench.site("b", SiteOptions { db_url: Some(role_b.url()), metrics: true, ..SiteOptions::default() });
+        let mut world = CaseWorld::new("two_daemons_two_folders", Target::shared()).await;
+        let role_a = DaemonRole::create(&world.db, "a").await;
+        let role_b = DaemonRole::create(&world.db, "b").await;
+        let a = world.site("a", SiteOptions { db_url: Some(role_a.url()), metrics: true, ..SiteOptions::default() });
+        let b = world.site("b", SiteOptions { db_url: Some(role_b.url()), metrics: true, ..SiteOptions::default() });
         let per = v.pick(60, 300);
-        let files_a = bench.plan_files(&a, per, SizeMix { multipart_every: Some(40) }).await;
-        let files_b = bench.plan_files(&b, per, SizeMix { multipart_every: Some(40) }).await;
+        let files_a = world.plan_files(&a, per, SizeMix { multipart_every: Some(40) }).await;
+        let files_b = world.plan_files(&b, per, SizeMix { multipart_every: Some(40) }).await;
         let mut daemon_a = Sidecar::start(&a.config, &[], &[]);
         let mut daemon_b = Sidecar::start(&b.config, &[], &[]);
-        let writer_a = bench.spawn_writer(&files_a, Duration::from_millis(30));
-        let writer_b = bench.spawn_writer(&files_b, Duration::from_millis(30));
-        let all = bench.all();
-        let drained = bench.wait_moved(&all, Duration::from_secs(v.pick(90, 240))).await;
+        let writer_a = world.spawn_writer(&files_a, Duration::from_millis(30));
+        let writer_b = world.spawn_writer(&files_b, Duration::from_millis(30));
+        let all = world.all();
+        let drained = world.wait_moved(&all, Duration::from_secs(v.pick(90, 240))).await;
         writer_a.join().unwrap();
         writer_b.join().unwrap();
         record.check(drained, "every file should move");
         record.check(running(&mut daemon_a) && running(&mut daemon_b), "both daemons should keep running");
         tokio::time::sleep(Duration::from_secs(2)).await;
         let (ua, ub) = (uploads(&metrics_of(&a)), uploads(&metrics_of(&b)));
-        let who = writers(&bench).await;
+        let who = writers(&world).await;
         let own = |indices: &[usize], role: &str| {
-            indices.iter().filter(|&&i| who.get(&bench.files[i].id).is_some_and(|w| w.len() == 1 && w[0] == role)).count()
+            indices.iter().filter(|&&i| who.get(&world.files[i].id).is_some_and(|w| w.len() == 1 && w[0] == role)).count()
         };
         let (own_a, own_b) = (own(&files_a, &role_a.name), own(&files_b, &role_b.name));
         let twice = who.values().filter(|w| w.len() > 1).count();
-        let after = bench.check(Phase::Final).await;
+        let after = world.check(Phase::Final).await;
         record.note(format!(
             "{per} + {per} files in two folders, one database: uploads A {ua}, B {ub}; rows of folder A written by A only {own_a}/{per}, of folder B by B only {own_b}/{per}; written twice {twice}; {}",
             after.summary()
@@ -1126,7 +1116,7 @@ async fn two_daemons_two_folders() {
         after.check_into(&record, "at the end");
         let (ca, cb) = (daemon_a.terminate(), daemon_b.terminate());
         record.check(ca == Some(0) && cb == Some(0), format!("SIGTERM should stop both with 0: {ca:?} {cb:?}"));
-        finish(&bench, &record).await;
+        finish(&world, &record).await;
         drop((role_a, role_b));
     })
     .await;
@@ -1135,8 +1125,8 @@ async fn two_daemons_two_folders() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn journal_lock() {
     run_case("journal_lock", |record| async move {
-        let mut bench = Bench::new("journal_lock", Target::shared()).await;
-        let site = bench.site("a", SiteOptions::default());
+        let mut world = CaseWorld::new("journal_lock", Target::shared()).await;
+        let site = world.site("a", SiteOptions::default());
         let mut first = Sidecar::start(&site.config, &[], &[]);
         let ready = wait_until(Duration::from_secs(30), || async { first.log_text().contains("watching") }).await;
         record.check(ready, "the first daemon should start");
@@ -1149,11 +1139,11 @@ async fn journal_lock() {
         let line = log.lines().find(|l| l.contains("lock")).unwrap_or("").to_owned();
         record.check(status.and_then(|s| s.code()) == Some(5), format!("the second daemon should exit 5, got {}", describe_exit(status)));
         record.check(!line.is_empty(), "the second daemon should name the lock");
-        let files = bench.plan_files(&site, 3, SizeMix { multipart_every: None }).await;
-        bench.write_now(&files);
-        let moved = bench.wait_moved(&files, Duration::from_secs(60)).await;
+        let files = world.plan_files(&site, 3, SizeMix { multipart_every: None }).await;
+        world.write_now(&files);
+        let moved = world.wait_moved(&files, Duration::from_secs(60)).await;
         record.check(moved && running(&mut first), "the first daemon should keep moving files");
-        let after = bench.check(Phase::Final).await;
+        let after = world.check(Phase::Final).await;
         record.note(format!(
             "second daemon on the same journal: {} ({}); the first kept running and moved {}/3 files afterwards",
             describe_exit(status),
@@ -1163,7 +1153,7 @@ async fn journal_lock() {
         after.check_into(&record, "at the end");
         let code = first.terminate();
         record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
-        finish(&bench, &record).await;
+        finish(&world, &record).await;
     })
     .await;
 }

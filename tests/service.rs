@@ -1,9 +1,11 @@
-//! Running as a service: SIGTERM mid-run, SIGHUP reload, the Prometheus endpoint.
+//! Running as a service: SIGTERM mid-run, SIGHUP reload, the Prometheus endpoint, and what
+//! systemd hears on `NOTIFY_SOCKET`.
 
 mod common;
 
 use std::time::{Duration, Instant};
 
+use common::notify::NotifySocket;
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(90);
@@ -35,7 +37,7 @@ async fn moved_count(world: &World, files: &[(i64, std::path::PathBuf, Vec<u8>)]
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_during_a_200_file_run_exits_0_within_the_timeout_and_a_restart_finishes_every_file() {
     let world = World::new(Backend::Postgres).await;
-    let config = world.write_config("", "");
+    let config = world.config().write();
     let files = backlog(&world, "term", 200).await;
     let mut first = Sidecar::start(&config, &[], &[("FAILPOINTS", "after_upload=return(40)")]);
     eventually("the run is under way", WAIT, || async {
@@ -68,9 +70,8 @@ async fn sigterm_during_a_200_file_run_exits_0_within_the_timeout_and_a_restart_
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sighup_changes_the_log_level_without_losing_work() {
-    let mut world = World::new(Backend::Postgres).await;
-    world.extra_config = "[log]\nlevel = \"info\"\n".into();
-    let config = world.write_config("", "");
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().set("log.level", "info").write();
     // An empty RUST_LOG lets the config's level rule.
     let mut sidecar = Sidecar::start(&config, &[], &[("RUST_LOG", "")]);
     let before = backlog(&world, "hupa", 5).await;
@@ -80,8 +81,7 @@ async fn sighup_changes_the_log_level_without_losing_work() {
     .await;
     assert!(!sidecar.log_text().contains("DEBUG"), "no debug lines at level info");
 
-    world.extra_config = "[log]\nlevel = \"debug\"\n".into();
-    world.write_config("", "");
+    world.config().set("log.level", "debug").write();
     unsafe { libc::kill(sidecar.child.id() as i32, libc::SIGHUP) };
     eventually("reload logged", WAIT, || async {
         sidecar.log_text().contains("configuration reloaded").then_some(())
@@ -100,16 +100,53 @@ async fn sighup_changes_the_log_level_without_losing_work() {
     world.cleanup().await;
 }
 
+/// The systemd protocol (`Type=notify`, `WatchdogSec=`), sent through the `sd-notify` crate,
+/// heard by a datagram socket standing in for systemd's: READY once the folder is watched,
+/// STATUS lines, WATCHDOG=1 every WATCHDOG_USEC / 2 while nothing is stuck, RELOADING=1 and
+/// READY=1 again on SIGHUP, STOPPING=1 on SIGTERM; and no pings for a WATCHDOG_PID that names
+/// another process (the variables were meant for it).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn systemd_hears_ready_status_watchdog_reload_and_stopping() {
+    let world = World::new(Backend::Sqlite).await;
+    let config = world.config().write();
+    let notify = NotifySocket::bind(world.temp.path().join("notify.sock"));
+    let socket = notify.path.display().to_string();
+    let began = Instant::now();
+    let env = [("NOTIFY_SOCKET", socket.as_str()), ("WATCHDOG_USEC", "2000000")];
+    let mut sidecar = Sidecar::start(&config, &[], &env);
+    notify.wait_for("READY=1", began, WAIT).await;
+    let status = notify.wait_for("STATUS=", began, Duration::from_secs(10)).await;
+    assert!(status.contains("moved 0, in flight 0"), "{status}");
+    let ready = Instant::now();
+    notify.wait_for("WATCHDOG=1", ready, Duration::from_secs(5)).await;
+
+    unsafe { libc::kill(sidecar.child.id() as i32, libc::SIGHUP) };
+    let reloading = notify.wait_for("RELOADING=1", ready, Duration::from_secs(10)).await;
+    notify.wait_for("READY=1", ready, Duration::from_secs(10)).await;
+    assert!(!reloading.contains("READY=1"), "READY=1 comes once the reload is done: {reloading:?}");
+    let stopped = Instant::now();
+    assert_eq!(sidecar.terminate(), Some(0), "{}", sidecar.log_text());
+    notify.wait_for("STOPPING=1", stopped, Duration::from_secs(5)).await;
+
+    let other = Instant::now();
+    let mut sidecar = Sidecar::start(&config, &[], &[env[0], env[1], ("WATCHDOG_PID", "1")]);
+    notify.wait_for("READY=1", other, WAIT).await;
+    notify.wait_for("STATUS=", other, Duration::from_secs(10)).await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(notify.pings(other, Instant::now()), 0, "pings for another process's watchdog");
+    assert_eq!(sidecar.terminate(), Some(0));
+    world.cleanup().await;
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_endpoint_serves_prometheus_text_with_counts_that_match_the_run() {
-    let mut world = World::new(Backend::Postgres).await;
+    let world = World::new(Backend::Postgres).await;
     let port = free_port();
-    world.extra_config = format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
-    let config = world.write_config("", "");
+    let config = world.config().set("metrics.listen", format!("127.0.0.1:{port}")).write();
     let _sidecar = Sidecar::start(&config, &[], &[]);
     let files = backlog(&world, "metrics", 12).await;
     eventually("files moved", WAIT, || async {

@@ -19,20 +19,16 @@ mod pg;
 
 use std::time::{Duration, Instant};
 
+use common::notify::NotifySocket;
 use common::*;
 use metrics::{free_port, scrape, sum};
 
 const WAIT: Duration = Duration::from_secs(120);
 
-/// The world's config with a metrics endpoint on `port`, `watch_extra` in `[watch]`, and the
-/// retry cap raised to `retry_max_s` (the harness's 2 s would make every wait short).
-fn config_with(world: &World, port: u16, watch_extra: &str, retry_max_s: u64) -> std::path::PathBuf {
-    let path = world.write_config(watch_extra, "");
-    let text = std::fs::read_to_string(&path).unwrap();
-    let text = text.replace("retry_max_s = 2\n", &format!("retry_max_s = {retry_max_s}\n"));
-    let text = format!("{text}\n[metrics]\nlisten = \"127.0.0.1:{port}\"\n");
-    write_private(&path, &text);
-    path
+/// The world's config with a metrics endpoint on `port` and the retry cap raised to
+/// `retry_max_s` (the harness's 2 s would make every wait short).
+fn config_with(world: &World, port: u16, retry_max_s: i64) -> TestConfig {
+    world.config().set("pipeline.retry_max_s", retry_max_s).set("metrics.listen", format!("127.0.0.1:{port}"))
 }
 
 /// Every pipeline run the daemon counted, whatever its outcome.
@@ -52,7 +48,10 @@ async fn two_thousand_orphans_cost_a_small_multiple_of_two_thousand_runs_a_minut
             .unwrap();
     }
     let port = free_port();
-    let config = config_with(&world, port, "orphan_after_s = 1\nreconcile_interval_s = 5", 60);
+    let config = config_with(&world, port, 60)
+        .set("watch.orphan_after_s", 1)
+        .set("watch.reconcile_interval_s", 5)
+        .write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
     sidecar.wait_watching().await;
     eventually("every file reported as an orphan", WAIT, || async {
@@ -102,7 +101,7 @@ async fn a_journal_of_a_million_removed_entries_starts_in_seconds_and_is_pruned_
     const AGING: i64 = 100_000;
     let world = World::new(Backend::Postgres).await;
     let port = free_port();
-    let config = config_with(&world, port, "", 2);
+    let config = config_with(&world, port, 2).write();
     // A first run creates the journal with its schema.
     let mut first = Sidecar::start(&config, &[], &[]);
     first.wait_watching().await;
@@ -170,7 +169,7 @@ async fn a_journal_of_a_million_removed_entries_starts_in_seconds_and_is_pruned_
 async fn the_oldest_pending_and_last_moved_metrics_are_served() {
     let world = World::new(Backend::Postgres).await;
     let port = free_port();
-    let config = config_with(&world, port, "", 2);
+    let config = config_with(&world, port, 2).write();
     let sidecar = Sidecar::start(&config, &[], &[]);
     sidecar.wait_watching().await;
     let before_move = now_ms() as f64 / 1000.0;
@@ -204,9 +203,7 @@ async fn a_refused_database_answer_is_logged_and_journaled_once_per_file_version
     let role = pg::DaemonRole::create(&world.db, "refused").await;
     let port = free_port();
     // Two-second reconcile passes and retries: a dozen chances to repeat itself below.
-    let config = config_with(&world, port, "", 2);
-    let text = std::fs::read_to_string(&config).unwrap().replace(&world.db.url(), &role.url());
-    write_private(&config, &text);
+    let config = config_with(&world, port, 2).set("database.url", role.url()).write();
     let sidecar = Sidecar::start(&config, &[], &[]);
     sidecar.wait_watching().await;
     // A file whose row is not there yet: journaled as waiting for it.
@@ -246,38 +243,6 @@ async fn a_refused_database_answer_is_logged_and_journaled_once_per_file_version
     world.cleanup().await;
 }
 
-/// What the daemon sends to `NOTIFY_SOCKET`, with when it arrived.
-struct NotifySocket {
-    path: std::path::PathBuf,
-    messages: std::sync::Arc<std::sync::Mutex<Vec<(Instant, String)>>>,
-}
-
-impl NotifySocket {
-    fn bind(path: std::path::PathBuf) -> NotifySocket {
-        let socket = std::os::unix::net::UnixDatagram::bind(&path).unwrap();
-        socket.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
-        let messages = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let collected = messages.clone();
-        std::thread::spawn(move || {
-            let mut buffer = [0u8; 4096];
-            // Ends with the test process; a read timeout only lets the loop turn.
-            loop {
-                if let Ok(n) = socket.recv(&mut buffer) {
-                    let text = String::from_utf8_lossy(&buffer[..n]).into_owned();
-                    collected.lock().unwrap().push((Instant::now(), text));
-                }
-            }
-        });
-        NotifySocket { path, messages }
-    }
-
-    /// Watchdog pings received in `from..to`.
-    fn pings(&self, from: Instant, to: Instant) -> usize {
-        let messages = self.messages.lock().unwrap();
-        messages.iter().filter(|(at, text)| *at >= from && *at < to && text.contains("WATCHDOG=1")).count()
-    }
-}
-
 /// Issue 17 item 8: `WATCHDOG=1` was sent on every heartbeat, files moving or not. A file held
 /// 60 s before its upload (a hung peer, as far as the daemon can tell) with
 /// `stall_timeout_s = 30`: the pings stop after 30 s, and start again once it moves.
@@ -286,9 +251,7 @@ impl NotifySocket {
 async fn the_watchdog_stops_while_nothing_progresses_and_resumes_after() {
     let world = World::new(Backend::Postgres).await;
     let port = free_port();
-    let config = config_with(&world, port, "", 2);
-    let text = std::fs::read_to_string(&config).unwrap();
-    write_private(&config, &format!("{text}\n[service]\nstall_timeout_s = 30\n"));
+    let config = config_with(&world, port, 2).set("service.stall_timeout_s", 30).write();
     let notify = NotifySocket::bind(world.temp.path().join("notify.sock"));
     let socket = notify.path.display().to_string();
     let sidecar = Sidecar::start(

@@ -7,20 +7,32 @@
 //!
 //! # What a restart does in each state
 //! The journal is a hint, never the truth: on restart every unfinished entry is re-checked
-//! against the world (the local file, the object, the row) before anything is done.
-//! - `seen`, `waiting_for_row`, `failed`: start over at match and hash; nothing was written
-//!   anywhere yet, or what was written is re-checked by the steps themselves.
-//! - `hashed`: an upload may or may not have happened. The object is stat'ed first; if it holds
-//!   exactly the hashed bytes the upload is skipped, otherwise it is repeated.
-//! - `uploaded`, `verified`: the object is verified again (the local file must still be the
-//!   hashed one), then the row is recorded with the compare-and-set, which is harmless to repeat.
-//! - `recorded`: the row points at the object. The old object (a corrected venta) is deleted
-//!   and the local file is unlinked, but only if it is still the file that was hashed.
-//! - `refusing`: validation refused the file. If it is still the same file, the row's
-//!   `confronta` is cleared with the reason (a compare-and-set, harmless to repeat), then the
-//!   file is moved to quarantine; if the file is gone, the move already happened.
-//! - `removed`, `rejected`, `row_changed`, `orphan`: terminal for that file version; a new file
-//!   at the same path starts a new entry.
+//! against the world (the local file, the object, the row) before anything is done. A file that
+//! is not the version an entry describes (device, inode, size, mtime, ctime, birth time) starts
+//! a new entry, unless the entry is `recorded` or `refusing`. The pipeline's driver
+//! (`Pipeline::drive`) has one arm per line below, in the same order:
+//! - `recorded`: the row is read again; only if it still points at the object is the object
+//!   stat'ed (uploaded again from the local file if it vanished), the old object of a corrected
+//!   venta deleted, and the local file unlinked, if it is still the file that was hashed.
+//! - `refusing`: validation refused the file. If it is still there, the row's `confronta` is
+//!   cleared with the reason (a compare-and-set, harmless to repeat), then the file is moved to
+//!   quarantine; if it is gone, the move already happened (`rejected`).
+//! - `removed`, `rejected`, `row_changed`: terminal for that file version. A new file at the
+//!   same path starts a new entry; a version kept by an earlier run is tried once more from the
+//!   start.
+//! - any other state, the local file gone: if the row (asked by id) points at the object, the
+//!   file was finished elsewhere (`removed`); if nothing was sent anywhere, the entry is
+//!   forgotten; otherwise the object is left for the orphan report (`rejected`).
+//! - `seen`, `waiting_for_row`, `failed`, `orphan`: start over at match and hash; nothing was
+//!   written anywhere yet, or what was written is re-checked by the steps themselves.
+//! - `hashed`, `uploaded`, `verified`: `uploaded` and `verified` first ask for the row by id (a
+//!   crash after its compare-and-set leaves a row that no longer names the path) and go on as
+//!   `recorded` if it points at the object. Then the row is matched and claimed again and the
+//!   journaled hash reused (the file validated again if the validation settings changed), …
+//! - … the object is stat'ed: if it holds exactly the hashed bytes the upload is skipped,
+//!   otherwise it is repeated, …
+//! - … the object is verified again (the local file must still be the hashed one), …
+//! - … and the row is recorded with the compare-and-set, which is harmless to repeat.
 //!
 //! # Rows that named a missing file
 //! `missing_rows` remembers each row seen naming a path whose file did not exist, with the row's
@@ -57,7 +69,7 @@ use writer::{run_writer, WriteRequest};
 pub const SCHEMA_VERSION: i64 = 1;
 
 /// Where a file is in its journey.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum FileState {
     Seen,
     WaitingForRow,

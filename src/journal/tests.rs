@@ -5,8 +5,10 @@ use super::upkeep::give_back_pages;
 use super::*;
 
 fn entry(path: &str) -> JournalEntry {
-    let mut entry = JournalEntry::new(RelativeMediaPath::parse(path).unwrap(), 1000);
-    entry.state = FileState::Hashed;
+    let mut entry = JournalEntry {
+        state: FileState::Hashed,
+        ..JournalEntry::new(RelativeMediaPath::parse(path).unwrap(), 1000)
+    };
     entry.venta_id = Some(7);
     entry.object_name = Some("confrontas/x.pdf".into());
     entry.identity =

@@ -7,7 +7,13 @@
 
 #![allow(dead_code)]
 
+pub mod config;
+pub mod django;
+pub mod notify;
 pub mod proxy;
+pub mod report;
+
+pub use config::TestConfig;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -18,28 +24,11 @@ use confronta_sync::config::{MinioConfig, Secret};
 use confronta_sync::object_name::ObjectName;
 use confronta_sync::store::{ObjectStore, S3Store};
 
-pub const DDL_POSTGRES: &str = "CREATE TABLE telefonica_ventaportabilidad (
-  id bigserial PRIMARY KEY,
-  numero varchar(50) NOT NULL,
-  confronta varchar(100) NULL,
-  confronta_minio_url varchar(200) NULL,
-  confronta_minio_object_name varchar(500) NULL,
-  confronta_subido_a_minio boolean NOT NULL DEFAULT false,
-  confronta_sha256 varchar(64) NULL,
-  confronta_sync_error text NULL
-)";
+/// What Django's migrations create on PostgreSQL (the file bench/bench.py reads too).
+pub const DDL_POSTGRES: &str = include_str!("../fixtures/ventas.postgres.sql");
 
-/// What Django's migrations create on SQLite.
-pub const DDL_SQLITE: &str = "CREATE TABLE \"telefonica_ventaportabilidad\" (
-  \"id\" integer NOT NULL PRIMARY KEY AUTOINCREMENT,
-  \"numero\" varchar(50) NOT NULL,
-  \"confronta\" varchar(100) NULL,
-  \"confronta_minio_url\" varchar(200) NULL,
-  \"confronta_minio_object_name\" varchar(500) NULL,
-  \"confronta_subido_a_minio\" bool NOT NULL DEFAULT 0,
-  \"confronta_sha256\" varchar(64) NULL,
-  \"confronta_sync_error\" text NULL
-)";
+/// What Django's migrations create on SQLite (the file scripts/try-it.sh reads too).
+pub const DDL_SQLITE: &str = include_str!("../fixtures/ventas.sqlite.sql");
 
 pub fn pg_base_url() -> String {
     std::env::var("CONFRONTA_TEST_PG_URL").unwrap_or_else(|_| "postgres://root@127.0.0.1:5432/test".into())
@@ -225,7 +214,6 @@ pub struct World {
     pub db: TestDb,
     pub prefix: String,
     pub store: Arc<S3Store>,
-    pub extra_config: String,
 }
 
 impl World {
@@ -240,7 +228,7 @@ impl World {
         let env = s3_env();
         let minio = minio_config(&env, "x/{id}_{sha256}");
         let store = Arc::new(S3Store::new(&minio, &Secret::new(env.secret_key.clone())).unwrap());
-        World { temp, media_root, db, prefix: unique("t"), store, extra_config: String::new() }
+        World { temp, media_root, db, prefix: unique("t"), store }
     }
 
     pub fn dir(&self) -> PathBuf {
@@ -251,81 +239,45 @@ impl World {
         self.temp.path().join("state/journal.sqlite3")
     }
 
-    /// Writes the config file and returns its path. `[pipeline]`-level overrides go in
-    /// `extra_config` as whole TOML tables. Both it and the secret key file are mode 0600, as
-    /// the daemon refuses credentials other users can read.
-    pub fn write_config(&self, watch_extra: &str, minio_extra: &str) -> PathBuf {
-        let env = s3_env();
-        let secret_file = self.temp.path().join("minio-secret");
-        write_private(&secret_file, &env.secret_key);
-        let text = format!(
-            r#"
-[watch]
-media_root = "{media}"
-dir = "confrontas"
-{settle}
-{reconcile}
-{watch_extra}
-
-[database]
-url = "{db}"
-
-[minio]
-endpoint = "{endpoint}"
-bucket = "{bucket}"
-access_key = "{access}"
-secret_key_file = "{secret}"
-object_name = "{prefix}/venta_{{numero}}_confronta_{{id}}_{{sha256_12}}{{ext}}"
-{minio_extra}
-
-[journal]
-path = "{journal}"
-
-[pipeline]
-retry_initial_ms = 200
-retry_max_s = 2
-
-{extra}
-"#,
-            media = self.media_root.display(),
-            settle = if watch_extra.contains("settle_ms") { "" } else { "settle_ms = 100" },
-            // Tests that set their own interval (to prove another path finds files) win.
-            reconcile =
-                if watch_extra.contains("reconcile_interval_s") { "" } else { "reconcile_interval_s = 2" },
-            db = self.db.url(),
-            endpoint = env.endpoint,
-            bucket = env.bucket,
-            access = env.access_key,
-            secret = secret_file.display(),
-            prefix = self.prefix,
-            journal = self.journal_path().display(),
-            extra = self.extra_config,
-        );
-        let path = self.temp.path().join("config.toml");
-        write_private(&path, &text);
-        path
+    /// The default quarantine folder: beside the journal, outside MEDIA_ROOT (which Django
+    /// serves).
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.journal_path().parent().unwrap().join("quarantine")
     }
 
-    /// Writes `bytes` at `confrontas/<name>` the way Django's small-upload path does: create
-    /// with O_EXCL, then several chunked writes, then close.
+    /// Where `confrontas/<name>` goes when the daemon quarantines it.
+    pub fn quarantined(&self, name: &str) -> PathBuf {
+        self.quarantine_dir().join("confrontas").join(name)
+    }
+
+    /// This world's config at test speeds (`config::quick`), for the test to adjust and
+    /// `write()`. Writing it also writes the secret key file it names, mode 0600.
+    pub fn config(&self) -> TestConfig {
+        TestConfig::placed(
+            self.temp.path().join("config.toml"),
+            &config::Placement {
+                media_root: &self.media_root,
+                database_url: self.db.url(),
+                s3: &s3_env(),
+                secret_key_file: &self.temp.path().join("minio-secret"),
+                prefix: &self.prefix,
+                journal: &self.journal_path(),
+            },
+        )
+    }
+
+    /// Writes `bytes` at `confrontas/<name>` through Django's small-upload path.
     pub fn write_in_place(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        use std::io::Write;
         let path = self.dir().join(name);
-        let mut file = std::fs::OpenOptions::new().write(true).create_new(true).open(&path).unwrap();
-        for chunk in bytes.chunks(64 * 1024) {
-            file.write_all(chunk).unwrap();
-        }
-        file.sync_all().unwrap();
+        django::write_in_place(&path, bytes);
         path
     }
 
-    /// Writes `bytes` to a temp file outside the folder and renames it in, the way Django's
-    /// large-upload path does.
+    /// Writes `bytes` at `confrontas/<name>` through Django's large-upload path (a temp file
+    /// outside the folder renamed in).
     pub fn rename_in(&self, name: &str, bytes: &[u8]) -> PathBuf {
-        let temp_path = self.temp.path().join(format!("upload-{name}.part"));
-        std::fs::write(&temp_path, bytes).unwrap();
         let path = self.dir().join(name);
-        std::fs::rename(&temp_path, &path).unwrap();
+        django::rename_in(self.temp.path(), &path, bytes);
         path
     }
 
@@ -444,39 +396,23 @@ impl Sidecar {
         let _ = self.child.wait();
     }
 
-    /// Sends SIGTERM and waits for the exit code.
     /// SIGTERM, once the daemon has installed its handlers (before that the signal's default
     /// action kills it, which no exit code describes), then waits up to 30 s for its exit code.
     pub fn terminate(&mut self) -> Option<i32> {
-        let ready_by = Instant::now() + Duration::from_secs(10);
-        while Instant::now() < ready_by
-            && self.child.try_wait().unwrap().is_none()
-            && !self.log_text().contains("signal handlers installed")
-        {
-            std::thread::sleep(Duration::from_millis(20));
-        }
+        poll_blocking(Duration::from_secs(10), Duration::from_millis(20), || {
+            (self.child.try_wait().unwrap().is_some()
+                || self.log_text().contains("signal handlers installed"))
+            .then_some(())
+        });
         unsafe { libc::kill(self.child.id() as i32, libc::SIGTERM) };
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        self.wait_exit(Duration::from_secs(30))
     }
 
     /// Waits up to `limit` for the daemon to exit by itself; its exit code, or `None` if it is
     /// still running.
     pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
-        let deadline = Instant::now() + limit;
-        while Instant::now() < deadline {
-            if let Some(status) = self.child.try_wait().unwrap() {
-                return status.code();
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        None
+        poll_blocking(limit, Duration::from_millis(50), || self.child.try_wait().unwrap())
+            .and_then(|s| s.code())
     }
 
     pub fn assert_running(&mut self) {
@@ -504,7 +440,20 @@ impl Drop for Sidecar {
 
 /// Polls `check` until it returns `Some`, or panics with `what` after `limit`. A liveness bound
 /// for asynchronous effects, not a performance assertion.
-pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, mut check: F) -> T
+pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    match poll_until(limit, Duration::from_millis(100), check).await {
+        Some(value) => value,
+        None => panic!("timed out after {limit:?} waiting for: {what}"),
+    }
+}
+
+/// Polls `check` every `every` until it returns `Some`, or gives up after `limit` with `None`:
+/// `eventually` for a harness that records a timeout as a finding instead of failing there.
+pub async fn poll_until<T, F, Fut>(limit: Duration, every: Duration, mut check: F) -> Option<T>
 where
     F: FnMut() -> Fut,
     Fut: std::future::Future<Output = Option<T>>,
@@ -512,12 +461,26 @@ where
     let deadline = Instant::now() + limit;
     loop {
         if let Some(value) = check().await {
-            return value;
+            return Some(value);
         }
         if Instant::now() > deadline {
-            panic!("timed out after {limit:?} waiting for: {what}");
+            return None;
         }
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        tokio::time::sleep(every).await;
+    }
+}
+
+/// `poll_until` for the synchronous helpers (a child's exit), which sleep the thread instead.
+pub fn poll_blocking<T>(limit: Duration, every: Duration, mut check: impl FnMut() -> Option<T>) -> Option<T> {
+    let deadline = Instant::now() + limit;
+    loop {
+        if let Some(value) = check() {
+            return Some(value);
+        }
+        if Instant::now() > deadline {
+            return None;
+        }
+        std::thread::sleep(every);
     }
 }
 
@@ -544,40 +507,4 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 
 pub fn sha256_hex(bytes: &[u8]) -> String {
     confronta_sync::hash::Sha256Digest::of_bytes(bytes).to_hex()
-}
-
-/// Collects a test's rows for docs/hostile-inputs.md and writes them as JSON lines under
-/// target/reports/hostile/ (`tests/hostile.rs` and `tests/guarantees.rs` both report there).
-pub struct Report {
-    group: &'static str,
-    rows: Vec<serde_json::Value>,
-}
-
-impl Report {
-    pub fn new(group: &'static str) -> Report {
-        Report { group, rows: Vec::new() }
-    }
-
-    /// Records a case that passed; call it after the case's assertions.
-    pub fn row(&mut self, case: &str, expected: &str, observed: &str) {
-        self.rows.push(serde_json::json!({"group": self.group, "case": case, "expected": expected, "observed": observed}));
-    }
-}
-
-impl Drop for Report {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            return;
-        }
-        let dir = std::env::var("CONFRONTA_REPORT_DIR")
-            .map(PathBuf::from)
-            .unwrap_or_else(|_| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/reports"))
-            .join("hostile");
-        std::fs::create_dir_all(&dir).unwrap();
-        use std::io::Write as _;
-        let mut file = std::fs::File::create(dir.join(format!("{}.jsonl", self.group))).unwrap();
-        for row in &self.rows {
-            writeln!(file, "{row}").unwrap();
-        }
-    }
 }

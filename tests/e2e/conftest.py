@@ -15,6 +15,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "fixtures"))
+import testconfig  # noqa: E402  (the config template the Rust tests fill too)
+
 HERE = Path(__file__).resolve().parent
 PROYECTO = HERE / "proyecto"
 
@@ -103,38 +106,25 @@ def _config_sidecar(work: Path, prefijo: str) -> Path:
         auth += f":{pg.password}"
     db_url = f"postgres://{auth}@{pg.hostname or '127.0.0.1'}:{pg.port or 5432}/{os.environ['E2E_DB_NAME']}"
     config = work / "sidecar" / "config.toml"
+    placeholders = {
+        "MEDIA_ROOT": work / "media", "DATABASE_URL": db_url,
+        "S3_ENDPOINT": os.environ["CONFRONTA_TEST_S3_ENDPOINT"], "S3_BUCKET": os.environ["CONFRONTA_TEST_S3_BUCKET"],
+        "S3_ACCESS_KEY": os.environ["CONFRONTA_TEST_S3_ACCESS_KEY"], "PREFIX": f"{prefijo}confrontas",
+        "JOURNAL": work / "sidecar" / "journal.sqlite3",
+    }
     # Defaults except what makes a test run quick: settle 100 ms, short retry backoff, and a
-    # 5 MiB multipart threshold so the 5 MB confronta goes up in parts.
-    config.write_text(
-        f"""
-[watch]
-media_root = "{work / 'media'}"
-dir = "confrontas"
-settle_ms = 100
-
-[database]
-url = "{db_url}"
-
-[minio]
-endpoint = "{os.environ['CONFRONTA_TEST_S3_ENDPOINT']}"
-region = "us-east-1"
-bucket = "{os.environ['CONFRONTA_TEST_S3_BUCKET']}"
-access_key = "{os.environ['CONFRONTA_TEST_S3_ACCESS_KEY']}"
-object_name = "{prefijo}confrontas/venta_{{numero}}_confronta_{{id}}_{{sha256_12}}{{ext}}"
-multipart_threshold_bytes = 5242880
-part_size_bytes = 5242880
-
-[journal]
-path = "{work / 'sidecar' / 'journal.sqlite3'}"
-
-[pipeline]
-retry_initial_ms = 200
-retry_max_s = 2
-
-[log]
-level = "info"
-"""
-    )
+    # 5 MiB multipart threshold so the 5 MB confronta goes up in parts. The secret key comes
+    # from the environment (CONFRONTA_SYNC_SECRET_KEY), not a file.
+    config.write_text(testconfig.render(placeholders, {
+        "minio.secret_key_file": None,
+        "watch.settle_ms": 100,
+        "minio.region": "us-east-1",
+        "minio.multipart_threshold_bytes": 5242880,
+        "minio.part_size_bytes": 5242880,
+        "pipeline.retry_initial_ms": 200,
+        "pipeline.retry_max_s": 2,
+        "log.level": "info",
+    }))
     # The sidecar refuses a config holding a database password that other users can read.
     config.chmod(0o600)
     return config

@@ -2,8 +2,8 @@
 //! per-case world and its invariant checks, PostgreSQL roles and audit, metrics scraping, and
 //! the generated report. The cases themselves are in `tests/reliability.rs`.
 
-pub mod bench;
 pub mod metrics;
 pub mod pg;
 pub mod report;
 pub mod s3server;
+pub mod world;

@@ -17,8 +17,8 @@ use super::pg::{admin, install_audit, SchemaGuard};
 use super::report::{failure_dir, seed, Record};
 use super::s3server::store_for;
 use crate::common::{
-    pg_base_url, pg_connect, s3_env, sample_bytes, sha256_hex, unique, write_private, S3Env, TestDb,
-    DDL_POSTGRES,
+    config::Placement, django, pg_base_url, pg_connect, s3_env, sample_bytes, sha256_hex, unique, S3Env,
+    TestConfig, TestDb, DDL_POSTGRES,
 };
 
 /// Files above this go up in parts (5 MiB, the S3 minimum part size), so some files in the
@@ -75,21 +75,9 @@ pub struct FileSpec {
 impl FileSpec {
     /// Writes the file the way Django would.
     pub fn write(&self) {
-        use std::io::Write;
         match self.how {
-            WriteHow::InPlace => {
-                let mut file =
-                    std::fs::OpenOptions::new().write(true).create_new(true).open(&self.abs).unwrap();
-                for chunk in self.bytes.chunks(64 * 1024) {
-                    file.write_all(chunk).unwrap();
-                }
-                file.sync_all().unwrap();
-            }
-            WriteHow::RenameIn => {
-                let temp = self.scratch.join(format!("upload-{}.part", self.id));
-                std::fs::write(&temp, &*self.bytes).unwrap();
-                std::fs::rename(&temp, &self.abs).unwrap();
-            }
+            WriteHow::InPlace => django::write_in_place(&self.abs, &self.bytes),
+            WriteHow::RenameIn => django::rename_in(&self.scratch, &self.abs, &self.bytes),
         }
         self.written.store(true, Ordering::SeqCst);
     }
@@ -115,6 +103,8 @@ pub struct SiteOptions {
     pub retry_max_s: u64,
     pub max_in_flight: usize,
     pub reconcile_s: u64,
+    /// Further keys by dotted name ("database.lock_timeout_ms"), set last.
+    pub settings: Vec<(&'static str, toml::Value)>,
 }
 
 impl Default for SiteOptions {
@@ -129,6 +119,7 @@ impl Default for SiteOptions {
             retry_max_s: 2,
             max_in_flight: 4,
             reconcile_s: 2,
+            settings: Vec::new(),
         }
     }
 }
@@ -140,7 +131,8 @@ pub struct SizeMix {
     pub multipart_every: Option<usize>,
 }
 
-pub struct Bench {
+/// One case's world (see the module comment).
+pub struct CaseWorld {
     pub id: &'static str,
     pub temp: tempfile::TempDir,
     pub db: TestDb,
@@ -277,8 +269,8 @@ impl Tally {
     }
 }
 
-impl Bench {
-    pub async fn new(id: &'static str, target: Target) -> Bench {
+impl CaseWorld {
+    pub async fn new(id: &'static str, target: Target) -> CaseWorld {
         super::pg::sweep_leftovers();
         let temp = tempfile::Builder::new().prefix(&format!("rel-{id}-")).tempdir().unwrap();
         // Its own schema name (not `cs_test_*`, which scripts/test.sh sweeps at its start, so a
@@ -292,7 +284,7 @@ impl Bench {
         let db = TestDb::Postgres { schema: schema.clone(), admin: client };
         install_audit(&db).await;
         let seed = seed() ^ fnv(id);
-        Bench {
+        CaseWorld {
             id,
             temp,
             db,
@@ -317,64 +309,35 @@ impl Bench {
         let media_root = options.media_root.clone().unwrap_or_else(|| root.join("media"));
         std::fs::create_dir_all(media_root.join("confrontas")).unwrap();
         let journal = options.journal.clone().unwrap_or_else(|| root.join("state/journal.sqlite3"));
-        let secret_file = root.join("minio-secret");
-        // The daemon refuses a secret key file other users can read.
-        write_private(&secret_file, &self.target.env.secret_key);
         let metrics_port = options.metrics.then(super::metrics::free_port);
-        let poll = options.poll_ms.map(|ms| format!("poll_interval_ms = {ms}")).unwrap_or_default();
-        let metrics = metrics_port
-            .map(|port| format!("[metrics]\nlisten = \"127.0.0.1:{port}\"\n"))
-            .unwrap_or_default();
-        let text = format!(
-            r#"
-[watch]
-media_root = "{media}"
-dir = "confrontas"
-settle_ms = 100
-reconcile_interval_s = {reconcile}
-{poll}
-
-[database]
-url = "{db}"
-
-[minio]
-endpoint = "{endpoint}"
-bucket = "{bucket}"
-access_key = "{access}"
-secret_key_file = "{secret}"
-object_name = "{prefix}/venta_{{numero}}_confronta_{{id}}_{{sha256_12}}{{ext}}"
-multipart_threshold_bytes = {multipart}
-part_size_bytes = {multipart}
-
-[journal]
-path = "{journal}"
-
-[pipeline]
-max_in_flight = {in_flight}
-retry_initial_ms = {retry_initial}
-retry_max_s = {retry_max}
-
-[service]
-shutdown_timeout_s = 10
-
-{metrics}
-"#,
-            media = media_root.display(),
-            db = options.db_url.clone().unwrap_or_else(|| self.db.url()),
-            endpoint = self.target.env.endpoint,
-            bucket = self.target.env.bucket,
-            access = self.target.env.access_key,
-            secret = secret_file.display(),
-            prefix = self.prefix,
-            multipart = MULTIPART,
-            journal = journal.display(),
-            in_flight = options.max_in_flight,
-            retry_initial = options.retry_initial_ms,
-            retry_max = options.retry_max_s,
-            reconcile = options.reconcile_s,
-        );
-        let config = root.join("config.toml");
-        write_private(&config, &text);
+        let mut config = TestConfig::placed(
+            root.join("config.toml"),
+            &Placement {
+                media_root: &media_root,
+                database_url: options.db_url.clone().unwrap_or_else(|| self.db.url()),
+                s3: &self.target.env,
+                secret_key_file: &root.join("minio-secret"),
+                prefix: &self.prefix,
+                journal: &journal,
+            },
+        )
+        .set("watch.reconcile_interval_s", options.reconcile_s as i64)
+        .set("minio.multipart_threshold_bytes", MULTIPART as i64)
+        .set("minio.part_size_bytes", MULTIPART as i64)
+        .set("pipeline.max_in_flight", options.max_in_flight as i64)
+        .set("pipeline.retry_initial_ms", options.retry_initial_ms as i64)
+        .set("pipeline.retry_max_s", options.retry_max_s as i64)
+        .set("service.shutdown_timeout_s", 10);
+        if let Some(ms) = options.poll_ms {
+            config = config.set("watch.poll_interval_ms", ms as i64);
+        }
+        if let Some(port) = metrics_port {
+            config = config.set("metrics.listen", format!("127.0.0.1:{port}"));
+        }
+        for (key, value) in options.settings {
+            config = config.set(key, value);
+        }
+        let config = config.write();
         Site { media_root, journal, config, metrics_port }
     }
 

@@ -1,0 +1,235 @@
+//! The TOML configuration: its schema (`schema`), defaults, validation, the settings a SIGHUP
+//! changes live, and secret loading (`secrets`).
+//!
+//! Every table and struct denies unknown keys, so a typo such as `setle_ms` is an error that
+//! names the key instead of a silently ignored setting.
+
+mod schema;
+mod secrets;
+#[cfg(test)]
+mod tests;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::object_name::ObjectNameTemplate;
+pub use schema::*;
+pub use secrets::{redact_url, Secret, SECRET_KEY_ENV};
+use secrets::{refuse_readable_by_others, refuse_writable_by_others};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    /// TOML syntax, a wrong type or an unknown key: `toml` names the line, the column and the
+    /// key, and shows the line.
+    #[error("invalid config {path}: {}", source.to_string().trim_end())]
+    Parse { path: PathBuf, source: toml::de::Error },
+    #[error("invalid config {path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+    #[error("cannot read secret key file {path}: {source}")]
+    SecretFile { path: PathBuf, source: std::io::Error },
+    #[error(
+        "{path} holds {what} and its mode {mode:03o} lets every local user read it; \
+         run `chmod 640 {path}` (owner root, group the service's) and start again"
+    )]
+    ReadableByOthers { path: PathBuf, mode: u32, what: &'static str },
+}
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub watch: WatchConfig,
+    pub database: DatabaseConfig,
+    pub minio: MinioConfig,
+    pub journal: JournalConfig,
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    #[serde(default)]
+    pub log: LogConfig,
+    #[serde(default)]
+    pub service: ServiceConfig,
+    #[serde(default)]
+    pub validation: ValidationConfig,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+/// The settings a SIGHUP can change while the daemon runs: the scheduler applies them between
+/// dispatches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LiveSettings {
+    pub max_in_flight: usize,
+    pub settle: Duration,
+    pub retry_initial: Duration,
+    pub retry_max: Duration,
+    pub reconcile_interval: Duration,
+}
+
+impl LiveSettings {
+    pub fn of(config: &Config) -> LiveSettings {
+        LiveSettings {
+            max_in_flight: config.pipeline.max_in_flight,
+            settle: config.settle(),
+            retry_initial: Duration::from_millis(config.pipeline.retry_initial_ms),
+            retry_max: Duration::from_secs(config.pipeline.retry_max_s),
+            reconcile_interval: Duration::from_secs(config.watch.reconcile_interval_s.max(1)),
+        }
+    }
+}
+
+impl Config {
+    /// Reads, parses and validates the file at `path`.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        refuse_writable_by_others(path)?;
+        let config = Config::parse(&text, path)?;
+        if config.database.holds_password() {
+            refuse_readable_by_others(path, "the database password")?;
+        }
+        Ok(config)
+    }
+
+    /// Where refused files go: `validation.quarantine_dir`, else `quarantine` in the journal's
+    /// folder. The default is the daemon's own state folder because MEDIA_ROOT is what Django
+    /// serves at `/media/`: a refused executable kept there would stay downloadable.
+    pub fn quarantine_dir(&self) -> PathBuf {
+        self.validation
+            .quarantine_dir
+            .clone()
+            .unwrap_or_else(|| self.journal.path.parent().unwrap_or(&self.journal.path).join("quarantine"))
+    }
+
+    /// Parses and validates `text`; `path` only names the source in errors.
+    pub fn parse(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config =
+            toml::from_str(text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })?;
+        config.validate().map_err(|message| ConfigError::Invalid { path: path.to_owned(), message })?;
+        Ok(config)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        if !self.watch.media_root.is_absolute() {
+            return Err(format!(
+                "watch.media_root must be an absolute path, got {}",
+                self.watch.media_root.display()
+            ));
+        }
+        crate::media_path::RelativeMediaPath::parse(&self.watch.dir)
+            .map_err(|e| format!("watch.dir: {e}"))?;
+        if !self.database.url.starts_with("postgres://")
+            && !self.database.url.starts_with("postgresql://")
+            && !self.database.url.starts_with("sqlite://")
+        {
+            return Err("database.url must start with postgres:// or sqlite:///".into());
+        }
+        let identifiers = [
+            ("database.table", &self.database.table),
+            ("database.columns.id", &self.database.columns.id),
+            ("database.columns.numero", &self.database.columns.numero),
+            ("database.columns.confronta", &self.database.columns.confronta),
+            ("database.columns.minio_url", &self.database.columns.minio_url),
+            ("database.columns.minio_object_name", &self.database.columns.minio_object_name),
+            ("database.columns.subido_a_minio", &self.database.columns.subido_a_minio),
+            ("database.columns.sha256", &self.database.columns.sha256),
+            ("database.columns.sync_error", &self.database.columns.sync_error),
+        ];
+        for (key, value) in identifiers {
+            // Table and column names are spliced into SQL, so only plain identifiers pass.
+            let plain = !value.is_empty()
+                && value.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+                && !value.starts_with(|c: char| c.is_ascii_digit());
+            if !plain {
+                return Err(format!("{key} must be a plain SQL identifier, got {value:?}"));
+            }
+        }
+        let db = &self.database;
+        if db.connect_timeout_s == 0 {
+            return Err("database.connect_timeout_s must be at least 1".into());
+        }
+        if db.statement_timeout_ms < 100 {
+            return Err(format!(
+                "database.statement_timeout_ms must be at least 100, got {}",
+                db.statement_timeout_ms
+            ));
+        }
+        if db.lock_timeout_ms == 0 || db.lock_timeout_ms > db.statement_timeout_ms {
+            return Err(format!(
+                "database.lock_timeout_ms must be between 1 and database.statement_timeout_ms ({}), got {}",
+                db.statement_timeout_ms, db.lock_timeout_ms
+            ));
+        }
+        if db.keepalive_idle_s == 0 {
+            return Err("database.keepalive_idle_s must be at least 1".into());
+        }
+        if !(1..=64).contains(&db.pool_size) {
+            return Err(format!("database.pool_size must be between 1 and 64, got {}", db.pool_size));
+        }
+        ObjectNameTemplate::parse(&self.minio.object_name).map_err(|e| format!("minio.object_name: {e}"))?;
+        const MIN_PART: u64 = 5 * 1024 * 1024;
+        if self.minio.part_size_bytes < MIN_PART {
+            return Err(format!(
+                "minio.part_size_bytes must be at least {MIN_PART} (the S3 minimum), got {}",
+                self.minio.part_size_bytes
+            ));
+        }
+        // Larger parts or files could never be uploaded: say so now, not at the first such file.
+        if self.minio.part_size_bytes > crate::store::MAX_PART_BYTES {
+            return Err(format!(
+                "minio.part_size_bytes must be at most {} (the S3 maximum), got {}",
+                crate::store::MAX_PART_BYTES,
+                self.minio.part_size_bytes
+            ));
+        }
+        if self.validation.max_bytes > crate::store::MAX_OBJECT_BYTES {
+            return Err(format!(
+                "validation.max_bytes must be at most {} (S3's largest object), got {}",
+                crate::store::MAX_OBJECT_BYTES,
+                self.validation.max_bytes
+            ));
+        }
+        if self.pipeline.max_in_flight == 0 {
+            return Err("pipeline.max_in_flight must be at least 1".into());
+        }
+        // One part's PUT may take minutes on a slow link without any other sign of progress.
+        if self.service.stall_timeout_s < 30 {
+            return Err(format!(
+                "service.stall_timeout_s must be at least 30, got {}",
+                self.service.stall_timeout_s
+            ));
+        }
+        if !self.journal.path.is_absolute() {
+            return Err(format!(
+                "journal.path must be an absolute path, got {}",
+                self.journal.path.display()
+            ));
+        }
+        // MEDIA_ROOT holds the watched folder, so this also keeps refused files from being
+        // picked up again; and Django serves it, so nothing refused may be kept there.
+        let quarantine = self.quarantine_dir();
+        let defaulted =
+            if self.validation.quarantine_dir.is_none() { " (the default, beside journal.path)" } else { "" };
+        if !quarantine.is_absolute() || quarantine.starts_with(&self.watch.media_root) {
+            return Err(format!(
+                "validation.quarantine_dir must be an absolute path outside watch.media_root ({}), \
+                 which Django serves; got {}{defaulted}",
+                self.watch.media_root.display(),
+                quarantine.display()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The folder being watched: `media_root/dir`.
+    pub fn watched_dir(&self) -> PathBuf {
+        self.watch.media_root.join(&self.watch.dir)
+    }
+
+    pub fn settle(&self) -> Duration {
+        Duration::from_millis(self.watch.settle_ms)
+    }
+}

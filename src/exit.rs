@@ -1,0 +1,114 @@
+//! How a run ends: the exit codes (documented in the README and in `--help`), and `Exit`,
+//! the causes of a failed run, which get their codes in one match.
+
+use crate::commands::CommandError;
+use crate::config::ConfigError;
+use crate::error::Reason;
+use crate::pipeline::Failure;
+
+/// Everything done.
+pub const OK: i32 = 0;
+/// The run finished but some files failed (rescan), or a fatal error stopped the daemon.
+pub const FAILURES: i32 = 1;
+/// Bad command line or configuration.
+pub const CONFIG: i32 = 2;
+/// The database is unreachable, refuses the credentials, or lacks the table or a column.
+pub const DATABASE: i32 = 3;
+/// The object store is unreachable, refuses the credentials, or lacks the bucket.
+pub const OBJECT_STORE: i32 = 4;
+/// The journal is locked by another daemon or cannot be opened.
+pub const JOURNAL: i32 = 5;
+/// The log destination cannot be set up.
+pub const LOGGING: i32 = 6;
+
+/// Why a run ends with an error, by cause; each message names what failed.
+#[derive(Debug, thiserror::Error)]
+pub enum Exit {
+    /// The configuration, or something it names (the watched folder, the metrics address), is
+    /// unusable.
+    #[error("{0}")]
+    Config(String),
+    #[error("{0}")]
+    Logging(String),
+    /// Connecting to the database or checking its table failed.
+    #[error("{0}")]
+    Database(String),
+    /// Connecting to the object store, its bucket or the start-up probe failed.
+    #[error("{0}")]
+    ObjectStore(String),
+    #[error("{0}")]
+    Journal(String),
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// A fatal failure stopped the daemon or the rescan.
+    #[error("{}: {}", .0.reason, .0.message)]
+    Fatal(Failure),
+    /// Anything else: the runtime, the signal handlers, writing the output.
+    #[error("{0}")]
+    Failed(String),
+}
+
+impl Exit {
+    /// The one place a cause gets its exit code (documented in `exit` and the README).
+    pub fn code(&self) -> i32 {
+        match self {
+            Exit::Config(_) => CONFIG,
+            Exit::Logging(_) => LOGGING,
+            Exit::Database(_)
+            | Exit::Command(CommandError::Database(_))
+            | Exit::Fatal(Failure {
+                reason: Reason::DbUnavailable | Reason::DbRefused | Reason::DbSchema | Reason::DbRowLocked,
+                ..
+            }) => DATABASE,
+            Exit::ObjectStore(_) | Exit::Command(CommandError::Store(_)) => OBJECT_STORE,
+            Exit::Journal(_) | Exit::Command(CommandError::Journal(_)) => JOURNAL,
+            Exit::Command(CommandError::Invalid(_)) | Exit::Fatal(_) | Exit::Failed(_) => FAILURES,
+        }
+    }
+}
+
+impl From<ConfigError> for Exit {
+    fn from(e: ConfigError) -> Self {
+        Exit::Config(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::Config;
+    use crate::db::{DbError, DbErrorKind};
+    use crate::journal::JournalError;
+    use crate::store::{StoreError, StoreErrorKind};
+
+    /// Issue 15: the exit code follows the cause, never the text of a reason.
+    #[test]
+    fn each_cause_exits_with_its_documented_code() {
+        let store_error = || StoreError { kind: StoreErrorKind::Unavailable, message: "down".into() };
+        let journal_error = || JournalError::Io { path: "/j".into(), message: "disk full".into() };
+        let fatal = |reason| Exit::Fatal(Failure::new(reason, "stopped"));
+        let cases = [
+            (Exit::from(Config::parse("[nope]", Path::new("t.toml")).unwrap_err()), CONFIG),
+            (Exit::Config("cannot watch /m".into()), CONFIG),
+            (Exit::Logging("cannot set up logging".into()), LOGGING),
+            (Exit::Database("no column".into()), DATABASE),
+            (Exit::ObjectStore("bucket missing".into()), OBJECT_STORE),
+            (Exit::Journal("locked".into()), JOURNAL),
+            (CommandError::from(DbError::new(DbErrorKind::Unavailable, "down")).into(), DATABASE),
+            (CommandError::from(store_error()).into(), OBJECT_STORE),
+            (CommandError::from(journal_error()).into(), JOURNAL),
+            (CommandError::Invalid("venta 9 does not exist".into()).into(), FAILURES),
+            (fatal(Reason::DbSchema), DATABASE),
+            (fatal(Reason::DbUnavailable), DATABASE),
+            (fatal(Reason::S3Refused), FAILURES),
+            (fatal(Reason::Journal), FAILURES),
+            (Exit::Failed("cannot install signal handlers".into()), FAILURES),
+        ];
+        for (cause, code) in cases {
+            assert_eq!(cause.code(), code, "{cause:?}");
+        }
+        assert_eq!(fatal(Reason::DbSchema).to_string(), "db_schema: stopped");
+    }
+}

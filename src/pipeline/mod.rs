@@ -1,0 +1,478 @@
+//! One file's journey, driven by one loop over its journal state: match → claim → hash → upload →
+//! verify → record → remove.
+//!
+//! `Pipeline::process` opens the file's journal entry and `drive` advances it with one `match`
+//! on the entry's state, whose arms are the journal's recovery rules (the `journal` module's
+//! doc comment) line for line. The steps (`steps`, `rows`, `refuse`, `remove`) look at the world
+//! and return what follows; they never set the state: `enter` is the only code that does. Each
+//! step re-checks the world (the file, the row, the object) instead of trusting the journal, and
+//! the driver journals a state before the side effect it guards: `hashed` (with the object name)
+//! before the upload, `verified` before the row's compare-and-set, `recorded` before the old
+//! object and the local file are deleted. This module is the only code that deletes a local file.
+
+mod failure;
+mod health;
+mod plan;
+mod refuse;
+mod remove;
+mod rows;
+mod steps;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tracing::{debug, info, warn, Instrument};
+
+use crate::config::{ConditionalWrites, Config};
+use crate::db::{SalesRows, SchemaLimits, VentaRow};
+use crate::error::{pause_point, ErrorClass, Reason};
+use crate::hash::{FileHash, FileIdentity};
+use crate::journal::{now_ms, FileState, Journal, JournalEntry, JournalError};
+use crate::media_path::{MediaRoot, NoFollowError, RelativeMediaPath};
+use crate::object_name::{ObjectName, ObjectNameTemplate};
+use crate::store::{Capabilities, ObjectInfo, ObjectStore};
+use crate::validation::Validator;
+
+use failure::{fail, give_up};
+use health::Health;
+pub use plan::{Plan, PlanAction};
+
+/// What became of one call to `process`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Uploaded, verified, recorded, and the local file removed.
+    Moved { venta_id: i64, object: String, bytes: u64 },
+    /// Nothing to do: the file is gone and nothing is pending for it, or it was given up earlier.
+    Nothing,
+    /// No row points at the file yet; try again later.
+    WaitingForRow,
+    /// No row has pointed at the file for `orphan_after_s`; it is kept and reported.
+    Orphan,
+    /// Another sidecar holds the row's claim.
+    Busy,
+    /// A transient failure; try again later.
+    Retry(Failure),
+    /// Given up for this version of the file, which is kept where it is.
+    Kept(Failure),
+    /// Nothing can work until an operator acts (schema, configuration).
+    Fatal(Failure),
+}
+
+/// Why a file did not move.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    pub reason: Reason,
+    pub message: String,
+}
+
+impl Failure {
+    pub fn new(reason: Reason, message: impl Into<String>) -> Self {
+        Failure { reason, message: message.into() }
+    }
+}
+
+/// Everything a file's journey needs, shared by every in-flight file.
+pub struct Pipeline {
+    media_root: MediaRoot,
+    store: Arc<dyn ObjectStore>,
+    db: Arc<dyn SalesRows>,
+    journal: Journal,
+    template: ObjectNameTemplate,
+    url_base: String,
+    multipart_threshold: u64,
+    part_size: u64,
+    limits: SchemaLimits,
+    validator: Validator,
+    orphan_after_ms: i64,
+    store_health: Health,
+    db_health: Health,
+    /// When this process started: entries given up before it are tried once more.
+    started_ms: i64,
+    /// Small files go up with `If-None-Match: *` (the server was probed and honours it).
+    conditional_put: bool,
+    /// The server refuses a PUT whose `x-amz-checksum-sha256` does not match its body (the
+    /// probe showed it): a PUT's answer echoing our checksum then verifies the upload.
+    checksum_enforced: bool,
+    /// See `owners`.
+    missing_after_ms: i64,
+}
+
+/// One run of one file: its journal entry, and what this run has checked beyond it.
+struct Run {
+    entry: JournalEntry,
+    absolute: PathBuf,
+    /// When the run began (ms since the epoch): how long a file has waited for its row.
+    now_ms: i64,
+    /// The file at the path when the run began.
+    on_disk: Option<FileIdentity>,
+    progress: Progress,
+    /// The row, the hash and the object, once the row is claimed and the file hashed.
+    work: Option<Work>,
+    /// The row this run claimed; released when the run ends, however it ends.
+    claimed: Option<i64>,
+    /// Whether the `recorded` step must read the row again before the local copy goes.
+    row_check: RowCheck,
+    /// Why validation refused the file, when it did during this run.
+    refusal: Option<String>,
+}
+
+/// How far this run has checked the world for an entry in `hashed`, `uploaded` or `verified`:
+/// the journal says where the file was, a run checks it again before going on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Progress {
+    /// No file stands at the path.
+    Gone,
+    /// Nothing checked yet.
+    Opened,
+    /// The row is matched and claimed, the file hashed, the object named (`Run::work`).
+    Claimed,
+    /// The object holds the hashed bytes: uploaded by this run, or found there.
+    Stored,
+    /// The object and the local file were checked after the upload.
+    Verified,
+}
+
+/// What a run knows once its row is claimed and the file hashed.
+struct Work {
+    row: VentaRow,
+    identity: FileIdentity,
+    hash: FileHash,
+    content_type: String,
+    object: ObjectName,
+    url: String,
+    /// The upload's own answer verified the object (see `Pipeline::verify`).
+    answer_verified: bool,
+}
+
+/// Whether the `recorded` step must read the row again before deleting the local copy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum RowCheck {
+    /// This run saw the row point at our object (its compare-and-set matched, or the row read).
+    JustRecorded,
+    /// Resuming from the journal: the row may have changed since.
+    ReadAgain,
+}
+
+/// What a step found, for the driver to carry out. Steps return it and never set the state.
+enum Step {
+    /// Done with the current state: the entry moves to this one, journaled before the next step.
+    To(FileState),
+    /// As `To`, then the test-only pause point of that name.
+    ToThenPause(FileState, &'static str),
+    /// This run checked something the state does not record (`Run::progress`): go on.
+    Continue,
+    /// The file on disk is not the one hashed: back to `seen` without the hash, and the failure
+    /// settled as `Settle` does.
+    Rehash(Outcome),
+    /// The run ends; a failure is journaled with its class and one more attempt.
+    Settle(Outcome),
+    /// The run ends in this state (journaled if the entry was in another), with this outcome.
+    End(FileState, Outcome),
+    /// The run ends with nothing to journal.
+    Stop(Outcome),
+}
+
+/// What `open` found at the path.
+enum Opened {
+    Run(Box<Run>),
+    Done(Outcome),
+}
+
+impl Pipeline {
+    pub fn new(
+        config: &Config,
+        store: Arc<dyn ObjectStore>,
+        db: Arc<dyn SalesRows>,
+        journal: Journal,
+        limits: SchemaLimits,
+        capabilities: Capabilities,
+    ) -> Pipeline {
+        let conditional_put =
+            capabilities.conditional_put && config.minio.conditional_writes == ConditionalWrites::Auto;
+        Pipeline {
+            media_root: MediaRoot::resolve(&config.watch.media_root, &config.watch.dir),
+            store,
+            db,
+            journal,
+            template: ObjectNameTemplate::parse(&config.minio.object_name)
+                .expect("template validated at config load"),
+            url_base: format!("{}/{}", config.minio.public_base_url(), config.minio.bucket),
+            multipart_threshold: config.minio.multipart_threshold_bytes,
+            part_size: config.minio.part_size_bytes,
+            limits,
+            validator: Validator::new(&config.validation, config.quarantine_dir()),
+            orphan_after_ms: (config.watch.orphan_after_s as i64).saturating_mul(1000),
+            started_ms: now_ms(),
+            conditional_put,
+            checksum_enforced: capabilities.checksum_enforced,
+            missing_after_ms: (config.watch.missing_after_s as i64).saturating_mul(1000),
+            store_health: Health::new("object store", "s3"),
+            db_health: Health::new("database", "db"),
+        }
+    }
+
+    pub fn journal(&self) -> &Journal {
+        &self.journal
+    }
+
+    pub fn db(&self) -> &Arc<dyn SalesRows> {
+        &self.db
+    }
+
+    /// Takes the file at `path` as far as it can go now.
+    pub async fn process(&self, path: &RelativeMediaPath) -> Outcome {
+        let span = tracing::info_span!("file", path = ?path, venta_id = tracing::field::Empty, object = tracing::field::Empty);
+        async {
+            let outcome = match self.advance(path).await {
+                Ok(outcome) => outcome,
+                // Every step's only hard error is the journal: nothing may happen that it has not
+                // recorded first, so the file waits.
+                Err(e) => {
+                    Outcome::Retry(Failure::new(Reason::Journal, format!("cannot write the journal: {e}")))
+                }
+            };
+            match &outcome {
+                Outcome::Moved { bytes, .. } => info!(bytes, "moved to object store"),
+                Outcome::Retry(f) => debug!(reason = f.reason.as_str(), error = %f.message, "will retry"),
+                Outcome::Kept(f) => warn!(reason = f.reason.as_str(), error = %f.message, "file kept"),
+                Outcome::Fatal(f) => {
+                    tracing::error!(reason = f.reason.as_str(), error = %f.message, "cannot continue")
+                }
+                _ => {}
+            }
+            outcome
+        }
+        .instrument(span)
+        .await
+    }
+
+    async fn advance(&self, path: &RelativeMediaPath) -> Result<Outcome, JournalError> {
+        let mut run = match self.open(path).await? {
+            Opened::Run(run) => run,
+            Opened::Done(outcome) => return Ok(outcome),
+        };
+        let outcome = self.drive(&mut run).await;
+        if let Some(venta_id) = run.claimed {
+            self.db.release_claim(venta_id).await;
+        }
+        outcome
+    }
+
+    /// The entry to drive for the file now at `path`: the journaled one while it still
+    /// describes that file, a new one otherwise.
+    async fn open(&self, path: &RelativeMediaPath) -> Result<Opened, JournalError> {
+        let absolute = self.media_root.to_absolute(path);
+        let now = now_ms();
+        let existing = self.journal.get(path).await?;
+        let on_disk = match local_identity(&absolute) {
+            Ok(identity) => identity,
+            Err(failure @ Failure { reason: Reason::SymlinkedFolder, .. }) => {
+                return self.refuse_symlinked_folder(path, existing, failure).await.map(Opened::Done)
+            }
+            Err(failure) => return Ok(Opened::Done(Outcome::Retry(failure))),
+        };
+        let fresh = |first_seen_ms: i64| {
+            let mut entry = JournalEntry::new(path.clone(), first_seen_ms);
+            entry.identity = on_disk;
+            entry
+        };
+        let entry = match (existing, on_disk) {
+            // Recorded, or refused before the last stop: carried out whatever stands at the path now.
+            (Some(entry), _) if entry.state == FileState::Recorded => entry,
+            (Some(entry), _)
+                if entry.state == FileState::Refusing && (on_disk.is_none() || on_disk == entry.identity) =>
+            {
+                entry
+            }
+            (None, None) => return Ok(Opened::Done(Outcome::Nothing)),
+            (Some(entry), None) => entry,
+            // Same file version, still in progress (or given up): continue from where it is.
+            (Some(entry), Some(identity))
+                if entry.identity == Some(identity) && entry.state != FileState::Removed =>
+            {
+                entry
+            }
+            // A new file at this path, or one that changed since: start over.
+            (Some(previous), Some(_))
+                if !previous.state.is_terminal() && previous.state != FileState::Orphan =>
+            {
+                fresh(previous.first_seen_ms)
+            }
+            (_, Some(_)) => fresh(now),
+        };
+        let entry = match entry.state {
+            FileState::Removed | FileState::Rejected | FileState::RowChanged if on_disk.is_some() => {
+                // Given up during this run: leave it. Given up by an earlier run: every start
+                // tries kept files once more, since what kept them (a row, a setting, clamd's
+                // limit) may have been fixed in between.
+                if entry.updated_ms >= self.started_ms {
+                    return Ok(Opened::Done(Outcome::Nothing));
+                }
+                debug!(state = entry.state.as_str(), "kept by an earlier run; trying it once more");
+                fresh(entry.first_seen_ms)
+            }
+            _ => entry,
+        };
+        Ok(Opened::Run(Box::new(Run {
+            entry,
+            absolute,
+            now_ms: now,
+            on_disk,
+            progress: if on_disk.is_some() { Progress::Opened } else { Progress::Gone },
+            work: None,
+            claimed: None,
+            row_check: RowCheck::ReadAgain,
+            refusal: None,
+        })))
+    }
+
+    /// Advances the entry until a step ends the run. Each arm is one line of the journal's
+    /// recovery rules, in the same order.
+    async fn drive(&self, run: &mut Run) -> Result<Outcome, JournalError> {
+        use FileState::*;
+        loop {
+            let step = match (run.entry.state, run.progress) {
+                // recorded: the row read again, the object checked, the old one retired, the file unlinked.
+                (Recorded, _) => self.finish_recorded(run).await?,
+                // refusing: the row cleared, then the file moved to quarantine; gone: it was moved.
+                (Refusing, _) => self.resume_refusal(run).await,
+                // removed, rejected, row_changed: nothing more for this file version.
+                (Removed | Rejected | RowChanged, _) => Step::Stop(Outcome::Nothing),
+                // any other state, the local file gone: finished elsewhere, forgotten, or reported.
+                (_, Progress::Gone) => self.local_file_gone(&mut run.entry).await?,
+                // seen, waiting_for_row, failed, orphan: start over at match and hash.
+                (Seen | WaitingForRow | Failed | Orphan, _) => self.prepare(run).await?,
+                // hashed, uploaded, verified: the row by id, then matched and claimed, the hash reused…
+                (Hashed | Uploaded | Verified, Progress::Opened) => self.resume(run).await?,
+                // …the upload skipped if the object holds exactly the hashed bytes, repeated otherwise…
+                (Hashed | Uploaded | Verified, Progress::Claimed) => self.upload(run).await?,
+                // …the object verified again, the local file still the hashed one…
+                (Hashed | Uploaded | Verified, Progress::Stored) => self.verify(run).await?,
+                // …and the row recorded with the compare-and-set.
+                (Hashed | Uploaded | Verified, Progress::Verified) => self.record(run).await?,
+            };
+            match step {
+                Step::To(state) => self.enter(&mut run.entry, state).await?,
+                Step::ToThenPause(state, point) => {
+                    self.enter(&mut run.entry, state).await?;
+                    pause_point(point).await;
+                }
+                Step::Continue => {}
+                Step::Rehash(outcome) => {
+                    run.entry.hash = None;
+                    set_state(&mut run.entry, Seen);
+                    return self.settle(&mut run.entry, outcome).await;
+                }
+                Step::Settle(outcome) => return self.settle(&mut run.entry, outcome).await,
+                Step::End(state, outcome) => {
+                    if run.entry.state != state {
+                        self.enter(&mut run.entry, state).await?;
+                    }
+                    return Ok(outcome);
+                }
+                Step::Stop(outcome) => return Ok(outcome),
+            }
+        }
+    }
+
+    /// Moves the entry to `state` and journals it.
+    async fn enter(&self, entry: &mut JournalEntry, state: FileState) -> Result<(), JournalError> {
+        set_state(entry, state);
+        self.put(entry).await
+    }
+
+    /// A path that reaches its file through a symlinked folder is kept for good (until the next
+    /// start), journaled so that reconcile passes do not log it again.
+    async fn refuse_symlinked_folder(
+        &self,
+        path: &RelativeMediaPath,
+        existing: Option<JournalEntry>,
+        failure: Failure,
+    ) -> Result<Outcome, JournalError> {
+        let mut entry = match existing {
+            Some(entry) if entry.state.is_terminal() && entry.updated_ms >= self.started_ms => {
+                return Ok(Outcome::Nothing)
+            }
+            Some(entry) => entry,
+            None => JournalEntry::new(path.clone(), now_ms()),
+        };
+        self.settle(&mut entry, Outcome::Kept(failure)).await
+    }
+
+    /// Journals what a failing outcome means for the entry, then returns it.
+    async fn settle(&self, entry: &mut JournalEntry, outcome: Outcome) -> Result<Outcome, JournalError> {
+        let (failure, class) = match &outcome {
+            Outcome::Retry(f) => (f, ErrorClass::Transient),
+            Outcome::Kept(f) => (f, ErrorClass::Rejected),
+            Outcome::Fatal(f) => (f, ErrorClass::Fatal),
+            _ => return Ok(outcome),
+        };
+        entry.attempts += 1;
+        entry.error_class = Some(class);
+        entry.last_error = Some(format!("{}: {}", failure.reason, failure.message));
+        match (class, entry.state) {
+            (ErrorClass::Rejected, _) => set_state(entry, FileState::Rejected),
+            // Any later state keeps its progress: a resumed upload or record picks up from it.
+            (_, FileState::Seen) => set_state(entry, FileState::Failed),
+            _ => {}
+        }
+        entry.updated_ms = now_ms();
+        self.put(entry).await?;
+        Ok(outcome)
+    }
+
+    async fn put(&self, entry: &JournalEntry) -> Result<(), JournalError> {
+        self.journal.put(entry).await
+    }
+}
+
+/// The one place an entry's state is set; `Pipeline::drive` decides when.
+fn set_state(entry: &mut JournalEntry, state: FileState) {
+    entry.state = state;
+}
+
+/// The identity of the file at `path`, `None` when there is none, the failure otherwise.
+fn local_identity(path: &Path) -> Result<Option<FileIdentity>, Failure> {
+    match FileIdentity::of_path(path) {
+        Ok(identity) => Ok(Some(identity)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(e @ NoFollowError::SymlinkedFolder { .. }) => {
+            Err(Failure::new(Reason::SymlinkedFolder, e.to_string()))
+        }
+        Err(e) => Err(Failure::new(Reason::LocalIo, e.to_string())),
+    }
+}
+
+/// Whether the stored object holds exactly the hashed bytes.
+fn object_matches(info: &ObjectInfo, hash: &FileHash, expected_checksum: &str) -> bool {
+    info.size == hash.identity.size && info.checksum_sha256.as_deref() == Some(expected_checksum)
+}
+
+/// The Content-Type from the file's first bytes, falling back to its extension.
+pub fn sniff_content_type(head: &[u8], extension: &str) -> String {
+    if let Some(kind) = infer::get(head) {
+        return kind.mime_type().to_owned();
+    }
+    match extension {
+        ".pdf" => "application/pdf",
+        ".jpg" | ".jpeg" => "image/jpeg",
+        ".png" => "image/png",
+        ".tif" | ".tiff" => "image/tiff",
+        ".heic" => "image/heic",
+        _ => "application/octet-stream",
+    }
+    .to_owned()
+}
+
+/// Backoff for the `attempt`-th retry: doubling from `initial`, capped, with ±25 % jitter so
+/// that files failed by one outage do not all retry at the same instant.
+pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
+    let doubled = initial.saturating_mul(1u32 << attempt.min(20));
+    let capped = doubled.min(max);
+    let jitter = rand::random_range(0.75..1.25);
+    capped.mul_f64(jitter)
+}
+
+#[cfg(test)]
+mod tests;

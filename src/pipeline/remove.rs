@@ -1,0 +1,211 @@
+//! The end of a file's journey, `recorded` to `removed`: the row read again, the object checked
+//! (uploaded again if it vanished), the old object retired, the local file unlinked; and what a
+//! local file gone before its record means.
+
+use tracing::{debug, info, warn};
+
+use super::{give_up, local_identity, object_matches, Failure, Outcome, Pipeline, RowCheck, Run, Step};
+use crate::error::{pause_point, ErrorClass, Reason};
+use crate::hash::FileHash;
+use crate::journal::{now_ms, FileState, JournalEntry, JournalError};
+use crate::media_path::remove_file_durably;
+use crate::object_name::ObjectName;
+use crate::store::UploadRequest;
+
+impl Pipeline {
+    /// `recorded`: after the row points at our object, retire the old object and unlink the
+    /// local file.
+    pub(super) async fn finish_recorded(&self, run: &mut Run) -> Result<Step, JournalError> {
+        let entry = &mut run.entry;
+        let venta_id = entry.venta_id.unwrap_or_default();
+        let object = entry.object_name.clone().unwrap_or_default();
+        let span = tracing::Span::current();
+        span.record("venta_id", venta_id);
+        span.record("object", object.as_str());
+
+        // After a restart the row is re-read: only a row that still points at our object lets
+        // the local copy go.
+        if run.row_check == RowCheck::ReadAgain {
+            match self.db.get(venta_id).await {
+                Ok(Some(row)) if row.minio_object_name.as_deref() == Some(object.as_str()) => {}
+                Ok(_) => {
+                    let message =
+                        format!("venta {venta_id} no longer points at object {object}; local file kept");
+                    entry.last_error = Some(message.clone());
+                    return Ok(Step::End(
+                        FileState::RowChanged,
+                        Outcome::Kept(Failure::new(Reason::RowChanged, message)),
+                    ));
+                }
+                Err(e) => return Ok(self.db_refusal(entry, e)),
+            }
+        }
+
+        // The object must still be there before the local copy goes: `orphans
+        // --delete-objects`, or anyone with the keys, may have removed it since it was verified.
+        if let Some(step) = self.recheck_object(entry).await {
+            return Ok(step);
+        }
+
+        if let Some(previous) = entry.previous_object.clone() {
+            self.retire_previous_object(&previous).await;
+        }
+
+        let absolute = &run.absolute;
+        let bytes = entry.identity.map(|i| i.size).unwrap_or_default();
+        pause_point("before_remove").await;
+        // Stat again right before the unlink: what matters is the file there now.
+        let on_disk = match local_identity(absolute) {
+            Ok(now) => now,
+            // Recorded, but the path now crosses a symlink: whatever is behind it stays.
+            Err(failure @ Failure { reason: Reason::SymlinkedFolder, .. }) => {
+                return Ok(Step::Stop(Outcome::Kept(failure)))
+            }
+            Err(failure) => return Ok(Step::Stop(Outcome::Retry(failure))),
+        };
+        let hashed = entry.hash.as_ref().map(|h| h.sha256);
+        let same = match (on_disk, entry.identity, hashed) {
+            (Some(now), Some(recorded), Some(sha256)) => {
+                self.same_file(absolute, &recorded, &sha256, now).await
+            }
+            _ => false,
+        };
+        match on_disk {
+            Some(_) if same => {
+                // Unlinked without following a symlink, and the folder fsynced, so the removal
+                // itself survives a power cut.
+                if let Err(e) = remove_file_durably(absolute) {
+                    return Ok(Step::Stop(Outcome::Retry(Failure::new(Reason::LocalIo, e.to_string()))));
+                }
+                pause_point("after_remove").await;
+            }
+            Some(_) => {
+                // A different file now stands at the path; it is not the one we recorded.
+                warn!("a new file replaced the recorded one before removal; it is kept");
+            }
+            None => {}
+        }
+        entry.last_error = None;
+        entry.error_class = None;
+        entry.updated_ms = now_ms();
+        Ok(Step::End(FileState::Removed, Outcome::Moved { venta_id, object, bytes }))
+    }
+
+    /// Deletes the object the corrected venta pointed at before, unless a row still references
+    /// it (a duplicated sale, a data fix): asked right before the delete, as `orphans
+    /// --delete-objects` does. Never worth holding the local file for; `orphans` reports what
+    /// is left behind.
+    async fn retire_previous_object(&self, previous: &str) {
+        match self.db.object_referenced(previous).await {
+            Ok(false) => {}
+            Ok(true) => {
+                info!(previous_object = %previous, "old object of the corrected venta is still referenced by another row; kept");
+                return;
+            }
+            Err(e) => {
+                warn!(previous_object = %previous, error = %e, "cannot ask whether another row references the old object; kept for the orphan report");
+                return;
+            }
+        }
+        match self.store.delete(&ObjectName::from_stored(previous.to_owned())).await {
+            Ok(()) => info!(previous_object = %previous, "old object of the corrected venta deleted"),
+            Err(e) => {
+                warn!(previous_object = %previous, error = %e, "could not delete the old object; left for the orphan report")
+            }
+        }
+    }
+
+    /// Checks, after the row points at our object and before the local copy goes, that the
+    /// object still holds the hashed bytes; uploads them again from the local file if it is
+    /// gone. `None` lets the removal go on; otherwise what the driver does instead (the file is
+    /// kept).
+    async fn recheck_object(&self, entry: &JournalEntry) -> Option<Step> {
+        let (Some(stored), Some(identity), Some(object)) =
+            (entry.hash.clone(), entry.identity, entry.object_name.clone())
+        else {
+            return None;
+        };
+        let hash = FileHash {
+            sha256: stored.sha256,
+            identity,
+            part_digests: stored.part_digests.clone(),
+            head: Vec::new(),
+        };
+        let expected = hash.expected_s3_checksum();
+        let name = ObjectName::from_stored(object.clone());
+        match self.store.stat(&name).await {
+            Ok(Some(info)) if object_matches(&info, &hash, &expected) => return None,
+            Ok(Some(info)) => {
+                let message = format!(
+                    "object {object} changed after it was recorded (size {}, checksum {:?}); the local file is kept",
+                    info.size, info.checksum_sha256
+                );
+                return Some(give_up(Failure::new(Reason::ObjectChanged, message)));
+            }
+            Ok(None) => {}
+            Err(e) => return Some(Step::Settle(self.store_failure(e))),
+        }
+        let absolute = self.media_root.to_absolute(&entry.path);
+        match local_identity(&absolute) {
+            Ok(Some(now)) if self.same_file(&absolute, &identity, &hash.sha256, now).await => {}
+            _ => {
+                let message = format!(
+                    "object {object} disappeared after it was recorded and the local file is no longer the one hashed"
+                );
+                tracing::error!("{message}");
+                return Some(give_up(Failure::new(Reason::ObjectMissing, message)));
+            }
+        }
+        warn!("object disappeared after it was recorded (deleted by `orphans --delete-objects`?); uploading it again");
+        let request = UploadRequest {
+            path: &absolute,
+            hash: &hash,
+            content_type: &stored.content_type,
+            multipart_threshold: self.multipart_threshold,
+            part_size: self.part_size,
+            if_absent: false,
+        };
+        if let Err(e) = self.store.upload(&name, request).await {
+            return Some(Step::Settle(self.store_failure(e)));
+        }
+        match self.store.stat(&name).await {
+            Ok(Some(info)) if object_matches(&info, &hash, &expected) => None,
+            Ok(_) => Some(Step::Stop(Outcome::Retry(Failure::new(
+                Reason::VerifyMismatch,
+                format!("object {object} does not match after uploading it again"),
+            )))),
+            Err(e) => Some(Step::Settle(self.store_failure(e))),
+        }
+    }
+
+    /// Any state before `recorded`, the local file gone.
+    pub(super) async fn local_file_gone(&self, entry: &mut JournalEntry) -> Result<Step, JournalError> {
+        // Another sidecar (or an earlier life of this one) may have finished it.
+        if let (Some(venta_id), Some(object)) = (entry.venta_id, entry.object_name.clone()) {
+            match self.db.get(venta_id).await {
+                Ok(Some(row)) if row.minio_object_name.as_deref() == Some(object.as_str()) => {
+                    return Ok(Step::End(FileState::Removed, Outcome::Nothing));
+                }
+                Ok(_) => {}
+                // Without the row there is no telling whether it was recorded: ask again
+                // later rather than report a loss that may not have happened.
+                Err(e) => return Ok(self.db_refusal(entry, e)),
+            }
+        }
+        if matches!(entry.state, FileState::Seen | FileState::WaitingForRow) || entry.object_name.is_none() {
+            // Nothing was sent anywhere for it: Django deleted it, or another sidecar moved it
+            // before this one got to it. There is nothing to remember.
+            debug!(state = entry.state.as_str(), "local file gone before any work on it");
+            self.journal.forget(&entry.path).await?;
+            return Ok(Step::Stop(Outcome::Nothing));
+        }
+        let message = format!(
+            "local file disappeared after its upload but before it was recorded; object {} left for the orphan report",
+            entry.object_name.as_deref().unwrap_or_default()
+        );
+        warn!(state = entry.state.as_str(), "{message}");
+        entry.error_class = Some(ErrorClass::Rejected);
+        entry.last_error = Some(message);
+        Ok(Step::End(FileState::Rejected, Outcome::Nothing))
+    }
+}

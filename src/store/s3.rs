@@ -1,0 +1,468 @@
+//! The MinIO / S3 backend of `ObjectStore`, on the official `minio` SDK.
+//!
+//! Every call has a deadline, since the SDK's HTTP client has none.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use futures_util::StreamExt;
+use minio::s3::builders::ObjectToDelete;
+use minio::s3::creds::StaticProvider;
+use minio::s3::error::Error as MinioError;
+use minio::s3::http::BaseUrl;
+use minio::s3::multimap_ext::{Multimap, MultimapExt};
+use minio::s3::response_traits::HasChecksumHeaders;
+use minio::s3::types::{BucketName, ObjectKey, Region, S3Api, ToStream};
+use minio::s3::utils::ChecksumAlgorithm;
+use minio::s3::{MinioClient, MinioClientBuilder};
+
+use super::{
+    Capabilities, ObjectEntry, ObjectInfo, ObjectPages, ObjectStore, StoreError, StoreErrorKind, Stored,
+    UploadRequest, PROBE_PREFIX,
+};
+use crate::config::{MinioConfig, Secret};
+use crate::hash::{open_regular, FileIdentity, ReadError, Sha256Digest, Sha256Stream};
+use crate::object_name::ObjectName;
+
+mod errors;
+mod multipart;
+mod signed;
+
+use errors::{classify_minio, map_validation};
+use multipart::OpenUpload;
+use signed::{SignedPut, Signer};
+
+/// Deadline for small requests (stat, delete, bucket check).
+const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline for one PUT of up to a part: generous, since a part may be large and the link slow.
+const PART_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// How one single-request PUT is sent (see `S3Store::put_bytes`).
+struct Put {
+    /// User metadata headers (`x-amz-meta-*`).
+    meta: Multimap,
+    /// The body's SHA-256: the payload hash the request is signed with.
+    payload: Sha256Digest,
+    /// The `x-amz-checksum-sha256` to send: the payload's, except in the probe's wrong PUT.
+    sha256_base64: String,
+    if_absent: bool,
+    content_type: Option<String>,
+    limit: Duration,
+}
+
+/// How many upload buffers (a whole small file, or one part of a large one) may be held in
+/// memory at once, across every file in flight. Small files take a fraction of a buffer each,
+/// so this limits memory without limiting how many of them upload at once.
+const UPLOAD_BUFFERS: u64 = 4;
+
+/// The MinIO / S3 backend, on the official `minio` SDK.
+pub struct S3Store {
+    client: MinioClient,
+    /// Sends the requests that carry file bytes, see `signed`.
+    signer: Signer,
+    bucket: BucketName,
+    region: Region,
+    /// File bytes read into memory for uploads, in KiB; see [`UPLOAD_BUFFERS`].
+    upload_memory: Arc<tokio::sync::Semaphore>,
+    upload_memory_kib: u32,
+    /// Interrupted multipart uploads by object key, see [`OpenUpload`].
+    open_uploads: std::sync::Mutex<std::collections::HashMap<String, OpenUpload>>,
+}
+
+impl S3Store {
+    pub fn new(config: &MinioConfig, secret_key: &Secret) -> Result<S3Store, StoreError> {
+        let invalid = |what: &str, e: &dyn std::fmt::Display| {
+            StoreError::new(StoreErrorKind::Refused, format!("invalid {what}: {e}"))
+        };
+        let base_url: BaseUrl = config.endpoint.parse().map_err(|e| invalid("minio.endpoint", &e))?;
+        let provider = StaticProvider::new(&config.access_key, secret_key.expose(), None);
+        let signer = Signer::new(base_url.clone(), &config.access_key, secret_key.expose())
+            .map_err(|e| invalid("minio client settings", &e))?;
+        let client = MinioClientBuilder::new(base_url)
+            .provider(Some(provider))
+            .skip_region_lookup(true)
+            .app_info(Some(("confronta-sync".into(), env!("CARGO_PKG_VERSION").into())))
+            .build()
+            .map_err(|e| invalid("minio client settings", &e))?;
+        let bucket = BucketName::new(&config.bucket).map_err(|e| invalid("minio.bucket", &e))?;
+        let region = Region::new(&config.region).map_err(|e| invalid("minio.region", &e))?;
+        let buffer = config.part_size_bytes.max(config.multipart_threshold_bytes);
+        let upload_memory_kib = u32::try_from((UPLOAD_BUFFERS * buffer).div_ceil(1024)).unwrap_or(u32::MAX);
+        let upload_memory = Arc::new(tokio::sync::Semaphore::new(upload_memory_kib as usize));
+        Ok(S3Store {
+            client,
+            signer,
+            bucket,
+            region,
+            upload_memory,
+            upload_memory_kib,
+            open_uploads: Default::default(),
+        })
+    }
+
+    /// Waits until `bytes` more may be held in memory for uploads; the bytes count as held
+    /// until the permit is dropped. A request larger than the whole budget waits for all of it.
+    async fn reserve_memory(&self, bytes: u64) -> tokio::sync::OwnedSemaphorePermit {
+        let kib = u32::try_from(bytes.div_ceil(1024)).unwrap_or(u32::MAX).clamp(1, self.upload_memory_kib);
+        self.upload_memory.clone().acquire_many_owned(kib).await.expect("the semaphore is never closed")
+    }
+
+    fn key(&self, name: &ObjectName) -> Result<ObjectKey, StoreError> {
+        ObjectKey::new(name.as_str())
+            .map_err(|e| StoreError::new(StoreErrorKind::Refused, format!("invalid object name {name}: {e}")))
+    }
+
+    async fn put_single(
+        &self,
+        key: ObjectKey,
+        request: &UploadRequest<'_>,
+        meta: Multimap,
+    ) -> Result<Stored, StoreError> {
+        let _held = self.reserve_memory(request.hash.identity.size).await;
+        let data = read_exact_range(request.path, &request.hash.identity, 0, request.hash.identity.size)?;
+        let put = Put {
+            meta,
+            payload: request.hash.sha256,
+            sha256_base64: request.hash.sha256.to_base64(),
+            if_absent: request.if_absent,
+            content_type: Some(request.content_type.to_owned()),
+            limit: PART_TIMEOUT,
+        };
+        self.put_bytes(&key, data, put).await
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    async fn check_bucket(&self) -> Result<(), StoreError> {
+        let bucket = &self.bucket;
+        let request = self
+            .client
+            .bucket_exists(bucket.clone())
+            .map_err(|e| StoreError::new(StoreErrorKind::Refused, e.to_string()))?
+            .region(Some(self.region.clone()))
+            .build();
+        let response = tokio::time::timeout(SMALL_REQUEST_TIMEOUT, request.send())
+            .await
+            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, format!("bucket {bucket}: timed out")))?
+            .map_err(|e| classify_minio(&format!("bucket {bucket}"), e))?;
+        if !response.exists() {
+            return Err(StoreError::new(
+                StoreErrorKind::NoSuchBucket,
+                format!("bucket {bucket} does not exist"),
+            ));
+        }
+        // bucket_exists may answer without checking credentials on some servers; a listing
+        // of one key proves the key can read the bucket.
+        self.list_limited("", Some(1)).await?;
+        Ok(())
+    }
+
+    async fn stat(&self, name: &ObjectName) -> Result<Option<ObjectInfo>, StoreError> {
+        let key = self.key(name)?;
+        let mut headers = Multimap::new();
+        headers.add("x-amz-checksum-mode", "ENABLED");
+        let request = self
+            .client
+            .stat_object(self.bucket.clone(), key.clone())
+            .map_err(|e| map_validation(&key, e))?
+            .region(Some(self.region.clone()))
+            .extra_headers(Some(headers))
+            .build();
+        match deadline(SMALL_REQUEST_TIMEOUT, &key, request.send()).await {
+            Ok(response) => {
+                let size = response.size().map_err(|e| map_validation(&key, e))?;
+                let meta_sha256 = response.user_metadata().ok().and_then(|meta| meta.get("sha256").cloned());
+                Ok(Some(ObjectInfo {
+                    size,
+                    checksum_sha256: response.get_checksum(ChecksumAlgorithm::SHA256),
+                    meta_sha256,
+                }))
+            }
+            Err(StoreError { kind: StoreErrorKind::NotFound, .. }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<Stored, StoreError> {
+        let key = self.key(name)?;
+        let mut meta = Multimap::new();
+        meta.add("x-amz-meta-sha256", request.hash.sha256.to_hex());
+        if request.hash.identity.size > request.multipart_threshold && !request.hash.part_digests.is_empty() {
+            self.put_multipart(key, &request, meta).await.map(|()| Stored::default())
+        } else {
+            self.put_single(key, &request, meta).await
+        }
+    }
+
+    async fn probe(&self) -> Result<Capabilities, StoreError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or_default();
+        let key = ObjectKey::new(format!("{PROBE_PREFIX}{}-{nanos:x}", std::process::id()))
+            .map_err(|e| StoreError::new(StoreErrorKind::Refused, format!("probe key: {e}")))?;
+        let body = Bytes::from_static(b"confronta-sync capability probe\n");
+        let payload = Sha256Digest::of_bytes(&body);
+        let right = payload.to_base64();
+        let wrong = Sha256Digest::of_bytes(b"other bytes").to_base64();
+
+        // The wrong PUT is signed with the body's true hash: what it tests is whether the
+        // server checks `x-amz-checksum-sha256`, not the signature's payload hash.
+        let probe = |sha256_base64: &str, if_absent: bool| Put {
+            meta: Multimap::new(),
+            payload,
+            sha256_base64: sha256_base64.to_owned(),
+            if_absent,
+            content_type: None,
+            limit: SMALL_REQUEST_TIMEOUT,
+        };
+        let wrong_put = self.put_bytes(&key, body.clone(), probe(&wrong, false)).await;
+        let checksum_enforced = match wrong_put {
+            Err(e) if e.kind == StoreErrorKind::ChecksumMismatch => true,
+            // Any other refusal (a 400 whose body names no checksum) stored nothing either,
+            // but it does not show that the checksum was looked at.
+            Err(e) if e.is_unavailable() => return Err(e),
+            Err(_) | Ok(_) => false,
+        };
+        let stat = self.stat(&ObjectName::from_stored(key.to_string())).await?;
+        // A server that refused the body but kept it anyway is as bad as one that ignored it.
+        let checksum_enforced = checksum_enforced && stat.is_none();
+
+        let stored = self.put_bytes(&key, body.clone(), probe(&right, false)).await?;
+        let checksum_answered = stored.checksum_sha256.as_deref() == Some(right.as_str());
+        let conditional_put = match self.put_bytes(&key, body, probe(&right, true)).await {
+            Err(e) if e.kind == StoreErrorKind::AlreadyExists => true,
+            Err(e) if e.is_unavailable() => {
+                let _ = self.delete(&ObjectName::from_stored(key.to_string())).await;
+                return Err(e);
+            }
+            Err(_) | Ok(_) => false,
+        };
+        self.delete(&ObjectName::from_stored(key.to_string())).await?;
+        Ok(Capabilities { checksum_enforced, conditional_put, checksum_answered })
+    }
+
+    async fn delete(&self, name: &ObjectName) -> Result<(), StoreError> {
+        let key = self.key(name)?;
+        let target = ObjectToDelete::from(key.clone());
+        let request = self
+            .client
+            .delete_object(self.bucket.clone(), target)
+            .map_err(|e| map_validation(&key, e))?
+            .region(Some(self.region.clone()))
+            .build();
+        deadline(SMALL_REQUEST_TIMEOUT, &key, request.send()).await?;
+        Ok(())
+    }
+
+    async fn list(&self, prefix: &str) -> Result<Vec<ObjectEntry>, StoreError> {
+        self.list_limited(prefix, None).await
+    }
+
+    async fn presign_get(&self, name: &ObjectName, expiry: Duration) -> Result<String, StoreError> {
+        let key = self.key(name)?;
+        let seconds = u32::try_from(expiry.as_secs()).unwrap_or(u32::MAX);
+        let request = self
+            .client
+            .get_presigned_object_url(self.bucket.clone(), key.clone(), http::Method::GET)
+            .map_err(|e| map_validation(&key, e))?
+            .region(Some(self.region.clone()))
+            .expiry_seconds(Some(seconds))
+            .build();
+        let response = deadline(SMALL_REQUEST_TIMEOUT, &key, request.send()).await?;
+        Ok(response.url)
+    }
+
+    async fn get(&self, name: &ObjectName) -> Result<Bytes, StoreError> {
+        let key = self.key(name)?;
+        let content = self.object_content(&key).await?;
+        let segmented = content
+            .to_segmented_bytes()
+            .await
+            .map_err(|e| StoreError::new(StoreErrorKind::Unavailable, format!("{key}: {e}")))?;
+        Ok(segmented.to_bytes())
+    }
+
+    async fn sha256_of(&self, name: &ObjectName) -> Result<(u64, Sha256Digest), StoreError> {
+        let key = self.key(name)?;
+        let content = self.object_content(&key).await?;
+        let broken = |e: std::io::Error| StoreError::new(StoreErrorKind::Unavailable, format!("{key}: {e}"));
+        let (mut chunks, _) = content.to_stream().await.map_err(broken)?;
+        let mut hasher = Sha256Stream::default();
+        // A deadline per chunk rather than for the whole object: a large object on a slow link
+        // may take long, but a peer that stops sending must not hang the command.
+        loop {
+            match tokio::time::timeout(SMALL_REQUEST_TIMEOUT, chunks.next()).await {
+                Ok(Some(chunk)) => hasher.update(&chunk.map_err(broken)?),
+                Ok(None) => break,
+                Err(_) => {
+                    return Err(StoreError::new(
+                        StoreErrorKind::Unavailable,
+                        format!("object {key}: no data within {}s", SMALL_REQUEST_TIMEOUT.as_secs()),
+                    ))
+                }
+            }
+        }
+        let (digest, length) = hasher.finish();
+        Ok((length, digest))
+    }
+
+    async fn list_pages(&self, prefix: &str, page_size: u16) -> Result<ObjectPages, StoreError> {
+        let prefix_filter = (!prefix.is_empty()).then(|| prefix.to_owned());
+        let shown = prefix.to_owned();
+        let pages = self
+            .client
+            .list_objects(self.bucket.clone())
+            .map_err(|e| StoreError::new(StoreErrorKind::Refused, e.to_string()))?
+            .region(Some(self.region.clone()))
+            .recursive(true)
+            .prefix(prefix_filter)
+            .max_keys(Some(page_size.max(1)))
+            .build()
+            .to_stream()
+            .await;
+        Ok(Box::pin(pages.map(move |page| {
+            let page = page.map_err(|e| classify_minio(&format!("listing {shown:?}"), e))?;
+            Ok(page
+                .contents
+                .into_iter()
+                .filter(|entry| !entry.is_prefix)
+                .map(|entry| ObjectEntry {
+                    name: entry.name,
+                    size: entry.size.unwrap_or(0),
+                    modified_unix_s: entry.last_modified.map(|t| t.timestamp()),
+                })
+                .collect())
+        })))
+    }
+}
+
+impl S3Store {
+    /// A GET of the object `key`: its body, still to be read (whole by `get`, as a stream by
+    /// `sha256_of`).
+    async fn object_content(
+        &self,
+        key: &ObjectKey,
+    ) -> Result<minio::s3::builders::ObjectContent, StoreError> {
+        let request = self
+            .client
+            .get_object(self.bucket.clone(), key.clone())
+            .map_err(|e| map_validation(key, e))?
+            .region(Some(self.region.clone()))
+            .build();
+        let response = deadline(PART_TIMEOUT, key, request.send()).await?;
+        response.content().map_err(|e| classify_minio(&format!("object {key}"), e))
+    }
+
+    /// One PUT of `body`, signed with its SHA-256 as computed at hash time, carrying it for
+    /// the server to check and, with `if_absent`, `If-None-Match: *`.
+    async fn put_bytes(&self, key: &ObjectKey, body: Bytes, put: Put) -> Result<Stored, StoreError> {
+        let mut headers = put.meta;
+        headers.add("x-amz-checksum-sha256", put.sha256_base64);
+        if put.if_absent {
+            headers.add("if-none-match", "*");
+        }
+        if let Some(content_type) = put.content_type {
+            headers.add("content-type", content_type);
+        }
+        let request = SignedPut { key, query: Multimap::new(), headers, body, sha256: &put.payload };
+        let answer = deadline(put.limit, key, self.signer.put(&self.bucket, &self.region, request)).await?;
+        let checksum = answer.get("x-amz-checksum-sha256").and_then(|v| v.to_str().ok());
+        Ok(Stored { checksum_sha256: checksum.map(str::to_owned) })
+    }
+
+    /// Every object under `prefix`, or the first pages that hold at least `limit` of them.
+    async fn list_limited(&self, prefix: &str, limit: Option<usize>) -> Result<Vec<ObjectEntry>, StoreError> {
+        // S3's largest listing page, which is also what a listing without `max-keys` gets.
+        let mut pages = self.list_pages(prefix, 1000).await?;
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            names.extend(page?);
+            if limit.is_some_and(|limit| names.len() >= limit) {
+                break;
+            }
+        }
+        Ok(names)
+    }
+}
+
+/// Reads `length` bytes at `offset` of the file that was hashed, refusing if it is no longer
+/// the same file (the server would refuse the checksum anyway; this says why).
+fn read_exact_range(
+    path: &Path,
+    expected: &FileIdentity,
+    offset: u64,
+    length: u64,
+) -> Result<Bytes, StoreError> {
+    use std::os::unix::fs::FileExt;
+    let local = |e: ReadError| {
+        let kind =
+            if e.is_not_found() { StoreErrorKind::LocalFileMissing } else { StoreErrorKind::LocalFile };
+        StoreError::new(kind, e.to_string())
+    };
+    let (file, identity) = open_regular(path).map_err(local)?;
+    if identity != *expected {
+        return Err(StoreError::new(
+            StoreErrorKind::LocalFile,
+            format!("{} changed since it was hashed", path.display()),
+        ));
+    }
+    let mut buffer = vec![0u8; length as usize];
+    file.read_exact_at(&mut buffer, offset)
+        .map_err(|source| local(ReadError::Io { path: path.display().to_string(), source }))?;
+    Ok(Bytes::from(buffer))
+}
+
+async fn deadline<T>(
+    limit: Duration,
+    key: &ObjectKey,
+    request: impl std::future::Future<Output = Result<T, MinioError>>,
+) -> Result<T, StoreError> {
+    match tokio::time::timeout(limit, request).await {
+        Ok(result) => result.map_err(|e| classify_minio(&format!("object {key}"), e)),
+        Err(_) => Err(StoreError::new(
+            StoreErrorKind::Unavailable,
+            format!("object {key}: no answer within {}s", limit.as_secs()),
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn store(part_size: u64) -> S3Store {
+        let text = format!(
+            "[watch]\nmedia_root = \"/m\"\n[database]\nurl = \"sqlite:///db\"\n[minio]\nendpoint = \"http://127.0.0.1:9\"\n\
+             access_key = \"k\"\nmultipart_threshold_bytes = {part_size}\npart_size_bytes = {part_size}\n\
+             [journal]\npath = \"/j\"\n"
+        );
+        let config = crate::config::Config::parse(&text, Path::new("t.toml")).unwrap();
+        S3Store::new(&config.minio, &Secret::new("s")).unwrap()
+    }
+
+    #[tokio::test]
+    async fn upload_memory_holds_four_buffers_and_many_small_files() {
+        const PART: u64 = 8 * 1024 * 1024;
+        let store = store(PART);
+        let held: Vec<_> = futures_util::future::join_all((0..4).map(|_| store.reserve_memory(PART))).await;
+        let fifth = tokio::time::timeout(Duration::from_millis(50), store.reserve_memory(PART)).await;
+        assert!(fifth.is_err(), "a fifth buffer must wait while four are held");
+        drop(held);
+
+        // 200 KB files: a hundred of them fit in the budget at once.
+        let small: Vec<_> =
+            futures_util::future::join_all((0..100).map(|_| store.reserve_memory(204_800))).await;
+        assert_eq!(small.len(), 100);
+        drop(small);
+
+        // A request larger than the whole budget waits for all of it, and does not deadlock.
+        let huge = tokio::time::timeout(Duration::from_secs(1), store.reserve_memory(10 * PART)).await;
+        assert!(huge.is_ok(), "an oversized buffer must still be served");
+    }
+}
