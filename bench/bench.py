@@ -81,14 +81,18 @@ class MeasurementError(Exception):
 
 
 def daemon_max_in_flight(repo):
-    """`pipeline.max_in_flight`'s default, read from the checkout's src/config.rs (the daemon
+    """`pipeline.max_in_flight`'s default, read from the checkout's src/config (the daemon
     prints no config), so the results say the parallelism rclone (e) is matched against."""
-    try:
-        with open(os.path.join(repo, "src", "config.rs")) as f:
-            found = re.search(r"max_in_flight:\s*(\d+)", f.read())
-        return int(found.group(1)) if found else None
-    except OSError:
-        return None
+    import glob
+    for path in [os.path.join(repo, "src", "config.rs")] + sorted(glob.glob(os.path.join(repo, "src", "config", "*.rs"))):
+        try:
+            with open(path) as f:
+                found = re.search(r"max_in_flight:\s*(\d+)", f.read())
+        except OSError:
+            continue
+        if found:
+            return int(found.group(1))
+    return None
 
 
 def log(message):
