@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # The confronta-sync benchmark harness (issue 8). One command:
 #
-#   bench/run.sh [--quick] [--no-build] [--keep] [--repeats N]
+#   bench/run.sh [--quick] [--no-build] [--keep] [--repeats N] [--servers seaweedfs,garage]
 #
-# starts a single-node S3 test server (scripts/s3-test-server.sh: SeaweedFS, or garage with
-# CONFRONTA_TEST_S3_SERVER=garage) and a throwaway PostgreSQL database, generates the data,
-# runs every measurement (backlog vs rclone and the seed's Python path, watch-mode latency,
-# hashing, memory, scaling, the operator commands on a large table, a soak of the daemon),
+# starts single-node S3 test servers (scripts/s3-test-server.sh: SeaweedFS and garage) and a
+# throwaway PostgreSQL database, generates the data, runs every measurement (backlog vs rclone
+# and the seed's Python path on each server, watch-mode latency, hashing vs openssl, the 2 GiB
+# upload vs rclone copy, memory, scaling, the operator commands on a large table, a soak),
 # writes bench/results/latest.md and bench/results/latest.json, and
 # stops and removes everything it started. See bench/README.md for what each number means.
 #
@@ -15,6 +15,9 @@
 #   --keep        keep the scratch folder (data, configs, logs) for inspection
 #   --repeats N   run each backlog contender N times (default 2, 1 with --quick)
 #   --out DIR     where results go (default bench/results; --quick writes quick.{md,json})
+#   --servers L   S3 servers, comma-separated, from seaweedfs and garage (default: both when
+#                 garage is installed, else seaweedfs; with --quick or --profile, seaweedfs).
+#                 The backlog runs on each; every other section (and --profile) on the first.
 #   --only S[,S]  run only these sections: hashing,backlog,latency,memory_big_file,scaling,
 #                 operator,soak
 #                 (results then go to partial.{md,json})
@@ -26,7 +29,8 @@
 #   bench/run.sh --no-build --profile 500 --set 'pipeline.max_in_flight=16;minio.part_size_bytes=8388608'
 # --bytes B sets the file size (default 204800); --set overrides daemon config keys (TOML values).
 #
-# Environment: BENCH_S3_PORT (default 39300; the server takes the next four ports too),
+# Environment: BENCH_S3_PORT (default 39300; the first server takes the next four ports too,
+# the second starts 20 above),
 # BENCH_PG_URL (default postgres://root@127.0.0.1:5432, trust auth; a database cs_bench_<ts> is
 # created and dropped), BENCH_WORK (scratch parent, default $TMPDIR or /tmp),
 # BENCH_VENV (default ~/.cache/confronta-sync/bench-venv), BENCH_BINARY (the daemon binary to
@@ -56,7 +60,8 @@ while [[ $# -gt 0 ]]; do
     --bytes) PBYTES=$2; shift ;;
     --set) PCONFIG=$2; shift ;;
     --only) ONLY=$2; shift ;;
-    -h|--help) sed -n '2,35p' "$0"; exit 0 ;;
+    --servers) SERVERS=$2; shift ;;
+    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
@@ -72,7 +77,7 @@ HARNESS_STARTED=$(date +%s.%N)
 
 log() { printf '[bench %s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-for tool in rclone psql curl python3 cargo /usr/bin/time; do
+for tool in rclone psql curl python3 cargo openssl /usr/bin/time; do
   if ! command -v "$tool" > /dev/null; then
     case $tool in
       rclone) echo "rclone is missing: apt-get install -y rclone" >&2 ;;
@@ -106,8 +111,19 @@ if [[ $(sha2_of "$REPO/Cargo.lock") != "$(sha2_of "$BENCH_DIR/hasher/Cargo.lock"
   echo "warning: the hasher bench's sha2 ($(sha2_of "$BENCH_DIR/hasher/Cargo.lock")) differs from the daemon's ($(sha2_of "$REPO/Cargo.lock")); copy Cargo.lock into bench/hasher" >&2
 fi
 
+# The backlog's figures only mean something beside a second server's (issue 16): garage joins
+# whenever it is installed, but CI's quick run never waits 20 minutes to build it, and a profile
+# runs on one server only.
+if [[ -z ${SERVERS:-} ]]; then
+  SERVERS=seaweedfs
+  if [[ $QUICK == 0 && -z ${PROFILE:-} ]] && CONFRONTA_TEST_S3_SERVER=garage "$REPO/scripts/s3-test-server.sh" installed; then
+    SERVERS=seaweedfs,garage
+  fi
+fi
+IFS=',' read -r -a SERVER_KINDS <<< "$SERVERS"
+
 WORK=$(mktemp -d "$WORK_PARENT/cs-bench.XXXXXX")
-S3_DIR=$WORK/s3
+STARTED_KINDS=()
 DB_CREATED=0
 cleanup() {
   local status=$?
@@ -116,7 +132,9 @@ cleanup() {
     kill "$PY_PID" 2> /dev/null
     wait "$PY_PID" 2> /dev/null
   fi
-  "$REPO/scripts/s3-test-server.sh" stop "$S3_DIR" > /dev/null 2>&1
+  for kind in "${STARTED_KINDS[@]}"; do
+    CONFRONTA_TEST_S3_SERVER=$kind "$REPO/scripts/s3-test-server.sh" stop "$WORK/s3-$kind" > /dev/null 2>&1
+  done
   if [[ $DB_CREATED == 1 ]]; then
     psql "$PG_BASE/postgres" -qc "DROP DATABASE IF EXISTS $DB_NAME WITH (FORCE)" > /dev/null 2>&1
   fi
@@ -130,19 +148,24 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-log "starting the S3 test server ($("$REPO/scripts/s3-test-server.sh" kind)) on 127.0.0.1:$S3_PORT-$((S3_PORT + 4)) in $S3_DIR"
-S3_ENV=$(CONFRONTA_TEST_S3_PORT=$S3_PORT "$REPO/scripts/s3-test-server.sh" start "$S3_DIR")
-while IFS='=' read -r key value; do
-  [[ $key == CONFRONTA_TEST_S3_* ]] && export "$key=$value"
-done <<< "$S3_ENV"
-S3_SERVER_BIN=$("$REPO/scripts/s3-test-server.sh" path)
+# Each server writes its env lines (endpoint, credentials, bucket) into its folder for bench.py.
+SERVER_ARGS=()
+port=$S3_PORT
+for kind in "${SERVER_KINDS[@]}"; do
+  dir=$WORK/s3-$kind
+  log "starting the S3 test server ($kind) on 127.0.0.1:$port-$((port + 4)) in $dir"
+  mkdir -p "$dir"
+  STARTED_KINDS+=("$kind")
+  CONFRONTA_TEST_S3_SERVER=$kind CONFRONTA_TEST_S3_PORT=$port "$REPO/scripts/s3-test-server.sh" start "$dir" > "$dir/env"
+  SERVER_ARGS+=(--server "$kind" "$dir" "$(CONFRONTA_TEST_S3_SERVER=$kind "$REPO/scripts/s3-test-server.sh" path)")
+  port=$((port + 20))
+done
 
 log "creating database $DB_NAME"
 psql "$PG_BASE/postgres" -qc "CREATE DATABASE $DB_NAME" > /dev/null
 DB_CREATED=1
 
-ARGS=(--work "$WORK" --binary "$BINARY" --hasher "$HASHER" --server-bin "$S3_SERVER_BIN"
-  --server-pid-file "$S3_DIR/server.pid" --pg-url "$PG_BASE/$DB_NAME" --out "$OUT"
+ARGS=(--work "$WORK" --binary "$BINARY" --hasher "$HASHER" "${SERVER_ARGS[@]}" --pg-url "$PG_BASE/$DB_NAME" --out "$OUT"
   --repo "$REPO" --harness-started "$HARNESS_STARTED")
 [[ $QUICK == 1 ]] && ARGS+=(--quick)
 [[ -n $REPEATS ]] && ARGS+=(--repeats "$REPEATS")

@@ -9,6 +9,7 @@
 #   scripts/s3-test-server.sh start DIR      start a server with its data in DIR; prints env lines
 #   scripts/s3-test-server.sh stop DIR       stop the server started with DIR
 #   scripts/s3-test-server.sh path           the server's binary (installing it first)
+#   scripts/s3-test-server.sh installed      exit 0 if the server is installed (never installs)
 #   scripts/s3-test-server.sh kind           which server the variable selects
 #
 # Ports: CONFRONTA_TEST_S3_PORT (default 39000) is the S3 API; the server takes the next four
@@ -57,8 +58,11 @@ install() {
 }
 
 # True once a signed HEAD on the bucket answers 200: the server is up and the bucket exists.
+# garage refuses a request without x-amz-content-sha256, which curl does not add by itself: it
+# is the SHA-256 of the empty body, and curl signs it with the other x-amz-* headers.
 bucket_ready() {
   [[ $(curl -s -o /dev/null -w '%{http_code}' --max-time 2 --aws-sigv4 "aws:amz:us-east-1:s3" \
+    -H "x-amz-content-sha256: e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855" \
     --user "$ACCESS_KEY:$SECRET_KEY" -I "http://127.0.0.1:$PORT/$BUCKET") == 200 ]]
 }
 
@@ -166,6 +170,7 @@ case ${1:-} in
   start) start "${2:?usage: $0 start DIR}" ;;
   stop) stop "${2:?usage: $0 stop DIR}" ;;
   path) install; binary ;;
+  installed) [[ -x $(binary) ]] ;;
   kind) echo "$KIND" ;;
   *) echo "usage: $0 install | start DIR | stop DIR | path | kind" >&2; exit 2 ;;
 esac
