@@ -1,6 +1,6 @@
 //! Every bad input gets a clear answer: each case names the file and the reason, nothing is
 //! lost, and the daemon keeps running. Each case also becomes a row of the table that
-//! `scripts/hostile-report.sh` renders into docs/hostile-inputs.md.
+//! `scripts/hostile-report.sh` writes into docs/hostile-inputs.md.
 
 mod common;
 
