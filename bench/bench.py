@@ -244,6 +244,9 @@ class Bench:
                               scaling=[1000, 10000, 100000], memory_backlog=100000,
                               operator_rows=1000000, operator_objects=2000, operator_orphans=2000,
                               deep_object_bytes=64 * MIB, soak_s=600, soak_orphans=2000, soak_rate=2)
+        # A shorter or longer soak, to look into memory without the whole ten minutes.
+        if os.environ.get("BENCH_SOAK_S"):
+            self.sizes["soak_s"] = int(os.environ["BENCH_SOAK_S"])
 
     # ---------------------------------------------------------------- plumbing
 

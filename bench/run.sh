@@ -35,7 +35,8 @@
 # created and dropped), BENCH_WORK (scratch parent, default $TMPDIR or /tmp),
 # BENCH_VENV (default ~/.cache/confronta-sync/bench-venv), BENCH_BINARY (the daemon binary to
 # measure, default target/release/confronta-sync; with --no-build, to compare a candidate build;
-# BENCH_BINARY_NOTE says in the results where it was built from).
+# BENCH_BINARY_NOTE says in the results where it was built from), BENCH_SOAK_S (the soak's
+# length in seconds, to look into memory in less than the full run's 600).
 #
 # Exit status: 0 when every measurement ran (targets met or not), non-zero when a measurement
 # itself failed (a contender errored, files were left behind, a tool is missing).
