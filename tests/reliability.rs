@@ -108,7 +108,8 @@ fn signature(failpoint: &str, s: &reliability_support::world::FileStatus) -> boo
     let journal = s.journal.as_deref();
     match failpoint {
         "before_upload" => journal == Some("hashed") && !s.object && s.row_initial && s.local,
-        "after_upload" => journal == Some("uploaded") && s.object && s.row_initial && s.local,
+        // Nothing is journaled between the upload and `verified`: the entry is still `hashed`.
+        "after_upload" => journal == Some("hashed") && s.object && s.row_initial && s.local,
         "before_record" => journal == Some("verified") && s.object && s.row_initial && s.local,
         "after_record" | "before_remove" => {
             journal == Some("recorded") && s.object && s.row_recorded && s.local

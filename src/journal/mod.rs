@@ -3,7 +3,9 @@
 //!
 //! # Format
 //! Schema version 1 (`meta.schema_version`). One row per relative media path in `files`.
-//! WAL mode with `synchronous=FULL`: a state is on disk when `put` returns.
+//! WAL mode with `synchronous=FULL`: a state is on disk when `put` returns. The one exception
+//! is `removed` after a file's move (`put_unsynced`): committed, not fsynced, since a power cut
+//! that loses it leaves `recorded` with the file gone, which a restart finishes the same way.
 //!
 //! # What a restart does in each state
 //! The journal is a hint, never the truth: on restart every unfinished entry is re-checked
@@ -29,6 +31,9 @@
 //!   crash after its compare-and-set leaves a row that no longer names the path) and go on as
 //!   `recorded` if it points at the object. Then the row is matched and claimed again and the
 //!   journaled hash reused (the file validated again if the validation settings changed), …
+//!   (`uploaded` is only read: this version goes from `hashed` to `verified`, since a crash
+//!   between the upload and `verified` resumes from `hashed` exactly as it would from
+//!   `uploaded`; journals written by earlier versions may hold it.)
 //! - … the object is stat'ed: if it holds exactly the hashed bytes the upload is skipped,
 //!   otherwise it is repeated, …
 //! - … the object is verified again (the local file must still be the hashed one), …
@@ -74,6 +79,8 @@ pub enum FileState {
     Seen,
     WaitingForRow,
     Hashed,
+    /// Written by earlier versions between the upload and `verified`; recovered as `hashed`'s
+    /// equal, never written now.
     Uploaded,
     Verified,
     Recorded,
@@ -327,13 +334,26 @@ impl Journal {
     /// Writes from files in flight at the same time share one transaction and one fsync (group
     /// commit): each caller still returns only once its own entry is on disk.
     pub async fn put(&self, entry: &JournalEntry) -> Result<(), JournalError> {
+        self.write(entry, true).await
+    }
+
+    /// Writes the entry and commits it without waiting for an fsync: it survives the process
+    /// dying (SIGKILL, a panic) as soon as this returns, and a power cut once any later `put`
+    /// returns (the WAL is appended in order). Only for a state whose loss in a power cut a
+    /// restart repairs on its own: `removed`, whose loss leaves `recorded` with the file gone,
+    /// which finishes the same way.
+    pub async fn put_unsynced(&self, entry: &JournalEntry) -> Result<(), JournalError> {
+        self.write(entry, false).await
+    }
+
+    async fn write(&self, entry: &JournalEntry, fsync: bool) -> Result<(), JournalError> {
         let io = |message: String| JournalError::Io { path: self.path.clone(), message };
         let Some(writer) = &self.writer else {
             return Err(io("the journal is open read-only".into()));
         };
         let (done, wait) = tokio::sync::oneshot::channel();
         writer
-            .send(WriteRequest { entry: entry.clone(), done })
+            .send(WriteRequest { entry: entry.clone(), fsync, done })
             .map_err(|_| io("the journal writer stopped".into()))?;
         wait.await.map_err(|_| io("the journal writer stopped".into()))?.map_err(io)
     }

@@ -57,6 +57,22 @@ async fn concurrent_writes_share_commits_and_all_land() {
     assert_eq!(journal.all().await.unwrap().len(), 200);
 }
 
+/// `removed` is committed without its own fsync; the connection's later commits must still be
+/// fsynced, and the entry readable at once.
+#[tokio::test]
+async fn an_unsynced_write_lands_and_leaves_later_commits_fsynced() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.sqlite3")).unwrap();
+    let mut done = entry("confrontas/a.pdf");
+    done.state = FileState::Removed;
+    journal.put_unsynced(&done).await.unwrap();
+    assert_eq!(journal.get(&done.path).await.unwrap().expect("written").state, FileState::Removed);
+    // PRAGMA synchronous: 2 is FULL, 1 NORMAL.
+    let synchronous =
+        journal.with(|c| c.query_row("PRAGMA synchronous", [], |row| row.get::<_, i64>(0))).await;
+    assert_eq!(synchronous.unwrap(), 2, "the writer's connection is back to synchronous=FULL");
+}
+
 /// `status` folds over the entries and lets SQLite compute the upload times, rather than
 /// loading the journal (issue 17 item 9): the same figures as before.
 #[tokio::test]

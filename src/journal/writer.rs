@@ -7,14 +7,18 @@ use rusqlite::Connection;
 use super::schema::upsert;
 use super::JournalEntry;
 
-/// One entry waiting for the writer thread, and where to say it is durable.
+/// One entry waiting for the writer thread, and where to say it is written.
 pub(super) struct WriteRequest {
     pub(super) entry: JournalEntry,
+    /// Whether the caller must wait for the fsync (`Journal::put`) or only for the commit
+    /// (`Journal::put_unsynced`).
+    pub(super) fsync: bool,
     pub(super) done: tokio::sync::oneshot::Sender<Result<(), String>>,
 }
 
 /// The writer thread: takes every request waiting, writes them in one transaction, commits
-/// (one fsync), then answers each. Ends when every `Journal` handle is gone.
+/// (one fsync, unless no request in the batch needs one), then answers each. Ends when every
+/// `Journal` handle is gone.
 pub(super) fn run_writer(
     connection: Arc<Mutex<Connection>>,
     requests: std::sync::mpsc::Receiver<WriteRequest>,
@@ -30,7 +34,8 @@ pub(super) fn run_writer(
         }
         let result = {
             let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-            write_batch(&guard, batch.iter().map(|r| &r.entry)).map_err(|e| e.to_string())
+            let fsync = batch.iter().any(|r| r.fsync);
+            write_batch(&guard, batch.iter().map(|r| &r.entry), fsync).map_err(|e| e.to_string())
         };
         if result.is_ok() {
             // Each entry is a file's step done: what the watchdog wants to see.
@@ -42,14 +47,30 @@ pub(super) fn run_writer(
     }
 }
 
-fn write_batch<'a>(c: &Connection, entries: impl Iterator<Item = &'a JournalEntry>) -> rusqlite::Result<()> {
-    c.execute_batch("BEGIN IMMEDIATE")?;
-    let written = entries.into_iter().try_for_each(|entry| upsert(c, entry));
-    match written.and_then(|()| c.execute_batch("COMMIT")) {
-        Ok(()) => Ok(()),
-        Err(e) => {
-            let _ = c.execute_batch("ROLLBACK");
-            Err(e)
-        }
+fn write_batch<'a>(
+    c: &Connection,
+    entries: impl Iterator<Item = &'a JournalEntry>,
+    fsync: bool,
+) -> rusqlite::Result<()> {
+    // In WAL mode `synchronous = NORMAL` commits without the fsync; the WAL is appended in
+    // order, so the next `FULL` commit's fsync makes this one durable too.
+    if !fsync {
+        c.pragma_update(None, "synchronous", "NORMAL")?;
     }
+    let written = c.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
+        let written = entries.into_iter().try_for_each(|entry| upsert(c, entry));
+        match written.and_then(|()| c.execute_batch("COMMIT")) {
+            Ok(()) => Ok(()),
+            Err(e) => {
+                let _ = c.execute_batch("ROLLBACK");
+                Err(e)
+            }
+        }
+    });
+    if !fsync {
+        // Back to the connection's setting even when the write failed: every other commit
+        // must stay fsynced.
+        c.pragma_update(None, "synchronous", "FULL")?;
+    }
+    written
 }

@@ -367,7 +367,15 @@ impl Pipeline {
                 Step::Settle(outcome) => return self.settle(&mut run.entry, outcome).await,
                 Step::End(state, outcome) => {
                     if run.entry.state != state {
-                        self.enter(&mut run.entry, state).await?;
+                        set_state(&mut run.entry, state);
+                        if state == Removed {
+                            // Lost in a power cut, `removed` leaves `recorded` (or the state
+                            // before it) with the file gone, which a restart finishes the same
+                            // way: it need not wait for its own fsync.
+                            self.journal.put_unsynced(&run.entry).await?;
+                        } else {
+                            self.put(&run.entry).await?;
+                        }
                     }
                     return Ok(outcome);
                 }

@@ -199,7 +199,10 @@ impl Pipeline {
                             && stored.checksum_sha256.as_deref() == Some(expected.as_str());
                         entry.upload_ms = Some(started.elapsed().as_millis() as i64);
                         *progress = Progress::Stored;
-                        return Ok(Step::ToThenPause(FileState::Uploaded, "after_upload"));
+                        // Nothing is journaled here: a crash before `verified` resumes from
+                        // `hashed`, whose first step finds the object holding these bytes.
+                        pause_point("after_upload").await;
+                        return Ok(Step::Continue);
                     }
                     // The server refused to replace an existing object: look at what it holds.
                     Err(e) if e.kind == StoreErrorKind::AlreadyExists => {

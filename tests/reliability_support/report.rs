@@ -62,7 +62,7 @@ pub fn seed() -> u64 {
 pub const CASES: &[(&str, &str, &str)] = &[
     ("kill_before_upload", "kill -9 at `before_upload` (after the `hashed` journal write), restart",
      "the killing file is journaled `hashed` with no object; after the restart every file moved once, bytes and SHA-256 right"),
-    ("kill_after_upload", "kill -9 at `after_upload` (after the `uploaded` write), restart",
+    ("kill_after_upload", "kill -9 at `after_upload` (the object stored, the entry still `hashed`), restart",
      "the killing file's object holds its bytes, its row is unchanged; after the restart every file moved once"),
     ("kill_before_record", "kill -9 at `before_record` (after `verified`), restart",
      "the killing file is `verified`, its row unchanged, the local file kept; after the restart every file moved once"),
