@@ -24,12 +24,12 @@ use crate::store::{part_size_for, Capabilities, MAX_OBJECT_BYTES, MAX_PARTS};
 pub fn check(config: &Config, capabilities: &Capabilities) {
     println!("configuration, database columns and bucket {} are fine", config.minio.bucket);
     println!(
-        "object store: checksums enforced; conditional writes (If-None-Match: *) {}; small uploads verified {}",
+        "object store: checksums enforced; conditional writes (If-None-Match: *) {}; small uploads verified by the PUT's answer ({})",
         if capabilities.conditional_put { "honoured" } else { "not honoured: each name is stat'ed first" },
         if capabilities.checksum_answered {
-            "by the PUT's answer (it carries the checksum it checked)"
+            "it carries the checksum it checked"
         } else {
-            "by a stat after the PUT (its answer carries no checksum)"
+            "the server checked the signed checksum header; its answer does not repeat it"
         }
     );
     println!("{}", upload_limits(config));

@@ -46,7 +46,8 @@ enum Server {
     /// MinIO: a small file goes up with `If-None-Match: *`, and the PUT's echoed checksum
     /// verifies it.
     Conditional,
-    /// A server that honours neither: the name is stat'ed first and the upload stat'ed after.
+    /// garage: no conditional PUT (the name is stat'ed first) and no checksum in the PUT's
+    /// answer (its 200 verifies the upload all the same: the header is signed).
     Plain,
 }
 
@@ -602,5 +603,22 @@ async fn an_upload_whose_answer_was_lost_is_not_sent_again() {
         let puts = if server == Server::Conditional { 2 } else { 1 };
         assert_eq!(world.store.calls(StoreOp::Upload), puts, "{server:?}: uploaded once");
         assert_eq!(world.store.object(&world.object_of(ORIGINAL)).as_deref(), Some(ORIGINAL));
+    }
+}
+
+/// What one small file costs the object store on the way through: the PUT, whose 200 verifies
+/// it on both kinds of server (the checksum header is signed and enforced, echoed or not), and
+/// the stat after the record; where the PUT cannot be conditional, a stat first.
+#[tokio::test]
+async fn a_small_file_costs_one_put_and_one_stat_more_where_puts_are_not_conditional() {
+    for (server, stats) in [(Server::Conditional, 1), (Server::Plain, 2)] {
+        let world = World::new(server);
+        std::fs::write(world.local(), ORIGINAL).unwrap();
+        world.table.insert_new(VENTA, NUMERO, PATH);
+        let pipeline = world.pipeline(server, Journal::in_memory().unwrap());
+        let outcome = pipeline.process(&RelativeMediaPath::parse(PATH).unwrap()).await;
+        assert!(matches!(outcome, Outcome::Moved { .. }), "{server:?}: {outcome:?}");
+        assert_eq!(world.store.calls(StoreOp::Upload), 1, "{server:?}: one PUT");
+        assert_eq!(world.store.calls(StoreOp::Stat), stats, "{server:?}: stats");
     }
 }

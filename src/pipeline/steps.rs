@@ -194,9 +194,11 @@ impl Pipeline {
                     Ok(stored) => {
                         self.store_health.up();
                         telemetry::step_time(Timed::Upload, started.elapsed());
+                        // An answer that names another checksum is not believed; one that
+                        // names none (garage) is: see `verify`.
                         work.answer_verified = self.checksum_enforced
                             && single_put
-                            && stored.checksum_sha256.as_deref() == Some(expected.as_str());
+                            && stored.checksum_sha256.as_deref().is_none_or(|echo| echo == expected);
                         entry.upload_ms = Some(started.elapsed().as_millis() as i64);
                         *progress = Progress::Stored;
                         // Nothing is journaled here: a crash before `verified` resumes from
@@ -244,12 +246,14 @@ impl Pipeline {
     }
 
     /// Verify: the object holds the hashed bytes and the local file is still that file.
-    /// A single PUT's 200 answer carrying our SHA-256 already proves the first half: the
-    /// server enforces `x-amz-checksum-sha256` (the start-up probe showed it refusing a
-    /// wrong one and storing nothing), so it stored exactly the bytes whose SHA-256 we sent,
-    /// and its echo shows the header reached it. Otherwise (multipart, a server whose answer
-    /// carries no checksum, an object found already there, a resumed run) the object is
-    /// stat'ed. The stat after the record (`recheck_object`) still runs either way.
+    /// A single PUT's 200 answer already proves the first half: the server enforces
+    /// `x-amz-checksum-sha256` (the start-up probe showed it refusing a wrong one and storing
+    /// nothing), and the header is among the request's signed headers, so a server that
+    /// accepted the signature read it: it stored exactly the bytes whose SHA-256 we sent.
+    /// Whether the answer echoes the checksum (MinIO, SeaweedFS) or not (garage) adds
+    /// nothing, except that an echo of another checksum is not believed. Otherwise
+    /// (multipart, an object found already there, a resumed run) the object is stat'ed. The
+    /// stat after the record (`recheck_object`) still runs either way.
     pub(super) async fn verify(&self, run: &mut Run) -> Result<Step, JournalError> {
         let work = run.work.as_ref().expect("claimed before the verification");
         let object = &work.object;

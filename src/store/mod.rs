@@ -74,10 +74,9 @@ pub struct UploadRequest<'a> {
 /// What the server's answer to an upload said about the bytes it stored.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Stored {
-    /// The `x-amz-checksum-sha256` the answer carried (base64), if it carried one. A server
-    /// that enforces the checksum (see [`Capabilities::checksum_enforced`]) answers a single
-    /// PUT with the SHA-256 it computed over the body and found equal to ours. `None` for a
-    /// multipart upload, which is verified by a stat instead.
+    /// The `x-amz-checksum-sha256` the answer carried (base64), if it carried one: the
+    /// SHA-256 the server computed over the body and found equal to ours (MinIO, SeaweedFS;
+    /// garage carries none). `None` for a multipart upload, which is verified by a stat.
     pub checksum_sha256: Option<String>,
 }
 
@@ -89,8 +88,9 @@ pub struct Capabilities {
     pub checksum_enforced: bool,
     /// A PUT with `If-None-Match: *` on an existing key is refused with 412.
     pub conditional_put: bool,
-    /// A PUT's answer carries the `x-amz-checksum-sha256` it checked (MinIO, SeaweedFS). With
-    /// `checksum_enforced`, that answer alone verifies a small file's upload.
+    /// A PUT's answer carries the `x-amz-checksum-sha256` it checked (MinIO, SeaweedFS), which
+    /// `check` reports. It is not needed to verify by the answer: the header is signed, so
+    /// with `checksum_enforced` any 200 shows the server checked it.
     pub checksum_answered: bool,
 }
 

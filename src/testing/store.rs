@@ -63,8 +63,8 @@ impl FakeStore {
         })
     }
 
-    /// A store whose probe reports `capabilities`; a store that does not answer with the
-    /// checksum (`checksum_answered: false`) leaves every upload to be verified by a stat.
+    /// A store whose probe reports `capabilities`; one with `checksum_answered: false` answers
+    /// a PUT without the checksum, as garage does.
     pub fn with_capabilities(capabilities: Capabilities) -> FakeStore {
         FakeStore {
             objects: Mutex::new(BTreeMap::new()),

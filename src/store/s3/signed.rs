@@ -204,3 +204,34 @@ fn refusal(
         Some(key.clone()),
     ))))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A small upload is verified by the PUT's 200 alone because the server cannot have
+    /// skipped `x-amz-checksum-sha256`: it is a signed header, so a request that lost it on
+    /// the way fails the signature. This holds only while the signature covers it.
+    #[test]
+    fn the_checksum_header_is_signed() {
+        let signer = Signer::new("http://127.0.0.1:9".parse().unwrap(), "access", "secret").unwrap();
+        let mut headers = Multimap::new();
+        headers.add("host", "127.0.0.1:9");
+        headers.add("x-amz-checksum-sha256", Sha256Digest::of_bytes(b"x").to_base64());
+        headers.add("if-none-match", "*");
+        let payload = Sha256Digest::of_bytes(b"x").to_hex();
+        let signature = signer
+            .sign("http://127.0.0.1:9/bucket/key", &Region::new("us-east-1").unwrap(), &headers, payload)
+            .unwrap();
+        let authorization = signature
+            .iter()
+            .find(|(name, _)| name.eq_ignore_ascii_case("authorization"))
+            .map(|(_, value)| value.clone())
+            .expect("an authorization header");
+        let signed = authorization.split("SignedHeaders=").nth(1).unwrap().split(',').next().unwrap();
+        let signed: Vec<&str> = signed.split(';').collect();
+        for header in ["host", "x-amz-checksum-sha256", "x-amz-content-sha256", "if-none-match"] {
+            assert!(signed.contains(&header), "{header} is not signed: {authorization}");
+        }
+    }
+}
