@@ -285,8 +285,8 @@ impl ReferencedNames {
 /// Finds local files no row points at and objects no row references, both at least
 /// `older_than` old, handing each to `report` as it is found. With `delete_objects`, deletes
 /// those objects, re-checking each listing page's candidates just before deleting them:
-/// one query asks the table which of them a row now references, and each unfinished entry of
-/// `journals` is asked by name (the daemon may be between its verify and its compare-and-set).
+/// each unfinished entry of `journals` is asked by name (the daemon may be between its upload
+/// and its compare-and-set), then one query asks the table which of them a row now references.
 /// Local files are never deleted. An error from `report` (the output was closed) stops the run
 /// and is returned.
 #[allow(clippy::too_many_arguments)]
@@ -371,13 +371,24 @@ pub async fn orphans(
         }
         // A row may have started pointing at one since the table was read, or a daemon may be
         // about to record one: ask both again, for this page's candidates, right before deleting.
+        // The journals first: an entry holds its object from before the upload until after its
+        // row is committed, so an object a journal no longer holds is either free or already
+        // referenced by a committed row, which the table's answer, asked next, then shows.
+        // Asked the other way round, a daemon that recorded and finished in between slipped
+        // through both questions.
         let names: Vec<String> = candidates.into_iter().map(|object| object.name).collect();
+        let mut held = HashSet::new();
+        for name in &names {
+            for journal in journals {
+                if journal.holds_object(name).await? {
+                    held.insert(name.clone());
+                    break;
+                }
+            }
+        }
         let now_referenced: HashSet<String> = db.referenced_among(&names).await?.into_iter().collect();
         for name in names {
-            let mut still_free = !now_referenced.contains(&name);
-            for journal in journals {
-                still_free = still_free && !journal.holds_object(&name).await?;
-            }
+            let still_free = !held.contains(&name) && !now_referenced.contains(&name);
             if still_free {
                 store.delete(&ObjectName::from_stored(name.clone())).await?;
                 summary.deleted += 1;
@@ -413,4 +424,68 @@ pub async fn presign(
         _ => return Err(CommandError::Invalid(format!("venta {venta_id}'s confronta is not in MinIO"))),
     };
     Ok(store.presign_get(&ObjectName::from_stored(object), expiry).await?)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::JournalEntry;
+    use crate::testing::{DbOp, FakeSalesTable, FakeStore};
+
+    /// `orphans --delete-objects` re-checks a candidate with two questions, one to the table
+    /// and one to the daemon's journal, while the daemon goes on. Here the daemon records its
+    /// row, unlinks the file and journals `removed` right after the table answered: asked in
+    /// that order, both answers said "free", and the object the row now references was deleted
+    /// after its only local copy was gone.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn an_object_recorded_between_the_two_checks_is_not_deleted() {
+        let dir = tempfile::tempdir().unwrap();
+        let media_root = dir.path().join("media");
+        let watched = media_root.join("confrontas");
+        std::fs::create_dir_all(&watched).unwrap();
+        let object = "confrontas/7/abc.pdf";
+        let store = Arc::new(FakeStore::new());
+        store.put_object(object, &b"the confronta"[..]);
+        let table = Arc::new(FakeSalesTable::new());
+        table.insert_new(7, "PORTA-7", "confrontas/a.pdf");
+
+        let journal_path = dir.path().join("journal.sqlite3");
+        let daemon_journal = Journal::open(&journal_path).unwrap();
+        let mut entry = JournalEntry::new(RelativeMediaPath::parse("confrontas/a.pdf").unwrap(), 0);
+        entry.state = FileState::Verified;
+        entry.venta_id = Some(7);
+        entry.object_name = Some(object.to_owned());
+        daemon_journal.put(&entry).await.unwrap();
+        let finished = JournalEntry { state: FileState::Removed, ..entry };
+        table.after_answer(DbOp::ReferencedAmong, move |table| {
+            let mut row = table.row(7).unwrap();
+            row.minio_object_name = Some(object.to_owned());
+            row.subido_a_minio = true;
+            table.put_row(row);
+            let journaled = tokio::task::block_in_place(|| {
+                tokio::runtime::Handle::current().block_on(daemon_journal.put(&finished))
+            });
+            journaled.unwrap();
+        });
+
+        let db: Arc<dyn SalesDb> = table.clone();
+        let objects: Arc<dyn ObjectStore> = store.clone();
+        let journals = [Journal::open_read_only(&journal_path).unwrap()];
+        let summary = orphans(
+            &db,
+            &objects,
+            &journals,
+            &media_root,
+            &watched,
+            "confrontas/",
+            Duration::ZERO,
+            true,
+            1000,
+            |_| Ok(()),
+        )
+        .await
+        .unwrap();
+        assert_eq!(table.row(7).unwrap().minio_object_name.as_deref(), Some(object));
+        assert!(store.object(object).is_some(), "the recorded row's object was deleted ({summary:?})");
+    }
 }

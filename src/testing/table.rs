@@ -37,7 +37,12 @@ pub struct FakeSalesTable {
     calls: Mutex<Vec<DbOp>>,
     /// Feeds the rows' versions.
     writes: Mutex<u64>,
+    /// What happens elsewhere right after a call's answer is computed (see `after_answer`).
+    after_answer: Mutex<Vec<(DbOp, AfterAnswer)>>,
 }
+
+/// A hook run once, after the answer of a call is computed and before it is returned.
+type AfterAnswer = Box<dyn FnOnce(&FakeSalesTable) + Send>;
 
 /// A row and the columns `VentaRow` does not carry.
 #[derive(Debug, Clone)]
@@ -61,6 +66,26 @@ impl FakeSalesTable {
             faults: Faults::new(),
             calls: Mutex::new(Vec::new()),
             writes: Mutex::new(0),
+            after_answer: Mutex::new(Vec::new()),
+        }
+    }
+
+    /// Runs `hook` once, right after the next call of `op` has computed its answer: the world
+    /// moves on between the caller's question and its next step (so far only
+    /// `ReferencedAmong` runs hooks).
+    pub fn after_answer(&self, op: DbOp, hook: impl FnOnce(&FakeSalesTable) + Send + 'static) {
+        lock(&self.after_answer).push((op, Box::new(hook)));
+    }
+
+    fn run_after_answer(&self, op: DbOp) {
+        let hooks: Vec<AfterAnswer> = {
+            let mut pending = lock(&self.after_answer);
+            let (due, later) = pending.drain(..).partition(|(hooked, _)| *hooked == op);
+            *pending = later;
+            due.into_iter().map(|(_, hook)| hook).collect()
+        };
+        for hook in hooks {
+            hook(self);
         }
     }
 
@@ -291,7 +316,9 @@ impl SalesReports for FakeSalesTable {
         self.enter(DbOp::ReferencedAmong)?;
         let referenced: HashSet<String> =
             self.select(references_object).into_iter().filter_map(|row| row.minio_object_name).collect();
-        Ok(object_names.iter().filter(|name| referenced.contains(*name)).cloned().collect())
+        let answer = object_names.iter().filter(|name| referenced.contains(*name)).cloned().collect();
+        self.run_after_answer(DbOp::ReferencedAmong);
+        Ok(answer)
     }
 
     async fn count_rows(&self, dir_prefix: &str) -> Result<RowCounts, DbError> {
