@@ -20,7 +20,7 @@ mod steps;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tracing::{debug, info, warn, Instrument};
 
@@ -141,9 +141,16 @@ struct Work {
     content_type: String,
     object: ObjectName,
     url: String,
-    /// The upload's own answer verified the object (see `Pipeline::verify`).
-    answer_verified: bool,
+    /// When this run's own PUT was answered with the 200 that verified the object (see
+    /// `Pipeline::verify`); `None` when a stat has to.
+    answer_verified_at: Option<Instant>,
 }
+
+/// How long after its own PUT verified the object a run may still unlink the file without
+/// stat'ing the object once more (see `Pipeline::finish_recorded`). A record takes
+/// milliseconds; one that took longer waited on something (a row lock, a slow database), and
+/// that wait is a window for anyone with the keys that a stat closes again.
+const RECHECK_AFTER: Duration = Duration::from_secs(5);
 
 /// Whether the `recorded` step must read the row again before deleting the local copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

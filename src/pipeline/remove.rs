@@ -4,7 +4,9 @@
 
 use tracing::{debug, info, warn};
 
-use super::{give_up, local_identity, object_matches, Failure, Outcome, Pipeline, RowCheck, Run, Step};
+use super::{
+    give_up, local_identity, object_matches, Failure, Outcome, Pipeline, RowCheck, Run, Step, RECHECK_AFTER,
+};
 use crate::error::{pause_point, ErrorClass, Reason};
 use crate::hash::FileHash;
 use crate::journal::{now_ms, FileState, JournalEntry, JournalError};
@@ -41,10 +43,25 @@ impl Pipeline {
             }
         }
 
-        // The object must still be there before the local copy goes: `orphans
-        // --delete-objects`, or anyone with the keys, may have removed it since it was verified.
-        if let Some(step) = self.recheck_object(entry).await {
-            return Ok(step);
+        // The object must still be there before the local copy goes: anyone with the keys may
+        // have removed it since it was verified. Skipped only when this run's own PUT verified
+        // it less than `RECHECK_AFTER` ago and the row was recorded in between: neither
+        // `orphans --delete-objects` (it asks the journal, where the entry holds the object
+        // until after the row commits) nor the daemon (it retires only objects no row
+        // references, and never under the name it records) can have deleted it. Against
+        // anyone else the stat only narrows the window (it leaves the one between itself and
+        // the unlink open), from a few seconds at most to about a millisecond; it costs MinIO
+        // one request of the file's two.
+        let fresh = run.row_check == RowCheck::JustRecorded
+            && run
+                .work
+                .as_ref()
+                .and_then(|work| work.answer_verified_at)
+                .is_some_and(|verified| verified.elapsed() < RECHECK_AFTER);
+        if !fresh {
+            if let Some(step) = self.recheck_object(entry).await {
+                return Ok(step);
+            }
         }
 
         if let Some(previous) = entry.previous_object.clone() {

@@ -146,7 +146,7 @@ impl Pipeline {
             });
             Step::To(FileState::Hashed)
         };
-        run.work = Some(Work { row, identity, hash, content_type, object, url, answer_verified: false });
+        run.work = Some(Work { row, identity, hash, content_type, object, url, answer_verified_at: None });
         run.progress = Progress::Claimed;
         step
     }
@@ -196,9 +196,10 @@ impl Pipeline {
                         telemetry::step_time(Timed::Upload, started.elapsed());
                         // An answer that names another checksum is not believed; one that
                         // names none (garage) is: see `verify`.
-                        work.answer_verified = self.checksum_enforced
+                        let verified = self.checksum_enforced
                             && single_put
                             && stored.checksum_sha256.as_deref().is_none_or(|echo| echo == expected);
+                        work.answer_verified_at = verified.then(Instant::now);
                         entry.upload_ms = Some(started.elapsed().as_millis() as i64);
                         *progress = Progress::Stored;
                         // Nothing is journaled here: a crash before `verified` resumes from
@@ -257,7 +258,7 @@ impl Pipeline {
     pub(super) async fn verify(&self, run: &mut Run) -> Result<Step, JournalError> {
         let work = run.work.as_ref().expect("claimed before the verification");
         let object = &work.object;
-        if !work.answer_verified {
+        if work.answer_verified_at.is_none() {
             let expected = work.hash.expected_s3_checksum();
             let verify_started = Instant::now();
             let verified = self.store.stat(object).await;

@@ -72,7 +72,7 @@ impl FakeSalesTable {
 
     /// Runs `hook` once, right after the next call of `op` has computed its answer: the world
     /// moves on between the caller's question and its next step (so far only
-    /// `ReferencedAmong` runs hooks).
+    /// `ReferencedAmong` and `Record` run hooks).
     pub fn after_answer(&self, op: DbOp, hook: impl FnOnce(&FakeSalesTable) + Send + 'static) {
         lock(&self.after_answer).push((op, Box::new(hook)));
     }
@@ -238,6 +238,7 @@ impl SalesRows for FakeSalesTable {
                 fake.sync_error = None;
             },
         );
+        self.run_after_answer(DbOp::Record);
         answer(lost, Ok(outcome))
     }
 
