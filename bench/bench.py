@@ -444,7 +444,8 @@ class Bench:
         contenders = {
             "d": "ingest limit: rclone copy --transfers 32, every check off, no DB, nothing deleted",
             "a": f"confronta-sync --rescan ({in_flight or '?'} files in flight: `pipeline.max_in_flight`'s default; "
-                 "hash, upload with SHA-256, HEAD verify, row CAS, unlink; journal fsyncs)",
+                 "hash, one PUT with SHA-256 verified by its answer (a HEAD first where PUTs cannot be conditional), "
+                 "row CAS, unlink; journal fsyncs)",
             "e": "rclone move --checksum --transfers 16 --checkers 16 (the daemon's parallelism; upload, verify, "
                  "delete; no DB)",
             "b": "rclone move --checksum (rclone's defaults: 4 transfers, 8 checkers; upload, verify, delete; no DB)",
