@@ -650,7 +650,19 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
     wait_recorded(&world, first_id).await;
     wait_gone(&first_path).await;
 
-    // Fill the disk, then give the daemon work.
+    // Fill the disk, then give the daemon work. A reader holds a snapshot that includes the
+    // WAL's frames, so SQLite cannot start the WAL over from its beginning: every write must
+    // grow a file, and the disk is full. Without it, a commit could land in WAL space freed by
+    // a checkpoint, and a file could go on (legitimately: its journal writes succeeded).
+    // (The scratch table puts frames in the WAL that no checkpoint has copied yet, so the
+    // snapshot is one that reads from the WAL, which is what pins it.)
+    let reader = rusqlite::Connection::open(world.journal_path()).unwrap();
+    reader
+        .execute_batch(
+            "PRAGMA wal_autocheckpoint = 0; CREATE TABLE test_pin (x); \
+             BEGIN; SELECT count(*) FROM files;",
+        )
+        .unwrap();
     let filler = state.join("filler");
     let mut f = std::fs::File::create(&filler).unwrap();
     let chunk = vec![0u8; 64 * 1024];
@@ -697,6 +709,8 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
             .count("their rows recorded", recorded_while_full),
     );
 
+    reader.execute_batch("COMMIT").unwrap();
+    drop(reader);
     std::fs::remove_file(&filler).unwrap();
     for (id, path, _) in &waiting {
         wait_recorded(&world, *id).await;
