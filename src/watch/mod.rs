@@ -236,13 +236,22 @@ mod tests {
                 let hint = tokio::time::timeout(Duration::from_secs(10), hints.recv()).await;
                 seen.push(hint.expect("a rescan once the new folder is watched").expect("watcher alive"));
             }
+            // The rescan seen may be the old watch's own (it reports its folder's removal) and
+            // come before the new watch is set; a file written then is the walk's to find, not
+            // the watcher's. So the file is written again until the new watch reports it.
             let file = dir.join("nuevo.pdf");
-            std::fs::write(&file, b"%PDF-1.7").unwrap();
-            loop {
-                let hint = tokio::time::timeout(Duration::from_secs(10), hints.recv()).await;
-                match hint.expect("a hint for a file in the new folder").expect("watcher alive") {
-                    WatchHint::Closed(p) | WatchHint::MaybeComplete(p) if p == file => break,
-                    _ => {}
+            let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+            'written: loop {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "poll {poll:?}: no hint for a file in the new folder"
+                );
+                std::fs::write(&file, b"%PDF-1.7").unwrap();
+                while let Ok(hint) = tokio::time::timeout(Duration::from_millis(500), hints.recv()).await {
+                    match hint.expect("watcher alive") {
+                        WatchHint::Closed(p) | WatchHint::MaybeComplete(p) if p == file => break 'written,
+                        _ => {}
+                    }
                 }
             }
         }
