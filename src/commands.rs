@@ -375,7 +375,9 @@ pub async fn orphans(
         // row is committed, so an object a journal no longer holds is either free or already
         // referenced by a committed row, which the table's answer, asked next, then shows.
         // Asked the other way round, a daemon that recorded and finished in between slipped
-        // through both questions.
+        // through both questions. (An object that stood unreferenced before an entry held it,
+        // left by an earlier attempt and found again by a new one, can still be recorded
+        // between these questions and its delete below: see ARCHITECTURE.md.)
         let names: Vec<String> = candidates.into_iter().map(|object| object.name).collect();
         let mut held = HashSet::new();
         for name in &names {

@@ -17,8 +17,8 @@ fn main() {
 /// Caps glibc's malloc at two arenas before any thread starts. By default each thread that
 /// allocates may get an arena of its own (up to eight per core), and tokio's blocking pool
 /// starts and retires threads all day (hashing, journal reads), so freed memory stayed spread
-/// over many arenas: the daemon's RSS crept from 17 to 31 MiB in a 150 s soak, and stayed at
-/// 20 MiB with two arenas (`bench/run.sh --quick --only soak`, `BENCH_SOAK_S=150`, with and
+/// over many arenas: the daemon's RSS crept from 17.6 to 31.4 MiB in a 150 s soak, and stayed
+/// at 20.5 MiB with two arenas (`bench/run.sh --quick --only soak`, `BENCH_SOAK_S=150`, with and
 /// without `MALLOC_ARENA_MAX=2`). The daemon's few threads contend little for malloc. An
 /// operator's own `MALLOC_ARENA_MAX` wins.
 fn limit_malloc_arenas() {

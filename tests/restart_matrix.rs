@@ -644,3 +644,23 @@ async fn after_a_slow_record_the_object_is_stat_ed_again_and_restored() {
     assert_eq!(world.store.object(&world.object_of(ORIGINAL)).as_deref(), Some(ORIGINAL));
     assert!(!world.local().exists());
 }
+
+/// On a server whose probe answers echoed the checksum, a 200 without it did not come from
+/// the server that was probed (a proxy's maintenance page answers 200 too): the upload is
+/// stat'ed, and stat'ed again after the record, as for any upload its answer did not verify.
+#[tokio::test]
+async fn a_200_without_the_echo_the_probe_saw_is_not_believed() {
+    // The store answers without the echo; the probe (the pipeline's capabilities) saw one.
+    let world = World::new(Server::Plain);
+    std::fs::write(world.local(), ORIGINAL).unwrap();
+    world.table.insert_new(VENTA, NUMERO, PATH);
+    let probed = Capabilities { checksum_enforced: true, conditional_put: false, checksum_answered: true };
+    let limits = SchemaLimits { url_max_len: None, object_name_max_len: None };
+    let (store, table) = (world.store.clone(), world.table.clone());
+    let pipeline = Pipeline::new(&world.config, store, table, Journal::in_memory().unwrap(), limits, probed);
+    let outcome = pipeline.process(&RelativeMediaPath::parse(PATH).unwrap()).await;
+    assert!(matches!(outcome, Outcome::Moved { .. }), "{outcome:?}");
+    assert_eq!(world.store.calls(StoreOp::Upload), 1);
+    // The name first (no conditional PUT), the upload, and the object again after the record.
+    assert_eq!(world.store.calls(StoreOp::Stat), 3);
+}

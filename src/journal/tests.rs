@@ -67,10 +67,11 @@ async fn an_unsynced_write_lands_and_leaves_later_commits_fsynced() {
     done.state = FileState::Removed;
     journal.put_unsynced(&done).await.unwrap();
     assert_eq!(journal.get(&done.path).await.unwrap().expect("written").state, FileState::Removed);
-    // PRAGMA synchronous: 2 is FULL, 1 NORMAL.
-    let synchronous =
-        journal.with(|c| c.query_row("PRAGMA synchronous", [], |row| row.get::<_, i64>(0))).await;
-    assert_eq!(synchronous.unwrap(), 2, "the writer's connection is back to synchronous=FULL");
+    // PRAGMA synchronous: 2 is FULL, 1 NORMAL. A later fsynced write sets FULL again.
+    let synchronous = || journal.with(|c| c.query_row("PRAGMA synchronous", [], |row| row.get::<_, i64>(0)));
+    assert_eq!(synchronous().await.unwrap(), 1, "the unsynced write committed at NORMAL");
+    journal.put(&entry("confrontas/b.pdf")).await.unwrap();
+    assert_eq!(synchronous().await.unwrap(), 2, "an fsynced write commits at FULL");
 }
 
 /// `status` folds over the entries and lets SQLite compute the upload times, rather than

@@ -53,24 +53,18 @@ fn write_batch<'a>(
     fsync: bool,
 ) -> rusqlite::Result<()> {
     // In WAL mode `synchronous = NORMAL` commits without the fsync; the WAL is appended in
-    // order, so the next `FULL` commit's fsync makes this one durable too.
-    if !fsync {
-        c.pragma_update(None, "synchronous", "NORMAL")?;
-    }
-    let written = c.execute_batch("BEGIN IMMEDIATE").and_then(|()| {
-        let written = entries.into_iter().try_for_each(|entry| upsert(c, entry));
-        match written.and_then(|()| c.execute_batch("COMMIT")) {
-            Ok(()) => Ok(()),
-            Err(e) => {
-                let _ = c.execute_batch("ROLLBACK");
-                Err(e)
-            }
+    // order, so the next `FULL` commit's fsync makes this one durable too. Each batch sets
+    // the level it needs before it begins, rather than trusting that an earlier batch put it
+    // back: a batch whose restore failed (SQLite refuses the pragma inside a transaction a
+    // failed ROLLBACK left open) must not leave later commits unsynced.
+    c.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
+    c.execute_batch("BEGIN IMMEDIATE")?;
+    let written = entries.into_iter().try_for_each(|entry| upsert(c, entry));
+    match written.and_then(|()| c.execute_batch("COMMIT")) {
+        Ok(()) => Ok(()),
+        Err(e) => {
+            let _ = c.execute_batch("ROLLBACK");
+            Err(e)
         }
-    });
-    if !fsync {
-        // Back to the connection's setting even when the write failed: every other commit
-        // must stay fsynced.
-        c.pragma_update(None, "synchronous", "FULL")?;
     }
-    written
 }

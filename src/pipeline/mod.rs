@@ -92,8 +92,11 @@ pub struct Pipeline {
     /// Small files go up with `If-None-Match: *` (the server was probed and honours it).
     conditional_put: bool,
     /// The server refuses a PUT whose `x-amz-checksum-sha256` does not match its body (the
-    /// probe showed it): a PUT's answer echoing our checksum then verifies the upload.
+    /// probe showed it): a PUT's 200 then verifies the upload.
     checksum_enforced: bool,
+    /// The probe's answers carried the checksum back (MinIO, SeaweedFS): on such a server a
+    /// 200 without it did not come from the server that was probed (see `verify`).
+    checksum_answered: bool,
     /// See `owners`.
     missing_after_ms: i64,
 }
@@ -213,6 +216,7 @@ impl Pipeline {
             started_ms: now_ms(),
             conditional_put,
             checksum_enforced: capabilities.checksum_enforced,
+            checksum_answered: capabilities.checksum_answered,
             missing_after_ms: (config.watch.missing_after_s as i64).saturating_mul(1000),
             store_health: Health::new("object store", "s3"),
             db_health: Health::new("database", "db"),

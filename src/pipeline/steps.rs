@@ -194,11 +194,14 @@ impl Pipeline {
                     Ok(stored) => {
                         self.store_health.up();
                         telemetry::step_time(Timed::Upload, started.elapsed());
-                        // An answer that names another checksum is not believed; one that
-                        // names none (garage) is: see `verify`.
-                        let verified = self.checksum_enforced
-                            && single_put
-                            && stored.checksum_sha256.as_deref().is_none_or(|echo| echo == expected);
+                        // An answer must carry what the probe's answers carried: our
+                        // checksum where the server echoes it, nothing where it does not
+                        // (garage). Anything else is stat'ed: see `verify`.
+                        let answer_as_probed = match stored.checksum_sha256.as_deref() {
+                            Some(echo) => echo == expected,
+                            None => !self.checksum_answered,
+                        };
+                        let verified = self.checksum_enforced && single_put && answer_as_probed;
                         work.answer_verified_at = verified.then(Instant::now);
                         entry.upload_ms = Some(started.elapsed().as_millis() as i64);
                         *progress = Progress::Stored;
@@ -251,10 +254,11 @@ impl Pipeline {
     /// `x-amz-checksum-sha256` (the start-up probe showed it refusing a wrong one and storing
     /// nothing), and the header is among the request's signed headers, so a server that
     /// accepted the signature read it: it stored exactly the bytes whose SHA-256 we sent.
-    /// Whether the answer echoes the checksum (MinIO, SeaweedFS) or not (garage) adds
-    /// nothing, except that an echo of another checksum is not believed. Otherwise
-    /// (multipart, an object found already there, a resumed run) the object is stat'ed. The
-    /// stat after the record (`recheck_object`) still runs either way.
+    /// The answer must still look like the probe's: where those echoed the checksum (MinIO,
+    /// SeaweedFS), one without it (a proxy's maintenance page, a misrouted request) or with
+    /// another is not believed; garage echoes nothing. Otherwise (multipart, an object found
+    /// already there, a resumed run, an answer unlike the probe's) the object is stat'ed, and
+    /// then stat'ed once more after the record (`finish_recorded`).
     pub(super) async fn verify(&self, run: &mut Run) -> Result<Step, JournalError> {
         let work = run.work.as_ref().expect("claimed before the verification");
         let object = &work.object;
