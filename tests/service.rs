@@ -138,20 +138,6 @@ async fn systemd_hears_ready_status_watchdog_reload_and_stopping() {
     world.cleanup().await;
 }
 
-/// A free port on 127.0.0.1, never one handed out before in this process: it is free only
-/// until the daemon binds it, and tests run at the same time.
-fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_metrics_endpoint_serves_prometheus_text_with_counts_that_match_the_run() {
     let world = World::new(Backend::Postgres).await;

@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use common::notify::NotifySocket;
 use common::*;
-use metrics::{free_port, scrape, sum};
+use metrics::{scrape, sum};
 
 const WAIT: Duration = Duration::from_secs(120);
 

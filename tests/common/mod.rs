@@ -508,3 +508,19 @@ pub fn random_bytes(seed: u64, len: usize) -> Vec<u8> {
 pub fn sha256_hex(bytes: &[u8]) -> String {
     confronta_sync::hash::Sha256Digest::of_bytes(bytes).to_hex()
 }
+
+/// A free port on 127.0.0.1 for a daemon's metrics endpoint, never one handed out before in
+/// this process: the port is free only until a daemon binds it, and two daemons configured
+/// before either starts (or tests running at the same time) were once given the same one (the
+/// second daemon exited 2, address in use).
+pub fn free_port() -> u16 {
+    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
+    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
+    loop {
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        if !given.contains(&port) {
+            given.push(port);
+            return port;
+        }
+    }
+}

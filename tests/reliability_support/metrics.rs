@@ -2,24 +2,8 @@
 
 use std::collections::HashMap;
 use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::time::Duration;
-
-/// A free port on 127.0.0.1 for a daemon's metrics endpoint, never one handed out before in
-/// this process: the port is free only until a daemon binds it, and two sites made before
-/// either daemon starts were once given the same one (the second daemon exited 2, address in
-/// use).
-pub fn free_port() -> u16 {
-    static GIVEN: std::sync::Mutex<Vec<u16>> = std::sync::Mutex::new(Vec::new());
-    let mut given = GIVEN.lock().unwrap_or_else(|e| e.into_inner());
-    loop {
-        let port = TcpListener::bind(("127.0.0.1", 0)).unwrap().local_addr().unwrap().port();
-        if !given.contains(&port) {
-            given.push(port);
-            return port;
-        }
-    }
-}
 
 /// Series text (name with labels) → value, or `None` if the endpoint does not answer.
 pub fn scrape(port: u16) -> Option<HashMap<String, f64>> {

@@ -309,7 +309,7 @@ impl CaseWorld {
         let media_root = options.media_root.clone().unwrap_or_else(|| root.join("media"));
         std::fs::create_dir_all(media_root.join("confrontas")).unwrap();
         let journal = options.journal.clone().unwrap_or_else(|| root.join("state/journal.sqlite3"));
-        let metrics_port = options.metrics.then(super::metrics::free_port);
+        let metrics_port = options.metrics.then(crate::common::free_port);
         let mut config = TestConfig::placed(
             root.join("config.toml"),
             &Placement {
