@@ -85,6 +85,12 @@ impl TestConfig {
         self
     }
 
+    /// The daemon's shipped timers: `quick`'s settings removed, for the tests whose guarantee
+    /// must hold at the defaults (in the first minutes after start, too).
+    pub fn at_defaults(self) -> TestConfig {
+        QUICK_KEYS.iter().fold(self, |config, key| config.remove(key))
+    }
+
     /// The value at `table.key`, if set.
     pub fn get(&self, dotted: &str) -> Option<&toml::Value> {
         let (table, key) = dotted.rsplit_once('.')?;
@@ -123,3 +129,7 @@ pub fn quick(config: TestConfig) -> TestConfig {
         .set("pipeline.retry_initial_ms", 200)
         .set("pipeline.retry_max_s", 2)
 }
+
+/// The keys `quick` sets.
+const QUICK_KEYS: [&str; 4] =
+    ["watch.settle_ms", "watch.reconcile_interval_s", "pipeline.retry_initial_ms", "pipeline.retry_max_s"];

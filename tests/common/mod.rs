@@ -116,13 +116,14 @@ impl TestDb {
         }
     }
 
-    /// Inserts a venta and returns its id.
+    /// Inserts a venta and returns its id, as the companion's `save()` does: a venta saved
+    /// with a file carries the time of that assignment (`confronta_asignada_en`).
     pub async fn insert_venta(&self, numero: &str, confronta: Option<&str>) -> i64 {
         match self {
             TestDb::Postgres { admin, .. } => admin
                 .query_one(
-                    "INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_subido_a_minio) \
-                     VALUES ($1, $2, false) RETURNING id",
+                    "INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_subido_a_minio, confronta_asignada_en) \
+                     VALUES ($1, $2::varchar, false, CASE WHEN $2::varchar IS NULL THEN NULL ELSE clock_timestamp() END) RETURNING id",
                     &[&numero, &confronta],
                 )
                 .await
@@ -132,13 +133,38 @@ impl TestDb {
                 let connection = rusqlite::Connection::open(path).unwrap();
                 connection
                     .execute(
-                        "INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_subido_a_minio) VALUES (?1, ?2, 0)",
+                        "INSERT INTO telefonica_ventaportabilidad (numero, confronta, confronta_subido_a_minio, confronta_asignada_en) \
+                         VALUES (?1, ?2, 0, CASE WHEN ?2 IS NULL THEN NULL ELSE strftime('%Y-%m-%d %H:%M:%f', 'now') END)",
                         rusqlite::params![numero, confronta],
                     )
                     .unwrap();
                 connection.last_insert_rowid()
             }
         }
+    }
+
+    /// Saves venta `id` with a new file at `confronta`, as the companion's `save()` does: the
+    /// path, the flag back to false and the time of the assignment; the sidecar's columns kept.
+    pub async fn assign(&self, id: i64, confronta: &str) {
+        let now = match self {
+            TestDb::Postgres { .. } => "clock_timestamp()",
+            TestDb::Sqlite { .. } => "strftime('%Y-%m-%d %H:%M:%f', 'now')",
+        };
+        self.execute(&format!(
+            "UPDATE telefonica_ventaportabilidad SET confronta = '{confronta}', confronta_subido_a_minio = false, \
+             confronta_asignada_en = {now} WHERE id = {id}"
+        ))
+        .await;
+    }
+
+    /// Moves venta `id`'s last assignment a day back: its file was given long ago.
+    pub async fn assigned_a_day_ago(&self, id: i64) {
+        let then = match self {
+            TestDb::Postgres { .. } => "now() - interval '1 day'",
+            TestDb::Sqlite { .. } => "strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 day')",
+        };
+        self.execute(&format!("UPDATE telefonica_ventaportabilidad SET confronta_asignada_en = {then} WHERE id = {id}"))
+            .await;
     }
 
     pub async fn row(&self, id: i64) -> Option<Row> {

@@ -1,0 +1,196 @@
+//! Which sale a file belongs to: the one whose row was written naming its path after the file
+//! appeared (issue 23). Django hands a free name to the next upload, so a row that named a path
+//! while no file stood there must never take the file the next sale saves under that name.
+//!
+//! Every test here runs at the daemon's shipped timers (`TestConfig::at_defaults`): the rule
+//! has to hold in the first minutes after start and right after any write to the old row, not
+//! only once some timer has run out.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use confronta_sync::hash::hash_file;
+use confronta_sync::store::{ObjectStore, UploadRequest};
+
+const WAIT: Duration = Duration::from_secs(60);
+const NAME: &str = "IMG_0001.jpg";
+const PATH: &str = "confrontas/IMG_0001.jpg";
+
+/// Bytes the type check takes for a JPEG (a phone photo).
+fn jpeg_bytes(seed: u64, len: usize) -> Vec<u8> {
+    let mut bytes = random_bytes(seed, len);
+    bytes[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
+    bytes
+}
+
+/// Sale V1: its document is object O1, and a day ago it was corrected with `IMG_0001.jpg`,
+/// whose file never arrived (or was deleted since), so its row names a free path.
+struct StaleRow {
+    world: World,
+    v1: i64,
+    old: Vec<u8>,
+    old_object: String,
+}
+
+impl StaleRow {
+    async fn new(backend: Backend) -> StaleRow {
+        let world = World::new(backend).await;
+        let old = jpeg_bytes(1, 20_000);
+        let old_object = format!("{}/o1.jpg", world.prefix);
+        let source = world.temp.path().join("o1.jpg");
+        std::fs::write(&source, &old).unwrap();
+        let hash = hash_file(&source, None).unwrap();
+        let request = UploadRequest {
+            path: &source,
+            hash: &hash,
+            content_type: "image/jpeg",
+            multipart_threshold: u64::MAX,
+            part_size: 5 << 20,
+            if_absent: false,
+        };
+        world.store.upload(&world.object(&old_object), request).await.unwrap();
+        let v1 = world.db.insert_venta("PORTA-V1", None).await;
+        world
+            .db
+            .execute(&format!(
+                "UPDATE telefonica_ventaportabilidad SET confronta = '{PATH}', confronta_minio_object_name = '{old_object}', \
+                 confronta_minio_url = 'http://s3/{old_object}', confronta_subido_a_minio = false, confronta_sha256 = '{}' WHERE id = {v1}",
+                sha256_hex(&old)
+            ))
+            .await;
+        world.db.assigned_a_day_ago(v1).await;
+        StaleRow { world, v1, old, old_object }
+    }
+
+    /// This world's daemon config at the shipped timers.
+    fn config(&self) -> std::path::PathBuf {
+        self.world.config().at_defaults().write()
+    }
+
+    /// Another agent saves `IMG_0001.jpg` for a new sale V2, as Django does: the file, then
+    /// V2's INSERT 400 ms later. Returns V2 and the new bytes.
+    async fn new_sale_reuses_the_name(&self) -> (i64, Vec<u8>) {
+        let new = jpeg_bytes(2, 30_000);
+        self.world.write_in_place(NAME, &new);
+        tokio::time::sleep(Duration::from_millis(400)).await;
+        let v2 = self.world.db.insert_venta("PORTA-V2", Some(PATH)).await;
+        (v2, new)
+    }
+
+    /// Once the file has left the folder: V2 holds the new bytes, V1 still holds O1, and O1 is
+    /// still in the bucket with its bytes.
+    async fn assert_new_sale_got_it(&self, v2: i64, new: &[u8]) {
+        let world = &self.world;
+        let local = world.dir().join(NAME);
+        eventually("the new file leaves the folder", WAIT, || async { (!local.exists()).then_some(()) }).await;
+        let row1 = world.db.row(self.v1).await.unwrap();
+        assert_eq!(row1.object_name.as_deref(), Some(self.old_object.as_str()), "V1 still points at O1: {row1:?}");
+        assert_eq!(row1.sha256.as_deref(), Some(sha256_hex(&self.old).as_str()), "V1's checksum is O1's");
+        let row2 = world.db.row(v2).await.unwrap();
+        assert!(row2.subido, "V2 is recorded: {row2:?}");
+        assert_eq!(row2.sha256.as_deref(), Some(sha256_hex(new).as_str()), "the new bytes are on V2");
+        assert_eq!(world.object_bytes(&self.old_object).await, self.old, "O1 still exists with its bytes");
+    }
+
+    /// Makes the journal's note of V1's missing file an hour old, as a daemon that has been
+    /// running for a while has it.
+    fn age_the_missing_mark(&self) {
+        let journal = rusqlite::Connection::open(self.world.journal_path()).unwrap();
+        journal.busy_timeout(Duration::from_secs(10)).unwrap();
+        let aged = journal
+            .execute("UPDATE missing_rows SET seen_ms = seen_ms - 3600000 WHERE venta_id = ?1", [self.v1])
+            .unwrap();
+        assert_eq!(aged, 1, "the daemon noted V1 naming a missing file");
+    }
+}
+
+async fn wait_log(sidecar: &Sidecar, needle: &str) {
+    eventually(&format!("log line {needle:?}"), WAIT, || async {
+        sidecar.log_text().contains(needle).then_some(())
+    })
+    .await;
+}
+
+/// Path 1 of issue 23: a freshly started daemon (a new journal) and a new sale saving the same
+/// name at once. The old row's file was given a day ago; a file that appears now is not its.
+async fn a_name_reused_right_after_start_goes_to_the_new_sale(backend: Backend) {
+    let stale = StaleRow::new(backend).await;
+    let sidecar = Sidecar::start(&stale.config(), &[], &[]);
+    sidecar.wait_watching().await;
+    let (v2, new) = stale.new_sale_reuses_the_name().await;
+    stale.assert_new_sale_got_it(v2, &new).await;
+    drop(sidecar);
+    stale.world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_reused_right_after_start_goes_to_the_new_sale_postgres() {
+    a_name_reused_right_after_start_goes_to_the_new_sale(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_name_reused_right_after_start_goes_to_the_new_sale_sqlite() {
+    a_name_reused_right_after_start_goes_to_the_new_sale(Backend::Sqlite).await;
+}
+
+/// Path 2 of issue 23: a back-office edit of the old row (any column but its file) is no claim
+/// on a file saved after it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_write_to_the_stale_row_is_no_claim_on_a_file_saved_after_it() {
+    let stale = StaleRow::new(Backend::Postgres).await;
+    let sidecar = Sidecar::start(&stale.config(), &[], &[]);
+    wait_log(&sidecar, "row points at a missing local file").await;
+    stale.age_the_missing_mark();
+    // Someone edits V1 (its state, say), which writes the row without giving it a file.
+    let v1 = stale.v1;
+    stale.world.db.execute(&format!("UPDATE telefonica_ventaportabilidad SET numero = numero WHERE id = {v1}")).await;
+    let (v2, new) = stale.new_sale_reuses_the_name().await;
+    stale.assert_new_sale_got_it(v2, &new).await;
+    drop(sidecar);
+    stale.world.cleanup().await;
+}
+
+/// Path 3 of issue 23: on SQLite, the file a new sale saves under the stale row's name waits
+/// for that sale's INSERT instead of being kept before it commits.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_sqlite_a_reused_name_waits_for_the_new_sale_s_insert() {
+    let stale = StaleRow::new(Backend::Sqlite).await;
+    let sidecar = Sidecar::start(&stale.config(), &[], &[]);
+    wait_log(&sidecar, "row points at a missing local file").await;
+    stale.age_the_missing_mark();
+    let (v2, new) = stale.new_sale_reuses_the_name().await;
+    stale.assert_new_sale_got_it(v2, &new).await;
+    drop(sidecar);
+    stale.world.cleanup().await;
+}
+
+/// The stale row's own new upload under the same name (its owner corrects it again) carries
+/// the evidence a bare write lacks: the save assigned a file, so the file is that sale's.
+async fn the_stale_row_s_own_new_upload_moves_to_it(backend: Backend) {
+    let stale = StaleRow::new(backend).await;
+    let sidecar = Sidecar::start(&stale.config(), &[], &[]);
+    wait_log(&sidecar, "row points at a missing local file").await;
+    stale.age_the_missing_mark();
+    let world = &stale.world;
+    let new = jpeg_bytes(3, 25_000);
+    let local = world.write_in_place(NAME, &new);
+    world.db.assign(stale.v1, PATH).await;
+    eventually("the new file leaves the folder", WAIT, || async { (!local.exists()).then_some(()) }).await;
+    let row1 = world.db.row(stale.v1).await.unwrap();
+    assert!(row1.subido, "V1 is recorded: {row1:?}");
+    assert_eq!(row1.sha256.as_deref(), Some(sha256_hex(&new).as_str()), "V1 holds its new upload");
+    drop(sidecar);
+    world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stale_row_s_own_new_upload_moves_to_it_postgres() {
+    the_stale_row_s_own_new_upload_moves_to_it(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stale_row_s_own_new_upload_moves_to_it_sqlite() {
+    the_stale_row_s_own_new_upload_moves_to_it(Backend::Sqlite).await;
+}
