@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 rm -rf target/reports/hostile
-CONFRONTA_HOSTILE_REPORT=docs/hostile-inputs.md CONFRONTA_TEST_ONLY_CARGO=1 scripts/test.sh --test hostile --test guarantees
+CONFRONTA_HOSTILE_REPORT=docs/hostile-inputs.md CONFRONTA_TEST_ONLY_CARGO=1 scripts/test.sh --test hostile --test guarantees --test ownership
 echo "wrote docs/hostile-inputs.md"

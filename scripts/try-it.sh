@@ -92,7 +92,7 @@ for name, data, numero in files:
         f.write(data)
     if numero:   # then the row, as model.save() does after the FileField wrote the file
         with sqlite3.connect(database) as db:
-            db.execute("UPDATE telefonica_ventaportabilidad SET confronta = ? WHERE numero = ?", ("confrontas/" + name, numero))
+            db.execute("UPDATE telefonica_ventaportabilidad SET confronta = ?, confronta_asignada_en = strftime('%Y-%m-%d %H:%M:%f', 'now') WHERE numero = ?", ("confrontas/" + name, numero))
     print(f"    saved confrontas/{name} ({len(data)} bytes)", flush=True)
 PY
 

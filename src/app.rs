@@ -94,6 +94,31 @@ pub enum Command {
         /// Delete the unreferenced objects reported (never a referenced one, never a local file).
         #[arg(long)]
         delete_objects: bool,
+        /// Allow listing the whole bucket when minio.object_name has no folder before its
+        /// first placeholder (only names the template could have made are ever reported).
+        #[arg(long)]
+        whole_bucket: bool,
+    },
+    /// Give a venta a file the daemon would not match to it alone: a file only a stale row names
+    /// (one seen naming the path while no file was there), or one restored by hand. Sets the
+    /// row's confronta and assignment time as a new upload does; the daemon then moves it.
+    Adopt {
+        /// The file, relative to MEDIA_ROOT (confrontas/x.pdf) or absolute.
+        #[arg(value_name = "PATH")]
+        path: PathBuf,
+        /// The venta the file belongs to.
+        #[arg(long, value_name = "ID")]
+        venta: i64,
+        /// Print what would be done and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Point rows that a database restore sent back to a local file the daemon had already
+    /// moved (file gone, object recorded in the journal) at their object again.
+    Repair {
+        /// Print what would be re-pointed and change nothing.
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Print a temporary download URL for a venta's confronta.
     Presign {
@@ -123,6 +148,9 @@ pub fn main_with(cli: Cli) -> i32 {
             return e.code();
         }
     };
+    for retired in config.retired_keys() {
+        warn!(config = %cli.config.display(), "{retired}");
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -136,9 +164,11 @@ pub fn main_with(cli: Cli) -> i32 {
             Some(Command::Check) => check(&config).await,
             Some(Command::Verify { deep, limit }) => verify(&config, deep, limit).await,
             Some(Command::Status { json }) => status(&config, json).await,
-            Some(Command::Orphans { older_than, delete_objects }) => {
-                orphans(&config, older_than, delete_objects).await
+            Some(Command::Orphans { older_than, delete_objects, whole_bucket }) => {
+                orphans(&config, older_than, delete_objects, whole_bucket).await
             }
+            Some(Command::Adopt { path, venta, dry_run }) => adopt(&config, &path, venta, dry_run).await,
+            Some(Command::Repair { dry_run }) => repair(&config, dry_run).await,
             Some(Command::Presign { venta, expiry }) => presign(&config, venta, expiry).await,
             None if cli.rescan && cli.dry_run => run_dry_run(&config, cli.limit, cli.json).await,
             None if cli.rescan => run_rescan(&config, cli.limit, cli.json).await,
@@ -195,6 +225,9 @@ async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit
             other => other.map_err(journal_error)?,
         },
     };
+    if journal_use != JournalUse::Throwaway {
+        probe_quarantine(config)?;
+    }
     let (store, capabilities) = connect_store_for_uploads(config).await?;
     let pipeline = Pipeline::new(config, store, db, journal, limits, capabilities);
     Ok(Started { pipeline: Arc::new(pipeline) })
@@ -258,8 +291,21 @@ async fn connect_store_for_uploads(config: &Config) -> Result<(Arc<dyn ObjectSto
     Ok((store, capabilities))
 }
 
+/// The quarantine folder takes files (`Validator::probe_quarantine`); else a configuration
+/// error naming it, since a refused file could not leave MEDIA_ROOT.
+fn probe_quarantine(config: &Config) -> Result<(), Exit> {
+    let validator = crate::validation::Validator::new(&config.validation, config.quarantine_dir());
+    validator.probe_quarantine().map_err(|e| {
+        Exit::Config(format!(
+            "{e}; refused files could not leave MEDIA_ROOT (check validation.quarantine_dir, its owner and mode, \
+             and the unit's ReadWritePaths=)"
+        ))
+    })
+}
+
 async fn check(config: &Config) -> Result<i32, Exit> {
     connect_db(config).await?;
+    probe_quarantine(config)?;
     let (_, capabilities) = connect_store_for_uploads(config).await?;
     report::check(config, &capabilities);
     Ok(exit::OK)
@@ -320,18 +366,27 @@ async fn status(config: &Config, json: bool) -> Result<i32, Exit> {
     Ok(exit::OK)
 }
 
-async fn orphans(config: &Config, older_than: Duration, delete_objects: bool) -> Result<i32, Exit> {
-    let (db, _) = connect_db(config).await?;
-    let store = connect_store(config).await?;
+async fn orphans(
+    config: &Config,
+    older_than: Duration,
+    delete_objects: bool,
+    whole_bucket: bool,
+) -> Result<i32, Exit> {
     let template = crate::object_name::ObjectNameTemplate::parse(&config.minio.object_name)
         .map_err(|e| Exit::Config(e.to_string()))?;
-    // The daemon's journal and a rescan's sibling journal name the objects being worked on.
-    let mut journals = Vec::new();
-    for path in [config.journal.path.clone(), config.journal.path.with_extension("rescan.sqlite3")] {
-        if path.exists() {
-            journals.push(Journal::open_read_only(&path).map_err(|e| Exit::Journal(e.to_string()))?);
-        }
+    if template.prefix().is_empty() && !whole_bucket {
+        return Err(Exit::Config(format!(
+            "minio.object_name ({}) has no folder before its first placeholder, so orphans would list the \
+             whole bucket {}; give the template a folder (the default is confrontas/...), or pass \
+             --whole-bucket (only names the template could have made are reported or deleted)",
+            config.minio.object_name, config.minio.bucket
+        )));
     }
+    let (db, _) = connect_db(config).await?;
+    let store = connect_store(config).await?;
+    // The daemon's journal and a rescan's sibling journal name the objects being worked on,
+    // and the objects recorded for each venta.
+    let journals = journals_read_only(config)?;
     let progress = report::progress_bar(None, "");
     let summary = crate::commands::orphans(
         &db,
@@ -339,7 +394,7 @@ async fn orphans(config: &Config, older_than: Duration, delete_objects: bool) ->
         &journals,
         &config.watch.media_root,
         &config.watched_dir(),
-        template.prefix(),
+        &template,
         older_than,
         delete_objects,
         page_rows(),
@@ -354,6 +409,55 @@ async fn orphans(config: &Config, older_than: Duration, delete_objects: bool) ->
     };
     report::orphans_summary(&summary, older_than, delete_objects);
     Ok(exit::OK)
+}
+
+/// The journals an operator command reads: the daemon's, and a rescan's sibling, where they
+/// exist (never created, never locked).
+fn journals_read_only(config: &Config) -> Result<Vec<Journal>, Exit> {
+    let mut journals = Vec::new();
+    for path in [config.journal.path.clone(), config.journal.path.with_extension("rescan.sqlite3")] {
+        if path.exists() {
+            journals.push(Journal::open_read_only(&path).map_err(|e| Exit::Journal(e.to_string()))?);
+        }
+    }
+    Ok(journals)
+}
+
+async fn adopt(config: &Config, path: &Path, venta: i64, dry_run: bool) -> Result<i32, Exit> {
+    let media_root = crate::media_path::MediaRoot::resolve(&config.watch.media_root, &config.watch.dir);
+    let relative = if path.is_absolute() {
+        crate::media_path::RelativeMediaPath::from_absolute(&config.watch.media_root, path)
+    } else {
+        crate::media_path::RelativeMediaPath::parse(&path.to_string_lossy())
+    }
+    .map_err(|e| Exit::Command(crate::commands::CommandError::Invalid(e.to_string())))?;
+    let (db, _) = connect_db(config).await?;
+    let journals = journals_read_only(config)?;
+    let plan = crate::commands::plan_adopt(&db, &media_root, journals.first(), &relative, venta).await?;
+    if !dry_run {
+        crate::commands::adopt(&db, &plan).await?;
+        let detail = format!("venta {venta} given {relative} ({} bytes)", plan.size);
+        if let Err(e) =
+            crate::journal::log_operator_action(&config.journal.path, "adopt", &relative, venta, &detail)
+        {
+            warn!(error = %e, "the adoption is done but could not be noted in the journal");
+        }
+    }
+    report::adopt_plan(&plan, dry_run);
+    Ok(exit::OK)
+}
+
+async fn repair(config: &Config, dry_run: bool) -> Result<i32, Exit> {
+    let (db, _) = connect_db(config).await?;
+    let store = connect_store(config).await?;
+    let journals = journals_read_only(config)?;
+    let media_root = crate::media_path::MediaRoot::resolve(&config.watch.media_root, &config.watch.dir);
+    let url_base = format!("{}/{}", config.minio.public_base_url(), config.minio.bucket);
+    let summary =
+        crate::commands::repair(&db, &store, &journals, &media_root, &url_base, dry_run, report::repair_line)
+            .await?;
+    report::repair_summary(&summary, dry_run);
+    Ok(if summary.failed == 0 { exit::OK } else { exit::FAILURES })
 }
 
 async fn presign(config: &Config, venta: i64, expiry: Duration) -> Result<i32, Exit> {

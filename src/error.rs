@@ -71,6 +71,9 @@ pub enum Reason {
     ValidationPending,
     Unscannable,
     Quarantined,
+    /// A refused file could not be moved to quarantine yet (a read-only or full folder): its
+    /// refusal is tried again until it is.
+    QuarantineFailed,
     /// Another object with other content already stands at the name.
     ObjectConflict,
     /// The recorded object now holds other bytes.
@@ -93,7 +96,7 @@ pub enum Reason {
 
 impl Reason {
     /// Every reason, for the tests that check the labels.
-    pub const ALL: [Reason; 31] = [
+    pub const ALL: [Reason; 32] = [
         Reason::Journal,
         Reason::SymlinkedFolder,
         Reason::NotRegular,
@@ -111,6 +114,7 @@ impl Reason {
         Reason::ValidationPending,
         Reason::Unscannable,
         Reason::Quarantined,
+        Reason::QuarantineFailed,
         Reason::ObjectConflict,
         Reason::ObjectChanged,
         Reason::ObjectMissing,
@@ -147,6 +151,7 @@ impl Reason {
             Reason::ValidationPending => "validation_pending",
             Reason::Unscannable => "unscannable",
             Reason::Quarantined => "quarantined",
+            Reason::QuarantineFailed => "quarantine_failed",
             Reason::ObjectConflict => "object_conflict",
             Reason::ObjectChanged => "object_changed",
             Reason::ObjectMissing => "object_missing",
@@ -182,6 +187,7 @@ impl Reason {
             | Reason::LocalFileMissing
             | Reason::RowMoved
             | Reason::ValidationPending
+            | Reason::QuarantineFailed
             | Reason::VerifyMismatch
             | Reason::VerifyMissing
             | Reason::S3Unavailable

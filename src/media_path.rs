@@ -206,6 +206,145 @@ pub fn rename_no_replace_durably(from: &Path, to: &Path) -> Result<(), NoFollowE
     parent.sync()
 }
 
+/// The prefix of the private name a file is moved to before it is unlinked (`SetAside`). The
+/// scheduler never offers a path whose name starts with it (`is_set_aside`).
+pub const SET_ASIDE_PREFIX: &str = ".confronta-sync-unlink-";
+
+/// Whether `path` names a file this daemon moved aside to unlink it.
+pub fn is_set_aside(path: &Path) -> bool {
+    path.file_name().is_some_and(|name| name.as_bytes().starts_with(SET_ASIDE_PREFIX.as_bytes()))
+}
+
+/// A file moved to a private name in its own folder, so that the file checked is the file
+/// unlinked. Checking a name and then unlinking the name are two lookups: Django may delete
+/// the file and save another under the free name in between, and that one would go. Moved
+/// aside (`RENAME_NOREPLACE`), the file keeps its inode under a name nobody else uses; the
+/// caller checks that inode, then `unlink_durably` or `put_back`.
+///
+/// The private name is derived from the file's name (`SET_ASIDE_PREFIX` and a digest of it),
+/// so a crash between the move and the unlink leaves a file that the next run for the same
+/// path finds again (`take` returns it first, `leftover` set).
+pub struct SetAside {
+    dir: Option<OwnedFd>,
+    name: CString,
+    private: CString,
+    /// The path the file came from, and where it is now.
+    path: PathBuf,
+    private_path: PathBuf,
+    /// Found already aside (an earlier run stopped between the move and the unlink), rather
+    /// than moved by this call.
+    pub leftover: bool,
+}
+
+impl SetAside {
+    /// Moves the file at `path` (reached without following a symlink) aside; `Ok(None)` when
+    /// nothing stands there. Fails (EEXIST) while an earlier run's file is still aside for
+    /// the same path: `leftover` finds that one first.
+    pub fn take(path: &Path) -> Result<Option<SetAside>, NoFollowError> {
+        let aside = SetAside::at(path, false)?;
+        match aside.rename(&aside.name, &aside.private) {
+            Ok(()) => Ok(Some(aside)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(io_error(path, e)),
+        }
+    }
+
+    /// The file an earlier run moved aside from `path` and did not unlink (it stopped in
+    /// between), if there is one; it is left where it is for the caller to check.
+    pub fn leftover(path: &Path) -> Result<Option<SetAside>, NoFollowError> {
+        let aside = SetAside::at(path, true)?;
+        Ok(aside.exists_at(&aside.private)?.then_some(aside))
+    }
+
+    fn at(path: &Path, leftover: bool) -> Result<SetAside, NoFollowError> {
+        let parent = Parent::open(path)?;
+        let private_name = aside_name(parent.name.as_bytes());
+        let private = CString::new(private_name.as_bytes()).map_err(|e| io_error(path, e.into()))?;
+        let private_path = path.with_file_name(&private_name);
+        let Parent { dir, name, .. } = parent;
+        Ok(SetAside { dir, name, private, path: path.to_owned(), private_path, leftover })
+    }
+
+    /// Where the file is now, to check it.
+    pub fn aside_path(&self) -> &Path {
+        &self.private_path
+    }
+
+    /// Unlinks the file from its private name and fsyncs the folder, which makes the move
+    /// and the removal durable together.
+    pub fn unlink_durably(self) -> Result<(), NoFollowError> {
+        // SAFETY: a valid descriptor (or AT_FDCWD) and a NUL-terminated name without `/`.
+        if unsafe { libc::unlinkat(self.fd(), self.private.as_ptr(), 0) } != 0 {
+            let error = std::io::Error::last_os_error();
+            if error.kind() != std::io::ErrorKind::NotFound {
+                return Err(io_error(&self.private_path, error));
+            }
+        }
+        self.sync()
+    }
+
+    /// Moves the file back to its name, never over a file that has taken the name since: that
+    /// one is an error naming both, and the file stays aside, where nothing deletes it.
+    pub fn put_back(self) -> Result<(), NoFollowError> {
+        match self.rename(&self.private, &self.name) {
+            Ok(()) => self.sync(),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                let message = format!(
+                    "another file took {} while it was checked; the file that stood there is kept as {}",
+                    self.path.display(),
+                    self.private_path.display()
+                );
+                Err(io_error(&self.path, std::io::Error::new(std::io::ErrorKind::AlreadyExists, message)))
+            }
+            Err(e) => Err(io_error(&self.private_path, e)),
+        }
+    }
+
+    fn fd(&self) -> RawFd {
+        self.dir.as_ref().map_or(libc::AT_FDCWD, |fd| fd.as_raw_fd())
+    }
+
+    fn rename(&self, from: &CString, to: &CString) -> std::io::Result<()> {
+        // SAFETY: valid descriptors and NUL-terminated names without `/`, in the same folder.
+        let renamed = unsafe {
+            libc::renameat2(self.fd(), from.as_ptr(), self.fd(), to.as_ptr(), libc::RENAME_NOREPLACE)
+        };
+        if renamed == 0 {
+            Ok(())
+        } else {
+            Err(std::io::Error::last_os_error())
+        }
+    }
+
+    fn exists_at(&self, name: &CString) -> Result<bool, NoFollowError> {
+        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
+        // SAFETY: valid pointers; fstatat fills `stat` when it returns 0.
+        let found =
+            unsafe { libc::fstatat(self.fd(), name.as_ptr(), stat.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+        if found == 0 {
+            return Ok(true);
+        }
+        let error = std::io::Error::last_os_error();
+        match error.kind() {
+            std::io::ErrorKind::NotFound => Ok(false),
+            _ => Err(io_error(&self.private_path, error)),
+        }
+    }
+
+    fn sync(&self) -> Result<(), NoFollowError> {
+        let folder = openat(self.fd(), OsStr::new("."), libc::O_RDONLY | libc::O_DIRECTORY)
+            .map_err(|source| io_error(&self.path, source))?;
+        File::from(folder).sync_all().map_err(|source| io_error(&self.path, source))
+    }
+}
+
+/// The private name a file named `name` is set aside under: short whatever `name`'s length
+/// (a digest of it), and the same for the same name, so a run finds an earlier run's.
+fn aside_name(name: &[u8]) -> String {
+    let digest = crate::hash::Sha256Digest::of_bytes(name).to_hex();
+    format!("{SET_ASIDE_PREFIX}{}", &digest[..16])
+}
+
 /// The folder holding a file, opened component by component without following a symlink,
 /// and the file's name in it.
 struct Parent<'a> {

@@ -87,6 +87,44 @@ impl ObjectNameTemplate {
         }
     }
 
+    /// Whether `name` has the shape of a name this template renders: its literal text in
+    /// place, and for each placeholder what `render` can put there (a sanitised segment, a
+    /// venta id, hex digits, an extension or nothing). The daemon deletes no object whose name
+    /// fails this, whatever a row says: a row may hold any text, and a bucket other names.
+    pub fn could_have_rendered(&self, name: &str) -> bool {
+        fn matches(pieces: &[Piece], rest: &str) -> bool {
+            let Some((piece, more)) = pieces.split_first() else {
+                return rest.is_empty();
+            };
+            match piece {
+                Piece::Literal(text) => {
+                    rest.strip_prefix(text.as_str()).is_some_and(|rest| matches(more, rest))
+                }
+                Piece::Placeholder(placeholder) => {
+                    // Every length the placeholder could have taken, shortest first.
+                    (0..=rest.len())
+                        .filter(|end| rest.is_char_boundary(*end))
+                        .any(|end| fits(placeholder, &rest[..end]) && matches(more, &rest[end..]))
+                }
+            }
+        }
+        fn fits(placeholder: &str, value: &str) -> bool {
+            let hex = |len: usize| value.len() == len && value.bytes().all(|b| b.is_ascii_hexdigit());
+            match placeholder {
+                "numero" => {
+                    !value.is_empty()
+                        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+                }
+                "id" => value.strip_prefix('-').unwrap_or(value).parse::<u64>().is_ok(),
+                "sha256_12" => hex(12),
+                "sha256" => hex(64),
+                "ext" => value.is_empty() || sanitize_extension(value) == value,
+                _ => false,
+            }
+        }
+        matches(&self.pieces, name)
+    }
+
     pub fn render(&self, inputs: &ObjectNameInputs<'_>) -> ObjectName {
         let mut out = String::new();
         for piece in &self.pieces {
@@ -184,6 +222,34 @@ mod tests {
         assert!(name.as_str().starts_with("confrontas/venta_______etc_x_y_confronta_1_"), "{name}");
         assert!(!name.as_str().contains(".."), "{name}");
         assert_eq!(name.as_str().matches('/').count(), 1, "{name}");
+    }
+
+    /// Issue 23, item 5: what the daemon may delete is what its template could have named.
+    #[test]
+    fn a_name_is_ours_only_if_the_template_could_have_rendered_it() {
+        let template = ObjectNameTemplate::parse(DEFAULT_TEMPLATE).unwrap();
+        let sha = digest();
+        for (numero, id, extension) in [("PORTA-1", 7, ".pdf"), ("a b/c", 123456, ".JPEG"), ("", -3, "")] {
+            let name = template.render(&ObjectNameInputs { venta_id: id, numero, sha256: &sha, extension });
+            assert!(template.could_have_rendered(name.as_str()), "{name}");
+        }
+        let hex12 = &sha.to_hex()[..12];
+        for foreign in [
+            "".to_owned(),
+            "confrontas/".to_owned(),
+            "confrontas/otra_cosa.pdf".to_owned(),
+            format!("otras/venta_X_confronta_1_{hex12}.pdf"),
+            format!("confrontas/venta_X_confronta_uno_{hex12}.pdf"),
+            format!("confrontas/venta_X_confronta_1_{}.pdf", &hex12[..11]),
+            format!("confrontas/venta_X/Y_confronta_1_{hex12}.pdf"),
+            format!("confrontas/venta_X_confronta_1_{hex12}.pdf.bak"),
+            format!(".confronta-sync-probe/venta_X_confronta_1_{hex12}.pdf"),
+        ] {
+            assert!(!template.could_have_rendered(&foreign), "{foreign:?}");
+        }
+        let flat = ObjectNameTemplate::parse("{id}_{sha256}").unwrap();
+        assert!(flat.could_have_rendered(&format!("12_{}", sha.to_hex())));
+        assert!(!flat.could_have_rendered("cualquier/objeto.pdf"));
     }
 
     #[test]

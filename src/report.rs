@@ -13,7 +13,10 @@ use indicatif::HumanBytes;
 use serde::{Serialize, Serializer};
 use tracing::warn;
 
-use crate::commands::{OrphanEvent, OrphanSummary, StatusReport, VerifyReport, VerifySummary};
+use crate::commands::{
+    AdoptPlan, OrphanEvent, OrphanSummary, Repair, RepairLine, RepairSummary, StatusReport, VerifyReport,
+    VerifySummary,
+};
 use crate::config::Config;
 use crate::daemon::Summary;
 use crate::media_path::RelativeMediaPath;
@@ -99,7 +102,18 @@ pub fn status(report: &StatusReport, json: bool) {
     );
     let states: Vec<String> = report.journal_states.iter().map(|(state, n)| format!("{state} {n}")).collect();
     println!("journal: {}", if states.is_empty() { "empty".into() } else { states.join(", ") });
-    println!("waiting for their row: {}, orphans: {}", report.waiting_for_row, report.orphans);
+    let unowned: Vec<String> =
+        report.unowned_by_reason.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
+    println!(
+        "waiting for their row: {}, orphans: {}{}",
+        report.waiting_for_row,
+        report.orphans,
+        if unowned.is_empty() {
+            String::new()
+        } else {
+            format!(" (no row may own them: {}; see confronta-sync adopt)", unowned.join(", "))
+        }
+    );
     let reasons: Vec<String> =
         report.failures_by_reason.iter().map(|(reason, n)| format!("{reason} {n}")).collect();
     println!("failures by reason: {}", if reasons.is_empty() { "none".into() } else { reasons.join(", ") });
@@ -112,6 +126,62 @@ pub fn status(report: &StatusReport, json: bool) {
     for (class, line) in &report.last_errors {
         println!("last {class} error: {line}");
     }
+}
+
+/// What `adopt` found and will do (or, with `--dry-run`, would do).
+pub fn adopt_plan(plan: &AdoptPlan, dry_run: bool) {
+    println!("file:   {} ({} bytes)", plan.path, plan.size);
+    match &plan.journal {
+        Some((state, Some(why))) => println!("daemon: {}, {why}", state.as_str()),
+        Some((state, None)) => println!("daemon: {}", state.as_str()),
+        None => println!("daemon: no journal entry for it yet"),
+    }
+    let row = &plan.row;
+    println!(
+        "venta {} ({}): confronta {}, object {}",
+        plan.venta_id,
+        row.numero,
+        row.confronta.as_deref().filter(|c| !c.is_empty()).unwrap_or("none"),
+        row.minio_object_name.as_deref().filter(|o| !o.is_empty()).unwrap_or("none")
+    );
+    let verb = if dry_run { "would give" } else { "gives" };
+    println!("{verb} venta {} the file {}, as a new upload would", plan.venta_id, plan.path);
+    if let Some(replaced) = &plan.replaces {
+        println!("  it replaces the venta's document {replaced}, which is deleted once the file is recorded (as for any correction)");
+    }
+    if dry_run {
+        println!("dry run: nothing was changed");
+    } else {
+        println!("done: the daemon moves the file at its next look at it (within pipeline.retry_max_s)");
+    }
+}
+
+/// One object of `repair`, as it is decided.
+pub fn repair_line(line: &RepairLine) {
+    let RepairLine { venta_id, object, repair } = line;
+    match repair {
+        Repair::Current => println!("ok          venta {venta_id:>8}  {object}"),
+        Repair::Repointed { dry_run, was } => {
+            let was = was.as_deref().unwrap_or("no object");
+            let verb = if *dry_run { "would point" } else { "REPOINTED  " };
+            println!("{verb} venta {venta_id:>8}  {object}  (it pointed at {was})")
+        }
+        Repair::Skipped(why) => println!("skipped     venta {venta_id:>8}  {object}: {why}"),
+        Repair::Failed(why) => println!("FAILED      venta {venta_id:>8}  {object}: {why}"),
+    }
+}
+
+pub fn repair_summary(summary: &RepairSummary, dry_run: bool) {
+    println!(
+        "repair: {} recorded objects checked, {} current, {} {}, {} skipped, {} failed{}",
+        summary.checked,
+        summary.current,
+        summary.repointed,
+        if dry_run { "would be re-pointed" } else { "re-pointed" },
+        summary.skipped,
+        summary.failed,
+        if dry_run { "; nothing was changed" } else { "" }
+    );
 }
 
 /// One orphan file or object of `orphans`, as it is found; the counts only move `progress`.

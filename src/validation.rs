@@ -147,6 +147,27 @@ impl Validator {
         Verdict::Accept { content_type: content_type.unwrap_or_default() }
     }
 
+    /// Checks that the quarantine folder can take a file: creates it (0700) if needed, then
+    /// writes, fsyncs and removes a scratch file in it. A refused file whose row was already
+    /// cleared waits in MEDIA_ROOT until it can move, so start-up and `check` say it now.
+    pub fn probe_quarantine(&self) -> Result<(), String> {
+        let dir = &self.quarantine_dir;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(PRIVATE_DIR_MODE)
+            .create(dir)
+            .map_err(|e| format!("quarantine folder {} cannot be created: {e}", dir.display()))?;
+        let scratch = dir.join(format!(".confronta-sync-probe-{}", std::process::id()));
+        let written = write_new_private(&scratch, b"probe\n");
+        let _ = std::fs::remove_file(&scratch);
+        written.map_err(|e| format!("quarantine folder {} cannot be written: {e}", dir.display()))
+    }
+
+    /// The folder refused files go to.
+    pub fn quarantine_dir(&self) -> &Path {
+        &self.quarantine_dir
+    }
+
     /// Moves the file to the quarantine folder, keeping its relative path, and writes the reason
     /// beside it. Returns where it went. The move is a rename (same filesystem) or, across
     /// filesystems, a durable copy followed by the unlink.
@@ -161,7 +182,7 @@ impl Validator {
         path: &RelativeMediaPath,
         reason: &str,
     ) -> Result<PathBuf, String> {
-        let first = self.quarantine_dir.join(path.as_str());
+        let first = self.quarantine_dir.join(quarantine_name(path.as_str()));
         let parent = first.parent().expect("quarantine targets have a parent").to_owned();
         // Refused files may be executables or viruses: only the daemon's user may reach them.
         std::fs::DirBuilder::new()
@@ -177,7 +198,7 @@ impl Validator {
         for n in 0..MAX_QUARANTINE_NAMES {
             let target = match n {
                 0 => first.clone(),
-                n => self.quarantine_dir.join(format!("{}.{n}", path.as_str())),
+                n => PathBuf::from(format!("{}.{n}", first.display())),
             };
             let note_path = PathBuf::from(format!("{}.reason", target.display()));
             match write_new_private(&note_path, note.as_bytes()) {
@@ -219,6 +240,33 @@ impl Validator {
             self.quarantine_dir.display(),
             path
         ))
+    }
+}
+
+/// The longest file name a quarantined file may take, so that `<name>.999.reason` still fits
+/// in NAME_MAX (255 bytes on every Linux file system).
+const QUARANTINE_NAME_MAX: usize = 255 - ".999.reason".len();
+
+/// `path` as it is kept in quarantine: the same relative path, its file name shortened (its
+/// head, a digest of the whole name, its extension) when the name and the note's suffix would
+/// not fit in NAME_MAX; the note beside it keeps the original path either way.
+fn quarantine_name(path: &str) -> String {
+    let (folder, name) = path.rsplit_once('/').map_or(("", path), |(folder, name)| (folder, name));
+    if name.len() <= QUARANTINE_NAME_MAX {
+        return path.to_owned();
+    }
+    let extension = name.rsplit_once('.').map(|(_, ext)| ext).filter(|ext| ext.len() <= 10).unwrap_or("");
+    let digest = &crate::hash::Sha256Digest::of_bytes(name.as_bytes()).to_hex()[..16];
+    let mut head_len = QUARANTINE_NAME_MAX - digest.len() - extension.len() - 2;
+    while !name.is_char_boundary(head_len) {
+        head_len -= 1;
+    }
+    let shortened = format!("{}-{digest}.{extension}", &name[..head_len]);
+    let shortened = shortened.trim_end_matches('.');
+    if folder.is_empty() {
+        shortened.to_owned()
+    } else {
+        format!("{folder}/{shortened}")
     }
 }
 

@@ -81,50 +81,6 @@ fn quarantine_config(world: &World) -> TestConfig {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_reused_name_never_reaches_an_older_row_whose_file_went_missing() {
-    let world = World::new(Backend::Postgres).await;
-    let config = quarantine_config(&world).set("watch.missing_after_s", 1).write();
-    // V1 was moved long ago (object O1), then corrected to a file that never arrived.
-    let old = jpeg_bytes(1, 20_000);
-    let old_object = format!("{}/o1.jpg", world.prefix);
-    plant_object(&world, &old_object, &old).await;
-    let v1 = world.db.insert_venta("PORTA-V1", None).await;
-    point_at(&world, v1, "confrontas/IMG_0001.jpg", &old_object, &old).await;
-    let sidecar = Sidecar::start(&config, &[], &[]);
-    wait_log(&sidecar, "row points at a missing local file").await;
-    tokio::time::sleep(Duration::from_millis(1_100)).await;
-
-    // Another agent uploads a photo with the same name; the new sale commits 400 ms later.
-    let new = jpeg_bytes(2, 30_000);
-    let path = world.write_in_place("IMG_0001.jpg", &new);
-    tokio::time::sleep(Duration::from_millis(400)).await;
-    let v2 = world.db.insert_venta("PORTA-V2", Some("confrontas/IMG_0001.jpg")).await;
-
-    let row2 = wait_recorded(&world, v2).await;
-    assert_eq!(row2.object_name, Some(expected_object(&world, "PORTA-V2", v2, &new, ".jpg")));
-    assert_eq!(row2.sha256.as_deref(), Some(sha256_hex(&new).as_str()));
-    let row1 = world.db.row(v1).await.unwrap();
-    assert_eq!(row1.object_name.as_deref(), Some(old_object.as_str()), "V1 still points at O1");
-    assert_eq!(row1.sha256.as_deref(), Some(sha256_hex(&old).as_str()), "V1's checksum is O1's");
-    assert_eq!(world.object_bytes(&old_object).await, old, "O1 still exists with its bytes");
-    eventually("new file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
-    Report::new("right-sale-1-reused-names").row(
-        "IMG_0001.jpg reused while an older venta (object O1) names it with its file missing; the new sale commits 400 ms after the file",
-        "the new bytes land on the new sale; the older venta and O1 untouched",
-        &Observed::new()
-            .upload(&world, "IMG_0001.jpg", v2)
-            .await
-            .count("SHA-256 of the new bytes", &sha256_hex(&new)[..12])
-            .row(&world, v1)
-            .await
-            .count("its object", row1.object_name.as_deref().and_then(|name| name.rsplit('/').next()).unwrap_or("NULL"))
-            .stored(&world, &old_object)
-            .await,
-    );
-    world.cleanup().await;
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_quarantined_file_s_name_reused_by_another_sale_never_reaches_the_refused_row() {
     let world = World::new(Backend::Postgres).await;
     let config = quarantine_config(&world).write();
@@ -175,12 +131,12 @@ async fn a_quarantined_file_s_name_reused_by_another_sale_never_reaches_the_refu
 async fn correcting_a_sale_keeps_the_old_object_while_another_row_references_it() {
     let world = World::new(Backend::Postgres).await;
     let config = world.config().write();
-    // Two rows share object O (a duplicated sale, a data fix).
+    // Two rows share object O, A's recorded document (a duplicated sale, a data fix).
     let shared = jpeg_bytes(5, 20_000);
-    let shared_object = format!("{}/shared.jpg", world.prefix);
-    plant_object(&world, &shared_object, &shared).await;
     let a = world.db.insert_venta("PORTA-A", None).await;
     let b = world.db.insert_venta("PORTA-B", None).await;
+    let shared_object = expected_object(&world, "PORTA-A", a, &shared, ".jpg");
+    plant_object(&world, &shared_object, &shared).await;
     point_at(&world, a, "", &shared_object, &shared).await;
     point_at(&world, b, "", &shared_object, &shared).await;
     let sidecar = Sidecar::start(&config, &[], &[]);
@@ -188,13 +144,7 @@ async fn correcting_a_sale_keeps_the_old_object_while_another_row_references_it(
     // Sale A is corrected with a new photo: Django saves the file, then the row.
     let new = jpeg_bytes(6, 25_000);
     let path = world.write_in_place("corregida.jpg", &new);
-    world
-        .db
-        .execute(&format!(
-            "UPDATE telefonica_ventaportabilidad SET confronta = 'confrontas/corregida.jpg', \
-             confronta_subido_a_minio = false WHERE id = {a}"
-        ))
-        .await;
+    world.db.assign(a, "confrontas/corregida.jpg").await;
     let row_a = wait_recorded(&world, a).await;
     assert_eq!(row_a.object_name, Some(expected_object(&world, "PORTA-A", a, &new, ".jpg")));
     // The old object is retired (or kept) before the local file goes.
@@ -423,8 +373,10 @@ async fn both_upload_paths_never_replace_an_object_and_adopt_an_identical_one() 
         let config = world.config().set("minio.conditional_writes", mode).write();
         let taken = sample_bytes(9, 20_000);
         let same = sample_bytes(10, 20_000);
-        let taken_id = world.db.insert_venta("PORTA-TAKEN", Some("confrontas/ocupado.pdf")).await;
-        let same_id = world.db.insert_venta("PORTA-SAME", Some("confrontas/igual.pdf")).await;
+        // The ventas exist before their files (their ids name the planted objects); each is
+        // given its file as Django does, the file first and the row's save after.
+        let taken_id = world.db.insert_venta("PORTA-TAKEN", None).await;
+        let same_id = world.db.insert_venta("PORTA-SAME", None).await;
         let taken_object = expected_object(&world, "PORTA-TAKEN", taken_id, &taken, ".pdf");
         let same_object = expected_object(&world, "PORTA-SAME", same_id, &same, ".pdf");
         let intruder = sample_bytes(11, 5_000);
@@ -439,7 +391,9 @@ async fn both_upload_paths_never_replace_an_object_and_adopt_an_identical_one() 
         };
         wait_log(&sidecar, announced).await;
         let taken_path = world.write_in_place("ocupado.pdf", &taken);
+        world.db.assign(taken_id, "confrontas/ocupado.pdf").await;
         let same_path = world.write_in_place("igual.pdf", &same);
+        world.db.assign(same_id, "confrontas/igual.pdf").await;
 
         wait_recorded(&world, same_id).await;
         eventually("identical object adopted, file removed", WAIT, || async {
@@ -623,8 +577,8 @@ async fn a_small_file_costs_the_server_one_put() {
         let numero = format!("PORTA-REQ{i}");
         let name = format!("pedido{i}.pdf");
         let bytes = sample_bytes(40 + i, 20_000);
-        let id = world.db.insert_venta(&numero, Some(&format!("confrontas/{name}"))).await;
         let path = world.write_in_place(&name, &bytes);
+        let id = world.db.insert_venta(&numero, Some(&format!("confrontas/{name}"))).await;
         wait_recorded(&world, id).await;
         eventually("file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
         objects.push(expected_object(&world, &numero, id, &bytes, ".pdf"));
@@ -725,4 +679,63 @@ async fn bodies_are_signed_with_the_hash_taken_at_hash_time_and_a_wrong_one_is_r
     assert_eq!(stat, None, "{object}: a refused upload stored something");
     let parts: Vec<String> = hash.part_digests.iter().map(|d| d.to_hex()).collect();
     assert_eq!(signed_with(&object), parts, "{object}: the parts' payload hashes");
+}
+
+/// Issue 23, item 6: the file checked is the file unlinked. Between the daemon's last look at
+/// a recorded file and its unlink, someone deletes it and Django saves another sale's file
+/// under the freed name; that file must survive and reach its own sale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_file_saved_under_the_name_between_the_check_and_the_unlink_survives() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    let sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_unlink=return(3000)")]);
+    sidecar.wait_watching().await;
+    let first = sample_bytes(60, 20_000);
+    let path = world.write_in_place("reusado.pdf", &first);
+    let v1 = world.db.insert_venta("PORTA-UNLINK-1", Some("confrontas/reusado.pdf")).await;
+    wait_log(&sidecar, "failpoint=\"before_unlink\"").await;
+    // V1 is recorded and its file checked; now the name is freed and taken again.
+    std::fs::remove_file(&path).unwrap();
+    let second = sample_bytes(61, 25_000);
+    world.write_in_place("reusado.pdf", &second);
+    let v2 = world.db.insert_venta("PORTA-UNLINK-2", Some("confrontas/reusado.pdf")).await;
+    wait_log(&sidecar, "moved to object store").await;
+    let row1 = wait_recorded(&world, v1).await;
+    assert_eq!(row1.sha256.as_deref(), Some(sha256_hex(&first).as_str()), "V1 holds its own file");
+    let row2 = eventually("V2 recorded, or its file gone", WAIT, || async {
+        let row = world.db.row(v2).await.unwrap();
+        (row.subido || !path.exists()).then_some(row)
+    })
+    .await;
+    assert!(row2.subido, "V2's file was unlinked as if it were V1's: {row2:?}");
+    assert_eq!(row2.sha256.as_deref(), Some(sha256_hex(&second).as_str()), "V2 holds its own file");
+    drop(sidecar);
+    world.cleanup().await;
+}
+
+/// Issue 23, item 5: a corrected venta's previous object is deleted only when the daemon's
+/// template could have named it. A row may hold any text (an object another system keeps in
+/// the bucket, a name typed in by hand), and that object is not the daemon's to delete.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_previous_object_the_template_did_not_name_is_never_deleted() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    let contract = jpeg_bytes(62, 15_000);
+    let foreign = format!("{}/contratos/firmado.jpg", world.prefix);
+    plant_object(&world, &foreign, &contract).await;
+    let id = world.db.insert_venta("PORTA-AJENO", None).await;
+    point_at(&world, id, "", &foreign, &contract).await;
+    let sidecar = Sidecar::start(&config, &[], &[]);
+    sidecar.wait_watching().await;
+
+    let new = jpeg_bytes(63, 16_000);
+    let path = world.write_in_place("nueva.jpg", &new);
+    world.db.assign(id, "confrontas/nueva.jpg").await;
+    let row = wait_recorded(&world, id).await;
+    assert_eq!(row.sha256.as_deref(), Some(sha256_hex(&new).as_str()));
+    eventually("file removed", WAIT, || async { (!path.exists()).then_some(()) }).await;
+    wait_log(&sidecar, "moved to object store").await;
+    assert_eq!(world.object_bytes(&foreign).await, contract, "the foreign object is kept");
+    drop(sidecar);
+    world.cleanup().await;
 }

@@ -53,8 +53,8 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     let dir = world.dir();
 
     // A 0-byte file.
-    let empty = world.db.insert_venta("PORTA-EMPTY", Some("confrontas/vacio.pdf")).await;
     world.write_in_place("vacio.pdf", b"");
+    let empty = world.db.insert_venta("PORTA-EMPTY", Some("confrontas/vacio.pdf")).await;
     let line = logged(&sidecar, "vacio.pdf", "quarantined").await;
     assert!(line.contains("empty file"), "{line}");
     assert!(world.quarantined("vacio.pdf").exists() && world.quarantined("vacio.pdf.reason").exists());
@@ -82,8 +82,8 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
 
     // A symlink inside the folder to a file that has its own row.
     let target_bytes = sample_bytes(1, 4_000);
-    let target_id = world.db.insert_venta("PORTA-TARGET", Some("confrontas/destino.pdf")).await;
     let target = world.write_in_place("destino.pdf", &target_bytes);
+    let target_id = world.db.insert_venta("PORTA-TARGET", Some("confrontas/destino.pdf")).await;
     std::os::unix::fs::symlink(&target, dir.join("enlace_dentro.pdf")).unwrap();
     let link_in = world.db.insert_venta("PORTA-LINK-IN", Some("confrontas/enlace_dentro.pdf")).await;
     let line = logged(&sidecar, "enlace_dentro.pdf", "not_regular").await;
@@ -101,10 +101,10 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
 
     // A hard link.
     let linked = sample_bytes(2, 3_000);
-    let hard = world.db.insert_venta("PORTA-HARD", Some("confrontas/enlace_duro.pdf")).await;
     let original = world.temp.path().join("original-of-hard-link.pdf");
     std::fs::write(&original, &linked).unwrap();
     std::fs::hard_link(&original, dir.join("enlace_duro.pdf")).unwrap();
+    let hard = world.db.insert_venta("PORTA-HARD", Some("confrontas/enlace_duro.pdf")).await;
     let line = logged(&sidecar, "enlace_duro.pdf", "unscannable").await;
     assert!(line.contains("2 hard links"), "{line}");
     assert!(dir.join("enlace_duro.pdf").exists() && original.exists());
@@ -133,8 +133,8 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     // A sub-directory.
     std::fs::create_dir_all(dir.join("2026/11")).unwrap();
     let nested_bytes = sample_bytes(3, 5_000);
-    let nested_id = world.db.insert_venta("PORTA-NESTED", Some("confrontas/2026/11/anidado.pdf")).await;
     let nested = world.write_in_place("2026/11/anidado.pdf", &nested_bytes);
+    let nested_id = world.db.insert_venta("PORTA-NESTED", Some("confrontas/2026/11/anidado.pdf")).await;
     let row = wait_recorded(&world, nested_id).await;
     assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, nested_bytes);
     wait_gone(&nested).await;
@@ -153,9 +153,9 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     ];
     for (index, (name, label)) in names.iter().enumerate() {
         let bytes = sample_bytes(10 + index as u64, 2_000 + index);
+        let path = world.write_in_place(name, &bytes);
         let id =
             world.db.insert_venta(&format!("PORTA-NAME{index}"), Some(&format!("confrontas/{name}"))).await;
-        let path = world.write_in_place(name, &bytes);
         let row = wait_recorded(&world, id).await;
         assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, bytes, "{label}");
         wait_gone(&path).await;
@@ -222,8 +222,8 @@ async fn validation_quarantines_what_is_not_an_allowed_document() {
         ("enorme.pdf", sample_bytes(31, 100_001), "quarantined", "over max_bytes (100000)"),
     ];
     for (name, bytes, reason, detail) in &cases {
-        let id = world.db.insert_venta(&format!("PORTA-V-{name}"), Some(&format!("confrontas/{name}"))).await;
         world.write_in_place(name, bytes);
+        let id = world.db.insert_venta(&format!("PORTA-V-{name}"), Some(&format!("confrontas/{name}"))).await;
         let line = logged(&sidecar, name, reason).await;
         assert!(line.contains(detail), "{line}");
         assert_eq!(
@@ -313,8 +313,8 @@ async fn validation_quarantines_what_is_not_an_allowed_document() {
 
     // A PNG saved with .jpg is still an allowed image.
     let png = [b"\x89PNG\r\n\x1a\n".as_slice(), &random_bytes(32, 3_000)].concat();
-    let id = world.db.insert_venta("PORTA-PNG", Some("confrontas/foto.jpg")).await;
     let path = world.write_in_place("foto.jpg", &png);
+    let id = world.db.insert_venta("PORTA-PNG", Some("confrontas/foto.jpg")).await;
     wait_recorded(&world, id).await;
     wait_gone(&path).await;
     report.row(
@@ -402,8 +402,8 @@ async fn clamd_quarantines_infected_files_and_nothing_goes_up_unscanned() {
 
     // clamd is not running yet: the file waits and is not uploaded.
     let clean = sample_bytes(40, 6_000);
-    let clean_id = world.db.insert_venta("PORTA-CLEAN", Some("confrontas/limpio.pdf")).await;
     let clean_path = world.write_in_place("limpio.pdf", &clean);
+    let clean_id = world.db.insert_venta("PORTA-CLEAN", Some("confrontas/limpio.pdf")).await;
     let line = logged(&sidecar, "limpio.pdf", "clamd unreachable").await;
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert!(clean_path.exists() && world.objects_under_prefix().await.is_empty());
@@ -424,8 +424,8 @@ async fn clamd_quarantines_infected_files_and_nothing_goes_up_unscanned() {
     );
 
     let infected = [b"%PDF-1.4\n".as_slice(), EICAR, b"\n%%EOF\n"].concat();
-    let infected_id = world.db.insert_venta("PORTA-EICAR", Some("confrontas/infectado.pdf")).await;
     world.write_in_place("infectado.pdf", &infected);
+    let infected_id = world.db.insert_venta("PORTA-EICAR", Some("confrontas/infectado.pdf")).await;
     let line = logged(&sidecar, "infectado.pdf", "quarantined").await;
     assert!(line.contains("clamd found Eicar-Test-Signature"), "{line}");
     assert!(world.quarantined("infectado.pdf").exists());
@@ -458,33 +458,33 @@ async fn files_and_rows_that_change_under_the_daemon() {
     sidecar.wait_watching().await;
 
     // Deleted before processing: the row points at nothing, the daemon shrugs.
-    let gone_id = world.db.insert_venta("PORTA-GONE", Some("confrontas/borrado.pdf")).await;
     let gone = world.write_in_place("borrado.pdf", &sample_bytes(50, 2_000));
+    let gone_id = world.db.insert_venta("PORTA-GONE", Some("confrontas/borrado.pdf")).await;
     std::fs::remove_file(&gone).unwrap();
 
     // Rewritten during the upload window: the object must hold the new bytes.
     let first = sample_bytes(51, 30_000);
     let second = sample_bytes(52, 31_000);
-    let rewrite_id = world.db.insert_venta("PORTA-REWRITE", Some("confrontas/reescrito.pdf")).await;
     let rewrite = world.write_in_place("reescrito.pdf", &first);
+    let rewrite_id = world.db.insert_venta("PORTA-REWRITE", Some("confrontas/reescrito.pdf")).await;
 
     // Appended after close, also inside the window.
     let start = sample_bytes(53, 20_000);
     let tail = random_bytes(54, 5_000);
-    let append_id = world.db.insert_venta("PORTA-APPEND", Some("confrontas/anexado.pdf")).await;
     let append = world.write_in_place("anexado.pdf", &start);
+    let append_id = world.db.insert_venta("PORTA-APPEND", Some("confrontas/anexado.pdf")).await;
 
     // The confronta replaced while the file is between verify and record.
     let replaced_bytes = sample_bytes(55, 12_000);
-    let replaced_id = world.db.insert_venta("PORTA-REPL", Some("confrontas/reemplazado.pdf")).await;
     let replaced = world.write_in_place("reemplazado.pdf", &replaced_bytes);
+    let replaced_id = world.db.insert_venta("PORTA-REPL", Some("confrontas/reemplazado.pdf")).await;
 
     // The same content for two ventas.
     let twin = sample_bytes(56, 9_000);
-    let twin_a = world.db.insert_venta("PORTA-TWIN-A", Some("confrontas/gemelo_a.pdf")).await;
-    let twin_b = world.db.insert_venta("PORTA-TWIN-B", Some("confrontas/gemelo_b.pdf")).await;
     let twin_a_path = world.write_in_place("gemelo_a.pdf", &twin);
+    let twin_a = world.db.insert_venta("PORTA-TWIN-A", Some("confrontas/gemelo_a.pdf")).await;
     let twin_b_path = world.write_in_place("gemelo_b.pdf", &twin);
+    let twin_b = world.db.insert_venta("PORTA-TWIN-B", Some("confrontas/gemelo_b.pdf")).await;
 
     // Inside the before_upload pause: rewrite and append.
     // Each change lands right after that file's own pause begins, well inside its window,
@@ -601,8 +601,8 @@ async fn an_unreadable_file_waits_and_moves_once_readable() {
     let mut sidecar = Sidecar::start_as(&config, 65534, &[]);
 
     let bytes = sample_bytes(60, 4_000);
-    let id = world.db.insert_venta("PORTA-000", Some("confrontas/sin_permiso.pdf")).await;
     let path = world.write_in_place("sin_permiso.pdf", &bytes);
+    let id = world.db.insert_venta("PORTA-000", Some("confrontas/sin_permiso.pdf")).await;
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o000)).unwrap();
     let line = logged(&sidecar, "sin_permiso.pdf", "Permission denied").await;
     assert!(line.contains("will retry") || line.contains("validation_pending"), "{line}");
@@ -645,8 +645,8 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
     let mut sidecar = Sidecar::start(&config, &[], &[]);
 
     let first = sample_bytes(70, 3_000);
-    let first_id = world.db.insert_venta("PORTA-J1", Some("confrontas/antes.pdf")).await;
     let first_path = world.write_in_place("antes.pdf", &first);
+    let first_id = world.db.insert_venta("PORTA-J1", Some("confrontas/antes.pdf")).await;
     wait_recorded(&world, first_id).await;
     wait_gone(&first_path).await;
 
@@ -673,9 +673,9 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
     for index in 0..5 {
         let name = format!("lleno_{index}.pdf");
         let bytes = sample_bytes(71 + index, 3_000);
+        let path = world.write_in_place(&name, &bytes);
         let id =
             world.db.insert_venta(&format!("PORTA-FULL{index}"), Some(&format!("confrontas/{name}"))).await;
-        let path = world.write_in_place(&name, &bytes);
         waiting.push((id, path, bytes));
     }
     eventually("loud journal error", WAIT, || async {
@@ -733,8 +733,8 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
         let _ = std::fs::remove_file(format!("{}{suffix}", world.journal_path().display()));
     }
     let later = sample_bytes(80, 3_000);
-    let later_id = world.db.insert_venta("PORTA-J2", Some("confrontas/despues.pdf")).await;
     let later_path = world.write_in_place("despues.pdf", &later);
+    let later_id = world.db.insert_venta("PORTA-J2", Some("confrontas/despues.pdf")).await;
     let mut sidecar = Sidecar::start(&config, &[], &[]);
     wait_recorded(&world, later_id).await;
     wait_gone(&later_path).await;
@@ -754,8 +754,8 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
     std::fs::write(world.journal_path(), b"garbage garbage garbage garbage garbage garbage garbage").unwrap();
     std::fs::write(format!("{}-wal", world.journal_path().display()), b"the corrupt journal's wal").unwrap();
     let third = sample_bytes(81, 3_000);
-    let third_id = world.db.insert_venta("PORTA-J3", Some("confrontas/corrupto.pdf")).await;
     let third_path = world.write_in_place("corrupto.pdf", &third);
+    let third_id = world.db.insert_venta("PORTA-J3", Some("confrontas/corrupto.pdf")).await;
     let sidecar = Sidecar::start(&config, &[], &[]);
     wait_recorded(&world, third_id).await;
     wait_gone(&third_path).await;
@@ -859,8 +859,8 @@ async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
     let long_base = format!("http://{}.example.invalid", "x".repeat(150));
     let config = world.config().set("minio.public_base_url", long_base).write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
-    let id = world.db.insert_venta("PORTA-LONG-URL", Some("confrontas/url_larga.pdf")).await;
     let path = world.write_in_place("url_larga.pdf", &sample_bytes(90, 2_000));
+    let id = world.db.insert_venta("PORTA-LONG-URL", Some("confrontas/url_larga.pdf")).await;
     let line = logged(&sidecar, "url_larga.pdf", "url_too_long").await;
     assert!(line.contains("longer than the 200 the URL column holds"), "{line}");
     assert!(path.exists() && !world.db.row(id).await.unwrap().subido);
@@ -981,8 +981,8 @@ async fn a_symlinked_folder_is_never_followed() {
         ids.push(world.db.insert_venta(&format!("PORTA-SYMDIR-{index}"), Some(&confronta)).await);
     }
     // A plain file beside the link proves the daemon got as far as moving files.
-    let control_id = world.db.insert_venta("PORTA-SYMDIR-CONTROL", Some("confrontas/normal.pdf")).await;
     world.write_in_place("normal.pdf", &sample_bytes(92, 2_500));
+    let control_id = world.db.insert_venta("PORTA-SYMDIR-CONTROL", Some("confrontas/normal.pdf")).await;
 
     // Each case ends either in the refusal or, on a daemon that follows the link, in the row
     // recorded or the file quarantined: wait for whichever comes first, then check which.

@@ -32,21 +32,21 @@ async fn moved(world: &World, id: i64, local: &std::path::Path) -> bool {
 async fn a_locked_row_costs_only_its_own_file() {
     let world = World::new(Backend::Postgres).await;
     let config = world.config().write();
+    // Sale A saved with its file, then its row locked before the daemon starts on it.
+    let a_path = world.write_in_place("a.pdf", &sample_bytes(1, 40_000));
     let a_id = world.db.insert_venta("PORTA-LOCKED-A", Some("confrontas/a.pdf")).await;
-    let b_id = world.db.insert_venta("PORTA-FREE-B", Some("confrontas/b.pdf")).await;
-    let sidecar = Sidecar::start(&config, &[], &[]);
-    sidecar.wait_watching().await;
-
     let locker = pg_connect(&world.db.url()).await;
     locker.batch_execute("BEGIN").await.unwrap();
     locker
         .query(&format!("SELECT id FROM telefonica_ventaportabilidad WHERE id = {a_id} FOR UPDATE"), &[])
         .await
         .unwrap();
-    let a_path = world.write_in_place("a.pdf", &sample_bytes(1, 40_000));
+    let sidecar = Sidecar::start(&config, &[], &[]);
+    sidecar.wait_watching().await;
     tokio::time::sleep(Duration::from_millis(1_500)).await;
     let b_written = Instant::now();
     let b_path = world.write_in_place("b.pdf", &sample_bytes(2, 40_000));
+    let b_id = world.db.insert_venta("PORTA-FREE-B", Some("confrontas/b.pdf")).await;
     eventually("B's file moves while A's row is locked", Duration::from_secs(5), || async {
         moved(&world, b_id, &b_path).await.then_some(())
     })
@@ -92,11 +92,10 @@ async fn a_frozen_database_peer_is_marked_down_within_the_deadline_and_recovered
         .set("database.statement_timeout_ms", 1000)
         .set("database.lock_timeout_ms", 500)
         .write();
-    let first_id = world.db.insert_venta("PORTA-BEFORE", Some("confrontas/antes.pdf")).await;
-    let second_id = world.db.insert_venta("PORTA-DURING", Some("confrontas/durante.pdf")).await;
     let sidecar = Sidecar::start(&config, &[], &[]);
     sidecar.wait_watching().await;
     let first = world.write_in_place("antes.pdf", &sample_bytes(3, 30_000));
+    let first_id = world.db.insert_venta("PORTA-BEFORE", Some("confrontas/antes.pdf")).await;
     eventually("a file moves through the proxy", WAIT, || async {
         moved(&world, first_id, &first).await.then_some(())
     })
@@ -105,6 +104,8 @@ async fn a_frozen_database_peer_is_marked_down_within_the_deadline_and_recovered
     proxy.freeze(true);
     let frozen_at = Instant::now();
     let second = world.write_in_place("durante.pdf", &sample_bytes(4, 30_000));
+    // Django's own connection does not go through the frozen proxy.
+    let second_id = world.db.insert_venta("PORTA-DURING", Some("confrontas/durante.pdf")).await;
     // The deadline is statement_timeout_ms plus the client's margin: 1 s + 2 s here; 15 s leaves
     // room for a loaded machine and still fails on a daemon that waits forever.
     eventually("the database is marked down", Duration::from_secs(15), || async {
@@ -144,12 +145,12 @@ async fn sigterm_is_seen_while_the_database_peer_is_frozen() {
         .set("database.statement_timeout_ms", 120000)
         .set("service.shutdown_timeout_s", 2)
         .write();
-    let id = world.db.insert_venta("PORTA-HUNG", Some("confrontas/colgado.pdf")).await;
     let mut sidecar = Sidecar::start(&config, &[], &[]);
     sidecar.wait_watching().await;
 
     proxy.freeze(true);
     let path = world.write_in_place("colgado.pdf", &sample_bytes(5, 30_000));
+    let id = world.db.insert_venta("PORTA-HUNG", Some("confrontas/colgado.pdf")).await;
     // Past a reconcile tick (every 2 s in the tests): a pass is now waiting on the frozen peer.
     tokio::time::sleep(Duration::from_secs(3)).await;
     let asked = Instant::now();
@@ -181,11 +182,7 @@ async fn the_reconcile_query_reads_the_partial_index_on_a_million_rows() {
          ANALYZE telefonica_ventaportabilidad",
     )
     .await;
-    let statements = Statements::with_row_version(
-        "telefonica_ventaportabilidad",
-        &ColumnNames::default(),
-        "CAST(xmin AS text)",
-    );
+    let statements = Statements::new("telefonica_ventaportabilidad", &ColumnNames::default());
     let explain = |generic: bool| {
         let sql = statements.select_local.clone();
         let db = &db;

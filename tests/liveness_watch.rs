@@ -51,8 +51,8 @@ async fn a_folder_moved_away_and_made_again_is_watched_again() {
     std::fs::create_dir(world.dir()).unwrap();
     let began = Instant::now();
     let bytes = sample_bytes(70, 30_000);
-    let id = world.db.insert_venta("PORTA-REHECHA", Some("confrontas/con_fila.pdf")).await;
     let with_row = world.write_in_place("con_fila.pdf", &bytes);
+    let id = world.db.insert_venta("PORTA-REHECHA", Some("confrontas/con_fila.pdf")).await;
     let lonely = world.write_in_place("sin_fila.pdf", &sample_bytes(71, 30_000));
 
     let object = expected_object(&world, "PORTA-REHECHA", id, &bytes, ".pdf");
@@ -87,7 +87,6 @@ async fn a_file_with_an_mtime_in_the_future_waits_settle_ms_and_is_logged_once()
     sidecar.wait_watching().await;
 
     let bytes = sample_bytes(72, 30_000);
-    let id = world.db.insert_venta("PORTA-FUTURO", Some("confrontas/futuro.pdf")).await;
     let outside = world.temp.path().join("futuro.pdf");
     std::fs::write(&outside, &bytes).unwrap();
     let touched =
@@ -102,6 +101,7 @@ async fn a_file_with_an_mtime_in_the_future_waits_settle_ms_and_is_logged_once()
     std::fs::rename(&lonely, world.dir().join("futuro_sin_fila.pdf")).unwrap();
     let began = Instant::now();
     std::fs::rename(&outside, &path).unwrap();
+    let id = world.db.insert_venta("PORTA-FUTURO", Some("confrontas/futuro.pdf")).await;
 
     let object = expected_object(&world, "PORTA-FUTURO", id, &bytes, ".pdf");
     wait_moved(&world, id, &path, &object, Duration::from_secs(30)).await;
@@ -152,8 +152,8 @@ async fn a_dead_watcher_is_started_again_and_never_spins_the_loop() {
 
     // The new watcher hears a file written now (reconcile passes are ten minutes apart).
     let bytes = sample_bytes(73, 30_000);
-    let id = world.db.insert_venta("PORTA-VIGIA", Some("confrontas/vigia.pdf")).await;
     let path = world.write_in_place("vigia.pdf", &bytes);
+    let id = world.db.insert_venta("PORTA-VIGIA", Some("confrontas/vigia.pdf")).await;
     let object = expected_object(&world, "PORTA-VIGIA", id, &bytes, ".pdf");
     wait_moved(&world, id, &path, &object, Duration::from_secs(20)).await;
     sidecar.assert_running();
@@ -176,8 +176,8 @@ async fn a_multipart_upload_resumes_from_the_part_that_failed() {
     sidecar.wait_watching().await;
 
     let bytes = sample_bytes(74, 2 * 5 * 1024 * 1024 + 1_000);
-    let id = world.db.insert_venta("PORTA-PARTES", Some("confrontas/partes.pdf")).await;
     let path = world.rename_in("partes.pdf", &bytes);
+    let id = world.db.insert_venta("PORTA-PARTES", Some("confrontas/partes.pdf")).await;
     let object = expected_object(&world, "PORTA-PARTES", id, &bytes, ".pdf");
     wait_moved(&world, id, &path, &object, WAIT).await;
     assert!(world.object_bytes(&object).await == bytes, "the object holds the file's bytes");

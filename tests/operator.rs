@@ -32,6 +32,12 @@ async fn snapshot(world: &World) -> (Vec<Option<Row>>, Vec<String>, Vec<(String,
     (rows, objects, files, journal)
 }
 
+/// An object name the test config's template could have made (`orphans` lists only those):
+/// venta `numero`, id `id`, and a checksum part made from the id.
+fn our_name(world: &World, numero: &str, id: i64) -> String {
+    format!("{}/venta_{numero}_confronta_{id}_{id:012x}.pdf", world.prefix)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rescan_dry_run_changes_nothing_limit_moves_exactly_n_and_a_full_run_reports_the_missing_file() {
     let world = World::new(Backend::Postgres).await;
@@ -39,8 +45,8 @@ async fn rescan_dry_run_changes_nothing_limit_moves_exactly_n_and_a_full_run_rep
     const FILES: usize = 25;
     for index in 0..FILES {
         let name = format!("backlog_{index:02}.pdf");
-        world.db.insert_venta(&format!("PORTA-B{index:02}"), Some(&format!("confrontas/{name}"))).await;
         world.write_in_place(&name, &sample_bytes(500 + index as u64, 3_000 + index));
+        world.db.insert_venta(&format!("PORTA-B{index:02}"), Some(&format!("confrontas/{name}"))).await;
     }
     world.write_in_place("huerfano.pdf", b"no row points at me");
     let missing = world.db.insert_venta("PORTA-MISSING", Some("confrontas/no_existe.pdf")).await;
@@ -162,8 +168,8 @@ async fn a_journal_locked_at_start_up_is_not_rebuilt_and_the_daemon_exits_5() {
 /// Moves one file for venta `numero` through a rescan and returns (id, object name, bytes).
 async fn moved_one(world: &World, config: &Path, name: &str, seed: u64) -> (i64, String, Vec<u8>) {
     let bytes = sample_bytes(seed, 12_345);
-    let id = world.db.insert_venta(&format!("PORTA-{seed}"), Some(&format!("confrontas/{name}"))).await;
     world.write_in_place(name, &bytes);
+    let id = world.db.insert_venta(&format!("PORTA-{seed}"), Some(&format!("confrontas/{name}"))).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
     let (code, stdout, stderr) = Sidecar::run(config, &["--rescan"]);
     assert_eq!(code, 0, "{stdout}\n{stderr}");
@@ -216,7 +222,7 @@ async fn orphans_finds_a_planted_object_and_file_and_deletes_only_the_unreferenc
     let planted_source = world.temp.path().join("planted-object");
     std::fs::write(&planted_source, b"an object no row references").unwrap();
     let hash = hash_file(&planted_source, None).unwrap();
-    let planted_object = format!("{}/venta_X_confronta_0_planted.pdf", world.prefix);
+    let planted_object = our_name(&world, "X", 0);
     let request = UploadRequest {
         path: &planted_source,
         hash: &hash,
@@ -381,7 +387,7 @@ async fn verify_and_orphans_are_right_across_pages() {
     world.db.insert_venta("PORTA-L", Some("confrontas/local.pdf")).await;
     let mut orphans = Vec::new();
     for n in 0..5 {
-        let object = format!("{}/huerfano_{n}.pdf", world.prefix);
+        let object = our_name(&world, "HUERFANO", n as i64);
         put_object(&world, &object, &sample_bytes(950 + n, 100)).await;
         orphans.push(object);
     }
@@ -492,8 +498,7 @@ async fn orphans_prints_as_it_goes_and_lists_later_pages_afterwards() {
     const OBJECTS: usize = 600;
     let world = World::new(Backend::Postgres).await;
     let config = world.config().write();
-    let names: Vec<String> =
-        (0..OBJECTS).map(|n| format!("{}/{n:06}_{}.pdf", world.prefix, "y".repeat(200))).collect();
+    let names: Vec<String> = (0..OBJECTS).map(|n| our_name(&world, &"Y".repeat(200), n as i64)).collect();
     futures_util::stream::iter(names.iter())
         .for_each_concurrent(16, |name| {
             let world = &world;
@@ -502,7 +507,7 @@ async fn orphans_prints_as_it_goes_and_lists_later_pages_afterwards() {
             }
         })
         .await;
-    let late = format!("{}/zz_tarde.pdf", world.prefix);
+    let late = our_name(&world, "ZZ", 999_999);
     let (out, stderr) =
         read_streamed(paged_command(&config, &["orphans", "--older-than", "0s"], 50), || async {
             put_object(&world, &late, b"%PDF-1.7 late").await;

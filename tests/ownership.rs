@@ -10,6 +10,7 @@ mod common;
 
 use std::time::Duration;
 
+use common::report::{Observed, Report};
 use common::*;
 use confronta_sync::hash::hash_file;
 use confronta_sync::store::{ObjectStore, UploadRequest};
@@ -84,9 +85,14 @@ impl StaleRow {
     async fn assert_new_sale_got_it(&self, v2: i64, new: &[u8]) {
         let world = &self.world;
         let local = world.dir().join(NAME);
-        eventually("the new file leaves the folder", WAIT, || async { (!local.exists()).then_some(()) }).await;
+        eventually("the new file leaves the folder", WAIT, || async { (!local.exists()).then_some(()) })
+            .await;
         let row1 = world.db.row(self.v1).await.unwrap();
-        assert_eq!(row1.object_name.as_deref(), Some(self.old_object.as_str()), "V1 still points at O1: {row1:?}");
+        assert_eq!(
+            row1.object_name.as_deref(),
+            Some(self.old_object.as_str()),
+            "V1 still points at O1: {row1:?}"
+        );
         assert_eq!(row1.sha256.as_deref(), Some(sha256_hex(&self.old).as_str()), "V1's checksum is O1's");
         let row2 = world.db.row(v2).await.unwrap();
         assert!(row2.subido, "V2 is recorded: {row2:?}");
@@ -122,6 +128,28 @@ async fn a_name_reused_right_after_start_goes_to_the_new_sale(backend: Backend) 
     let (v2, new) = stale.new_sale_reuses_the_name().await;
     stale.assert_new_sale_got_it(v2, &new).await;
     drop(sidecar);
+    let world = &stale.world;
+    let (label, group) = match backend {
+        Backend::Postgres => ("PostgreSQL", "right-sale-1-reused-names-postgres"),
+        Backend::Sqlite => ("SQLite", "right-sale-1-reused-names-sqlite"),
+    };
+    let row1 = world.db.row(stale.v1).await.unwrap();
+    Report::new(group).row(
+        &format!(
+            "{label}, daemon just started: IMG_0001.jpg reused while an older venta (object O1, given its file a day \
+             ago) names it with its file missing; the new sale commits 400 ms after the file"
+        ),
+        "the new bytes land on the new sale; the older venta and O1 untouched",
+        &Observed::new()
+            .upload(world, NAME, v2)
+            .await
+            .count("SHA-256 of the new bytes", &sha256_hex(&new)[..12])
+            .row(world, stale.v1)
+            .await
+            .count("its object", row1.object_name.as_deref().and_then(|name| name.rsplit('/').next()).unwrap_or("NULL"))
+            .stored(world, &stale.old_object)
+            .await,
+    );
     stale.world.cleanup().await;
 }
 
@@ -145,7 +173,11 @@ async fn a_write_to_the_stale_row_is_no_claim_on_a_file_saved_after_it() {
     stale.age_the_missing_mark();
     // Someone edits V1 (its state, say), which writes the row without giving it a file.
     let v1 = stale.v1;
-    stale.world.db.execute(&format!("UPDATE telefonica_ventaportabilidad SET numero = numero WHERE id = {v1}")).await;
+    stale
+        .world
+        .db
+        .execute(&format!("UPDATE telefonica_ventaportabilidad SET numero = numero WHERE id = {v1}"))
+        .await;
     let (v2, new) = stale.new_sale_reuses_the_name().await;
     stale.assert_new_sale_got_it(v2, &new).await;
     drop(sidecar);
@@ -193,4 +225,106 @@ async fn the_stale_row_s_own_new_upload_moves_to_it_postgres() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_stale_row_s_own_new_upload_moves_to_it_sqlite() {
     the_stale_row_s_own_new_upload_moves_to_it(Backend::Sqlite).await;
+}
+
+/// Item 2 of issue 23: the way out when nothing can tell. A file only the stale row names waits
+/// (`status` says why); `adopt --dry-run` shows what would happen and changes nothing; `adopt`
+/// refuses while another row names the path, and otherwise gives the file to the venta, which
+/// the daemon then moves.
+async fn adopt_gives_the_file_to_the_venta_an_operator_names(backend: Backend) {
+    let stale = StaleRow::new(backend).await;
+    let config = stale.config();
+    let sidecar = Sidecar::start(&config, &[], &[]);
+    wait_log(&sidecar, "row points at a missing local file").await;
+    let world = &stale.world;
+    // V1's own document, restored by hand from a backup: nothing says it is V1's.
+    let restored = jpeg_bytes(4, 22_000);
+    let local = world.write_in_place(NAME, &restored);
+    wait_log(&sidecar, "only a row that named this path while no file was there points at it").await;
+    let (code, stdout, stderr) = Sidecar::run(&config, &["status"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains("ambiguous_owner 1"), "status names why the file waits: {stdout}");
+
+    let v1 = stale.v1.to_string();
+    let (code, stdout, stderr) = Sidecar::run(&config, &["adopt", PATH, "--venta", &v1, "--dry-run"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("would give venta {v1} the file {PATH}")), "{stdout}");
+    assert!(stdout.contains("ambiguous_owner"), "the dry run shows why the daemon waits: {stdout}");
+    assert!(local.exists() && !world.db.row(stale.v1).await.unwrap().subido, "the dry run changed nothing");
+
+    let other = world.db.insert_venta("PORTA-OTRA", Some(PATH)).await;
+    let (code, stdout, stderr) = Sidecar::run(&config, &["adopt", PATH, "--venta", &v1]);
+    assert_eq!(code, 1, "{stdout}{stderr}");
+    assert!(stderr.contains(&format!("venta {other} also names {PATH}")), "{stderr}");
+    world.db.execute(&format!("DELETE FROM telefonica_ventaportabilidad WHERE id = {other}")).await;
+
+    let (code, stdout, stderr) = Sidecar::run(&config, &["adopt", PATH, "--venta", &v1]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    eventually("the adopted file moves", WAIT, || async { (!local.exists()).then_some(()) }).await;
+    let row1 = world.db.row(stale.v1).await.unwrap();
+    assert!(row1.subido, "{row1:?}");
+    assert_eq!(row1.sha256.as_deref(), Some(sha256_hex(&restored).as_str()), "V1 holds the adopted file");
+    drop(sidecar);
+    stale.world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_gives_the_file_to_the_venta_an_operator_names_postgres() {
+    adopt_gives_the_file_to_the_venta_an_operator_names(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn adopt_gives_the_file_to_the_venta_an_operator_names_sqlite() {
+    adopt_gives_the_file_to_the_venta_an_operator_names(Backend::Sqlite).await;
+}
+
+/// Item 3 of issue 23: a database restored from before a record (an async standby promoted, a
+/// commit lost to a power cut) makes the row name its local file again, long gone, and forget
+/// its object. Nothing references the object then; `orphans --delete-objects` must still keep
+/// it (the journal recorded it for the venta and never saw the venta move on), and `repair`
+/// points the row back at it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restored_database_loses_no_document_and_repair_points_the_row_back() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    let sidecar = Sidecar::start(&config, &[], &[]);
+    sidecar.wait_watching().await;
+    let bytes = jpeg_bytes(5, 18_000);
+    let local = world.write_in_place("restaurada.jpg", &bytes);
+    let id = world.db.insert_venta("PORTA-RESTORE", Some("confrontas/restaurada.jpg")).await;
+    eventually("the file moves", WAIT, || async { (!local.exists()).then_some(()) }).await;
+    let recorded = world.db.row(id).await.unwrap();
+    let object = recorded.object_name.clone().expect("recorded");
+
+    // The restore: the row as the backup had it, before the record.
+    world
+        .db
+        .execute(&format!(
+            "UPDATE telefonica_ventaportabilidad SET confronta = 'confrontas/restaurada.jpg', confronta_minio_url = NULL, \
+             confronta_minio_object_name = NULL, confronta_subido_a_minio = false, confronta_sha256 = NULL WHERE id = {id}"
+        ))
+        .await;
+    wait_log(&sidecar, "(a database restore?)").await;
+    let (code, stdout, stderr) =
+        Sidecar::run(&config, &["orphans", "--older-than", "0s", "--delete-objects"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert_eq!(
+        world.object_bytes(&object).await,
+        bytes,
+        "the only copy of the venta's document is kept: {stdout}"
+    );
+
+    let (code, stdout, stderr) = Sidecar::run(&config, &["repair", "--dry-run"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    assert!(stdout.contains(&format!("would point venta {id:>8}  {object}")), "{stdout}");
+    assert_eq!(world.db.row(id).await.unwrap().object_name, None, "the dry run changed nothing");
+
+    let (code, stdout, stderr) = Sidecar::run(&config, &["repair"]);
+    assert_eq!(code, 0, "{stdout}{stderr}");
+    let row = world.db.row(id).await.unwrap();
+    assert_eq!(row, recorded, "the row is as the record left it");
+    let (_, stdout, _) = Sidecar::run(&config, &["repair"]);
+    assert!(stdout.contains("1 current, 0 re-pointed"), "{stdout}");
+    drop(sidecar);
+    world.cleanup().await;
 }

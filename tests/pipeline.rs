@@ -51,20 +51,23 @@ async fn moves_files_written_in_place_renamed_in_multipart_and_with_spanish_name
         ("DNI señora Muñoz José ñandú.PDF", ".pdf", 70_000, Write::InPlace),
     ];
     let mut expectations = Vec::new();
-    for (index, (name, ext, size, _)) in cases.iter().enumerate() {
+    for (index, (_, ext, size, _)) in cases.iter().enumerate() {
         let numero = format!("PORTA-2024010112000{index}");
-        let id = world.db.insert_venta(&numero, Some(&format!("confrontas/{name}"))).await;
+        // The venta first (its id names the object); its file is given to it below, as
+        // Django's save does: the file, then the row.
+        let id = world.db.insert_venta(&numero, None).await;
         let bytes = sample_bytes(index as u64, *size);
         let object = expected_object(&world, &numero, id, &bytes, ext);
         expectations.push((id, bytes, object));
     }
     let mut sidecar = Sidecar::start(&config, &[], &[]);
     let mut paths = Vec::new();
-    for ((name, _, _, how), (_, bytes, _)) in cases.iter().zip(&expectations) {
+    for ((name, _, _, how), (id, bytes, _)) in cases.iter().zip(&expectations) {
         paths.push(match how {
             Write::InPlace => world.write_in_place(name, bytes),
             Write::RenameIn => world.rename_in(name, bytes),
         });
+        world.db.assign(*id, &format!("confrontas/{name}")).await;
     }
     for ((id, bytes, object), path) in expectations.iter().zip(&paths) {
         assert_moved(&world, *id, path, bytes, object).await;
@@ -82,8 +85,8 @@ async fn a_closed_file_is_taken_at_once_and_a_walked_one_waits_to_settle() {
     let world = World::new(Backend::Postgres).await;
     let config = world.config().set("watch.settle_ms", 60000).write();
     let walked_bytes = sample_bytes(30, 20_000);
-    let walked_id = world.db.insert_venta("PORTA-WALKED", Some("confrontas/encontrado.pdf")).await;
     let walked = world.write_in_place("encontrado.pdf", &walked_bytes);
+    let walked_id = world.db.insert_venta("PORTA-WALKED", Some("confrontas/encontrado.pdf")).await;
     let sidecar = Sidecar::start(&config, &[], &[]);
     sidecar.wait_watching().await;
 
@@ -95,17 +98,12 @@ async fn a_closed_file_is_taken_at_once_and_a_walked_one_waits_to_settle() {
     for (index, (name, rename, row_after)) in cases.into_iter().enumerate() {
         let numero = format!("PORTA-CLOSED-{index}");
         let confronta = format!("confrontas/{name}");
-        let early_id =
-            if row_after { None } else { Some(world.db.insert_venta(&numero, Some(&confronta)).await) };
         let bytes = sample_bytes(31 + index as u64, 20_000);
         let path = if rename { world.rename_in(name, &bytes) } else { world.write_in_place(name, &bytes) };
         if row_after {
             tokio::time::sleep(Duration::from_millis(300)).await;
         }
-        let id = match early_id {
-            Some(id) => id,
-            None => world.db.insert_venta(&numero, Some(&confronta)).await,
-        };
+        let id = world.db.insert_venta(&numero, Some(&confronta)).await;
         let object = expected_object(&world, &numero, id, &bytes, ".pdf");
         closed.push((id, bytes, object, path));
     }
@@ -161,21 +159,15 @@ async fn a_replaced_confronta_is_uploaded_and_the_old_object_retired() {
     let _sidecar = Sidecar::start(&config, &[], &[]);
 
     let first = sample_bytes(20, 40_000);
-    let id = world.db.insert_venta("PORTA-CORR", Some("confrontas/original.pdf")).await;
     let first_path = world.write_in_place("original.pdf", &first);
+    let id = world.db.insert_venta("PORTA-CORR", Some("confrontas/original.pdf")).await;
     let first_object = expected_object(&world, "PORTA-CORR", id, &first, ".pdf");
     assert_moved(&world, id, &first_path, &first, &first_object).await;
 
     // The venta is corrected: Django saves a new file and points the row at it.
     let second = sample_bytes(21, 50_000);
     let second_path = world.write_in_place("corregido.pdf", &second);
-    world
-        .db
-        .execute(&format!(
-            "UPDATE telefonica_ventaportabilidad SET confronta = 'confrontas/corregido.pdf', \
-             confronta_subido_a_minio = false WHERE id = {id}"
-        ))
-        .await;
+    world.db.assign(id, "confrontas/corregido.pdf").await;
     let second_object = expected_object(&world, "PORTA-CORR", id, &second, ".pdf");
     assert_moved(&world, id, &second_path, &second, &second_object).await;
 
@@ -196,8 +188,8 @@ async fn a_row_deleted_mid_flight_keeps_the_file_and_leaves_the_object_for_the_o
     let mut sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_record=return(3000)")]);
 
     let bytes = sample_bytes(30, 30_000);
-    let id = world.db.insert_venta("PORTA-GONE", Some("confrontas/borrada.pdf")).await;
     let path = world.write_in_place("borrada.pdf", &bytes);
+    let id = world.db.insert_venta("PORTA-GONE", Some("confrontas/borrada.pdf")).await;
     let object = expected_object(&world, "PORTA-GONE", id, &bytes, ".pdf");
     eventually("object uploaded", WAIT, || async {
         world.objects_under_prefix().await.contains(&object).then_some(())
@@ -225,9 +217,9 @@ async fn kill_9_while_files_are_in_flight_then_restart_records_every_file_exactl
     for index in 0..FILES {
         let numero = format!("PORTA-K{index:03}");
         let name = format!("kill_{index:03}.pdf");
-        let id = world.db.insert_venta(&numero, Some(&format!("confrontas/{name}"))).await;
         let bytes = sample_bytes(1000 + index as u64, 20_000 + index * 100);
         let path = world.write_in_place(&name, &bytes);
+        let id = world.db.insert_venta(&numero, Some(&format!("confrontas/{name}"))).await;
         let object = expected_object(&world, &numero, id, &bytes, ".pdf");
         expected.push((id, path, bytes, object));
     }
@@ -277,8 +269,8 @@ async fn moves_a_file_with_the_embedded_sqlite_database() {
     let config = world.config().write();
     let _sidecar = Sidecar::start(&config, &[], &[]);
     let bytes = sample_bytes(40, 10_000);
-    let id = world.db.insert_venta("PORTA-SQLITE", Some("confrontas/sqlite.png")).await;
     let path = world.write_in_place("sqlite.png", &bytes);
+    let id = world.db.insert_venta("PORTA-SQLITE", Some("confrontas/sqlite.png")).await;
     let object = expected_object(&world, "PORTA-SQLITE", id, &bytes, ".png");
     assert_moved(&world, id, &path, &bytes, &object).await;
     world.cleanup().await;
@@ -369,8 +361,8 @@ async fn polling_mode_moves_files_without_inotify() {
     let _sidecar = Sidecar::start(&config, &[], &[]);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let bytes = sample_bytes(50, 8_000);
-    let id = world.db.insert_venta("PORTA-POLL", Some("confrontas/sondeo.pdf")).await;
     let path = world.write_in_place("sondeo.pdf", &bytes);
+    let id = world.db.insert_venta("PORTA-POLL", Some("confrontas/sondeo.pdf")).await;
     let object = expected_object(&world, "PORTA-POLL", id, &bytes, ".pdf");
     assert_moved(&world, id, &path, &bytes, &object).await;
     world.cleanup().await;

@@ -231,14 +231,15 @@ async fn record_transaction() {
         for (round, commit_after_kill) in [("a", false), ("b", true)] {
             let files = world.plan_files(&site, 1, SizeMix { multipart_every: None }).await;
             let file = world.files[files[0]].clone();
-            // Hold the row's lock in an open transaction so the daemon's UPDATE blocks.
+            // Django saves the file and its row; then another transaction holds the row's lock,
+            // so the daemon's UPDATE blocks.
+            world.write_now(&files);
             pg.batch_execute(&format!(
                 "BEGIN; SELECT 1 FROM {schema}.telefonica_ventaportabilidad WHERE id = {} FOR UPDATE",
                 file.id
             ))
             .await
             .unwrap();
-            world.write_now(&files);
             let mut daemon = Sidecar::start(&site.config, &[], &[]);
             let blocked = poll_until(Duration::from_secs(60), Duration::from_millis(50), || async {
                 (role.blocked_updates(&world.db).await >= 1).then_some(())
@@ -781,6 +782,8 @@ async fn locked_row() {
         let others = &files[1..];
         let pg = common::pg_connect(&common::pg_base_url()).await;
         let schema = world.schema().to_owned();
+        // The locked sale was saved (file and row) before another transaction took its lock.
+        world.write_now(&[locked]);
         pg.batch_execute(&format!(
             "BEGIN; SELECT 1 FROM {schema}.telefonica_ventaportabilidad WHERE id = {} FOR UPDATE",
             world.files[locked].id
@@ -788,7 +791,6 @@ async fn locked_row() {
         .await
         .unwrap();
         let mut daemon = Sidecar::start(&site.config, &[], &[]);
-        world.write_now(&[locked]);
         tokio::time::sleep(Duration::from_millis(1_500)).await;
         let started = Instant::now();
         let writer = world.spawn_writer(others, Duration::from_millis(20));

@@ -15,12 +15,12 @@ async fn backlog(world: &World, label: &str, count: usize) -> Vec<(i64, std::pat
     let mut files = Vec::new();
     for index in 0..count {
         let name = format!("{label}_{index:03}.pdf");
+        let bytes = sample_bytes(index as u64 + 10_000, 2_000 + index);
+        let path = world.write_in_place(&name, &bytes);
         let id = world
             .db
             .insert_venta(&format!("PORTA-{label}{index:03}"), Some(&format!("confrontas/{name}")))
             .await;
-        let bytes = sample_bytes(index as u64 + 10_000, 2_000 + index);
-        let path = world.write_in_place(&name, &bytes);
         files.push((id, path, bytes));
     }
     files

@@ -144,8 +144,8 @@ async fn a_journal_of_a_million_removed_entries_starts_in_seconds_and_is_pruned_
     assert!(to_watching < Duration::from_secs(8), "start-up to watching took {to_watching:?}");
 
     // Files still move while the journal is pruned.
-    let id = world.db.insert_venta("PORTA-PRUNE", Some("confrontas/during_prune.pdf")).await;
     world.write_in_place("during_prune.pdf", &sample_bytes(7, 5_000));
+    let id = world.db.insert_venta("PORTA-PRUNE", Some("confrontas/during_prune.pdf")).await;
     eventually("the file moved while the journal was pruned", WAIT, || async {
         world.db.row(id).await.is_some_and(|row| row.subido).then_some(())
     })
@@ -173,8 +173,8 @@ async fn the_oldest_pending_and_last_moved_metrics_are_served() {
     let sidecar = Sidecar::start(&config, &[], &[]);
     sidecar.wait_watching().await;
     let before_move = now_ms() as f64 / 1000.0;
-    let id = world.db.insert_venta("PORTA-METRICS", Some("confrontas/metrics.pdf")).await;
     world.write_in_place("metrics.pdf", &sample_bytes(3, 3_000));
+    let id = world.db.insert_venta("PORTA-METRICS", Some("confrontas/metrics.pdf")).await;
     eventually("the file moved", WAIT, || async {
         world.db.row(id).await.is_some_and(|row| row.subido).then_some(())
     })
@@ -265,8 +265,8 @@ async fn the_watchdog_stops_while_nothing_progresses_and_resumes_after() {
         ],
     );
     sidecar.wait_watching().await;
-    let id = world.db.insert_venta("PORTA-STALL", Some("confrontas/stall.pdf")).await;
     world.write_in_place("stall.pdf", &sample_bytes(5, 4_000));
+    let id = world.db.insert_venta("PORTA-STALL", Some("confrontas/stall.pdf")).await;
     eventually("the upload is held", WAIT, || async {
         sidecar.log_text().contains("paused by failpoint").then_some(())
     })

@@ -137,6 +137,7 @@ impl Config {
             ("database.columns.subido_a_minio", &self.database.columns.subido_a_minio),
             ("database.columns.sha256", &self.database.columns.sha256),
             ("database.columns.sync_error", &self.database.columns.sync_error),
+            ("database.columns.assigned_at", &self.database.columns.assigned_at),
         ];
         for (key, value) in identifiers {
             // Table and column names are spliced into SQL, so only plain identifiers pass.
@@ -222,6 +223,21 @@ impl Config {
             ));
         }
         Ok(())
+    }
+
+    /// Keys this version accepts but ignores, each with what to do instead: logged at start-up
+    /// so an upgrade never fails on an old config, and never passes silently either.
+    pub fn retired_keys(&self) -> Vec<String> {
+        let mut retired = Vec::new();
+        if self.watch.missing_after_s.is_some() {
+            retired.push(
+                "watch.missing_after_s no longer has any effect: a row seen naming a missing file never owns a \
+                 file that appears at its path later unless its save assigned one since (see watch.owner_wait_s); \
+                 remove the key"
+                    .to_owned(),
+            );
+        }
+        retired
     }
 
     /// The folder being watched: `media_root/dir`.

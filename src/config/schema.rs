@@ -71,10 +71,17 @@ pub struct WatchConfig {
     /// After this long without a row, a file is reported as an orphan (never deleted).
     #[serde(default = "default_orphan_after_s")]
     pub orphan_after_s: u64,
-    /// A row that has named a missing file for this long no longer claims a file that appears
-    /// at its path later, unless the row is written again (Django reuses free names).
-    #[serde(default = "default_missing_after_s")]
-    pub missing_after_s: u64,
+    /// A file that only rows seen naming its path while no file stood there point at (stale
+    /// rows, which never own a file that appears later) waits this long for a row written after
+    /// it appeared (the new sale's INSERT), then is reported as an orphan with the reason
+    /// `ambiguous_owner`, still looked at again every `retry_max_s`.
+    #[serde(default = "default_owner_wait_s")]
+    pub owner_wait_s: u64,
+    /// Retired (issue 23): a row seen naming a missing file never owns a file that appears at
+    /// its path later unless its save assigned one since, whatever the time. Still accepted, so
+    /// that an upgrade keeps old configs loading; ignored, with a warning at start-up.
+    #[serde(default)]
+    pub missing_after_s: Option<u64>,
     /// Scan the folder at this interval instead of using inotify (for NFS and shared mounts).
     #[serde(default)]
     pub poll_interval_ms: Option<u64>,
@@ -125,6 +132,10 @@ pub struct ColumnNames {
     /// Why the daemon refused the row's file (quarantined); written with the row's
     /// `confronta` cleared, so the path can never reach this row again. NULL once a file moves.
     pub sync_error: String,
+    /// When the row was last given a new file (the companion's `save()` sets it in the same
+    /// write as `confronta`): the evidence that a row seen naming a path while no file stood
+    /// there owns a file that appears there later. Only `adopt` writes it here.
+    pub assigned_at: String,
 }
 
 #[derive(Clone, Deserialize, PartialEq)]
@@ -219,6 +230,7 @@ impl Default for ColumnNames {
             subido_a_minio: "confronta_subido_a_minio".into(),
             sha256: "confronta_sha256".into(),
             sync_error: "confronta_sync_error".into(),
+            assigned_at: "confronta_asignada_en".into(),
         }
     }
 }
@@ -244,9 +256,10 @@ fn default_settle_ms() -> u64 {
 fn default_reconcile_interval_s() -> u64 {
     60
 }
-/// Longer than a row can come before its file in any ordinary flow (a script that inserts the
-/// row first, NFS attribute caching), shorter than the time before a freed name is reused.
-fn default_missing_after_s() -> u64 {
+/// Far longer than a new sale's INSERT takes to commit after its file (under a second; seconds
+/// behind a slow transaction), short enough that an operator hears of a file nobody may own
+/// within minutes.
+fn default_owner_wait_s() -> u64 {
     600
 }
 fn default_orphan_after_s() -> u64 {

@@ -25,7 +25,7 @@ use crate::telemetry;
 use crate::watch::{walk_each, Walk, WatchHint};
 use scheduler::{Mode, Scheduler};
 use sources::media_path_or_warn;
-use sources::{restart_watcher, KnownWork, WatcherRestarts};
+use sources::{first_scan, restart_watcher, KnownWork, WatcherRestarts};
 pub use summary::Summary;
 
 /// Why the scheduler stopped.
@@ -70,9 +70,17 @@ pub async fn run(
     let dir = config.watched_dir();
     let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
     scheduler.offer_walk(&dir);
-    // At most one reconcile pass runs at a time, as a task: a slow or hung database delays the
+    // The first pass reads every row naming a local file (and notes those whose file is
+    // missing) before any file is matched; see `sources::first_scan`. Later passes read a page
+    // at a time. At most one runs at a time, as a task: a slow or hung database delays the
     // pass, never the loop (dispatch, STATUS, SIGTERM).
-    let mut reconcile_pass = Some(scheduler.spawn_reconcile(&dir_prefix));
+    let mut reconcile_pass = Some(tokio::spawn(first_scan(
+        scheduler.pipeline.clone(),
+        scheduler.media_root.clone(),
+        dir_prefix.clone(),
+        scheduler.settings.retry_initial,
+        scheduler.settings.retry_max,
+    )));
     let mut reconcile = every(scheduler.settings.reconcile_interval);
     // systemd's watchdog wants a ping at least every WATCHDOG_USEC, but only while files
     // progress: a loop that spins while nothing moves must not keep it fed. The status line
@@ -99,6 +107,7 @@ pub async fn run(
             hint = hints.recv() => match hint {
                 Some(WatchHint::Closed(path)) => scheduler.offer_absolute(&path, true),
                 Some(WatchHint::MaybeComplete(path)) => scheduler.offer_absolute(&path, false),
+                Some(WatchHint::Removed(path)) => scheduler.note_vanished(&path),
                 Some(WatchHint::Rescan) => {
                     info!("watcher asked for a rescan; walking the folder");
                     scheduler.offer_walk(&dir);
@@ -126,6 +135,12 @@ pub async fn run(
                 match joined {
                     Ok(work) => scheduler.take_known_work(work),
                     Err(e) => warn!(error = %e, "reconcile pass failed"),
+                }
+                if !scheduler.first_scan_done {
+                    // A failed first scan (its task panicked) still opens the gate, as today's
+                    // passes would: the files must not wait for ever.
+                    scheduler.first_scan_done = true;
+                    debug!("rows naming a local file read; matching files");
                 }
             }
             _ = heartbeat.tick() => {
@@ -163,6 +178,17 @@ pub async fn run(
     info!(in_flight = scheduler.tasks.len(), "stopping: no new files taken");
     scheduler.drain(shutdown_timeout).await;
     (stop, scheduler.summary)
+}
+
+/// What the daemon's start-up scan does before it matches any file, once: reads every row naming
+/// a local file under `dir_prefix` and notes in the journal those whose file is missing. For
+/// callers that drive the pipeline without the scheduler (the ownership model test).
+pub async fn note_rows_naming_missing_files(
+    pipeline: Arc<Pipeline>,
+    media_root: std::path::PathBuf,
+    dir_prefix: String,
+) -> Result<(), crate::db::DbError> {
+    sources::scan_every_row(&pipeline, &media_root, &dir_prefix).await.map(drop)
 }
 
 /// Sleeps until `due`, or forever when nothing is scheduled.

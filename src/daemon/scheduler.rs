@@ -126,6 +126,9 @@ pub(super) struct Scheduler {
     /// its row is logged and settled once; left when the file is gone or its mtime is past, and
     /// pruned to the files still pending or in flight as it grows.
     pub(super) future_mtimes: HashMap<RelativeMediaPath, (SystemTime, Instant)>,
+    /// False until the daemon's start-up scan has noted every row naming a missing file
+    /// (`sources::first_scan`): nothing is dispatched before, and nothing counts as due.
+    pub(super) first_scan_done: bool,
 }
 
 impl Scheduler {
@@ -150,6 +153,9 @@ impl Scheduler {
             reconcile_after_id: i64::MIN,
             walk: None,
             future_mtimes: HashMap::new(),
+            // The one-shot runs read every row before they dispatch (`offer_known_work` and
+            // `count_rows_missing_their_file`); the daemon opens the gate after its first scan.
+            first_scan_done: mode == Mode::OneShot,
         }
     }
 
@@ -191,6 +197,9 @@ impl Scheduler {
 
     /// Moves due paths to running tasks while there is room.
     pub(super) fn dispatch_due(&mut self) {
+        if !self.first_scan_done {
+            return;
+        }
         let now = Instant::now();
         let max_in_flight = self.capacity(now);
         while self.tasks.len() < max_in_flight {
@@ -236,6 +245,9 @@ impl Scheduler {
     /// next finished task wakes the loop instead. Waking for a timer that cannot be served
     /// would spin the loop on a core (the benchmarks found it doing exactly that).
     pub(super) fn next_due(&self) -> Option<Instant> {
+        if !self.first_scan_done {
+            return None;
+        }
         let now = Instant::now();
         if let Some(until) = self.journal_blocked_until.filter(|until| now < *until) {
             return self.timers.peek().map(|Reverse((due, _))| (*due).max(until));
@@ -273,20 +285,18 @@ impl Scheduler {
                 telemetry::moved_now();
             }
             Outcome::Nothing => {}
-            Outcome::WaitingForRow | Outcome::Orphan if one_shot => {
+            Outcome::WaitingForRow(why) | Outcome::Orphan(why) if one_shot => {
                 self.summary.orphans += 1;
-                let failure =
-                    Failure::new(Reason::NoRow, "no row points at this file; it is kept".to_owned());
-                self.summary.count_reason(&failure, path);
+                self.summary.count_reason(&why.failure(path), path);
             }
-            Outcome::WaitingForRow => {
+            Outcome::WaitingForRow(_) => {
                 // Django commits the row moments after it saves the file: look again soon, then
                 // back off.
                 let delay = backoff(carry.row_waits, ROW_WAIT_INITIAL, self.settings.retry_max);
                 carry.row_waits += 1;
                 self.retry_later(path.clone(), carry, delay, Hold::Row);
             }
-            Outcome::Orphan => {
+            Outcome::Orphan(_) => {
                 // Waited `orphan_after_s` already: look again only every `retry_max` (jittered,
                 // so that thousands of orphans found together do not run together forever).
                 self.summary.orphans += 1;
@@ -356,8 +366,8 @@ impl Scheduler {
         let (label, bytes) = match outcome {
             Outcome::Moved { bytes, .. } => ("moved", *bytes),
             Outcome::Nothing => ("nothing", 0),
-            Outcome::WaitingForRow => ("waiting_for_row", 0),
-            Outcome::Orphan => ("orphan", 0),
+            Outcome::WaitingForRow(_) => ("waiting_for_row", 0),
+            Outcome::Orphan(_) => ("orphan", 0),
             Outcome::Busy => ("busy", 0),
             Outcome::Retry(_) => ("retry", 0),
             Outcome::Kept(_) => ("kept", 0),
@@ -370,12 +380,12 @@ impl Scheduler {
             Outcome::Fatal(f) => telemetry::error("fatal", f.reason.as_str()),
             _ => {}
         }
-        if matches!(outcome, Outcome::WaitingForRow) {
+        if matches!(outcome, Outcome::WaitingForRow(_)) {
             self.waiting_for_row.insert(path.clone());
         } else {
             self.waiting_for_row.remove(path);
         }
-        if matches!(outcome, Outcome::Orphan) {
+        if matches!(outcome, Outcome::Orphan(_)) {
             self.orphans.insert(path.clone());
         } else {
             self.orphans.remove(path);
@@ -386,6 +396,10 @@ impl Scheduler {
     /// a slot and the paths in flight. Files waiting out a backoff or a settle time are not due.
     /// Stale timers met at the top of the heap are dropped on the way (`dispatch_due` would).
     fn oldest_due(&mut self, now: Instant) -> Option<Instant> {
+        // Before the first scan nothing may be dispatched, so nothing waits for a slot.
+        if !self.first_scan_done {
+            return None;
+        }
         while let Some(Reverse((due, path))) = self.timers.peek() {
             if self.pending.get(path).is_some_and(|pending| pending.due == *due) {
                 break;

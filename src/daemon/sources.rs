@@ -33,6 +33,15 @@ impl Scheduler {
         }
     }
 
+    /// The watcher saw a file deleted or moved away: the rows naming it are noted, off the
+    /// loop (`Pipeline::note_vanished` asks the database).
+    pub(super) fn note_vanished(&self, absolute: &Path) {
+        if let Some(path) = media_path_or_warn(&self.media_root, absolute) {
+            let pipeline = self.pipeline.clone();
+            tokio::spawn(async move { pipeline.note_vanished(&path).await });
+        }
+    }
+
     /// A file a walk of the folder found.
     fn offer_found(&mut self, absolute: &Path) {
         if let Some(path) = media_path_or_warn(&self.media_root, absolute) {
@@ -187,21 +196,80 @@ pub(super) async fn known_work(
                 Some(last) if rows.len() as i64 >= RECONCILE_BATCH => last.id,
                 _ => i64::MIN,
             };
-            for row in rows {
-                if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
-                    // symlink_metadata, not exists(): a dangling link or a FIFO must still
-                    // get its answer ("not a regular file").
-                    if std::fs::symlink_metadata(path.to_absolute(&media_root)).is_ok() {
-                        work.rows.push(path);
-                    } else {
-                        remember_missing(&pipeline, &path, &row).await;
-                    }
-                }
-            }
+            sort_rows(&pipeline, &media_root, rows, &mut work).await;
         }
         Err(e) => debug!(error = %e, "reconcile skipped: database unavailable"),
     }
     work
+}
+
+/// The start-up pass: the journal's unfinished entries and every row still pointing at a
+/// local file, a page at a time; a row whose file is missing is noted in the journal. Until it
+/// has run, no file is matched (`Scheduler::first_scan_done`): a row that names a free path must
+/// be noted before a file that appears there is looked at, or the file's first look would find
+/// that row and nothing to tell it from the file's owner. A database that cannot be read is
+/// asked again, with backoff, until it answers.
+pub(super) async fn first_scan(
+    pipeline: Arc<Pipeline>,
+    media_root: PathBuf,
+    dir_prefix: String,
+    retry_initial: Duration,
+    retry_max: Duration,
+) -> KnownWork {
+    let mut failures = 0;
+    loop {
+        match scan_every_row(&pipeline, &media_root, &dir_prefix).await {
+            Ok(work) => return work,
+            Err(e) => {
+                let delay = crate::pipeline::backoff(failures, retry_initial, retry_max);
+                failures += 1;
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot read the rows that name a local file; no file is matched before they are read");
+                tokio::time::sleep(delay).await;
+            }
+        }
+    }
+}
+
+pub(super) async fn scan_every_row(
+    pipeline: &Arc<Pipeline>,
+    media_root: &Path,
+    dir_prefix: &str,
+) -> Result<KnownWork, crate::db::DbError> {
+    let mut work = KnownWork { unfinished: Vec::new(), rows: Vec::new(), next_after_id: i64::MIN };
+    match pipeline.journal().unfinished().await {
+        Ok(entries) => work.unfinished.extend(entries.into_iter().map(|entry| entry.path)),
+        Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
+    }
+    let mut after_id = i64::MIN;
+    loop {
+        let rows = pipeline.db().rows_with_local_file(dir_prefix, after_id, ROW_PAGE).await?;
+        let Some(last) = rows.last() else {
+            return Ok(work);
+        };
+        after_id = last.id;
+        sort_rows(pipeline, media_root, rows, &mut work).await;
+    }
+}
+
+/// Files that exist at the paths `rows` name go to `work` as news; the rows whose file is
+/// missing are noted in the journal.
+async fn sort_rows(
+    pipeline: &Pipeline,
+    media_root: &Path,
+    rows: Vec<crate::db::VentaRow>,
+    work: &mut KnownWork,
+) {
+    for row in rows {
+        if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
+            // symlink_metadata, not exists(): a dangling link or a FIFO must still get its
+            // answer ("not a regular file").
+            if std::fs::symlink_metadata(path.to_absolute(media_root)).is_ok() {
+                work.rows.push(path);
+            } else {
+                remember_missing(pipeline, &path, &row).await;
+            }
+        }
+    }
 }
 
 /// Remembers (in the journal) that `row` names `path` while no file is there, so that a file
@@ -212,12 +280,29 @@ pub(super) async fn remember_missing(
     path: &RelativeMediaPath,
     row: &crate::db::VentaRow,
 ) {
-    match pipeline.journal().note_missing(path, row.id, row.version.clone()).await {
-        Ok(true) => warn!(
-            path = %path,
-            venta_id = row.id,
-            "row points at a missing local file; a new file at this path will not be matched to it unless the row is saved again"
-        ),
+    match pipeline.journal().note_missing(path, row.id, row.assigned.clone()).await {
+        Ok(true) => {
+            // A row the daemon once recorded, now naming a local file again: a restored database.
+            let restored = match pipeline.journal().objects_of(row.id).await {
+                Ok(objects) => objects.into_iter().rev().find(|object| object.superseded_ms.is_none()),
+                Err(_) => None,
+            };
+            match restored
+                .filter(|object| row.minio_object_name.as_deref() != Some(object.object_name.as_str()))
+            {
+                Some(object) => warn!(
+                    path = %path,
+                    venta_id = row.id,
+                    recorded_object = %object.object_name,
+                    "row points at a missing local file, and the journal recorded an object for this venta (a database restore?); the object is kept, and confronta-sync repair points the row back at it"
+                ),
+                None => warn!(
+                    path = %path,
+                    venta_id = row.id,
+                    "row points at a missing local file; a file that appears at this path later is not matched to it unless its save assigns one (a new upload, or confronta-sync adopt)"
+                ),
+            }
+        }
         Ok(false) => {}
         Err(e) => {
             warn!(path = %path, venta_id = row.id, error = %e, "cannot note the missing file in the journal")
@@ -277,6 +362,10 @@ pub(super) fn restart_watcher(
 /// The path of `absolute` under the media root. A path outside it, or one that no Django row
 /// could name, is logged and left alone.
 pub(super) fn media_path_or_warn(media_root: &Path, absolute: &Path) -> Option<RelativeMediaPath> {
+    // A file the pipeline moved aside to unlink it is the pipeline's business (`SetAside`).
+    if crate::media_path::is_set_aside(absolute) {
+        return None;
+    }
     RelativeMediaPath::from_absolute(media_root, absolute)
         .map_err(|e| warn!(path = %absolute.display(), error = %e, "file ignored; it is kept where it is"))
         .ok()

@@ -29,9 +29,10 @@ pub struct VentaRow {
     pub minio_object_name: Option<String>,
     pub sha256: Option<String>,
     pub subido_a_minio: bool,
-    /// The row's version, where the backend can tell one (PostgreSQL's `xmin`, which changes
-    /// with every write of the row); `None` on SQLite.
-    pub version: Option<String>,
+    /// When the row was last given a new file (`confronta_asignada_en`, as text): it changes
+    /// only when a save assigns a file, never with writes of other columns. `None` for rows no
+    /// such save has written (older rows, writers that bypass the companion).
+    pub assigned: Option<String>,
 }
 
 /// The compare-and-set that records an upload.
@@ -56,6 +57,29 @@ pub struct RejectRequest<'a> {
     pub expected_object_name: Option<&'a str>,
     /// Shown by the Django companion ("Confronta rechazada: …").
     pub reason: &'a str,
+}
+
+/// The compare-and-set that points a row back at an object the journal recorded for it
+/// (`repair`, after a database restore): as the record, but expecting the row as `repair` read
+/// it, whatever its path.
+#[derive(Debug, Clone)]
+pub struct RepointRequest<'a> {
+    pub venta_id: i64,
+    pub expected_confronta: Option<&'a str>,
+    pub expected_object_name: Option<&'a str>,
+    pub url: &'a str,
+    pub object_name: &'a str,
+    pub sha256_hex: &'a str,
+}
+
+/// The compare-and-set that gives a row a file an operator vouches for (`adopt`): the path,
+/// the assignment stamp as the companion's save writes it, the flag back to false.
+#[derive(Debug, Clone)]
+pub struct AdoptRequest<'a> {
+    pub venta_id: i64,
+    pub path: &'a str,
+    pub expected_confronta: Option<&'a str>,
+    pub expected_object_name: Option<&'a str>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +198,10 @@ pub trait SalesReports: Send + Sync {
     async fn referenced_among(&self, object_names: &[String]) -> Result<Vec<String>, DbError>;
     /// How many rows are in MinIO and how many still point at a local file under `dir_prefix`.
     async fn count_rows(&self, dir_prefix: &str) -> Result<RowCounts, DbError>;
+    /// Points a row back at an object the journal recorded for it, in one compare-and-set.
+    async fn repoint(&self, request: &RepointRequest<'_>) -> Result<RecordOutcome, DbError>;
+    /// Gives a row a file, with a new assignment stamp, in one compare-and-set.
+    async fn adopt(&self, request: &AdoptRequest<'_>) -> Result<RecordOutcome, DbError>;
 }
 
 /// A whole backend, as `connect` opens it: the operator commands use both halves, and an
@@ -203,6 +231,10 @@ pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn SalesDb>, DbErro
     }
 }
 
+/// The current time in `Statements::adopt`: PostgreSQL's, which the SQLite backend replaces with
+/// its own (`strftime` with milliseconds, as Django's text timestamps have a fraction).
+pub(crate) const NOW_STAMP: &str = "clock_timestamp()";
+
 /// The SQL both backends run. `$n` placeholders work in PostgreSQL and SQLite alike.
 #[derive(Debug, Clone)]
 pub struct Statements {
@@ -218,18 +250,16 @@ pub struct Statements {
     pub select_referenced_among: String,
     pub reject: String,
     pub count_rows: String,
+    pub repoint: String,
+    pub adopt: String,
 }
 
 impl Statements {
     pub fn new(table: &str, c: &ColumnNames) -> Statements {
-        Statements::with_row_version(table, c, "CAST(NULL AS text)")
-    }
-
-    /// The statements, selecting `row_version` (an SQL expression) as each row's version.
-    pub fn with_row_version(table: &str, c: &ColumnNames, row_version: &str) -> Statements {
         // Names were validated as plain identifiers at config load, so splicing is safe.
         let select = format!(
-            "SELECT CAST({id} AS bigint), {numero}, {confronta}, {object}, {sha}, {subido}, {row_version} FROM {table}",
+            "SELECT CAST({id} AS bigint), {numero}, {confronta}, {object}, {sha}, {subido}, CAST({assigned} AS text) FROM {table}",
+            assigned = c.assigned_at,
             id = c.id,
             numero = c.numero,
             confronta = c.confronta,
@@ -298,6 +328,31 @@ impl Statements {
                 id = c.id,
                 object = c.minio_object_name,
             ),
+            repoint: format!(
+                "UPDATE {table} SET {url} = $1, {object} = $2, {subido} = TRUE, {sha} = $3, {confronta} = '', \
+                 {error} = NULL WHERE {id} = CAST($4 AS bigint) AND {confronta} IS NOT DISTINCT FROM $5 \
+                 AND {object} IS NOT DISTINCT FROM $6",
+                error = c.sync_error,
+                url = c.minio_url,
+                object = c.minio_object_name,
+                subido = c.subido_a_minio,
+                sha = c.sha256,
+                confronta = c.confronta,
+                id = c.id,
+            ),
+            // `NOW_STAMP` is the backend's current time with sub-second digits (see the SQLite
+            // backend, which replaces it).
+            adopt: format!(
+                "UPDATE {table} SET {confronta} = $1, {assigned} = {NOW_STAMP}, {subido} = FALSE, {error} = NULL \
+                 WHERE {id} = CAST($2 AS bigint) AND {confronta} IS NOT DISTINCT FROM $3 \
+                 AND {object} IS NOT DISTINCT FROM $4",
+                assigned = c.assigned_at,
+                error = c.sync_error,
+                object = c.minio_object_name,
+                subido = c.subido_a_minio,
+                confronta = c.confronta,
+                id = c.id,
+            ),
         }
     }
 
@@ -313,6 +368,7 @@ impl Statements {
             ("subido_a_minio", &c.subido_a_minio),
             ("sha256", &c.sha256),
             ("sync_error", &c.sync_error),
+            ("assigned_at", &c.assigned_at),
         ]
     }
 
@@ -332,6 +388,9 @@ impl Statements {
                 "; packaging/sql/add_confronta_sha256.sql adds the checksum column"
             } else if missing.iter().any(|m| m.contains("sync_error")) {
                 "; packaging/sql/add_confronta_sync_error.sql adds the refusal-reason column"
+            } else if missing.iter().any(|m| m.contains("assigned_at")) {
+                "; packaging/sql/add_confronta_asignada_en.sql adds the assignment-time column \
+                 (the companion's migration 0002 too)"
             } else {
                 ""
             };

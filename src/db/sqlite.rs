@@ -12,8 +12,8 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RowCounts, SalesReports, SalesRows,
-    SchemaLimits, Statements, VentaRow,
+    AdoptRequest, DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RepointRequest,
+    RowCounts, SalesReports, SalesRows, SchemaLimits, Statements, VentaRow,
 };
 
 pub struct SqliteSalesDb {
@@ -65,9 +65,12 @@ fn sqlite_placeholders(mut statements: Statements) -> Statements {
         &mut statements.select_referenced,
         &mut statements.select_object_referenced,
         &mut statements.reject,
+        &mut statements.repoint,
+        &mut statements.adopt,
     ] {
         *sql = sql.replace('$', "?");
     }
+    statements.adopt = statements.adopt.replace(super::NOW_STAMP, "strftime('%Y-%m-%d %H:%M:%f', 'now')");
     // SQLite has no arrays: the batch comes as one JSON array, read back with json_each.
     statements.select_referenced_among = format!(
         "SELECT DISTINCT {object} FROM {table} WHERE {object} IN (SELECT value FROM json_each(?1))",
@@ -255,6 +258,42 @@ impl SalesReports for SqliteSalesDb {
         })
         .await
     }
+
+    async fn repoint(&self, request: &RepointRequest<'_>) -> Result<RecordOutcome, DbError> {
+        let values = (
+            request.url.to_owned(),
+            request.object_name.to_owned(),
+            request.sha256_hex.to_owned(),
+            request.venta_id,
+            request.expected_confronta.map(str::to_owned),
+            request.expected_object_name.map(str::to_owned),
+        );
+        self.with(move |connection, statements| {
+            let (url, object, sha, id, confronta, previous) = values;
+            let changed = connection
+                .execute(&statements.repoint, params![url, object, sha, id, confronta, previous])
+                .map_err(|e| map_error(&format!("re-pointing venta {id}"), e))?;
+            Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+        })
+        .await
+    }
+
+    async fn adopt(&self, request: &AdoptRequest<'_>) -> Result<RecordOutcome, DbError> {
+        let values = (
+            request.path.to_owned(),
+            request.venta_id,
+            request.expected_confronta.map(str::to_owned),
+            request.expected_object_name.map(str::to_owned),
+        );
+        self.with(move |connection, statements| {
+            let (path, id, confronta, object) = values;
+            let changed = connection
+                .execute(&statements.adopt, params![path, id, confronta, object])
+                .map_err(|e| map_error(&format!("giving venta {id} its file"), e))?;
+            Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+        })
+        .await
+    }
 }
 
 fn venta_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<VentaRow> {
@@ -265,7 +304,7 @@ fn venta_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<VentaRow> {
         minio_object_name: row.get(3)?,
         sha256: row.get(4)?,
         subido_a_minio: row.get::<_, Option<bool>>(5)?.unwrap_or(false),
-        version: row.get(6)?,
+        assigned: row.get(6)?,
     })
 }
 

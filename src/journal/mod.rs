@@ -40,11 +40,21 @@
 //! - … and the row is recorded with the compare-and-set, which is harmless to repeat.
 //!
 //! # Rows that named a missing file
-//! `missing_rows` remembers each row seen naming a path whose file did not exist, with the row's
-//! version (PostgreSQL's `xmin`) and since when. A file that appears at that path once the row
-//! has named the missing file for `watch.missing_after_s` is not matched to that row unless the
-//! row was written since (its version changed): Django reuses a free name, and the new file
-//! belongs to the sale whose INSERT is about to commit, not to the old row.
+//! `missing_rows` remembers each row seen naming a path while no file stood there, with the
+//! row's assignment stamp then (`confronta_asignada_en`) and since when. A file that appears at
+//! that path later is not matched to that row unless its stamp moved on (its save assigned a
+//! file since): Django reuses a free name, and the new file belongs to the sale whose INSERT is
+//! about to commit, not to the old row (`Pipeline::owners`). Journals from before this kept the
+//! row's `xmin` instead; those marks are dropped on open, and the start-up scan notes again
+//! every row still naming a missing file.
+//!
+//! # What was recorded
+//! `recorded_objects` keeps, for every object the daemon recorded, the venta, the path, the
+//! checksum and the size, in the same transaction as the `recorded` state; recording another
+//! object for the venta marks it superseded. It is never pruned: `orphans --delete-objects`
+//! keeps what it holds as current, and `repair` points a restored row back at it. A journal
+//! from before it fills it at open from its `recorded` and `removed` entries. `operator_log`
+//! notes what `adopt` did.
 //!
 //! If the journal is deleted, a new empty one is made. If SQLite reports it corrupt
 //! (`SQLITE_CORRUPT`, `SQLITE_NOTADB`) at open, it is moved aside with its `-wal` and `-shm`
@@ -149,13 +159,14 @@ pub struct StoredHash {
     pub content_type: String,
 }
 
-/// A row seen naming a path whose file did not exist.
+/// A row seen naming a path while no file stood there: it owns no file that appears there
+/// later unless its save assigned one since (its `assigned` stamp changed).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MissingMark {
     pub venta_id: i64,
-    /// The row's version when last seen (PostgreSQL's `xmin`), `None` where the backend has none.
-    pub version: Option<String>,
-    /// Since when the row has named the missing file at that version.
+    /// The row's assignment stamp when it was seen (`VentaRow::assigned`).
+    pub assigned: Option<String>,
+    /// When the row was first seen naming the missing path with that stamp.
     pub since_ms: i64,
 }
 
@@ -181,6 +192,10 @@ pub struct JournalEntry {
     /// The validation settings (`Validator::fingerprint`) this version passed; a resumed entry
     /// is validated again when they changed since.
     pub validated_with: Option<String>,
+    /// The assignment stamp of `venta_id`'s row when this version was matched to it: should
+    /// another file appear at the path, the row named the path while its own file vanished,
+    /// at this stamp (`Pipeline::open`).
+    pub row_assigned: Option<String>,
 }
 
 impl JournalEntry {
@@ -200,6 +215,7 @@ impl JournalEntry {
             updated_ms: now_ms,
             upload_ms: None,
             validated_with: None,
+            row_assigned: None,
         }
     }
 }
@@ -379,13 +395,13 @@ impl Journal {
         .await
     }
 
-    /// Remembers that venta `venta_id` named `path` while no file was there, at row version
-    /// `version`. Returns true the first time for this path and row (to log it once).
+    /// Remembers that venta `venta_id` named `path` while no file was there, with assignment
+    /// stamp `assigned`. Returns true the first time for this path and row (to log it once).
     pub async fn note_missing(
         &self,
         path: &RelativeMediaPath,
         venta_id: i64,
-        version: Option<String>,
+        assigned: Option<String>,
     ) -> Result<bool, JournalError> {
         let key = path.as_str().to_owned();
         self.with(move |c| {
@@ -393,12 +409,12 @@ impl Journal {
                 .prepare_cached("SELECT 1 FROM missing_rows WHERE path = ?1 AND venta_id = ?2")?
                 .exists(params![key, venta_id])?;
             c.prepare_cached(
-                "INSERT INTO missing_rows (path, venta_id, row_version, seen_ms) VALUES (?1, ?2, ?3, ?4) \
+                "INSERT INTO missing_rows (path, venta_id, assigned, seen_ms) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT(path, venta_id) DO UPDATE SET \
-                 seen_ms = CASE WHEN row_version IS excluded.row_version THEN seen_ms ELSE excluded.seen_ms END, \
-                 row_version = excluded.row_version",
+                 seen_ms = CASE WHEN assigned IS excluded.assigned THEN seen_ms ELSE excluded.seen_ms END, \
+                 assigned = excluded.assigned",
             )?
-            .execute(params![key, venta_id, version, now_ms()])?;
+            .execute(params![key, venta_id, assigned, now_ms()])?;
             Ok(!known)
         })
         .await
@@ -409,16 +425,17 @@ impl Journal {
         let key = path.as_str().to_owned();
         self.with(move |c| {
             let mut query =
-                c.prepare_cached("SELECT venta_id, row_version, seen_ms FROM missing_rows WHERE path = ?1")?;
+                c.prepare_cached("SELECT venta_id, assigned, seen_ms FROM missing_rows WHERE path = ?1")?;
             let rows = query.query_map(params![key], |row| {
-                Ok(MissingMark { venta_id: row.get(0)?, version: row.get(1)?, since_ms: row.get(2)? })
+                Ok(MissingMark { venta_id: row.get(0)?, assigned: row.get(1)?, since_ms: row.get(2)? })
             })?;
             rows.collect()
         })
         .await
     }
 
-    /// Forgets that venta `venta_id` named `path` while it was missing (the row was written since).
+    /// Forgets that venta `venta_id` named `path` while it was missing (its save assigned a file
+    /// since, or it names another path now).
     pub async fn clear_missing(&self, path: &RelativeMediaPath, venta_id: i64) -> Result<(), JournalError> {
         let key = path.as_str().to_owned();
         self.with(move |c| {
@@ -428,15 +445,44 @@ impl Journal {
         .await
     }
 
-    /// Whether an unfinished entry holds `object_name`: the daemon may be uploading, verifying or
-    /// recording it, so `orphans --delete-objects` must leave it alone.
+    /// Whether the journal holds `object_name`, so `orphans --delete-objects` must leave it
+    /// alone: an unfinished entry names it (the daemon may be uploading, verifying or recording
+    /// it), or it is the object last recorded for its venta (`recorded_objects`), which only the
+    /// venta moving on to another object releases: a restored database may have forgotten it.
     pub async fn holds_object(&self, object_name: &str) -> Result<bool, JournalError> {
         let name = object_name.to_owned();
         self.with(move |c| {
-            c.prepare_cached(
-                "SELECT 1 FROM files WHERE object_name = ?1 AND state NOT IN ('removed', 'rejected', 'row_changed')",
-            )?
-            .exists(params![name])
+            let in_flight = c
+                .prepare_cached(
+                    "SELECT 1 FROM files WHERE object_name = ?1 AND state NOT IN ('removed', 'rejected', 'row_changed')",
+                )?
+                .exists(params![&name])?;
+            Ok(in_flight || current_object(c, &name)?)
+        })
+        .await
+    }
+
+    /// The objects this journal recorded that no later record for the same venta superseded,
+    /// by venta id (`repair` walks them).
+    pub async fn current_objects(&self) -> Result<Vec<RecordedObject>, JournalError> {
+        self.with(|c| {
+            let mut query = c.prepare(&format!(
+                "SELECT {RECORDED_COLUMNS} FROM recorded_objects WHERE superseded_ms IS NULL ORDER BY venta_id, recorded_ms"
+            ))?;
+            let rows = query.query_map([], read_recorded)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Every object recorded for venta `venta_id`, oldest first, superseded ones included.
+    pub async fn objects_of(&self, venta_id: i64) -> Result<Vec<RecordedObject>, JournalError> {
+        self.with(move |c| {
+            let mut query = c.prepare_cached(&format!(
+                "SELECT {RECORDED_COLUMNS} FROM recorded_objects WHERE venta_id = ?1 ORDER BY recorded_ms"
+            ))?;
+            let rows = query.query_map(params![venta_id], read_recorded)?;
+            rows.collect()
         })
         .await
     }
@@ -495,6 +541,70 @@ impl Journal {
         .await
     }
 }
+/// Notes what an operator did (`adopt`) in the journal at `path`, beside a running daemon
+/// (SQLite's own locking, no journal lock), for `explain` and anyone reading the journal later.
+pub fn log_operator_action(
+    path: &Path,
+    command: &str,
+    media_path: &RelativeMediaPath,
+    venta_id: i64,
+    detail: &str,
+) -> Result<(), JournalError> {
+    let connection = open_connection(path)?;
+    connection
+        .execute(
+            "INSERT INTO operator_log (at_ms, command, path, venta_id, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![now_ms(), command, media_path.as_str(), venta_id, detail],
+        )
+        .map(|_| ())
+        .map_err(|e| JournalError::Io { path: path.to_owned(), message: e.to_string() })
+}
+
+/// An object the daemon recorded on a venta's row (`recorded_objects`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedObject {
+    pub object_name: String,
+    pub venta_id: i64,
+    /// The local path the file had.
+    pub path: String,
+    pub sha256: Sha256Digest,
+    pub size: Option<u64>,
+    pub recorded_ms: i64,
+    /// When the daemon recorded another object for the same venta; `None` while this is the
+    /// venta's document as far as the journal knows.
+    pub superseded_ms: Option<i64>,
+}
+
+const RECORDED_COLUMNS: &str = "object_name, venta_id, path, sha256, size, recorded_ms, superseded_ms";
+
+fn read_recorded(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedObject> {
+    let sha: String = row.get(3)?;
+    Ok(RecordedObject {
+        object_name: row.get(0)?,
+        venta_id: row.get(1)?,
+        path: row.get(2)?,
+        sha256: Sha256Digest::from_hex(&sha).ok_or_else(|| {
+            rusqlite::Error::FromSqlConversionFailure(3, rusqlite::types::Type::Text, "bad digest".into())
+        })?,
+        size: row.get::<_, Option<i64>>(4)?.map(|s| s as u64),
+        recorded_ms: row.get(5)?,
+        superseded_ms: row.get(6)?,
+    })
+}
+
+/// Whether `name` is the current object of the venta it was recorded for.
+fn current_object(c: &Connection, name: &str) -> rusqlite::Result<bool> {
+    // A journal opened read-only from an older version may not have the table yet.
+    match c.prepare_cached("SELECT 1 FROM recorded_objects WHERE object_name = ?1 AND superseded_ms IS NULL")
+    {
+        Ok(mut query) => query.exists(params![name]),
+        Err(rusqlite::Error::SqliteFailure(_, Some(message))) if message.contains("no such table") => {
+            Ok(false)
+        }
+        Err(e) => Err(e),
+    }
+}
+
 /// Runs `work` on `connection` on tokio's blocking pool (SQLite calls block), holding the
 /// connection's lock for the call; `what` names the caller in the error if the task dies.
 async fn on_blocking_thread<T, F>(

@@ -18,8 +18,8 @@ pub(super) fn upsert(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<(
     c.prepare_cached(
         "INSERT INTO files (path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, \
          part_digests, content_type, object_name, attempts, error_class, last_error, first_seen_ms, \
-         updated_ms, upload_ms, ctime_ns, btime_ns, validated_with) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21) \
+         updated_ms, upload_ms, ctime_ns, btime_ns, validated_with, row_assigned) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) \
          ON CONFLICT(path) DO UPDATE SET state = excluded.state, venta_id = excluded.venta_id, \
          previous_object = excluded.previous_object, sha256 = excluded.sha256, size = excluded.size, \
          dev = excluded.dev, inode = excluded.inode, mtime_ns = excluded.mtime_ns, \
@@ -27,7 +27,8 @@ pub(super) fn upsert(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<(
          object_name = excluded.object_name, attempts = excluded.attempts, \
          error_class = excluded.error_class, last_error = excluded.last_error, \
          first_seen_ms = excluded.first_seen_ms, updated_ms = excluded.updated_ms, upload_ms = excluded.upload_ms, \
-         ctime_ns = excluded.ctime_ns, btime_ns = excluded.btime_ns, validated_with = excluded.validated_with",
+         ctime_ns = excluded.ctime_ns, btime_ns = excluded.btime_ns, validated_with = excluded.validated_with, \
+         row_assigned = excluded.row_assigned",
     )?
     .execute(params![
         entry.path.as_str(),
@@ -52,7 +53,38 @@ pub(super) fn upsert(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<(
         identity.map(|i| i.ctime_ns),
         identity.and_then(|i| i.btime_ns),
         entry.validated_with,
+        entry.row_assigned,
     ])?;
+    Ok(())
+}
+
+/// Keeps the history of recorded objects (`recorded_objects`) in step with an entry entering
+/// `recorded`, in the same transaction: the object is remembered as this venta's, and every
+/// other object remembered for the venta as superseded (the sale moved on from it).
+pub(super) fn note_recorded(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<()> {
+    let (Some(venta_id), Some(object), Some(hash)) = (entry.venta_id, &entry.object_name, &entry.hash) else {
+        return Ok(());
+    };
+    let now = now_ms();
+    c.prepare_cached(
+        "INSERT INTO recorded_objects (object_name, venta_id, path, sha256, size, recorded_ms, superseded_ms) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, NULL) \
+         ON CONFLICT(object_name) DO UPDATE SET venta_id = excluded.venta_id, path = excluded.path, \
+         sha256 = excluded.sha256, size = excluded.size, recorded_ms = excluded.recorded_ms, superseded_ms = NULL",
+    )?
+    .execute(params![
+        object,
+        venta_id,
+        entry.path.as_str(),
+        hash.sha256.to_hex(),
+        entry.identity.map(|i| i.size as i64),
+        now
+    ])?;
+    c.prepare_cached(
+        "UPDATE recorded_objects SET superseded_ms = ?3 \
+         WHERE venta_id = ?1 AND object_name <> ?2 AND superseded_ms IS NULL",
+    )?
+    .execute(params![venta_id, object, now])?;
     Ok(())
 }
 
@@ -62,7 +94,7 @@ pub(super) const UNFINISHED: &str = "state NOT IN ('removed', 'rejected', 'row_c
 pub(super) const COLUMNS: &str =
     "path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, part_digests, \
      content_type, object_name, attempts, error_class, last_error, first_seen_ms, updated_ms, upload_ms, \
-     ctime_ns, btime_ns, validated_with";
+     ctime_ns, btime_ns, validated_with, row_assigned";
 
 pub(super) fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
     let bad = |index: usize, what: &str| {
@@ -119,6 +151,7 @@ pub(super) fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEnt
         updated_ms: row.get(16)?,
         upload_ms: row.get(17)?,
         validated_with: row.get(20)?,
+        row_assigned: row.get(21)?,
     })
 }
 
@@ -221,18 +254,82 @@ pub(super) fn open_connection(path: &Path) -> Result<Connection, JournalError> {
              CREATE TABLE IF NOT EXISTS missing_rows (
                  path TEXT NOT NULL,
                  venta_id INTEGER NOT NULL,
-                 row_version TEXT,
+                 assigned TEXT,
                  seen_ms INTEGER NOT NULL,
                  PRIMARY KEY (path, venta_id)
+             );
+             CREATE TABLE IF NOT EXISTS operator_log (
+                 at_ms INTEGER NOT NULL,
+                 command TEXT NOT NULL,
+                 path TEXT,
+                 venta_id INTEGER,
+                 detail TEXT NOT NULL
              );",
         )
         .map_err(open_error)?;
+    // The history of recorded objects, kept past the pruning of `files`: what a restored
+    // database lost, `repair` re-points from it, and `orphans` never deletes an object in it
+    // unless the venta was seen moving on. A journal from before it gains it filled from its
+    // `recorded` and `removed` entries (the latest of each venta current, the rest superseded).
+    let history_exists: bool = connection
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'recorded_objects'")
+        .and_then(|mut query| query.exists([]))
+        .map_err(open_error)?;
+    if !history_exists {
+        connection
+            .execute_batch(
+                "BEGIN;
+                 CREATE TABLE recorded_objects (
+                     object_name TEXT PRIMARY KEY,
+                     venta_id INTEGER NOT NULL,
+                     path TEXT NOT NULL,
+                     sha256 TEXT NOT NULL,
+                     size INTEGER,
+                     recorded_ms INTEGER NOT NULL,
+                     superseded_ms INTEGER
+                 );
+                 CREATE INDEX recorded_objects_venta ON recorded_objects(venta_id);
+                 INSERT OR IGNORE INTO recorded_objects (object_name, venta_id, path, sha256, size, recorded_ms)
+                     SELECT object_name, venta_id, path, sha256, size, updated_ms FROM files
+                     WHERE state IN ('recorded', 'removed') AND object_name IS NOT NULL
+                       AND venta_id IS NOT NULL AND sha256 IS NOT NULL;
+                 UPDATE recorded_objects SET superseded_ms = recorded_ms WHERE EXISTS (
+                     SELECT 1 FROM recorded_objects later WHERE later.venta_id = recorded_objects.venta_id
+                       AND later.recorded_ms > recorded_objects.recorded_ms);
+                 COMMIT;",
+            )
+            .map_err(open_error)?;
+    }
+    // Marks written by earlier versions hold PostgreSQL's `xmin` (which any write changes), not
+    // the assignment stamp; compared with a stamp they would read as "assigned since". They are
+    // dropped: the start-up scan notes every row still naming a missing file again, with its stamp.
+    let old_marks: bool = connection
+        .prepare("SELECT 1 FROM pragma_table_info('missing_rows') WHERE name = 'row_version'")
+        .and_then(|mut query| query.exists([]))
+        .map_err(open_error)?;
+    if old_marks {
+        connection
+            .execute_batch(
+                "DROP TABLE missing_rows;
+                 CREATE TABLE missing_rows (
+                     path TEXT NOT NULL,
+                     venta_id INTEGER NOT NULL,
+                     assigned TEXT,
+                     seen_ms INTEGER NOT NULL,
+                     PRIMARY KEY (path, venta_id)
+                 );",
+            )
+            .map_err(open_error)?;
+    }
     // Columns added within schema version 1: a journal written before them gains them empty
     // (its identities then match no file, so those entries start over), and a binary without
     // them still reads the journal.
-    for (column, declaration) in
-        [("ctime_ns", "INTEGER"), ("btime_ns", "INTEGER"), ("validated_with", "TEXT")]
-    {
+    for (column, declaration) in [
+        ("ctime_ns", "INTEGER"),
+        ("btime_ns", "INTEGER"),
+        ("validated_with", "TEXT"),
+        ("row_assigned", "TEXT"),
+    ] {
         let present: bool = connection
             .prepare("SELECT 1 FROM pragma_table_info('files') WHERE name = ?1")
             .and_then(|mut query| query.exists(params![column]))

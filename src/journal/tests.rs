@@ -14,6 +14,7 @@ fn entry(path: &str) -> JournalEntry {
     entry.identity =
         Some(FileIdentity { dev: 1, inode: 2, size: 3, mtime_ns: 4, ctime_ns: 5, btime_ns: Some(6) });
     entry.validated_with = Some("types=pdf".into());
+    entry.row_assigned = Some("2026-01-01 09:00:00+00".into());
     entry.hash = Some(StoredHash {
         sha256: Sha256Digest::of_bytes(b"x"),
         part_digests: vec![Sha256Digest::of_bytes(b"a"), Sha256Digest::of_bytes(b"b")],

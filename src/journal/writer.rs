@@ -4,8 +4,8 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
 
-use super::schema::upsert;
-use super::JournalEntry;
+use super::schema::{note_recorded, upsert};
+use super::{FileState, JournalEntry};
 
 /// One entry waiting for the writer thread, and where to say it is written.
 pub(super) struct WriteRequest {
@@ -59,7 +59,13 @@ fn write_batch<'a>(
     // failed ROLLBACK left open) must not leave later commits unsynced.
     c.pragma_update(None, "synchronous", if fsync { "FULL" } else { "NORMAL" })?;
     c.execute_batch("BEGIN IMMEDIATE")?;
-    let written = entries.into_iter().try_for_each(|entry| upsert(c, entry));
+    let written = entries.into_iter().try_for_each(|entry| {
+        upsert(c, entry)?;
+        if entry.state == FileState::Recorded {
+            note_recorded(c, entry)?;
+        }
+        Ok(())
+    });
     match written.and_then(|()| c.execute_batch("COMMIT")) {
         Ok(()) => Ok(()),
         Err(e) => {

@@ -45,10 +45,11 @@ pub enum Outcome {
     Moved { venta_id: i64, object: String, bytes: u64 },
     /// Nothing to do: the file is gone and nothing is pending for it, or it was given up earlier.
     Nothing,
-    /// No row points at the file yet; try again later.
-    WaitingForRow,
-    /// No row has pointed at the file for `orphan_after_s`; it is kept and reported.
-    Orphan,
+    /// No row may own the file yet (why: `Unowned`); try again later.
+    WaitingForRow(Unowned),
+    /// No row has been able to own the file for `orphan_after_s` (`owner_wait_s` when only
+    /// stale rows name it); it is kept and reported, and looked at again now and then.
+    Orphan(Unowned),
     /// Another sidecar holds the row's claim.
     Busy,
     /// A transient failure; try again later.
@@ -57,6 +58,38 @@ pub enum Outcome {
     Kept(Failure),
     /// Nothing can work until an operator acts (schema, configuration).
     Fatal(Failure),
+}
+
+/// Why no row may own a file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Unowned {
+    /// No row names the file's path.
+    NoRow,
+    /// Only rows seen naming the path while no file stood there name it, and none of their
+    /// saves assigned a file since: they never own a file that appears later (see
+    /// `Pipeline::owners`). The ids, lowest first.
+    StaleRows(Vec<i64>),
+}
+
+impl Unowned {
+    /// What a file no row may own is reported as (`--rescan`'s summary, `status`).
+    pub fn failure(&self, path: &RelativeMediaPath) -> Failure {
+        match self {
+            Unowned::NoRow => Failure::new(Reason::NoRow, "no row points at this file; it is kept"),
+            Unowned::StaleRows(ids) => {
+                let ventas = ids.iter().map(i64::to_string).collect::<Vec<_>>().join(", ");
+                Failure::new(
+                    Reason::AmbiguousOwner,
+                    format!(
+                        "only venta {ventas} names this path, and it named it while no file was there: \
+                         a file that appears later is not its own unless its save assigned one since; \
+                         the file is kept (if it is that venta's: confronta-sync adopt {path} --venta {})",
+                        ids[0]
+                    ),
+                )
+            }
+        }
+    }
 }
 
 /// Why a file did not move.
@@ -97,8 +130,9 @@ pub struct Pipeline {
     /// The probe's answers carried the checksum back (MinIO, SeaweedFS): on such a server a
     /// 200 without it did not come from the server that was probed (see `verify`).
     checksum_answered: bool,
-    /// See `owners`.
-    missing_after_ms: i64,
+    /// See `Unowned::StaleRows`: how long a file only stale rows name waits for its owner's
+    /// row before it is reported as an orphan.
+    owner_wait_ms: i64,
 }
 
 /// One run of one file: its journal entry, and what this run has checked beyond it.
@@ -217,7 +251,7 @@ impl Pipeline {
             conditional_put,
             checksum_enforced: capabilities.checksum_enforced,
             checksum_answered: capabilities.checksum_answered,
-            missing_after_ms: (config.watch.missing_after_s as i64).saturating_mul(1000),
+            owner_wait_ms: (config.watch.owner_wait_s as i64).saturating_mul(1000),
             store_health: Health::new("object store", "s3"),
             db_health: Health::new("database", "db"),
         }
@@ -305,9 +339,10 @@ impl Pipeline {
                 entry
             }
             // A new file at this path, or one that changed since: start over.
-            (Some(previous), Some(_))
+            (Some(previous), Some(identity))
                 if !previous.state.is_terminal() && previous.state != FileState::Orphan =>
             {
+                self.note_claimed_file_replaced(&previous, identity).await?;
                 fresh(previous.first_seen_ms)
             }
             (_, Some(_)) => fresh(now),
@@ -399,6 +434,55 @@ impl Pipeline {
     async fn enter(&self, entry: &mut JournalEntry, state: FileState) -> Result<(), JournalError> {
         set_state(entry, state);
         self.put(entry).await
+    }
+
+    /// `previous` was matched to a row, and another file (another inode) now stands at its
+    /// path: the row's own file vanished unseen and the name was taken again. The row named the
+    /// path while its file was gone, so it owns the new file only if its save assigned one
+    /// since (its stamp moved on from the one the match saw; see `owners`).
+    async fn note_claimed_file_replaced(
+        &self,
+        previous: &JournalEntry,
+        now: FileIdentity,
+    ) -> Result<(), JournalError> {
+        let (Some(venta_id), Some(before)) = (previous.venta_id, previous.identity) else {
+            return Ok(());
+        };
+        if (before.dev, before.inode) == (now.dev, now.inode) {
+            // The same file, written again or still being written: still that row's.
+            return Ok(());
+        }
+        if self.journal.note_missing(&previous.path, venta_id, previous.row_assigned.clone()).await? {
+            warn!(venta_id, "the file matched to this venta was replaced by another; the venta no longer owns what stands at its path unless its save assigns a file");
+        }
+        Ok(())
+    }
+
+    /// A file at `path` was deleted or moved away (a watcher event). The rows still naming the
+    /// path name a free name now, which Django hands to the next upload: they are noted as
+    /// such, so that a file saved there next is not theirs without a save of their own
+    /// (`owners`). Nothing is noted while a file stands at the path: asked after the rows,
+    /// since a file saved meanwhile may be a new row's.
+    pub async fn note_vanished(&self, path: &RelativeMediaPath) {
+        let absolute = self.media_root.to_absolute(path);
+        let Ok(rows) = self.db.find_by_confronta(path.as_str()).await else {
+            // The reconcile pass notes them later.
+            return;
+        };
+        if rows.is_empty() || !matches!(local_identity(&absolute), Ok(None)) {
+            return;
+        }
+        for row in rows {
+            match self.journal.note_missing(path, row.id, row.assigned.clone()).await {
+                Ok(true) => {
+                    debug!(path = %path, venta_id = row.id, "file removed while a row names it; noted")
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    warn!(path = %path, venta_id = row.id, error = %e, "cannot note the removed file in the journal")
+                }
+            }
+        }
     }
 
     /// A path that reaches its file through a symlinked folder is kept for good (until the next

@@ -14,12 +14,13 @@ use crate::validation::Verdict;
 
 impl Pipeline {
     /// Runs the validation (type, size, virus scan). `None` lets the file go on; otherwise what
-    /// the driver does instead. A refused file goes to `refusing`, its row untouched so far.
+    /// the driver does instead. A refused file goes to `refusing`, its row (`venta_id`, when one
+    /// owns it) untouched so far.
     pub(super) async fn validate(
         &self,
         run: &mut Run,
         identity: FileIdentity,
-        venta_id: i64,
+        venta_id: Option<i64>,
     ) -> Option<Step> {
         let entry = &mut run.entry;
         match self.validator.check(&run.absolute, &entry.path, identity).await {
@@ -27,7 +28,7 @@ impl Pipeline {
             Verdict::Retry(message) => Some(fail(Failure::new(Reason::ValidationPending, message))),
             Verdict::Keep(message) => Some(give_up(Failure::new(Reason::Unscannable, message))),
             Verdict::Quarantine(reason) => {
-                entry.venta_id = Some(venta_id);
+                entry.venta_id = venta_id;
                 entry.last_error = Some(format!("quarantined: {reason}"));
                 run.refusal = Some(reason);
                 Some(Step::To(FileState::Refusing))
@@ -88,11 +89,20 @@ impl Pipeline {
                 }
             }
         }
-        let moved = self.validator.quarantine(absolute, &entry.path, &reason);
-        let message = match &moved {
-            Ok(target) => format!("{reason}; moved to {}", target.display()),
-            Err(e) => format!("{reason}; could not move it to quarantine ({e}), so it stays in place"),
-        };
-        give_up(Failure::new(Reason::Quarantined, message))
+        match self.validator.quarantine(absolute, &entry.path, &reason) {
+            Ok(target) => {
+                give_up(Failure::new(Reason::Quarantined, format!("{reason}; moved to {}", target.display())))
+            }
+            // The row no longer names the file, so it must not stay in MEDIA_ROOT (Django
+            // serves it, and nothing else will ever move it): the entry stays `refusing` and
+            // the move is tried again, with backoff, until the quarantine folder takes it.
+            Err(e) => {
+                let message = format!(
+                    "{reason}; could not move it to quarantine ({e}); it stays in place until the move succeeds, tried again with backoff"
+                );
+                tracing::warn!(reason = %reason, error = %e, "refused file not yet moved to quarantine; trying again");
+                Step::Settle(Outcome::Retry(Failure::new(Reason::QuarantineFailed, message)))
+            }
+        }
     }
 }

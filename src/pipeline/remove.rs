@@ -2,6 +2,8 @@
 //! (uploaded again if it vanished), the old object retired, the local file unlinked; and what a
 //! local file gone before its record means.
 
+use std::path::Path;
+
 use tracing::{debug, info, warn};
 
 use super::{
@@ -10,9 +12,18 @@ use super::{
 use crate::error::{pause_point, ErrorClass, Reason};
 use crate::hash::FileHash;
 use crate::journal::{now_ms, FileState, JournalEntry, JournalError};
-use crate::media_path::remove_file_durably;
+use crate::media_path::{NoFollowError, SetAside};
 use crate::object_name::ObjectName;
 use crate::store::UploadRequest;
+
+/// What became of the recorded file at the path (`Pipeline::unlink_recorded`).
+enum Unlinked {
+    Removed,
+    /// Nothing stood at the path (already removed, by us before a stop, or by someone).
+    NotThere,
+    /// Another file stands there; it is kept.
+    NotTheHashedFile,
+}
 
 impl Pipeline {
     /// `recorded`: after the row points at our object, retire the old object and unlink the
@@ -31,8 +42,16 @@ impl Pipeline {
             match self.db.get(venta_id).await {
                 Ok(Some(row)) if row.minio_object_name.as_deref() == Some(object.as_str()) => {}
                 Ok(_) => {
-                    let message =
-                        format!("venta {venta_id} no longer points at object {object}; local file kept");
+                    let local = match local_identity(&run.absolute) {
+                        Ok(None) => "the local file is already gone",
+                        _ => "the local file is kept",
+                    };
+                    // The journal keeps the object as this venta's (`recorded_objects`): orphans
+                    // will not delete it, and `repair` points a restored row back at it.
+                    let message = format!(
+                        "venta {venta_id} no longer points at object {object} (a database restore?); {local}; \
+                         the object is kept: confronta-sync repair points a restored row back at it"
+                    );
                     entry.last_error = Some(message.clone());
                     return Ok(Step::End(
                         FileState::RowChanged,
@@ -68,39 +87,16 @@ impl Pipeline {
             self.retire_previous_object(&previous).await;
         }
 
-        let absolute = &run.absolute;
         let bytes = entry.identity.map(|i| i.size).unwrap_or_default();
         pause_point("before_remove").await;
-        // Stat again right before the unlink: what matters is the file there now.
-        let on_disk = match local_identity(absolute) {
-            Ok(now) => now,
-            // Recorded, but the path now crosses a symlink: whatever is behind it stays.
-            Err(failure @ Failure { reason: Reason::SymlinkedFolder, .. }) => {
-                return Ok(Step::Stop(Outcome::Kept(failure)))
+        match self.unlink_recorded(&run.absolute, entry).await {
+            Ok(Unlinked::Removed) => pause_point("after_remove").await,
+            Ok(Unlinked::NotThere) => {}
+            // A different file now stands at the path; it is not the one we recorded.
+            Ok(Unlinked::NotTheHashedFile) => {
+                warn!("a new file replaced the recorded one before removal; it is kept")
             }
-            Err(failure) => return Ok(Step::Stop(Outcome::Retry(failure))),
-        };
-        let hashed = entry.hash.as_ref().map(|h| h.sha256);
-        let same = match (on_disk, entry.identity, hashed) {
-            (Some(now), Some(recorded), Some(sha256)) => {
-                self.same_file(absolute, &recorded, &sha256, now).await
-            }
-            _ => false,
-        };
-        match on_disk {
-            Some(_) if same => {
-                // Unlinked without following a symlink, and the folder fsynced, so the removal
-                // itself survives a power cut.
-                if let Err(e) = remove_file_durably(absolute) {
-                    return Ok(Step::Stop(Outcome::Retry(Failure::new(Reason::LocalIo, e.to_string()))));
-                }
-                pause_point("after_remove").await;
-            }
-            Some(_) => {
-                // A different file now stands at the path; it is not the one we recorded.
-                warn!("a new file replaced the recorded one before removal; it is kept");
-            }
-            None => {}
+            Err(step) => return Ok(step),
         }
         entry.last_error = None;
         entry.error_class = None;
@@ -108,11 +104,74 @@ impl Pipeline {
         Ok(Step::End(FileState::Removed, Outcome::Moved { venta_id, object, bytes }))
     }
 
+    /// Unlinks the recorded file at `absolute` if it is still the file that was hashed, and
+    /// only that file. It is checked at its name (identity, and its bytes where only the ctime
+    /// moved), then moved aside to a private name in the same folder and its inode checked
+    /// again there: Django may delete a file and save another sale's under the freed name at
+    /// any moment, and an unlink by name would take whichever file stood there by then. A file
+    /// an earlier run left aside (it stopped between the move and the unlink) is finished first.
+    async fn unlink_recorded(&self, absolute: &Path, entry: &JournalEntry) -> Result<Unlinked, Step> {
+        let keep = |failure: Failure| match failure.reason {
+            // Recorded, but the path now crosses a symlink: whatever is behind it stays.
+            Reason::SymlinkedFolder => Step::Stop(Outcome::Kept(failure)),
+            _ => Step::Stop(Outcome::Retry(failure)),
+        };
+        let io = |e: NoFollowError| match e {
+            e @ NoFollowError::SymlinkedFolder { .. } => Failure::new(Reason::SymlinkedFolder, e.to_string()),
+            e => Failure::new(Reason::LocalIo, e.to_string()),
+        };
+        let (Some(recorded), Some(sha256)) = (entry.identity, entry.hash.as_ref().map(|h| h.sha256)) else {
+            return Ok(Unlinked::NotTheHashedFile);
+        };
+        let mut removed_leftover = false;
+        if let Some(leftover) = SetAside::leftover(absolute).map_err(|e| keep(io(e)))? {
+            let ours = match local_identity(leftover.aside_path()) {
+                Ok(Some(now)) => self.same_file(leftover.aside_path(), &recorded, &sha256, now).await,
+                _ => false,
+            };
+            if ours {
+                leftover.unlink_durably().map_err(|e| keep(io(e)))?;
+                removed_leftover = true;
+            } else {
+                // Not the recorded file: it goes back to its name, never over another.
+                leftover.put_back().map_err(|e| Step::Stop(Outcome::Kept(io(e))))?;
+            }
+        }
+        // Stat right before the move: what matters is the file there now.
+        let checked = match local_identity(absolute).map_err(keep)? {
+            None => return Ok(if removed_leftover { Unlinked::Removed } else { Unlinked::NotThere }),
+            Some(now) if self.same_file(absolute, &recorded, &sha256, now).await => now,
+            Some(_) => return Ok(Unlinked::NotTheHashedFile),
+        };
+        pause_point("before_unlink").await;
+        let Some(aside) = SetAside::take(absolute).map_err(|e| keep(io(e)))? else {
+            return Ok(Unlinked::NotThere);
+        };
+        // The move keeps the inode and sets the ctime: the same inode, size, mtime and birth
+        // time is the file just checked.
+        let same = matches!(local_identity(aside.aside_path()), Ok(Some(now)) if now.same_but_ctime(&checked));
+        if same {
+            // Unlinked without following a symlink, and the folder fsynced, so the removal
+            // itself survives a power cut.
+            aside.unlink_durably().map_err(|e| keep(io(e)))?;
+            Ok(Unlinked::Removed)
+        } else {
+            aside.put_back().map_err(|e| Step::Stop(Outcome::Kept(io(e))))?;
+            Ok(Unlinked::NotTheHashedFile)
+        }
+    }
+
     /// Deletes the object the corrected venta pointed at before, unless a row still references
     /// it (a duplicated sale, a data fix): asked right before the delete, as `orphans
     /// --delete-objects` does. Never worth holding the local file for; `orphans` reports what
-    /// is left behind.
+    /// is left behind. Only a name this daemon's template could have made is ever deleted: a
+    /// row may hold any text (a name typed by hand, another system's object), and that object
+    /// is not ours to delete.
     async fn retire_previous_object(&self, previous: &str) {
+        if !self.template.could_have_rendered(previous) || previous.starts_with(crate::store::PROBE_PREFIX) {
+            warn!(previous_object = %previous, "old object of the corrected venta is not a name minio.object_name makes; kept");
+            return;
+        }
         match self.db.object_referenced(previous).await {
             Ok(false) => {}
             Ok(true) => {
@@ -198,10 +257,17 @@ impl Pipeline {
     /// Any state before `recorded`, the local file gone.
     pub(super) async fn local_file_gone(&self, entry: &mut JournalEntry) -> Result<Step, JournalError> {
         // Another sidecar (or an earlier life of this one) may have finished it.
-        if let (Some(venta_id), Some(object)) = (entry.venta_id, entry.object_name.clone()) {
+        if let Some(venta_id) = entry.venta_id {
             match self.db.get(venta_id).await {
-                Ok(Some(row)) if row.minio_object_name.as_deref() == Some(object.as_str()) => {
+                Ok(Some(row))
+                    if entry.object_name.is_some() && row.minio_object_name == entry.object_name =>
+                {
                     return Ok(Step::End(FileState::Removed, Outcome::Nothing));
+                }
+                // The row this file was claimed for still names the path, now free: it owns no
+                // file that appears there later unless its save assigns one (`owners`).
+                Ok(Some(row)) if row.confronta.as_deref() == Some(entry.path.as_str()) => {
+                    self.journal.note_missing(&entry.path, venta_id, row.assigned.clone()).await?;
                 }
                 Ok(_) => {}
                 // Without the row there is no telling whether it was recorded: ask again

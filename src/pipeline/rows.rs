@@ -1,9 +1,9 @@
-//! Which row owns a file: the match by path (minding rows that named the path while its file
-//! was missing), the row asked for by id on resume, and what a failed compare-and-set means.
+//! Which row owns a file: the match by path (minding rows that named the path while no file
+//! stood there), the row asked for by id on resume, and what a failed compare-and-set means.
 
 use tracing::{debug, info, warn};
 
-use super::{give_up, Failure, Outcome, Pipeline, RowCheck, Run, Step};
+use super::{give_up, Failure, Outcome, Pipeline, RowCheck, Run, Step, Unowned};
 use crate::db::VentaRow;
 use crate::error::Reason;
 use crate::journal::{now_ms, FileState, JournalEntry, JournalError};
@@ -12,62 +12,24 @@ use crate::journal::{now_ms, FileState, JournalEntry, JournalError};
 struct Owners {
     /// Rows that may own it.
     rows: Vec<VentaRow>,
-    /// Rows that named the path while its file was missing and were not written since.
+    /// Rows seen naming the path while no file stood there, whose saves assigned no file since.
     stale: Vec<i64>,
-    /// Rows that named the path while its file was missing, on a backend that cannot tell
-    /// whether they were written since (SQLite).
-    unknowable: Vec<i64>,
 }
 
 impl Pipeline {
-    /// The one row whose `confronta` is this path; otherwise what the driver does instead
-    /// (`waiting_for_row` and `orphan` are journaled only when they are news).
-    pub(super) async fn match_row(
-        &self,
-        entry: &mut JournalEntry,
-        now: i64,
-    ) -> Result<Result<VentaRow, Step>, JournalError> {
+    /// The one row whose `confronta` is this path and that may own the file there; otherwise
+    /// what the driver does instead (`waiting_for_row` and `orphan` are journaled only when
+    /// they are news).
+    pub(super) async fn match_row(&self, run: &mut Run) -> Result<Result<VentaRow, Step>, JournalError> {
+        let (entry, now) = (&mut run.entry, run.now_ms);
         let rows = match self.db.find_by_confronta(entry.path.as_str()).await {
             Ok(rows) => rows,
             Err(e) => return Ok(Err(self.db_refusal(entry, e))),
         };
         self.db_health.up();
-        let Owners { rows, stale, unknowable } = self.owners(entry, rows).await?;
-        if rows.is_empty() && !unknowable.is_empty() {
-            let failure = Failure::new(
-                Reason::AmbiguousOwner,
-                format!(
-                    "venta {} named this path while its file was missing, and this database cannot tell \
-                     whether the row was written since; the file is kept for an operator (save the venta \
-                     again, or move the file)",
-                    unknowable.iter().map(i64::to_string).collect::<Vec<_>>().join(", ")
-                ),
-            );
-            return Ok(Err(give_up(failure)));
-        }
-        let stale_only = rows.is_empty() && !stale.is_empty();
+        let Owners { rows, stale } = self.owners(entry, rows).await?;
         match rows.len() {
-            0 => {
-                let orphan = now - entry.first_seen_ms >= self.orphan_after_ms;
-                let state = if orphan { FileState::Orphan } else { FileState::WaitingForRow };
-                if entry.state != state {
-                    if stale_only && !orphan {
-                        warn!(
-                            stale_ventas = ?stale,
-                            "only a row that named this path while its file was missing points at it; waiting for \
-                             the row written for this file (a file restored for that venta moves once the venta is saved again)"
-                        );
-                    } else if orphan {
-                        warn!(
-                            waited_s = (now - entry.first_seen_ms) / 1000,
-                            "orphan: no row points at this file; it is kept, never deleted"
-                        );
-                    } else {
-                        debug!("no row points at this file yet; waiting for Django to commit it");
-                    }
-                }
-                Ok(Err(Step::End(state, if orphan { Outcome::Orphan } else { Outcome::WaitingForRow })))
-            }
+            0 => Ok(Err(self.unowned(entry, now, stale).await?)),
             1 => Ok(Ok(rows.into_iter().next().expect("one row"))),
             n => {
                 let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
@@ -78,37 +40,96 @@ impl Pipeline {
                         ids.join(", ")
                     ),
                 );
+                // No sale gets a file several rows name, but one validation refuses still
+                // leaves MEDIA_ROOT, which Django serves: to quarantine, the rows left as they
+                // are (which of them to clear is the operator's call).
+                if let Some(identity) = run.on_disk {
+                    if let Some(step @ Step::To(FileState::Refusing)) =
+                        self.validate(run, identity, None).await
+                    {
+                        return Ok(Err(step));
+                    }
+                }
                 Ok(Err(give_up(failure)))
             }
         }
     }
 
-    /// Splits the rows naming `path` into those that may own the file there now and those
-    /// that named it while it was missing and were not written since (see the journal's
-    /// `missing_rows`). A row whose version changed is a fresh claim: its mark is dropped.
+    /// No row may own the file: it waits for one (Django commits the row moments after the
+    /// file), and is reported as an orphan once it has waited `orphan_after_s`, or
+    /// `owner_wait_s` when only stale rows name it (the new sale's INSERT would have come).
+    async fn unowned(
+        &self,
+        entry: &mut JournalEntry,
+        now: i64,
+        stale: Vec<i64>,
+    ) -> Result<Step, JournalError> {
+        let waited = now - entry.first_seen_ms;
+        let why = if stale.is_empty() { Unowned::NoRow } else { Unowned::StaleRows(stale) };
+        let orphan = match why {
+            Unowned::NoRow => waited >= self.orphan_after_ms,
+            Unowned::StaleRows(_) => waited >= self.owner_wait_ms,
+        };
+        let state = if orphan { FileState::Orphan } else { FileState::WaitingForRow };
+        // Why it waits, for `status` and `explain`: journaled whenever it changes.
+        let said = match &why {
+            Unowned::NoRow => None,
+            Unowned::StaleRows(_) => {
+                let failure = why.failure(&entry.path);
+                Some(format!("{}: {}", failure.reason, failure.message))
+            }
+        };
+        let news = entry.state != state || entry.last_error != said;
+        if news {
+            match (&why, orphan) {
+                (Unowned::StaleRows(ids), false) => warn!(
+                    stale_ventas = ?ids,
+                    "only a row that named this path while no file was there points at it; waiting for the row \
+                     written for this file (the new sale's); a row whose save assigns a file here takes it"
+                ),
+                (Unowned::StaleRows(_), true) => {
+                    warn!(waited_s = waited / 1000, "{}", why.failure(&entry.path).message)
+                }
+                (Unowned::NoRow, true) => warn!(
+                    waited_s = waited / 1000,
+                    "orphan: no row points at this file; it is kept, never deleted"
+                ),
+                (Unowned::NoRow, false) => {
+                    debug!("no row points at this file yet; waiting for Django to commit it")
+                }
+            }
+            entry.last_error = said;
+            if entry.state == state {
+                // Same state, new reason: the driver journals a state change only.
+                self.journal.put(entry).await?;
+            }
+        }
+        Ok(Step::End(state, if orphan { Outcome::Orphan(why) } else { Outcome::WaitingForRow(why) }))
+    }
+
+    /// Splits the rows naming the file's path into those that may own it and the stale ones.
     ///
-    /// A mark counts only once the row had named the missing file for `missing_after_ms` when
-    /// this file was first seen: a row inserted a moment before its file (a script, NFS
-    /// attribute caching) is still its owner.
+    /// The rule (ARCHITECTURE.md, "a file belongs to the sale that claimed it after it
+    /// appeared"): a row the daemon saw naming this path while no file stood there (a mark in
+    /// the journal's `missing_rows`) owns a file that appears there later only if its save
+    /// assigned a file since, which its assignment stamp shows (the companion's `save()` sets
+    /// `confronta_asignada_en` with every new file, and with nothing else). A bare write (a
+    /// state change, the same form saved again) leaves the stamp as it was. A row with no mark
+    /// did not name the path while it was free, as far as the daemon ever saw: it is the file's
+    /// row, as a backlog's rows are. A mark whose row now shows another stamp is spent: its row
+    /// owns the file, and the mark is dropped.
     async fn owners(&self, entry: &JournalEntry, rows: Vec<VentaRow>) -> Result<Owners, JournalError> {
         let path = &entry.path;
         let marks = self.journal.missing_marks(path).await?;
-        let mut owners =
-            Owners { rows: Vec::with_capacity(rows.len()), stale: Vec::new(), unknowable: Vec::new() };
+        let mut owners = Owners { rows: Vec::with_capacity(rows.len()), stale: Vec::new() };
         for row in rows {
-            let Some(mark) = marks.iter().find(|mark| {
-                mark.venta_id == row.id && entry.first_seen_ms - mark.since_ms >= self.missing_after_ms
-            }) else {
-                owners.rows.push(row);
-                continue;
-            };
-            match (&row.version, &mark.version) {
-                (Some(now), Some(then)) if now == then => owners.stale.push(row.id),
-                (Some(_), _) => {
+            match marks.iter().find(|mark| mark.venta_id == row.id) {
+                None => owners.rows.push(row),
+                Some(mark) if mark.assigned == row.assigned => owners.stale.push(row.id),
+                Some(_) => {
                     self.journal.clear_missing(path, row.id).await?;
                     owners.rows.push(row);
                 }
-                (None, _) => owners.unknowable.push(row.id),
             }
         }
         Ok(owners)

@@ -51,7 +51,7 @@ impl Pipeline {
 
     /// The row whose `confronta` is this path, claimed for this run.
     async fn claim(&self, run: &mut Run) -> Result<Result<VentaRow, Step>, JournalError> {
-        let row = match self.match_row(&mut run.entry, run.now_ms).await? {
+        let row = match self.match_row(run).await? {
             Ok(row) => row,
             Err(step) => return Ok(Err(step)),
         };
@@ -85,7 +85,7 @@ impl Pipeline {
         if let Some(stored) = journaled {
             if run.entry.validated_with.as_deref() != Some(self.validator.fingerprint()) {
                 debug!("validation settings changed since this file was hashed; validating it again");
-                if let Some(step) = self.validate(run, identity, venta_id).await {
+                if let Some(step) = self.validate(run, identity, Some(venta_id)).await {
                     return Err(step);
                 }
             }
@@ -110,7 +110,7 @@ impl Pipeline {
             );
             return Err(give_up(Failure::new(Reason::NotRegular, message)));
         }
-        if let Some(step) = self.validate(run, identity, venta_id).await {
+        if let Some(step) = self.validate(run, identity, Some(venta_id)).await {
             return Err(step);
         }
         self.hash(&run.absolute, identity).await.map_err(fail)
@@ -130,14 +130,16 @@ impl Pipeline {
         };
         tracing::Span::current().record("object", object.as_str());
         let journaled = matches!(entry.state, FileState::Hashed | FileState::Uploaded | FileState::Verified);
-        let same_plan =
-            entry.object_name.as_deref() == Some(object.as_str()) && entry.venta_id == Some(row.id);
+        let same_plan = entry.object_name.as_deref() == Some(object.as_str())
+            && entry.venta_id == Some(row.id)
+            && entry.row_assigned == row.assigned;
         let validated_with = Some(self.validator.fingerprint().to_owned());
         let step = if journaled && same_plan && entry.validated_with == validated_with {
             Step::Continue
         } else {
             entry.validated_with = validated_with;
             entry.venta_id = Some(row.id);
+            entry.row_assigned = row.assigned.clone();
             entry.object_name = Some(object.to_string());
             entry.hash = Some(StoredHash {
                 sha256: hash.sha256,

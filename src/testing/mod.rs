@@ -11,8 +11,8 @@
 //! Each fake answers as the real backend does where the pipeline can tell the difference: the
 //! store refuses bytes whose SHA-256 is not the one sent, honours `If-None-Match: *`, and
 //! reports the multipart checksum (`<base64>-<parts>`) for an upload in parts; the table applies
-//! the same compare-and-sets as `db::Statements` and gives each row a version that changes with
-//! every write, as PostgreSQL's `xmin` does.
+//! the same compare-and-sets as `db::Statements` and stamps a row when it is given a new file,
+//! as the companion's `save()` stamps `confronta_asignada_en`.
 //!
 //! `store` holds `FakeStore`, `table` holds `FakeSalesTable`; this module, the faults both script.
 
@@ -22,7 +22,7 @@ mod table;
 use std::sync::Mutex;
 
 pub use self::store::{FakeStore, StoreOp};
-pub use self::table::{DbOp, FakeSalesTable};
+pub use self::table::{DbOp, FakeSalesTable, TableSnapshot};
 
 /// Faults waiting for the calls they fail: the next `times` calls of `op` fail with `kind`.
 struct Faults<Op, Kind> {

@@ -7,8 +7,8 @@ use async_trait::async_trait;
 
 use super::{answer, lock, Faults, LostAnswer};
 use crate::db::{
-    DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RowCounts, SalesReports, SalesRows,
-    SchemaLimits, VentaRow,
+    AdoptRequest, DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RepointRequest,
+    RowCounts, SalesReports, SalesRows, SchemaLimits, VentaRow,
 };
 
 /// A sales-table operation, for scripting faults and counting calls.
@@ -26,6 +26,8 @@ pub enum DbOp {
     ReferencedObjects,
     ReferencedAmong,
     CountRows,
+    Repoint,
+    Adopt,
 }
 
 /// The sales table in memory, with the columns the daemon reads and writes.
@@ -35,11 +37,15 @@ pub struct FakeSalesTable {
     claimed_elsewhere: Mutex<HashSet<i64>>,
     faults: Faults<DbOp, DbErrorKind>,
     calls: Mutex<Vec<DbOp>>,
-    /// Feeds the rows' versions.
-    writes: Mutex<u64>,
+    /// Feeds the rows' assignment stamps (`VentaRow::assigned`).
+    assignments: Mutex<u64>,
     /// What happens elsewhere right after a call's answer is computed (see `after_answer`).
     after_answer: Mutex<Vec<(DbOp, AfterAnswer)>>,
 }
+
+/// The table at one moment (`FakeSalesTable::snapshot`).
+#[derive(Debug, Clone)]
+pub struct TableSnapshot(BTreeMap<i64, FakeRow>);
 
 /// A hook run once, after the answer of a call is computed and before it is returned.
 type AfterAnswer = Box<dyn FnOnce(&FakeSalesTable) + Send>;
@@ -65,7 +71,7 @@ impl FakeSalesTable {
             claimed_elsewhere: Mutex::new(HashSet::new()),
             faults: Faults::new(),
             calls: Mutex::new(Vec::new()),
-            writes: Mutex::new(0),
+            assignments: Mutex::new(0),
             after_answer: Mutex::new(Vec::new()),
         }
     }
@@ -101,18 +107,17 @@ impl FakeSalesTable {
         self.faults.add(op, times, kind, true);
     }
 
-    /// Writes `row` (inserted, or replacing the row with its id) as Django would; its version
-    /// is set anew.
+    /// Writes `row` as given (inserted, or replacing the row with its id), its assignment
+    /// stamp included: a write that gives no new file (`assign` does) keeps the row's stamp.
     pub fn put_row(&self, row: VentaRow) {
-        let version = self.next_version();
         let mut rows = lock(&self.rows);
         let previous = rows.remove(&row.id);
-        let row = VentaRow { version: Some(version), ..row };
         let (url, sync_error) = previous.map(|p| (p.url, p.sync_error)).unwrap_or_default();
         rows.insert(row.id, FakeRow { row, url, sync_error });
     }
 
-    /// A row naming `confronta`, with no object yet: what Django commits for a new upload.
+    /// A row naming `confronta`, with no object yet: what Django commits for a new upload (the
+    /// companion's save stamps the assignment).
     pub fn insert_new(&self, id: i64, numero: &str, confronta: &str) {
         self.put_row(VentaRow {
             id,
@@ -121,8 +126,34 @@ impl FakeSalesTable {
             minio_object_name: None,
             sha256: None,
             subido_a_minio: false,
-            version: None,
+            assigned: Some(self.next_stamp()),
         });
+    }
+
+    /// Saves venta `id` with a new file at `confronta`, as the companion's `save()` does: the
+    /// path, the flag back to false and a new assignment stamp; the sidecar's columns kept.
+    pub fn assign(&self, id: i64, confronta: &str) {
+        let stamp = self.next_stamp();
+        if let Some(fake) = lock(&self.rows).get_mut(&id) {
+            fake.row.confronta = Some(confronta.to_owned());
+            fake.row.subido_a_minio = false;
+            fake.row.assigned = Some(stamp);
+        }
+    }
+
+    /// The whole table as it is now, for `restore` (a backup).
+    pub fn snapshot(&self) -> TableSnapshot {
+        TableSnapshot(lock(&self.rows).clone())
+    }
+
+    /// Puts the table back as `snapshot` had it: a database restored from a backup.
+    pub fn restore(&self, snapshot: &TableSnapshot) {
+        *lock(&self.rows) = snapshot.0.clone();
+    }
+
+    /// Every row, lowest id first.
+    pub fn rows(&self) -> Vec<VentaRow> {
+        self.select(|_| true)
     }
 
     pub fn delete_row(&self, id: i64) {
@@ -158,10 +189,11 @@ impl FakeSalesTable {
         lock(&self.calls).iter().filter(|call| **call == op).count()
     }
 
-    fn next_version(&self) -> String {
-        let mut writes = lock(&self.writes);
-        *writes += 1;
-        writes.to_string()
+    /// A new assignment stamp, later than every one before (the companion's `timezone.now()`).
+    pub fn next_stamp(&self) -> String {
+        let mut assignments = lock(&self.assignments);
+        *assignments += 1;
+        format!("2026-01-01 00:00:00.{:06}+00", *assignments)
     }
 
     /// Counts the call and fails it if a fault is scripted for it; a lost answer is returned
@@ -185,15 +217,24 @@ impl FakeSalesTable {
         object: Option<&str>,
         write: impl FnOnce(&mut FakeRow),
     ) -> RecordOutcome {
-        let version = self.next_version();
+        self.compare_and_set_as_read(id, Some(confronta), object, write)
+    }
+
+    /// `compare_and_set` whose path is compared `IS NOT DISTINCT FROM` too (`repoint`, `adopt`).
+    fn compare_and_set_as_read(
+        &self,
+        id: i64,
+        confronta: Option<&str>,
+        object: Option<&str>,
+        write: impl FnOnce(&mut FakeRow),
+    ) -> RecordOutcome {
         let mut rows = lock(&self.rows);
         match rows.get_mut(&id) {
             Some(fake)
-                if fake.row.confronta.as_deref() == Some(confronta)
+                if fake.row.confronta.as_deref() == confronta
                     && fake.row.minio_object_name.as_deref() == object =>
             {
                 write(fake);
-                fake.row.version = Some(version);
                 RecordOutcome::Recorded
             }
             _ => RecordOutcome::RowChanged,
@@ -332,6 +373,39 @@ impl SalesReports for FakeSalesTable {
             .len() as i64;
         Ok(RowCounts { in_minio, local })
     }
+
+    async fn repoint(&self, request: &RepointRequest<'_>) -> Result<RecordOutcome, DbError> {
+        self.enter(DbOp::Repoint)?;
+        Ok(self.compare_and_set_as_read(
+            request.venta_id,
+            request.expected_confronta,
+            request.expected_object_name,
+            |fake| {
+                fake.url = Some(request.url.to_owned());
+                fake.row.minio_object_name = Some(request.object_name.to_owned());
+                fake.row.subido_a_minio = true;
+                fake.row.sha256 = Some(request.sha256_hex.to_owned());
+                fake.row.confronta = Some(String::new());
+                fake.sync_error = None;
+            },
+        ))
+    }
+
+    async fn adopt(&self, request: &AdoptRequest<'_>) -> Result<RecordOutcome, DbError> {
+        self.enter(DbOp::Adopt)?;
+        let stamp = self.next_stamp();
+        Ok(self.compare_and_set_as_read(
+            request.venta_id,
+            request.expected_confronta,
+            request.expected_object_name,
+            |fake| {
+                fake.row.confronta = Some(request.path.to_owned());
+                fake.row.assigned = Some(stamp);
+                fake.row.subido_a_minio = false;
+                fake.sync_error = None;
+            },
+        ))
+    }
 }
 
 #[cfg(test)]
@@ -352,12 +426,12 @@ mod tests {
     }
 
     /// The record is the same compare-and-set as `Statements::record`: path and object must be
-    /// the ones read, and a write changes the row's version.
+    /// the ones read; the sidecar's write never touches the assignment stamp.
     #[tokio::test]
     async fn record_is_a_compare_and_set_on_path_and_object() {
         let table = FakeSalesTable::new();
         table.insert_new(1, "N-1", "confrontas/a.pdf");
-        let before = table.row(1).unwrap().version;
+        let before = table.row(1).unwrap().assigned;
         let request = |expected_object_name| RecordRequest {
             venta_id: 1,
             expected_confronta: "confrontas/a.pdf",
@@ -373,7 +447,7 @@ mod tests {
             (row.confronta.as_deref(), row.minio_object_name.as_deref(), row.subido_a_minio),
             (Some(""), Some("o"), true)
         );
-        assert_ne!(row.version, before);
+        assert_eq!(row.assigned, before);
         assert_eq!(table.record(&request(None)).await.unwrap(), RecordOutcome::RowChanged);
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use follow::Supervisor;
-use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RenameMode};
+use notify::event::{AccessKind, AccessMode, CreateKind, ModifyKind, RemoveKind, RenameMode};
 use notify::{Event, EventKind, PollWatcher, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 pub use walk::{walk, walk_each, Walk};
@@ -27,6 +27,9 @@ pub enum WatchHint {
     MaybeComplete(PathBuf),
     /// Events were lost (overflow, a folder moved in): walk the folder.
     Rescan,
+    /// A file was deleted or moved away: the rows naming it now name a free name
+    /// (`Pipeline::note_vanished`).
+    Removed(PathBuf),
 }
 
 /// How many hints may wait for the daemon before the watcher drops one and asks for a walk.
@@ -120,7 +123,13 @@ fn classify(event: &Event, polling: bool) -> Option<WatchHint> {
     if event.need_rescan() {
         return Some(WatchHint::Rescan);
     }
-    if polling && matches!(event.kind, EventKind::Create(_) | EventKind::Modify(_)) {
+    if polling
+        && matches!(
+            event.kind,
+            EventKind::Create(_)
+                | EventKind::Modify(ModifyKind::Data(_) | ModifyKind::Metadata(_) | ModifyKind::Any)
+        )
+    {
         return event.paths.last().cloned().map(|path| hint_for_moved_in(path, WatchHint::MaybeComplete));
     }
     match event.kind {
@@ -135,6 +144,10 @@ fn classify(event: &Event, polling: bool) -> Option<WatchHint> {
         }
         // A folder created or moved in may already hold files that sent no event of their own.
         EventKind::Create(CreateKind::Folder) => Some(WatchHint::Rescan),
+        EventKind::Remove(RemoveKind::File | RemoveKind::Any)
+        | EventKind::Modify(ModifyKind::Name(RenameMode::From)) => {
+            event.paths.first().cloned().map(WatchHint::Removed)
+        }
         _ => None,
     }
 }
@@ -205,7 +218,7 @@ mod tests {
                 seen.push(hint);
             }
             let through_link = |hint: &WatchHint| match hint {
-                WatchHint::Closed(p) | WatchHint::MaybeComplete(p) => {
+                WatchHint::Closed(p) | WatchHint::MaybeComplete(p) | WatchHint::Removed(p) => {
                     p.starts_with(media.path().join("evil"))
                 }
                 WatchHint::Rescan => false,

@@ -163,8 +163,10 @@ impl TestDb {
             TestDb::Postgres { .. } => "now() - interval '1 day'",
             TestDb::Sqlite { .. } => "strftime('%Y-%m-%d %H:%M:%f', 'now', '-1 day')",
         };
-        self.execute(&format!("UPDATE telefonica_ventaportabilidad SET confronta_asignada_en = {then} WHERE id = {id}"))
-            .await;
+        self.execute(&format!(
+            "UPDATE telefonica_ventaportabilidad SET confronta_asignada_en = {then} WHERE id = {id}"
+        ))
+        .await;
     }
 
     pub async fn row(&self, id: i64) -> Option<Row> {
@@ -210,6 +212,38 @@ impl TestDb {
             let _ = admin.batch_execute(&format!("DROP SCHEMA {schema} CASCADE")).await;
         }
     }
+}
+
+/// `TestDb::assign` from a thread that cannot await (the reliability harness's writer), on its
+/// own connection: Django's save after it wrote the file.
+pub fn assign_blocking(db_url: &str, id: i64, confronta: &str) {
+    let sql_now = if db_url.starts_with("sqlite://") {
+        "strftime('%Y-%m-%d %H:%M:%f', 'now')"
+    } else {
+        "clock_timestamp()"
+    };
+    let sql = format!(
+        "UPDATE telefonica_ventaportabilidad SET confronta = '{}', confronta_subido_a_minio = false, \
+         confronta_asignada_en = {sql_now} WHERE id = {id}",
+        confronta.replace('\'', "''")
+    );
+    let db_url = db_url.to_owned();
+    // Its own thread and runtime: the caller may be inside one.
+    std::thread::spawn(move || match db_url.strip_prefix("sqlite://") {
+        Some(path) => rusqlite::Connection::open(path)
+            .unwrap()
+            .execute_batch(&sql)
+            .unwrap_or_else(|e| panic!("{sql}: {e}")),
+        None => {
+            let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            runtime.block_on(async {
+                let client = pg_connect(&db_url).await;
+                client.batch_execute(&sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+            });
+        }
+    })
+    .join()
+    .unwrap();
 }
 
 pub async fn pg_connect(url: &str) -> tokio_postgres::Client {

@@ -17,8 +17,8 @@ use super::pg::{admin, install_audit, SchemaGuard};
 use super::report::{failure_dir, seed, Record};
 use super::s3server::store_for;
 use crate::common::{
-    config::Placement, django, pg_base_url, pg_connect, s3_env, sample_bytes, sha256_hex, unique, S3Env,
-    TestConfig, TestDb, DDL_POSTGRES,
+    assign_blocking, config::Placement, django, pg_base_url, pg_connect, s3_env, sample_bytes, sha256_hex,
+    unique, S3Env, TestConfig, TestDb, DDL_POSTGRES,
 };
 
 /// Files above this go up in parts (5 MiB, the S3 minimum part size), so some files in the
@@ -69,17 +69,20 @@ pub struct FileSpec {
     pub how: WriteHow,
     /// Set once the file is on disk; a file not written yet is not "lost".
     pub written: Arc<AtomicBool>,
+    /// The Django database, where `write` gives the venta its file after writing it.
+    db_url: String,
     scratch: PathBuf,
 }
 
 impl FileSpec {
-    /// Writes the file the way Django would.
+    /// Saves the file the way Django does: the file, then the venta's row naming it.
     pub fn write(&self) {
         match self.how {
             WriteHow::InPlace => django::write_in_place(&self.abs, &self.bytes),
             WriteHow::RenameIn => django::rename_in(&self.scratch, &self.abs, &self.bytes),
         }
         self.written.store(true, Ordering::SeqCst);
+        assign_blocking(&self.db_url, self.id, &self.rel);
     }
 }
 
@@ -341,8 +344,8 @@ impl CaseWorld {
         Site { media_root, journal, config, metrics_port }
     }
 
-    /// Inserts `count` ventas pointing at files in `site`'s folder and returns the files'
-    /// indices in `self.files`; nothing is written to disk yet.
+    /// Inserts `count` ventas, without a file yet (their ids name the objects), and returns the
+    /// indices in `self.files` of the files they will be given; nothing is written to disk yet.
     pub async fn plan_files(&mut self, site: &Site, count: usize, mix: SizeMix) -> Vec<usize> {
         let mut indices = Vec::with_capacity(count);
         for _ in 0..count {
@@ -373,7 +376,7 @@ impl CaseWorld {
             };
             let rel = format!("confrontas/{name}");
             let numero = format!("PORTA-R{index:05}");
-            let id = self.db.insert_venta(&numero, Some(&rel)).await;
+            let id = self.db.insert_venta(&numero, None).await;
             let bytes = sample_bytes(seed().wrapping_add(index as u64 * 7919) ^ fnv(self.id), size);
             let sha = sha256_hex(&bytes);
             let ext = if name.ends_with(".jpg") { ".jpg" } else { ".pdf" };
@@ -391,6 +394,7 @@ impl CaseWorld {
                 url,
                 how: if index.is_multiple_of(3) { WriteHow::RenameIn } else { WriteHow::InPlace },
                 written: Arc::new(AtomicBool::new(false)),
+                db_url: self.db.url(),
                 scratch,
             });
             indices.push(self.files.len() - 1);
@@ -513,7 +517,8 @@ impl CaseWorld {
         for (index, file) in self.files.iter().enumerate() {
             let (written, local_state) = local[index];
             let row = rows.get(&file.id).cloned().unwrap_or_default();
-            let initial = row.0.as_deref() == Some(file.rel.as_str())
+            // Not given its file yet (NULL), or given it and not recorded.
+            let initial = (row.0.is_none() || row.0.as_deref() == Some(file.rel.as_str()))
                 && row.1.is_none()
                 && row.2.is_none()
                 && !row.3
@@ -659,7 +664,7 @@ impl CaseWorld {
             out.push(FileStatus {
                 journal: states.get(&file.rel).cloned(),
                 local: file.abs.exists(),
-                row_initial: row.confronta.as_deref() == Some(file.rel.as_str())
+                row_initial: (row.confronta.is_none() || row.confronta.as_deref() == Some(file.rel.as_str()))
                     && !row.subido
                     && row.object_name.is_none(),
                 row_recorded: row.subido && row.object_name.as_deref() == Some(file.object.as_str()),

@@ -160,10 +160,13 @@ impl PostgresSalesDb {
             // The daemon deletes local files on the strength of a commit: it must be durable on
             // the server when acknowledged, whatever the server, database or role sets as
             // default. The timeouts make the server cancel what would otherwise wait forever.
+            // A timestamp read as text (a row's `confronta_asignada_en`, compared with what an
+            // earlier session read) must not change with the server's or role's time zone.
             session
                 .client
                 .batch_execute(&format!(
-                    "SET synchronous_commit = on; SET statement_timeout = {}; SET lock_timeout = {}",
+                    "SET synchronous_commit = on; SET TimeZone = 'UTC'; SET DateStyle = 'ISO, YMD'; \
+                     SET statement_timeout = {}; SET lock_timeout = {}",
                     self.settings.statement_timeout.as_millis(),
                     self.settings.lock_timeout.as_millis()
                 ))

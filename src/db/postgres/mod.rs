@@ -32,8 +32,8 @@ use tokio_postgres::Row;
 
 use self::connection::{Lane, Slot, Writers};
 use super::{
-    DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RowCounts, SalesReports, SalesRows,
-    SchemaLimits, Statements, VentaRow,
+    AdoptRequest, DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RepointRequest,
+    RowCounts, SalesReports, SalesRows, SchemaLimits, Statements, VentaRow,
 };
 use crate::config::{redact_url, DatabaseConfig};
 
@@ -108,10 +108,6 @@ impl PostgresSalesDb {
         statements: Statements,
         settings: PgSettings,
     ) -> Result<Self, DbError> {
-        // `xmin` changes with every write of the row: it tells a row written since we last
-        // looked from one that was not (see `Pipeline::match_row`).
-        let statements =
-            Statements::with_row_version(&statements.table, &statements.columns, "CAST(xmin AS text)");
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             DbError::new(DbErrorKind::Schema, format!("database url {}: {e}", redact_url(url)))
         })?;
@@ -317,6 +313,40 @@ impl SalesReports for PostgresSalesDb {
             rows.first().ok_or_else(|| DbError::new(DbErrorKind::Refused, "counting rows: no result"))?;
         Ok(RowCounts { in_minio: row.get(0), local: row.get(1) })
     }
+
+    async fn repoint(&self, request: &RepointRequest<'_>) -> Result<RecordOutcome, DbError> {
+        let changed = self
+            .write(
+                &self.statements.repoint,
+                &[
+                    &request.url,
+                    &request.object_name,
+                    &request.sha256_hex,
+                    &request.venta_id,
+                    &request.expected_confronta,
+                    &request.expected_object_name,
+                ],
+                || format!("re-pointing venta {}", request.venta_id),
+            )
+            .await?;
+        Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+    }
+
+    async fn adopt(&self, request: &AdoptRequest<'_>) -> Result<RecordOutcome, DbError> {
+        let changed = self
+            .write(
+                &self.statements.adopt,
+                &[
+                    &request.path,
+                    &request.venta_id,
+                    &request.expected_confronta,
+                    &request.expected_object_name,
+                ],
+                || format!("giving venta {} its file", request.venta_id),
+            )
+            .await?;
+        Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+    }
 }
 
 fn venta_row(row: &Row) -> VentaRow {
@@ -327,6 +357,6 @@ fn venta_row(row: &Row) -> VentaRow {
         minio_object_name: row.get(3),
         sha256: row.get(4),
         subido_a_minio: row.get::<_, Option<bool>>(5).unwrap_or(false),
-        version: row.get(6),
+        assigned: row.get(6),
     }
 }

@@ -1,4 +1,5 @@
-//! Operator commands: `verify`, `status`, `orphans`, `presign`.
+//! Operator commands: `verify`, `status`, `orphans`, `presign`, and (`ownership`) `adopt` and
+//! `repair`.
 //!
 //! They never take the journal lock, so they run safely beside a live daemon, and only
 //! `orphans --delete-objects` changes anything (unreferenced objects, never a local file).
@@ -16,12 +17,15 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 
+mod ownership;
+pub use ownership::{adopt, plan_adopt, repair, AdoptPlan, Repair, RepairLine, RepairSummary};
+
 use crate::db::{DbError, SalesDb, VentaRow};
 use crate::hash::Sha256Digest;
 use crate::journal::{FileState, Journal, JournalError};
 use crate::media_path::RelativeMediaPath;
-use crate::object_name::ObjectName;
-use crate::store::{ObjectEntry, ObjectStore, StoreError};
+use crate::object_name::{ObjectName, ObjectNameTemplate};
+use crate::store::{ObjectEntry, ObjectStore, StoreError, PROBE_PREFIX};
 
 /// Rows (or listed objects) per page of `verify` and `orphans`: large enough that the round
 /// trips do not dominate, small enough that a page is a few hundred KiB.
@@ -184,6 +188,9 @@ pub struct StatusReport {
     pub journal_states: BTreeMap<String, u64>,
     pub waiting_for_row: u64,
     pub orphans: u64,
+    /// Files waiting for their row or kept as orphans for a reason other than no row naming
+    /// them (`ambiguous_owner`: only a stale row names the path), by reason.
+    pub unowned_by_reason: BTreeMap<String, u64>,
     /// Files currently failed or kept, by reason.
     pub failures_by_reason: BTreeMap<String, u64>,
     pub uploads_timed: u64,
@@ -214,6 +221,12 @@ pub async fn status(
                 FileState::WaitingForRow => report.waiting_for_row += 1,
                 FileState::Orphan => report.orphans += 1,
                 _ => {}
+            }
+            if let (FileState::WaitingForRow | FileState::Orphan, Some(error)) =
+                (entry.state, &entry.last_error)
+            {
+                let reason = error.split(':').next().unwrap_or("unknown").to_owned();
+                *report.unowned_by_reason.entry(reason).or_default() += 1;
             }
             let active_failure =
                 matches!(entry.state, FileState::Failed | FileState::Rejected | FileState::RowChanged)
@@ -296,7 +309,7 @@ pub async fn orphans(
     journals: &[Journal],
     media_root: &Path,
     watched_dir: &Path,
-    object_prefix: &str,
+    template: &ObjectNameTemplate,
     older_than: Duration,
     delete_objects: bool,
     page_rows: usize,
@@ -344,7 +357,7 @@ pub async fn orphans(
     digests.shrink_to_fit();
     let referenced = ReferencedNames(digests);
 
-    let mut pages = store.list_pages(object_prefix, page_rows as u16).await?;
+    let mut pages = store.list_pages(template.prefix(), page_rows as u16).await?;
     let mut listed = 0u64;
     while let Some(page) = pages.next().await {
         let page = page?;
@@ -352,6 +365,12 @@ pub async fn orphans(
         report(OrphanEvent::ObjectsListed(listed)).map_err(ReportError::Output)?;
         let candidates: Vec<ObjectEntry> = page
             .into_iter()
+            // Only names this daemon's template makes are its business: under a shared prefix
+            // (or a template without one) other objects are somebody else's, and the start-up
+            // probe's scratch objects are the probe's.
+            .filter(|object| {
+                template.could_have_rendered(&object.name) && !object.name.starts_with(PROBE_PREFIX)
+            })
             .filter(|object| !referenced.contains(&object.name))
             .filter(|object| {
                 let modified = object
@@ -445,7 +464,7 @@ mod tests {
         let media_root = dir.path().join("media");
         let watched = media_root.join("confrontas");
         std::fs::create_dir_all(&watched).unwrap();
-        let object = "confrontas/7/abc.pdf";
+        let object = "confrontas/venta_PORTA-7_confronta_7_0123456789ab.pdf";
         let store = Arc::new(FakeStore::new());
         store.put_object(object, &b"the confronta"[..]);
         let table = Arc::new(FakeSalesTable::new());
@@ -479,7 +498,7 @@ mod tests {
             &journals,
             &media_root,
             &watched,
-            "confrontas/",
+            &ObjectNameTemplate::parse(crate::object_name::DEFAULT_TEMPLATE).unwrap(),
             Duration::ZERO,
             true,
             1000,
@@ -489,5 +508,62 @@ mod tests {
         .unwrap();
         assert_eq!(table.row(7).unwrap().minio_object_name.as_deref(), Some(object));
         assert!(store.object(object).is_some(), "the recorded row's object was deleted ({summary:?})");
+    }
+
+    /// Runs `orphans --delete-objects --older-than 0s` over `store` and an empty table with
+    /// `template`; returns what it reported as orphan objects.
+    async fn delete_orphans(store: &Arc<FakeStore>, template: &str) -> Vec<String> {
+        let dir = tempfile::tempdir().unwrap();
+        let watched = dir.path().join("media/confrontas");
+        std::fs::create_dir_all(&watched).unwrap();
+        let db: Arc<dyn SalesDb> = Arc::new(FakeSalesTable::new());
+        let objects: Arc<dyn ObjectStore> = store.clone();
+        let mut reported = Vec::new();
+        orphans(
+            &db,
+            &objects,
+            &[],
+            &dir.path().join("media"),
+            &watched,
+            &ObjectNameTemplate::parse(template).unwrap(),
+            Duration::ZERO,
+            true,
+            1000,
+            |event| {
+                if let OrphanEvent::Object { name, .. } = event {
+                    reported.push(name);
+                }
+                Ok(())
+            },
+        )
+        .await
+        .unwrap();
+        reported
+    }
+
+    /// Issue 23, item 5: `orphans --delete-objects` deletes only what the template could have
+    /// named. Under a shared prefix, or with a template that has none, other objects (a
+    /// contract another system keeps there, the start-up probe's scratch) are not its to delete.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn orphans_deletes_only_names_the_template_makes() {
+        let ours = "confrontas/venta_PORTA-1_confronta_1_0123456789ab.pdf";
+        let foreign = "confrontas/contrato_firmado.pdf";
+        let store = Arc::new(FakeStore::new());
+        for name in [ours, foreign] {
+            store.put_object(name, &b"bytes"[..]);
+        }
+        assert_eq!(delete_orphans(&store, crate::object_name::DEFAULT_TEMPLATE).await, [ours]);
+        assert!(store.object(ours).is_none(), "an unreferenced object of ours is deleted");
+        assert!(store.object(foreign).is_some(), "another name under the prefix is kept");
+
+        let flat_ours = format!("12_{}", "ab".repeat(32));
+        let probe = format!("{PROBE_PREFIX}12_{}", "ab".repeat(32));
+        let store = Arc::new(FakeStore::new());
+        for name in [flat_ours.as_str(), probe.as_str(), "otros/x.pdf"] {
+            store.put_object(name, &b"bytes"[..]);
+        }
+        assert_eq!(delete_orphans(&store, "{id}_{sha256}").await, vec![flat_ours.clone()]);
+        assert!(store.object(&flat_ours).is_none());
+        assert!(store.object(&probe).is_some() && store.object("otros/x.pdf").is_some());
     }
 }
