@@ -62,6 +62,11 @@ pub struct Cli {
     #[arg(long, requires = "rescan")]
     pub json: bool,
 
+    /// With --rescan: take only the file this venta's row names (repeat for more ventas); the
+    /// JSON summary then has one result per venta, in the order given.
+    #[arg(long = "venta", value_name = "ID", requires = "rescan", conflicts_with = "limit")]
+    pub ventas: Vec<i64>,
+
     #[command(subcommand)]
     pub command: Option<Command>,
 }
@@ -170,8 +175,8 @@ pub fn main_with(cli: Cli) -> i32 {
             Some(Command::Adopt { path, venta, dry_run }) => adopt(&config, &path, venta, dry_run).await,
             Some(Command::Repair { dry_run }) => repair(&config, dry_run).await,
             Some(Command::Presign { venta, expiry }) => presign(&config, venta, expiry).await,
-            None if cli.rescan && cli.dry_run => run_dry_run(&config, cli.limit, cli.json).await,
-            None if cli.rescan => run_rescan(&config, cli.limit, cli.json).await,
+            None if cli.rescan && cli.dry_run => run_dry_run(&config, cli.limit, &cli.ventas, cli.json).await,
+            None if cli.rescan => run_rescan(&config, cli.limit, &cli.ventas, cli.json).await,
             None => run_daemon(&cli.config, config, logging).await,
         }
     });
@@ -468,9 +473,13 @@ async fn presign(config: &Config, venta: i64, expiry: Duration) -> Result<i32, E
     Ok(exit::OK)
 }
 
-async fn run_dry_run(config: &Config, limit: Option<u64>, json: bool) -> Result<i32, Exit> {
+async fn run_dry_run(config: &Config, limit: Option<u64>, ventas: &[i64], json: bool) -> Result<i32, Exit> {
     let started = start(config, JournalUse::Throwaway).await?;
-    let (paths, summary) = crate::daemon::dry_run_candidates(config, started.pipeline.clone(), limit).await;
+    let (paths, summary) = if ventas.is_empty() {
+        crate::daemon::dry_run_candidates(config, started.pipeline.clone(), limit).await
+    } else {
+        crate::daemon::dry_run_ventas(config, started.pipeline.clone(), ventas).await
+    };
     // Each plan is made when the report asks for it and printed at once: a 100,000-file
     // backlog's answer is never held whole. The report writes synchronously (serde_json), so
     // each plan's queries are waited for in place (`main_with`'s runtime is multi-threaded, as
@@ -542,12 +551,16 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
     }
 }
 
-async fn run_rescan(config: &Config, limit: Option<u64>, json: bool) -> Result<i32, Exit> {
+async fn run_rescan(config: &Config, limit: Option<u64>, ventas: &[i64], json: bool) -> Result<i32, Exit> {
     let started = start(config, JournalUse::ExclusiveOrSibling).await?;
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     crate::signals::stop_on_ctrl_c(shutdown_tx);
     let began = Instant::now();
-    let (stop, summary) = daemon::rescan(config, started.pipeline, limit, shutdown_rx).await;
+    let (stop, summary) = if ventas.is_empty() {
+        daemon::rescan(config, started.pipeline, limit, shutdown_rx).await
+    } else {
+        daemon::rescan_ventas(config, started.pipeline, ventas, shutdown_rx).await
+    };
     let elapsed = began.elapsed();
     report::rescan_summary(&summary, elapsed, json);
     if let Stop::Fatal(failure) = stop {

@@ -27,13 +27,71 @@ const PRIVATE_FILE_MODE: u32 = 0o600;
 /// given up; far more than the same upload path is ever refused.
 const MAX_QUARANTINE_NAMES: u32 = 1000;
 
+/// Why validation refused a file, as a stable code: the row's `confronta_sync_error` carries it
+/// (`<code>: <detail>`), and the Django companion shows a message of its own for each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RefusalCode {
+    /// Larger than `max_bytes`.
+    TooLarge,
+    Empty,
+    /// The extension is not an allowed type.
+    TypeNotAllowed,
+    /// The magic bytes are a known type that is not allowed.
+    ContentNotAllowed,
+    /// The magic bytes are no known document or image.
+    ContentUnrecognised,
+    /// clamd found a virus.
+    Infected,
+}
+
+impl RefusalCode {
+    pub const ALL: [RefusalCode; 6] = [
+        RefusalCode::TooLarge,
+        RefusalCode::Empty,
+        RefusalCode::TypeNotAllowed,
+        RefusalCode::ContentNotAllowed,
+        RefusalCode::ContentUnrecognised,
+        RefusalCode::Infected,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RefusalCode::TooLarge => "too_large",
+            RefusalCode::Empty => "empty",
+            RefusalCode::TypeNotAllowed => "type_not_allowed",
+            RefusalCode::ContentNotAllowed => "content_not_allowed",
+            RefusalCode::ContentUnrecognised => "content_unrecognised",
+            RefusalCode::Infected => "infected",
+        }
+    }
+}
+
+/// A refusal: its code, and the detail an operator reads (`<code>: <detail>` as text).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    pub code: RefusalCode,
+    pub detail: String,
+}
+
+impl Refusal {
+    fn new(code: RefusalCode, detail: impl Into<String>) -> Refusal {
+        Refusal { code, detail: detail.into() }
+    }
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code.as_str(), self.detail)
+    }
+}
+
 /// The answer for one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Verdict {
     /// Fine to upload; the content type comes from the magic bytes.
     Accept { content_type: String },
     /// Refused for good: move it to quarantine, for this reason.
-    Quarantine(String),
+    Quarantine(Refusal),
     /// Cannot decide now (clamd unreachable, the file unreadable): try again later, upload nothing.
     Retry(String),
     /// Cannot be checked as configured (e.g. larger than clamd accepts): keep it where it is.
@@ -93,10 +151,11 @@ impl Validator {
             }
         }
         if let Some(max) = self.max_bytes.filter(|max| identity.size > *max) {
-            return Verdict::Quarantine(format!("{} bytes is over max_bytes ({max})", identity.size));
+            let detail = format!("{} bytes is over max_bytes ({max})", identity.size);
+            return Verdict::Quarantine(Refusal::new(RefusalCode::TooLarge, detail));
         }
         if identity.size == 0 {
-            return Verdict::Quarantine("empty file".into());
+            return Verdict::Quarantine(Refusal::new(RefusalCode::Empty, "empty file"));
         }
         let content_type = if self.allowed.is_empty() {
             None
@@ -108,7 +167,8 @@ impl Validator {
                 } else {
                     format!("extension .{extension}")
                 };
-                return Verdict::Quarantine(format!("{shown} is not in allowed_types"));
+                let detail = format!("{shown} is not in allowed_types");
+                return Verdict::Quarantine(Refusal::new(RefusalCode::TypeNotAllowed, detail));
             }
             let head = match read_head(absolute) {
                 Ok(head) => head,
@@ -119,16 +179,16 @@ impl Validator {
                     Some(kind.mime_type().to_owned())
                 }
                 Some(kind) => {
-                    return Verdict::Quarantine(format!(
+                    let detail = format!(
                         "content is {} ({}), which is not in allowed_types",
                         kind.mime_type(),
                         kind.extension()
-                    ))
+                    );
+                    return Verdict::Quarantine(Refusal::new(RefusalCode::ContentNotAllowed, detail));
                 }
                 None => {
-                    return Verdict::Quarantine(
-                        "content is not a recognised document or image (magic bytes)".into(),
-                    )
+                    let detail = "content is not a recognised document or image (magic bytes)";
+                    return Verdict::Quarantine(Refusal::new(RefusalCode::ContentUnrecognised, detail));
                 }
             }
         };
@@ -139,7 +199,12 @@ impl Validator {
             };
             match scan(socket, &file).await {
                 Scan::Clean => {}
-                Scan::Infected(signature) => return Verdict::Quarantine(format!("clamd found {signature}")),
+                Scan::Infected(signature) => {
+                    return Verdict::Quarantine(Refusal::new(
+                        RefusalCode::Infected,
+                        format!("clamd found {signature}"),
+                    ))
+                }
                 Scan::TooLarge(message) => return Verdict::Keep(format!("clamd cannot scan it: {message}")),
                 Scan::Unavailable(message) => return Verdict::Retry(format!("clamd unreachable: {message}")),
             }
@@ -411,20 +476,36 @@ mod tests {
             ("a.png", png, "image/png"),
             // A phone photo saved with the other image extension is still an allowed type.
             ("a.jpg", png, "image/png"),
-            ("a.pdf", b"MZ\x90\0 this is an exe", "quarantine"),
-            ("a.exe", b"%PDF-1.7\n", "quarantine"),
-            ("sin_extension", b"%PDF-1.7\n", "quarantine"),
-            ("a.pdf", b"just text", "quarantine"),
-            ("a.pdf", b"", "quarantine"),
-            ("a.pdf", &[b'%'; 1001], "quarantine"),
+            // Each refusal with its code: what the row's confronta_sync_error starts with, and
+            // what the Django companion translates.
+            ("a.pdf", b"MZ\x90\0 this is an exe", "content_not_allowed"),
+            ("a.exe", b"%PDF-1.7\n", "type_not_allowed"),
+            ("sin_extension", b"%PDF-1.7\n", "type_not_allowed"),
+            ("a.pdf", b"just text", "content_unrecognised"),
+            ("a.pdf", b"", "empty"),
+            ("a.pdf", &[b'%'; 1001], "too_large"),
         ];
         for (name, bytes, expected) in cases {
             let verdict = check(&v, name, bytes).await;
             match (&verdict, expected) {
                 (Verdict::Accept { content_type }, wanted) => assert_eq!(content_type, wanted, "{name}"),
-                (Verdict::Quarantine(_), "quarantine") => {}
+                (Verdict::Quarantine(refusal), code) => {
+                    assert_eq!(refusal.code.as_str(), code, "{name}");
+                    assert!(refusal.to_string().starts_with(&format!("{code}: ")), "{name}: {refusal}");
+                }
                 _ => panic!("{name}: {verdict:?}, expected {expected}"),
             }
+        }
+    }
+
+    /// The codes are the contract with the Django companion: each reads back, none twice.
+    #[test]
+    fn refusal_codes_are_distinct_snake_case_words() {
+        let mut seen = std::collections::HashSet::new();
+        for code in RefusalCode::ALL {
+            let text = code.as_str();
+            assert!(seen.insert(text), "{code:?}");
+            assert!(text.chars().all(|c| c.is_ascii_lowercase() || c == '_'), "{text}");
         }
     }
 

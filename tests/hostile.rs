@@ -60,7 +60,7 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     assert!(world.quarantined("vacio.pdf").exists() && world.quarantined("vacio.pdf.reason").exists());
     let row = world.db.row(empty).await.unwrap();
     assert_eq!(row.confronta.as_deref(), Some(""), "the row no longer names the refused path");
-    assert_eq!(row.sync_error.as_deref(), Some("empty file"), "and says why");
+    assert_eq!(row.sync_error.as_deref(), Some("empty: empty file"), "and says why, code first");
     assert!(!row.subido && row.object_name.is_none());
     report.row(
         "0-byte file",

@@ -553,3 +553,54 @@ async fn verify_stops_quietly_when_its_reader_goes_away() {
     assert_eq!(status.code(), Some(1), "{stderr}");
     world.cleanup().await;
 }
+
+/// The Django command's batch (issue 26, item 5): `--rescan --venta ID…` takes exactly the files
+/// those ventas' rows name, in the order given, and its JSON has one result per venta; a file
+/// no given venta names is left for later. The dry run lists the same ventas' files.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rescan_of_given_ventas_takes_only_their_files_and_reports_each() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    let good = sample_bytes(801, 3_000);
+    world.write_in_place("buena.pdf", &good);
+    let good_id = world.db.insert_venta("PORTA-BUENA", Some("confrontas/buena.pdf")).await;
+    world.write_in_place("mala.pdf", b"MZ\x90\x00 not a document at all");
+    let bad_id = world.db.insert_venta("PORTA-MALA", Some("confrontas/mala.pdf")).await;
+    let missing_id = world.db.insert_venta("PORTA-FALTA", Some("confrontas/falta.pdf")).await;
+    let other = world.write_in_place("otra.pdf", &sample_bytes(802, 3_000));
+    let other_id = world.db.insert_venta("PORTA-OTRA", Some("confrontas/otra.pdf")).await;
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let ids = [missing_id, good_id, bad_id].map(|id| id.to_string());
+    let venta_args: Vec<&str> = ids.iter().flat_map(|id| ["--venta", id.as_str()]).collect();
+
+    let mut args = vec!["--rescan", "--dry-run", "--json"];
+    args.extend(&venta_args);
+    let (code, stdout, stderr) = Sidecar::run(&config, &args);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let plan: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let paths: Vec<&str> =
+        plan["files"].as_array().unwrap().iter().map(|f| f["path"].as_str().unwrap()).collect();
+    assert_eq!(paths, ["confrontas/buena.pdf", "confrontas/mala.pdf"], "{stdout}");
+
+    let mut args = vec!["--rescan", "--json"];
+    args.extend(&venta_args);
+    let (code, stdout, stderr) = Sidecar::run(&config, &args);
+    assert_eq!(code, 1, "the refused file failed: {stdout}\n{stderr}");
+    let summary: serde_json::Value = serde_json::from_str(stdout.trim()).unwrap();
+    let results = summary["results"].as_array().unwrap();
+    let line = |n: usize| (results[n]["venta_id"].as_i64().unwrap(), results[n]["outcome"].as_str().unwrap());
+    assert_eq!(
+        (line(0), line(1), line(2)),
+        ((missing_id, "missing"), (good_id, "moved"), (bad_id, "kept")),
+        "{stdout}"
+    );
+    assert_eq!(results[0]["reason"], "local_file_missing", "{stdout}");
+    assert_eq!(results[2]["reason"], "quarantined", "{stdout}");
+    let recorded = world.db.row(good_id).await.unwrap();
+    assert_eq!(results[1]["object"].as_str(), recorded.object_name.as_deref(), "{stdout}");
+    assert!(
+        other.exists() && !world.db.row(other_id).await.unwrap().subido,
+        "a venta not given is left alone"
+    );
+    world.cleanup().await;
+}

@@ -180,6 +180,47 @@ pub async fn run(
     (stop, scheduler.summary)
 }
 
+/// `--rescan --dry-run --venta ID…`: the files those ventas' rows name, in the order given (a
+/// venta whose file is missing is counted as in a real rescan, and has no line).
+pub async fn dry_run_ventas(
+    config: &Config,
+    pipeline: Arc<Pipeline>,
+    ventas: &[i64],
+) -> (Vec<RelativeMediaPath>, Summary) {
+    let mut summary = Summary::default();
+    let mut paths = Vec::new();
+    for &venta_id in ventas {
+        let named = match pipeline.db().get(venta_id).await {
+            Ok(row) => row.and_then(|row| row.confronta).filter(|path| !path.is_empty()),
+            Err(e) => {
+                warn!(venta_id, error = %e, "cannot read the venta");
+                None
+            }
+        };
+        match named.as_deref().map(RelativeMediaPath::parse) {
+            Some(Ok(path))
+                if std::fs::symlink_metadata(path.to_absolute(&config.watch.media_root)).is_ok() =>
+            {
+                if !paths.contains(&path) {
+                    paths.push(path);
+                }
+            }
+            Some(Ok(path)) => {
+                let failure = Failure::new(
+                    crate::error::Reason::LocalFileMissing,
+                    format!(
+                        "venta {venta_id} points at a local file that does not exist; row left untouched"
+                    ),
+                );
+                summary.failed += 1;
+                summary.count_reason(&failure, &path);
+            }
+            _ => {}
+        }
+    }
+    (paths, summary)
+}
+
 /// What the daemon's start-up scan does before it matches any file, once: reads every row naming
 /// a local file under `dir_prefix` and notes in the journal those whose file is missing. For
 /// callers that drive the pipeline without the scheduler (the ownership model test).
@@ -205,7 +246,7 @@ pub async fn rescan(
     config: &Config,
     pipeline: Arc<Pipeline>,
     limit: Option<u64>,
-    mut shutdown: watch::Receiver<bool>,
+    shutdown: watch::Receiver<bool>,
 ) -> (Stop, Summary) {
     let shutdown_timeout = Duration::from_secs(config.service.shutdown_timeout_s);
     let mut scheduler = Scheduler::new(pipeline, config, Mode::OneShot);
@@ -234,6 +275,80 @@ pub async fn rescan(
         );
         scheduler.progress = Some(bar);
     }
+    run_one_shot(&mut scheduler, shutdown, shutdown_timeout).await
+}
+
+/// `--rescan --venta ID…`: exactly the files these ventas' rows name, nothing else (no walk, no
+/// other row, no other journal entry), and one result per venta, in the order given: the
+/// Django command's batch (`migrar_confrontas_minio`), which picks its ventas itself.
+pub async fn rescan_ventas(
+    config: &Config,
+    pipeline: Arc<Pipeline>,
+    ventas: &[i64],
+    shutdown: watch::Receiver<bool>,
+) -> (Stop, Summary) {
+    let shutdown_timeout = Duration::from_secs(config.service.shutdown_timeout_s);
+    let mut scheduler = Scheduler::new(pipeline.clone(), config, Mode::OneShot);
+    scheduler.last_outcomes = Some(Default::default());
+    let mut planned = Vec::with_capacity(ventas.len());
+    for &venta_id in ventas {
+        let row = match pipeline.db().get(venta_id).await {
+            Ok(row) => row,
+            Err(e) => {
+                planned.push(Err(summary::VentaResult::missing(venta_id, None, e.to_string())));
+                continue;
+            }
+        };
+        let named = row.as_ref().and_then(|row| row.confronta.clone()).filter(|path| !path.is_empty());
+        let Some(text) = named else {
+            let why =
+                if row.is_some() { "the venta names no local file" } else { "the venta does not exist" };
+            planned.push(Err(summary::VentaResult::missing(venta_id, None, why.to_owned())));
+            continue;
+        };
+        let path = match RelativeMediaPath::parse(&text) {
+            Ok(path) if std::fs::symlink_metadata(path.to_absolute(&scheduler.media_root)).is_ok() => path,
+            Ok(path) => {
+                if let Some(row) = &row {
+                    sources::remember_missing(&pipeline, &path, row).await;
+                }
+                let why = format!(
+                    "venta {venta_id} points at a local file that does not exist; row left untouched"
+                );
+                planned.push(Err(summary::VentaResult::missing(venta_id, Some(text), why)));
+                continue;
+            }
+            Err(e) => {
+                planned.push(Err(summary::VentaResult::missing(venta_id, Some(text), e.to_string())));
+                continue;
+            }
+        };
+        scheduler.offer_path(path.clone());
+        planned.push(Ok((venta_id, path)));
+    }
+    info!(ventas = ventas.len(), "rescan of the given ventas started");
+    let (stop, mut summary) = run_one_shot(&mut scheduler, shutdown, shutdown_timeout).await;
+    let last = scheduler.last_outcomes.take().unwrap_or_default();
+    summary.results = planned
+        .into_iter()
+        .map(|planned| match planned {
+            Ok((venta_id, path)) => match last.get(&path) {
+                Some(outcome) => summary::VentaResult::of(venta_id, &path, outcome),
+                // Not run: stopped by a signal first.
+                None => summary::VentaResult::of(venta_id, &path, &crate::pipeline::Outcome::Busy),
+            },
+            Err(missing) => missing,
+        })
+        .collect();
+    (stop, summary)
+}
+
+/// The one-shot loop: dispatches what is due until nothing is left (or shutdown), then drains.
+async fn run_one_shot(
+    scheduler: &mut Scheduler,
+    mut shutdown: watch::Receiver<bool>,
+    shutdown_timeout: Duration,
+) -> (Stop, Summary) {
     let stop = loop {
         scheduler.refill_from_walk();
         scheduler.dispatch_due();
@@ -255,7 +370,7 @@ pub async fn rescan(
     if let Some(progress) = scheduler.progress.take() {
         progress.finish_and_clear();
     }
-    (stop, scheduler.summary)
+    (stop, std::mem::take(&mut scheduler.summary))
 }
 
 /// `--rescan --dry-run`: the files a rescan would take, in path order (at most `limit`), and

@@ -129,6 +129,9 @@ pub(super) struct Scheduler {
     /// False until the daemon's start-up scan has noted every row naming a missing file
     /// (`sources::first_scan`): nothing is dispatched before, and nothing counts as due.
     pub(super) first_scan_done: bool,
+    /// The last outcome of each path, kept only for a `--rescan --venta` run, which reports
+    /// one line per venta.
+    pub(super) last_outcomes: Option<HashMap<RelativeMediaPath, Outcome>>,
 }
 
 impl Scheduler {
@@ -156,6 +159,7 @@ impl Scheduler {
             // The one-shot runs read every row before they dispatch (`offer_known_work` and
             // `count_rows_missing_their_file`); the daemon opens the gate after its first scan.
             first_scan_done: mode == Mode::OneShot,
+            last_outcomes: None,
         }
     }
 
@@ -278,6 +282,9 @@ impl Scheduler {
         let one_shot = self.mode == Mode::OneShot;
         self.record_outcome(path, &outcome);
         self.watch_journal(&outcome);
+        if let Some(last) = self.last_outcomes.as_mut() {
+            last.insert(path.clone(), outcome.clone());
+        }
         match outcome {
             Outcome::Moved { bytes, .. } => {
                 self.summary.moved += 1;

@@ -42,6 +42,11 @@ impl Scheduler {
         }
     }
 
+    /// A path given by name (`--rescan --venta`): found without a close event.
+    pub(super) fn offer_path(&mut self, path: RelativeMediaPath) {
+        self.offer(path);
+    }
+
     /// A file a walk of the folder found.
     fn offer_found(&mut self, absolute: &Path) {
         if let Some(path) = media_path_or_warn(&self.media_root, absolute) {

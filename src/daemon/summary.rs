@@ -23,6 +23,63 @@ pub struct Summary {
     pub problems: Vec<String>,
     /// Problems past the first `MAX_PROBLEMS`, counted but not kept.
     pub problems_omitted: u64,
+    /// One line per venta of a `--rescan --venta` run, in the order given (empty otherwise).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub results: Vec<VentaResult>,
+}
+
+/// What a `--rescan --venta` run did with one venta's file, for the Django command's per-venta
+/// lines.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct VentaResult {
+    pub venta_id: i64,
+    /// The local path the row names, if any.
+    pub path: Option<String>,
+    /// `moved`, `kept`, `failed`, `waiting`, `busy`, `missing` or `nothing`.
+    pub outcome: &'static str,
+    pub object: Option<String>,
+    /// The reason's label (`quarantined`, `ambiguous_owner`, `s3_unavailable`, …).
+    pub reason: Option<String>,
+    pub message: Option<String>,
+}
+
+impl VentaResult {
+    /// A venta whose row names no local file that exists.
+    pub(super) fn missing(venta_id: i64, path: Option<String>, message: String) -> VentaResult {
+        VentaResult {
+            venta_id,
+            path,
+            outcome: "missing",
+            object: None,
+            reason: Some(crate::error::Reason::LocalFileMissing.as_str().to_owned()),
+            message: Some(message),
+        }
+    }
+
+    /// The last outcome of the venta's file.
+    pub(super) fn of(
+        venta_id: i64,
+        path: &RelativeMediaPath,
+        outcome: &crate::pipeline::Outcome,
+    ) -> VentaResult {
+        use crate::pipeline::Outcome;
+        let (label, object, failure) = match outcome {
+            Outcome::Moved { object, .. } => ("moved", Some(object.clone()), None),
+            Outcome::Nothing => ("nothing", None, None),
+            Outcome::WaitingForRow(why) | Outcome::Orphan(why) => ("waiting", None, Some(why.failure(path))),
+            Outcome::Busy => ("busy", None, None),
+            Outcome::Retry(f) | Outcome::Fatal(f) => ("failed", None, Some(f.clone())),
+            Outcome::Kept(f) => ("kept", None, Some(f.clone())),
+        };
+        VentaResult {
+            venta_id,
+            path: Some(path.to_string()),
+            outcome: label,
+            object,
+            reason: failure.as_ref().map(|f| f.reason.as_str().to_owned()),
+            message: failure.map(|f| f.message),
+        }
+    }
 }
 
 impl Summary {

@@ -27,7 +27,9 @@ impl Pipeline {
             Verdict::Accept { .. } => None,
             Verdict::Retry(message) => Some(fail(Failure::new(Reason::ValidationPending, message))),
             Verdict::Keep(message) => Some(give_up(Failure::new(Reason::Unscannable, message))),
-            Verdict::Quarantine(reason) => {
+            Verdict::Quarantine(refusal) => {
+                // `<code>: <detail>`: the code is what the companion reads.
+                let reason = refusal.to_string();
                 entry.venta_id = venta_id;
                 entry.last_error = Some(format!("quarantined: {reason}"));
                 run.refusal = Some(reason);
@@ -47,8 +49,14 @@ impl Pipeline {
             Some(reason) => reason,
             // Refused before the last stop: carry the journaled decision out.
             None => match self.validator.check(&run.absolute, &run.entry.path, identity).await {
-                Verdict::Quarantine(reason) => reason,
-                _ => "refused by validation before a restart".to_owned(),
+                Verdict::Quarantine(refusal) => refusal.to_string(),
+                // The settings changed since: the refusal journaled then is carried out.
+                _ => run
+                    .entry
+                    .last_error
+                    .as_deref()
+                    .and_then(|said| said.strip_prefix("quarantined: "))
+                    .map_or_else(|| "refused by validation before a restart".to_owned(), str::to_owned),
             },
         };
         self.refuse(&run.entry, &run.absolute, reason).await

@@ -149,7 +149,8 @@ impl Pipeline {
         };
         // The move keeps the inode and sets the ctime: the same inode, size, mtime and birth
         // time is the file just checked.
-        let same = matches!(local_identity(aside.aside_path()), Ok(Some(now)) if now.same_but_ctime(&checked));
+        let same =
+            matches!(local_identity(aside.aside_path()), Ok(Some(now)) if now.same_but_ctime(&checked));
         if same {
             // Unlinked without following a symlink, and the folder fsynced, so the removal
             // itself survives a power cut.
