@@ -201,9 +201,8 @@ pub async fn dry_run_ventas(
             Some(Ok(path))
                 if std::fs::symlink_metadata(path.to_absolute(&config.watch.media_root)).is_ok() =>
             {
-                if !paths.contains(&path) {
-                    paths.push(path);
-                }
+                // Two ventas naming one file give it one plan (duplicates dropped below).
+                paths.push(path);
             }
             Some(Ok(path)) => {
                 let failure = Failure::new(
@@ -218,6 +217,8 @@ pub async fn dry_run_ventas(
             _ => {}
         }
     }
+    let mut seen = std::collections::HashSet::new();
+    paths.retain(|path| seen.insert(path.clone()));
     (paths, summary)
 }
 
