@@ -178,6 +178,7 @@ enum JournalUse {
 async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit> {
     let journal_error = |e: JournalError| Exit::Journal(e.to_string());
     let (db, limits) = connect_db(config).await?;
+    warn_missing_indexes(db.as_ref(), config).await;
     let journal = match journal_use {
         JournalUse::Throwaway => Journal::in_memory().map_err(journal_error)?,
         JournalUse::Exclusive => Journal::open(&config.journal.path).map_err(journal_error)?,
@@ -198,6 +199,26 @@ async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit
     let (store, capabilities) = connect_store_for_uploads(config).await?;
     let pipeline = Pipeline::new(config, store, db, journal, limits, capabilities);
     Ok(Started { pipeline: Arc::new(pipeline) })
+}
+
+/// Warns of each index the daemon's queries rely on that the table lacks: nothing is wrong
+/// without one, but each such query reads the whole table (on the connection the pipeline's
+/// row lookups share), which a large table makes slow for every file.
+async fn warn_missing_indexes(db: &dyn SalesDb, config: &Config) {
+    match db.missing_indexes().await {
+        Ok(missing) => {
+            for index in missing {
+                warn!(
+                    table = %config.database.table,
+                    "an index the daemon relies on is missing: {}; /usr/share/confronta-sync/sql/{} (packaging/sql/{}) adds it",
+                    index.needed_by(),
+                    index.sql_file(),
+                    index.sql_file()
+                );
+            }
+        }
+        Err(e) => warn!(error = %e, "could not read the table's indexes"),
+    }
 }
 
 async fn connect_db(config: &Config) -> Result<(Arc<dyn SalesDb>, crate::db::SchemaLimits), Exit> {
@@ -259,7 +280,8 @@ async fn connect_store_for_uploads(config: &Config) -> Result<(Arc<dyn ObjectSto
 }
 
 async fn check(config: &Config) -> Result<i32, Exit> {
-    connect_db(config).await?;
+    let (db, _) = connect_db(config).await?;
+    warn_missing_indexes(db.as_ref(), config).await;
     let (_, capabilities) = connect_store_for_uploads(config).await?;
     report::check(config, &capabilities);
     Ok(exit::OK)
