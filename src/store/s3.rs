@@ -31,7 +31,7 @@ mod errors;
 mod multipart;
 mod signed;
 
-use errors::{classify_minio, map_validation};
+use errors::{answered, classify_answer, classify_minio, map_validation, AnsweredStream, StatusHook};
 use multipart::OpenUpload;
 use signed::{SignedPut, Signer};
 
@@ -85,6 +85,7 @@ impl S3Store {
             .provider(Some(provider))
             .skip_region_lookup(true)
             .app_info(Some(("confronta-sync".into(), env!("CARGO_PKG_VERSION").into())))
+            .hook(Arc::new(StatusHook))
             .build()
             .map_err(|e| invalid("minio client settings", &e))?;
         let bucket = BucketName::new(&config.bucket).map_err(|e| invalid("minio.bucket", &e))?;
@@ -145,10 +146,11 @@ impl ObjectStore for S3Store {
             .map_err(|e| StoreError::new(StoreErrorKind::Refused, e.to_string()))?
             .region(Some(self.region.clone()))
             .build();
-        let response = tokio::time::timeout(SMALL_REQUEST_TIMEOUT, request.send())
-            .await
-            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, format!("bucket {bucket}: timed out")))?
-            .map_err(|e| classify_minio(&format!("bucket {bucket}"), e))?;
+        let (response, status) =
+            tokio::time::timeout(SMALL_REQUEST_TIMEOUT, answered(request.send())).await.map_err(|_| {
+                StoreError::new(StoreErrorKind::Unavailable, format!("bucket {bucket}: timed out"))
+            })?;
+        let response = response.map_err(|e| classify_answer(&format!("bucket {bucket}"), e, status))?;
         if !response.exists() {
             return Err(StoreError::new(
                 StoreErrorKind::NoSuchBucket,
@@ -325,8 +327,8 @@ impl ObjectStore for S3Store {
             .build()
             .to_stream()
             .await;
-        Ok(Box::pin(pages.map(move |page| {
-            let page = page.map_err(|e| classify_minio(&format!("listing {shown:?}"), e))?;
+        Ok(Box::pin(AnsweredStream::new(pages).map(move |(page, status)| {
+            let page = page.map_err(|e| classify_answer(&format!("listing {shown:?}"), e, status))?;
             Ok(page
                 .contents
                 .into_iter()
@@ -422,8 +424,8 @@ async fn deadline<T>(
     key: &ObjectKey,
     request: impl std::future::Future<Output = Result<T, MinioError>>,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, request).await {
-        Ok(result) => result.map_err(|e| classify_minio(&format!("object {key}"), e)),
+    match tokio::time::timeout(limit, answered(request)).await {
+        Ok((result, status)) => result.map_err(|e| classify_answer(&format!("object {key}"), e, status)),
         Err(_) => Err(StoreError::new(
             StoreErrorKind::Unavailable,
             format!("object {key}: no answer within {}s", limit.as_secs()),

@@ -7,8 +7,8 @@
 //! same `reqwest` (version, TLS backend, connection settings) the SDK uses for everything
 //! else. The server checks the body against `x-amz-content-sha256` (the signature covers it)
 //! and against `x-amz-checksum-sha256`, both ours, so a wrong hash is refused, never stored.
-//! Answers are read into the SDK's error types, so `errors::classify_minio` sorts them the
-//! same way as the SDK's own.
+//! Answers are read into the SDK's error types, and their status recorded as the SDK's are
+//! (`errors::answered`), so `errors::classify_answer` sorts them the same way as the SDK's own.
 
 use std::time::{Duration, SystemTime};
 
@@ -98,6 +98,7 @@ impl Signer {
             request = request.header(name, value);
         }
         let answer = request.body(put.body).send().await.map_err(ValidationErr::from)?;
+        super::errors::record_status(answer.status().as_u16());
         if answer.status().is_success() {
             return Ok(answer.headers().clone());
         }
