@@ -115,6 +115,8 @@ pub fn main_with(cli: Cli) -> i32 {
             return Exit::from(e).code();
         }
     };
+    // Before logging and the runtime start their threads: see the function.
+    crate::store::settle_proxy_environment(&config.minio);
     let logging = match logging::init(&config.log) {
         Ok(logging) => logging,
         Err(e) => {

@@ -175,6 +175,23 @@ impl Config {
             return Err(format!("database.pool_size must be between 1 and 64, got {}", db.pool_size));
         }
         ObjectNameTemplate::parse(&self.minio.object_name).map_err(|e| format!("minio.object_name: {e}"))?;
+        if self.minio.connect_timeout_s == 0 {
+            return Err("minio.connect_timeout_s must be at least 1".into());
+        }
+        if self.minio.min_upload_bytes_per_s < 1024 {
+            return Err(format!(
+                "minio.min_upload_bytes_per_s must be at least 1024, got {}",
+                self.minio.min_upload_bytes_per_s
+            ));
+        }
+        if let Some(proxy) = &self.minio.proxy {
+            let parsed = url::Url::parse(proxy).map_err(|e| format!("minio.proxy: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(format!(
+                    "minio.proxy must be an http:// or https:// URL with a host, got {proxy:?}"
+                ));
+            }
+        }
         const MIN_PART: u64 = 5 * 1024 * 1024;
         if self.minio.part_size_bytes < MIN_PART {
             return Err(format!(
@@ -246,6 +263,7 @@ impl Config {
             ("database.statement_timeout_ms", ms(db.statement_timeout_ms)),
             ("database.lock_timeout_ms", ms(db.lock_timeout_ms)),
             ("database.keepalive_idle_s", s(db.keepalive_idle_s)),
+            ("minio.connect_timeout_s", s(self.minio.connect_timeout_s)),
             ("pipeline.retry_initial_ms", ms(pipeline.retry_initial_ms)),
             ("pipeline.retry_max_s", s(pipeline.retry_max_s)),
             ("service.shutdown_timeout_s", s(service.shutdown_timeout_s)),

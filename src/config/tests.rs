@@ -259,3 +259,21 @@ fn zero_retries_and_durations_past_the_clock_s_range_are_refused_naming_the_key(
     let config = parse(&MINIMAL.replace("[journal]", "[pipeline]\nretry_max_s = 86400\n[journal]")).unwrap();
     assert_eq!(config.pipeline.retry_max_s, 86_400);
 }
+
+/// Issue 24, item 5: the transport keys have their defaults, and values that would leave the
+/// store without a deadline or with an unusable proxy are refused, naming the key.
+#[test]
+fn the_transport_keys_have_defaults_and_bounds() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!((config.minio.connect_timeout_s, config.minio.min_upload_bytes_per_s), (10, 131_072));
+    assert_eq!((config.minio.ca_file.as_ref(), config.minio.proxy.as_ref()), (None, None));
+    for (line, key) in [
+        ("connect_timeout_s = 0", "minio.connect_timeout_s"),
+        ("min_upload_bytes_per_s = 10", "minio.min_upload_bytes_per_s"),
+        ("proxy = \"socks5://127.0.0.1:1080\"", "minio.proxy"),
+        ("proxy = \"not a url\"", "minio.proxy"),
+    ] {
+        let err = parse(&MINIMAL.replace("[minio]", &format!("[minio]\n{line}"))).unwrap_err();
+        assert!(err.contains(key), "{line}: {err}");
+    }
+}

@@ -23,6 +23,7 @@
 //! pipeline runs four of them per file. The connections themselves live in `connection`.
 
 mod connection;
+mod tls;
 
 use std::time::Duration;
 
@@ -90,6 +91,7 @@ impl Default for PgSettings {
 pub struct PostgresSalesDb {
     url: String,
     config: tokio_postgres::Config,
+    tls: tls::Tls,
     settings: PgSettings,
     statements: Statements,
     main: Mutex<Slot>,
@@ -112,9 +114,11 @@ impl PostgresSalesDb {
         // looked from one that was not (see `Pipeline::match_row`).
         let statements =
             Statements::with_row_version(&statements.table, &statements.columns, "CAST(xmin AS text)");
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let invalid = |e: &dyn std::fmt::Display| {
             DbError::new(DbErrorKind::Schema, format!("database url {}: {e}", redact_url(url)))
-        })?;
+        };
+        let (driver_url, tls) = tls::settings(url).map_err(|e| invalid(&e))?;
+        let mut config: tokio_postgres::Config = driver_url.parse().map_err(|e| invalid(&e))?;
         let probe_every = (settings.keepalive_idle / 3).max(Duration::from_secs(1));
         config
             .connect_timeout(settings.connect_timeout)
@@ -128,6 +132,7 @@ impl PostgresSalesDb {
         let db = PostgresSalesDb {
             url: url.to_owned(),
             config,
+            tls,
             settings,
             statements,
             main: Mutex::new(Slot::default()),
