@@ -43,16 +43,17 @@ pub(super) fn settings(url: &str) -> Result<(String, Tls), String> {
         let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
         match key {
             "sslmode" => {
-                mode =
-                    match value {
-                        "disable" | "prefer" | "allow" => None,
-                        "require" => Some(Mode::Require),
-                        "verify-ca" => Some(Mode::VerifyCa),
-                        "verify-full" => Some(Mode::VerifyFull),
-                        other => return Err(format!(
+                mode = match value {
+                    "disable" | "prefer" | "allow" => None,
+                    "require" => Some(Mode::Require),
+                    "verify-ca" => Some(Mode::VerifyCa),
+                    "verify-full" => Some(Mode::VerifyFull),
+                    other => {
+                        return Err(format!(
                             "sslmode={other} is not one of disable, prefer, require, verify-ca, verify-full"
-                        )),
-                    };
+                        ))
+                    }
+                };
             }
             "sslrootcert" => root = Some(percent_decode(value)),
             _ => kept.push(pair),
