@@ -145,6 +145,8 @@ pub fn main_with(cli: Cli) -> i32 {
             return Exit::from(e).code();
         }
     };
+    // Before logging and the runtime start their threads: see the function.
+    crate::store::settle_proxy_environment(&config.minio);
     let logging = match logging::init(&config.log) {
         Ok(logging) => logging,
         Err(e) => {
@@ -213,6 +215,7 @@ enum JournalUse {
 async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit> {
     let journal_error = |e: JournalError| Exit::Journal(e.to_string());
     let (db, limits) = connect_db(config).await?;
+    warn_missing_indexes(db.as_ref(), config).await;
     let journal = match journal_use {
         JournalUse::Throwaway => Journal::in_memory().map_err(journal_error)?,
         JournalUse::Exclusive => Journal::open(&config.journal.path).map_err(journal_error)?,
@@ -236,6 +239,26 @@ async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit
     let (store, capabilities) = connect_store_for_uploads(config).await?;
     let pipeline = Pipeline::new(config, store, db, journal, limits, capabilities);
     Ok(Started { pipeline: Arc::new(pipeline) })
+}
+
+/// Warns of each index the daemon's queries rely on that the table lacks: nothing is wrong
+/// without one, but each such query reads the whole table (on the connection the pipeline's
+/// row lookups share), which a large table makes slow for every file.
+async fn warn_missing_indexes(db: &dyn SalesDb, config: &Config) {
+    match db.missing_indexes().await {
+        Ok(missing) => {
+            for index in missing {
+                warn!(
+                    table = %config.database.table,
+                    "an index the daemon relies on is missing: {}; /usr/share/confronta-sync/sql/{} (packaging/sql/{}) adds it",
+                    index.needed_by(),
+                    index.sql_file(),
+                    index.sql_file()
+                );
+            }
+        }
+        Err(e) => warn!(error = %e, "could not read the table's indexes"),
+    }
 }
 
 async fn connect_db(config: &Config) -> Result<(Arc<dyn SalesDb>, crate::db::SchemaLimits), Exit> {
@@ -309,7 +332,8 @@ fn probe_quarantine(config: &Config) -> Result<(), Exit> {
 }
 
 async fn check(config: &Config) -> Result<i32, Exit> {
-    connect_db(config).await?;
+    let (db, _) = connect_db(config).await?;
+    warn_missing_indexes(db.as_ref(), config).await;
     probe_quarantine(config)?;
     let (_, capabilities) = connect_store_for_uploads(config).await?;
     report::check(config, &capabilities);

@@ -12,7 +12,8 @@ pub const OK: i32 = 0;
 pub const FAILURES: i32 = 1;
 /// Bad command line or configuration.
 pub const CONFIG: i32 = 2;
-/// The database is unreachable, refuses the credentials, or lacks the table or a column.
+/// The database is unreachable, refuses the credentials, lacks the table or a column, or has a
+/// column of a type the daemon cannot read or write.
 pub const DATABASE: i32 = 3;
 /// The object store is unreachable, refuses the credentials, or lacks the bucket.
 pub const OBJECT_STORE: i32 = 4;

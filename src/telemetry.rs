@@ -2,27 +2,126 @@
 //!
 //! The rest of the code records through the functions here, so every metric name lives in one
 //! file. Without a listener no recorder is installed and recording costs next to nothing.
+//!
+//! The endpoint is served here rather than by the exporter's own listener, which held every
+//! connection it accepted for as long as the peer kept it open and retried a failed accept at
+//! once: 1,100 idle connections took 1,127 descriptors, and under systemd's default limit of
+//! 1,024 the daemon could open no file, journal or socket. Here at most `MAX_CONNECTIONS` are
+//! served at once (any more are closed as soon as accepted), each must send its request within
+//! `HEADER_READ_TIMEOUT` and be done within `CONNECTION_DEADLINE`, and a failed accept (EMFILE)
+//! pauses the listener for `ACCEPT_PAUSE` instead of spinning.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime};
 
-use metrics_exporter_prometheus::{Matcher, PrometheusBuilder};
+use http_body_util::Full;
+use hyper::body::{Bytes, Incoming};
+use hyper::{Request, Response, StatusCode};
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 
 const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
+/// Connections served at once. A scraper needs one; a few Prometheus replicas and an operator's
+/// curl fit easily.
+pub const MAX_CONNECTIONS: usize = 16;
+/// How long a connection may take to send its request's headers: a scraper sends them at once.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long one connection may last in all, answer included (one request per connection).
+pub const CONNECTION_DEADLINE: Duration = Duration::from_secs(30);
+/// How long the listener waits after a failed accept (out of descriptors, say) before the next.
+const ACCEPT_PAUSE: Duration = Duration::from_secs(1);
+/// How often histograms are folded in, as the exporter's own listener did.
+const UPKEEP_EVERY: Duration = Duration::from_secs(5);
+
 /// Serves `GET /metrics` on `listen`. Must run inside the tokio runtime.
 pub fn serve(listen: SocketAddr) -> Result<(), String> {
-    PrometheusBuilder::new()
-        .with_http_listener(listen)
+    let failed = |e: &dyn std::fmt::Display| format!("metrics endpoint on {listen}: {e}");
+    let listener = std::net::TcpListener::bind(listen).map_err(|e| failed(&e))?;
+    listener.set_nonblocking(true).map_err(|e| failed(&e))?;
+    let listener = TcpListener::from_std(listener).map_err(|e| failed(&e))?;
+    let handle = PrometheusBuilder::new()
         .set_buckets_for_metric(Matcher::Suffix("_seconds".into()), LATENCY_BUCKETS)
-        .map_err(|e| e.to_string())?
-        .install()
-        .map_err(|e| format!("metrics endpoint on {listen}: {e}"))?;
+        .map_err(|e| failed(&e))?
+        .install_recorder()
+        .map_err(|e| failed(&e))?;
     describe();
+    let upkeep = handle.clone();
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(UPKEEP_EVERY);
+        loop {
+            every.tick().await;
+            upkeep.run_upkeep();
+        }
+    });
+    tokio::spawn(accept_scrapers(listener, handle));
     Ok(())
+}
+
+/// Accepts connections for ever, serving at most `MAX_CONNECTIONS` at once.
+async fn accept_scrapers(listener: TcpListener, handle: PrometheusHandle) {
+    let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
+    let mut refused_logged: Option<Instant> = None;
+    loop {
+        let stream = match listener.accept().await {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                // Out of descriptors (EMFILE, ENFILE) or memory: accepting again at once would
+                // only fail again, on a core, and flood the log.
+                tracing::warn!(%error, pause = ?ACCEPT_PAUSE, "metrics endpoint: cannot accept a connection");
+                tokio::time::sleep(ACCEPT_PAUSE).await;
+                continue;
+            }
+        };
+        let Ok(slot) = slots.clone().try_acquire_owned() else {
+            // Every slot is taken: closing at once costs the descriptor only for this instant,
+            // and leaves nothing queued. Said at most once a minute.
+            if refused_logged.is_none_or(|at| at.elapsed() > Duration::from_secs(60)) {
+                tracing::warn!(
+                    limit = MAX_CONNECTIONS,
+                    "metrics endpoint: every connection slot is taken; closing new connections until one is free"
+                );
+                refused_logged = Some(Instant::now());
+            }
+            drop(stream);
+            continue;
+        };
+        let handle = handle.clone();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |request| {
+                let handle = handle.clone();
+                async move { Ok::<_, std::convert::Infallible>(answer(&handle, &request)) }
+            });
+            let connection = hyper::server::conn::http1::Builder::new()
+                .timer(hyper_util::rt::TokioTimer::new())
+                .header_read_timeout(HEADER_READ_TIMEOUT)
+                .keep_alive(false)
+                .serve_connection(hyper_util::rt::TokioIo::new(stream), service);
+            // A peer that reads the answer slowly, or not at all, is cut off too.
+            let _ = tokio::time::timeout(CONNECTION_DEADLINE, connection).await;
+            drop(slot);
+        });
+    }
+}
+
+/// The answer to one request: the metrics for `GET /metrics`, 404 for any other path.
+fn answer(handle: &PrometheusHandle, request: &Request<Incoming>) -> Response<Full<Bytes>> {
+    let (status, body) = match (request.method(), request.uri().path()) {
+        (&hyper::Method::GET, "/metrics") => (StatusCode::OK, handle.render()),
+        (_, "/metrics") => (StatusCode::METHOD_NOT_ALLOWED, String::new()),
+        _ => (StatusCode::NOT_FOUND, String::new()),
+    };
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    response.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4"),
+    );
+    response
 }
 
 fn describe() {

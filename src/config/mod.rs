@@ -38,6 +38,11 @@ pub enum ConfigError {
     ReadableByOthers { path: PathBuf, mode: u32, what: &'static str },
 }
 
+/// The longest any duration key may be: ten years. The daemon adds durations to `Instant`s
+/// (timers, backoff, deadlines), which panics past the monotonic clock's range, and nothing it
+/// waits for is sensibly longer.
+pub const LONGEST_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -171,6 +176,23 @@ impl Config {
             return Err(format!("database.pool_size must be between 1 and 64, got {}", db.pool_size));
         }
         ObjectNameTemplate::parse(&self.minio.object_name).map_err(|e| format!("minio.object_name: {e}"))?;
+        if self.minio.connect_timeout_s == 0 {
+            return Err("minio.connect_timeout_s must be at least 1".into());
+        }
+        if self.minio.min_upload_bytes_per_s < 1024 {
+            return Err(format!(
+                "minio.min_upload_bytes_per_s must be at least 1024, got {}",
+                self.minio.min_upload_bytes_per_s
+            ));
+        }
+        if let Some(proxy) = &self.minio.proxy {
+            let parsed = url::Url::parse(proxy).map_err(|e| format!("minio.proxy: {e}"))?;
+            if !matches!(parsed.scheme(), "http" | "https") || parsed.host_str().is_none() {
+                return Err(format!(
+                    "minio.proxy must be an http:// or https:// URL with a host, got {proxy:?}"
+                ));
+            }
+        }
         const MIN_PART: u64 = 5 * 1024 * 1024;
         if self.minio.part_size_bytes < MIN_PART {
             return Err(format!(
@@ -193,6 +215,7 @@ impl Config {
                 self.validation.max_bytes
             ));
         }
+        self.validate_durations()?;
         if self.pipeline.max_in_flight == 0 {
             return Err("pipeline.max_in_flight must be at least 1".into());
         }
@@ -238,6 +261,55 @@ impl Config {
             );
         }
         retired
+    }
+
+    /// Every duration key within `LONGEST_DURATION`, and the retry backoff neither zero (the
+    /// scheduler would retry at once, for ever) nor starting above its own ceiling.
+    fn validate_durations(&self) -> Result<(), String> {
+        let (watch, db, pipeline, service) = (&self.watch, &self.database, &self.pipeline, &self.service);
+        let ms = Duration::from_millis;
+        let s = Duration::from_secs;
+        let durations = [
+            ("watch.settle_ms", ms(watch.settle_ms)),
+            ("watch.reconcile_interval_s", s(watch.reconcile_interval_s)),
+            ("watch.orphan_after_s", s(watch.orphan_after_s)),
+            ("watch.owner_wait_s", s(watch.owner_wait_s)),
+            ("watch.poll_interval_ms", ms(watch.poll_interval_ms.unwrap_or(0))),
+            ("database.connect_timeout_s", s(db.connect_timeout_s)),
+            ("database.statement_timeout_ms", ms(db.statement_timeout_ms)),
+            ("database.lock_timeout_ms", ms(db.lock_timeout_ms)),
+            ("database.keepalive_idle_s", s(db.keepalive_idle_s)),
+            ("minio.connect_timeout_s", s(self.minio.connect_timeout_s)),
+            ("pipeline.retry_initial_ms", ms(pipeline.retry_initial_ms)),
+            ("pipeline.retry_max_s", s(pipeline.retry_max_s)),
+            ("service.shutdown_timeout_s", s(service.shutdown_timeout_s)),
+            ("service.stall_timeout_s", s(service.stall_timeout_s)),
+        ];
+        for (key, value) in durations {
+            if value > LONGEST_DURATION {
+                return Err(format!(
+                    "{key} must be at most {} days, got {}",
+                    LONGEST_DURATION.as_secs() / 86_400,
+                    humantime::format_duration(value)
+                ));
+            }
+        }
+        if watch.poll_interval_ms == Some(0) {
+            return Err("watch.poll_interval_ms must be at least 1 (or left unset for inotify)".into());
+        }
+        if pipeline.retry_initial_ms == 0 {
+            return Err("pipeline.retry_initial_ms must be at least 1".into());
+        }
+        if pipeline.retry_max_s == 0 {
+            return Err("pipeline.retry_max_s must be at least 1".into());
+        }
+        if ms(pipeline.retry_initial_ms) > s(pipeline.retry_max_s) {
+            return Err(format!(
+                "pipeline.retry_initial_ms ({}) must not exceed pipeline.retry_max_s ({} s)",
+                pipeline.retry_initial_ms, pipeline.retry_max_s
+            ));
+        }
+        Ok(())
     }
 
     /// The folder being watched: `media_root/dir`.

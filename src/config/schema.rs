@@ -163,6 +163,22 @@ pub struct MinioConfig {
     /// Whether small files go up with `If-None-Match: *` where the server honours it.
     #[serde(default)]
     pub conditional_writes: ConditionalWrites,
+    /// PEM file of the certificate authorities to trust for an `https://` endpoint, besides the
+    /// system's store (a private CA); both HTTP clients use it.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// HTTP proxy to reach the endpoint through (`http://host:port`). Unset, no proxy is used,
+    /// whatever `HTTP_PROXY`, `HTTPS_PROXY` or `ALL_PROXY` say.
+    #[serde(default)]
+    pub proxy: Option<String>,
+    /// How long opening a connection to the endpoint may take before the store counts as down.
+    #[serde(default = "default_minio_connect_timeout_s")]
+    pub connect_timeout_s: u64,
+    /// The slowest upload rate taken for a working link: a PUT of `n` bytes gets 20 s plus `n`
+    /// divided by this to be answered, so a blackholed server is noticed in seconds, a slow
+    /// link's large part still gets its time.
+    #[serde(default = "default_min_upload_bytes_per_s")]
+    pub min_upload_bytes_per_s: u64,
 }
 
 /// `minio.conditional_writes`: `auto` probes the server at start-up and, where it refuses an
@@ -279,6 +295,13 @@ fn default_keepalive_idle_s() -> u64 {
 }
 fn default_pool_size() -> usize {
     4
+}
+fn default_minio_connect_timeout_s() -> u64 {
+    10
+}
+/// 128 KiB/s, about 1 Mbit/s: a 5 MiB part gets 60 s.
+fn default_min_upload_bytes_per_s() -> u64 {
+    128 * 1024
 }
 fn default_table() -> String {
     "telefonica_ventaportabilidad".into()

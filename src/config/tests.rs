@@ -216,3 +216,64 @@ fn a_secret_key_file_others_can_read_is_refused() {
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
     assert_eq!(config.minio.secret_key().unwrap().expose(), "s3cr3t");
 }
+
+/// Issue 24, item 7: `retry_initial_ms = 0` and `retry_max_s = 0` made the scheduler spin
+/// (a zero backoff), and a duration past `Instant`'s range panicked the loop at its first
+/// `Instant::now() + d`. Each is refused when the config is read, naming the key.
+#[test]
+fn zero_retries_and_durations_past_the_clock_s_range_are_refused_naming_the_key() {
+    // TOML's largest integer: as seconds, far past what `Instant` can add.
+    let huge = i64::MAX.to_string();
+    let cases = [
+        ("[pipeline]", "retry_initial_ms = 0", "pipeline.retry_initial_ms"),
+        ("[pipeline]", "retry_max_s = 0", "pipeline.retry_max_s"),
+        ("[pipeline]", "retry_initial_ms = 5000\nretry_max_s = 2", "pipeline.retry_initial_ms"),
+        ("[pipeline]", &format!("retry_max_s = {huge}"), "pipeline.retry_max_s"),
+        ("[pipeline]", &format!("retry_initial_ms = {huge}"), "pipeline.retry_initial_ms"),
+        ("[watch]", &format!("settle_ms = {huge}"), "watch.settle_ms"),
+        ("[watch]", &format!("reconcile_interval_s = {huge}"), "watch.reconcile_interval_s"),
+        ("[watch]", &format!("orphan_after_s = {huge}"), "watch.orphan_after_s"),
+        ("[watch]", &format!("missing_after_s = {huge}"), "watch.missing_after_s"),
+        ("[watch]", &format!("poll_interval_ms = {huge}"), "watch.poll_interval_ms"),
+        ("[watch]", "poll_interval_ms = 0", "watch.poll_interval_ms"),
+        ("[database]", &format!("connect_timeout_s = {huge}"), "database.connect_timeout_s"),
+        ("[database]", &format!("keepalive_idle_s = {huge}"), "database.keepalive_idle_s"),
+        ("[service]", &format!("shutdown_timeout_s = {huge}"), "service.shutdown_timeout_s"),
+        ("[service]", &format!("stall_timeout_s = {huge}"), "service.stall_timeout_s"),
+    ];
+    for (table, line, key) in cases {
+        let text = if MINIMAL.contains(table) {
+            MINIMAL.replace(table, &format!("{table}\n{line}"))
+        } else {
+            format!("{MINIMAL}\n{table}\n{line}\n")
+        };
+        let err = parse(&text).expect_err(line);
+        assert!(err.contains(key), "{line}: the error must name {key}: {err}");
+    }
+    // `statement_timeout_ms` and `lock_timeout_ms` are bounded through each other; the largest
+    // statement timeout accepted still fits the clock.
+    let err = parse(&MINIMAL.replace("[database]", &format!("[database]\nstatement_timeout_ms = {huge}")))
+        .unwrap_err();
+    assert!(err.contains("database.statement_timeout_ms"), "{err}");
+    // The shipped defaults and a day's backoff stay accepted.
+    let config = parse(&MINIMAL.replace("[journal]", "[pipeline]\nretry_max_s = 86400\n[journal]")).unwrap();
+    assert_eq!(config.pipeline.retry_max_s, 86_400);
+}
+
+/// Issue 24, item 5: the transport keys have their defaults, and values that would leave the
+/// store without a deadline or with an unusable proxy are refused, naming the key.
+#[test]
+fn the_transport_keys_have_defaults_and_bounds() {
+    let config = parse(MINIMAL).unwrap();
+    assert_eq!((config.minio.connect_timeout_s, config.minio.min_upload_bytes_per_s), (10, 131_072));
+    assert_eq!((config.minio.ca_file.as_ref(), config.minio.proxy.as_ref()), (None, None));
+    for (line, key) in [
+        ("connect_timeout_s = 0", "minio.connect_timeout_s"),
+        ("min_upload_bytes_per_s = 10", "minio.min_upload_bytes_per_s"),
+        ("proxy = \"socks5://127.0.0.1:1080\"", "minio.proxy"),
+        ("proxy = \"not a url\"", "minio.proxy"),
+    ] {
+        let err = parse(&MINIMAL.replace("[minio]", &format!("[minio]\n{line}"))).unwrap_err();
+        assert!(err.contains(key), "{line}: {err}");
+    }
+}

@@ -98,6 +98,81 @@ pub struct SchemaLimits {
     pub object_name_max_len: Option<usize>,
 }
 
+/// A column of the sales table as the catalogue declares it, for the schema check.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentColumn {
+    pub name: String,
+    /// The type as declared (`character varying`, `varchar(100)`, `integer`), for messages.
+    pub declared: String,
+    pub kind: ColumnKind,
+    /// Declared length (`varchar(200)` in Django's URLField), if any.
+    pub max_len: Option<usize>,
+}
+
+/// What a column's declared type holds, as far as the daemon's reads and writes care.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ColumnKind {
+    Integer,
+    /// Variable-length text: PostgreSQL's `varchar` and `text`, SQLite's TEXT affinity.
+    Text,
+    Boolean,
+    /// Anything else (`char(n)`, which pads what it holds with spaces; `numeric`; a date).
+    Other,
+}
+
+impl ColumnKind {
+    fn expected(self) -> &'static str {
+        match self {
+            ColumnKind::Integer => "an integer type (integer, bigint)",
+            ColumnKind::Text => "a text type (varchar or text)",
+            ColumnKind::Boolean => "boolean",
+            ColumnKind::Other => "",
+        }
+    }
+}
+
+/// An index the daemon's queries rely on (`packaging/sql/` ships each); `check` and start-up
+/// warn of a missing one, which costs a scan of the whole table per query, not correctness.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NeededIndex {
+    /// On `confronta`: each file's row lookup.
+    Confronta,
+    /// On `id`, of rows whose `confronta` is set: the reconcile pass.
+    Pending,
+    /// On the object-name column: the reference check before an object is deleted.
+    ObjectName,
+}
+
+impl NeededIndex {
+    pub const ALL: [NeededIndex; 3] = [NeededIndex::Confronta, NeededIndex::Pending, NeededIndex::ObjectName];
+
+    /// The shipped SQL that adds it.
+    pub fn sql_file(self) -> &'static str {
+        match self {
+            NeededIndex::Confronta => "add_confronta_index.sql",
+            NeededIndex::Pending => "add_confronta_pending_index.sql",
+            NeededIndex::ObjectName => "add_confronta_object_name_index.sql",
+        }
+    }
+
+    /// What goes slow without it.
+    pub fn needed_by(self) -> &'static str {
+        match self {
+            NeededIndex::Confronta => "each file's row lookup reads the whole table",
+            NeededIndex::Pending => "each reconcile pass reads the whole table",
+            NeededIndex::ObjectName => "each check before an object is deleted reads the whole table",
+        }
+    }
+}
+
+/// One index of the sales table: its key columns in order (an expression as `""`) and its
+/// predicate, if partial.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PresentIndex {
+    pub columns: Vec<String>,
+    pub predicate: Option<String>,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DbErrorKind {
     /// Connection refused, lost or terminated; the database is busy or locked.
@@ -184,8 +259,14 @@ pub trait SalesRows: Send + Sync {
 /// `orphans`), which read many rows and write none.
 #[async_trait]
 pub trait SalesReports: Send + Sync {
-    /// Checks that the table and every configured column exist; the error names the missing one.
+    /// Checks that the table and every configured column exist with a type the daemon can
+    /// read and write; the error names the missing or wrongly typed column.
     async fn check_schema(&self) -> Result<SchemaLimits, DbError>;
+    /// The indexes the daemon's queries rely on that the table lacks. (The fakes have no
+    /// indexes to miss.)
+    async fn missing_indexes(&self) -> Result<Vec<NeededIndex>, DbError> {
+        Ok(Vec::new())
+    }
     /// Rows marked as stored in MinIO whose id is above `after_id`, lowest id first: one page
     /// of `verify`'s walk, so that a table of millions of rows is never held whole.
     async fn rows_in_minio(&self, after_id: i64, limit: i64) -> Result<Vec<VentaRow>, DbError>;
@@ -372,15 +453,44 @@ impl Statements {
         ]
     }
 
-    /// Checks `present` (column name, declared max length) against the configured columns.
-    pub fn check_columns(&self, present: &[(String, Option<usize>)]) -> Result<SchemaLimits, DbError> {
+    /// The kind of column each configured one must be, with its config key. `integer_booleans`:
+    /// the backend stores booleans as integers (SQLite), so an integer flag column is fine.
+    fn expected_kinds(&self, integer_booleans: bool) -> Vec<(&'static str, &str, &'static [ColumnKind])> {
+        const INTEGER: &[ColumnKind] = &[ColumnKind::Integer];
+        const TEXT: &[ColumnKind] = &[ColumnKind::Text];
+        let flag: &'static [ColumnKind] = if integer_booleans {
+            &[ColumnKind::Boolean, ColumnKind::Integer]
+        } else {
+            &[ColumnKind::Boolean]
+        };
+        let c = &self.columns;
+        vec![
+            ("id", &c.id, INTEGER),
+            ("numero", &c.numero, TEXT),
+            ("confronta", &c.confronta, TEXT),
+            ("minio_url", &c.minio_url, TEXT),
+            ("minio_object_name", &c.minio_object_name, TEXT),
+            ("subido_a_minio", &c.subido_a_minio, flag),
+            ("sha256", &c.sha256, TEXT),
+            ("sync_error", &c.sync_error, TEXT),
+        ]
+    }
+
+    /// Checks `present` (the table's columns as the catalogue declares them) against the
+    /// configured columns: each must exist, be of a kind the daemon reads and writes, and the
+    /// checksum column must hold a hex SHA-256. `integer_booleans` as in `expected_kinds`.
+    pub fn check_columns(
+        &self,
+        present: &[PresentColumn],
+        integer_booleans: bool,
+    ) -> Result<SchemaLimits, DbError> {
         if present.is_empty() {
             return Err(DbError::new(DbErrorKind::Schema, format!("table {} does not exist", self.table)));
         }
         let missing: Vec<String> = self
             .required_columns()
             .into_iter()
-            .filter(|(_, name)| !present.iter().any(|(p, _)| p.eq_ignore_ascii_case(name)))
+            .filter(|(_, name)| !present.iter().any(|p| p.name.eq_ignore_ascii_case(name)))
             .map(|(key, name)| format!("{name} (database.columns.{key})"))
             .collect();
         if !missing.is_empty() {
@@ -399,18 +509,125 @@ impl Statements {
                 format!("table {} is missing column {}{hint}", self.table, missing.join(", ")),
             ));
         }
-        let length_of =
-            |name: &str| present.iter().find(|(p, _)| p.eq_ignore_ascii_case(name)).and_then(|(_, len)| *len);
+        let column = |name: &str| present.iter().find(|p| p.name.eq_ignore_ascii_case(name));
+        for (key, name, kinds) in self.expected_kinds(integer_booleans) {
+            let Some(found) = column(name) else { continue };
+            if !kinds.contains(&found.kind) {
+                return Err(DbError::new(
+                    DbErrorKind::Schema,
+                    format!(
+                        "column {name} (database.columns.{key}) of table {} is {}; expected {}",
+                        self.table,
+                        found.declared,
+                        kinds[0].expected()
+                    ),
+                ));
+            }
+        }
+        if let Some(len) =
+            column(&self.columns.sha256).and_then(|c| c.max_len).filter(|len| *len < SHA256_HEX_LEN)
+        {
+            return Err(DbError::new(
+                DbErrorKind::Schema,
+                format!(
+                    "column {} (database.columns.sha256) of table {} holds at most {len} characters; \
+                     expected at least {SHA256_HEX_LEN} (a hex SHA-256)",
+                    self.columns.sha256, self.table
+                ),
+            ));
+        }
+        let length_of = |name: &str| column(name).and_then(|c| c.max_len);
         Ok(SchemaLimits {
             url_max_len: length_of(&self.columns.minio_url),
             object_name_max_len: length_of(&self.columns.minio_object_name),
         })
     }
+
+    /// Which of the indexes the daemon relies on are not among `present`. An index counts only
+    /// if it can serve the query: a plain one led by the column looked up, or for the pending
+    /// rows, one led by `id` whose predicate names the `confronta` column.
+    pub fn missing_indexes(&self, present: &[PresentIndex]) -> Vec<NeededIndex> {
+        let c = &self.columns;
+        let leads = |index: &PresentIndex, column: &str| {
+            index.columns.first().is_some_and(|first| first.eq_ignore_ascii_case(column))
+        };
+        let names = |predicate: &str, column: &str| {
+            predicate
+                .split(|ch: char| !(ch.is_ascii_alphanumeric() || ch == '_'))
+                .any(|word| word.eq_ignore_ascii_case(column))
+        };
+        NeededIndex::ALL
+            .into_iter()
+            .filter(|needed| {
+                !present.iter().any(|index| match needed {
+                    NeededIndex::Confronta => index.predicate.is_none() && leads(index, &c.confronta),
+                    NeededIndex::ObjectName => {
+                        index.predicate.is_none() && leads(index, &c.minio_object_name)
+                    }
+                    NeededIndex::Pending => {
+                        leads(index, &c.id)
+                            && index.predicate.as_deref().is_some_and(|p| names(p, &c.confronta))
+                    }
+                })
+            })
+            .collect()
+    }
+}
+
+/// A hex SHA-256's length: what the checksum column must hold.
+const SHA256_HEX_LEN: usize = 64;
+
+/// Reads column `index` of a row, or fails naming the column and its config key: a column whose
+/// type changed under a running daemon (a migration) is the schema's fault, not a panic.
+pub(crate) fn column_error(statements: &Statements, index: usize, detail: impl std::fmt::Display) -> DbError {
+    // The row statements select id, numero, confronta, object, sha256, subido, assigned_at.
+    let c = &statements.columns;
+    let (key, name) = match index {
+        0 => ("id", c.id.as_str()),
+        1 => ("numero", c.numero.as_str()),
+        2 => ("confronta", c.confronta.as_str()),
+        3 => ("minio_object_name", c.minio_object_name.as_str()),
+        4 => ("sha256", c.sha256.as_str()),
+        5 => ("subido_a_minio", c.subido_a_minio.as_str()),
+        6 => ("assigned_at", c.assigned_at.as_str()),
+        _ => ("", "an unknown column"),
+    };
+    let key = if key.is_empty() { String::new() } else { format!(" (database.columns.{key})") };
+    DbError::new(
+        DbErrorKind::Schema,
+        format!("reading column {name}{key} of table {}: {detail}", statements.table),
+    )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Issue 24, item 7: an index counts only where it serves the query it is needed for.
+    #[test]
+    fn an_index_counts_only_where_it_serves_the_query() {
+        let statements = Statements::new("ventas", &crate::config::ColumnNames::default());
+        let index = |columns: &[&str], predicate: Option<&str>| PresentIndex {
+            columns: columns.iter().map(|c| c.to_string()).collect(),
+            predicate: predicate.map(str::to_owned),
+        };
+        assert_eq!(statements.missing_indexes(&[]), NeededIndex::ALL.to_vec());
+        let shipped = [
+            index(&["confronta"], None),
+            index(&["id"], Some("((confronta IS NOT NULL) AND ((confronta)::text <> ''::text))")),
+            index(&["confronta_minio_object_name"], None),
+        ];
+        assert_eq!(statements.missing_indexes(&shipped), vec![]);
+        let useless = [
+            // Led by another column, or partial where the lookup needs every row.
+            index(&["numero", "confronta"], None),
+            index(&["confronta_minio_object_name"], Some("confronta_subido_a_minio")),
+            // A predicate naming only a longer column that starts with `confronta`.
+            index(&["id"], Some("confronta_minio_url IS NOT NULL")),
+            index(&[""], None),
+        ];
+        assert_eq!(statements.missing_indexes(&useless), NeededIndex::ALL.to_vec());
+    }
 
     /// Issue 15: each kind has its reason, handled as the error's own class says.
     #[test]

@@ -12,8 +12,9 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension};
 
 use super::{
-    AdoptRequest, DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RepointRequest,
-    RowCounts, SalesReports, SalesRows, SchemaLimits, Statements, VentaRow,
+    column_error, AdoptRequest, ColumnKind, DbError, DbErrorKind, NeededIndex, PresentColumn, PresentIndex,
+    RecordOutcome, RecordRequest, RejectRequest, RepointRequest, RowCounts, SalesReports, SalesRows,
+    SchemaLimits, Statements, VentaRow,
 };
 
 pub struct SqliteSalesDb {
@@ -91,7 +92,7 @@ impl SalesRows for SqliteSalesDb {
             query
                 .query_map(params![path], venta_row)
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| map_error(&format!("finding the row of {path}"), e))
+                .map_err(|e| map_read_error(statements, &format!("finding the row of {path}"), e))
         })
         .await
     }
@@ -101,7 +102,7 @@ impl SalesRows for SqliteSalesDb {
             connection
                 .query_row(&statements.select_by_id, params![venta_id], venta_row)
                 .optional()
-                .map_err(|e| map_error(&format!("reading venta {venta_id}"), e))
+                .map_err(|e| map_read_error(statements, &format!("reading venta {venta_id}"), e))
         })
         .await
     }
@@ -167,7 +168,7 @@ impl SalesRows for SqliteSalesDb {
             query
                 .query_map(params![prefix, after_id, limit], venta_row)
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| map_error("listing rows with a local confronta", e))
+                .map_err(|e| map_read_error(statements, "listing rows with a local confronta", e))
         })
         .await
     }
@@ -194,11 +195,54 @@ impl SalesReports for SqliteSalesDb {
                 .query_map(params![statements.table], |row| {
                     let name: String = row.get(0)?;
                     let declared: String = row.get(1)?;
-                    Ok((name, declared_length(&declared)))
+                    Ok(PresentColumn {
+                        name,
+                        kind: affinity(&declared),
+                        max_len: declared_length(&declared),
+                        declared: if declared.is_empty() { "of no declared type".into() } else { declared },
+                    })
                 })
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
                 .map_err(|e| map_error("reading the table's columns", e))?;
-            statements.check_columns(&present)
+            // SQLite has no boolean type: Django's `bool` columns hold 0 and 1.
+            statements.check_columns(&present, true)
+        })
+        .await
+    }
+
+    async fn missing_indexes(&self) -> Result<Vec<NeededIndex>, DbError> {
+        self.with(|connection, statements| {
+            let failed = |e| map_error(&format!("reading the indexes of {}", statements.table), e);
+            let mut list = connection
+                .prepare(
+                    "SELECT il.name, il.partial, m.sql FROM pragma_index_list(?1) AS il \
+                          LEFT JOIN sqlite_master AS m ON m.type = 'index' AND m.name = il.name",
+                )
+                .map_err(failed)?;
+            let indexes = list
+                .query_map(params![statements.table], |row| {
+                    Ok((row.get::<_, String>(0)?, row.get::<_, bool>(1)?, row.get::<_, Option<String>>(2)?))
+                })
+                .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                .map_err(failed)?;
+            let mut columns = connection
+                .prepare("SELECT coalesce(name, '') FROM pragma_index_info(?1) ORDER BY seqno")
+                .map_err(failed)?;
+            let mut present = Vec::with_capacity(indexes.len());
+            for (name, partial, sql) in indexes {
+                let key = columns
+                    .query_map(params![name], |row| row.get::<_, String>(0))
+                    .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+                    .map_err(failed)?;
+                // SQLite keeps a partial index's predicate only in its CREATE statement.
+                let predicate = partial.then(|| {
+                    let sql = sql.unwrap_or_default();
+                    let at = sql.to_ascii_uppercase().rfind(" WHERE ").map_or(0, |at| at + 7);
+                    sql[at..].to_owned()
+                });
+                present.push(PresentIndex { columns: key, predicate });
+            }
+            Ok(statements.missing_indexes(&present))
         })
         .await
     }
@@ -211,7 +255,7 @@ impl SalesReports for SqliteSalesDb {
             query
                 .query_map(params![after_id, limit], venta_row)
                 .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
-                .map_err(|e| map_error("listing rows stored in MinIO", e))
+                .map_err(|e| map_read_error(statements, "listing rows stored in MinIO", e))
         })
         .await
     }
@@ -308,6 +352,34 @@ fn venta_row(row: &rusqlite::Row<'_>) -> rusqlite::Result<VentaRow> {
     })
 }
 
+/// The kind of a declared type, by SQLite's affinity rules (section 3.1 of "Datatypes In
+/// SQLite"), with Django's `bool` (NUMERIC affinity) told apart as a boolean.
+fn affinity(declared: &str) -> ColumnKind {
+    let declared = declared.to_ascii_uppercase();
+    if declared.contains("INT") {
+        ColumnKind::Integer
+    } else if ["CHAR", "CLOB", "TEXT"].iter().any(|t| declared.contains(t)) {
+        ColumnKind::Text
+    } else if declared.starts_with("BOOL") {
+        ColumnKind::Boolean
+    } else {
+        ColumnKind::Other
+    }
+}
+
+/// `map_error` for the queries that read rows: a value the column's Rust type cannot hold
+/// (SQLite keeps whatever type each value came with) names the column and its config key.
+fn map_read_error(statements: &Statements, what: &str, error: rusqlite::Error) -> DbError {
+    match &error {
+        rusqlite::Error::InvalidColumnType(index, ..)
+        | rusqlite::Error::FromSqlConversionFailure(index, ..)
+        | rusqlite::Error::IntegralValueOutOfRange(index, _) => {
+            column_error(statements, *index, format_args!("{what}: {error}"))
+        }
+        _ => map_error(what, error),
+    }
+}
+
 /// `varchar(200)` → `Some(200)`: Django declares lengths even though SQLite does not enforce
 /// them, and the daemon enforces them itself so a move to PostgreSQL cannot break.
 fn declared_length(declared: &str) -> Option<usize> {
@@ -341,7 +413,17 @@ fn map_error(what: &str, error: rusqlite::Error) -> DbError {
 
 #[cfg(test)]
 mod tests {
-    use super::declared_length;
+    use super::{affinity, declared_length, ColumnKind};
+
+    #[test]
+    fn affinity_reads_django_types() {
+        assert_eq!(affinity("integer"), ColumnKind::Integer);
+        assert_eq!(affinity("bigint"), ColumnKind::Integer);
+        assert_eq!(affinity("varchar(100)"), ColumnKind::Text);
+        assert_eq!(affinity("text"), ColumnKind::Text);
+        assert_eq!(affinity("bool"), ColumnKind::Boolean);
+        assert_eq!(affinity("real"), ColumnKind::Other);
+    }
 
     #[test]
     fn declared_length_reads_django_types() {

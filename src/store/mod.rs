@@ -16,7 +16,7 @@ use crate::object_name::ObjectName;
 
 mod s3;
 
-pub use s3::S3Store;
+pub use s3::{put_deadline, settle_proxy_environment, S3Store};
 
 /// S3's most parts in one multipart upload.
 pub const MAX_PARTS: u64 = 10_000;

@@ -31,14 +31,50 @@ mod errors;
 mod multipart;
 mod signed;
 
-use errors::{classify_minio, map_validation};
+use errors::{answered, classify_answer, classify_minio, map_validation, AnsweredStream, StatusHook};
 use multipart::OpenUpload;
 use signed::{SignedPut, Signer};
 
 /// Deadline for small requests (stat, delete, bucket check).
 const SMALL_REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
-/// Deadline for one PUT of up to a part: generous, since a part may be large and the link slow.
+/// Deadline for the requests whose answer may take long for other reasons than their body: the
+/// completion of a multipart upload (the server assembles the parts), a GET's headers.
 const PART_TIMEOUT: Duration = Duration::from_secs(300);
+/// What a PUT gets to be answered besides the time its body takes at the slowest rate: the
+/// connection, the server's checksum and write.
+const PUT_ANSWER_MARGIN: Duration = Duration::from_secs(20);
+
+/// The deadline of a PUT of `bytes`: `PUT_ANSWER_MARGIN` plus the body's time at
+/// `min_bytes_per_s`. A flat deadline long enough for the largest part let a blackholed server
+/// hold every small file for minutes before anything noticed.
+pub fn put_deadline(bytes: u64, min_bytes_per_s: u64) -> Duration {
+    PUT_ANSWER_MARGIN + Duration::from_secs(bytes.div_ceil(min_bytes_per_s.max(1)))
+}
+
+/// Makes the process environment say what `minio.proxy` says, for the SDK's HTTP client, which
+/// takes its proxy from `HTTP_PROXY`, `HTTPS_PROXY` and `ALL_PROXY` and cannot be told
+/// otherwise: with no proxy configured they are removed (a proxy meant for a shell session or
+/// another program must not carry the bucket's traffic), with one they name it. Must run
+/// before any other thread starts: changing the environment races with threads reading it.
+pub fn settle_proxy_environment(config: &MinioConfig) {
+    const NAMES: [&str; 8] = [
+        "HTTP_PROXY",
+        "http_proxy",
+        "HTTPS_PROXY",
+        "https_proxy",
+        "ALL_PROXY",
+        "all_proxy",
+        "NO_PROXY",
+        "no_proxy",
+    ];
+    for name in NAMES {
+        std::env::remove_var(name);
+    }
+    if let Some(proxy) = &config.proxy {
+        std::env::set_var("HTTP_PROXY", proxy);
+        std::env::set_var("HTTPS_PROXY", proxy);
+    }
+}
 
 /// How one single-request PUT is sent (see `S3Store::put_bytes`).
 struct Put {
@@ -70,6 +106,8 @@ pub struct S3Store {
     upload_memory_kib: u32,
     /// Interrupted multipart uploads by object key, see [`OpenUpload`].
     open_uploads: std::sync::Mutex<std::collections::HashMap<String, OpenUpload>>,
+    /// `minio.min_upload_bytes_per_s`, see [`put_deadline`].
+    min_upload_bytes_per_s: u64,
 }
 
 impl S3Store {
@@ -79,12 +117,27 @@ impl S3Store {
         };
         let base_url: BaseUrl = config.endpoint.parse().map_err(|e| invalid("minio.endpoint", &e))?;
         let provider = StaticProvider::new(&config.access_key, secret_key.expose(), None);
-        let signer = Signer::new(base_url.clone(), &config.access_key, secret_key.expose())
+        if let Some(ca_file) = &config.ca_file {
+            // The SDK reads it too, and would name neither the key nor the file.
+            std::fs::metadata(ca_file)
+                .map_err(|e| invalid(&format!("minio.ca_file {}", ca_file.display()), &e))?;
+        }
+        let transport = signed::Transport {
+            ca_file: config.ca_file.as_deref(),
+            proxy: config.proxy.as_deref(),
+            connect_timeout: Duration::from_secs(config.connect_timeout_s),
+        };
+        let signer = Signer::new(base_url.clone(), &config.access_key, secret_key.expose(), &transport)
             .map_err(|e| invalid("minio client settings", &e))?;
+        // The SDK's client trusts `ca_file` besides the system's store and webpki's roots, and
+        // takes its proxy from the environment (`settle_proxy_environment`). It has no connect
+        // timeout of its own: each of its requests is bounded by its deadline here.
         let client = MinioClientBuilder::new(base_url)
             .provider(Some(provider))
+            .ssl_cert_file(config.ca_file.as_deref())
             .skip_region_lookup(true)
             .app_info(Some(("confronta-sync".into(), env!("CARGO_PKG_VERSION").into())))
+            .hook(Arc::new(StatusHook))
             .build()
             .map_err(|e| invalid("minio client settings", &e))?;
         let bucket = BucketName::new(&config.bucket).map_err(|e| invalid("minio.bucket", &e))?;
@@ -100,6 +153,7 @@ impl S3Store {
             upload_memory,
             upload_memory_kib,
             open_uploads: Default::default(),
+            min_upload_bytes_per_s: config.min_upload_bytes_per_s,
         })
     }
 
@@ -129,7 +183,7 @@ impl S3Store {
             sha256_base64: request.hash.sha256.to_base64(),
             if_absent: request.if_absent,
             content_type: Some(request.content_type.to_owned()),
-            limit: PART_TIMEOUT,
+            limit: put_deadline(request.hash.identity.size, self.min_upload_bytes_per_s),
         };
         self.put_bytes(&key, data, put).await
     }
@@ -145,10 +199,11 @@ impl ObjectStore for S3Store {
             .map_err(|e| StoreError::new(StoreErrorKind::Refused, e.to_string()))?
             .region(Some(self.region.clone()))
             .build();
-        let response = tokio::time::timeout(SMALL_REQUEST_TIMEOUT, request.send())
-            .await
-            .map_err(|_| StoreError::new(StoreErrorKind::Unavailable, format!("bucket {bucket}: timed out")))?
-            .map_err(|e| classify_minio(&format!("bucket {bucket}"), e))?;
+        let (response, status) =
+            tokio::time::timeout(SMALL_REQUEST_TIMEOUT, answered(request.send())).await.map_err(|_| {
+                StoreError::new(StoreErrorKind::Unavailable, format!("bucket {bucket}: timed out"))
+            })?;
+        let response = response.map_err(|e| classify_answer(&format!("bucket {bucket}"), e, status))?;
         if !response.exists() {
             return Err(StoreError::new(
                 StoreErrorKind::NoSuchBucket,
@@ -325,8 +380,8 @@ impl ObjectStore for S3Store {
             .build()
             .to_stream()
             .await;
-        Ok(Box::pin(pages.map(move |page| {
-            let page = page.map_err(|e| classify_minio(&format!("listing {shown:?}"), e))?;
+        Ok(Box::pin(AnsweredStream::new(pages).map(move |(page, status)| {
+            let page = page.map_err(|e| classify_answer(&format!("listing {shown:?}"), e, status))?;
             Ok(page
                 .contents
                 .into_iter()
@@ -422,8 +477,8 @@ async fn deadline<T>(
     key: &ObjectKey,
     request: impl std::future::Future<Output = Result<T, MinioError>>,
 ) -> Result<T, StoreError> {
-    match tokio::time::timeout(limit, request).await {
-        Ok(result) => result.map_err(|e| classify_minio(&format!("object {key}"), e)),
+    match tokio::time::timeout(limit, answered(request)).await {
+        Ok((result, status)) => result.map_err(|e| classify_answer(&format!("object {key}"), e, status)),
         Err(_) => Err(StoreError::new(
             StoreErrorKind::Unavailable,
             format!("object {key}: no answer within {}s", limit.as_secs()),

@@ -12,6 +12,7 @@ pub mod django;
 pub mod notify;
 pub mod proxy;
 pub mod report;
+pub mod scripted_s3;
 
 pub use config::TestConfig;
 

@@ -11,6 +11,7 @@ use tokio::sync::Semaphore;
 use tokio_postgres::error::SqlState;
 use tokio_postgres::{Client, NoTls, Row, Statement};
 
+use super::tls::Tls;
 use super::{PostgresSalesDb, CLIENT_MARGIN};
 use crate::config::redact_url;
 use crate::db::{DbError, DbErrorKind};
@@ -147,14 +148,19 @@ impl PostgresSalesDb {
     pub(super) async fn open(&self) -> Result<Arc<Session>, DbError> {
         let what = || format!("connecting to {}", redact_url(&self.url));
         let connecting = async {
-            let (client, connection) = self.config.connect(NoTls).await?;
-            let connection = tokio::spawn(async move {
-                // The connection future ends when the server closes it; the next call reconnects.
-                if let Err(e) = connection.await {
-                    tracing::debug!(error = %e, "postgres connection closed");
+            // The connection future ends when the server closes it; the next call reconnects.
+            let closed = |e: tokio_postgres::Error| tracing::debug!(error = %e, "postgres connection closed");
+            let (client, connection) = match &self.tls {
+                Tls::Plain => {
+                    let (client, connection) = self.config.connect(NoTls).await?;
+                    (client, tokio::spawn(async move { connection.await.unwrap_or_else(closed) }))
                 }
-            })
-            .abort_handle();
+                Tls::Rustls(tls) => {
+                    let (client, connection) = self.config.connect(tls.clone()).await?;
+                    (client, tokio::spawn(async move { connection.await.unwrap_or_else(closed) }))
+                }
+            };
+            let connection = connection.abort_handle();
             let session =
                 Arc::new(Session { client, prepared: std::sync::Mutex::new(HashMap::new()), connection });
             // The daemon deletes local files on the strength of a commit: it must be durable on

@@ -23,6 +23,7 @@
 //! pipeline runs four of them per file. The connections themselves live in `connection`.
 
 mod connection;
+mod tls;
 
 use std::time::Duration;
 
@@ -32,8 +33,9 @@ use tokio_postgres::Row;
 
 use self::connection::{Lane, Slot, Writers};
 use super::{
-    AdoptRequest, DbError, DbErrorKind, RecordOutcome, RecordRequest, RejectRequest, RepointRequest,
-    RowCounts, SalesReports, SalesRows, SchemaLimits, Statements, VentaRow,
+    column_error, AdoptRequest, ColumnKind, DbError, DbErrorKind, NeededIndex, PresentColumn, PresentIndex,
+    RecordOutcome, RecordRequest, RejectRequest, RepointRequest, RowCounts, SalesReports, SalesRows,
+    SchemaLimits, Statements, VentaRow,
 };
 use crate::config::{redact_url, DatabaseConfig};
 
@@ -90,6 +92,7 @@ impl Default for PgSettings {
 pub struct PostgresSalesDb {
     url: String,
     config: tokio_postgres::Config,
+    tls: tls::Tls,
     settings: PgSettings,
     statements: Statements,
     main: Mutex<Slot>,
@@ -108,9 +111,11 @@ impl PostgresSalesDb {
         statements: Statements,
         settings: PgSettings,
     ) -> Result<Self, DbError> {
-        let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
+        let invalid = |e: &dyn std::fmt::Display| {
             DbError::new(DbErrorKind::Schema, format!("database url {}: {e}", redact_url(url)))
-        })?;
+        };
+        let (driver_url, tls) = tls::settings(url).map_err(|e| invalid(&e))?;
+        let mut config: tokio_postgres::Config = driver_url.parse().map_err(|e| invalid(&e))?;
         let probe_every = (settings.keepalive_idle / 3).max(Duration::from_secs(1));
         config
             .connect_timeout(settings.connect_timeout)
@@ -124,6 +129,7 @@ impl PostgresSalesDb {
         let db = PostgresSalesDb {
             url: url.to_owned(),
             config,
+            tls,
             settings,
             statements,
             main: Mutex::new(Slot::default()),
@@ -169,7 +175,7 @@ impl SalesRows for PostgresSalesDb {
                 format!("finding the row of {path}")
             })
             .await?;
-        Ok(rows.iter().map(venta_row).collect())
+        self.venta_rows(&rows)
     }
 
     async fn get(&self, venta_id: i64) -> Result<Option<VentaRow>, DbError> {
@@ -178,7 +184,7 @@ impl SalesRows for PostgresSalesDb {
                 format!("reading venta {venta_id}")
             })
             .await?;
-        Ok(rows.first().map(venta_row))
+        rows.first().map(|row| self.venta_row(row)).transpose()
     }
 
     async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError> {
@@ -221,7 +227,11 @@ impl SalesRows for PostgresSalesDb {
                 format!("asking whether a row references {object_name}")
             })
             .await?;
-        Ok(rows.first().is_some_and(|row| row.get::<_, i64>(0) > 0))
+        Ok(rows
+            .first()
+            .map(|row| value::<i64>(row, 0, "the reference count"))
+            .transpose()?
+            .is_some_and(|n| n > 0))
     }
 
     async fn rows_with_local_file(
@@ -235,7 +245,7 @@ impl SalesRows for PostgresSalesDb {
                 "listing rows with a local confronta".to_owned()
             })
             .await?;
-        Ok(rows.iter().map(venta_row).collect())
+        self.venta_rows(&rows)
     }
 
     async fn try_claim(&self, venta_id: i64) -> Result<bool, DbError> {
@@ -244,7 +254,7 @@ impl SalesRows for PostgresSalesDb {
                 format!("claiming venta {venta_id}")
             })
             .await?;
-        Ok(rows.first().is_some_and(|row| row.get(0)))
+        Ok(rows.first().map(|row| value::<bool>(row, 0, "the claim")).transpose()?.unwrap_or(false))
     }
 
     async fn release_claim(&self, venta_id: i64) {
@@ -264,17 +274,61 @@ impl SalesReports for PostgresSalesDb {
         let session = self.session(Lane::Main).await?;
         let table: &(dyn tokio_postgres::types::ToSql + Sync) = &self.statements.table;
         let params = [table];
+        // The first schema on the search path that has the table, as an unqualified name finds it.
         let columns = session.client.query(
-            "SELECT column_name::text, character_maximum_length::bigint FROM information_schema.columns \
-             WHERE table_name = $1 AND table_schema = ANY(current_schemas(false))",
+            "SELECT column_name::text, data_type::text, character_maximum_length::bigint \
+             FROM information_schema.columns WHERE table_name = $1 AND table_schema = ( \
+               SELECT s FROM unnest(current_schemas(false)) WITH ORDINALITY AS p(s, n) \
+               WHERE EXISTS (SELECT 1 FROM information_schema.columns c WHERE c.table_name = $1 AND c.table_schema = p.s) \
+               ORDER BY n LIMIT 1)",
             &params,
         );
         let rows = self.within(&session, || "reading the table's columns".to_owned(), columns).await?;
-        let present: Vec<(String, Option<usize>)> = rows
+        let present = rows
             .iter()
-            .map(|row| (row.get::<_, String>(0), row.get::<_, Option<i64>>(1).map(|n| n as usize)))
-            .collect();
-        self.statements.check_columns(&present)
+            .map(|row| {
+                let data_type: String = value(row, 1, "the table's columns")?;
+                let max_len = value::<Option<i64>>(row, 2, "the table's columns")?.map(|n| n as usize);
+                Ok(PresentColumn {
+                    name: value(row, 0, "the table's columns")?,
+                    kind: kind_of(&data_type),
+                    declared: match max_len {
+                        Some(len) => format!("{data_type}({len})"),
+                        None => data_type,
+                    },
+                    max_len,
+                })
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        self.statements.check_columns(&present, false)
+    }
+
+    async fn missing_indexes(&self) -> Result<Vec<NeededIndex>, DbError> {
+        let what = || format!("reading the indexes of {}", self.statements.table);
+        // Key columns in order (an expression's as ''), and the predicate of a partial index.
+        // An index left invalid by a failed CREATE INDEX CONCURRENTLY serves no query.
+        let rows = self
+            .query(
+                Lane::Bulk,
+                "SELECT ARRAY(SELECT coalesce(a.attname::text, '') \
+                   FROM unnest(i.indkey::int2[]) WITH ORDINALITY AS k(attnum, n) \
+                   LEFT JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = k.attnum \
+                   ORDER BY k.n), pg_get_expr(i.indpred, i.indrelid) \
+                 FROM pg_index i WHERE i.indrelid = to_regclass($1) AND i.indisvalid",
+                &[&self.statements.table],
+                what,
+            )
+            .await?;
+        let present = rows
+            .iter()
+            .map(|row| {
+                Ok(PresentIndex {
+                    columns: value(row, 0, "the indexes")?,
+                    predicate: value(row, 1, "the indexes")?,
+                })
+            })
+            .collect::<Result<Vec<_>, DbError>>()?;
+        Ok(self.statements.missing_indexes(&present))
     }
 
     async fn rows_in_minio(&self, after_id: i64, limit: i64) -> Result<Vec<VentaRow>, DbError> {
@@ -283,7 +337,7 @@ impl SalesReports for PostgresSalesDb {
                 "listing rows stored in MinIO".to_owned()
             })
             .await?;
-        Ok(rows.iter().map(venta_row).collect())
+        self.venta_rows(&rows)
     }
 
     async fn referenced_objects(&self, after_id: i64, limit: i64) -> Result<Vec<(i64, String)>, DbError> {
@@ -292,7 +346,14 @@ impl SalesReports for PostgresSalesDb {
                 "listing referenced objects".to_owned()
             })
             .await?;
-        Ok(rows.iter().map(|row| (row.get::<_, i64>(0), row.get::<_, String>(1))).collect())
+        rows.iter()
+            .map(|row| {
+                Ok((
+                    value(row, 0, "referenced objects")?,
+                    value(row, 1, &self.statements.columns.minio_object_name)?,
+                ))
+            })
+            .collect()
     }
 
     async fn referenced_among(&self, object_names: &[String]) -> Result<Vec<String>, DbError> {
@@ -302,7 +363,7 @@ impl SalesReports for PostgresSalesDb {
                 format!("asking which of {} objects a row references", names.len())
             })
             .await?;
-        Ok(rows.iter().map(|row| row.get::<_, String>(0)).collect())
+        rows.iter().map(|row| value(row, 0, "referenced objects")).collect()
     }
 
     async fn count_rows(&self, dir_prefix: &str) -> Result<RowCounts, DbError> {
@@ -311,7 +372,7 @@ impl SalesReports for PostgresSalesDb {
             .await?;
         let row =
             rows.first().ok_or_else(|| DbError::new(DbErrorKind::Refused, "counting rows: no result"))?;
-        Ok(RowCounts { in_minio: row.get(0), local: row.get(1) })
+        Ok(RowCounts { in_minio: value(row, 0, "counting rows")?, local: value(row, 1, "counting rows")? })
     }
 
     async fn repoint(&self, request: &RepointRequest<'_>) -> Result<RecordOutcome, DbError> {
@@ -349,14 +410,50 @@ impl SalesReports for PostgresSalesDb {
     }
 }
 
-fn venta_row(row: &Row) -> VentaRow {
-    VentaRow {
-        id: row.get(0),
-        numero: row.get::<_, Option<String>>(1).unwrap_or_default(),
-        confronta: row.get(2),
-        minio_object_name: row.get(3),
-        sha256: row.get(4),
-        subido_a_minio: row.get::<_, Option<bool>>(5).unwrap_or(false),
-        assigned: row.get(6),
+impl PostgresSalesDb {
+    /// One row of the row statements (`Statements::new`'s `SELECT`). Read with
+    /// `try_get`: a column whose type changed under the daemon is an error naming it.
+    fn venta_row(&self, row: &Row) -> Result<VentaRow, DbError> {
+        Ok(VentaRow {
+            id: self.column(row, 0)?,
+            numero: self.column::<Option<String>>(row, 1)?.unwrap_or_default(),
+            confronta: self.column(row, 2)?,
+            minio_object_name: self.column(row, 3)?,
+            sha256: self.column(row, 4)?,
+            subido_a_minio: self.column::<Option<bool>>(row, 5)?.unwrap_or(false),
+            assigned: self.column(row, 6)?,
+        })
+    }
+
+    fn venta_rows(&self, rows: &[Row]) -> Result<Vec<VentaRow>, DbError> {
+        rows.iter().map(|row| self.venta_row(row)).collect()
+    }
+
+    /// Column `index` of a row of the row statements, or an error naming that column.
+    fn column<'a, T: tokio_postgres::types::FromSql<'a>>(
+        &self,
+        row: &'a Row,
+        index: usize,
+    ) -> Result<T, DbError> {
+        row.try_get(index).map_err(|e| column_error(&self.statements, index, e))
+    }
+}
+
+/// Column `index` of a row of any other statement, or an error saying what was being read.
+fn value<'a, T: tokio_postgres::types::FromSql<'a>>(
+    row: &'a Row,
+    index: usize,
+    what: &str,
+) -> Result<T, DbError> {
+    row.try_get(index).map_err(|e| DbError::new(DbErrorKind::Schema, format!("reading {what}: {e}")))
+}
+
+/// The kind of an `information_schema.columns.data_type`.
+fn kind_of(data_type: &str) -> ColumnKind {
+    match data_type {
+        "smallint" | "integer" | "bigint" => ColumnKind::Integer,
+        "character varying" | "text" => ColumnKind::Text,
+        "boolean" => ColumnKind::Boolean,
+        _ => ColumnKind::Other,
     }
 }

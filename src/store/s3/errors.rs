@@ -1,20 +1,118 @@
 //! How the SDK's errors map onto `StoreErrorKind`: what is an outage, a refusal, a checksum
 //! mismatch or a taken name.
+//!
+//! The HTTP status decides first: every 5xx, 429 and 408 is "try again", whatever the body
+//! says (MinIO answers lost quorum with `SlowDownWrite`/`SlowDownRead` 503 and full drives with
+//! `XMinioStorageFull` 507; a proxy answers 429, 408 or 502 with an HTML page). Only within 4xx
+//! does the error code tell a refusal from a missing bucket, a taken name or a clock skew. The
+//! SDK keeps no status in an XML error it parsed, so every request runs inside `answered`,
+//! which records the status of the last answer in a task-local (`StatusHook` for the SDK's
+//! requests, `signed` for ours) for the classification to read.
 
+use std::cell::Cell;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use futures_util::Stream;
 use minio::s3::error::{Error as MinioError, NetworkError, S3ServerError, ValidationErr};
 use minio::s3::types::ObjectKey;
 
 use crate::store::{StoreError, StoreErrorKind};
 
+tokio::task_local! {
+    /// The HTTP status of the last answer the current request got (0 before any).
+    static ANSWERED: Cell<u16>;
+}
+
+/// Says that the current request was answered with `status`; a no-op outside `answered`.
+pub(super) fn record_status(status: u16) {
+    let _ = ANSWERED.try_with(|answered| answered.set(status));
+}
+
+/// Runs `request`, returning its result and the status of the last answer it got, if any.
+pub(super) async fn answered<T>(request: impl Future<Output = T>) -> (T, Option<u16>) {
+    ANSWERED
+        .scope(Cell::new(0), async {
+            let result = request.await;
+            let status = ANSWERED.with(|answered| answered.get());
+            (result, (status != 0).then_some(status))
+        })
+        .await
+}
+
+/// A stream of the SDK's (a listing's pages), each item with the status of the answer that
+/// brought it. The status is carried from one poll to the next: an answer's body is read over
+/// several polls, after its status was recorded.
+pub(super) struct AnsweredStream<S> {
+    inner: S,
+    last: u16,
+}
+
+impl<S> AnsweredStream<S> {
+    pub(super) fn new(inner: S) -> Self {
+        AnsweredStream { inner, last: 0 }
+    }
+}
+
+impl<S: Stream + Unpin> Stream for AnsweredStream<S> {
+    type Item = (S::Item, Option<u16>);
+
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = &mut *self;
+        let (polled, last) = ANSWERED.sync_scope(Cell::new(this.last), || {
+            let polled = Pin::new(&mut this.inner).poll_next(cx);
+            (polled, ANSWERED.with(|answered| answered.get()))
+        });
+        this.last = last;
+        polled.map(|item| item.map(|item| (item, (last != 0).then_some(last))))
+    }
+}
+
+/// Records the status of every answer the SDK gets (see `answered`).
+#[derive(Debug)]
+pub(super) struct StatusHook;
+
+#[async_trait::async_trait]
+impl minio::s3::client::RequestHooks for StatusHook {
+    fn name(&self) -> &'static str {
+        "confronta-sync answer status"
+    }
+
+    async fn after_execute(
+        &self,
+        _method: &http::Method,
+        _url: &minio::s3::http::Url,
+        _region: &str,
+        _headers: &minio::s3::multimap_ext::Multimap,
+        _query_params: &minio::s3::multimap_ext::Multimap,
+        _bucket: Option<&minio::s3::types::BucketName>,
+        _object: Option<&ObjectKey>,
+        response: &Result<reqwest::Response, reqwest::Error>,
+        _extensions: &mut http::Extensions,
+    ) {
+        if let Ok(response) = response {
+            record_status(response.status().as_u16());
+        }
+    }
+}
+
 pub(super) fn map_validation(key: &ObjectKey, e: ValidationErr) -> StoreError {
     classify_minio(&format!("object {key}"), MinioError::Validation(e))
 }
 
-/// Maps an SDK error onto our kinds, naming `what` (the object or bucket) in the message.
+/// Maps an SDK error onto our kinds, naming `what` (the object or bucket) in the message, when
+/// the answer's status is not known.
 pub(super) fn classify_minio(what: &str, error: MinioError) -> StoreError {
+    classify_answer(what, error, None)
+}
+
+/// Maps an SDK error onto our kinds, naming `what` (the object or bucket) in the message;
+/// `status` is the HTTP status of the answer it came from, where `answered` saw one.
+pub(super) fn classify_answer(what: &str, error: MinioError, status: Option<u16>) -> StoreError {
     let (kind, detail) = match &error {
         MinioError::Network(NetworkError::ServerError(status)) => {
-            (StoreErrorKind::Unavailable, format!("server answered HTTP {status}"))
+            (kind_of_answer(Some(*status), "", ""), format!("server answered HTTP {status}"))
         }
         MinioError::Network(NetworkError::ReqwestError(e)) => {
             (StoreErrorKind::Unavailable, describe_reqwest(e))
@@ -23,36 +121,66 @@ pub(super) fn classify_minio(what: &str, error: MinioError) -> StoreError {
             (StoreErrorKind::Unavailable, describe_reqwest(e))
         }
         MinioError::S3Server(S3ServerError::S3Error(response)) => {
-            let code = response.code().to_string();
+            // A bodiless answer (a HEAD's) carries MinIO's code in a header, if anything.
+            let header_code = response.headers().get("x-minio-error-code").and_then(|v| v.to_str().ok());
+            let code = header_code.map_or_else(|| response.code().to_string(), str::to_owned);
             let message = response.message().clone().unwrap_or_default();
-            (classify_s3_code(&code, &message), format!("{code}: {message}"))
+            let shown = match status {
+                Some(status) => format!("HTTP {status} {code}: {message}"),
+                None => format!("{code}: {message}"),
+            };
+            (kind_of_answer(status, &code, &message), shown)
         }
         MinioError::S3Server(S3ServerError::HttpError(status, body))
         | MinioError::S3Server(S3ServerError::InvalidServerResponse {
             http_status_code: status,
             message: body,
             ..
-        }) => {
-            let kind = if *status >= 500 {
-                StoreErrorKind::Unavailable
-            } else if *status == 412 {
-                StoreErrorKind::AlreadyExists
-            } else if body.to_ascii_lowercase().contains("checksum") {
-                StoreErrorKind::ChecksumMismatch
-            } else {
-                StoreErrorKind::Refused
-            };
-            (kind, format!("HTTP {status}: {body}"))
-        }
+        }) => (kind_of_answer(Some(*status), "", body), format!("HTTP {status}: {}", excerpt(body))),
         MinioError::DriveIo(e) => (StoreErrorKind::LocalFile, e.to_string()),
         MinioError::Validation(e) => (StoreErrorKind::Refused, e.to_string()),
     };
     StoreError::new(kind, format!("{what}: {detail}"))
 }
 
-/// The kind of an S3 error response by its code. Compared lowercased: the SDK keeps the case of
-/// the few codes it knows and lowercases every other one (`InternalError` arrives as
-/// `internalerror`), which once made a server's "try again" look like a refusal.
+/// The kind of an error answer: by its status where known (5xx, 429 and 408 are "try again"
+/// whatever the body says), by its code within 4xx or where the status is not known.
+fn kind_of_answer(status: Option<u16>, code: &str, message: &str) -> StoreErrorKind {
+    match status {
+        Some(500..=599 | 429 | 408) => StoreErrorKind::Unavailable,
+        Some(412) => StoreErrorKind::AlreadyExists,
+        Some(_) => classify_s3_code(code, message),
+        None => match classify_s3_code(code, message) {
+            StoreErrorKind::Refused if is_server_side_code(code) => StoreErrorKind::Unavailable,
+            kind => kind,
+        },
+    }
+}
+
+/// Codes S3 and MinIO send only with a 5xx status: what says "try again" when the status
+/// itself was not seen. Compared lowercased, as `classify_s3_code` explains.
+fn is_server_side_code(code: &str) -> bool {
+    let code = code.to_ascii_lowercase();
+    matches!(
+        code.as_str(),
+        "internalerror"
+            | "serviceunavailable"
+            | "slowdown"
+            | "slowdownwrite"
+            | "slowdownread"
+            | "xminiostoragefull"
+            | "xminioservernotinitialized"
+            | "xminioreadquorum"
+            | "xminiowritequorum"
+            | "xminiobackendbusy"
+            | "requesttimeout"
+    ) || ["http 5", "http 429", "http 408"].iter().any(|prefix| code.starts_with(prefix))
+}
+
+/// The kind of an S3 error response by its code (within 4xx, or where the status is not known).
+/// Compared lowercased: the SDK keeps the case of the few codes it knows and lowercases every
+/// other one (`InternalError` arrives as `internalerror`), which once made a server's "try
+/// again" look like a refusal.
 fn classify_s3_code(code: &str, message: &str) -> StoreErrorKind {
     let code = code.to_ascii_lowercase();
     match code.as_str() {
@@ -67,18 +195,19 @@ fn classify_s3_code(code: &str, message: &str) -> StoreErrorKind {
         | "xamzcontentchecksummismatch"
         | "xamzcontentsha256mismatch"
         | "invalidchecksum" => StoreErrorKind::ChecksumMismatch,
-        // S3's and MinIO's "try again": overload, restarts, lost quorum.
-        "internalerror"
-        | "serviceunavailable"
-        | "slowdown"
-        | "requesttimeout"
-        | "xminioservernotinitialized"
-        | "xminioreadquorum"
-        | "xminiowritequorum" => StoreErrorKind::Unavailable,
-        // The SDK's code for an error answer without a body: "HTTP <status>".
-        _ if code.starts_with("http 5") => StoreErrorKind::Unavailable,
+        // A clock that drifted (NTP brings it back) and S3's 400 for a body sent too slowly.
+        "requesttimetooskewed" | "requesttimeout" => StoreErrorKind::Unavailable,
         _ if message.to_ascii_lowercase().contains("checksum") => StoreErrorKind::ChecksumMismatch,
         _ => StoreErrorKind::Refused,
+    }
+}
+
+/// The start of an answer's body, for the message: a proxy's error page can be long.
+fn excerpt(body: &str) -> &str {
+    const SHOWN: usize = 200;
+    match body.char_indices().nth(SHOWN) {
+        Some((at, _)) => &body[..at],
+        None => body,
     }
 }
 
@@ -122,7 +251,10 @@ mod tests {
             "ServiceUnavailable",
             "InternalError",
             "SlowDown",
+            "SlowDownWrite",
+            "XMinioStorageFull",
             "RequestTimeout",
+            "RequestTimeTooSkewed",
             "XMinioServerNotInitialized",
         ] {
             assert_eq!(kind_of(code), StoreErrorKind::Unavailable, "{code}");

@@ -189,8 +189,8 @@ impl S3Store {
             query.add("uploadId", upload_id.as_str());
             query.add("partNumber", number.to_string());
             let part = SignedPut { key, query, headers, body: data, sha256: digest };
-            let answer =
-                deadline(PART_TIMEOUT, key, self.signer.put(&self.bucket, &self.region, part)).await?;
+            let limit = super::put_deadline(length, self.min_upload_bytes_per_s);
+            let answer = deadline(limit, key, self.signer.put(&self.bucket, &self.region, part)).await?;
             // A large file's parts are its only sign of progress for minutes (the watchdog's).
             crate::telemetry::progressed();
             let etag = answer.get("etag").and_then(|v| v.to_str().ok()).unwrap_or_default().trim_matches('"');

@@ -7,8 +7,8 @@
 //! same `reqwest` (version, TLS backend, connection settings) the SDK uses for everything
 //! else. The server checks the body against `x-amz-content-sha256` (the signature covers it)
 //! and against `x-amz-checksum-sha256`, both ours, so a wrong hash is refused, never stored.
-//! Answers are read into the SDK's error types, so `errors::classify_minio` sorts them the
-//! same way as the SDK's own.
+//! Answers are read into the SDK's error types, and their status recorded as the SDK's are
+//! (`errors::answered`), so `errors::classify_answer` sorts them the same way as the SDK's own.
 
 use std::time::{Duration, SystemTime};
 
@@ -28,6 +28,13 @@ use minio::s3::types::{BucketName, ObjectKey, Region};
 use reqwest::header::HeaderMap;
 
 use crate::hash::Sha256Digest;
+
+/// How the PUTs reach the server: the configured CA file, proxy and connect timeout.
+pub(super) struct Transport<'a> {
+    pub ca_file: Option<&'a std::path::Path>,
+    pub proxy: Option<&'a str>,
+    pub connect_timeout: Duration,
+}
 
 /// Signs and sends PUTs of bytes whose SHA-256 is already known.
 pub(super) struct Signer {
@@ -50,20 +57,39 @@ pub(super) struct SignedPut<'a> {
 
 impl Signer {
     /// `http` settings are the SDK's own (`MinioClientBuilder::build` in minio 0.4), so that
-    /// a PUT travels as the SDK's requests do: same pool sizes, keepalive, no compression.
+    /// a PUT travels as the SDK's requests do: same pool sizes, keepalive, no compression, the
+    /// same roots (the system's store, webpki's, `ca_file`). Unlike the SDK's, this client is
+    /// told its proxy (none unless configured) and a connect timeout directly.
     pub(super) fn new(
         base_url: BaseUrl,
         access_key: &str,
         secret_key: &str,
-    ) -> Result<Signer, reqwest::Error> {
-        let http = reqwest::Client::builder()
+        transport: &Transport<'_>,
+    ) -> Result<Signer, String> {
+        let mut http = reqwest::Client::builder()
             .no_gzip()
             .tcp_nodelay(true)
             .tcp_keepalive(Duration::from_secs(60))
             .pool_max_idle_per_host(32)
             .pool_idle_timeout(Duration::from_secs(90))
-            .user_agent(concat!("confronta-sync/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+            .connect_timeout(transport.connect_timeout)
+            .user_agent(concat!("confronta-sync/", env!("CARGO_PKG_VERSION")));
+        http = match transport.proxy {
+            Some(proxy) => http.proxy(reqwest::Proxy::all(proxy).map_err(|e| format!("minio.proxy: {e}"))?),
+            None => http.no_proxy(),
+        };
+        if let Some(ca_file) = transport.ca_file {
+            let failed = |e: &dyn std::fmt::Display| format!("minio.ca_file {}: {e}", ca_file.display());
+            let pem = std::fs::read(ca_file).map_err(|e| failed(&e))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| failed(&e))?;
+            if certificates.is_empty() {
+                return Err(failed(&"no PEM certificate in it"));
+            }
+            for certificate in certificates {
+                http = http.add_root_certificate(certificate);
+            }
+        }
+        let http = http.build().map_err(|e| e.to_string())?;
         let credentials =
             aws_credential_types::Credentials::new(access_key, secret_key, None, None, "minio.access_key");
         Ok(Signer { http, base_url, identity: credentials.into() })
@@ -98,6 +124,7 @@ impl Signer {
             request = request.header(name, value);
         }
         let answer = request.body(put.body).send().await.map_err(ValidationErr::from)?;
+        super::errors::record_status(answer.status().as_u16());
         if answer.status().is_success() {
             return Ok(answer.headers().clone());
         }
@@ -214,7 +241,9 @@ mod tests {
     /// the way fails the signature. This holds only while the signature covers it.
     #[test]
     fn the_checksum_header_is_signed() {
-        let signer = Signer::new("http://127.0.0.1:9".parse().unwrap(), "access", "secret").unwrap();
+        let transport = Transport { ca_file: None, proxy: None, connect_timeout: Duration::from_secs(10) };
+        let signer =
+            Signer::new("http://127.0.0.1:9".parse().unwrap(), "access", "secret", &transport).unwrap();
         let mut headers = Multimap::new();
         headers.add("host", "127.0.0.1:9");
         headers.add("x-amz-checksum-sha256", Sha256Digest::of_bytes(b"x").to_base64());
