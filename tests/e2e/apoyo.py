@@ -229,8 +229,8 @@ def mensajes(html: str):
 # --- the sales table and the bucket ----------------------------------------------------------
 
 CAMPOS = ("id", "numero", "confronta", "confronta_minio_url", "confronta_minio_object_name",
-          "confronta_subido_a_minio", "confronta_sha256", "confronta_sync_error", "cliente",
-          "estado_venta")
+          "confronta_subido_a_minio", "confronta_sha256", "confronta_sync_error",
+          "confronta_asignada_en", "cliente", "estado_venta")
 
 
 def fila(venta_id):

@@ -37,17 +37,28 @@ def agente1(entorno):
     return Cliente(entorno.base_url).entrar("agente1")
 
 
-def test_the_projects_migration_is_what_makemigrations_writes(entorno):
-    """The project's 0002 migration adds exactly the mixin's fields (what `makemigrations
-    telefonica` wrote), and the model needs no further migration."""
+def test_the_projects_migrations_are_what_makemigrations_writes(entorno):
+    """The project's 0002 migration adds the mixin's first five fields, 0003 the assignment
+    time (and makes the five non-editable, which costs no SQL), and the model needs no further
+    migration."""
+    from io import StringIO
+
     from django.core.management import call_command
     from django.db.migrations.loader import MigrationLoader
 
-    from confronta_sync_django.models import CAMPOS_SIDECAR
+    from confronta_sync_django.models import CAMPOS_MIXIN, CAMPOS_SIDECAR
 
-    migracion = MigrationLoader(None).get_migration("telefonica", "0002_confronta_minio")
-    campos = {op.name for op in migracion.operations}
+    cargador = MigrationLoader(None)
+    campos = {op.name for op in cargador.get_migration("telefonica", "0002_confronta_minio").operations}
     assert campos == set(CAMPOS_SIDECAR) - {"confronta"}
+    tercera = cargador.get_migration("telefonica", "0003_confronta_sync_asignada_en")
+    assert {op.name for op in tercera.operations} == set(CAMPOS_MIXIN)
+    salida = StringIO()
+    call_command("sqlmigrate", "telefonica", "0003", stdout=salida)
+    sentencias = [linea for linea in salida.getvalue().splitlines()
+                  if linea and not linea.startswith("--") and linea not in ("BEGIN;", "COMMIT;")]
+    assert sentencias == ['ALTER TABLE "telefonica_ventaportabilidad" ADD COLUMN '
+                          '"confronta_asignada_en" timestamp with time zone NULL;'], sentencias
     call_command("makemigrations", "telefonica", check=True, dry_run=True, verbosity=0)
     # The app's system checks accept the settings and the model.
     call_command("check", fail_level="WARNING")

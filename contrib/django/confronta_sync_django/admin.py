@@ -9,27 +9,30 @@ column and a list filter, and a link to the permission-checked download view.
         list_display = ["numero", "cliente", "estado_confronta_admin", "motivo_rechazo_admin"]
         list_filter = [EstadoConfrontaFilter]
 
-The mixin adds the state column, the filter and the read-only fields on its own when the
-ModelAdmin does not list them. Editing `confronta` (a new file) stays possible: the model's
-save() marks it for upload like any other new file.
+The mixin adds the state column, the filter and the read-only display of the sidecar's columns
+on its own when the ModelAdmin does not list them. Editing `confronta` (a new file) stays
+possible: the model's save() marks it for upload like any other new file. A plain ModelAdmin
+is safe too: the mixin's fields are not editable, so no admin form carries them.
 """
 
 from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .models import ESTADO_LOCAL, ESTADO_MINIO, ESTADO_RECHAZADA, ESTADOS_CONFRONTA, filtro_estado
+from .models import (
+    CAMPOS_MIXIN,
+    ESTADO_LOCAL,
+    ESTADO_MINIO,
+    ESTADO_RECHAZADA,
+    ESTADOS_CONFRONTA,
+    filtro_estado,
+)
 from .templatetags.confronta_sync import url_descarga_confronta
 
-#: Written by the sidecar only: an admin who edits them would point the row at an object that
-#: is not the file's, or hide a refusal. `confronta` itself is Django's and stays editable.
-CAMPOS_SOLO_LECTURA = (
-    "confronta_minio_url",
-    "confronta_minio_object_name",
-    "confronta_subido_a_minio",
-    "confronta_sha256",
-    "confronta_sync_error",
-)
+#: The mixin's fields, shown read-only on the change page. They are not editable anyway
+#: (`editable=False`: no form carries them, this admin's or any other); listing them here only
+#: shows them. `confronta` itself is Django's and stays editable.
+CAMPOS_SOLO_LECTURA = CAMPOS_MIXIN
 
 
 class EstadoConfrontaFilter(admin.SimpleListFilter):

@@ -97,6 +97,10 @@ def resubir_confronta_minio(request, venta_id):
     venta = get_object_or_404(conf.venta_model(), pk=venta_id)
     if not puede_resubir_confronta(request.user, venta):
         return JsonResponse({"error": _("Sin permisos")}, status=403)
+    return _marcar_para_resubir(venta)
+
+
+def _marcar_para_resubir(venta, intentos=2):
     if not venta.confronta:
         if venta.confronta_en_minio:
             return JsonResponse(
@@ -115,7 +119,16 @@ def resubir_confronta_minio(request, venta_id):
             {"error": _("El archivo local %(nombre)s no existe") % {"nombre": venta.confronta.name}},
             status=400,
         )
-    venta.marcar_confronta_para_resubir()
+    if not venta.marcar_confronta_para_resubir():
+        # The row no longer names the file read above: the sidecar recorded or refused it, or
+        # a correction replaced it, in between. Answer for the row as it is now.
+        venta.refresh_from_db()
+        if intentos > 1:
+            return _marcar_para_resubir(venta, intentos - 1)
+        return JsonResponse(
+            {"error": _("La venta ha cambiado mientras se marcaba; vuelva a intentarlo.")},
+            status=409,
+        )
     return JsonResponse(
         {
             "success": True,

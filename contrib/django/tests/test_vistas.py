@@ -7,6 +7,7 @@ from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
 from django.core.files.base import ContentFile
+from django.core.files.storage import FileSystemStorage
 from django.test import TestCase, override_settings
 
 from confronta_sync_django import minio_utils
@@ -156,6 +157,28 @@ class Resubir(TestCase):
         self.assertEqual(r.json()["pendiente"], True)
         venta.refresh_from_db()
         self.assertFalse(venta.confronta_subido_a_minio)
+
+    def test_un_registro_entre_la_lectura_y_la_marca_gana(self):
+        # Regression (issue 26): the view read the venta, the sidecar recorded it, and the
+        # view's unconditional reset left a valid object flagged "not in MinIO" for good.
+        venta = venta_local(self.agente)
+        self.client.force_login(self.backoffice)
+        existe = FileSystemStorage.exists
+
+        def el_sidecar_registra_ahora(storage, nombre):
+            # The view's last look at the file before it marks the venta: the sidecar records
+            # the venta (and deletes the file) right after that look.
+            presente = existe(storage, nombre)
+            mover_a_minio(venta)
+            return presente
+
+        with mock.patch.object(FileSystemStorage, "exists", el_sidecar_registra_ahora):
+            r = self.client.post(self.url(venta))
+        self.assertEqual(r.status_code, 400, r.content)
+        self.assertIn("ya está en MinIO", r.json()["error"])
+        venta.refresh_from_db()
+        self.assertTrue(venta.confronta_subido_a_minio)
+        self.assertEqual(venta.confronta_minio_object_name, OBJETO)
 
     def test_rechazada_no_tiene_archivo_que_subir(self):
         venta = rechazar(venta_local(self.agente), "clamd found Eicar-Signature")
