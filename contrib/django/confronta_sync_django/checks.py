@@ -1,18 +1,23 @@
-"""System checks: the settings and the venta model, reported by `manage.py check`.
+"""System checks: the settings, the URL wiring and the venta model, reported by `manage.py check`.
 
 A developer's laptop often has no MinIO settings: without them only the download view fails
 (it cannot presign), so their absence is a warning (`confronta_sync.W001`) that never stops
 `migrate`, `runserver` or `test`, and an error (`confronta_sync.E001`) only under
-`check --deploy`, where a deployment must have them. A model without the sidecar's fields is an
-error everywhere (E002–E004): the views and the mixin need them."""
+`check --deploy`, where a deployment must have them. The URL wiring follows the same rule
+(W005–W007, E005–E007 under --deploy): the rollout migrates before it wires the URLs, and an
+error would stop that `migrate`. A model without the sidecar's fields is an error everywhere
+(E002–E004): the views and the mixin need them."""
 
 from django.apps import apps
+from django.conf import settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.urls import NoReverseMatch, Resolver404, resolve, reverse
+from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
-from . import conf
-from .models import CAMPOS_SIDECAR
+from . import conf, views
+from .models import CAMPO_ASIGNADA, CAMPOS_SIDECAR
 
 
 
@@ -75,7 +80,7 @@ def revisar_modelo(app_configs=None, **kwargs):
         model = conf.venta_model()
     except ImproperlyConfigured as e:
         return [checks.Error(str(e), id="confronta_sync.E002")]
-    for name in CAMPOS_SIDECAR + (conf.agente_field(),):
+    for name in CAMPOS_SIDECAR + (CAMPO_ASIGNADA, conf.agente_field()):
         try:
             model._meta.get_field(name)
         except FieldDoesNotExist:
@@ -98,3 +103,98 @@ def revisar_modelo(app_configs=None, **kwargs):
             )
         )
     return errores
+
+
+# --- URL wiring ---------------------------------------------------------------------------
+
+#: An id to reverse the names with: the views and the CRM's detail page take the venta's id.
+_ID_DE_PRUEBA = 1
+
+
+def _misma_vista(func, vista) -> bool:
+    """Whether `func` (as resolved, maybe wrapped by the CRM's own decorators) is `vista`."""
+    while func is not None:
+        if func is vista or (getattr(func, "__module__", None) == vista.__module__
+                             and getattr(func, "__qualname__", None) == vista.__qualname__):
+            return True
+        func = getattr(func, "__wrapped__", None)
+    return False
+
+
+def _problemas_de_urls():
+    """(id suffix, message, hint) for each configured name that does not reverse, or reverses
+    to a URL another view serves."""
+    problemas = []
+    ayuda = _("see the URLs section of the confronta-sync-django README")
+    for ajuste, nombre, vista in (
+        ("CONFRONTA_SYNC_DESCARGA_URL", conf.descarga_url_name(), views.descargar_confronta),
+        ("CONFRONTA_SYNC_RESUBIR_URL", conf.resubir_url_name(), views.resubir_confronta_minio),
+    ):
+        try:
+            ruta = reverse(nombre, args=[_ID_DE_PRUEBA])
+        except NoReverseMatch as e:
+            problemas.append(("005", f"{ajuste} = {nombre!r} does not reverse with a venta id: {e}",
+                              ayuda))
+            continue
+        try:
+            servida_por = resolve(ruta).func
+        except Resolver404:
+            servida_por = None
+        if not _misma_vista(servida_por, vista):
+            problemas.append((
+                "006",
+                f"{ajuste} = {nombre!r} reverses to {ruta}, which "
+                f"{getattr(servida_por, '__module__', '?')}.{getattr(servida_por, '__qualname__', '?')} "
+                f"serves, not confronta_sync_django.views.{vista.__name__}",
+                _("remove the old view's pattern (the seed plan's own %(vista)s) or give the "
+                  "companion's view another name in %(ajuste)s")
+                % {"vista": vista.__name__, "ajuste": ajuste},
+            ))
+    kwarg = conf.detalle_kwarg()
+    try:
+        conf.url_detalle(_ID_DE_PRUEBA)
+    except NoReverseMatch as e:
+        como = f"{kwarg}=<id>" if kwarg else "the id as a positional argument"
+        problemas.append((
+            "005",
+            f"CONFRONTA_SYNC_DETALLE_URL = {conf.detalle_url_name()!r} does not reverse with "
+            f"{como} (CONFRONTA_SYNC_DETALLE_KWARG = {kwarg!r}): {e}",
+            _("name the CRM's venta detail page and the keyword its URL takes"),
+        ))
+    if not _tiene_message_middleware():
+        problemas.append((
+            "007",
+            "MIDDLEWARE lacks django.contrib.messages.middleware.MessageMiddleware",
+            _("the download view tells the user why it sent them back with a message; without "
+              "the middleware the message is lost"),
+        ))
+    return problemas
+
+
+def _tiene_message_middleware() -> bool:
+    from django.contrib.messages.middleware import MessageMiddleware
+
+    for ruta in getattr(settings, "MIDDLEWARE", None) or ():
+        try:
+            clase = import_string(ruta)
+        except ImportError:
+            continue
+        if isinstance(clase, type) and issubclass(clase, MessageMiddleware):
+            return True
+    return False
+
+
+@checks.register(checks.Tags.urls)
+def revisar_urls(app_configs=None, **kwargs):
+    if not _nos_toca(app_configs):
+        return []
+    return [checks.Warning(mensaje, hint=ayuda, id=f"confronta_sync.W{sufijo}")
+            for sufijo, mensaje, ayuda in _problemas_de_urls()]
+
+
+@checks.register(checks.Tags.urls, deploy=True)
+def revisar_urls_despliegue(app_configs=None, **kwargs):
+    if not _nos_toca(app_configs):
+        return []
+    return [checks.Error(mensaje, hint=ayuda, id=f"confronta_sync.E{sufijo}")
+            for sufijo, mensaje, ayuda in _problemas_de_urls()]

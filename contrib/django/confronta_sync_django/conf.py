@@ -15,8 +15,10 @@
     }
     CONFRONTA_SYNC_MODEL = "telefonica.VentaPortabilidad"
     CONFRONTA_SYNC_AGENTE_FIELD = "agente"
-    CONFRONTA_SYNC_DETALLE_URL = "telefonica:detalle_venta_portabilidad"   # reversed with pk=
-    CONFRONTA_SYNC_DESCARGA_URL = "telefonica:descargar_confronta"         # reversed with the id
+    CONFRONTA_SYNC_DETALLE_URL = "telefonica:detalle_venta_portabilidad"   # the CRM's detail page
+    CONFRONTA_SYNC_DETALLE_KWARG = "pk"          # its keyword for the venta's id (None: positional)
+    CONFRONTA_SYNC_DESCARGA_URL = "telefonica:descargar_confronta"         # the companion's views:
+    CONFRONTA_SYNC_RESUBIR_URL = "telefonica:resubir_confronta_minio"      # namespace and names
     CONFRONTA_SYNC_BINARIO = "confronta-sync"      # the sidecar, for migrar_confrontas_minio
     CONFRONTA_SYNC_CONFIG = "/etc/confronta-sync/config.toml"   # its configuration
 """
@@ -24,14 +26,19 @@
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from typing import Optional
+
 from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
+from django.urls import reverse
 
 DEFAULT_MODEL = "telefonica.VentaPortabilidad"
 DEFAULT_AGENTE_FIELD = "agente"
 DEFAULT_DETALLE_URL = "telefonica:detalle_venta_portabilidad"
+DEFAULT_DETALLE_KWARG = "pk"
 DEFAULT_DESCARGA_URL = "telefonica:descargar_confronta"
+DEFAULT_RESUBIR_URL = "telefonica:resubir_confronta_minio"
 
 
 @dataclass(frozen=True)
@@ -115,8 +122,32 @@ def detalle_url_name() -> str:
     return getattr(settings, "CONFRONTA_SYNC_DETALLE_URL", DEFAULT_DETALLE_URL)
 
 
+def detalle_kwarg() -> Optional[str]:
+    return getattr(settings, "CONFRONTA_SYNC_DETALLE_KWARG", DEFAULT_DETALLE_KWARG)
+
+
 def descarga_url_name() -> str:
     return getattr(settings, "CONFRONTA_SYNC_DESCARGA_URL", DEFAULT_DESCARGA_URL)
+
+
+def resubir_url_name() -> str:
+    return getattr(settings, "CONFRONTA_SYNC_RESUBIR_URL", DEFAULT_RESUBIR_URL)
+
+
+def url_detalle(venta_id) -> str:
+    """The CRM's detail page of a venta: CONFRONTA_SYNC_DETALLE_URL reversed with the id as
+    CONFRONTA_SYNC_DETALLE_KWARG (positionally when that is None)."""
+    kwarg = detalle_kwarg()
+    if kwarg:
+        return reverse(detalle_url_name(), kwargs={kwarg: venta_id})
+    return reverse(detalle_url_name(), args=[venta_id])
+
+
+def espacio_y_nombre(nombre_completo: str) -> "tuple[Optional[str], str]":
+    """`"telefonica:descargar_confronta"` -> `("telefonica", "descargar_confronta")`: the
+    namespace the companion's URLconf declares (its innermost one) and the pattern's name."""
+    espacios, _, nombre = nombre_completo.rpartition(":")
+    return espacios.rpartition(":")[2] or None, nombre
 
 
 #: The sidecar's executable, as `migrar_confrontas_minio` runs it: a name looked up on PATH or
