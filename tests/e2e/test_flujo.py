@@ -64,6 +64,89 @@ def test_the_projects_migrations_are_what_makemigrations_writes(entorno):
     call_command("check", fail_level="WARNING")
 
 
+INDICES = {
+    "telefonica_ventaportabilidad_confronta_idx": "(confronta)",
+    "telefonica_ventaportabilidad_confronta_pending_idx":
+        "(id) WHERE ((confronta IS NOT NULL) AND ((confronta)::text <> ''::text))",
+    "telefonica_ventaportabilidad_confronta_object_idx": "(confronta_minio_object_name)",
+}
+
+
+def indices_validos():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+            "WHERE t.relname = 'telefonica_ventaportabilidad' AND c.relname = ANY(%s)",
+            [list(INDICES)])
+        return {nombre: (valido, definicion) for nombre, valido, definicion in cursor.fetchall()}
+
+
+def test_the_migration_builds_the_sidecars_indexes_concurrently(entorno):
+    """The three indexes exist, valid, as packaging/sql/ defines them; PostgreSQL uses each for
+    the sidecar's query; migrating them again takes an index the packaged SQL made as it is and
+    rebuilds one that a failed CONCURRENTLY build left invalid."""
+    from django.core.management import call_command
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    from telefonica.models import VentaPortabilidad
+
+    encontrados = indices_validos()
+    for nombre, columnas in INDICES.items():
+        assert encontrados[nombre][0] is True, encontrados
+        assert encontrados[nombre][1].endswith(f"USING btree {columnas}"), encontrados[nombre]
+
+    consultas = {  # the sidecar's statements (src/db/mod.rs)
+        "telefonica_ventaportabilidad_confronta_idx":
+            "SELECT id FROM telefonica_ventaportabilidad WHERE confronta = 'confrontas/x.pdf'",
+        "telefonica_ventaportabilidad_confronta_pending_idx":
+            "SELECT id FROM telefonica_ventaportabilidad WHERE confronta IS NOT NULL AND "
+            "confronta <> '' AND substr(confronta, 1, 11) = 'confrontas/' AND id > 0 "
+            "ORDER BY id LIMIT 100",
+        "telefonica_ventaportabilidad_confronta_object_idx":
+            "SELECT 1 FROM telefonica_ventaportabilidad "
+            "WHERE confronta_minio_object_name = 'confrontas/x.pdf' LIMIT 1",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            for nombre, sql in consultas.items():
+                cursor.execute("EXPLAIN " + sql)
+                plan = " ".join(fila[0] for fila in cursor.fetchall())
+                assert nombre in plan, plan
+        finally:
+            cursor.execute("RESET enable_seqscan")
+
+    agente = User.objects.get(username="agente2")
+    for cliente in ("Sin confronta 1", "Sin confronta 2"):
+        VentaPortabilidad.objects.create(cliente=cliente, agente=agente, estado_venta="igual")
+    call_command("migrate", "telefonica", "0003", verbosity=0)
+    try:
+        assert indices_validos() == {}
+        paquete = (Path(__file__).resolve().parents[2] / "packaging" / "sql"
+                   / "add_confronta_pending_index.sql").read_text()
+        sentencia = re.search(r"^CREATE INDEX CONCURRENTLY[^;]*", paquete, re.M).group(0)
+        with connection.cursor() as cursor:
+            cursor.execute(sentencia)
+            # A CONCURRENTLY build that fails (here: not unique) leaves an invalid index.
+            try:
+                cursor.execute("CREATE UNIQUE INDEX CONCURRENTLY "
+                               "telefonica_ventaportabilidad_confronta_object_idx "
+                               "ON telefonica_ventaportabilidad (estado_venta)")
+            except Exception:
+                pass
+        assert indices_validos()["telefonica_ventaportabilidad_confronta_object_idx"][0] is False
+    finally:
+        call_command("migrate", "telefonica", verbosity=0)
+    encontrados = indices_validos()
+    for nombre, columnas in INDICES.items():
+        assert encontrados[nombre][0] is True, encontrados
+        assert encontrados[nombre][1].endswith(f"USING btree {columnas}"), encontrados[nombre]
+
+
 def test_sidecar_check_accepts_the_django_table(entorno):
     resultado = entorno.sidecar.comando("check")
     assert resultado.returncode == 0, resultado.stdout + resultado.stderr

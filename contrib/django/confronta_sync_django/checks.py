@@ -17,6 +17,7 @@ from django.utils.module_loading import import_string
 from django.utils.translation import gettext as _
 
 from . import conf, views
+from .migraciones import indices_confronta
 from .models import CAMPO_ASIGNADA, CAMPOS_SIDECAR
 
 
@@ -94,6 +95,7 @@ def revisar_modelo(app_configs=None, **kwargs):
                     id="confronta_sync.E003",
                 )
             )
+    errores += problemas_de_indices(model)
     if not hasattr(model, "obtener_url_descarga_confronta"):
         errores.append(
             checks.Error(
@@ -103,6 +105,27 @@ def revisar_modelo(app_configs=None, **kwargs):
             )
         )
     return errores
+
+
+def problemas_de_indices(model):
+    """W008 when the model does not declare the indexes the mixin's Meta declares: a Meta of
+    its own that does not inherit the mixin's drops them, and `makemigrations` then never
+    writes them (or, after they were migrated, writes their removal)."""
+    declarados = {(tuple(i.fields), str(i.condition)) for i in model._meta.indexes}
+    faltan = [i for i in indices_confronta()
+              if (tuple(i.fields), str(i.condition)) not in declarados]
+    if not faltan:
+        return []
+    return [checks.Warning(
+        _("%(modelo)s does not declare the index(es) on %(campos)s that the sidecar's queries "
+          "need; without them each lookup of a file's row and each reconcile pass reads the "
+          "whole table") % {"modelo": model._meta.label,
+                            "campos": ", ".join("/".join(i.fields) for i in faltan)},
+        hint=_("a model with a Meta of its own inherits the mixin's: "
+               "class Meta(ConfrontaMinioMixin.Meta); then `manage.py makemigrations`"),
+        obj=model,
+        id="confronta_sync.W008",
+    )]
 
 
 # --- URL wiring ---------------------------------------------------------------------------

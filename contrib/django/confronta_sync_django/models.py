@@ -29,6 +29,8 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.translation import gettext_lazy as _
 
+from .migraciones import indices_confronta
+
 logger = logging.getLogger("confronta_sync_django")
 
 #: The venta's file field, which the CRM's model declares (the seed plan's `confronta`).
@@ -146,6 +148,9 @@ class ConfrontaMinioMixin(models.Model):
 
     class Meta:
         abstract = True
+        # The three indexes the sidecar's queries need (see migraciones.py). A CRM model with a
+        # Meta of its own inherits them with `class Meta(ConfrontaMinioMixin.Meta)`.
+        indexes = indices_confronta()
 
     # --- reading -------------------------------------------------------------------------
 
