@@ -208,8 +208,8 @@ def test_five_megabyte_confronta_temporary_file_upload(entorno, agente1):
 
 def test_name_collision_and_local_files_while_the_sidecar_is_stopped(entorno, agente1):
     """With the sidecar stopped, two uploads of the same name both stay local (Django adds its
-    random suffix to the second); the pages say "Archivo local"; the download view explains;
-    resubir only marks. Started again, the sidecar moves both."""
+    random suffix to the second); the pages say "Archivo local"; the download view serves the
+    local file; resubir only marks. Started again, the sidecar moves both."""
     from telefonica.models import VentaPortabilidad
 
     assert entorno.sidecar.parar() == 0, entorno.sidecar.cola()
@@ -226,13 +226,17 @@ def test_name_collision_and_local_files_while_the_sidecar_is_stopped(entorno, ag
 
         html = agente1.detalle(a.venta_id)
         assert "Archivo local" in html and "Archivo almacenado en MinIO" not in html
-        assert f'href="/media/{a.guardado}"' in html
+        descarga = f"/telefonica/venta/{a.venta_id}/descargar-confronta/"
+        assert f'href="{descarga}"' in html and "/media/" not in html
 
-        # Not in MinIO yet: back to the detail page with a message saying so.
-        r = agente1.get(f"/telefonica/venta/{a.venta_id}/descargar-confronta/")
-        assert r.status_code == 302 and r.headers["Location"] == f"/telefonica/venta/{a.venta_id}/"
-        avisos = mensajes(agente1.detalle(a.venta_id))
-        assert any("todavía no está en MinIO" in m for m in avisos), avisos
+        # Not in MinIO yet: the download view serves the local file, to those the rule allows.
+        r = agente1.get(descarga)
+        assert r.status_code == 200 and r.content == primero, r.status_code
+        assert r.headers["Content-Disposition"] == 'attachment; filename="confronta_dup.pdf"'
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert Cliente(entorno.base_url).entrar("agente2").get(descarga).status_code == 403
+        # And nothing serves it at a public URL.
+        assert agente1.get(f"/media/{a.guardado}").status_code == 404
 
         # resubir: POST only, backoffice only, and it only resets the flag.
         ruta = f"/telefonica/venta/{a.venta_id}/resubir-confronta-minio/"

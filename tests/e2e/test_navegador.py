@@ -1,6 +1,7 @@
 """Checks in a real browser: headless Chromium logs in, opens a venta's detail page, clicks
-"Descargar Confronta", and the file it downloads is the confronta's exact bytes; and a refused
-confronta is shown with its reason, then replaced through the correction form."""
+"Descargar Confronta", and the file it downloads is the confronta's exact bytes, from MinIO
+and, while it is still local, from the permission-checked view; and a refused confronta is
+shown with its reason, then replaced through the correction form."""
 
 import pytest
 from selenium import webdriver
@@ -82,6 +83,42 @@ def test_browser_downloads_the_confronta(entorno, chromium):
             detalle=lambda: f"in {descargas}: {sorted(p.name for p in descargas.iterdir())}")
     assert sha256(destino.read_bytes()) == sha256(contenido)
     assert destino.read_bytes() == contenido
+
+
+def test_browser_downloads_a_local_confronta_through_the_view(entorno, chromium):
+    """While the file is still local (the sidecar stopped), "Descargar Confronta" goes to the
+    permission-checked view, which serves the file itself: no /media/ URL on the page."""
+    driver, descargas = chromium
+    assert entorno.sidecar.parar() == 0, entorno.sidecar.cola()
+    try:
+        contenido = pdf("confronta local en el navegador")
+        subida = Cliente(entorno.base_url).entrar("agente1").crear_venta(
+            "Cliente Local", "local-navegador.pdf", contenido)
+        nombre = subida.guardado.rsplit("/", 1)[1]
+        destino = f"/telefonica/venta/{subida.venta_id}/"
+        _entrar(driver, entorno, destino)
+        enlace = WebDriverWait(driver, 20).until(
+            EC.element_to_be_clickable((By.PARTIAL_LINK_TEXT, "Descargar Confronta")))
+        assert "Archivo local" in driver.find_element(By.ID, "confronta").text
+        assert enlace.get_attribute("href") == (
+            f"{entorno.base_url}/telefonica/venta/{subida.venta_id}/descargar-confronta/")
+        assert "/media/" not in driver.page_source
+        entorno.artifacts.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(entorno.artifacts / "confronta_local.png"))
+
+        enlace.click()
+        archivo = descargas / nombre
+
+        def descargado():
+            parciales = list(descargas.glob("*.crdownload"))
+            return archivo.exists() and not parciales and archivo.stat().st_size == len(contenido)
+
+        esperar(descargado, 30, f"Chromium to download {nombre}",
+                detalle=lambda: f"in {descargas}: {sorted(p.name for p in descargas.iterdir())}")
+        assert archivo.read_bytes() == contenido
+    finally:
+        entorno.sidecar.iniciar()
+    comprobar_movida(entorno, subida, contenido)
 
 
 def _entrar(driver, entorno, destino):

@@ -221,3 +221,22 @@ def revisar_urls_despliegue(app_configs=None, **kwargs):
         return []
     return [checks.Error(mensaje, hint=ayuda, id=f"confronta_sync.E{sufijo}")
             for sufijo, mensaje, ayuda in _problemas_de_urls()]
+
+
+# --- permission rules ---------------------------------------------------------------------
+
+@checks.register()
+def revisar_reglas(app_configs=None, **kwargs):
+    """E009: a permission rule setting that does not name a callable (every download and
+    re-upload would answer 500)."""
+    if not _nos_toca(app_configs):
+        return []
+    errores = []
+    for cargar in (conf.regla_descarga, conf.regla_resubir):
+        try:
+            cargar()
+        except ImproperlyConfigured as e:
+            errores.append(checks.Error(
+                str(e), hint=_("a dotted path to a function regla(user, venta) -> bool"),
+                id="confronta_sync.E009"))
+    return errores

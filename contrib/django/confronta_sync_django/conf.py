@@ -19,6 +19,10 @@
     CONFRONTA_SYNC_DETALLE_KWARG = "pk"          # its keyword for the venta's id (None: positional)
     CONFRONTA_SYNC_DESCARGA_URL = "telefonica:descargar_confronta"         # the companion's views:
     CONFRONTA_SYNC_RESUBIR_URL = "telefonica:resubir_confronta_minio"      # namespace and names
+    CONFRONTA_SYNC_PERMISO_DESCARGA = "confronta_sync_django.permisos.puede_descargar_confronta"
+    CONFRONTA_SYNC_PERMISO_RESUBIR = "confronta_sync_django.permisos.puede_resubir_confronta"
+                                                   # regla(user, venta) -> bool (a dotted path
+                                                   # or the callable itself)
     CONFRONTA_SYNC_BINARIO = "confronta-sync"      # the sidecar, for migrar_confrontas_minio
     CONFRONTA_SYNC_CONFIG = "/etc/confronta-sync/config.toml"   # its configuration
 """
@@ -32,6 +36,7 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 from django.urls import reverse
+from django.utils.module_loading import import_string
 
 DEFAULT_MODEL = "telefonica.VentaPortabilidad"
 DEFAULT_AGENTE_FIELD = "agente"
@@ -148,6 +153,34 @@ def espacio_y_nombre(nombre_completo: str) -> "tuple[Optional[str], str]":
     namespace the companion's URLconf declares (its innermost one) and the pattern's name."""
     espacios, _, nombre = nombre_completo.rpartition(":")
     return espacios.rpartition(":")[2] or None, nombre
+
+
+DEFAULT_PERMISO_DESCARGA = "confronta_sync_django.permisos.puede_descargar_confronta"
+DEFAULT_PERMISO_RESUBIR = "confronta_sync_django.permisos.puede_resubir_confronta"
+
+
+def _regla(ajuste: str, defecto: str):
+    valor = getattr(settings, ajuste, defecto)
+    if callable(valor):
+        return valor
+    try:
+        regla = import_string(valor)
+    except ImportError as e:
+        raise ImproperlyConfigured(f"{ajuste} = {valor!r}: {e}") from e
+    if not callable(regla):
+        raise ImproperlyConfigured(f"{ajuste} = {valor!r} is not callable")
+    return regla
+
+
+def regla_descarga():
+    """Who may download a venta's confronta: `regla(user, venta) -> bool` (venta None for an
+    id that names no venta; see permisos.py)."""
+    return _regla("CONFRONTA_SYNC_PERMISO_DESCARGA", DEFAULT_PERMISO_DESCARGA)
+
+
+def regla_resubir():
+    """Who may mark a venta's confronta for re-upload; same shape."""
+    return _regla("CONFRONTA_SYNC_PERMISO_RESUBIR", DEFAULT_PERMISO_RESUBIR)
 
 
 #: The sidecar's executable, as `migrar_confrontas_minio` runs it: a name looked up on PATH or

@@ -374,6 +374,37 @@ def _anotar_asignaciones(sender, **kwargs):
     clase = _descriptor_que_anota(type(actual))
     clase._anota_confronta = True
     setattr(sender, CAMPO_ARCHIVO, clase(campo))
+    campo.attr_class = _archivo_con_url_de_la_vista(campo.attr_class)
+
+
+def _archivo_con_url_de_la_vista(clase):
+    """A subclass of the field's FieldFile class whose `url` is the companion's download view
+    for the venta, not the storage's public `/media/...` URL: Django's file widget
+    ("Actualmente: <a href=...>", in every form and the admin), a serializer, or an old
+    template's `{{ venta.confronta.url }}` then lead through the permission rule. Made once per
+    class and kept in this module under its own name, so that pickled ventas unpickle."""
+    nombre = f"{clase.__name__}ConVistaDeDescarga"
+    existente = globals().get(nombre)
+    if existente is not None and existente.__bases__ == (clase,):
+        return existente
+    if getattr(clase, "_url_de_la_vista", False):
+        return clase
+
+    def url(self):
+        self._require_file()
+        if self.instance.pk is None:
+            return ""  # no venta yet, so no view to send anyone to
+        from .templatetags.confronta_sync import url_descarga_confronta
+
+        return url_descarga_confronta(self.instance)
+
+    subclase = type(nombre, (clase,), {
+        "url": property(url), "_url_de_la_vista": True, "__module__": __name__,
+        "__qualname__": nombre,
+        "__doc__": f"{clase.__name__} whose url is the permission-checked download view.",
+    })
+    globals()[nombre] = subclase
+    return subclase
 
 
 class_prepared.connect(_anotar_asignaciones, dispatch_uid="confronta_sync_anotar_asignaciones")

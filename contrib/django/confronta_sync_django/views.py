@@ -1,4 +1,6 @@
-"""The download view (a redirect to a presigned MinIO URL) and the "mark for re-upload" view.
+"""The download view (the local file, or a redirect to a presigned MinIO URL) and the "mark for
+re-upload" view. The fragments link the download view in every state: a local confronta is
+never linked at its public /media/ URL, which would skip the permission rule.
 
 Wire them as urls.py says. A user the rule does not allow gets Django's PermissionDenied, and
 a venta that does not exist Django's Http404, so the CRM's own 403 and 404 pages answer; the
@@ -6,18 +8,18 @@ permission is decided first, so that a user who may not see a venta cannot learn
 answer whether it exists."""
 
 import logging
+import posixpath
 from datetime import timedelta
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.core.exceptions import PermissionDenied
-from django.http import Http404, JsonResponse
+from django.core.exceptions import ImproperlyConfigured, PermissionDenied
+from django.http import FileResponse, Http404, JsonResponse
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.views.decorators.cache import never_cache
 
 from . import conf, minio_utils
-from .permisos import puede_descargar_confronta, puede_resubir_confronta
 
 logger = logging.getLogger("confronta_sync_django")
 
@@ -50,11 +52,16 @@ def _venta_permitida(user, venta_id, regla):
 @never_cache
 @login_required
 def descargar_confronta(request, venta_id):
-    """Redirects the owning agent, backoffice, Administrador or a superuser to a presigned
-    MinIO URL valid for one day; anyone else gets 403. When the confronta is not (yet) in
-    MinIO, says why with a message on the venta's detail page."""
-    venta = _venta_permitida(request.user, venta_id, puede_descargar_confronta)
+    """The venta's confronta, for those the rule allows (by default the owning agent,
+    backoffice, Administrador and superusers): the local file itself while the sidecar has not
+    moved it yet, else a redirect to a presigned MinIO URL. When there is nothing to hand out
+    (refused, no confronta, the object missing, MinIO unreachable) the user goes back to the
+    venta's detail page with a message saying why."""
+    venta = _venta_permitida(request.user, venta_id, conf.regla_descarga())
+    return _entregar(request, venta)
 
+
+def _entregar(request, venta, intentos=2):
     if venta.confronta_rechazada:
         # The sidecar refused the file (type, size, virus) and put it in quarantine: it will
         # never be in MinIO, so say why and what to do instead of "being uploaded".
@@ -63,16 +70,47 @@ def descargar_confronta(request, venta_id):
             % {"motivo": venta.confronta_sync_error},
         )
         return _volver_al_detalle(venta)
+    if venta.confronta:
+        # Local (new, or a correction not moved yet): the newest file is the one to show.
+        nombre = venta.confronta.name
+        try:
+            archivo = venta.confronta.storage.open(nombre, "rb")
+        except FileNotFoundError:
+            # The sidecar moved (or refused) it since the row was read; once opened, the file
+            # stays readable even if it is unlinked while it is sent.
+            venta.refresh_from_db()
+            if intentos > 1 and venta.confronta.name != nombre:
+                return _entregar(request, venta, intentos - 1)
+            if venta.confronta:
+                logger.error("venta %s names %s, which is not on disk", venta.pk, nombre)
+                _avisar(request, messages.ERROR,
+                        _("No se encuentra el archivo de la confronta. Avise a soporte."))
+                return _volver_al_detalle(venta)
+            return _entregar(request, venta, 1)
+        return _respuesta_archivo(archivo, nombre)
     if not venta.confronta_en_minio:
-        if venta.confronta:
-            _avisar(request, messages.WARNING,
-                _("La confronta todavía no está en MinIO: se está subiendo desde el servidor. "
-                  "Vuelva a intentarlo en unos segundos."),
-            )
-        else:
-            _avisar(request, messages.ERROR, _("Esta venta no tiene confronta en MinIO."))
+        _avisar(request, messages.ERROR, _("Esta venta no tiene confronta."))
         return _volver_al_detalle(venta)
+    return _redirigir_a_minio(request, venta)
 
+
+def _respuesta_archivo(archivo, nombre):
+    disposicion = _disposicion()
+    respuesta = FileResponse(archivo, as_attachment=disposicion == "attachment",
+                             filename=posixpath.basename(nombre))
+    # Served from our origin: never let a browser sniff an uploaded file into HTML.
+    respuesta["X-Content-Type-Options"] = "nosniff"
+    return respuesta
+
+
+def _disposicion():
+    try:
+        return conf.minio_settings().disposicion
+    except ImproperlyConfigured:
+        return "attachment"
+
+
+def _redirigir_a_minio(request, venta):
     objeto = venta.confronta_minio_object_name
     if conf.minio_settings().verificar_objeto:
         try:
@@ -108,7 +146,7 @@ def resubir_confronta_minio(request, venta_id):
     The confronta-sync sidecar does the upload; nothing is uploaded here. JSON answers."""
     if request.method != "POST":
         return JsonResponse({"error": _("Método no permitido")}, status=405)
-    venta = _venta_permitida(request.user, venta_id, puede_resubir_confronta)
+    venta = _venta_permitida(request.user, venta_id, conf.regla_resubir())
     return _marcar_para_resubir(venta)
 
 
