@@ -165,11 +165,17 @@ def test_small_confronta_in_memory_upload(entorno, agente1):
     assert f'href="/telefonica/venta/{subida.venta_id}/descargar-confronta/"' in html
     assert "Descargar Confronta" in html
 
-    # The owner is sent to a presigned URL, valid one day, that serves the exact bytes.
+    # The owner is sent to a presigned URL, valid ten minutes, that serves the exact bytes.
     url, r = descargar(agente1, subida.venta_id)
     assert url.startswith(f"{entorno.s3_endpoint}/{entorno.bucket}/{f['confronta_minio_object_name']}?")
     query = parse_qs(urlsplit(url).query)
-    assert query["X-Amz-Expires"] == ["86400"] and "X-Amz-Signature" in query
+    assert query["X-Amz-Expires"] == ["600"] and "X-Amz-Signature" in query
+    # Django logged the download (who, which venta, which object), never the signed URL.
+    registro = (entorno.work / "logs" / "gunicorn.log").read_text()
+    linea = f"venta={subida.venta_id} object={f['confronta_minio_object_name']}"
+    assert any(l.startswith("confronta download: user=") and l.endswith(linea)
+               for l in registro.splitlines()), registro[-2000:]
+    assert query["X-Amz-Signature"][0] not in registro
     assert r.status_code == 200 and r.content == contenido
     nombre = f["confronta_minio_object_name"].rsplit("/", 1)[1]
     assert r.headers.get("Content-Disposition") == f'attachment; filename="{nombre}"'

@@ -240,3 +240,15 @@ def revisar_reglas(app_configs=None, **kwargs):
                 str(e), hint=_("a dotted path to a function regla(user, venta) -> bool"),
                 id="confronta_sync.E009"))
     return errores
+
+
+@checks.register()
+def revisar_url_expira(app_configs=None, **kwargs):
+    """E010: a link lifetime S3 would refuse (every download from MinIO would fail)."""
+    if not _nos_toca(app_configs):
+        return []
+    try:
+        conf.url_expira()
+    except ImproperlyConfigured as e:
+        return [checks.Error(str(e), id="confronta_sync.E010")]
+    return []

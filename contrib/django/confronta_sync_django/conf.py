@@ -23,11 +23,14 @@
     CONFRONTA_SYNC_PERMISO_RESUBIR = "confronta_sync_django.permisos.puede_resubir_confronta"
                                                    # regla(user, venta) -> bool (a dotted path
                                                    # or the callable itself)
+    CONFRONTA_SYNC_URL_EXPIRA = timedelta(minutes=10)   # validity of each presigned link
+                                                   # (or seconds; 1 s to 7 days, the S3 limit)
     CONFRONTA_SYNC_BINARIO = "confronta-sync"      # the sidecar, for migrar_confrontas_minio
     CONFRONTA_SYNC_CONFIG = "/etc/confronta-sync/config.toml"   # its configuration
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 from urllib.parse import urlsplit
 
 from typing import Optional
@@ -181,6 +184,27 @@ def regla_descarga():
 def regla_resubir():
     """Who may mark a venta's confronta for re-upload; same shape."""
     return _regla("CONFRONTA_SYNC_PERMISO_RESUBIR", DEFAULT_PERMISO_RESUBIR)
+
+
+#: How long a presigned link lives. The view makes one per click, so it only has to outlast the
+#: redirect and a slow start of the download; a short life limits what a leaked link (browser
+#: history, a proxy's log, a forwarded message) gives away.
+DEFAULT_URL_EXPIRA = timedelta(minutes=10)
+#: S3's limit for a presigned URL.
+URL_EXPIRA_MAXIMA = timedelta(days=7)
+
+
+def url_expira() -> timedelta:
+    """CONFRONTA_SYNC_URL_EXPIRA as a timedelta (a number is seconds), 1 s to 7 days."""
+    valor = getattr(settings, "CONFRONTA_SYNC_URL_EXPIRA", DEFAULT_URL_EXPIRA)
+    if isinstance(valor, (int, float)) and not isinstance(valor, bool):
+        valor = timedelta(seconds=valor)
+    if not isinstance(valor, timedelta) or not timedelta(seconds=1) <= valor <= URL_EXPIRA_MAXIMA:
+        raise ImproperlyConfigured(
+            f"CONFRONTA_SYNC_URL_EXPIRA = {valor!r} must be a timedelta or a number of seconds "
+            f"from 1 s to 7 days (the S3 limit)"
+        )
+    return valor
 
 
 #: The sidecar's executable, as `migrar_confrontas_minio` runs it: a name looked up on PATH or

@@ -4,6 +4,7 @@ locally, and the existence check (a HEAD) is replaced where a test needs its ans
 
 import pickle
 import re
+from datetime import timedelta
 from unittest import mock
 from urllib.parse import parse_qs, urlsplit
 
@@ -45,21 +46,41 @@ class Descarga(TestCase):
         html = self.client.get(r["Location"]).content.decode()
         return html, mensajes(html)
 
-    def test_en_minio_redirige_a_una_url_firmada_de_un_dia(self):
+    def test_en_minio_redirige_a_una_url_firmada_de_diez_minutos(self):
         venta = mover_a_minio(venta_local(self.agente))
         with mock.patch.object(minio_utils, "objeto_existe", return_value=True) as existe:
-            r = self.client.get(self.url(venta))
+            with self.assertLogs("confronta_sync_django", "INFO") as registro:
+                r = self.client.get(self.url(venta))
         existe.assert_called_once_with(OBJETO)
         self.assertEqual(r.status_code, 302)
         partes = urlsplit(r["Location"])
         self.assertEqual(partes.netloc, "127.0.0.1:9")
         self.assertEqual(partes.path, f"/telefonica-crea-online/{OBJETO}")
         query = parse_qs(partes.query)
-        self.assertEqual(query["X-Amz-Expires"], ["86400"])
+        # Issue 26, item 6: the link was valid a day, though the view makes one per click.
+        self.assertEqual(query["X-Amz-Expires"], ["600"])
         self.assertIn("no-store", r["Cache-Control"])
+        # One INFO line per download: who, which venta, which object; never the signed URL.
+        self.assertEqual(len(registro.records), 1)
+        linea = registro.records[0]
+        self.assertEqual(linea.levelname, "INFO")
+        self.assertIn(f"user={self.agente.pk} ({self.agente.username})", linea.getMessage())
+        self.assertIn(f"venta={venta.pk}", linea.getMessage())
+        self.assertIn(f"object={OBJETO}", linea.getMessage())
+        self.assertNotIn("X-Amz", linea.getMessage())
+        self.assertNotIn(query["X-Amz-Signature"][0], linea.getMessage())
         html = self.client.get(f"/telefonica/venta/{venta.pk}/").content.decode()
         self.assertIn("Archivo almacenado en MinIO", html)
         self.assertIn(f'href="{self.url(venta)}"', html)
+
+    def test_la_validez_se_configura(self):
+        venta = mover_a_minio(venta_local(self.agente))
+        for valor, segundos in ((timedelta(minutes=2), "120"), (45, "45")):
+            with self.subTest(valor=valor), override_settings(CONFRONTA_SYNC_URL_EXPIRA=valor), \
+                    mock.patch.object(minio_utils, "objeto_existe", return_value=True):
+                r = self.client.get(self.url(venta))
+                self.assertEqual(parse_qs(urlsplit(r["Location"]).query)["X-Amz-Expires"],
+                                 [segundos])
 
     def test_todavia_local_se_sirve_por_la_vista(self):
         # Issue 26, item 3: while the file is local, the fragments linked the public /media/
@@ -69,9 +90,13 @@ class Descarga(TestCase):
         self.assertIn("Archivo local", html)
         self.assertIn(f'href="{self.url(venta)}"', html)
         self.assertNotIn("/media/", html)
-        r = self.client.get(self.url(venta))
+        with self.assertLogs("confronta_sync_django", "INFO") as registro:
+            r = self.client.get(self.url(venta))
         self.assertEqual(r.status_code, 200)
         self.assertEqual(b"".join(r.streaming_content), b"%PDF-1.4 local")
+        self.assertEqual([linea.getMessage() for linea in registro.records], [
+            f"confronta download: user={self.agente.pk} ({self.agente.username}) "
+            f"venta={venta.pk} local={venta.confronta.name}"])
         self.assertEqual(r["Content-Type"], "application/pdf")
         nombre = venta.confronta.name.rsplit("/", 1)[1]  # escaneo.pdf, or Django's escaneo_<x>.pdf
         self.assertEqual(r["Content-Disposition"], f'attachment; filename="{nombre}"')
