@@ -20,6 +20,7 @@ from apoyo import (
     esperar_rechazo,
     pdf,
     sha256,
+    venta_sin_formulario,
 )
 
 
@@ -130,23 +131,41 @@ def _entrar(driver, entorno, destino):
 
 
 def test_browser_shows_a_rejected_confronta_and_takes_a_new_one(entorno, chromium, tmp_path):
+    """A file the sidecar refused (it reached the folder without the form's check) is shown
+    with the Spanish reason of its code (contract B); the correction form refuses, in Spanish,
+    another bad file before saving it, and takes a PDF, which then moves."""
     driver, _ = chromium
-    subida = Cliente(entorno.base_url).entrar("agente1").crear_venta(
-        "Cliente Rechazado", "escaneo.pdf", ejecutable_disfrazado())
+    subida = venta_sin_formulario("agente1", "Cliente Rechazado", "escaneo.pdf",
+                                  ejecutable_disfrazado())
     motivo = esperar_rechazo(entorno, subida.venta_id)["confronta_sync_error"]
+    assert motivo.startswith("content_not_allowed: "), f"no contract B code in {motivo!r}"
 
     _entrar(driver, entorno, f"/telefonica/venta/{subida.venta_id}/")
     aviso = WebDriverWait(driver, 20).until(
         EC.visibility_of_element_located((By.ID, "confronta-rechazada")))
-    assert f"Confronta rechazada: {motivo}" in aviso.text
+    assert "Confronta rechazada: El contenido del archivo no es de un tipo admitido." in aviso.text
     assert "Suba una confronta nueva" in aviso.text
+    assert "allowed_types" not in driver.page_source and motivo not in driver.page_source
     assert not driver.find_elements(By.ID, "descargar-confronta")
     entorno.artifacts.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(entorno.artifacts / "confronta_rechazada.png"))
 
-    # "Subir una confronta nueva" leads to the correction form; a real PDF goes through it.
+    # "Subir una confronta nueva" leads to the correction form. Another executable is refused
+    # there, before anything is saved; a real PDF goes through.
     driver.find_element(By.ID, "subir-nueva-confronta").click()
     campo = WebDriverWait(driver, 20).until(EC.presence_of_element_located((By.NAME, "confronta")))
+    mala = tmp_path / "otra.pdf"
+    mala.write_bytes(ejecutable_disfrazado())
+    campo.send_keys(str(mala))
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    error = WebDriverWait(driver, 20).until(
+        EC.visibility_of_element_located((By.ID, "confronta-error")))
+    assert error.text == ("El contenido del archivo no es de un tipo admitido. "
+                          "Tipos admitidos: PDF, JPG, PNG.")
+    driver.save_screenshot(str(entorno.artifacts / "formulario_rechazado.png"))
+    assert not list((entorno.media_root / "confrontas").glob("otra*.pdf"))
+
+    campo = driver.find_element(By.NAME, "confronta")
     buena = tmp_path / "buena.pdf"
     contenido = pdf("nueva desde el navegador")
     buena.write_bytes(contenido)

@@ -1,4 +1,5 @@
 """System checks: the settings, the URL wiring and the venta model, reported by `manage.py check`.
+Their texts are for developers and in English, like Django's own checks.
 
 A developer's laptop often has no MinIO settings: without them only the download view fails
 (it cannot presign), so their absence is a warning (`confronta_sync.W001`) that never stops
@@ -14,7 +15,6 @@ from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.utils.module_loading import import_string
-from django.utils.translation import gettext as _
 
 from . import conf, views
 from .migraciones import indices_confronta
@@ -23,7 +23,7 @@ from .models import CAMPO_ASIGNADA, CAMPOS_SIDECAR
 
 
 def _ayuda_minio() -> str:
-    return _("see CONFRONTA_SYNC_MINIO in the confronta-sync-django README")
+    return ("see CONFRONTA_SYNC_MINIO in the confronta-sync-django README")
 
 
 def _nos_toca(app_configs) -> bool:
@@ -55,7 +55,7 @@ def revisar_ajustes_minio(app_configs=None, **kwargs):
     return [
         checks.Warning(
             error,
-            hint=_("Downloads from MinIO will fail until it is set; %(ayuda)s. "
+            hint=("Downloads from MinIO will fail until it is set; %(ayuda)s. "
                    "`manage.py check --deploy` reports it as an error.") % {"ayuda": _ayuda_minio()},
             id="confronta_sync.W001",
         )
@@ -87,8 +87,8 @@ def revisar_modelo(app_configs=None, **kwargs):
         except FieldDoesNotExist:
             errores.append(
                 checks.Error(
-                    _("%(modelo)s has no field %(campo)r") % {"modelo": model._meta.label, "campo": name},
-                    hint=_("inherit confronta_sync_django.models.ConfrontaMinioMixin, then run "
+                    ("%(modelo)s has no field %(campo)r") % {"modelo": model._meta.label, "campo": name},
+                    hint=("inherit confronta_sync_django.models.ConfrontaMinioMixin, then run "
                            "`manage.py makemigrations %(app)s` and `migrate`")
                     % {"app": model._meta.app_label},
                     obj=model,
@@ -99,7 +99,7 @@ def revisar_modelo(app_configs=None, **kwargs):
     if not hasattr(model, "obtener_url_descarga_confronta"):
         errores.append(
             checks.Error(
-                _("%(modelo)s does not inherit ConfrontaMinioMixin") % {"modelo": model._meta.label},
+                ("%(modelo)s does not inherit ConfrontaMinioMixin") % {"modelo": model._meta.label},
                 obj=model,
                 id="confronta_sync.E004",
             )
@@ -117,11 +117,11 @@ def problemas_de_indices(model):
     if not faltan:
         return []
     return [checks.Warning(
-        _("%(modelo)s does not declare the index(es) on %(campos)s that the sidecar's queries "
+        ("%(modelo)s does not declare the index(es) on %(campos)s that the sidecar's queries "
           "need; without them each lookup of a file's row and each reconcile pass reads the "
           "whole table") % {"modelo": model._meta.label,
                             "campos": ", ".join("/".join(i.fields) for i in faltan)},
-        hint=_("a model with a Meta of its own inherits the mixin's: "
+        hint=("a model with a Meta of its own inherits the mixin's: "
                "class Meta(ConfrontaMinioMixin.Meta); then `manage.py makemigrations`"),
         obj=model,
         id="confronta_sync.W008",
@@ -148,7 +148,7 @@ def _problemas_de_urls():
     """(id suffix, message, hint) for each configured name that does not reverse, or reverses
     to a URL another view serves."""
     problemas = []
-    ayuda = _("see the URLs section of the confronta-sync-django README")
+    ayuda = ("see the URLs section of the confronta-sync-django README")
     for ajuste, nombre, vista in (
         ("CONFRONTA_SYNC_DESCARGA_URL", conf.descarga_url_name(), views.descargar_confronta),
         ("CONFRONTA_SYNC_RESUBIR_URL", conf.resubir_url_name(), views.resubir_confronta_minio),
@@ -169,7 +169,7 @@ def _problemas_de_urls():
                 f"{ajuste} = {nombre!r} reverses to {ruta}, which "
                 f"{getattr(servida_por, '__module__', '?')}.{getattr(servida_por, '__qualname__', '?')} "
                 f"serves, not confronta_sync_django.views.{vista.__name__}",
-                _("remove the old view's pattern (the seed plan's own %(vista)s) or give the "
+                ("remove the old view's pattern (the seed plan's own %(vista)s) or give the "
                   "companion's view another name in %(ajuste)s")
                 % {"vista": vista.__name__, "ajuste": ajuste},
             ))
@@ -182,13 +182,13 @@ def _problemas_de_urls():
             "005",
             f"CONFRONTA_SYNC_DETALLE_URL = {conf.detalle_url_name()!r} does not reverse with "
             f"{como} (CONFRONTA_SYNC_DETALLE_KWARG = {kwarg!r}): {e}",
-            _("name the CRM's venta detail page and the keyword its URL takes"),
+            ("name the CRM's venta detail page and the keyword its URL takes"),
         ))
     if not _tiene_message_middleware():
         problemas.append((
             "007",
             "MIDDLEWARE lacks django.contrib.messages.middleware.MessageMiddleware",
-            _("the download view tells the user why it sent them back with a message; without "
+            ("the download view tells the user why it sent them back with a message; without "
               "the middleware the message is lost"),
         ))
     return problemas
@@ -237,7 +237,7 @@ def revisar_reglas(app_configs=None, **kwargs):
             cargar()
         except ImproperlyConfigured as e:
             errores.append(checks.Error(
-                str(e), hint=_("a dotted path to a function regla(user, venta) -> bool"),
+                str(e), hint=("a dotted path to a function regla(user, venta) -> bool"),
                 id="confronta_sync.E009"))
     return errores
 
@@ -252,3 +252,75 @@ def revisar_url_expira(app_configs=None, **kwargs):
     except ImproperlyConfigured as e:
         return [checks.Error(str(e), id="confronta_sync.E010")]
     return []
+
+
+# --- the validation rules shared with the sidecar ------------------------------------------
+
+def _reglas_y_errores():
+    from . import validacion
+
+    errores = []
+    try:
+        ajuste = validacion.reglas_del_ajuste()
+    except ImproperlyConfigured as e:
+        ajuste = None
+        errores.append(checks.Error(str(e), id="confronta_sync.E011"))
+    try:
+        archivo = validacion.reglas_del_sidecar()
+    except ImproperlyConfigured as e:
+        archivo = None
+        errores.append(checks.Error(
+            str(e), hint="the sidecar refuses to start with it too", id="confronta_sync.E011"))
+    return ajuste, archivo, errores
+
+
+@checks.register()
+def revisar_validacion(app_configs=None, **kwargs):
+    """E011: a malformed source of the upload rules; E012: CONFRONTA_SYNC_VALIDACION and the
+    sidecar's `[validation]` disagree (forms would accept what the sidecar refuses, or the
+    reverse); W014: allowed types whose content Django cannot tell (it checks their extension
+    only)."""
+    if not _nos_toca(app_configs):
+        return []
+    from .tipos import TIPOS_CONOCIDOS
+    from .validacion import POR_DEFECTO
+
+    ajuste, archivo, avisos = _reglas_y_errores()
+    if ajuste is not None and archivo is not None and not ajuste.iguales(archivo):
+        avisos.append(checks.Error(
+            f"CONFRONTA_SYNC_VALIDACION (allowed_types {list(ajuste.tipos)}, max_bytes "
+            f"{ajuste.max_bytes}) differs from {archivo.origen} (allowed_types "
+            f"{list(archivo.tipos)}, max_bytes {archivo.max_bytes})",
+            hint="remove CONFRONTA_SYNC_VALIDACION (Django reads the sidecar's file) or make "
+                 "them the same",
+            id="confronta_sync.E012",
+        ))
+    vigentes = ajuste or archivo or POR_DEFECTO
+    desconocidos = [t for t in vigentes.tipos if t not in TIPOS_CONOCIDOS]
+    if desconocidos:
+        avisos.append(checks.Warning(
+            f"allowed types {desconocidos} ({vigentes.origen}): Django checks their extension "
+            f"only; the sidecar also checks their content, so a file may pass the form and be "
+            f"refused seconds later",
+            id="confronta_sync.W014",
+        ))
+    return avisos
+
+
+@checks.register(deploy=True)
+def revisar_validacion_despliegue(app_configs=None, **kwargs):
+    """W013: Django cannot read the sidecar's config and CONFRONTA_SYNC_VALIDACION is not set,
+    so the form checks the sidecar's defaults, which may not be the rules in force."""
+    if not _nos_toca(app_configs):
+        return []
+    ajuste, archivo, errores = _reglas_y_errores()
+    if errores or ajuste is not None or archivo is not None:
+        return []
+    return [checks.Warning(
+        f"Django cannot read the sidecar's config ({conf.config_sidecar()}) and "
+        f"CONFRONTA_SYNC_VALIDACION is not set: uploads are checked against the sidecar's "
+        f"default [validation] rules",
+        hint="let Django's user read the file (the package gives it to group www-data), or "
+             "set CONFRONTA_SYNC_VALIDACION to the sidecar's allowed_types and max_bytes",
+        id="confronta_sync.W013",
+    )]

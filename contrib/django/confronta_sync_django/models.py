@@ -22,6 +22,7 @@ import logging
 import posixpath
 from datetime import timedelta
 
+from django.core.exceptions import ValidationError
 from django.db import models, router
 from django.db.models import Q
 from django.db.models.signals import class_prepared
@@ -29,7 +30,9 @@ from django.utils import timezone
 from django.utils.crypto import get_random_string
 from django.utils.translation import gettext_lazy as _
 
+from . import motivos
 from .migraciones import indices_confronta
+from .validacion import ValidadorConfronta
 
 logger = logging.getLogger("confronta_sync_django")
 
@@ -164,7 +167,22 @@ class ConfrontaMinioMixin(models.Model):
         """The sidecar refused the last file (`confronta_sync_error` says why) and no new one
         has been saved since: the venta needs a new upload. A new file saved by Django takes
         over at once (the sidecar clears the reason when it records that file)."""
-        return bool(self.confronta_sync_error) and not self.confronta
+        return bool(self.confronta_sync_error) and not self._archivo_guardado()
+
+    @property
+    def codigo_rechazo_confronta(self):
+        """The code of the sidecar's refusal (`too_large`, `type_not_allowed`, ..., see
+        motivos.py), or None: no refusal, or an older sidecar's text without a code."""
+        return motivos.separar(self.confronta_sync_error)[0] if self.confronta_rechazada else None
+
+    @property
+    def motivo_rechazo_confronta(self) -> str:
+        """Why the sidecar refused the file, in Spanish and without its internals (limits,
+        virus names), for agents; '' when it was not refused. The detail stays in
+        `confronta_sync_error`, for support."""
+        if not self.confronta_rechazada:
+            return ""
+        return str(motivos.mensaje_de_rechazo(self.confronta_sync_error))
 
     @property
     def estado_confronta(self) -> str:
@@ -172,7 +190,7 @@ class ConfrontaMinioMixin(models.Model):
         ESTADO_SIN (for the admin's column and filter, and for templates)."""
         if self.confronta_rechazada:
             return ESTADO_RECHAZADA
-        if self.confronta:
+        if self._archivo_guardado():
             # A new local file is what counts, even while an older one is still in MinIO.
             return ESTADO_LOCAL
         if self.confronta_en_minio:
@@ -182,7 +200,16 @@ class ConfrontaMinioMixin(models.Model):
     @property
     def confronta_pendiente_de_subir(self) -> bool:
         """A local file is waiting for the sidecar (new, or a correction)."""
-        return bool(self.confronta) and not self.confronta_subido_a_minio
+        return bool(self._archivo_guardado()) and not self.confronta_subido_a_minio
+
+    def _archivo_guardado(self) -> str:
+        """The path of the file this venta has stored: an upload the instance holds but has
+        not stored (a form that failed validation leaves it on its instance) does not count,
+        so the pages show the row as it is, not a file that was refused before it was saved."""
+        archivo = self.__dict__.get(CAMPO_ARCHIVO)
+        if getattr(archivo, "_committed", True) is False:
+            return self.__dict__.get("_confronta_leida", "")
+        return _nombre(archivo)
 
     def obtener_url_descarga_confronta(self, expiry_days=7):
         """A presigned GET URL for the confronta, valid `expiry_days` days (at most 7, the S3
@@ -225,6 +252,26 @@ class ConfrontaMinioMixin(models.Model):
         if marcadas:
             self.confronta_subido_a_minio = False
         return bool(marcadas)
+
+    def clean_fields(self, exclude=None):
+        """Django's field validation, and a new upload checked against the sidecar's rules
+        (validacion.py): every ModelForm and the admin refuse, in Spanish, what the sidecar
+        would refuse later. A file already stored is not checked again (its fate is the
+        sidecar's)."""
+        errores = {}
+        try:
+            super().clean_fields(exclude=exclude)
+        except ValidationError as e:
+            errores = e.update_error_dict(errores)
+        archivo = self.__dict__.get(CAMPO_ARCHIVO)
+        if ((exclude is None or CAMPO_ARCHIVO not in exclude) and CAMPO_ARCHIVO not in errores
+                and getattr(archivo, "_committed", True) is False and archivo):
+            try:
+                ValidadorConfronta()(archivo)
+            except ValidationError as e:
+                errores[CAMPO_ARCHIVO] = e.error_list
+        if errores:
+            raise ValidationError(errores)
 
     @classmethod
     def from_db(cls, db, field_names, values):
@@ -314,6 +361,8 @@ class ConfrontaMinioMixin(models.Model):
                 if not f.primary_key and f.name not in fuera and f.attname not in diferidos
             ]
         result = super().save(**kwargs)
+        if CAMPO_ARCHIVO in kwargs["update_fields"]:
+            self.__dict__["_confronta_leida"] = _nombre(self.__dict__.get(CAMPO_ARCHIVO))
         if asignada:
             self.__dict__["_confronta_asignada"] = False
             if fila is not None:
@@ -333,8 +382,10 @@ class ConfrontaMinioMixin(models.Model):
         return getattr(self.__dict__.get(CAMPO_ARCHIVO), "_committed", True) is False
 
     def _olvidar_asignacion(self):
+        """The instance now holds what the row holds (just loaded, refreshed or inserted)."""
         self.__dict__["_confronta_asignada"] = False
         self.__dict__["_confronta_escrito"] = None
+        self.__dict__["_confronta_leida"] = _nombre(self.__dict__.get(CAMPO_ARCHIVO))
 
 
 @functools.lru_cache(maxsize=None)

@@ -61,8 +61,8 @@ def _entregar(request, venta, intentos=2):
         # The sidecar refused the file (type, size, virus) and put it in quarantine: it will
         # never be in MinIO, so say why and what to do instead of "being uploaded".
         _avisar(request, messages.ERROR,
-            _("Confronta rechazada: %(motivo)s. Suba una confronta nueva corrigiendo la venta.")
-            % {"motivo": venta.confronta_sync_error},
+            _("Confronta rechazada: %(motivo)s Suba una confronta nueva corrigiendo la venta.")
+            % {"motivo": venta.motivo_rechazo_confronta},
         )
         return _volver_al_detalle(venta)
     if venta.confronta:
@@ -164,8 +164,8 @@ def _marcar_para_resubir(venta, intentos=2):
             )
         if venta.confronta_rechazada:
             return JsonResponse(
-                {"error": _("Confronta rechazada: %(motivo)s. Hace falta subir una nueva.")
-                 % {"motivo": venta.confronta_sync_error}},
+                {"error": _("Confronta rechazada: %(motivo)s Hace falta subir una nueva.")
+                 % {"motivo": venta.motivo_rechazo_confronta}},
                 status=400,
             )
         return JsonResponse({"error": _("No hay archivo confronta para subir")}, status=400)

@@ -37,6 +37,8 @@ class Paquete(SimpleTestCase):
 
     def test_licencia_tipos_y_version(self):
         self.assertIn("confronta_sync_django/py.typed", self.archivos)
+        for catalogo in ("django.po", "django.mo"):
+            self.assertIn(f"confronta_sync_django/locale/es/LC_MESSAGES/{catalogo}", self.archivos)
         self.assertTrue(any(n.endswith("LICENSE") for n in self.archivos), sorted(self.archivos))
         self.assertIn(f"confronta_sync_django-{confronta_sync_django.__version__}-", self.nombre)
         self.assertIn("License: MIT", self.metadatos)

@@ -148,15 +148,18 @@ class Descarga(TestCase):
         self.assertNotIn("/media/", html)
 
     def test_rechazada_dice_el_motivo_y_pide_una_nueva(self):
-        venta = rechazar(venta_local(self.agente), "2000 bytes is over max_bytes (1000)")
+        # Issue 26, item 4: the sidecar's English text, with its limit, was shown verbatim.
+        venta = rechazar(venta_local(self.agente), "too_large: 2000 bytes is over max_bytes (1000)")
         r = self.client.get(self.url(venta))
         html, avisos = self.seguir(r)
         self.assertIn(
-            "Confronta rechazada: 2000 bytes is over max_bytes (1000). Suba una confronta nueva "
+            "Confronta rechazada: El archivo es demasiado grande. Suba una confronta nueva "
             "corrigiendo la venta.", avisos)
         self.assertFalse(any("se está subiendo" in m for m in avisos), avisos)
         bloque = re.sub(r"\s+", " ", html)
-        self.assertIn("Confronta rechazada: 2000 bytes is over max_bytes (1000)", bloque)
+        self.assertIn("Confronta rechazada: El archivo es demasiado grande.", bloque)
+        for interno in ("2000", "1000", "max_bytes", "too_large"):
+            self.assertNotIn(interno, bloque + " ".join(avisos))
         self.assertIn("Suba una confronta nueva", bloque)
         self.assertIn('href="/corregir/"', bloque)
         self.assertNotIn("Archivo local", bloque)
@@ -263,8 +266,10 @@ class Resubir(TestCase):
         self.assertEqual(venta.confronta_minio_object_name, OBJETO)
 
     def test_rechazada_no_tiene_archivo_que_subir(self):
-        venta = rechazar(venta_local(self.agente), "clamd found Eicar-Signature")
+        venta = rechazar(venta_local(self.agente), "infected: clamd found Eicar-Signature")
         self.client.force_login(self.backoffice)
         r = self.client.post(self.url(venta))
         self.assertEqual(r.status_code, 400)
-        self.assertIn("Confronta rechazada: clamd found Eicar-Signature", r.json()["error"])
+        self.assertIn("Confronta rechazada: El archivo contiene un virus y se ha bloqueado.",
+                      r.json()["error"])
+        self.assertNotIn("Eicar", r.json()["error"])
