@@ -13,17 +13,15 @@ from django.apps import apps
 from django.conf import settings
 from django.core import checks
 from django.core.exceptions import FieldDoesNotExist, ImproperlyConfigured
+from django.db.models import FileField
 from django.urls import NoReverseMatch, Resolver404, resolve, reverse
 from django.utils.module_loading import import_string
 
 from . import conf, views
 from .migraciones import indices_confronta
-from .models import CAMPO_ASIGNADA, CAMPOS_SIDECAR
+from .models import CAMPO_ARCHIVO, CAMPO_ASIGNADA, CAMPOS_SIDECAR
 
-
-
-def _ayuda_minio() -> str:
-    return ("see CONFRONTA_SYNC_MINIO in the confronta-sync-django README")
+AYUDA_MINIO = "see CONFRONTA_SYNC_MINIO in the confronta-sync-django README"
 
 
 def _nos_toca(app_configs) -> bool:
@@ -55,8 +53,8 @@ def revisar_ajustes_minio(app_configs=None, **kwargs):
     return [
         checks.Warning(
             error,
-            hint=("Downloads from MinIO will fail until it is set; %(ayuda)s. "
-                   "`manage.py check --deploy` reports it as an error.") % {"ayuda": _ayuda_minio()},
+            hint=f"Downloads from MinIO will fail until it is set; {AYUDA_MINIO}. "
+                 f"`manage.py check --deploy` reports it as an error.",
             id="confronta_sync.W001",
         )
     ]
@@ -69,7 +67,7 @@ def revisar_ajustes_minio_despliegue(app_configs=None, **kwargs):
     error = _error_minio()
     if error is None:
         return []
-    return [checks.Error(error, hint=_ayuda_minio(), id="confronta_sync.E001")]
+    return [checks.Error(error, hint=AYUDA_MINIO, id="confronta_sync.E001")]
 
 
 @checks.register(checks.Tags.models)
@@ -87,19 +85,30 @@ def revisar_modelo(app_configs=None, **kwargs):
         except FieldDoesNotExist:
             errores.append(
                 checks.Error(
-                    ("%(modelo)s has no field %(campo)r") % {"modelo": model._meta.label, "campo": name},
-                    hint=("inherit confronta_sync_django.models.ConfrontaMinioMixin, then run "
-                           "`manage.py makemigrations %(app)s` and `migrate`")
-                    % {"app": model._meta.app_label},
+                    f"{model._meta.label} has no field {name!r}",
+                    hint=f"inherit confronta_sync_django.models.ConfrontaMinioMixin, then run "
+                         f"`manage.py makemigrations {model._meta.app_label}` and `migrate`",
                     obj=model,
                     id="confronta_sync.E003",
                 )
             )
+    try:
+        archivo = model._meta.get_field(CAMPO_ARCHIVO)
+    except FieldDoesNotExist:
+        archivo = None  # reported above
+    if archivo is not None and not isinstance(archivo, FileField):
+        errores.append(checks.Error(
+            f"{model._meta.label}.{CAMPO_ARCHIVO} is a {type(archivo).__name__}, not a FileField",
+            hint="the mixin follows the files assigned to it, and serves them, through Django's "
+                 "FileField (an ImageField is one too)",
+            obj=model,
+            id="confronta_sync.E003",
+        ))
     errores += problemas_de_indices(model)
     if not hasattr(model, "obtener_url_descarga_confronta"):
         errores.append(
             checks.Error(
-                ("%(modelo)s does not inherit ConfrontaMinioMixin") % {"modelo": model._meta.label},
+                f"{model._meta.label} does not inherit ConfrontaMinioMixin",
                 obj=model,
                 id="confronta_sync.E004",
             )
@@ -144,6 +153,10 @@ def _misma_vista(func, vista) -> bool:
     return False
 
 
+def _nombre_de(func) -> str:
+    return f"{getattr(func, '__module__', '?')}.{getattr(func, '__qualname__', '?')}"
+
+
 def _problemas_de_urls():
     """(id suffix, message, hint) for each configured name that does not reverse, or reverses
     to a URL another view serves."""
@@ -166,8 +179,7 @@ def _problemas_de_urls():
         if not _misma_vista(servida_por, vista):
             problemas.append((
                 "006",
-                f"{ajuste} = {nombre!r} reverses to {ruta}, which "
-                f"{getattr(servida_por, '__module__', '?')}.{getattr(servida_por, '__qualname__', '?')} "
+                f"{ajuste} = {nombre!r} reverses to {ruta}, which {_nombre_de(servida_por)} "
                 f"serves, not confronta_sync_django.views.{vista.__name__}",
                 ("remove the old view's pattern (the seed plan's own %(vista)s) or give the "
                   "companion's view another name in %(ajuste)s")

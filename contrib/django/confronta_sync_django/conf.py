@@ -26,7 +26,11 @@
     CONFRONTA_SYNC_URL_EXPIRA = timedelta(minutes=10)   # validity of each presigned link
                                                    # (or seconds; 1 s to 7 days, the S3 limit)
     CONFRONTA_SYNC_BINARIO = "confronta-sync"      # the sidecar, for migrar_confrontas_minio
-    CONFRONTA_SYNC_CONFIG = "/etc/confronta-sync/config.toml"   # its configuration
+    CONFRONTA_SYNC_CONFIG = "/etc/confronta-sync/config.toml"   # its configuration, whose
+                                                   # [validation] the upload validator reads
+    CONFRONTA_SYNC_VALIDACION = None               # or {"allowed_types": [...], "max_bytes": N}
+                                                   # when Django cannot read that file
+                                                   # (validacion.py)
 """
 
 from dataclasses import dataclass

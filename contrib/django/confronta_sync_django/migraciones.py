@@ -62,7 +62,8 @@ def indices_confronta():
     return [
         IndiceConfronta(fields=["confronta"], name="%(app_label)s_%(class)s_confronta_idx"),
         IndiceConfronta(
-            fields=["id"], condition=PENDIENTES, name="%(app_label)s_%(class)s_confronta_pending_idx"
+            fields=["id"], condition=PENDIENTES,
+            name="%(app_label)s_%(class)s_confronta_pending_idx",
         ),
         IndiceConfronta(
             fields=["confronta_minio_object_name"],

@@ -56,13 +56,16 @@ class Reglas:
 
 def _reglas(crudas, origen: str) -> Reglas:
     if not isinstance(crudas, dict):
-        raise ImproperlyConfigured(f"{origen} must be a table (a dict) of allowed_types and max_bytes")
+        raise ImproperlyConfigured(
+            f"{origen} must be a table (a dict) of allowed_types and max_bytes")
     tipos = crudas.get("allowed_types", TIPOS_POR_DEFECTO)
     max_bytes = crudas.get("max_bytes", MAX_BYTES_POR_DEFECTO)
     if isinstance(tipos, str) or not all(isinstance(t, str) for t in tipos):
-        raise ImproperlyConfigured(f"{origen}: allowed_types must be a list of strings, got {tipos!r}")
+        raise ImproperlyConfigured(
+            f"{origen}: allowed_types must be a list of strings, got {tipos!r}")
     if isinstance(max_bytes, bool) or not isinstance(max_bytes, int) or max_bytes < 0:
-        raise ImproperlyConfigured(f"{origen}: max_bytes must be a whole number >= 0, got {max_bytes!r}")
+        raise ImproperlyConfigured(
+            f"{origen}: max_bytes must be a whole number >= 0, got {max_bytes!r}")
     normalizados = []
     for t in tipos:
         t = normalizar(t.lstrip("."))

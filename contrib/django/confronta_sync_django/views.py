@@ -22,6 +22,7 @@ from . import conf, minio_utils
 
 logger = logging.getLogger("confronta_sync_django")
 
+
 def _volver_al_detalle(venta):
     return redirect(conf.url_detalle(venta.pk))
 
@@ -60,7 +61,8 @@ def _entregar(request, venta, intentos=2):
     if venta.confronta_rechazada:
         # The sidecar refused the file (type, size, virus) and put it in quarantine: it will
         # never be in MinIO, so say why and what to do instead of "being uploaded".
-        _avisar(request, messages.ERROR,
+        _avisar(
+            request, messages.ERROR,
             _("Confronta rechazada: %(motivo)s Suba una confronta nueva corrigiendo la venta.")
             % {"motivo": venta.motivo_rechazo_confronta},
         )
@@ -113,14 +115,16 @@ def _redirigir_a_minio(request, venta):
             existe = minio_utils.objeto_existe(objeto)
         except minio_utils.MinioNoDisponible as e:
             logger.error("MinIO unavailable while checking %s for venta %s: %s", objeto, venta.pk, e)
-            _avisar(request, messages.ERROR,
+            _avisar(
+                request, messages.ERROR,
                 _("No se pudo contactar con MinIO para descargar la confronta. "
                   "Inténtelo más tarde."),
             )
             return _volver_al_detalle(venta)
         if not existe:
             logger.error("venta %s points at %s, which is not in the bucket", venta.pk, objeto)
-            _avisar(request, messages.ERROR,
+            _avisar(
+                request, messages.ERROR,
                 _("El archivo de la confronta no se encuentra en MinIO (%(objeto)s). "
                   "Avise a soporte.") % {"objeto": objeto},
             )
@@ -130,7 +134,8 @@ def _redirigir_a_minio(request, venta):
         url = minio_utils.url_descarga(objeto, expires=conf.url_expira())
     except Exception:
         logger.exception("cannot presign %s for venta %s", objeto, venta.pk)
-        _avisar(request, messages.ERROR, _("No se pudo generar el enlace de descarga de la confronta."))
+        _avisar(request, messages.ERROR,
+                _("No se pudo generar el enlace de descarga de la confronta."))
         return _volver_al_detalle(venta)
     # The object, never the URL: the signature in it is a credential for its lifetime.
     _registrar(request, venta, f"object={objeto}")

@@ -11,7 +11,8 @@ from django.utils import translation
 
 from confronta_sync_django import motivos
 
-CARPETA = Path(__file__).resolve().parents[1] / "confronta_sync_django" / "locale" / "es" / "LC_MESSAGES"
+CARPETA = (Path(__file__).resolve().parents[1] / "confronta_sync_django" / "locale" / "es"
+           / "LC_MESSAGES")
 
 
 def entradas_del_po():

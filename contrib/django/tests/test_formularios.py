@@ -11,7 +11,7 @@ from django.test import TestCase
 from tests.telefonica.forms import VentaTodoForm
 from tests.telefonica.models import VentaPortabilidad
 
-from .apoyo import OBJETO, mover_a_minio, rechazar, usuario, venta_local
+from .apoyo import mover_a_minio, rechazar, usuario, venta_local
 
 OBJETO_NUEVO = "confrontas/venta_PORTA-1_confronta_1_fedcba987654.pdf"
 

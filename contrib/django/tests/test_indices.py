@@ -4,14 +4,15 @@ SQL already made is taken as it is; a model whose own Meta drops them is reporte
 tests/e2e/test_flujo.py builds them CONCURRENTLY on PostgreSQL."""
 
 from pathlib import Path
+from unittest import mock
 
 from django.core import checks
 from django.core.management import call_command
 from django.db import connection, models
-from django.test import SimpleTestCase, TransactionTestCase
+from django.test import SimpleTestCase, TransactionTestCase, override_settings
 from django.test.utils import isolate_apps
 
-from confronta_sync_django.checks import problemas_de_indices
+from confronta_sync_django.checks import problemas_de_indices, revisar_modelo
 from confronta_sync_django.models import ConfrontaMinioMixin
 from tests.telefonica.models import VentaPortabilidad
 
@@ -86,6 +87,12 @@ class Indices(TransactionTestCase):
         self.assertEqual(set(ESPERADOS) & set(indices()), set(ESPERADOS))
 
 
+def revisar_modelo_de(model):
+    with override_settings(CONFRONTA_SYNC_MODEL=model._meta.label):
+        with mock.patch("confronta_sync_django.conf.apps.get_model", return_value=model):
+            return revisar_modelo()
+
+
 class ModeloSinLosIndices(SimpleTestCase):
     @isolate_apps("tests.telefonica")
     def test_un_meta_propio_que_no_hereda_los_pierde(self):
@@ -109,3 +116,14 @@ class ModeloSinLosIndices(SimpleTestCase):
         self.assertEqual(problemas_de_indices(VentaPortabilidad), [])
         self.assertEqual([m.id for m in checks.run_checks()
                           if m.id and m.id.startswith("confronta_sync.")], [])
+
+    @isolate_apps("tests.telefonica")
+    def test_confronta_tiene_que_ser_un_filefield(self):
+        class Texto(ConfrontaMinioMixin, models.Model):
+            confronta = models.CharField(max_length=100, blank=True)
+            agente = models.IntegerField()
+
+            class Meta(ConfrontaMinioMixin.Meta):
+                app_label = "telefonica"
+
+        self.assertEqual([e.id for e in revisar_modelo_de(Texto)], ["confronta_sync.E003"])

@@ -149,6 +149,17 @@ class ChecksDeUrls(TestCase):
                 path("telefonica/", include((telefonica, "telefonica"))))):
             self.assertIn("confronta_sync.W006", ids(checks.run_checks()))
 
+    def test_dos_includes_con_el_mismo_espacio(self):
+        # The CRM's own `telefonica` app and the companion's module included under the same
+        # namespace: only the first is reversible, so the companion's names are reported.
+        crm = [path("venta/<int:pk>/", ficha, name="detalle_venta_portabilidad")]
+        with override_settings(ROOT_URLCONF=raiz(
+                path("telefonica/", include((crm, "telefonica"))),
+                path("confrontas/", include("confronta_sync_django.urls")))):
+            avisos = [m for m in checks.run_checks() if m.id == "confronta_sync.W005"]
+        self.assertEqual(sorted(m.msg.split(" ", 1)[0] for m in avisos),
+                         ["CONFRONTA_SYNC_DESCARGA_URL", "CONFRONTA_SYNC_RESUBIR_URL"])
+
     @override_settings(MIDDLEWARE=[
         "django.contrib.sessions.middleware.SessionMiddleware",
         "django.middleware.common.CommonMiddleware",

@@ -145,7 +145,8 @@ class Command(BaseCommand):
             ) % {"n": len(tomadas)}
         )
         if prueba:
-            self.stdout.write(self.style.WARNING(_("MODO DRY-RUN: No se realizarán cambios reales")))
+            self.stdout.write(
+                self.style.WARNING(_("MODO DRY-RUN: No se realizarán cambios reales")))
         self._listar_sin_archivo(sin_archivo)
 
         cuenta = {"exitosos": 0, "errores": 0, "en_curso": 0, "sin_archivo": len(sin_archivo)}
@@ -211,11 +212,13 @@ class Command(BaseCommand):
                     returncode=proceso.returncode,
                 )
             raise CommandError(
-                _("confronta-sync no devolvió un resumen JSON: %(salida)r") % {"salida": texto[:500]}
+                _("confronta-sync no devolvió un resumen JSON: %(salida)r")
+                % {"salida": texto[:500]}
             )
         if proceso.returncode >= 2:
             raise CommandError(
-                _("confronta-sync terminó con el código %(codigo)d") % {"codigo": proceso.returncode},
+                _("confronta-sync terminó con el código %(codigo)d")
+                % {"codigo": proceso.returncode},
                 returncode=proceso.returncode,
             )
         if not prueba and not isinstance(respuesta.get("results"), list):
@@ -258,7 +261,8 @@ class Command(BaseCommand):
                 cuenta["errores"] += 1
                 self.stdout.write(self.style.ERROR(
                     _("  ✗ %(venta)s: no se migraría (%(accion)s)")
-                    % {"venta": self._linea(venta), "accion": accion or _("sin plan del servicio")}))
+                    % {"venta": self._linea(venta),
+                       "accion": accion or _("sin plan del servicio")}))
 
     def _mostrar_resultados(self, lote, respuesta, cuenta):
         resultados = {r.get("venta_id"): r for r in respuesta["results"]}
@@ -268,7 +272,9 @@ class Command(BaseCommand):
             r = resultados.get(venta.pk) or {"outcome": "", "reason": None, "message": None}
             fila = filas.get(venta.pk, venta)
             resultado = r.get("outcome")
-            if resultado in ("moved", "nothing") or (resultado == "missing" and fila.confronta_en_minio):
+            movida = resultado in ("moved", "nothing") or (
+                resultado == "missing" and fila.confronta_en_minio)  # the daemon was quicker
+            if movida:
                 cuenta["exitosos"] += 1
                 objeto = r.get("object") or fila.confronta_minio_object_name
                 texto = _("  ✓ %(venta)s → objeto %(objeto)s") % {
@@ -321,7 +327,8 @@ class Command(BaseCommand):
         estilo = self.style.ERROR if cuenta["errores"] else (lambda texto: texto)
         self.stdout.write(estilo(_("  - Errores: %(n)d") % {"n": cuenta["errores"]}))
         if cuenta["en_curso"]:
-            self.stdout.write(_("  - En curso (los sube el servicio): %(n)d") % {"n": cuenta["en_curso"]})
+            self.stdout.write(_("  - En curso (los sube el servicio): %(n)d")
+                              % {"n": cuenta["en_curso"]})
         if cuenta["sin_archivo"]:
             self.stdout.write(_("  - Sin archivo local (no se migran): %(n)d")
                               % {"n": cuenta["sin_archivo"]})
