@@ -229,8 +229,8 @@ def mensajes(html: str):
 # --- the sales table and the bucket ----------------------------------------------------------
 
 CAMPOS = ("id", "numero", "confronta", "confronta_minio_url", "confronta_minio_object_name",
-          "confronta_subido_a_minio", "confronta_sha256", "confronta_sync_error", "cliente",
-          "estado_venta")
+          "confronta_subido_a_minio", "confronta_sha256", "confronta_sync_error",
+          "confronta_asignada_en", "cliente", "estado_venta")
 
 
 def fila(venta_id):
@@ -288,6 +288,21 @@ def ejecutable_disfrazado() -> bytes:
     """A Windows executable's first bytes under a .pdf name: the sidecar's magic-byte check
     refuses it."""
     return b"MZ\x90\x00\x03\x00\x00\x00\x04\x00\x00\x00\xff\xff\x00\x00" + secrets.token_bytes(512)
+
+
+def venta_sin_formulario(usuario: str, cliente: str, nombre: str, contenido: bytes) -> Subida:
+    """A venta whose file reached MEDIA_ROOT without the companion's form validation (a script,
+    an API, a form of the CRM's that skips full_clean): the model's save() alone, as Django
+    code would do it. The sidecar still checks the file."""
+    from django.contrib.auth.models import User
+    from django.core.files.base import ContentFile
+
+    from telefonica.models import VentaPortabilidad
+
+    venta = VentaPortabilidad(cliente=cliente, agente=User.objects.get(username=usuario))
+    venta.confronta.save(nombre, ContentFile(contenido), save=False)
+    venta.save()
+    return Subida(venta_id=venta.pk, guardado=venta.confronta.name, clase="")
 
 
 def esperar_rechazo(entorno, venta_id, timeout=30):

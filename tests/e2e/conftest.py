@@ -113,8 +113,8 @@ def _config_sidecar(work: Path, prefijo: str) -> Path:
         "JOURNAL": work / "sidecar" / "journal.sqlite3",
     }
     # Defaults except what makes a test run quick: settle 100 ms, short retry backoff, and a
-    # 5 MiB multipart threshold so the 5 MB confronta goes up in parts. The secret key comes
-    # from the environment (CONFRONTA_SYNC_SECRET_KEY), not a file.
+    # 5 MiB multipart threshold so the 5 MB confronta goes up in parts; and the allowed types.
+    # The secret key comes from the environment (CONFRONTA_SYNC_SECRET_KEY), not a file.
     config.write_text(testconfig.render(placeholders, {
         "minio.secret_key_file": None,
         "watch.settle_ms": 100,
@@ -124,6 +124,9 @@ def _config_sidecar(work: Path, prefijo: str) -> Path:
         "pipeline.retry_initial_ms": 200,
         "pipeline.retry_max_s": 2,
         "log.level": "info",
+        # Not the default (which allows TIFF and HEIC too): Django's form validator reads this
+        # very file (CONFRONTA_SYNC_CONFIG), which test_rechazo.py shows.
+        "validation.allowed_types": ["pdf", "jpg", "jpeg", "png"],
     }))
     # The sidecar refuses a config holding a database password that other users can read.
     config.chmod(0o600)

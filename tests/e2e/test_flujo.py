@@ -37,20 +37,114 @@ def agente1(entorno):
     return Cliente(entorno.base_url).entrar("agente1")
 
 
-def test_the_projects_migration_is_what_makemigrations_writes(entorno):
-    """The project's 0002 migration adds exactly the mixin's fields (what `makemigrations
-    telefonica` wrote), and the model needs no further migration."""
+def test_the_projects_migrations_are_what_makemigrations_writes(entorno):
+    """The project's 0002 migration adds the mixin's first five fields, 0003 the assignment
+    time (and makes the five non-editable, which costs no SQL), and the model needs no further
+    migration."""
+    from io import StringIO
+
     from django.core.management import call_command
     from django.db.migrations.loader import MigrationLoader
 
-    from confronta_sync_django.models import CAMPOS_SIDECAR
+    from confronta_sync_django.models import CAMPOS_MIXIN, CAMPOS_SIDECAR
 
-    migracion = MigrationLoader(None).get_migration("telefonica", "0002_confronta_minio")
-    campos = {op.name for op in migracion.operations}
+    cargador = MigrationLoader(None)
+    campos = {op.name for op in cargador.get_migration("telefonica", "0002_confronta_minio").operations}
     assert campos == set(CAMPOS_SIDECAR) - {"confronta"}
+    tercera = cargador.get_migration("telefonica", "0003_confronta_sync_asignada_en")
+    assert {op.name for op in tercera.operations} == set(CAMPOS_MIXIN)
+    salida = StringIO()
+    call_command("sqlmigrate", "telefonica", "0003", stdout=salida)
+    sentencias = [linea for linea in salida.getvalue().splitlines()
+                  if linea and not linea.startswith("--") and linea not in ("BEGIN;", "COMMIT;")]
+    assert sentencias == ['ALTER TABLE "telefonica_ventaportabilidad" ADD COLUMN '
+                          '"confronta_asignada_en" timestamp with time zone NULL;'], sentencias
     call_command("makemigrations", "telefonica", check=True, dry_run=True, verbosity=0)
     # The app's system checks accept the settings and the model.
     call_command("check", fail_level="WARNING")
+
+
+INDICES = {
+    "telefonica_ventaportabilidad_confronta_idx": "(confronta)",
+    "telefonica_ventaportabilidad_confronta_pending_idx":
+        "(id) WHERE ((confronta IS NOT NULL) AND ((confronta)::text <> ''::text))",
+    "telefonica_ventaportabilidad_confronta_object_idx": "(confronta_minio_object_name)",
+}
+
+
+def indices_validos():
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT c.relname, i.indisvalid, pg_get_indexdef(i.indexrelid) FROM pg_index i "
+            "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_class t ON t.oid = i.indrelid "
+            "WHERE t.relname = 'telefonica_ventaportabilidad' AND c.relname = ANY(%s)",
+            [list(INDICES)])
+        return {nombre: (valido, definicion) for nombre, valido, definicion in cursor.fetchall()}
+
+
+def test_the_migration_builds_the_sidecars_indexes_concurrently(entorno):
+    """The three indexes exist, valid, as packaging/sql/ defines them; PostgreSQL uses each for
+    the sidecar's query; migrating them again takes an index the packaged SQL made as it is and
+    rebuilds one that a failed CONCURRENTLY build left invalid."""
+    from django.core.management import call_command
+    from django.contrib.auth.models import User
+    from django.db import connection
+
+    from telefonica.models import VentaPortabilidad
+
+    encontrados = indices_validos()
+    for nombre, columnas in INDICES.items():
+        assert encontrados[nombre][0] is True, encontrados
+        assert encontrados[nombre][1].endswith(f"USING btree {columnas}"), encontrados[nombre]
+
+    consultas = {  # the sidecar's statements (src/db/mod.rs)
+        "telefonica_ventaportabilidad_confronta_idx":
+            "SELECT id FROM telefonica_ventaportabilidad WHERE confronta = 'confrontas/x.pdf'",
+        "telefonica_ventaportabilidad_confronta_pending_idx":
+            "SELECT id FROM telefonica_ventaportabilidad WHERE confronta IS NOT NULL AND "
+            "confronta <> '' AND substr(confronta, 1, 11) = 'confrontas/' AND id > 0 "
+            "ORDER BY id LIMIT 100",
+        "telefonica_ventaportabilidad_confronta_object_idx":
+            "SELECT 1 FROM telefonica_ventaportabilidad "
+            "WHERE confronta_minio_object_name = 'confrontas/x.pdf' LIMIT 1",
+    }
+    with connection.cursor() as cursor:
+        cursor.execute("SET enable_seqscan = off")
+        try:
+            for nombre, sql in consultas.items():
+                cursor.execute("EXPLAIN " + sql)
+                plan = " ".join(fila[0] for fila in cursor.fetchall())
+                assert nombre in plan, plan
+        finally:
+            cursor.execute("RESET enable_seqscan")
+
+    agente = User.objects.get(username="agente2")
+    for cliente in ("Sin confronta 1", "Sin confronta 2"):
+        VentaPortabilidad.objects.create(cliente=cliente, agente=agente, estado_venta="igual")
+    call_command("migrate", "telefonica", "0003", verbosity=0)
+    try:
+        assert indices_validos() == {}
+        paquete = (Path(__file__).resolve().parents[2] / "packaging" / "sql"
+                   / "add_confronta_pending_index.sql").read_text()
+        sentencia = re.search(r"^CREATE INDEX CONCURRENTLY[^;]*", paquete, re.M).group(0)
+        with connection.cursor() as cursor:
+            cursor.execute(sentencia)
+            # A CONCURRENTLY build that fails (here: not unique) leaves an invalid index.
+            try:
+                cursor.execute("CREATE UNIQUE INDEX CONCURRENTLY "
+                               "telefonica_ventaportabilidad_confronta_object_idx "
+                               "ON telefonica_ventaportabilidad (estado_venta)")
+            except Exception:
+                pass
+        assert indices_validos()["telefonica_ventaportabilidad_confronta_object_idx"][0] is False
+    finally:
+        call_command("migrate", "telefonica", verbosity=0)
+    encontrados = indices_validos()
+    for nombre, columnas in INDICES.items():
+        assert encontrados[nombre][0] is True, encontrados
+        assert encontrados[nombre][1].endswith(f"USING btree {columnas}"), encontrados[nombre]
 
 
 def test_sidecar_check_accepts_the_django_table(entorno):
@@ -71,11 +165,17 @@ def test_small_confronta_in_memory_upload(entorno, agente1):
     assert f'href="/telefonica/venta/{subida.venta_id}/descargar-confronta/"' in html
     assert "Descargar Confronta" in html
 
-    # The owner is sent to a presigned URL, valid one day, that serves the exact bytes.
+    # The owner is sent to a presigned URL, valid ten minutes, that serves the exact bytes.
     url, r = descargar(agente1, subida.venta_id)
     assert url.startswith(f"{entorno.s3_endpoint}/{entorno.bucket}/{f['confronta_minio_object_name']}?")
     query = parse_qs(urlsplit(url).query)
-    assert query["X-Amz-Expires"] == ["86400"] and "X-Amz-Signature" in query
+    assert query["X-Amz-Expires"] == ["600"] and "X-Amz-Signature" in query
+    # Django logged the download (who, which venta, which object), never the signed URL.
+    registro = (entorno.work / "logs" / "gunicorn.log").read_text()
+    linea = f"venta={subida.venta_id} object={f['confronta_minio_object_name']}"
+    assert any(l.startswith("confronta download: user=") and l.endswith(linea)
+               for l in registro.splitlines()), registro[-2000:]
+    assert query["X-Amz-Signature"][0] not in registro
     assert r.status_code == 200 and r.content == contenido
     nombre = f["confronta_minio_object_name"].rsplit("/", 1)[1]
     assert r.headers.get("Content-Disposition") == f'attachment; filename="{nombre}"'
@@ -114,8 +214,8 @@ def test_five_megabyte_confronta_temporary_file_upload(entorno, agente1):
 
 def test_name_collision_and_local_files_while_the_sidecar_is_stopped(entorno, agente1):
     """With the sidecar stopped, two uploads of the same name both stay local (Django adds its
-    random suffix to the second); the pages say "Archivo local"; the download view explains;
-    resubir only marks. Started again, the sidecar moves both."""
+    random suffix to the second); the pages say "Archivo local"; the download view serves the
+    local file; resubir only marks. Started again, the sidecar moves both."""
     from telefonica.models import VentaPortabilidad
 
     assert entorno.sidecar.parar() == 0, entorno.sidecar.cola()
@@ -132,13 +232,17 @@ def test_name_collision_and_local_files_while_the_sidecar_is_stopped(entorno, ag
 
         html = agente1.detalle(a.venta_id)
         assert "Archivo local" in html and "Archivo almacenado en MinIO" not in html
-        assert f'href="/media/{a.guardado}"' in html
+        descarga = f"/telefonica/venta/{a.venta_id}/descargar-confronta/"
+        assert f'href="{descarga}"' in html and "/media/" not in html
 
-        # Not in MinIO yet: back to the detail page with a message saying so.
-        r = agente1.get(f"/telefonica/venta/{a.venta_id}/descargar-confronta/")
-        assert r.status_code == 302 and r.headers["Location"] == f"/telefonica/venta/{a.venta_id}/"
-        avisos = mensajes(agente1.detalle(a.venta_id))
-        assert any("todavía no está en MinIO" in m for m in avisos), avisos
+        # Not in MinIO yet: the download view serves the local file, to those the rule allows.
+        r = agente1.get(descarga)
+        assert r.status_code == 200 and r.content == primero, r.status_code
+        assert r.headers["Content-Disposition"] == 'attachment; filename="confronta_dup.pdf"'
+        assert r.headers["X-Content-Type-Options"] == "nosniff"
+        assert Cliente(entorno.base_url).entrar("agente2").get(descarga).status_code == 403
+        # And nothing serves it at a public URL.
+        assert agente1.get(f"/media/{a.guardado}").status_code == 404
 
         # resubir: POST only, backoffice only, and it only resets the flag.
         ruta = f"/telefonica/venta/{a.venta_id}/resubir-confronta-minio/"

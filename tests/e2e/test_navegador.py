@@ -1,6 +1,7 @@
 """Checks in a real browser: headless Chromium logs in, opens a venta's detail page, clicks
-"Descargar Confronta", and the file it downloads is the confronta's exact bytes; and a refused
-confronta is shown with its reason, then replaced through the correction form."""
+"Descargar Confronta", and the file it downloads is the confronta's exact bytes, from MinIO
+and, while it is still local, from the permission-checked view; and a refused confronta is
+shown with its reason, then replaced through the correction form."""
 
 import pytest
 from selenium import webdriver
@@ -19,6 +20,7 @@ from apoyo import (
     esperar_rechazo,
     pdf,
     sha256,
+    venta_sin_formulario,
 )
 
 
@@ -84,6 +86,42 @@ def test_browser_downloads_the_confronta(entorno, chromium):
     assert destino.read_bytes() == contenido
 
 
+def test_browser_downloads_a_local_confronta_through_the_view(entorno, chromium):
+    """While the file is still local (the sidecar stopped), "Descargar Confronta" goes to the
+    permission-checked view, which serves the file itself: no /media/ URL on the page."""
+    driver, descargas = chromium
+    assert entorno.sidecar.parar() == 0, entorno.sidecar.cola()
+    try:
+        contenido = pdf("confronta local en el navegador")
+        subida = Cliente(entorno.base_url).entrar("agente1").crear_venta(
+            "Cliente Local", "local-navegador.pdf", contenido)
+        nombre = subida.guardado.rsplit("/", 1)[1]
+        destino = f"/telefonica/venta/{subida.venta_id}/"
+        _entrar(driver, entorno, destino)
+        enlace = WebDriverWait(driver, 20).until(
+            EC.element_to_be_clickable((By.PARTIAL_LINK_TEXT, "Descargar Confronta")))
+        assert "Archivo local" in driver.find_element(By.ID, "confronta").text
+        assert enlace.get_attribute("href") == (
+            f"{entorno.base_url}/telefonica/venta/{subida.venta_id}/descargar-confronta/")
+        assert "/media/" not in driver.page_source
+        entorno.artifacts.mkdir(parents=True, exist_ok=True)
+        driver.save_screenshot(str(entorno.artifacts / "confronta_local.png"))
+
+        enlace.click()
+        archivo = descargas / nombre
+
+        def descargado():
+            parciales = list(descargas.glob("*.crdownload"))
+            return archivo.exists() and not parciales and archivo.stat().st_size == len(contenido)
+
+        esperar(descargado, 30, f"Chromium to download {nombre}",
+                detalle=lambda: f"in {descargas}: {sorted(p.name for p in descargas.iterdir())}")
+        assert archivo.read_bytes() == contenido
+    finally:
+        entorno.sidecar.iniciar()
+    comprobar_movida(entorno, subida, contenido)
+
+
 def _entrar(driver, entorno, destino):
     driver.get(f"{entorno.base_url}/accounts/login/?next={destino}")
     driver.find_element(By.NAME, "username").send_keys("agente1")
@@ -93,23 +131,41 @@ def _entrar(driver, entorno, destino):
 
 
 def test_browser_shows_a_rejected_confronta_and_takes_a_new_one(entorno, chromium, tmp_path):
+    """A file the sidecar refused (it reached the folder without the form's check) is shown
+    with the Spanish reason of its code (contract B); the correction form refuses, in Spanish,
+    another bad file before saving it, and takes a PDF, which then moves."""
     driver, _ = chromium
-    subida = Cliente(entorno.base_url).entrar("agente1").crear_venta(
-        "Cliente Rechazado", "escaneo.pdf", ejecutable_disfrazado())
+    subida = venta_sin_formulario("agente1", "Cliente Rechazado", "escaneo.pdf",
+                                  ejecutable_disfrazado())
     motivo = esperar_rechazo(entorno, subida.venta_id)["confronta_sync_error"]
+    assert motivo.startswith("content_not_allowed: "), f"no contract B code in {motivo!r}"
 
     _entrar(driver, entorno, f"/telefonica/venta/{subida.venta_id}/")
     aviso = WebDriverWait(driver, 20).until(
         EC.visibility_of_element_located((By.ID, "confronta-rechazada")))
-    assert f"Confronta rechazada: {motivo}" in aviso.text
+    assert "Confronta rechazada: El contenido del archivo no es de un tipo admitido." in aviso.text
     assert "Suba una confronta nueva" in aviso.text
+    assert "allowed_types" not in driver.page_source and motivo not in driver.page_source
     assert not driver.find_elements(By.ID, "descargar-confronta")
     entorno.artifacts.mkdir(parents=True, exist_ok=True)
     driver.save_screenshot(str(entorno.artifacts / "confronta_rechazada.png"))
 
-    # "Subir una confronta nueva" leads to the correction form; a real PDF goes through it.
+    # "Subir una confronta nueva" leads to the correction form. Another executable is refused
+    # there, before anything is saved; a real PDF goes through.
     driver.find_element(By.ID, "subir-nueva-confronta").click()
     campo = WebDriverWait(driver, 20).until(EC.presence_of_element_located((By.NAME, "confronta")))
+    mala = tmp_path / "otra.pdf"
+    mala.write_bytes(ejecutable_disfrazado())
+    campo.send_keys(str(mala))
+    driver.find_element(By.CSS_SELECTOR, "button[type=submit]").click()
+    error = WebDriverWait(driver, 20).until(
+        EC.visibility_of_element_located((By.ID, "confronta-error")))
+    assert error.text == ("El contenido del archivo no es de un tipo admitido. "
+                          "Tipos admitidos: PDF, JPG, PNG.")
+    driver.save_screenshot(str(entorno.artifacts / "formulario_rechazado.png"))
+    assert not list((entorno.media_root / "confrontas").glob("otra*.pdf"))
+
+    campo = driver.find_element(By.NAME, "confronta")
     buena = tmp_path / "buena.pdf"
     contenido = pdf("nueva desde el navegador")
     buena.write_bytes(contenido)

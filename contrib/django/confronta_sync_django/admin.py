@@ -9,27 +9,31 @@ column and a list filter, and a link to the permission-checked download view.
         list_display = ["numero", "cliente", "estado_confronta_admin", "motivo_rechazo_admin"]
         list_filter = [EstadoConfrontaFilter]
 
-The mixin adds the state column, the filter and the read-only fields on its own when the
-ModelAdmin does not list them. Editing `confronta` (a new file) stays possible: the model's
-save() marks it for upload like any other new file.
+The mixin adds the state column, the filter and the read-only display of the sidecar's columns
+on its own when the ModelAdmin does not list them. Editing `confronta` (a new file) stays
+possible: the model's save() marks it for upload like any other new file. A plain ModelAdmin
+is safe too: the mixin's fields are not editable, so no admin form carries them.
 """
 
 from django.contrib import admin
 from django.utils.html import format_html
 from django.utils.translation import gettext_lazy as _
 
-from .models import ESTADO_LOCAL, ESTADO_MINIO, ESTADO_RECHAZADA, ESTADOS_CONFRONTA, filtro_estado
+from .models import (
+    CAMPOS_MIXIN,
+    ESTADO_LOCAL,
+    ESTADO_MINIO,
+    ESTADO_RECHAZADA,
+    ESTADOS_CONFRONTA,
+    filtro_estado,
+)
 from .templatetags.confronta_sync import url_descarga_confronta
 
-#: Written by the sidecar only: an admin who edits them would point the row at an object that
-#: is not the file's, or hide a refusal. `confronta` itself is Django's and stays editable.
-CAMPOS_SOLO_LECTURA = (
-    "confronta_minio_url",
-    "confronta_minio_object_name",
-    "confronta_subido_a_minio",
-    "confronta_sha256",
-    "confronta_sync_error",
-)
+#: The mixin's fields, shown read-only on the change page (to superusers; the others see the
+#: refusal's Spanish reason instead of `confronta_sync_error`). They are not editable anyway
+#: (`editable=False`: no form carries them, this admin's or any other); listing them here only
+#: shows them. `confronta` itself is Django's and stays editable.
+CAMPOS_SOLO_LECTURA = CAMPOS_MIXIN
 
 
 class EstadoConfrontaFilter(admin.SimpleListFilter):
@@ -53,7 +57,13 @@ class ConfrontaSyncAdminMixin:
 
     def get_readonly_fields(self, request, obj=None):
         propios = tuple(super().get_readonly_fields(request, obj))
-        extra = tuple(c for c in CAMPOS_SOLO_LECTURA if c not in propios)
+        mostrados = CAMPOS_SOLO_LECTURA
+        if not getattr(getattr(request, "user", None), "is_superuser", False):
+            # The sidecar's own words may name a limit or a virus: support (superusers) reads
+            # them, the others the Spanish reason.
+            mostrados = tuple(c if c != "confronta_sync_error" else "motivo_rechazo_admin"
+                              for c in mostrados)
+        extra = tuple(c for c in mostrados if c not in propios)
         return propios + extra + ("descarga_confronta_admin",)
 
     def get_list_display(self, request):
@@ -73,13 +83,13 @@ class ConfrontaSyncAdminMixin:
         estado = obj.estado_confronta
         texto = dict(ESTADOS_CONFRONTA)[estado]
         if estado == ESTADO_RECHAZADA:
-            return format_html('<span class="confronta-rechazada" title="{}">{}: {}</span>',
-                               obj.confronta_sync_error, texto, obj.confronta_sync_error)
+            return format_html('<span class="confronta-rechazada">{}: {}</span>',
+                               texto, obj.motivo_rechazo_confronta)
         return texto
 
     @admin.display(description=_("Motivo de rechazo"))
     def motivo_rechazo_admin(self, obj):
-        return obj.confronta_sync_error if obj.confronta_rechazada else ""
+        return obj.motivo_rechazo_confronta
 
     @admin.display(description=_("Descargar confronta"))
     def descarga_confronta_admin(self, obj):

@@ -1,4 +1,8 @@
-"""Who may download a venta's confronta, and who may mark it for re-upload."""
+"""Who may download a venta's confronta, and who may mark it for re-upload: the seed plan's rule.
+
+A rule is called as `regla(user, venta)`, with `venta=None` when the id the user asked for names
+no venta: a rule returns True then for users who may learn that (they get a 404), False for the
+others (a 403, the same as for a venta they may not see)."""
 
 from django.db.models import Q
 
@@ -21,14 +25,15 @@ def es_backoffice_o_admin(user) -> bool:
 
 def es_agente_de(user, venta) -> bool:
     """The venta's own agent (the `agente` foreign key; see CONFRONTA_SYNC_AGENTE_FIELD)."""
-    if not getattr(user, "is_authenticated", False) or not user.is_active:
+    if venta is None or not getattr(user, "is_authenticated", False) or not user.is_active:
         return False
     agente_id = getattr(venta, f"{agente_field()}_id", None)
     return agente_id is not None and agente_id == user.pk
 
 
 def puede_descargar_confronta(user, venta) -> bool:
-    """The owning agent, backoffice, Administrador (any case) or a superuser."""
+    """The owning agent, backoffice, Administrador (any case) or a superuser. Of a venta that
+    does not exist (None), only the last three may learn it."""
     return es_agente_de(user, venta) or es_backoffice_o_admin(user)
 
 

@@ -57,3 +57,10 @@ CONFRONTA_SYNC_MINIO = {
     "BUCKET": "telefonica-crea-online",
     "REGION": "us-east-1",
 }
+# The upload rules, as the sidecar's defaults: the tests do not depend on a sidecar config that
+# may sit at /etc/confronta-sync/config.toml on the machine (tests/test_validacion.py reads
+# files of its own).
+CONFRONTA_SYNC_VALIDACION = {
+    "allowed_types": ["pdf", "jpg", "jpeg", "png", "tif", "tiff", "heic"],
+    "max_bytes": 52428800,
+}

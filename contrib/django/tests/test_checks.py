@@ -62,3 +62,15 @@ class Checks(SimpleTestCase):
     @override_settings(CONFRONTA_SYNC_MODEL="telefonica.NoExiste")
     def test_un_modelo_que_no_existe(self):
         self.assertEqual(ids(checks.run_checks()), ["confronta_sync.E002"])
+
+
+class Expira(SimpleTestCase):
+    def test_fuera_de_lo_que_s3_admite(self):
+        from datetime import timedelta
+
+        for valor in (0, -5, timedelta(days=8), "diez minutos"):
+            with self.subTest(valor=valor), override_settings(CONFRONTA_SYNC_URL_EXPIRA=valor):
+                self.assertIn("confronta_sync.E010", ids(checks.run_checks()))
+        for valor in (1, 600, timedelta(days=7)):
+            with self.subTest(valor=valor), override_settings(CONFRONTA_SYNC_URL_EXPIRA=valor):
+                self.assertEqual(ids(checks.run_checks()), [])

@@ -1,4 +1,5 @@
-"""The admin as a CRM would register it, with the companion's mixin."""
+"""The admin as a CRM would register it: with the companion's mixin on the default site, and a
+plain ModelAdmin (the mixin is optional) on a second site."""
 
 from django.contrib import admin
 
@@ -10,3 +11,8 @@ from .models import VentaPortabilidad
 @admin.register(VentaPortabilidad)
 class VentaPortabilidadAdmin(ConfrontaSyncAdminMixin, admin.ModelAdmin):
     list_display = ["numero", "cliente"]
+
+
+#: A CRM's admin that does not use the companion's mixin: only Django's defaults.
+sitio_simple = admin.AdminSite(name="admin_simple")
+sitio_simple.register(VentaPortabilidad, admin.ModelAdmin)

@@ -94,7 +94,9 @@ CONFRONTA_SYNC_CONFIG = os.environ.get("E2E_SIDECAR_CONFIG", "/etc/confronta-syn
 CONFRONTA_SYNC_MODEL = "telefonica.VentaPortabilidad"
 CONFRONTA_SYNC_AGENTE_FIELD = "agente"
 CONFRONTA_SYNC_DETALLE_URL = "telefonica:detalle_venta_portabilidad"
+CONFRONTA_SYNC_DETALLE_KWARG = "pk"
 CONFRONTA_SYNC_DESCARGA_URL = "telefonica:descargar_confronta"
+CONFRONTA_SYNC_RESUBIR_URL = "telefonica:resubir_confronta_minio"
 
 LOGGING = {
     "version": 1,

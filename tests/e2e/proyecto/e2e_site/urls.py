@@ -1,12 +1,10 @@
-from django.conf import settings
-from django.urls import include, path, re_path
+from django.urls import include, path
 from django.views.generic import RedirectView
-from django.views.static import serve
 
+# No /media/ route: a local confronta is served only by the companion's permission-checked
+# download view (as a front server should not serve MEDIA_ROOT/confrontas/ either).
 urlpatterns = [
     path("accounts/", include("django.contrib.auth.urls")),
     path("telefonica/", include("telefonica.urls")),
     path("", RedirectView.as_view(url="/telefonica/venta/nueva/")),
-    # Local confrontas (before the sidecar moves them), as a front server would serve them.
-    re_path(r"^media/(?P<path>.*)$", serve, {"document_root": settings.MEDIA_ROOT}),
 ]
