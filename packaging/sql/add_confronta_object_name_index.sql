@@ -4,9 +4,9 @@
 -- `orphans --delete-objects` asks the same for each page of candidates. Django creates no index
 -- there, so without this one each question reads the whole sales table while the lookups of
 -- every file in flight wait behind it. Safe to run while the CRM is up (PostgreSQL):
-CREATE INDEX CONCURRENTLY IF NOT EXISTS telefonica_ventaportabilidad_confronta_minio_object_name_idx
+CREATE INDEX CONCURRENTLY IF NOT EXISTS telefonica_ventaportabilidad_confronta_object_idx
   ON telefonica_ventaportabilidad (confronta_minio_object_name);
 
 -- SQLite:
---   CREATE INDEX IF NOT EXISTS telefonica_ventaportabilidad_confronta_minio_object_name_idx
+--   CREATE INDEX IF NOT EXISTS telefonica_ventaportabilidad_confronta_object_idx
 --     ON telefonica_ventaportabilidad (confronta_minio_object_name);
