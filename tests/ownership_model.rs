@@ -647,4 +647,27 @@ mod regressions {
         ];
         run_sequence(&events).unwrap();
     }
+
+    /// Found by the model: a row seen stale with one stamp, corrected (a new stamp, itself seen
+    /// stale when that file was removed), then a database restore brought the first stamp
+    /// back. Only the last stamp was kept, so the old one read as "assigned since" and the
+    /// venta took the file another sale saved under the name.
+    #[test]
+    fn a_restore_that_brings_an_older_stamp_back_is_still_stale() {
+        let events = [
+            Event::CreateSale { name: 0, refused: false },
+            Event::Run { daemon: 0, passes: 1 },
+            Event::CreateSale { name: 2, refused: false },
+            Event::DeleteFile { file: 0 },
+            Event::SnapshotDatabase,
+            Event::Run { daemon: 0, passes: 1 },
+            Event::Correct { sale: 1, name: 2 },
+            Event::DeleteFile { file: 0 },
+            Event::CreateSale { name: 2, refused: false },
+            Event::RestoreDatabase,
+            Event::RestoreFile { sale: 0 },
+            Event::Run { daemon: 0, passes: 1 },
+        ];
+        run_sequence(&events).unwrap();
+    }
 }

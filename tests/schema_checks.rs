@@ -21,7 +21,7 @@ fn numero_as_integer(backend: Backend) -> &'static str {
              id integer NOT NULL PRIMARY KEY AUTOINCREMENT, numero integer NOT NULL, \
              confronta varchar(100) NULL, confronta_minio_url varchar(200) NULL, \
              confronta_minio_object_name varchar(500) NULL, confronta_subido_a_minio bool NOT NULL DEFAULT 0, \
-             confronta_sha256 varchar(64) NULL, confronta_sync_error text NULL)"
+             confronta_sha256 varchar(64) NULL, confronta_sync_error text NULL, confronta_asignada_en datetime NULL)"
         }
     }
 }

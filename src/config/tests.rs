@@ -233,7 +233,7 @@ fn zero_retries_and_durations_past_the_clock_s_range_are_refused_naming_the_key(
         ("[watch]", &format!("settle_ms = {huge}"), "watch.settle_ms"),
         ("[watch]", &format!("reconcile_interval_s = {huge}"), "watch.reconcile_interval_s"),
         ("[watch]", &format!("orphan_after_s = {huge}"), "watch.orphan_after_s"),
-        ("[watch]", &format!("missing_after_s = {huge}"), "watch.missing_after_s"),
+        ("[watch]", &format!("owner_wait_s = {huge}"), "watch.owner_wait_s"),
         ("[watch]", &format!("poll_interval_ms = {huge}"), "watch.poll_interval_ms"),
         ("[watch]", "poll_interval_ms = 0", "watch.poll_interval_ms"),
         ("[database]", &format!("connect_timeout_s = {huge}"), "database.connect_timeout_s"),

@@ -500,7 +500,7 @@ impl Statements {
                 "; packaging/sql/add_confronta_sync_error.sql adds the refusal-reason column"
             } else if missing.iter().any(|m| m.contains("assigned_at")) {
                 "; packaging/sql/add_confronta_asignada_en.sql adds the assignment-time column \
-                 (the companion's migration 0002 too)"
+                 (in a Django project, the companion's migration)"
             } else {
                 ""
             };

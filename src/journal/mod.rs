@@ -41,10 +41,12 @@
 //!
 //! # Rows that named a missing file
 //! `missing_rows` remembers each row seen naming a path while no file stood there, with the
-//! row's assignment stamp then (`confronta_asignada_en`) and since when. A file that appears at
-//! that path later is not matched to that row unless its stamp moved on (its save assigned a
-//! file since): Django reuses a free name, and the new file belongs to the sale whose INSERT is
-//! about to commit, not to the old row (`Pipeline::owners`). Journals from before this kept the
+//! row's assignment stamp then (`confronta_asignada_en`) and since when, one mark per stamp. A
+//! file that appears at that path later is not matched to that row while its stamp is one it
+//! was seen stale with (only a save that assigns a file gives it a new one): Django reuses a free
+//! name, and the new file belongs to the sale whose INSERT is about to commit, not to the old
+//! row (`Pipeline::owners`). Marks are kept, not replaced: a restored database can bring an old
+//! stamp back. Journals from before this kept the
 //! row's `xmin` instead; those marks are dropped on open, and the start-up scan notes again
 //! every row still naming a missing file.
 //!
@@ -396,7 +398,9 @@ impl Journal {
     }
 
     /// Remembers that venta `venta_id` named `path` while no file was there, with assignment
-    /// stamp `assigned`. Returns true the first time for this path and row (to log it once).
+    /// stamp `assigned`. Every stamp seen so is kept, not only the last: a database restored
+    /// from a backup can bring an older stamp back, and it is as stale as when it was seen.
+    /// Returns true the first time for this path and row (to log it once).
     pub async fn note_missing(
         &self,
         path: &RelativeMediaPath,
@@ -410,11 +414,9 @@ impl Journal {
                 .exists(params![key, venta_id])?;
             c.prepare_cached(
                 "INSERT INTO missing_rows (path, venta_id, assigned, seen_ms) VALUES (?1, ?2, ?3, ?4) \
-                 ON CONFLICT(path, venta_id) DO UPDATE SET \
-                 seen_ms = CASE WHEN assigned IS excluded.assigned THEN seen_ms ELSE excluded.seen_ms END, \
-                 assigned = excluded.assigned",
+                 ON CONFLICT(path, venta_id, assigned) DO NOTHING",
             )?
-            .execute(params![key, venta_id, assigned, now_ms()])?;
+            .execute(params![key, venta_id, stamp_key(&assigned), now_ms()])?;
             Ok(!known)
         })
         .await
@@ -427,20 +429,14 @@ impl Journal {
             let mut query =
                 c.prepare_cached("SELECT venta_id, assigned, seen_ms FROM missing_rows WHERE path = ?1")?;
             let rows = query.query_map(params![key], |row| {
-                Ok(MissingMark { venta_id: row.get(0)?, assigned: row.get(1)?, since_ms: row.get(2)? })
+                let stamp: String = row.get(1)?;
+                Ok(MissingMark {
+                    venta_id: row.get(0)?,
+                    assigned: (!stamp.is_empty()).then_some(stamp),
+                    since_ms: row.get(2)?,
+                })
             })?;
             rows.collect()
-        })
-        .await
-    }
-
-    /// Forgets that venta `venta_id` named `path` while it was missing (its save assigned a file
-    /// since, or it names another path now).
-    pub async fn clear_missing(&self, path: &RelativeMediaPath, venta_id: i64) -> Result<(), JournalError> {
-        let key = path.as_str().to_owned();
-        self.with(move |c| {
-            c.execute("DELETE FROM missing_rows WHERE path = ?1 AND venta_id = ?2", params![key, venta_id])
-                .map(|_| ())
         })
         .await
     }
@@ -590,6 +586,12 @@ fn read_recorded(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedObject> {
         recorded_ms: row.get(5)?,
         superseded_ms: row.get(6)?,
     })
+}
+
+/// A row's assignment stamp as `missing_rows` keys it: a row no save stamped (older rows,
+/// writers that bypass the companion) is the empty text, so that it is one key like any other.
+fn stamp_key(assigned: &Option<String>) -> String {
+    assigned.clone().unwrap_or_default()
 }
 
 /// Whether `name` is the current object of the venta it was recorded for.

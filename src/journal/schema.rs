@@ -254,9 +254,9 @@ pub(super) fn open_connection(path: &Path) -> Result<Connection, JournalError> {
              CREATE TABLE IF NOT EXISTS missing_rows (
                  path TEXT NOT NULL,
                  venta_id INTEGER NOT NULL,
-                 assigned TEXT,
+                 assigned TEXT NOT NULL,
                  seen_ms INTEGER NOT NULL,
-                 PRIMARY KEY (path, venta_id)
+                 PRIMARY KEY (path, venta_id, assigned)
              );
              CREATE TABLE IF NOT EXISTS operator_log (
                  at_ms INTEGER NOT NULL,
@@ -300,11 +300,11 @@ pub(super) fn open_connection(path: &Path) -> Result<Connection, JournalError> {
             )
             .map_err(open_error)?;
     }
-    // Marks written by earlier versions hold PostgreSQL's `xmin` (which any write changes), not
-    // the assignment stamp; compared with a stamp they would read as "assigned since". They are
-    // dropped: the start-up scan notes every row still naming a missing file again, with its stamp.
+    // Marks written by earlier versions hold PostgreSQL's `xmin` (which any write changes) and
+    // one mark per row and path; compared with a stamp they would read as "assigned since".
+    // They are dropped: the start-up scan notes every row still naming a missing file again.
     let old_marks: bool = connection
-        .prepare("SELECT 1 FROM pragma_table_info('missing_rows') WHERE name = 'row_version'")
+        .prepare("SELECT 1 FROM pragma_table_info('missing_rows') WHERE name = 'assigned' AND pk = 0")
         .and_then(|mut query| query.exists([]))
         .map_err(open_error)?;
     if old_marks {
@@ -314,9 +314,9 @@ pub(super) fn open_connection(path: &Path) -> Result<Connection, JournalError> {
                  CREATE TABLE missing_rows (
                      path TEXT NOT NULL,
                      venta_id INTEGER NOT NULL,
-                     assigned TEXT,
+                     assigned TEXT NOT NULL,
                      seen_ms INTEGER NOT NULL,
-                     PRIMARY KEY (path, venta_id)
+                     PRIMARY KEY (path, venta_id, assigned)
                  );",
             )
             .map_err(open_error)?;

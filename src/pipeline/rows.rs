@@ -116,20 +116,16 @@ impl Pipeline {
     /// `confronta_asignada_en` with every new file, and with nothing else). A bare write (a
     /// state change, the same form saved again) leaves the stamp as it was. A row with no mark
     /// did not name the path while it was free, as far as the daemon ever saw: it is the file's
-    /// row, as a backlog's rows are. A mark whose row now shows another stamp is spent: its row
-    /// owns the file, and the mark is dropped.
+    /// row, as a backlog's rows are. Every stamp a row was seen stale with stays stale: a
+    /// database restore can bring an old stamp back.
     async fn owners(&self, entry: &JournalEntry, rows: Vec<VentaRow>) -> Result<Owners, JournalError> {
-        let path = &entry.path;
-        let marks = self.journal.missing_marks(path).await?;
+        let marks = self.journal.missing_marks(&entry.path).await?;
         let mut owners = Owners { rows: Vec::with_capacity(rows.len()), stale: Vec::new() };
         for row in rows {
-            match marks.iter().find(|mark| mark.venta_id == row.id) {
-                None => owners.rows.push(row),
-                Some(mark) if mark.assigned == row.assigned => owners.stale.push(row.id),
-                Some(_) => {
-                    self.journal.clear_missing(path, row.id).await?;
-                    owners.rows.push(row);
-                }
+            if marks.iter().any(|mark| mark.venta_id == row.id && mark.assigned == row.assigned) {
+                owners.stale.push(row.id);
+            } else {
+                owners.rows.push(row);
             }
         }
         Ok(owners)
