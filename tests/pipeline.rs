@@ -181,7 +181,7 @@ async fn a_replaced_confronta_is_uploaded_and_the_old_object_retired() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_row_deleted_mid_flight_keeps_the_file_and_leaves_the_object_for_the_orphan_report() {
+async fn a_row_deleted_mid_flight_keeps_the_file_for_the_next_row_and_the_object_for_the_orphan_report() {
     let world = World::new(Backend::Postgres).await;
     let config = world.config().write();
     // Pause between verify and record so the row can vanish in between.
@@ -205,6 +205,17 @@ async fn a_row_deleted_mid_flight_keeps_the_file_and_leaves_the_object_for_the_o
     assert!(world.db.row(id).await.is_none(), "no row was resurrected");
     assert_eq!(world.object_bytes(&object).await, bytes, "the object stays for the orphan report");
     sidecar.assert_running();
+
+    // The kept file is not given up for the rest of the run: the next save that assigns it
+    // (here a new sale; `adopt` works the same way) takes it without a restart.
+    let next = world.db.insert_venta("PORTA-NEXT", Some("confrontas/borrada.pdf")).await;
+    eventually("the kept file moves to the next row that names it", WAIT, || async {
+        (!path.exists()).then_some(())
+    })
+    .await;
+    let row = world.db.row(next).await.unwrap();
+    assert!(row.subido, "{row:?}");
+    assert_eq!(row.sha256.as_deref(), Some(sha256_hex(&bytes).as_str()));
     world.cleanup().await;
 }
 

@@ -6,7 +6,7 @@ use tracing::{debug, info, warn};
 use super::{give_up, Failure, Outcome, Pipeline, RowCheck, Run, Step, Unowned};
 use crate::db::VentaRow;
 use crate::error::Reason;
-use crate::journal::{now_ms, FileState, JournalEntry, JournalError};
+use crate::journal::{FileState, JournalEntry, JournalError};
 
 /// The rows naming a path, sorted by whether they may own the file there now.
 struct Owners {
@@ -175,15 +175,17 @@ impl Pipeline {
                 );
                 Step::Settle(Outcome::Retry(failure))
             }
+            // The row is gone or names another file: the file is matched again from the start,
+            // so it waits for (or goes to) whichever row names it next (a new save, `adopt`)
+            // instead of staying kept until a restart.
             _ => {
                 let message = format!(
                     "venta {} was deleted or its confronta replaced while the file was in flight; \
-                     local file kept, object {object} left for the orphan report",
+                     local file kept, object {object} left for the orphan report; matching the file again",
                     row.id
                 );
-                entry.last_error = Some(message.clone());
-                entry.updated_ms = now_ms();
-                Step::End(FileState::RowChanged, Outcome::Kept(Failure::new(Reason::RowChanged, message)))
+                warn!(reason = Reason::RowChanged.as_str(), error = %message, "file kept");
+                Step::Rehash(Outcome::Retry(Failure::new(Reason::RowChanged, message)))
             }
         }
     }
