@@ -7,8 +7,6 @@
 //! `journalctl -p warning -u confronta-sync` shows the warnings and errors; without the prefix
 //! every line would be stored as info.
 
-use std::fmt::Write as _;
-
 use tracing::{Event, Level, Subscriber};
 use tracing_appender::non_blocking::WorkerGuard;
 use tracing_subscriber::fmt::format::{FormatEvent, FormatFields, Writer};
