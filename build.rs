@@ -11,15 +11,19 @@ use std::process::Command;
 
 fn main() {
     println!("cargo:rerun-if-env-changed=CONFRONTA_SYNC_COMMIT");
+    let own_checkout = in_own_checkout();
     let commit = match std::env::var("CONFRONTA_SYNC_COMMIT") {
         Ok(given) if !given.trim().is_empty() => Some(given.trim().to_owned()),
-        _ if in_own_checkout() => git(&["rev-parse", "--short=12", "HEAD"]),
+        _ if own_checkout => git(&["rev-parse", "--short=12", "HEAD"]),
         _ => None,
     };
     let version = std::env::var("CARGO_PKG_VERSION").unwrap_or_default();
     match commit {
         Some(commit) => println!("cargo:rustc-env=CONFRONTA_SYNC_VERSION={version} (rev {commit})"),
         None => println!("cargo:rustc-env=CONFRONTA_SYNC_VERSION={version}"),
+    }
+    if !own_checkout {
+        return;
     }
     // A new commit, a checkout or a fetch into packed refs changes what HEAD names; only files
     // that exist are named (cargo reruns the script at every build for a missing one).
