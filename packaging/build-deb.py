@@ -1,18 +1,24 @@
 #!/usr/bin/env python3
 """Builds the Debian package from Cargo.toml's [package.metadata.deb] with dpkg-deb.
 
-    packaging/build-deb.py [--profile release|dev] [--no-build] [--output DIR]
+    packaging/build-deb.py [--profile release|dev] [--no-build] [--output DIR] [--generate-only]
 
-It reads the same table cargo-deb reads (assets, maintainer scripts, section, depends = "$auto")
-and needs only what a Debian machine with Rust already has: Python 3.11 (tomllib), dpkg-deb and
-dpkg-shlibdeps. It exists so that a fresh machine can build and test the package without first
-compiling cargo-deb (about 80 s on two cores). Files under /etc are conffiles, the binary's
-shared-library dependencies come from dpkg-shlibdeps, and every file is owned by root.
+It reads the same table cargo-deb reads (assets, maintainer scripts, changelog, license file,
+section, depends with "$auto") and needs only what a Debian machine with Rust already has:
+Python 3.11 (tomllib), dpkg-deb and dpkg-shlibdeps. It exists so that a fresh machine can build
+and test the package without first compiling cargo-deb (about 80 s on two cores). Files under
+/etc are conffiles, the binary's shared-library dependencies come from dpkg-shlibdeps, and every
+file is owned by root. The package's version is the top entry of packaging/debian/changelog,
+whose upstream part must be Cargo.toml's version. The man pages and shell completions are made
+by the binary just built (`confronta-sync generate`) into target/<profile>/generated/, from the
+same definition as its parser; --generate-only stops there (what `cargo deb` needs first).
 Prints the path of the .deb it wrote.
 """
 import argparse
 import glob
+import gzip
 import hashlib
+import re
 import os
 import pathlib
 import shutil
@@ -42,23 +48,59 @@ def shlib_depends(binary: pathlib.Path) -> str:
     return ""
 
 
+def changelog_version(changelog: pathlib.Path) -> str:
+    """The version of the changelog's top entry: `confronta-sync (0.2.0-1) unstable; ...`."""
+    first = changelog.read_text().splitlines()[0]
+    match = re.match(r"^\S+ \(([^)]+)\) ", first)
+    if not match:
+        sys.exit(f"{changelog}: the first line names no version: {first!r}")
+    return match.group(1)
+
+
+def gzip_n(data: bytes) -> bytes:
+    """gzip -9n: no name or time in the header, so the same input makes the same package."""
+    return gzip.compress(data, compresslevel=9, mtime=0)
+
+
+def generate_reference(binary: pathlib.Path, out: pathlib.Path) -> None:
+    """Man pages (gzipped, as Debian installs them) and completions, from the binary itself."""
+    shutil.rmtree(out, ignore_errors=True)
+    man = out / "man"
+    man.mkdir(parents=True)
+    run(str(binary), "generate", "man", str(man))
+    for page in sorted(man.glob("*.1")):
+        page.with_name(page.name + ".gz").write_bytes(gzip_n(page.read_bytes()))
+        page.unlink()
+    completions = out / "completions"
+    completions.mkdir()
+    for shell, name in [("bash", "confronta-sync"), ("zsh", "_confronta-sync"), ("fish", "confronta-sync.fish")]:
+        (completions / name).write_text(run(str(binary), "generate", f"complete-{shell}"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--profile", default="release", choices=["release", "dev"])
     parser.add_argument("--no-build", action="store_true", help="package the binary as it is")
     parser.add_argument("--output", default="target/debian")
     parser.add_argument("--fast", action="store_true", help="light compression, for tests")
+    parser.add_argument("--generate-only", action="store_true", help="only the man pages and completions")
     args = parser.parse_args()
 
     cargo = tomllib.loads((REPO / "Cargo.toml").read_text())
     package = cargo["package"]
     deb = package["metadata"]["deb"]
     profile_dir = "debug" if args.profile == "dev" else "release"
+    changelog = REPO / deb["changelog"]
+    version = changelog_version(changelog)
+    if version.rsplit("-", 1)[0] != package["version"]:
+        sys.exit(f"{changelog} is at {version}, Cargo.toml at {package['version']}: add the changelog entry")
     if not args.no_build:
         subprocess.run(["cargo", "build", "--profile", args.profile, "--bin", package["name"]], cwd=REPO, check=True)
+    generate_reference(REPO / "target" / profile_dir / package["name"], REPO / "target" / profile_dir / "generated")
+    if args.generate_only:
+        return
 
     arch = run("dpkg", "--print-architecture").strip()
-    version = f"{package['version']}-1"
     with tempfile.TemporaryDirectory() as staging:
         root = pathlib.Path(staging)
         binary = None
@@ -79,11 +121,17 @@ def main() -> None:
                     run("strip", "--strip-unneeded", "--remove-section=.comment", str(dest))
         doc = root / "usr/share/doc" / package["name"]
         doc.mkdir(parents=True, exist_ok=True)
+        # The MIT licence is not in /usr/share/common-licenses: its text goes in, as policy asks.
+        license_text = (REPO / deb["license-file"][0]).read_text()
+        copyright_line = next(line for line in license_text.splitlines() if line.startswith("Copyright"))
+        body = "\n".join(" " + line if line.strip() else " ." for line in license_text.strip().splitlines())
         (doc / "copyright").write_text(
             "Format: https://www.debian.org/doc/packaging-manuals/copyright-format/1.0/\n"
-            f"Upstream-Name: {package['name']}\n\nFiles: *\nCopyright: {deb['maintainer']}\n"
-            f"License: {package['license']}\n"
+            f"Upstream-Name: {package['name']}\n\nFiles: *\n"
+            f"Copyright: {copyright_line.removeprefix('Copyright').strip()}\n"
+            f"License: {package['license']}\n{body}\n"
         )
+        (doc / "changelog.Debian.gz").write_bytes(gzip_n(changelog.read_bytes()))
         for path in [root, *root.rglob("*")]:
             if path.is_dir():
                 path.chmod(0o755)
@@ -102,7 +150,11 @@ def main() -> None:
                 shutil.copyfile(source, control_dir / script)
                 (control_dir / script).chmod(0o755)
 
-        depends = shlib_depends(binary) if deb.get("depends") == "$auto" and binary else deb.get("depends", "")
+        depends = ", ".join(
+            d
+            for item in deb.get("depends", "").split(",")
+            if (d := (shlib_depends(binary) if item.strip() == "$auto" and binary else item.strip()))
+        )
         size_kib = sum(p.stat().st_size for p in root.rglob("*") if p.is_file()) // 1024
         paragraphs = [textwrap.wrap(p, 78) for p in deb["extended-description"].split("\n\n")]
         extended = "\n .\n".join("\n".join(" " + line for line in lines) for lines in paragraphs)

@@ -9,7 +9,7 @@ export CONFRONTA_TEST_PG_URL=${CONFRONTA_TEST_PG_URL:-postgres://root@127.0.0.1:
 
 # Debian tools the tests use, installed when missing (this needs root, as on CI): psql, curl,
 # clamd plus sigtool for the virus-scan tests (they build a one-signature database), rclone and
-# GNU time for the benchmarks.
+# GNU time for the benchmarks, promtool for the alert rules.
 need_apt=()
 command -v psql > /dev/null || need_apt+=(postgresql-client)
 # The journal and the SQLite backend link Debian's SQLite (kept patched by the distribution).
@@ -24,6 +24,13 @@ if ((${#need_apt[@]})); then
   echo "installing ${need_apt[*]}" >&2
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need_apt[@]}" > /dev/null
+fi
+# promtool, for the alert rules' unit tests (packaging/monitoring/test-rules.sh), comes with
+# Debian's prometheus package; only the tool is wanted, so not the node exporter it recommends.
+if ! command -v promtool > /dev/null; then
+  echo "installing prometheus (for promtool)" >&2
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus > /dev/null
 fi
 
 if ! psql "$CONFRONTA_TEST_PG_URL" -qtAc 'select 1' > /dev/null 2>&1; then
@@ -54,6 +61,8 @@ status=0
 cargo test --no-fail-fast --features failpoints "$@" 2>&1 | tee "$log" || status=$?
 # The package and the Django end-to-end run use the binaries cargo test just built.
 if [[ -z ${CONFRONTA_TEST_ONLY_CARGO:-} ]]; then
+  # The alert rules, one promtool unit test per alert, and the dashboard's JSON.
+  packaging/monitoring/test-rules.sh 2>&1 | tee -a "$log" || status=$?
   tests/deb/run.sh 2>&1 | tee -a "$log" || status=$?
   # The Django companion app's own tests (SQLite, no services), in the venv the e2e run uses.
   contrib/django/tests/run.sh 2>&1 | tee -a "$log" || status=$?
@@ -66,8 +75,7 @@ fi
 # One closing line over every runner, so the total is not hidden behind the last one. pytest's
 # summary is repeated at the end of the e2e output, so only its last one counts.
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
-     /^deb: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
-     /^django: [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
+     /^(deb|django|monitoring): [0-9]+ passed, [0-9]+ failed$/ { p += $2; f += $4 }
      /^=+ .*(passed|failed).* in [0-9.]+s/ { pp = 0; pf = 0; for (i = 1; i <= NF; i++) { if ($i ~ /^passed,?$/) pp = $(i-1); if ($i ~ /^(failed|errors?),?$/) pf += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p + pp, f + pf }' "$log"
 exit "$status"

@@ -27,11 +27,19 @@ const JOURNAL_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 /// start-up, then once a minute, so a day's removals never pile up into one long prune.
 const JOURNAL_UPKEEP_EVERY: Duration = Duration::from_secs(60);
 
+mod generate;
+
+pub use generate::{parse_command_line, write_reference, Generate, Invocation};
+
+/// What `--version` and the man pages show: the crate's version and, when the build knew it,
+/// the commit (`0.2.0 (rev 0123456789ab)`; see `build.rs`).
+pub const VERSION: &str = env!("CONFRONTA_SYNC_VERSION");
+
 /// Command line.
 #[derive(Debug, Parser)]
 #[command(
     name = "confronta-sync",
-    version,
+    version = VERSION,
     about = "Moves Django confronta uploads into MinIO, records them in the sales table and removes the local copy, crash-safely",
     after_help = "Exit codes: 0 ok, 1 files failed, 2 usage or config, 3 database, 4 object store, 5 journal, 6 logging."
 )]

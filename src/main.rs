@@ -1,17 +1,36 @@
 //! The `confronta-sync` binary: parse the command line, run, exit with the code it returns.
 
-use clap::Parser;
+use confronta_sync::app::{self, Invocation};
 
 fn main() {
+    not_dumpable();
     limit_malloc_arenas();
-    let cli = confronta_sync::app::Cli::parse();
+    let cli = match app::parse_command_line() {
+        Invocation::Run(cli) => cli,
+        Invocation::Generate(what) => std::process::exit(app::write_reference(&what)),
+    };
     // Test builds read FAILPOINTS from the environment; release builds have no failpoints.
     #[cfg(feature = "failpoints")]
     let scenario = fail::FailScenario::setup();
-    let code = confronta_sync::app::main_with(cli);
+    let code = app::main_with(cli);
     #[cfg(feature = "failpoints")]
     scenario.teardown();
     std::process::exit(code);
+}
+
+/// Makes the process non-dumpable before it reads any secret: another process of the same uid
+/// (anything else run under the service's account) can then neither ptrace it nor read its
+/// memory, environment or descriptors through /proc, and a crash leaves no core file with the
+/// S3 key or the database password in it. root keeps access, as it would anyway.
+fn not_dumpable() {
+    // SAFETY: PR_SET_DUMPABLE takes plain integers and touches no memory of ours.
+    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+        // Nothing else can be done about it, and the daemon works without it: say so and go on.
+        eprintln!(
+            "confronta-sync: cannot mark the process non-dumpable: {}",
+            std::io::Error::last_os_error()
+        );
+    }
 }
 
 /// Caps glibc's malloc at two arenas before any thread starts. By default each thread that

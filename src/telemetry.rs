@@ -50,6 +50,7 @@ pub fn serve(listen: SocketAddr) -> Result<(), String> {
         .install_recorder()
         .map_err(|e| failed(&e))?;
     describe();
+    register_at_zero();
     let upkeep = handle.clone();
     tokio::spawn(async move {
         let mut every = tokio::time::interval(UPKEEP_EVERY);
@@ -153,6 +154,41 @@ fn describe() {
         Unit::Seconds,
         "Unix time at which a file last moved into the object store (absent until one has)"
     );
+    describe_counter!(
+        "confronta_task_panics_total",
+        "Pipeline tasks that panicked (each file's run is one task)"
+    );
+    describe_gauge!(
+        "confronta_journal_blocked",
+        "Whether the journal cannot be written (1: no new file is taken and nothing is deleted) or can (0)"
+    );
+    describe_gauge!("confronta_start_time_seconds", Unit::Seconds, "Unix time at which the daemon started");
+}
+
+/// The outcome labels of `confronta_files_total` (`daemon::scheduler` gives them).
+pub const OUTCOMES: [&str; 8] =
+    ["moved", "kept", "retry", "waiting_for_row", "orphan", "busy", "nothing", "fatal"];
+
+/// Puts the series the alert rules read on the page at 0 from the start. A counter that first
+/// appears at 1 has no earlier sample, so `increase()` misses that first event (the first panic,
+/// the first quarantined file after a restart), and a series that is absent makes a rule such as
+/// "nothing moved for 15 minutes" silent after every restart instead of false.
+fn register_at_zero() {
+    for outcome in OUTCOMES {
+        metrics::counter!("confronta_files_total", "outcome" => outcome).absolute(0);
+    }
+    metrics::counter!("confronta_bytes_total").absolute(0);
+    metrics::counter!("confronta_errors_total", "class" => "rejected", "reason" => "quarantined").absolute(0);
+    metrics::counter!("confronta_task_panics_total").absolute(0);
+    // A histogram with no sample yet is rendered with its buckets at 0: the step-time panels
+    // show a verify step that small files skip (their PUT's answer verifies them) as none, not
+    // as a metric that does not exist.
+    for step in [Step::Upload, Step::Verify, Step::Record] {
+        let _registered = metrics::histogram!(step_metric(step));
+    }
+    journal_blocked(false);
+    let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).unwrap_or_default();
+    metrics::gauge!("confronta_start_time_seconds").set(now.as_secs_f64());
 }
 
 pub fn outcome(label: &'static str, bytes: u64) {
@@ -167,12 +203,15 @@ pub fn error(class: &'static str, reason: &'static str) {
 }
 
 pub fn step_time(step: Step, elapsed: Duration) {
-    let name = match step {
+    metrics::histogram!(step_metric(step)).record(elapsed.as_secs_f64());
+}
+
+fn step_metric(step: Step) -> &'static str {
+    match step {
         Step::Upload => "confronta_upload_seconds",
         Step::Verify => "confronta_verify_seconds",
         Step::Record => "confronta_record_seconds",
-    };
-    metrics::histogram!(name).record(elapsed.as_secs_f64());
+    }
 }
 
 /// The timed pipeline steps.
@@ -219,6 +258,16 @@ pub fn progressed() {
 /// When `progressed` was last called (the first call's instant if it never was since).
 pub fn last_progress() -> Instant {
     progress_epoch() + Duration::from_millis(PROGRESS_MS.load(Ordering::Relaxed))
+}
+
+/// Says that a pipeline task panicked.
+pub fn task_panicked() {
+    metrics::counter!("confronta_task_panics_total").increment(1);
+}
+
+/// Says whether the journal can be written (`daemon::scheduler` blocks new files while it cannot).
+pub fn journal_blocked(blocked: bool) {
+    metrics::gauge!("confronta_journal_blocked").set(if blocked { 1.0 } else { 0.0 });
 }
 
 pub fn service_up(service: &'static str, up: bool) {

@@ -366,6 +366,7 @@ impl Scheduler {
             }
             _ => {}
         }
+        telemetry::journal_blocked(self.journal_blocked_until.is_some());
     }
 
     /// Metrics and the waiting/orphan sets behind the gauges.
