@@ -872,7 +872,10 @@ class Bench:
             conn.execute(f"ANALYZE {TABLE}")
         self.put_objects([f"{prefix}/venta_{g:08d}.pdf" for g in range(1, big_rows + 1)], big)
         self.put_objects([f"{prefix}/venta_{g:08d}.pdf" for g in range(big_rows + 1, with_object + 1)], small)
-        self.put_objects([f"{prefix}/zz_huerfano_{g:06d}.pdf" for g in range(orphans)], small)
+        # Unreferenced objects with names the config's template could have made (`orphans` only
+        # ever lists, and deletes, those; see ARCHITECTURE.md), for ids no row has.
+        self.put_objects([f"{prefix}/venta_HUERFANO-{g:06d}_confronta_{n + 1 + g}_{g:012x}.pdf"
+                          for g in range(orphans)], small)
         config = self.write_config(name, media_root, prefix)
         out = {"rows": n, "objects_present": with_object, "orphan_objects": orphans,
                "deep_object_bytes": big_bytes, "deep_sample_rows": 200}
