@@ -19,7 +19,9 @@ use crate::journal::{Journal, JournalError};
 use crate::logging::{self, Logging};
 use crate::pipeline::Pipeline;
 use crate::report;
-use crate::store::{Capabilities, ObjectStore, S3Store, StoreErrorKind, PROBE_PREFIX};
+use crate::store::{
+    BucketSetup, KeptProbe, ObjectStore, Probe, ProbeWrites, S3Store, StoreErrorKind, PROBE_PREFIX,
+};
 
 /// How long the journal remembers a removed file (for `status`'s upload times).
 const JOURNAL_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -244,8 +246,8 @@ async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit
     if journal_use != JournalUse::Throwaway {
         probe_quarantine(config)?;
     }
-    let (store, capabilities) = connect_store_for_uploads(config).await?;
-    let pipeline = Pipeline::new(config, store, db, journal, limits, capabilities);
+    let (store, checked) = connect_store_for_uploads(config, Some(&journal)).await?;
+    let pipeline = Pipeline::new(config, store, db, journal, limits, checked.probe.capabilities);
     Ok(Started { pipeline: Arc::new(pipeline) })
 }
 
@@ -294,17 +296,64 @@ async fn connect_store(config: &Config) -> Result<Arc<dyn ObjectStore>, Exit> {
     Ok(Arc::new(store))
 }
 
+/// What opening the store for moving files found: how the bucket is set up, and the probe.
+struct StoreCheck {
+    bucket: BucketSetup,
+    probe: Probe,
+}
+
 /// Opens the store for moving files: checks the bucket, then probes what the server enforces.
 /// A server that accepts a PUT with a wrong `x-amz-checksum-sha256` would make every
-/// verification pass, so the daemon refuses to start on it.
-async fn connect_store_for_uploads(config: &Config) -> Result<(Arc<dyn ObjectStore>, Capabilities), Exit> {
+/// verification pass, so the daemon refuses to start on it. The last probe's result for this
+/// endpoint and bucket is read from `journal` and kept there: on a bucket that keeps versions
+/// it spares the probe's writes (issue 29). A retention asked for on a bucket without object
+/// lock could never be applied, so that is refused too, naming the bucket.
+async fn connect_store_for_uploads(
+    config: &Config,
+    journal: Option<&Journal>,
+) -> Result<(Arc<dyn ObjectStore>, StoreCheck), Exit> {
     let store = connect_store(config).await?;
-    let capabilities = store.probe().await.map_err(|e| {
+    let endpoint = config.minio.endpoint.trim_end_matches('/');
+    let bucket = &config.minio.bucket;
+    let kept = match journal {
+        Some(journal) => journal.kept_probe(endpoint, bucket).await.unwrap_or_else(|e| {
+            warn!(error = %e, "cannot read the last probe's result from the journal; probing again");
+            None
+        }),
+        None => None,
+    };
+    let setup = store.bucket_setup().await.map_err(|e| {
+        Exit::ObjectStore(format!(
+            "object store at {endpoint}: cannot read how bucket {bucket} is set up: {e}"
+        ))
+    })?;
+    for unknown in &setup.unknown {
+        warn!(%bucket, "cannot read how the bucket is set up: {unknown}");
+    }
+    // Before the probe writes anything: a bucket that cannot take the settings is no place
+    // for even a scratch object.
+    if let Some(retention) = store.policy().retention {
+        if setup.lacks_object_lock() {
+            return Err(Exit::ObjectStore(format!(
+                "minio.retention_mode = \"{}\" and minio.retention_days = {} ask every object to be retained, \
+                 but bucket {bucket} at {endpoint} has no object lock, so no retention can be set on it; make \
+                 the bucket with object lock (mc mb --with-lock), or remove both keys: see docs/legal-retention.md",
+                retention.mode.as_str(),
+                retention.days
+            )));
+        }
+        if setup.object_lock.is_none() {
+            warn!(%bucket, "cannot read whether the bucket has object lock; an upload asking for a retention on a bucket without it is refused by the server");
+        }
+    }
+    let probe = store.probe(&setup, kept.as_ref()).await.map_err(|e| {
         Exit::ObjectStore(format!(
             "object store at {}: the start-up probe under {PROBE_PREFIX} failed: {e}",
             config.minio.endpoint
         ))
     })?;
+    info!(%bucket, "start-up probe: {}", probe.writes);
+    let capabilities = probe.capabilities;
     if !capabilities.checksum_enforced {
         return Err(Exit::ObjectStore(format!(
             "object store at {} accepted a PUT whose x-amz-checksum-sha256 does not match its bytes; \
@@ -312,6 +361,16 @@ async fn connect_store_for_uploads(config: &Config) -> Result<(Arc<dyn ObjectSto
              is a proxy in between dropping it?)",
             config.minio.endpoint
         )));
+    }
+    if let (Some(journal), false) = (journal, matches!(probe.writes, ProbeWrites::Nothing { .. })) {
+        let kept = KeptProbe {
+            capabilities,
+            encryption: store.policy().encryption_text(),
+            probed_ms: crate::journal::now_ms(),
+        };
+        if let Err(e) = journal.keep_probe(endpoint, bucket, &kept).await {
+            warn!(error = %e, "cannot keep the probe's result in the journal; the next start probes again");
+        }
     }
     match (capabilities.conditional_put, config.minio.conditional_writes) {
         (true, ConditionalWrites::Auto) => {
@@ -324,7 +383,7 @@ async fn connect_store_for_uploads(config: &Config) -> Result<(Arc<dyn ObjectSto
             "the object store ignores If-None-Match: * (conditional writes); each name is stat'ed before its upload instead"
         ),
     }
-    Ok((store, capabilities))
+    Ok((store, StoreCheck { bucket: setup, probe }))
 }
 
 /// The quarantine folder takes files (`Validator::probe_quarantine`); else a configuration
@@ -343,8 +402,15 @@ async fn check(config: &Config) -> Result<i32, Exit> {
     let (db, _) = connect_db(config).await?;
     warn_missing_indexes(db.as_ref(), config).await;
     probe_quarantine(config)?;
-    let (_, capabilities) = connect_store_for_uploads(config).await?;
-    report::check(config, &capabilities);
+    // The daemon's journal, if there is one, holds the last probe's result: `check` reuses it
+    // as a start would, and keeps what it learns for the next start. A journal this user
+    // cannot open (`check` run as another user than the daemon's) only costs that reuse.
+    let journal = Journal::open_for_probe(&config.journal.path).unwrap_or_else(|e| {
+        warn!(error = %e, "cannot open the journal for the last probe's result; probing without it");
+        None
+    });
+    let (_, checked) = connect_store_for_uploads(config, journal.as_ref()).await?;
+    report::check(config, &checked.bucket, &checked.probe);
     Ok(exit::OK)
 }
 

@@ -21,11 +21,22 @@ use crate::config::Config;
 use crate::daemon::Summary;
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{Plan, PlanAction};
-use crate::store::{part_size_for, Capabilities, MAX_OBJECT_BYTES, MAX_PARTS};
+use crate::store::{
+    part_size_for, BucketSetup, Deleted, ObjectLock, ObjectPolicy, Probe, Versioning, MAX_OBJECT_BYTES,
+    MAX_PARTS,
+};
 
-/// `check`'s answer: what the object store enforces and how large a file may go up.
-pub fn check(config: &Config, capabilities: &Capabilities) {
+/// `check`'s answer: how the bucket is set up, what the probe wrote, what the object store
+/// enforces, what every upload asks for and how large a file may go up.
+pub fn check(config: &Config, bucket: &BucketSetup, probe: &Probe) {
+    let capabilities = &probe.capabilities;
     println!("configuration, database columns and bucket {} are fine", config.minio.bucket);
+    println!("bucket {}: {}", config.minio.bucket, bucket_setup(bucket));
+    for unknown in &bucket.unknown {
+        println!("  could not read: {unknown}");
+    }
+    println!("probe: {}", probe.writes);
+    println!("uploads: {}", object_policy(&ObjectPolicy::from_config(&config.minio)));
     println!(
         "object store: checksums enforced; conditional writes (If-None-Match: *) {}; small uploads verified by the PUT's answer ({})",
         if capabilities.conditional_put { "honoured" } else { "not honoured: each name is stat'ed first" },
@@ -36,6 +47,52 @@ pub fn check(config: &Config, capabilities: &Capabilities) {
         }
     );
     println!("{}", upload_limits(config));
+}
+
+/// A bucket's versioning, object lock and default encryption, in one line.
+fn bucket_setup(setup: &BucketSetup) -> String {
+    let versioning = match setup.versioning {
+        Some(Versioning::Enabled) => "versioning enabled",
+        Some(Versioning::Suspended) => "versioning suspended",
+        Some(Versioning::Unversioned) => "no versioning",
+        None => "versioning unknown",
+    };
+    let lock = match &setup.object_lock {
+        Some(ObjectLock::Off) => "no object lock".to_owned(),
+        Some(ObjectLock::On { default_retention: Some(retention) }) => format!(
+            "object lock with a default retention of {} in {} mode",
+            retention.period,
+            retention.mode.as_str()
+        ),
+        Some(ObjectLock::On { default_retention: None }) => {
+            "object lock without a default retention".to_owned()
+        }
+        None => "object lock unknown".to_owned(),
+    };
+    let encryption = match &setup.default_encryption {
+        Some(Some(encryption)) => format!("default encryption {encryption}"),
+        Some(None) => "no default encryption".to_owned(),
+        None => "default encryption unknown".to_owned(),
+    };
+    format!("{versioning}; {lock}; {encryption}")
+}
+
+/// What every upload asks for, and what becomes of a corrected venta's old object.
+fn object_policy(policy: &ObjectPolicy) -> String {
+    let encryption = match &policy.encryption {
+        Some(encryption) => format!("server-side encryption {encryption}"),
+        None => "no server-side encryption asked for".to_owned(),
+    };
+    let retention = match policy.retention {
+        Some(retention) => format!("retention {} for {} days", retention.mode.as_str(), retention.days),
+        None => "no retention asked for (the bucket's default applies)".to_owned(),
+    };
+    let previous = if policy.keep_previous_objects {
+        "a corrected venta's old object is kept"
+    } else {
+        "a corrected venta's old object is deleted (a version stays where the bucket keeps versions)"
+    };
+    format!("{encryption}; {retention}; {previous}")
 }
 
 /// The largest file the settings let through, and how it goes up: `validation.max_bytes`
@@ -199,9 +256,16 @@ pub fn orphan_event(progress: &indicatif::ProgressBar, event: OrphanEvent) -> io
             Ok(())
         }
         OrphanEvent::Object { name, deleted } => {
-            let deleted = if deleted { "  (deleted)" } else { "" };
+            let deleted = match deleted {
+                None => "",
+                Some(Deleted::Removed) => "  (deleted)",
+                Some(Deleted::Marked { .. }) => "  (deleted: a delete marker hides it, its versions stay)",
+            };
             progress.suspend(|| writeln!(io::stdout(), "orphan object  {name}{deleted}"))
         }
+        OrphanEvent::DeleteRefused { name, error } => progress.suspend(|| {
+            writeln!(io::stdout(), "orphan object  {name}  (not deleted: the server refused: {error})")
+        }),
     }
 }
 
@@ -211,8 +275,23 @@ pub fn orphans_summary(summary: &OrphanSummary, older_than: Duration, delete_obj
         humantime::format_duration(older_than),
         summary.files,
         summary.objects,
-        if delete_objects { format!(", {} objects deleted", summary.deleted) } else { String::new() }
+        if delete_objects { deleted_objects(summary) } else { String::new() }
     );
+}
+
+/// What `orphans --delete-objects` did to the objects, for its summary line.
+fn deleted_objects(summary: &OrphanSummary) -> String {
+    let mut said = format!(", {} objects deleted", summary.deleted);
+    if summary.marked > 0 {
+        said.push_str(&format!(
+            " ({} behind a delete marker: the bucket keeps versions, and each stays, a retained one until its retention ends)",
+            summary.marked
+        ));
+    }
+    if summary.refused > 0 {
+        said.push_str(&format!(", {} the server refused to delete", summary.refused));
+    }
+    said
 }
 
 /// The rescan's `--json` summary: the counts, and the totals the Django command reads.

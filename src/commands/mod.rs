@@ -25,7 +25,7 @@ use crate::hash::Sha256Digest;
 use crate::journal::{FileState, Journal, JournalError};
 use crate::media_path::RelativeMediaPath;
 use crate::object_name::{ObjectName, ObjectNameTemplate};
-use crate::store::{ObjectEntry, ObjectStore, StoreError, PROBE_PREFIX};
+use crate::store::{Deleted, ObjectEntry, ObjectStore, StoreError, StoreErrorKind, PROBE_PREFIX};
 
 /// Rows (or listed objects) per page of `verify` and `orphans`: large enough that the round
 /// trips do not dominate, small enough that a page is a few hundred KiB.
@@ -160,7 +160,7 @@ async fn verify_row(store: &Arc<dyn ObjectStore>, row: &VentaRow, deep: bool) ->
             Ok((_, actual)) => {
                 let problem = (actual != expected)
                     .then(|| format!("content SHA-256 is {actual}, the row says {expected}"));
-                report(Some(info.size), problem)
+                report(Some(info.size), problem.or_else(|| store.policy().unencrypted(&info)))
             }
             Err(e) => report(Some(info.size), Some(format!("cannot download: {e}"))),
         };
@@ -174,7 +174,7 @@ async fn verify_row(store: &Arc<dyn ObjectStore>, row: &VentaRow, deep: bool) ->
             None => Some("the server reports no whole-content checksum; use --deep".into()),
         },
     };
-    report(Some(info.size), problem)
+    report(Some(info.size), problem.or_else(|| store.policy().unencrypted(&info)))
 }
 
 /// The `status` report.
@@ -262,9 +262,12 @@ pub enum OrphanEvent {
     ReferencesRead(u64),
     /// So many objects listed under the prefix so far.
     ObjectsListed(u64),
-    /// An object under the template's prefix that no row references; `deleted` with
-    /// `--delete-objects` once it is gone.
-    Object { name: String, deleted: bool },
+    /// An object under the template's prefix that no row references; with `--delete-objects`,
+    /// `deleted` says what the delete did (a delete marker where the bucket keeps versions).
+    Object { name: String, deleted: Option<Deleted> },
+    /// `--delete-objects` asked the server to delete an orphan, and it refused (a version
+    /// under retention, a policy that forbids deletes): the run goes on.
+    DeleteRefused { name: String, error: String },
 }
 
 /// What a whole `orphans` run found.
@@ -272,7 +275,12 @@ pub enum OrphanEvent {
 pub struct OrphanSummary {
     pub files: u64,
     pub objects: u64,
+    /// Objects no longer there (`Removed`, or hidden behind a delete marker).
     pub deleted: u64,
+    /// Of `deleted`, those a delete marker hides: their versions stay in the bucket.
+    pub marked: u64,
+    /// Deletes the server refused.
+    pub refused: u64,
 }
 
 /// The object names the table references, as 64-bit digests in a sorted vector: 8 bytes a
@@ -383,7 +391,7 @@ pub async fn orphans(
         summary.objects += candidates.len() as u64;
         if !delete_objects {
             for object in candidates {
-                report(OrphanEvent::Object { name: object.name, deleted: false })
+                report(OrphanEvent::Object { name: object.name, deleted: None })
                     .map_err(ReportError::Output)?;
             }
             continue;
@@ -410,11 +418,26 @@ pub async fn orphans(
         let now_referenced: HashSet<String> = db.referenced_among(&names).await?.into_iter().collect();
         for name in names {
             let still_free = !held.contains(&name) && !now_referenced.contains(&name);
-            if still_free {
-                store.delete(&ObjectName::from_stored(name.clone())).await?;
-                summary.deleted += 1;
+            if !still_free {
+                report(OrphanEvent::Object { name, deleted: None }).map_err(ReportError::Output)?;
+                continue;
             }
-            report(OrphanEvent::Object { name, deleted: still_free }).map_err(ReportError::Output)?;
+            let event = match store.delete(&ObjectName::from_stored(name.clone())).await {
+                Ok(deleted) => {
+                    summary.deleted += 1;
+                    summary.marked += u64::from(matches!(deleted, Deleted::Marked { .. }));
+                    OrphanEvent::Object { name, deleted: Some(deleted) }
+                }
+                // A refusal concerns this object alone (issue 29: a version under retention
+                // where a server refuses a plain delete): the others are still the operator's
+                // to clean up. An outage ends the run, as any other store error.
+                Err(e) if matches!(e.kind, StoreErrorKind::AccessDenied | StoreErrorKind::Refused) => {
+                    summary.refused += 1;
+                    OrphanEvent::DeleteRefused { name, error: e.to_string() }
+                }
+                Err(e) => return Err(e.into()),
+            };
+            report(event).map_err(ReportError::Output)?;
         }
     }
     Ok(summary)
@@ -530,8 +553,11 @@ mod tests {
             true,
             1000,
             |event| {
-                if let OrphanEvent::Object { name, .. } = event {
-                    reported.push(name);
+                match event {
+                    OrphanEvent::Object { name, .. } | OrphanEvent::DeleteRefused { name, .. } => {
+                        reported.push(name)
+                    }
+                    _ => {}
                 }
                 Ok(())
             },
@@ -565,5 +591,24 @@ mod tests {
         assert_eq!(delete_orphans(&store, "{id}_{sha256}").await, vec![flat_ours.clone()]);
         assert!(store.object(&flat_ours).is_none());
         assert!(store.object(&probe).is_some() && store.object("otros/x.pdf").is_some());
+    }
+
+    /// Issue 29, item 4: a delete the server refuses (a version under retention, where a
+    /// server answers a plain delete so) ended the whole `orphans --delete-objects` run. It is
+    /// reported with the server's answer and the run goes on to the other orphans.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_refused_delete_is_reported_and_the_run_goes_on() {
+        let names = [
+            "confrontas/venta_PORTA-1_confronta_1_0123456789ab.pdf",
+            "confrontas/venta_PORTA-2_confronta_2_0123456789ab.pdf",
+        ];
+        let store = Arc::new(FakeStore::new());
+        for name in names {
+            store.put_object(name, &b"bytes"[..]);
+        }
+        store.fail_next(crate::testing::StoreOp::Delete, 1, crate::store::StoreErrorKind::AccessDenied);
+        assert_eq!(delete_orphans(&store, crate::object_name::DEFAULT_TEMPLATE).await, names);
+        assert!(store.object(names[0]).is_some(), "the refused one is still there");
+        assert!(store.object(names[1]).is_none(), "the next one was deleted");
     }
 }

@@ -43,6 +43,10 @@ pub enum ConfigError {
 /// waits for is sensibly longer.
 pub const LONGEST_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 
+/// The longest `minio.retention_days`: a hundred years, past any legal retention. A retention
+/// in COMPLIANCE mode can never be shortened, so a typo of a few zeros would be for ever.
+pub const MAX_RETENTION_DAYS: u32 = 36_500;
+
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -193,6 +197,7 @@ impl Config {
                 ));
             }
         }
+        self.validate_object_policy()?;
         const MIN_PART: u64 = 5 * 1024 * 1024;
         if self.minio.part_size_bytes < MIN_PART {
             return Err(format!(
@@ -261,6 +266,45 @@ impl Config {
             );
         }
         retired
+    }
+
+    /// The encryption and retention keys: each needs its companion and nothing else.
+    fn validate_object_policy(&self) -> Result<(), String> {
+        let minio = &self.minio;
+        match (minio.server_side_encryption, minio.kms_key_id.as_deref()) {
+            (Some(ServerSideEncryption::AwsKms), None) => {
+                return Err("minio.server_side_encryption = \"aws:kms\" needs minio.kms_key_id".into())
+            }
+            (Some(ServerSideEncryption::AwsKms), Some(key)) => {
+                // It goes out as a header value: nothing a header cannot carry.
+                if key.is_empty() || !key.chars().all(|c| c.is_ascii_graphic()) {
+                    return Err(format!(
+                        "minio.kms_key_id must be a key name of printable ASCII without spaces, got {key:?}"
+                    ));
+                }
+            }
+            (_, Some(_)) => {
+                return Err(
+                    "minio.kms_key_id is only used with minio.server_side_encryption = \"aws:kms\"; remove it or set that"
+                        .into(),
+                )
+            }
+            (_, None) => {}
+        }
+        match (minio.retention_mode, minio.retention_days) {
+            (Some(_), Some(days)) if !(1..=MAX_RETENTION_DAYS).contains(&days) => {
+                Err(format!("minio.retention_days must be between 1 and {MAX_RETENTION_DAYS}, got {days}"))
+            }
+            (Some(_), Some(_)) | (None, None) => Ok(()),
+            (Some(mode), None) => Err(format!(
+                "minio.retention_mode = \"{}\" needs minio.retention_days (how long each object is retained)",
+                mode.as_str()
+            )),
+            (None, Some(_)) => {
+                Err("minio.retention_days needs minio.retention_mode (\"COMPLIANCE\" or \"GOVERNANCE\")"
+                    .into())
+            }
+        }
     }
 
     /// Every duration key within `LONGEST_DURATION`, and the retry backoff neither zero (the

@@ -179,6 +179,68 @@ pub struct MinioConfig {
     /// link's large part still gets its time.
     #[serde(default = "default_min_upload_bytes_per_s")]
     pub min_upload_bytes_per_s: u64,
+    /// What every upload (a single PUT, a multipart upload) asks the server to encrypt the
+    /// object with; an answer that does not say the object was stored so is a failure. Unset,
+    /// nothing is asked and the bucket's default encryption (if any) applies.
+    #[serde(default)]
+    pub server_side_encryption: Option<ServerSideEncryption>,
+    /// The KMS key of `server_side_encryption = "aws:kms"`; required with it, refused without.
+    #[serde(default)]
+    pub kms_key_id: Option<String>,
+    /// The object-lock mode every upload asks for, with `retention_days`; the bucket must have
+    /// object lock (`check` and start-up refuse otherwise, naming it). Unset, the bucket's
+    /// default retention (if any) applies.
+    #[serde(default)]
+    pub retention_mode: Option<RetentionMode>,
+    /// How long each uploaded object is retained, counted from its upload.
+    #[serde(default)]
+    pub retention_days: Option<u32>,
+    /// Never delete the object a corrected venta pointed at before: every document a sale has
+    /// had stays in the bucket (on a versioned bucket a deleted one stays as a version anyway).
+    #[serde(default)]
+    pub keep_previous_objects: bool,
+}
+
+/// `minio.server_side_encryption`: S3's `x-amz-server-side-encryption` values.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+pub enum ServerSideEncryption {
+    /// SSE-S3: the server encrypts with keys it manages (MinIO needs a KMS configured for it
+    /// too, `MINIO_KMS_SECRET_KEY` or KES).
+    #[serde(rename = "AES256")]
+    Aes256,
+    /// SSE-KMS: the server encrypts with `minio.kms_key_id` from its KMS.
+    #[serde(rename = "aws:kms")]
+    AwsKms,
+}
+
+impl ServerSideEncryption {
+    /// The header value, as S3 spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ServerSideEncryption::Aes256 => "AES256",
+            ServerSideEncryption::AwsKms => "aws:kms",
+        }
+    }
+}
+
+/// `minio.retention_mode`: S3's object-lock modes. Under `COMPLIANCE` nobody, root included,
+/// can delete a version or shorten its retention before it ends; under `GOVERNANCE` a user with
+/// `s3:BypassGovernanceRetention` can.
+#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum RetentionMode {
+    Compliance,
+    Governance,
+}
+
+impl RetentionMode {
+    /// The `x-amz-object-lock-mode` value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RetentionMode::Compliance => "COMPLIANCE",
+            RetentionMode::Governance => "GOVERNANCE",
+        }
+    }
 }
 
 /// `minio.conditional_writes`: `auto` probes the server at start-up and, where it refuses an

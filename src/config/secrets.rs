@@ -79,6 +79,10 @@ impl fmt::Debug for MinioConfig {
             .field("access_key", &self.access_key)
             .field("secret_key_file", &self.secret_key_file)
             .field("object_name", &self.object_name)
+            .field("server_side_encryption", &self.server_side_encryption)
+            .field("retention_mode", &self.retention_mode)
+            .field("retention_days", &self.retention_days)
+            .field("keep_previous_objects", &self.keep_previous_objects)
             .finish_non_exhaustive()
     }
 }

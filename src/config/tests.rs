@@ -277,3 +277,46 @@ fn the_transport_keys_have_defaults_and_bounds() {
         assert!(err.contains(key), "{line}: {err}");
     }
 }
+
+/// Issue 29: the encryption and retention keys are off by default, and each is refused
+/// without its companion (or with one it does not use), naming the key.
+#[test]
+fn the_encryption_and_retention_keys_need_their_companions() {
+    let minio = parse(MINIMAL).unwrap().minio;
+    assert_eq!((minio.server_side_encryption, minio.kms_key_id), (None, None));
+    assert_eq!(
+        (minio.retention_mode, minio.retention_days, minio.keep_previous_objects),
+        (None, None, false)
+    );
+    let with = |lines: &str| parse(&MINIMAL.replace("[minio]", &format!("[minio]\n{lines}")));
+
+    let sse = with("server_side_encryption = \"AES256\"\nkeep_previous_objects = true").unwrap().minio;
+    assert_eq!(sse.server_side_encryption, Some(ServerSideEncryption::Aes256));
+    assert!(sse.keep_previous_objects);
+    let kms = with("server_side_encryption = \"aws:kms\"\nkms_key_id = \"confrontas\"").unwrap().minio;
+    assert_eq!(
+        (kms.server_side_encryption, kms.kms_key_id.as_deref()),
+        (Some(ServerSideEncryption::AwsKms), Some("confrontas"))
+    );
+    let retained = with("retention_mode = \"COMPLIANCE\"\nretention_days = 3650").unwrap().minio;
+    assert_eq!(
+        (retained.retention_mode, retained.retention_days),
+        (Some(RetentionMode::Compliance), Some(3650))
+    );
+
+    for (lines, named) in [
+        ("server_side_encryption = \"aws:kms\"", "minio.kms_key_id"),
+        ("server_side_encryption = \"aws:kms\"\nkms_key_id = \"two words\"", "minio.kms_key_id"),
+        ("kms_key_id = \"confrontas\"", "minio.kms_key_id"),
+        ("server_side_encryption = \"AES256\"\nkms_key_id = \"confrontas\"", "minio.kms_key_id"),
+        ("server_side_encryption = \"aes256\"", "server_side_encryption"),
+        ("retention_mode = \"GOVERNANCE\"", "minio.retention_days"),
+        ("retention_days = 30", "minio.retention_mode"),
+        ("retention_mode = \"COMPLIANCE\"\nretention_days = 0", "minio.retention_days"),
+        ("retention_mode = \"COMPLIANCE\"\nretention_days = 365000", "minio.retention_days"),
+        ("retention_mode = \"compliance\"\nretention_days = 30", "retention_mode"),
+    ] {
+        let err = with(lines).expect_err(lines);
+        assert!(err.contains(named), "{lines}: the error must name {named}: {err}");
+    }
+}

@@ -56,7 +56,8 @@
 //! object for the venta marks it superseded. It is never pruned: `orphans --delete-objects`
 //! keeps what it holds as current, and `repair` points a restored row back at it. A journal
 //! from before it fills it at open from its `recorded` and `removed` entries. `operator_log`
-//! notes what `adopt` did.
+//! notes what `adopt` did. `probes` keeps the last start-up probe's result per endpoint and
+//! bucket (`probes.rs`), so that a bucket that keeps versions is probed once, not at every start.
 //!
 //! If the journal is deleted, a new empty one is made. If SQLite reports it corrupt
 //! (`SQLITE_CORRUPT`, `SQLITE_NOTADB`) at open, it is moved aside with its `-wal` and `-shm`
@@ -65,6 +66,7 @@
 //! cost is re-work, never a file. Any other failure to open it (locked by another program,
 //! busy, unreadable) leaves it exactly as it is and is an error naming it: the daemon exits 5.
 
+mod probes;
 mod schema;
 #[cfg(test)]
 mod tests;

@@ -14,7 +14,7 @@ use crate::hash::FileHash;
 use crate::journal::{now_ms, FileState, JournalEntry, JournalError};
 use crate::media_path::{NoFollowError, SetAside};
 use crate::object_name::ObjectName;
-use crate::store::UploadRequest;
+use crate::store::{Deleted, UploadRequest};
 
 /// What became of the recorded file at the path (`Pipeline::unlink_recorded`).
 enum Unlinked {
@@ -169,6 +169,11 @@ impl Pipeline {
     /// row may hold any text (a name typed by hand, another system's object), and that object
     /// is not ours to delete.
     async fn retire_previous_object(&self, previous: &str) {
+        // Issue 29: with `minio.keep_previous_objects` every document a sale has had stays.
+        if self.store.policy().keep_previous_objects {
+            info!(previous_object = %previous, "old object of the corrected venta kept (minio.keep_previous_objects)");
+            return;
+        }
         if !self.template.could_have_rendered(previous) || previous.starts_with(crate::store::PROBE_PREFIX) {
             warn!(previous_object = %previous, "old object of the corrected venta is not a name minio.object_name makes; kept");
             return;
@@ -185,7 +190,15 @@ impl Pipeline {
             }
         }
         match self.store.delete(&ObjectName::from_stored(previous.to_owned())).await {
-            Ok(()) => info!(previous_object = %previous, "old object of the corrected venta deleted"),
+            Ok(Deleted::Removed) => {
+                info!(previous_object = %previous, "old object of the corrected venta deleted")
+            }
+            // Issue 29: on a bucket that keeps versions the old document stays, as a version.
+            Ok(Deleted::Marked { marker }) => info!(
+                previous_object = %previous,
+                marker = marker.as_deref().unwrap_or("-"),
+                "old object of the corrected venta deleted: a delete marker hides it and its version stays in the bucket"
+            ),
             Err(e) => {
                 warn!(previous_object = %previous, error = %e, "could not delete the old object; left for the orphan report")
             }

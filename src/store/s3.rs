@@ -14,14 +14,14 @@ use minio::s3::creds::StaticProvider;
 use minio::s3::error::Error as MinioError;
 use minio::s3::http::BaseUrl;
 use minio::s3::multimap_ext::{Multimap, MultimapExt};
-use minio::s3::response_traits::HasChecksumHeaders;
+use minio::s3::response_traits::{HasChecksumHeaders, HasIsDeleteMarker, HasS3Fields, HasVersion};
 use minio::s3::types::{BucketName, ObjectKey, Region, S3Api, ToStream};
 use minio::s3::utils::ChecksumAlgorithm;
 use minio::s3::{MinioClient, MinioClientBuilder};
 
 use super::{
-    Capabilities, ObjectEntry, ObjectInfo, ObjectPages, ObjectStore, StoreError, StoreErrorKind, Stored,
-    UploadRequest, PROBE_PREFIX,
+    BucketSetup, Deleted, Encryption, KeptProbe, ObjectEntry, ObjectInfo, ObjectPages, ObjectPolicy,
+    ObjectStore, Probe, StoreError, StoreErrorKind, Stored, UploadRequest,
 };
 use crate::config::{MinioConfig, Secret};
 use crate::hash::{open_regular, FileIdentity, ReadError, Sha256Digest, Sha256Stream};
@@ -29,6 +29,7 @@ use crate::object_name::ObjectName;
 
 mod errors;
 mod multipart;
+mod probe;
 mod signed;
 
 use errors::{answered, classify_answer, classify_minio, map_validation, AnsweredStream, StatusHook};
@@ -77,9 +78,13 @@ pub fn settle_proxy_environment(config: &MinioConfig) {
 }
 
 /// How one single-request PUT is sent (see `S3Store::put_bytes`).
+#[derive(Clone)]
 struct Put {
     /// User metadata headers (`x-amz-meta-*`).
     meta: Multimap,
+    /// What the object is stored with: the encryption and retention asked for (see
+    /// `ObjectPolicy`).
+    headers: Multimap,
     /// The body's SHA-256: the payload hash the request is signed with.
     payload: Sha256Digest,
     /// The `x-amz-checksum-sha256` to send: the payload's, except in the probe's wrong PUT.
@@ -108,6 +113,12 @@ pub struct S3Store {
     open_uploads: std::sync::Mutex<std::collections::HashMap<String, OpenUpload>>,
     /// `minio.min_upload_bytes_per_s`, see [`put_deadline`].
     min_upload_bytes_per_s: u64,
+    /// The encryption and retention every upload asks for, and whether old objects stay.
+    policy: ObjectPolicy,
+    /// Set once the server stored an upload without the encryption asked for: why. Every
+    /// later upload is refused before it is sent, so a server that ignores the header gets one
+    /// identity document in the clear (deleted again at once), not every one of them.
+    unencrypted: std::sync::Mutex<Option<String>>,
 }
 
 impl S3Store {
@@ -154,7 +165,97 @@ impl S3Store {
             upload_memory_kib,
             open_uploads: Default::default(),
             min_upload_bytes_per_s: config.min_upload_bytes_per_s,
+            policy: ObjectPolicy::from_config(config),
+            unencrypted: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Adds the server-side encryption asked for to a request's headers.
+    fn add_encryption_headers(&self, headers: &mut Multimap) {
+        match &self.policy.encryption {
+            None => {}
+            Some(encryption @ Encryption::SseS3) => {
+                headers.add("x-amz-server-side-encryption", encryption.algorithm())
+            }
+            Some(encryption @ Encryption::SseKms { key_id }) => {
+                headers.add("x-amz-server-side-encryption", encryption.algorithm());
+                headers.add("x-amz-server-side-encryption-aws-kms-key-id", key_id.as_str());
+            }
+        }
+    }
+
+    /// The headers an uploaded object is stored with: the encryption and the retention asked
+    /// for, the retention counted from now.
+    fn object_headers(&self) -> Multimap {
+        let mut headers = Multimap::new();
+        self.add_encryption_headers(&mut headers);
+        if let Some(retention) = self.policy.retention {
+            headers.add("x-amz-object-lock-mode", retention.mode.as_str());
+            headers.add("x-amz-object-lock-retain-until-date", retention.until(std::time::SystemTime::now()));
+        }
+        headers
+    }
+
+    /// Fails unless `headers`, the answer to a write of `key` (or a HEAD of it), say the
+    /// object is stored with the encryption asked for. Without this a server (or a proxy)
+    /// that ignored `x-amz-server-side-encryption` would hold identity documents in the clear
+    /// while every upload looked fine.
+    fn check_encryption(
+        &self,
+        key: &ObjectKey,
+        headers: &reqwest::header::HeaderMap,
+    ) -> Result<(), StoreError> {
+        let Some(wanted) = &self.policy.encryption else { return Ok(()) };
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let algorithm = header("x-amz-server-side-encryption");
+        let key_id = header("x-amz-server-side-encryption-aws-kms-key-id");
+        if wanted.satisfied_by(algorithm, key_id) {
+            return Ok(());
+        }
+        let reported = match (algorithm, key_id) {
+            (None, _) => "none".to_owned(),
+            (Some(algorithm), None) => algorithm.to_owned(),
+            (Some(algorithm), Some(key)) => format!("{algorithm} (key {key})"),
+        };
+        Err(StoreError::new(
+            StoreErrorKind::NotEncrypted,
+            format!(
+                "object {key} in bucket {} was stored without the server-side encryption asked for ({wanted}; \
+                 the server says {reported}): the server, or a proxy before it, does not apply \
+                 x-amz-server-side-encryption",
+                self.bucket
+            ),
+        ))
+    }
+
+    /// After an upload the server stored without the encryption asked for: the object is
+    /// deleted again (on a bucket that keeps versions that hides it behind a delete marker;
+    /// its version stays), and the error says so.
+    async fn undo_unencrypted(&self, key: &ObjectKey, error: StoreError) -> StoreError {
+        let undone = match ObjectStore::delete(self, &ObjectName::from_stored(key.to_string())).await {
+            Ok(Deleted::Removed) => "deleted again".to_owned(),
+            Ok(Deleted::Marked { .. }) => {
+                "hidden again behind a delete marker (its version stays)".to_owned()
+            }
+            Err(e) => format!("and could not be deleted again ({e})"),
+        };
+        let message = format!("{}; {undone}; no other upload is sent until a restart", error.message);
+        *self.unencrypted.lock().unwrap_or_else(|e| e.into_inner()) = Some(message.clone());
+        tracing::error!(object = %key, "{message}");
+        StoreError::new(error.kind, message)
+    }
+
+    /// Refuses an upload once the server stored one without the encryption asked for.
+    fn refuse_if_unencrypted(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        match &*self.unencrypted.lock().unwrap_or_else(|e| e.into_inner()) {
+            None => Ok(()),
+            Some(why) => Err(StoreError::new(
+                StoreErrorKind::NotEncrypted,
+                format!(
+                    "object {key} not sent: an earlier upload of this run was stored unencrypted ({why})"
+                ),
+            )),
+        }
     }
 
     /// Waits until `bytes` more may be held in memory for uploads; the bytes count as held
@@ -179,13 +280,18 @@ impl S3Store {
         let data = read_exact_range(request.path, &request.hash.identity, 0, request.hash.identity.size)?;
         let put = Put {
             meta,
+            headers: self.object_headers(),
             payload: request.hash.sha256,
             sha256_base64: request.hash.sha256.to_base64(),
             if_absent: request.if_absent,
             content_type: Some(request.content_type.to_owned()),
             limit: put_deadline(request.hash.identity.size, self.min_upload_bytes_per_s),
         };
-        self.put_bytes(&key, data, put).await
+        let (stored, answer) = self.put_bytes(&key, data, put).await?;
+        if let Err(e) = self.check_encryption(&key, &answer) {
+            return Err(self.undo_unencrypted(&key, e).await);
+        }
+        Ok(stored)
     }
 }
 
@@ -231,10 +337,15 @@ impl ObjectStore for S3Store {
             Ok(response) => {
                 let size = response.size().map_err(|e| map_validation(&key, e))?;
                 let meta_sha256 = response.user_metadata().ok().and_then(|meta| meta.get("sha256").cloned());
+                let header = |name: &str| {
+                    response.headers().get(name).and_then(|v| v.to_str().ok()).map(str::to_owned)
+                };
                 Ok(Some(ObjectInfo {
                     size,
                     checksum_sha256: response.get_checksum(ChecksumAlgorithm::SHA256),
                     meta_sha256,
+                    encryption: header("x-amz-server-side-encryption"),
+                    kms_key_id: header("x-amz-server-side-encryption-aws-kms-key-id"),
                 }))
             }
             Err(StoreError { kind: StoreErrorKind::NotFound, .. }) => Ok(None),
@@ -244,6 +355,7 @@ impl ObjectStore for S3Store {
 
     async fn upload(&self, name: &ObjectName, request: UploadRequest<'_>) -> Result<Stored, StoreError> {
         let key = self.key(name)?;
+        self.refuse_if_unencrypted(&key)?;
         let mut meta = Multimap::new();
         meta.add("x-amz-meta-sha256", request.hash.sha256.to_hex());
         if request.hash.identity.size > request.multipart_threshold && !request.hash.part_digests.is_empty() {
@@ -253,55 +365,15 @@ impl ObjectStore for S3Store {
         }
     }
 
-    async fn probe(&self) -> Result<Capabilities, StoreError> {
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or_default();
-        let key = ObjectKey::new(format!("{PROBE_PREFIX}{}-{nanos:x}", std::process::id()))
-            .map_err(|e| StoreError::new(StoreErrorKind::Refused, format!("probe key: {e}")))?;
-        let body = Bytes::from_static(b"confronta-sync capability probe\n");
-        let payload = Sha256Digest::of_bytes(&body);
-        let right = payload.to_base64();
-        let wrong = Sha256Digest::of_bytes(b"other bytes").to_base64();
-
-        // The wrong PUT is signed with the body's true hash: what it tests is whether the
-        // server checks `x-amz-checksum-sha256`, not the signature's payload hash.
-        let probe = |sha256_base64: &str, if_absent: bool| Put {
-            meta: Multimap::new(),
-            payload,
-            sha256_base64: sha256_base64.to_owned(),
-            if_absent,
-            content_type: None,
-            limit: SMALL_REQUEST_TIMEOUT,
-        };
-        let wrong_put = self.put_bytes(&key, body.clone(), probe(&wrong, false)).await;
-        let checksum_enforced = match wrong_put {
-            Err(e) if e.kind == StoreErrorKind::ChecksumMismatch => true,
-            // Any other refusal (a 400 whose body names no checksum) stored nothing either,
-            // but it does not show that the checksum was looked at.
-            Err(e) if e.is_unavailable() => return Err(e),
-            Err(_) | Ok(_) => false,
-        };
-        let stat = self.stat(&ObjectName::from_stored(key.to_string())).await?;
-        // A server that refused the body but kept it anyway is as bad as one that ignored it.
-        let checksum_enforced = checksum_enforced && stat.is_none();
-
-        let stored = self.put_bytes(&key, body.clone(), probe(&right, false)).await?;
-        let checksum_answered = stored.checksum_sha256.as_deref() == Some(right.as_str());
-        let conditional_put = match self.put_bytes(&key, body, probe(&right, true)).await {
-            Err(e) if e.kind == StoreErrorKind::AlreadyExists => true,
-            Err(e) if e.is_unavailable() => {
-                let _ = self.delete(&ObjectName::from_stored(key.to_string())).await;
-                return Err(e);
-            }
-            Err(_) | Ok(_) => false,
-        };
-        self.delete(&ObjectName::from_stored(key.to_string())).await?;
-        Ok(Capabilities { checksum_enforced, conditional_put, checksum_answered })
+    async fn bucket_setup(&self) -> Result<BucketSetup, StoreError> {
+        self.read_bucket_setup().await
     }
 
-    async fn delete(&self, name: &ObjectName) -> Result<(), StoreError> {
+    async fn probe(&self, bucket: &BucketSetup, kept: Option<&KeptProbe>) -> Result<Probe, StoreError> {
+        self.run_probe(bucket, kept).await
+    }
+
+    async fn delete(&self, name: &ObjectName) -> Result<Deleted, StoreError> {
         let key = self.key(name)?;
         let target = ObjectToDelete::from(key.clone());
         let request = self
@@ -310,8 +382,17 @@ impl ObjectStore for S3Store {
             .map_err(|e| map_validation(&key, e))?
             .region(Some(self.region.clone()))
             .build();
-        deadline(SMALL_REQUEST_TIMEOUT, &key, request.send()).await?;
-        Ok(())
+        let answer = deadline(SMALL_REQUEST_TIMEOUT, &key, request.send()).await?;
+        // S3 answers a delete on a bucket that keeps versions with `x-amz-delete-marker: true`
+        // and the marker's version id.
+        if answer.is_delete_marker().unwrap_or(false) {
+            return Ok(Deleted::Marked { marker: answer.version_id().map(|v| v.to_string()) });
+        }
+        Ok(Deleted::Removed)
+    }
+
+    fn policy(&self) -> &ObjectPolicy {
+        &self.policy
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectEntry>, StoreError> {
@@ -414,9 +495,20 @@ impl S3Store {
     }
 
     /// One PUT of `body`, signed with its SHA-256 as computed at hash time, carrying it for
-    /// the server to check and, with `if_absent`, `If-None-Match: *`.
-    async fn put_bytes(&self, key: &ObjectKey, body: Bytes, put: Put) -> Result<Stored, StoreError> {
+    /// the server to check and, with `if_absent`, `If-None-Match: *`; what the answer
+    /// confirmed, and its headers.
+    async fn put_bytes(
+        &self,
+        key: &ObjectKey,
+        body: Bytes,
+        put: Put,
+    ) -> Result<(Stored, reqwest::header::HeaderMap), StoreError> {
         let mut headers = put.meta;
+        for (name, values) in put.headers.iter_all() {
+            for value in values {
+                headers.add(name.as_str(), value.as_str());
+            }
+        }
         headers.add("x-amz-checksum-sha256", put.sha256_base64);
         if put.if_absent {
             headers.add("if-none-match", "*");
@@ -427,7 +519,7 @@ impl S3Store {
         let request = SignedPut { key, query: Multimap::new(), headers, body, sha256: &put.payload };
         let answer = deadline(put.limit, key, self.signer.put(&self.bucket, &self.region, request)).await?;
         let checksum = answer.get("x-amz-checksum-sha256").and_then(|v| v.to_str().ok());
-        Ok(Stored { checksum_sha256: checksum.map(str::to_owned) })
+        Ok((Stored { checksum_sha256: checksum.map(str::to_owned) }, answer))
     }
 
     /// Every object under `prefix`, or the first pages that hold at least `limit` of them.

@@ -1,4 +1,5 @@
-//! `FakeStore`: a bucket in memory behind the `ObjectStore` trait.
+//! `FakeStore`: a bucket in memory behind the `ObjectStore` trait; `FakeStore::versioned` keeps
+//! what a delete hides, as a bucket with versioning does.
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -11,8 +12,8 @@ use super::{answer, lock, Faults, LostAnswer};
 use crate::hash::Sha256Digest;
 use crate::object_name::ObjectName;
 use crate::store::{
-    Capabilities, ObjectEntry, ObjectInfo, ObjectPages, ObjectStore, StoreError, StoreErrorKind, Stored,
-    UploadRequest,
+    BucketSetup, Capabilities, Deleted, KeptProbe, ObjectEntry, ObjectInfo, ObjectPages, ObjectPolicy,
+    ObjectStore, Probe, ProbeWrites, StoreError, StoreErrorKind, Stored, UploadRequest, Versioning,
 };
 
 /// An `ObjectStore` operation, for scripting faults and counting calls.
@@ -36,6 +37,8 @@ struct FakeObject {
     bytes: Bytes,
     checksum: String,
     meta_sha256: Option<String>,
+    /// The encryption it was stored with (`x-amz-server-side-encryption`).
+    encryption: Option<String>,
 }
 
 /// A bucket in memory.
@@ -44,6 +47,9 @@ pub struct FakeStore {
     faults: Faults<StoreOp, StoreErrorKind>,
     calls: Mutex<Vec<StoreOp>>,
     capabilities: Capabilities,
+    policy: ObjectPolicy,
+    /// Versions a delete hid, by name, oldest first: `Some` for a bucket that keeps versions.
+    hidden: Option<Mutex<BTreeMap<String, Vec<Bytes>>>>,
 }
 
 impl Default for FakeStore {
@@ -71,7 +77,25 @@ impl FakeStore {
             faults: Faults::new(),
             calls: Mutex::new(Vec::new()),
             capabilities,
+            policy: ObjectPolicy::default(),
+            hidden: None,
         }
+    }
+
+    /// This store asking `policy` of every upload (as `minio.*` would), stored as asked.
+    pub fn with_policy(self, policy: ObjectPolicy) -> FakeStore {
+        FakeStore { policy, ..self }
+    }
+
+    /// This store on a bucket that keeps versions: a delete hides the object behind a delete
+    /// marker and keeps its bytes (`hidden_versions`).
+    pub fn versioned(self) -> FakeStore {
+        FakeStore { hidden: Some(Mutex::new(BTreeMap::new())), ..self }
+    }
+
+    /// The versions of `name` a delete hid, oldest first.
+    pub fn hidden_versions(&self, name: &str) -> Vec<Bytes> {
+        self.hidden.as_ref().and_then(|hidden| lock(hidden).get(name).cloned()).unwrap_or_default()
     }
 
     /// The next `times` calls of `op` fail with `kind`, doing nothing.
@@ -93,7 +117,12 @@ impl FakeStore {
     pub fn put_object(&self, name: &str, bytes: impl Into<Bytes>) {
         let bytes = bytes.into();
         let digest = Sha256Digest::of_bytes(&bytes);
-        let object = FakeObject { bytes, checksum: digest.to_base64(), meta_sha256: Some(digest.to_hex()) };
+        let object = FakeObject {
+            bytes,
+            checksum: digest.to_base64(),
+            meta_sha256: Some(digest.to_hex()),
+            encryption: None,
+        };
         lock(&self.objects).insert(name.to_owned(), object);
     }
 
@@ -154,6 +183,7 @@ impl FakeStore {
             bytes: Bytes::from(bytes),
             checksum: checksum.clone(),
             meta_sha256: Some(request.hash.sha256.to_hex()),
+            encryption: self.policy.encryption.as_ref().map(|e| e.algorithm().to_owned()),
         };
         objects.insert(name.as_str().to_owned(), object);
         let answered = single_put && self.capabilities.checksum_answered;
@@ -189,6 +219,8 @@ impl ObjectStore for FakeStore {
             size: object.bytes.len() as u64,
             checksum_sha256: Some(object.checksum.clone()),
             meta_sha256: object.meta_sha256.clone(),
+            encryption: object.encryption.clone(),
+            kms_key_id: None,
         }))
     }
 
@@ -197,15 +229,38 @@ impl ObjectStore for FakeStore {
         answer(lost, self.put(name, request))
     }
 
-    async fn probe(&self) -> Result<Capabilities, StoreError> {
-        self.enter(StoreOp::Probe, "probe")?;
-        Ok(self.capabilities)
+    async fn bucket_setup(&self) -> Result<BucketSetup, StoreError> {
+        let versioning = if self.hidden.is_some() { Versioning::Enabled } else { Versioning::Unversioned };
+        Ok(BucketSetup {
+            versioning: Some(versioning),
+            object_lock: Some(crate::store::ObjectLock::Off),
+            default_encryption: Some(None),
+            unknown: Vec::new(),
+        })
     }
 
-    async fn delete(&self, name: &ObjectName) -> Result<(), StoreError> {
+    async fn probe(&self, _bucket: &BucketSetup, _kept: Option<&KeptProbe>) -> Result<Probe, StoreError> {
+        self.enter(StoreOp::Probe, "probe")?;
+        Ok(Probe { capabilities: self.capabilities, writes: ProbeWrites::ScratchDeleted })
+    }
+
+    async fn delete(&self, name: &ObjectName) -> Result<Deleted, StoreError> {
         let lost = self.enter(StoreOp::Delete, name.as_str())?;
-        lock(&self.objects).remove(name.as_str());
-        answer(lost, Ok(()))
+        let removed = lock(&self.objects).remove(name.as_str());
+        let deleted = match &self.hidden {
+            None => Deleted::Removed,
+            Some(hidden) => {
+                if let Some(object) = removed {
+                    lock(hidden).entry(name.as_str().to_owned()).or_default().push(object.bytes);
+                }
+                Deleted::Marked { marker: None }
+            }
+        };
+        answer(lost, Ok(deleted))
+    }
+
+    fn policy(&self) -> &ObjectPolicy {
+        &self.policy
     }
 
     async fn list(&self, prefix: &str) -> Result<Vec<ObjectEntry>, StoreError> {

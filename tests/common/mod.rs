@@ -7,6 +7,7 @@
 
 #![allow(dead_code)]
 
+pub mod buckets;
 pub mod config;
 pub mod django;
 pub mod notify;

@@ -286,6 +286,7 @@ mod tests {
                 (StoreErrorKind::AlreadyExists, Reason::ObjectConflict),
                 (StoreErrorKind::NotFound, Reason::S3Refused),
                 (StoreErrorKind::Refused, Reason::S3Refused),
+                (StoreErrorKind::NotEncrypted, Reason::S3Refused),
             ]
             .map(|(kind, reason)| (StoreError::new(kind, "object o"), reason)),
         );

@@ -63,7 +63,7 @@ impl S3Store {
             tracing::info!(object = %key, from_part = open.parts.len() + 1, "resuming the multipart upload from the part that failed");
             let mut parts = open.parts;
             match self.put_parts(&key, &open.upload_id, request, part_size, &mut parts).await {
-                Ok(()) => return Ok(()),
+                Ok(()) => return self.check_completed_encryption(&key).await,
                 Err(e) => {
                     let keep = OpenUpload { parts, ..open };
                     match self.keep_or_abort(&key, keep, e).await {
@@ -84,18 +84,41 @@ impl S3Store {
             .region(Some(self.region.clone()))
             .content_type(Some(request.content_type.to_owned()))
             .user_metadata(Some(meta))
+            // The encryption and retention asked for go with the upload's creation; its parts
+            // and completion carry none (SSE-S3 and SSE-KMS need none there).
+            .extra_headers(Some(self.object_headers()))
             .checksum_algorithm(Some(ChecksumAlgorithm::SHA256))
             .build();
         let created = deadline(SMALL_REQUEST_TIMEOUT, &key, created.send()).await?;
         let upload_id = created.upload_id().await.map_err(|e| map_validation(&key, e))?;
         let mut parts = Vec::with_capacity(request.hash.part_digests.len());
         match self.put_parts(&key, &upload_id, request, part_size, &mut parts).await {
-            Ok(()) => Ok(()),
+            Ok(()) => self.check_completed_encryption(&key).await,
             Err(e) => {
                 let open =
                     OpenUpload { upload_id, expected, part_size, parts, opened: std::time::Instant::now() };
                 self.keep_or_abort(&key, open, e).await
             }
+        }
+    }
+
+    /// Fails (the object deleted again) unless the object a multipart upload completed is
+    /// stored with the encryption asked for. The completion's answer does not always say
+    /// (SeaweedFS's carries no encryption header), so the object is stat'ed.
+    async fn check_completed_encryption(&self, key: &ObjectKey) -> Result<(), StoreError> {
+        if self.policy.encryption.is_none() {
+            return Ok(());
+        }
+        let request = self
+            .client
+            .stat_object(self.bucket.clone(), key.clone())
+            .map_err(|e| map_validation(key, e))?
+            .region(Some(self.region.clone()))
+            .build();
+        let answer = deadline(SMALL_REQUEST_TIMEOUT, key, request.send()).await?;
+        match self.check_encryption(key, minio::s3::response_traits::HasS3Fields::headers(&answer)) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(self.undo_unencrypted(key, e).await),
         }
     }
 

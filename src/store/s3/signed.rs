@@ -238,7 +238,8 @@ mod tests {
 
     /// A small upload is verified by the PUT's 200 alone because the server cannot have
     /// skipped `x-amz-checksum-sha256`: it is a signed header, so a request that lost it on
-    /// the way fails the signature. This holds only while the signature covers it.
+    /// the way fails the signature. This holds only while the signature covers it. The same
+    /// goes for the encryption and retention asked for (issue 29): a proxy cannot strip them.
     #[test]
     fn the_checksum_header_is_signed() {
         let transport = Transport { ca_file: None, proxy: None, connect_timeout: Duration::from_secs(10) };
@@ -248,6 +249,9 @@ mod tests {
         headers.add("host", "127.0.0.1:9");
         headers.add("x-amz-checksum-sha256", Sha256Digest::of_bytes(b"x").to_base64());
         headers.add("if-none-match", "*");
+        headers.add("x-amz-server-side-encryption", "AES256");
+        headers.add("x-amz-object-lock-mode", "COMPLIANCE");
+        headers.add("x-amz-object-lock-retain-until-date", "2036-01-01T00:00:00Z");
         let payload = Sha256Digest::of_bytes(b"x").to_hex();
         let signature = signer
             .sign("http://127.0.0.1:9/bucket/key", &Region::new("us-east-1").unwrap(), &headers, payload)
@@ -259,7 +263,15 @@ mod tests {
             .expect("an authorization header");
         let signed = authorization.split("SignedHeaders=").nth(1).unwrap().split(',').next().unwrap();
         let signed: Vec<&str> = signed.split(';').collect();
-        for header in ["host", "x-amz-checksum-sha256", "x-amz-content-sha256", "if-none-match"] {
+        for header in [
+            "host",
+            "x-amz-checksum-sha256",
+            "x-amz-content-sha256",
+            "if-none-match",
+            "x-amz-server-side-encryption",
+            "x-amz-object-lock-mode",
+            "x-amz-object-lock-retain-until-date",
+        ] {
             assert!(signed.contains(&header), "{header} is not signed: {authorization}");
         }
     }
