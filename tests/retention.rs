@@ -294,6 +294,58 @@ async fn check_refuses_a_retention_on_a_bucket_without_object_lock() {
     bucket.cleanup().await;
 }
 
+/// Item 2: an object found at the file's name already holding its bytes but stored
+/// unencrypted (a plain run's upload that a crash left unrecorded, then encryption was turned
+/// on) is not taken as the upload: the file goes up again, encrypted, over the same bytes.
+/// Taking it would record a document the operator asked to be encrypted, stored in clear.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_object_left_unencrypted_is_not_taken_as_the_upload_once_encryption_is_asked() {
+    use confronta_sync::store::{ObjectStore, S3Store, UploadRequest};
+
+    let bucket = TestBucket::create("cs-left", Setup::default()).await;
+    let world = World::new(Backend::Postgres).await;
+    let id = world.db.insert_venta("PORTA-DEJADO", None).await;
+    let bytes = sample_bytes(350, 30_000);
+    let object = object_of(&world, "PORTA-DEJADO", id, &bytes);
+
+    // The plain upload a crash left behind: our checksum on it, no encryption.
+    let temp = tempfile::tempdir().unwrap();
+    let left = temp.path().join("dejado.pdf");
+    std::fs::write(&left, &bytes).unwrap();
+    let hash = confronta_sync::hash::hash_file(&left, None).unwrap();
+    let env = s3_env();
+    let mut plain = minio_config(&env, "x/{id}");
+    plain.bucket = bucket.name.clone();
+    let store = S3Store::new(&plain, &confronta_sync::config::Secret::new(env.secret_key.as_str())).unwrap();
+    let request = UploadRequest {
+        path: &left,
+        hash: &hash,
+        content_type: "application/pdf",
+        multipart_threshold: 5 << 20,
+        part_size: 5 << 20,
+        if_absent: false,
+    };
+    store.upload(&confronta_sync::object_name::ObjectName::from_stored(&object), request).await.unwrap();
+    let head = bucket.head(&object, None).await.expect("the left object is there");
+    assert_eq!(head.encryption, None, "the left object is stored in clear");
+
+    let encrypted = config_on(&world, &bucket).set("minio.server_side_encryption", "AES256").write();
+    let mut sidecar = Sidecar::start(&encrypted, &[], &[]);
+    move_file(&world, id, "dejado.pdf", &bytes).await;
+    assert_eq!(sidecar.terminate(), Some(0), "{}", sidecar.log_text());
+    let head = bucket.head(&object, None).await.expect("the object is there");
+    assert_eq!(
+        head.encryption.as_deref(),
+        Some("AES256"),
+        "the recorded object is the encrypted upload, not the one left in clear:\n{}",
+        sidecar.log_text()
+    );
+    let (code, stdout, stderr) = Sidecar::run(&encrypted, &["verify"]);
+    assert_eq!(code, 0, "verify finds the recorded object encrypted:\n{stdout}{stderr}");
+    world.cleanup().await;
+    bucket.cleanup().await;
+}
+
 /// Item 4: on a versioned bucket a correction's delete of the previous object leaves it as a
 /// version (a delete marker hides it), so the first document survives.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -67,8 +67,12 @@ impl Pipeline {
             }
         };
         let action = match self.store.stat(&object).await {
+            // Stored in clear while encryption is asked for: the run uploads it again.
             Ok(Some(info)) if object_matches(&info, &hash, &hash.expected_s3_checksum()) => {
-                PlanAction::RecordExisting
+                match self.store.policy().unencrypted(&info) {
+                    None => PlanAction::RecordExisting,
+                    Some(_) => PlanAction::Upload,
+                }
             }
             Ok(Some(_)) => PlanAction::Skip(format!("object {object} exists with other content")),
             Ok(None) => PlanAction::Upload,

@@ -170,74 +170,94 @@ impl Pipeline {
         let single_put =
             work.hash.identity.size <= self.multipart_threshold || work.hash.part_digests.is_empty();
         let conditional = self.conditional_put && single_put;
-        // What already stands at the name: seen by the stat, or by the stat after a refused conditional PUT.
-        let present = if conditional {
-            None
-        } else {
-            match self.store.stat(&work.object).await {
-                Ok(info) => info,
-                Err(e) => return Ok(Step::Settle(self.store_failure(e))),
-            }
-        };
-        let info = match present {
-            Some(info) => info,
-            None => {
-                pause_point("before_upload").await;
-                let started = Instant::now();
-                let request = UploadRequest {
-                    path: absolute,
-                    hash: &work.hash,
-                    content_type: &work.content_type,
-                    multipart_threshold: self.multipart_threshold,
-                    part_size: self.part_size,
-                    if_absent: conditional,
-                };
-                match self.store.upload(&work.object, request).await {
-                    Ok(stored) => {
-                        self.store_health.up();
-                        telemetry::step_time(Timed::Upload, started.elapsed());
-                        // An answer must carry what the probe's answers carried: our
-                        // checksum where the server echoes it, nothing where it does not
-                        // (garage). Anything else is stat'ed: see `verify`.
-                        let answer_as_probed = match stored.checksum_sha256.as_deref() {
-                            Some(echo) => echo == expected,
-                            None => !self.checksum_answered,
-                        };
-                        let verified = self.checksum_enforced && single_put && answer_as_probed;
-                        work.answer_verified_at = verified.then(Instant::now);
-                        entry.upload_ms = Some(started.elapsed().as_millis() as i64);
-                        *progress = Progress::Stored;
-                        // Nothing is journaled here: a crash before `verified` resumes from
-                        // `hashed`, whose first step finds the object holding these bytes.
-                        pause_point("after_upload").await;
-                        return Ok(Step::Continue);
-                    }
-                    // The server refused to replace an existing object: look at what it holds.
-                    Err(e) if e.kind == StoreErrorKind::AlreadyExists => {
-                        self.store_health.up();
-                        match self.store.stat(&work.object).await {
-                            Ok(Some(info)) => info,
-                            // Deleted again in between: the next attempt uploads it.
-                            Ok(None) => {
-                                let message =
-                                    format!("object {} was taken, then gone again; retrying", work.object);
-                                return Ok(Step::Settle(Outcome::Retry(Failure::new(
-                                    Reason::ObjectConflict,
-                                    message,
-                                ))));
-                            }
-                            Err(e) => return Ok(Step::Settle(self.store_failure(e))),
-                        }
-                    }
-                    // The bytes read for the upload are not the ones hashed: hash again.
-                    Err(e)
-                        if matches!(e.kind, StoreErrorKind::ChecksumMismatch | StoreErrorKind::LocalFile) =>
-                    {
-                        return Ok(Step::Rehash(self.store_failure(e)))
-                    }
+        // An object found holding these bytes but stored without the encryption asked for
+        // (a plain run's upload that a crash left unrecorded) is not our upload: the same bytes
+        // go up again, encrypted, over it (unconditionally, since the name is taken).
+        let mut replacing_clear_copy = false;
+        let info = loop {
+            // What already stands at the name: seen by the stat, or by the stat after a refused conditional PUT.
+            let present = if conditional || replacing_clear_copy {
+                None
+            } else {
+                match self.store.stat(&work.object).await {
+                    Ok(info) => info,
                     Err(e) => return Ok(Step::Settle(self.store_failure(e))),
                 }
+            };
+            let found = match present {
+                Some(info) => info,
+                None => {
+                    pause_point("before_upload").await;
+                    let started = Instant::now();
+                    let request = UploadRequest {
+                        path: absolute,
+                        hash: &work.hash,
+                        content_type: &work.content_type,
+                        multipart_threshold: self.multipart_threshold,
+                        part_size: self.part_size,
+                        if_absent: conditional && !replacing_clear_copy,
+                    };
+                    match self.store.upload(&work.object, request).await {
+                        Ok(stored) => {
+                            self.store_health.up();
+                            telemetry::step_time(Timed::Upload, started.elapsed());
+                            // An answer must carry what the probe's answers carried: our
+                            // checksum where the server echoes it, nothing where it does not
+                            // (garage). Anything else is stat'ed: see `verify`.
+                            let answer_as_probed = match stored.checksum_sha256.as_deref() {
+                                Some(echo) => echo == expected,
+                                None => !self.checksum_answered,
+                            };
+                            let verified = self.checksum_enforced && single_put && answer_as_probed;
+                            work.answer_verified_at = verified.then(Instant::now);
+                            entry.upload_ms = Some(started.elapsed().as_millis() as i64);
+                            *progress = Progress::Stored;
+                            // Nothing is journaled here: a crash before `verified` resumes from
+                            // `hashed`, whose first step finds the object holding these bytes.
+                            pause_point("after_upload").await;
+                            return Ok(Step::Continue);
+                        }
+                        // The server refused to replace an existing object: look at what it holds.
+                        Err(e) if e.kind == StoreErrorKind::AlreadyExists => {
+                            self.store_health.up();
+                            match self.store.stat(&work.object).await {
+                                Ok(Some(info)) => info,
+                                // Deleted again in between: the next attempt uploads it.
+                                Ok(None) => {
+                                    let message = format!(
+                                        "object {} was taken, then gone again; retrying",
+                                        work.object
+                                    );
+                                    return Ok(Step::Settle(Outcome::Retry(Failure::new(
+                                        Reason::ObjectConflict,
+                                        message,
+                                    ))));
+                                }
+                                Err(e) => return Ok(Step::Settle(self.store_failure(e))),
+                            }
+                        }
+                        // The bytes read for the upload are not the ones hashed: hash again.
+                        Err(e)
+                            if matches!(
+                                e.kind,
+                                StoreErrorKind::ChecksumMismatch | StoreErrorKind::LocalFile
+                            ) =>
+                        {
+                            return Ok(Step::Rehash(self.store_failure(e)))
+                        }
+                        Err(e) => return Ok(Step::Settle(self.store_failure(e))),
+                    }
+                }
+            };
+            let info = found;
+            if !replacing_clear_copy && object_matches(&info, &work.hash, &expected) {
+                if let Some(problem) = self.store.policy().unencrypted(&info) {
+                    warn!(object = %work.object, "the object holds these bytes but is {problem}; uploading them again, encrypted");
+                    replacing_clear_copy = true;
+                    continue;
+                }
             }
+            break info;
         };
         if !object_matches(&info, &work.hash, &expected) {
             let message = format!(
@@ -270,7 +290,12 @@ impl Pipeline {
             let verified = self.store.stat(object).await;
             telemetry::step_time(Timed::Verify, verify_started.elapsed());
             match verified {
-                Ok(Some(info)) if object_matches(&info, &work.hash, &expected) => {}
+                Ok(Some(info)) if object_matches(&info, &work.hash, &expected) => {
+                    if let Some(problem) = self.store.policy().unencrypted(&info) {
+                        let message = format!("object {object} holds these bytes but is {problem}");
+                        return Ok(fail(Failure::new(Reason::VerifyMismatch, message)));
+                    }
+                }
                 Ok(Some(info)) => {
                     let message = format!(
                         "object {object} does not match after upload: size {} (expected {}), checksum {:?} (expected {expected})",
