@@ -20,7 +20,8 @@ use crate::logging::{self, Logging};
 use crate::pipeline::Pipeline;
 use crate::report;
 use crate::store::{
-    BucketSetup, KeptProbe, ObjectStore, Probe, ProbeWrites, S3Store, StoreErrorKind, PROBE_PREFIX,
+    BucketSetup, Capabilities, KeptProbe, ObjectStore, Probe, ProbeWrites, S3Store, StoreErrorKind,
+    PROBE_PREFIX,
 };
 
 /// How long the journal remembers a removed file (for `status`'s upload times).
@@ -217,7 +218,8 @@ enum JournalUse {
     /// The configured journal, or a sibling one when a daemon holds it and the database can keep
     /// two processes off one row: `--rescan`.
     ExclusiveOrSibling,
-    /// A throwaway in-memory journal: `--dry-run`, which must not write the real one.
+    /// An in-memory copy of the configured journal: `--dry-run`, which decides as the real run
+    /// does (on what the journal remembers) and must not write the real one.
     Throwaway,
 }
 
@@ -227,7 +229,7 @@ async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit
     let (db, limits) = connect_db(config).await?;
     warn_missing_indexes(db.as_ref(), config).await;
     let journal = match journal_use {
-        JournalUse::Throwaway => Journal::in_memory().map_err(journal_error)?,
+        JournalUse::Throwaway => Journal::in_memory_copy_of(&config.journal.path).map_err(journal_error)?,
         JournalUse::Exclusive => Journal::open(&config.journal.path).map_err(journal_error)?,
         JournalUse::ExclusiveOrSibling => match Journal::open(&config.journal.path) {
             Err(JournalError::Locked { .. }) if db.supports_claims() => {
@@ -246,8 +248,18 @@ async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit
     if journal_use != JournalUse::Throwaway {
         probe_quarantine(config)?;
     }
-    let (store, checked) = connect_store_for_uploads(config, Some(&journal)).await?;
-    let pipeline = Pipeline::new(config, store, db, journal, limits, checked.probe.capabilities);
+    let (store, capabilities) = if journal_use == JournalUse::Throwaway {
+        // `--dry-run` writes nothing anywhere, the probe's scratch objects included (on a bucket
+        // with object lock they would stay for years). It uploads nothing, so nothing it does
+        // depends on what the probe would learn.
+        let unprobed =
+            Capabilities { checksum_enforced: true, conditional_put: false, checksum_answered: false };
+        (connect_store(config).await?, unprobed)
+    } else {
+        let (store, checked) = connect_store_for_uploads(config, Some(&journal)).await?;
+        (store, checked.probe.capabilities)
+    };
+    let pipeline = Pipeline::new(config, store, db, journal, limits, capabilities);
     Ok(Started { pipeline: Arc::new(pipeline) })
 }
 

@@ -362,6 +362,7 @@ impl DryRunTally {
                 (true, format!("would upload to {object}"))
             }
             PlanAction::RecordExisting => (true, format!("already uploaded as {object}; would record")),
+            PlanAction::Quarantine(reason) => (false, format!("would quarantine: {reason}")),
             PlanAction::Skip(reason) => (false, format!("would skip: {reason}")),
         };
         let counter = if moves { &self.would_move } else { &self.would_skip };
@@ -378,6 +379,9 @@ struct DryRunFile<'a> {
     numero: Option<String>,
     object: Option<String>,
     size: Option<u64>,
+    /// What the run would do, for scripts: `upload`, `record` (the object already holds the
+    /// bytes), `quarantine` or `keep` (the file stays where it is).
+    verdict: &'static str,
     action: String,
 }
 
@@ -421,7 +425,21 @@ pub fn dry_run<'a>(
         let files = plans.map(|(path, plan)| {
             let action = tally.action(&plan);
             let (venta, numero) = plan.venta.map_or((None, None), |(id, numero)| (Some(id), Some(numero)));
-            DryRunFile { path: path.as_str(), venta, numero, object: plan.object, size: plan.size, action }
+            let verdict = match plan.action {
+                PlanAction::Upload => "upload",
+                PlanAction::RecordExisting => "record",
+                PlanAction::Quarantine(_) => "quarantine",
+                PlanAction::Skip(_) => "keep",
+            };
+            DryRunFile {
+                path: path.as_str(),
+                venta,
+                numero,
+                object: plan.object,
+                size: plan.size,
+                verdict,
+                action,
+            }
         });
         let document = DryRunJson {
             dry_run: true,

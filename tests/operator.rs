@@ -604,3 +604,136 @@ async fn a_rescan_of_given_ventas_takes_only_their_files_and_reports_each() {
     );
     world.cleanup().await;
 }
+
+/// Issue 27 item 5: the dry run is the real run without its writes. Over a mixed folder (a
+/// valid file, files validation refuses by type and by size, a file no row names, one two rows
+/// name, and a stale row's reused name) the verdict `--rescan --dry-run --json` gives each file
+/// is what `--rescan` then does to it: moved (uploaded or recorded), quarantined, or kept. The
+/// dry run's twin of the pipeline used to skip validation and the ownership rule, so it
+/// promised "would upload" for files the real run refuses or keeps.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dry_run_s_verdict_for_every_file_is_what_the_real_run_then_does() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    let pdf = |seed: u64, len: usize| sample_bytes(seed, len);
+    let mut jpeg = random_bytes(7, 20_000);
+    jpeg[..4].copy_from_slice(&[0xFF, 0xD8, 0xFF, 0xE0]);
+
+    // The stale row: venta V1 was given IMG_0001.jpg a day ago, and its file never arrived.
+    // A daemon's start sees V1 naming a free path and remembers it in the journal.
+    let stale = world.db.insert_venta("PORTA-STALE", Some("confrontas/IMG_0001.jpg")).await;
+    world.db.assigned_a_day_ago(stale).await;
+    let mut sidecar = Sidecar::start(&config, &[], &[]);
+    sidecar.wait_watching().await;
+    let journal = world.journal_path();
+    eventually("the daemon notes V1 naming a missing file", Duration::from_secs(30), || async {
+        let connection =
+            rusqlite::Connection::open_with_flags(&journal, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
+                .ok()?;
+        let marks: i64 = connection
+            .query_row("SELECT count(*) FROM missing_rows WHERE venta_id = ?1", [stale], |row| row.get(0))
+            .ok()?;
+        (marks > 0).then_some(())
+    })
+    .await;
+    assert_eq!(sidecar.terminate(), Some(0), "{}", sidecar.log_text());
+
+    let files: [(&str, Vec<u8>, &[&str]); 6] = [
+        ("valida.pdf", pdf(600, 3_000), &["PORTA-OK"]),
+        ("programa.exe", pdf(601, 2_000), &["PORTA-EXE"]),
+        ("enorme.pdf", pdf(602, 50 * 1024 * 1024 + 1), &["PORTA-BIG"]), // max_bytes at its default
+        ("huerfano.pdf", pdf(603, 2_500), &[]),
+        ("doble.pdf", pdf(604, 2_600), &["PORTA-D1", "PORTA-D2"]),
+        ("IMG_0001.jpg", jpeg, &[]),
+    ];
+    for (name, bytes, numeros) in &files {
+        world.write_in_place(name, bytes);
+        for numero in *numeros {
+            world.db.insert_venta(numero, Some(&format!("confrontas/{name}"))).await;
+        }
+    }
+    // Every file older than settle_ms, as a backlog's are.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let plan: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let promised: std::collections::BTreeMap<String, String> = plan["files"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{plan}"))
+        .iter()
+        .map(|file| {
+            let name = file["path"].as_str().unwrap().trim_start_matches("confrontas/").to_owned();
+            let action = file["action"].as_str().unwrap_or("");
+            let said = if action.starts_with("would upload") || action.starts_with("already uploaded") {
+                "moved"
+            } else if action.starts_with("would quarantine") {
+                "quarantine"
+            } else {
+                "keep"
+            };
+            // The verdict for scripts says the same as the sentence.
+            let verdict = match file["verdict"].as_str() {
+                Some("upload" | "record") => "moved",
+                Some(other) => other,
+                None => "none",
+            };
+            assert_eq!(verdict, said, "{file}");
+            (name, said.to_owned())
+        })
+        .collect();
+
+    let (_, stdout, stderr) = Sidecar::run(&config, &["--rescan", "--json"]);
+    let mut done = std::collections::BTreeMap::new();
+    for (name, _, _) in &files {
+        let outcome = if world.quarantined(name).exists() {
+            "quarantine"
+        } else if world.dir().join(name).exists() {
+            "keep"
+        } else {
+            "moved"
+        };
+        done.insert(name.to_string(), outcome.to_owned());
+    }
+    assert_eq!(
+        promised, done,
+        "the dry run's verdicts (left) against what the real run did (right)\nrescan: {stdout}\n{stderr}"
+    );
+    // And the verdicts are the right ones, not merely the same.
+    let expected: std::collections::BTreeMap<String, String> = [
+        ("valida.pdf", "moved"),
+        ("programa.exe", "quarantine"),
+        ("enorme.pdf", "quarantine"),
+        ("huerfano.pdf", "keep"),
+        ("doble.pdf", "keep"),
+        ("IMG_0001.jpg", "keep"),
+    ]
+    .into_iter()
+    .map(|(name, verdict)| (name.to_owned(), verdict.to_owned()))
+    .collect();
+    assert_eq!(done, expected, "what the real run did");
+    world.cleanup().await;
+}
+
+/// Issue 25 item 6: `--dry-run` writes nothing anywhere, not even the start-up probe's scratch
+/// object (which a bucket with versioning keeps, and object lock keeps for years).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dry_run_leaves_no_probe_object_on_a_versioned_bucket() {
+    use common::buckets::{Setup, TestBucket};
+    let bucket = TestBucket::create("cs-dry", Setup { versioning: true, ..Setup::default() }).await;
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().set("minio.bucket", bucket.name.as_str()).write();
+    world.write_in_place("valida.pdf", &sample_bytes(610, 3_000));
+    world.db.insert_venta("PORTA-DRY", Some("confrontas/valida.pdf")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan", "--dry-run"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains("would upload to"), "{stdout}");
+    let versions = bucket.versions("").await;
+    assert!(versions.is_empty(), "the dry run wrote to the bucket: {versions:?}\n{stderr}");
+    assert!(!world.journal_path().exists(), "the dry run made a journal");
+    world.cleanup().await;
+    bucket.cleanup().await;
+}

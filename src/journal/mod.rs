@@ -316,6 +316,51 @@ impl Journal {
         Ok(Journal::with_writer(path, connection, None))
     }
 
+    /// An in-memory copy of the journal at `path` (where there is one): for `--dry-run`, which
+    /// must decide as the real run would (the real run reads what this journal remembers, such
+    /// as the rows once seen naming a path while no file was there) and write nothing. The
+    /// file is opened read-only and never locked; every table both schemas have is copied,
+    /// column by column, so an older journal's rows come across too.
+    pub fn in_memory_copy_of(path: &Path) -> Result<Journal, JournalError> {
+        let journal = Journal::in_memory()?;
+        if !path.exists() {
+            return Ok(journal);
+        }
+        let copy_error =
+            |e: rusqlite::Error| JournalError::CannotOpen { path: path.to_owned(), message: e.to_string() };
+        let connection = journal.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        let uri = format!("file:{}?mode=ro", path.display());
+        connection.execute("ATTACH DATABASE ?1 AS real", [uri]).map_err(copy_error)?;
+        let columns = |schema: &str, table: &str| -> rusqlite::Result<Vec<String>> {
+            let mut statement = connection.prepare(&format!("PRAGMA {schema}.table_info(\"{table}\")"))?;
+            let names = statement.query_map([], |row| row.get::<_, String>(1))?;
+            names.collect()
+        };
+        let tables: Vec<String> = connection
+            .prepare("SELECT name FROM main.sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name <> 'meta'")
+            .and_then(|mut statement| statement.query_map([], |row| row.get(0))?.collect())
+            .map_err(copy_error)?;
+        for table in tables {
+            let theirs = columns("real", &table).map_err(copy_error)?;
+            let shared: Vec<String> = columns("main", &table)
+                .map_err(copy_error)?
+                .into_iter()
+                .filter(|column| theirs.contains(column))
+                .map(|column| format!("\"{column}\""))
+                .collect();
+            if shared.is_empty() {
+                continue;
+            }
+            let list = shared.join(", ");
+            connection
+                .execute(&format!("INSERT OR REPLACE INTO main.\"{table}\" ({list}) SELECT {list} FROM real.\"{table}\""), [])
+                .map_err(copy_error)?;
+        }
+        connection.execute("DETACH DATABASE real", []).map_err(copy_error)?;
+        drop(connection);
+        Ok(journal)
+    }
+
     fn with_writer(path: PathBuf, connection: Connection, lock: Option<Arc<File>>) -> Journal {
         let connection = Arc::new(Mutex::new(connection));
         let (writer, requests) = std::sync::mpsc::channel();

@@ -2,8 +2,10 @@
 //! anything anywhere. Which files a dry run looks at is the scheduler's business
 //! (`daemon::dry_run_candidates`), as it is for a real rescan.
 
-use super::{local_identity, object_matches, Pipeline};
-use crate::media_path::RelativeMediaPath;
+use super::rows::Owners;
+use super::{local_identity, object_matches, Pipeline, Unowned};
+use crate::media_path::{symlink_metadata_no_follow, NoFollowError, RelativeMediaPath};
+use crate::validation::Verdict;
 
 /// What `--rescan --dry-run` reports for one file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,13 +23,20 @@ pub enum PlanAction {
     Upload,
     /// The object already holds these bytes: would verify, record and remove.
     RecordExisting,
-    /// Would leave the file alone, for this reason.
+    /// Validation refuses it: would clear the row's path (naming the reason) and move the file
+    /// to quarantine, for this reason (`<code>: <detail>`).
+    Quarantine(String),
+    /// Would leave the file where it is, for this reason.
     Skip(String),
 }
 
 impl Pipeline {
     /// What `process` would do with `path`, found without writing anything anywhere: no
-    /// upload, no row change, no journal entry, no file touched (`--rescan --dry-run`).
+    /// upload, no row change, no journal entry, no file touched (`--rescan --dry-run`). It asks
+    /// the same questions in the same order as the real run's steps (`match_row`, then
+    /// `hash_for_run`, `name`, `upload`), through the same functions: which rows may own the
+    /// file (the ownership rule, on the journal's marks), the regular-file check, validation,
+    /// the hash, the object's name and what stands at that name. Only the writes are left out.
     pub async fn plan(&self, path: &RelativeMediaPath) -> Plan {
         let absolute = self.media_root.to_absolute(path);
         let skip =
@@ -37,34 +46,62 @@ impl Pipeline {
             Ok(None) => return skip("the local file does not exist".into()),
             Err(failure) => return skip(failure.message),
         };
-        let row = match self.db.find_by_confronta(path.as_str()).await {
-            Ok(rows) if rows.len() == 1 => rows.into_iter().next().expect("one row"),
-            Ok(rows) if rows.is_empty() => return skip("no row points at this file".into()),
-            Ok(rows) => return skip(format!("{} rows point at this file", rows.len())),
+        let rows = match self.db.find_by_confronta(path.as_str()).await {
+            Ok(rows) => rows,
             Err(e) => return skip(e.to_string()),
         };
-        let hash = match self.hash(&absolute, identity).await {
-            Ok(hash) => hash,
-            Err(failure) => {
-                return Plan {
-                    venta: Some((row.id, row.numero)),
-                    object: None,
-                    size: Some(identity.size),
-                    action: PlanAction::Skip(failure.message),
-                }
+        let Owners { rows, stale } = match self.owners(path, rows).await {
+            Ok(owners) => owners,
+            Err(e) => return skip(e.to_string()),
+        };
+        let unowned = |why: Unowned| skip(why.failure(path).message);
+        let row = match rows.len() {
+            0 if stale.is_empty() => return unowned(Unowned::NoRow),
+            0 => return unowned(Unowned::StaleRows(stale)),
+            1 => rows.into_iter().next().expect("one row"),
+            n => {
+                // As `match_row`: no sale gets a file several rows name, but a refused one
+                // still leaves MEDIA_ROOT.
+                let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
+                let several = format!("{n} rows point at this file (ventas {})", ids.join(", "));
+                return match self.validator.check(&absolute, path, identity).await {
+                    Verdict::Quarantine(refusal) => Plan {
+                        venta: None,
+                        object: None,
+                        size: Some(identity.size),
+                        action: PlanAction::Quarantine(refusal.to_string()),
+                    },
+                    _ => Plan { size: Some(identity.size), ..skip(several) },
+                };
             }
         };
         let venta = Some((row.id, row.numero.clone()));
+        let keep = |reason: String| Plan {
+            venta: venta.clone(),
+            object: None,
+            size: Some(identity.size),
+            action: PlanAction::Skip(reason),
+        };
+        // As `hash_for_run`: a file that is not a regular one is never followed.
+        match symlink_metadata_no_follow(&absolute) {
+            Ok(meta) if meta.file_type().is_file() => {}
+            Err(e @ NoFollowError::SymlinkedFolder { .. }) => return keep(e.to_string()),
+            _ => return keep(format!("{} is not a regular file; it is never followed", absolute.display())),
+        }
+        match self.validator.check(&absolute, path, identity).await {
+            Verdict::Accept { .. } => {}
+            Verdict::Retry(message) | Verdict::Keep(message) => return keep(message),
+            Verdict::Quarantine(refusal) => {
+                return Plan { action: PlanAction::Quarantine(refusal.to_string()), ..keep(String::new()) }
+            }
+        }
+        let hash = match self.hash(&absolute, identity).await {
+            Ok(hash) => hash,
+            Err(failure) => return keep(failure.message),
+        };
         let (object, _) = match self.name_object(&row, &hash.sha256, path) {
             Ok(named) => named,
-            Err(failure) => {
-                return Plan {
-                    venta,
-                    object: None,
-                    size: Some(identity.size),
-                    action: PlanAction::Skip(failure.message),
-                }
-            }
+            Err(failure) => return keep(failure.message),
         };
         let action = match self.store.stat(&object).await {
             // Stored in clear while encryption is asked for: the run uploads it again.

@@ -7,13 +7,14 @@ use super::{give_up, Failure, Outcome, Pipeline, RowCheck, Run, Step, Unowned};
 use crate::db::VentaRow;
 use crate::error::Reason;
 use crate::journal::{FileState, JournalEntry, JournalError};
+use crate::media_path::RelativeMediaPath;
 
 /// The rows naming a path, sorted by whether they may own the file there now.
-struct Owners {
+pub(super) struct Owners {
     /// Rows that may own it.
-    rows: Vec<VentaRow>,
+    pub(super) rows: Vec<VentaRow>,
     /// Rows seen naming the path while no file stood there, whose saves assigned no file since.
-    stale: Vec<i64>,
+    pub(super) stale: Vec<i64>,
 }
 
 impl Pipeline {
@@ -27,7 +28,7 @@ impl Pipeline {
             Err(e) => return Ok(Err(self.db_refusal(entry, e))),
         };
         self.db_health.up();
-        let Owners { rows, stale } = self.owners(entry, rows).await?;
+        let Owners { rows, stale } = self.owners(&entry.path, rows).await?;
         match rows.len() {
             0 => Ok(Err(self.unowned(entry, now, stale).await?)),
             1 => Ok(Ok(rows.into_iter().next().expect("one row"))),
@@ -118,8 +119,12 @@ impl Pipeline {
     /// did not name the path while it was free, as far as the daemon ever saw: it is the file's
     /// row, as a backlog's rows are. Every stamp a row was seen stale with stays stale: a
     /// database restore can bring an old stamp back.
-    async fn owners(&self, entry: &JournalEntry, rows: Vec<VentaRow>) -> Result<Owners, JournalError> {
-        let marks = self.journal.missing_marks(&entry.path).await?;
+    pub(super) async fn owners(
+        &self,
+        path: &RelativeMediaPath,
+        rows: Vec<VentaRow>,
+    ) -> Result<Owners, JournalError> {
+        let marks = self.journal.missing_marks(path).await?;
         let mut owners = Owners { rows: Vec::with_capacity(rows.len()), stale: Vec::new() };
         for row in rows {
             if marks.iter().any(|mark| mark.venta_id == row.id && mark.assigned == row.assigned) {
