@@ -92,11 +92,13 @@ pub enum Reason {
     DbSchema,
     /// Another transaction holds the row: this file alone waits.
     DbRowLocked,
+    /// The file's run panicked (a bug): contained, counted and retried later.
+    TaskPanicked,
 }
 
 impl Reason {
     /// Every reason, for the tests that check the labels.
-    pub const ALL: [Reason; 32] = [
+    pub const ALL: [Reason; 33] = [
         Reason::Journal,
         Reason::SymlinkedFolder,
         Reason::NotRegular,
@@ -129,6 +131,7 @@ impl Reason {
         Reason::DbRefused,
         Reason::DbSchema,
         Reason::DbRowLocked,
+        Reason::TaskPanicked,
     ];
 
     /// The label; these strings are what dashboards, alerts and old journal rows know.
@@ -166,6 +169,7 @@ impl Reason {
             Reason::DbRefused => "db_refused",
             Reason::DbSchema => "db_schema",
             Reason::DbRowLocked => "db_row_locked",
+            Reason::TaskPanicked => "task_panicked",
         }
     }
 
@@ -195,7 +199,8 @@ impl Reason {
             | Reason::S3AccessDenied
             | Reason::S3ChecksumRejected
             | Reason::DbUnavailable
-            | Reason::DbRowLocked => ErrorClass::Transient,
+            | Reason::DbRowLocked
+            | Reason::TaskPanicked => ErrorClass::Transient,
             Reason::SymlinkedFolder
             | Reason::NotRegular
             | Reason::NoRow
@@ -225,13 +230,14 @@ impl std::fmt::Display for Reason {
 /// A named point where the crash and race tests can intervene. With the `failpoints` feature,
 /// `FAILPOINTS=before_record=return(3000)` pauses 3000 ms there and
 /// `FAILPOINTS=after_upload=return(kill)` kills the process on the spot with SIGKILL, exactly as
-/// `kill -9` would. Compiles to nothing without the feature.
+/// `kill -9` would, and `FAILPOINTS=before_upload=1*return(panic)` panics there once. Compiles to nothing without the feature.
 pub async fn pause_point(name: &str) {
     #[cfg(feature = "failpoints")]
     {
         let action: Option<String> = fail::eval(name, |arg| arg.unwrap_or_default());
         match action.as_deref() {
             None => {}
+            Some("panic") => panic!("panicked by failpoint {name}"),
             Some("kill") => {
                 tracing::warn!(failpoint = name, "killed by failpoint");
                 // SAFETY: sending a signal to our own pid has no memory-safety preconditions.

@@ -248,7 +248,10 @@ async fn the_journal_gauge_says_when_the_journal_cannot_be_written() {
     let reader = rusqlite::Connection::open(world.journal_path()).unwrap();
     reader
         .execute_batch(
-            "PRAGMA wal_autocheckpoint = 0; CREATE TABLE test_pin (x); BEGIN; SELECT count(*) FROM files;",
+            // TRUNCATE first: a WAL file left long by earlier writes takes the next file's
+            // frames in place without growing (so without failing), however full the disk.
+            "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA wal_autocheckpoint = 0; CREATE TABLE test_pin (x); BEGIN; \
+             SELECT count(*) FROM files;",
         )
         .unwrap();
     let filler = state.join("filler");
@@ -261,7 +264,7 @@ async fn the_journal_gauge_says_when_the_journal_cannot_be_written() {
         (blocked().await == Some(1.0)).then_some(())
     })
     .await;
-    assert!(path.exists(), "nothing is deleted while the journal cannot be written");
+    assert!(path.exists(), "nothing is deleted while the journal cannot be written:\n{}", sidecar.log_text());
 
     reader.execute_batch("COMMIT").unwrap();
     drop(reader);
@@ -271,6 +274,37 @@ async fn the_journal_gauge_says_when_the_journal_cannot_be_written() {
     })
     .await;
     eventually("the gauge back at 0", WAIT, || async { (blocked().await == Some(0.0)).then_some(()) }).await;
+    sidecar.assert_running();
+    world.cleanup().await;
+}
+
+/// Issue 24 item 3: a run that panics is contained. Its file's claim on the row is released
+/// (PostgreSQL's advisory lock: a claim held for the process's life kept the file, and any
+/// rescan, off the row for good), the panic is counted (`confronta_task_panics_total`, which
+/// the `TaskPanics` alert reads) and journaled with reason `task_panicked`, and the file moves
+/// on its retry. The panic is a failpoint's (`before_upload=1*return(panic)`: once).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_run_that_panics_is_counted_and_its_file_moves_on_the_retry() {
+    let world = World::new(Backend::Postgres).await;
+    let port = free_port();
+    let config = world.config().set("metrics.listen", format!("127.0.0.1:{port}")).write();
+    let mut sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "before_upload=1*return(panic)")]);
+    sidecar.wait_watching().await;
+    let id = world.db.insert_venta("PORTA-PANIC", Some("confrontas/panico.pdf")).await;
+    let path = world.write_in_place("panico.pdf", &sample_bytes(27, 6_000));
+    eventually("the file moved on its retry", WAIT, || async {
+        world.db.row(id).await.filter(|row| row.subido && !path.exists())
+    })
+    .await;
+    let log = sidecar.log_text();
+    assert!(log.contains("panicked by failpoint before_upload"), "the failpoint fired:\n{log}");
+    assert!(log.contains("the file's run panicked"), "the panic is logged as contained:\n{log}");
+    assert!(log.contains("task_panicked"), "and journaled with its reason:\n{log}");
+    eventually("a scrape that counts the panic", WAIT, || async {
+        let series = tokio::task::spawn_blocking(move || metrics::scrape(port)).await.unwrap()?;
+        (metrics::sum(&series, "confronta_task_panics_total", &[]) == 1.0).then_some(())
+    })
+    .await;
     sidecar.assert_running();
     world.cleanup().await;
 }

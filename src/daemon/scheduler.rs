@@ -338,12 +338,17 @@ impl Scheduler {
         None
     }
 
-    /// `finished` for a task that returned; a task that panicked is only logged.
+    /// `finished` for a task that returned; a task that failed otherwise is only logged.
     pub(super) fn joined(&mut self, joined: Result<(Dispatched, Outcome), JoinError>) -> Option<Failure> {
         match joined {
             Ok((run, outcome)) => self.finished(run, outcome),
+            // `Pipeline::process` contains a panic in a run itself (its file is retried); one that
+            // still gets here is counted, and the file waits for the next pass that offers it.
             Err(e) => {
-                warn!(error = %e, "pipeline task failed");
+                if e.is_panic() {
+                    telemetry::task_panicked();
+                }
+                tracing::error!(error = %e, "pipeline task failed");
                 None
             }
         }

@@ -18,10 +18,12 @@ mod remove;
 mod rows;
 mod steps;
 
+use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use tracing::{debug, info, warn, Instrument};
 
 use crate::config::{ConditionalWrites, Config};
@@ -269,7 +271,13 @@ impl Pipeline {
     pub async fn process(&self, path: &RelativeMediaPath) -> Outcome {
         let span = tracing::info_span!("file", path = ?path, venta_id = tracing::field::Empty, object = tracing::field::Empty);
         async {
-            let outcome = match self.advance(path).await {
+            // `advance` contains a panic in the steps; this one catches it before them (opening
+            // the entry), where no claim is held yet.
+            let advanced = match AssertUnwindSafe(self.advance(path)).catch_unwind().await {
+                Ok(advanced) => advanced,
+                Err(payload) => self.contain_panic(path, panic_text(payload)).await,
+            };
+            let outcome = match advanced {
                 Ok(outcome) => outcome,
                 // Every step's only hard error is the journal: nothing may happen that it has not
                 // recorded first, so the file waits.
@@ -297,11 +305,34 @@ impl Pipeline {
             Opened::Run(run) => run,
             Opened::Done(outcome) => return Ok(outcome),
         };
-        let outcome = self.drive(&mut run).await;
+        // A panic in a step stays in this file's run: the row's claim is released as on any
+        // other end (a claim held for the process's life would keep the file, and any rescan,
+        // off the row for good), and the file fails with its reason like any other failure.
+        let driven = AssertUnwindSafe(self.drive(&mut run)).catch_unwind().await;
         if let Some(venta_id) = run.claimed {
             self.db.release_claim(venta_id).await;
         }
-        outcome
+        match driven {
+            Ok(outcome) => outcome,
+            Err(payload) => self.contain_panic(path, panic_text(payload)).await,
+        }
+    }
+
+    /// A run panicked (a bug, or a value no step expected): counted
+    /// (`confronta_task_panics_total`), logged with the panic's message, and journaled as a
+    /// failure with reason `task_panicked` on the entry as last written (what the run held in
+    /// memory may be half changed). The file is retried with backoff like any transient
+    /// failure: a bug that panics every time shows as a rising counter and a file that waits,
+    /// never as a daemon that quietly stops moving it.
+    async fn contain_panic(&self, path: &RelativeMediaPath, said: String) -> Result<Outcome, JournalError> {
+        crate::telemetry::task_panicked();
+        tracing::error!(%path, panic = %said, "the file's run panicked; it is retried later (a bug: please report it with this line)");
+        let mut entry = match self.journal.get(path).await? {
+            Some(entry) => entry,
+            None => JournalEntry::new(path.clone(), now_ms()),
+        };
+        let failure = Failure::new(Reason::TaskPanicked, format!("the file's run panicked: {said}"));
+        self.settle(&mut entry, Outcome::Retry(failure)).await
     }
 
     /// The entry to drive for the file now at `path`: the journaled one while it still
@@ -527,6 +558,16 @@ impl Pipeline {
 
     async fn put(&self, entry: &JournalEntry) -> Result<(), JournalError> {
         self.journal.put(entry).await
+    }
+}
+
+/// What a panic said: its message when it had one (`panic!` with a literal or a format).
+fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
+    match payload.downcast::<String>() {
+        Ok(text) => *text,
+        Err(payload) => payload
+            .downcast_ref::<&str>()
+            .map_or_else(|| "a panic without a message".to_owned(), |text| (*text).to_owned()),
     }
 }
 
