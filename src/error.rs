@@ -254,6 +254,20 @@ pub async fn pause_point(name: &str) {
     let _ = name;
 }
 
+/// `pause_point` for code on a blocking thread (the folder walk): only the pause, as
+/// `FAILPOINTS=walk_entry=return(200)`, which stands in for a slow disk.
+pub fn pause_point_blocking(name: &str) {
+    #[cfg(feature = "failpoints")]
+    {
+        let action: Option<String> = fail::eval(name, |arg| arg.unwrap_or_default());
+        if let Some(ms) = action.and_then(|ms| ms.parse::<u64>().ok()) {
+            std::thread::sleep(std::time::Duration::from_millis(ms));
+        }
+    }
+    #[cfg(not(feature = "failpoints"))]
+    let _ = name;
+}
+
 /// Checks that each edge error gives its reason, and that the reason's class is the error's
 /// own: `Pipeline::fail` and the edge's outcome must never disagree.
 #[cfg(test)]

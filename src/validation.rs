@@ -241,70 +241,20 @@ impl Validator {
     /// file goes to the first free `<name>.1`, `<name>.2`, …. A name is claimed by creating its
     /// note with `create_new` and then moving the file with `RENAME_NOREPLACE`, so two daemons,
     /// or a crash that left a note alone, cannot make one refused file overwrite another.
-    pub fn quarantine(
+    ///
+    /// The copy (across file systems) and the fsyncs wait on the disk, so it runs on a blocking
+    /// thread, never on the runtime's workers.
+    pub async fn quarantine(
         &self,
         absolute: &Path,
         path: &RelativeMediaPath,
         reason: &str,
     ) -> Result<PathBuf, String> {
-        let first = self.quarantine_dir.join(quarantine_name(path.as_str()));
-        let parent = first.parent().expect("quarantine targets have a parent").to_owned();
-        // Refused files may be executables or viruses: only the daemon's user may reach them.
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(PRIVATE_DIR_MODE)
-            .create(&parent)
-            .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-        let note = format!(
-            "{reason}\noriginal path: {}\nquarantined at: {}\n",
-            path,
-            humantime::format_rfc3339_seconds(std::time::SystemTime::now())
-        );
-        for n in 0..MAX_QUARANTINE_NAMES {
-            let target = match n {
-                0 => first.clone(),
-                n => PathBuf::from(format!("{}.{n}", first.display())),
-            };
-            let note_path = PathBuf::from(format!("{}.reason", target.display()));
-            match write_new_private(&note_path, note.as_bytes()) {
-                Ok(()) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-                Err(e) => return Err(format!("cannot write {}: {e}", note_path.display())),
-            }
-            match move_no_replace(absolute, &target) {
-                Ok(()) => {}
-                Err(e) => {
-                    // The note is ours (just created) and without its file would only mislead.
-                    // It stays when the copy landed but the original could not be removed.
-                    let taken = e.kind() == std::io::ErrorKind::AlreadyExists;
-                    if taken || std::fs::symlink_metadata(&target).is_err() {
-                        let _ = std::fs::remove_file(&note_path);
-                    }
-                    if taken {
-                        continue;
-                    }
-                    return Err(format!("cannot move {} to {}: {e}", absolute.display(), target.display()));
-                }
-            }
-            if let Err(e) =
-                std::fs::set_permissions(&target, std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
-            {
-                // The folder is already private, so the file stays out of reach: say so and go on
-                // rather than report a move that happened as failed.
-                tracing::warn!(path = %target.display(), error = %e, "quarantined file keeps its mode");
-            }
-            for dir in [Some(parent.as_path()), absolute.parent()].into_iter().flatten() {
-                std::fs::File::open(dir)
-                    .and_then(|d| d.sync_all())
-                    .map_err(|e| format!("cannot fsync {}: {e}", dir.display()))?;
-            }
-            return Ok(target);
-        }
-        Err(format!(
-            "{} already holds {MAX_QUARANTINE_NAMES} quarantined files named {}",
-            self.quarantine_dir.display(),
-            path
-        ))
+        let (dir, absolute, path, reason) =
+            (self.quarantine_dir.clone(), absolute.to_owned(), path.clone(), reason.to_owned());
+        tokio::task::spawn_blocking(move || quarantine_into(&dir, &absolute, &path, &reason))
+            .await
+            .unwrap_or_else(|e| Err(format!("the quarantine move did not finish: {e}")))
     }
 }
 
@@ -406,6 +356,71 @@ enum Scan {
     Infected(String),
     TooLarge(String),
     Unavailable(String),
+}
+/// `Validator::quarantine`'s move, on the calling thread.
+fn quarantine_into(
+    quarantine_dir: &Path,
+    absolute: &Path,
+    path: &RelativeMediaPath,
+    reason: &str,
+) -> Result<PathBuf, String> {
+    let first = quarantine_dir.join(quarantine_name(path.as_str()));
+    let parent = first.parent().expect("quarantine targets have a parent").to_owned();
+    // Refused files may be executables or viruses: only the daemon's user may reach them.
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(PRIVATE_DIR_MODE)
+        .create(&parent)
+        .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    let note = format!(
+        "{reason}\noriginal path: {}\nquarantined at: {}\n",
+        path,
+        humantime::format_rfc3339_seconds(std::time::SystemTime::now())
+    );
+    for n in 0..MAX_QUARANTINE_NAMES {
+        let target = match n {
+            0 => first.clone(),
+            n => PathBuf::from(format!("{}.{n}", first.display())),
+        };
+        let note_path = PathBuf::from(format!("{}.reason", target.display()));
+        match write_new_private(&note_path, note.as_bytes()) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(format!("cannot write {}: {e}", note_path.display())),
+        }
+        match move_no_replace(absolute, &target) {
+            Ok(()) => {}
+            Err(e) => {
+                // The note is ours (just created) and without its file would only mislead.
+                // It stays when the copy landed but the original could not be removed.
+                let taken = e.kind() == std::io::ErrorKind::AlreadyExists;
+                if taken || std::fs::symlink_metadata(&target).is_err() {
+                    let _ = std::fs::remove_file(&note_path);
+                }
+                if taken {
+                    continue;
+                }
+                return Err(format!("cannot move {} to {}: {e}", absolute.display(), target.display()));
+            }
+        }
+        if let Err(e) = std::fs::set_permissions(&target, std::fs::Permissions::from_mode(PRIVATE_FILE_MODE))
+        {
+            // The folder is already private, so the file stays out of reach: say so and go on
+            // rather than report a move that happened as failed.
+            tracing::warn!(path = %target.display(), error = %e, "quarantined file keeps its mode");
+        }
+        for dir in [Some(parent.as_path()), absolute.parent()].into_iter().flatten() {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| format!("cannot fsync {}: {e}", dir.display()))?;
+        }
+        return Ok(target);
+    }
+    Err(format!(
+        "{} already holds {MAX_QUARANTINE_NAMES} quarantined files named {}",
+        quarantine_dir.display(),
+        path
+    ))
 }
 
 /// Streams the already opened file to clamd over its Unix socket (INSTREAM). The client opens
@@ -526,11 +541,11 @@ mod tests {
     }
 
     /// Issue 12 item 5: a refused file (an executable, a virus) is readable by its owner only.
-    #[test]
-    fn quarantine_folders_are_private_and_files_owner_only() {
+    #[tokio::test]
+    async fn quarantine_folders_are_private_and_files_owner_only() {
         let dir = tempfile::tempdir().unwrap();
         let (validator, absolute, path) = refused_file(dir.path(), "virus.pdf", b"MZ evil");
-        let target = validator.quarantine(&absolute, &path, "clamd found Eicar").unwrap();
+        let target = validator.quarantine(&absolute, &path, "clamd found Eicar").await.unwrap();
         let quarantine = dir.path().join("state/quarantine");
         assert_eq!(target, quarantine.join("confrontas/virus.pdf"));
         assert!(!absolute.exists());
@@ -545,8 +560,8 @@ mod tests {
 
     /// Issue 12 item 5: a name already taken in quarantine, by a file or by a note left alone
     /// (a crash between the note and the move), is never overwritten; the next free name is used.
-    #[test]
-    fn quarantine_never_overwrites_an_earlier_file_or_note() {
+    #[tokio::test]
+    async fn quarantine_never_overwrites_an_earlier_file_or_note() {
         let dir = tempfile::tempdir().unwrap();
         let folder = dir.path().join("state/quarantine/confrontas");
         std::fs::create_dir_all(&folder).unwrap();
@@ -555,7 +570,7 @@ mod tests {
         let mut targets = Vec::new();
         for (round, bytes) in [b"first".as_slice(), b"second", b"third"].into_iter().enumerate() {
             let (validator, absolute, path) = refused_file(dir.path(), "a.pdf", bytes);
-            let target = validator.quarantine(&absolute, &path, &format!("reason {round}")).unwrap();
+            let target = validator.quarantine(&absolute, &path, &format!("reason {round}")).await.unwrap();
             targets.push(target);
         }
         assert_eq!(targets, ["a.pdf.1", "a.pdf.2", "a.pdf.3"].map(|name| folder.join(name)));

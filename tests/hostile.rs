@@ -655,11 +655,12 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
     // grow a file, and the disk is full. Without it, a commit could land in WAL space freed by
     // a checkpoint, and a file could go on (legitimately: its journal writes succeeded).
     // (The scratch table puts frames in the WAL that no checkpoint has copied yet, so the
-    // snapshot is one that reads from the WAL, which is what pins it.)
+    // snapshot is one that reads from the WAL, which is what pins it. The TRUNCATE first: a WAL
+    // file left long by earlier writes would take the new frames in place, without growing.)
     let reader = rusqlite::Connection::open(world.journal_path()).unwrap();
     reader
         .execute_batch(
-            "PRAGMA wal_autocheckpoint = 0; CREATE TABLE test_pin (x); \
+            "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA wal_autocheckpoint = 0; CREATE TABLE test_pin (x); \
              BEGIN; SELECT count(*) FROM files;",
         )
         .unwrap();

@@ -189,3 +189,55 @@ fn value(scrape: &prometheus_parse::Scrape, metric: &str, label: Option<(&str, &
             _ => None,
         })
 }
+
+/// Issue 24 item 2: the start-up walk (one stat per file) no longer runs on the scheduler
+/// loop. A backlog on a slow disk (a failpoint makes each entry take 300 ms: 45 files, 13 s,
+/// six times `WATCHDOG_USEC`) once kept the loop from feeding systemd's watchdog until the
+/// walk ended, so systemd killed a daemon that had moved nothing, at every start. Now the
+/// walk streams its files in from a blocking thread: the watchdog is fed throughout and files
+/// move before the walk ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_start_up_walk_keeps_the_watchdog_fed_and_files_moving_before_it_ends() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    // Five files with their rows, and forty no row names (they stay, so the walk has them all
+    // to stat; the five move whether the walk or the start-up reconcile pass offers them).
+    let files = backlog(&world, "lento", 5).await;
+    for index in 0..40 {
+        world.write_in_place(&format!("sin_fila_{index:03}.pdf"), &sample_bytes(20_000 + index, 1_000));
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let notify = NotifySocket::bind(world.temp.path().join("notify.sock"));
+    let socket = notify.path.display().to_string();
+    let began = Instant::now();
+    let env = [
+        ("NOTIFY_SOCKET", socket.as_str()),
+        ("WATCHDOG_USEC", "2000000"),
+        ("FAILPOINTS", "walk_entry=return(300)"),
+    ];
+    let mut sidecar = Sidecar::start(&config, &[], &env);
+    notify.wait_for("READY=1", began, WAIT).await;
+    let ready = Instant::now();
+    // Within the first six seconds (half the walk): fed at least every two seconds, files moved.
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let early = Instant::now();
+    let pings = notify.pings(ready, early);
+    let moved_early = moved_count(&world, &files).await;
+    let log = sidecar.log_text();
+    assert!(!log.contains("walked folder"), "the walk was meant to be still going at 6 s:\n{log}");
+    assert!(pings >= 3, "the watchdog was fed {pings} times in the walk's first 6 s:\n{log}");
+    assert!(moved_early > 0, "no file moved in the walk's first 6 s:\n{log}");
+    assert_eq!(moved_early, files.len(), "every file with a row moved in the walk's first 6 s:\n{log}");
+    eventually("the walk's end", WAIT, || async {
+        sidecar.log_text().contains("walked folder count=").then_some(())
+    })
+    .await;
+    let log = sidecar.log_text();
+    let counted = log.lines().find(|line| line.contains("walked folder count=")).unwrap_or_default();
+    assert!(
+        counted.contains("count=4"),
+        "the walk found the forty files no row names (and any of the five left): {counted}"
+    );
+    assert_eq!(sidecar.terminate(), Some(0), "{}", sidecar.log_text());
+    world.cleanup().await;
+}

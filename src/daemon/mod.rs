@@ -10,6 +10,7 @@ mod sources;
 mod summary;
 #[cfg(test)]
 mod tests;
+mod walks;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -27,6 +28,7 @@ use scheduler::{Mode, Scheduler};
 use sources::media_path_or_warn;
 use sources::{first_scan, restart_watcher, KnownWork, WatcherRestarts};
 pub use summary::Summary;
+use walks::FolderWalks;
 
 /// Why the scheduler stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -69,7 +71,10 @@ pub async fn run(
     let mut scheduler = Scheduler::new(pipeline, config, Mode::Daemon);
     let dir = config.watched_dir();
     let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
-    scheduler.offer_walk(&dir);
+    // Walks run on a blocking thread and stream what they find (`walks`): a slow disk delays
+    // the files, never the loop.
+    let mut walks = FolderWalks::new(dir.clone());
+    walks.request();
     // The first pass reads every row naming a local file (and notes those whose file is
     // missing) before any file is matched; see `sources::first_scan`. Later passes read a page
     // at a time. At most one runs at a time, as a task: a slow or hung database delays the
@@ -99,7 +104,7 @@ pub async fn run(
         scheduler.dispatch_due();
         if overflowed.swap(false, Ordering::SeqCst) {
             warn!("watcher events were dropped; walking the folder");
-            scheduler.offer_walk(&dir);
+            walks.request();
         }
         let sleep = sleep_until(scheduler.next_due());
         tokio::select! {
@@ -110,14 +115,19 @@ pub async fn run(
                 Some(WatchHint::Removed(path)) => scheduler.note_vanished(&path),
                 Some(WatchHint::Rescan) => {
                     info!("watcher asked for a rescan; walking the folder");
-                    scheduler.offer_walk(&dir);
+                    walks.request();
                 }
                 None => {
                     hints = restart_watcher(config, &overflowed, &mut watcher_restarts);
                     // Files written while no watcher ran sent no event.
-                    scheduler.offer_walk(&dir);
+                    walks.request();
                 }
             },
+            found = walks.next(), if walks.is_running() => {
+                if let Some(file) = found {
+                    scheduler.offer_found(&file);
+                }
+            }
             Some(joined) = scheduler.tasks.join_next(), if !scheduler.tasks.is_empty() => {
                 if let Some(failure) = scheduler.joined(joined) {
                     break Stop::Fatal(failure);

@@ -15,7 +15,7 @@ use crate::config::Config;
 use crate::error::Reason;
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{Failure, Pipeline};
-use crate::watch::{walk_each, WatchHint};
+use crate::watch::WatchHint;
 
 /// How many rows a reconcile pass reads at most; the next pass reads on from there.
 const RECONCILE_BATCH: i64 = 10_000;
@@ -48,7 +48,7 @@ impl Scheduler {
     }
 
     /// A file a walk of the folder found.
-    fn offer_found(&mut self, absolute: &Path) {
+    pub(super) fn offer_found(&mut self, absolute: &Path) {
         if let Some(path) = media_path_or_warn(&self.media_root, absolute) {
             self.offer_with(path, false, Source::Known);
         }
@@ -75,16 +75,6 @@ impl Scheduler {
             };
             self.offer_found(&file);
         }
-    }
-
-    /// Offers every file under the watched folder.
-    pub(super) fn offer_walk(&mut self, dir: &Path) {
-        let mut count = 0u64;
-        walk_each(dir, |file| {
-            count += 1;
-            self.offer_found(&file);
-        });
-        debug!(count, folder = %dir.display(), "walked folder");
     }
 
     /// Offers every path the journal has unfinished work for, and every row still pointing at

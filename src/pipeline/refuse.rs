@@ -97,7 +97,7 @@ impl Pipeline {
                 }
             }
         }
-        match self.validator.quarantine(absolute, &entry.path, &reason) {
+        match self.validator.quarantine(absolute, &entry.path, &reason).await {
             Ok(target) => {
                 give_up(Failure::new(Reason::Quarantined, format!("{reason}; moved to {}", target.display())))
             }

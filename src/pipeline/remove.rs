@@ -130,7 +130,7 @@ impl Pipeline {
                 _ => false,
             };
             if ours {
-                leftover.unlink_durably().map_err(|e| keep(io(e)))?;
+                unlink_off_the_workers(leftover).await.map_err(|e| keep(io(e)))?;
                 removed_leftover = true;
             } else {
                 // Not the recorded file: it goes back to its name, never over another.
@@ -154,7 +154,7 @@ impl Pipeline {
         if same {
             // Unlinked without following a symlink, and the folder fsynced, so the removal
             // itself survives a power cut.
-            aside.unlink_durably().map_err(|e| keep(io(e)))?;
+            unlink_off_the_workers(aside).await.map_err(|e| keep(io(e)))?;
             Ok(Unlinked::Removed)
         } else {
             aside.put_back().map_err(|e| Step::Stop(Outcome::Kept(io(e))))?;
@@ -305,4 +305,16 @@ impl Pipeline {
         entry.last_error = Some(message);
         Ok(Step::End(FileState::Rejected, Outcome::Nothing))
     }
+}
+
+/// `SetAside::unlink_durably` on a blocking thread: the unlink and the folder's fsync wait on
+/// the disk, which must not hold a runtime worker (and the files other tasks move) meanwhile.
+async fn unlink_off_the_workers(aside: SetAside) -> Result<(), NoFollowError> {
+    let path = aside.aside_path().display().to_string();
+    tokio::task::spawn_blocking(move || aside.unlink_durably()).await.unwrap_or_else(|e| {
+        Err(NoFollowError::Io {
+            path,
+            source: std::io::Error::other(format!("the unlink did not finish: {e}")),
+        })
+    })
 }

@@ -41,6 +41,8 @@ impl Iterator for Walk {
 
     fn next(&mut self) -> Option<PathBuf> {
         loop {
+            // Where the tests make each entry slow, as a cold disk or NFS does.
+            crate::error::pause_point_blocking("walk_entry");
             match self.entries.next()? {
                 Ok(entry) if entry.file_type().is_file() => return Some(entry.into_path()),
                 // Folders are descended into by walkdir; symlinks, FIFOs and sockets are never
