@@ -136,6 +136,21 @@ pub enum Command {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Everything known about one file or one sale: its rows, the journal's record, the object
+    /// in the bucket, the local and quarantined file, what the daemon does next and the remedy.
+    /// Changes nothing; exits 1 when no row, journal entry or file knows it.
+    Explain {
+        /// The file, relative to MEDIA_ROOT (confrontas/x.pdf) or absolute.
+        #[arg(value_name = "PATH", required_unless_present = "venta", conflicts_with = "venta")]
+        path: Option<PathBuf>,
+        /// Explain this venta instead, with every document it has had (and, on a bucket that
+        /// keeps versions, their versions).
+        #[arg(long, value_name = "ID")]
+        venta: Option<i64>,
+        /// Print as one JSON object.
+        #[arg(long)]
+        json: bool,
+    },
     /// Print a temporary download URL for a venta's confronta.
     Presign {
         /// The venta's id.
@@ -187,6 +202,9 @@ pub fn main_with(cli: Cli) -> i32 {
             }
             Some(Command::Adopt { path, venta, dry_run }) => adopt(&config, &path, venta, dry_run).await,
             Some(Command::Repair { dry_run }) => repair(&config, dry_run).await,
+            Some(Command::Explain { path, venta, json }) => {
+                explain(&config, path.as_deref(), venta, json).await
+            }
             Some(Command::Presign { venta, expiry }) => presign(&config, venta, expiry).await,
             None if cli.rescan && cli.dry_run => run_dry_run(&config, cli.limit, &cli.ventas, cli.json).await,
             None if cli.rescan => run_rescan(&config, cli.limit, &cli.ventas, cli.json).await,
@@ -538,14 +556,20 @@ fn journals_read_only(config: &Config) -> Result<Vec<Journal>, Exit> {
     Ok(journals)
 }
 
-async fn adopt(config: &Config, path: &Path, venta: i64, dry_run: bool) -> Result<i32, Exit> {
-    let media_root = crate::media_path::MediaRoot::resolve(&config.watch.media_root, &config.watch.dir);
-    let relative = if path.is_absolute() {
+/// A media file as the operator named it: relative to MEDIA_ROOT (`confrontas/x.pdf`) or
+/// absolute under it.
+fn media_path_argument(config: &Config, path: &Path) -> Result<crate::media_path::RelativeMediaPath, Exit> {
+    if path.is_absolute() {
         crate::media_path::RelativeMediaPath::from_absolute(&config.watch.media_root, path)
     } else {
         crate::media_path::RelativeMediaPath::parse(&path.to_string_lossy())
     }
-    .map_err(|e| Exit::Command(crate::commands::CommandError::Invalid(e.to_string())))?;
+    .map_err(|e| Exit::Command(crate::commands::CommandError::Invalid(e.to_string())))
+}
+
+async fn adopt(config: &Config, path: &Path, venta: i64, dry_run: bool) -> Result<i32, Exit> {
+    let media_root = crate::media_path::MediaRoot::resolve(&config.watch.media_root, &config.watch.dir);
+    let relative = media_path_argument(config, path)?;
     let (db, _) = connect_db(config).await?;
     let journals = journals_read_only(config)?;
     let plan = crate::commands::plan_adopt(&db, &media_root, journals.first(), &relative, venta).await?;
@@ -573,6 +597,41 @@ async fn repair(config: &Config, dry_run: bool) -> Result<i32, Exit> {
             .await?;
     report::repair_summary(&summary, dry_run);
     Ok(if summary.failed == 0 { exit::OK } else { exit::FAILURES })
+}
+
+async fn explain(config: &Config, path: Option<&Path>, venta: Option<i64>, json: bool) -> Result<i32, Exit> {
+    use crate::commands::{Sources, Subject, Timers};
+    let subject = match (path, venta) {
+        (Some(path), _) => Subject::Path(media_path_argument(config, path)?),
+        (None, Some(venta)) => Subject::Venta(venta),
+        (None, None) => return Err(Exit::Config("explain needs a PATH or --venta ID".into())),
+    };
+    let template = crate::object_name::ObjectNameTemplate::parse(&config.minio.object_name)
+        .map_err(|e| Exit::Config(e.to_string()))?;
+    let (db, _) = connect_db(config).await?;
+    let store = connect_store(config).await?;
+    // Read-only, as `status`: never created, never locked, so it runs beside the daemon.
+    let journals = journals_read_only(config)?;
+    let media_root = crate::media_path::MediaRoot::resolve(&config.watch.media_root, &config.watch.dir);
+    let validator = crate::validation::Validator::new(&config.validation, config.quarantine_dir());
+    let timers = Timers {
+        orphan_after: Duration::from_secs(config.watch.orphan_after_s),
+        owner_wait: Duration::from_secs(config.watch.owner_wait_s),
+        retry_initial: Duration::from_millis(config.pipeline.retry_initial_ms),
+        retry_max: Duration::from_secs(config.pipeline.retry_max_s),
+    };
+    let sources = Sources {
+        db: &db,
+        store: &store,
+        journals: &journals,
+        media_root: &media_root,
+        validator: &validator,
+        template: &template,
+        timers,
+    };
+    let explanation = crate::commands::explain(&sources, &subject).await?;
+    report::explain(&explanation, json);
+    Ok(if explanation.found { exit::OK } else { exit::FAILURES })
 }
 
 async fn presign(config: &Config, venta: i64, expiry: Duration) -> Result<i32, Exit> {

@@ -92,37 +92,39 @@ impl ObjectNameTemplate {
     /// venta id, hex digits, an extension or nothing). The daemon deletes no object whose name
     /// fails this, whatever a row says: a row may hold any text, and a bucket other names.
     pub fn could_have_rendered(&self, name: &str) -> bool {
-        fn matches(pieces: &[Piece], rest: &str) -> bool {
-            let Some((piece, more)) = pieces.split_first() else {
-                return rest.is_empty();
-            };
-            match piece {
-                Piece::Literal(text) => {
-                    rest.strip_prefix(text.as_str()).is_some_and(|rest| matches(more, rest))
-                }
-                Piece::Placeholder(placeholder) => {
-                    // Every length the placeholder could have taken, shortest first.
-                    (0..=rest.len())
-                        .filter(|end| rest.is_char_boundary(*end))
-                        .any(|end| fits(placeholder, &rest[..end]) && matches(more, &rest[end..]))
-                }
-            }
+        matches_pieces(&self.pieces, name)
+    }
+
+    /// What every name this template gives venta `venta_id` (numbered `numero`) starts with,
+    /// and no other venta's does: the template rendered up to its first placeholder that
+    /// depends on the content. `None` where that text cannot tell ventas apart (it does not
+    /// end in literal text after `{id}`, so venta 1's would also start venta 12's).
+    pub fn venta_prefix(&self, venta_id: i64, numero: &str) -> Option<String> {
+        let (head, _) = self.split_at_content();
+        let ends_in_literal = matches!(head.last(), Some(Piece::Literal(_)));
+        let names_id = head.iter().any(|piece| *piece == Piece::Placeholder("id".into()));
+        if !(ends_in_literal && names_id) {
+            return None;
         }
-        fn fits(placeholder: &str, value: &str) -> bool {
-            let hex = |len: usize| value.len() == len && value.bytes().all(|b| b.is_ascii_hexdigit());
-            match placeholder {
-                "numero" => {
-                    !value.is_empty()
-                        && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
-                }
-                "id" => value.strip_prefix('-').unwrap_or(value).parse::<u64>().is_ok(),
-                "sha256_12" => hex(12),
-                "sha256" => hex(64),
-                "ext" => value.is_empty() || sanitize_extension(value) == value,
-                _ => false,
-            }
-        }
-        matches(&self.pieces, name)
+        let sha256 = Sha256Digest::of_bytes(b"");
+        let inputs = ObjectNameInputs { venta_id, numero, sha256: &sha256, extension: "" };
+        Some(ObjectNameTemplate { pieces: head.to_vec() }.render(&inputs).0)
+    }
+
+    /// Whether `name`, which starts with `venta_prefix(venta_id, numero)`, is a name this
+    /// template gives that venta: the rest has the shape of the content's part (a numero
+    /// holding `_confronta_7` would otherwise make venta 9's names start with venta 7's prefix).
+    pub fn is_of_venta(&self, name: &str, venta_id: i64, numero: &str) -> bool {
+        let Some(prefix) = self.venta_prefix(venta_id, numero) else { return false };
+        let (_, tail) = self.split_at_content();
+        name.strip_prefix(prefix.as_str()).is_some_and(|rest| matches_pieces(tail, rest))
+    }
+
+    /// The pieces before the first placeholder that depends on the content, and the rest.
+    fn split_at_content(&self) -> (&[Piece], &[Piece]) {
+        let content = |piece: &Piece| matches!(piece, Piece::Placeholder(name) if name.starts_with("sha256") || name == "ext");
+        let at = self.pieces.iter().position(content).unwrap_or(self.pieces.len());
+        self.pieces.split_at(at)
     }
 
     pub fn render(&self, inputs: &ObjectNameInputs<'_>) -> ObjectName {
@@ -157,6 +159,39 @@ impl ObjectName {
 impl fmt::Display for ObjectName {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.0)
+    }
+}
+
+/// Whether `name` has the shape `pieces` render (see `could_have_rendered`).
+fn matches_pieces(pieces: &[Piece], rest: &str) -> bool {
+    let Some((piece, more)) = pieces.split_first() else {
+        return rest.is_empty();
+    };
+    match piece {
+        Piece::Literal(text) => {
+            rest.strip_prefix(text.as_str()).is_some_and(|rest| matches_pieces(more, rest))
+        }
+        Piece::Placeholder(placeholder) => {
+            // Every length the placeholder could have taken, shortest first.
+            (0..=rest.len())
+                .filter(|end| rest.is_char_boundary(*end))
+                .any(|end| fits(placeholder, &rest[..end]) && matches_pieces(more, &rest[end..]))
+        }
+    }
+}
+
+/// Whether `value` is what `render` can put in `placeholder`.
+fn fits(placeholder: &str, value: &str) -> bool {
+    let hex = |len: usize| value.len() == len && value.bytes().all(|b| b.is_ascii_hexdigit());
+    match placeholder {
+        "numero" => {
+            !value.is_empty() && value.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        }
+        "id" => value.strip_prefix('-').unwrap_or(value).parse::<u64>().is_ok(),
+        "sha256_12" => hex(12),
+        "sha256" => hex(64),
+        "ext" => value.is_empty() || sanitize_extension(value) == value,
+        _ => false,
     }
 }
 

@@ -14,8 +14,8 @@ use serde::{Serialize, Serializer};
 use tracing::warn;
 
 use crate::commands::{
-    AdoptPlan, OrphanEvent, OrphanSummary, Repair, RepairLine, RepairSummary, StatusReport, VerifyReport,
-    VerifySummary,
+    AdoptPlan, Explanation, OrphanEvent, OrphanSummary, Repair, RepairLine, RepairSummary, StatusReport,
+    VerifyReport, VerifySummary,
 };
 use crate::config::Config;
 use crate::daemon::Summary;
@@ -183,6 +183,117 @@ pub fn status(report: &StatusReport, json: bool) {
     for (class, line) in &report.last_errors {
         println!("last {class} error: {line}");
     }
+}
+
+/// What `explain` found, as one screen of text or one JSON object.
+pub fn explain(explanation: &Explanation, json: bool) {
+    if json {
+        println!("{}", serde_json::to_string_pretty(explanation).unwrap_or_default());
+        return;
+    }
+    let shown = |value: &Option<String>| value.clone().unwrap_or_else(|| "-".to_owned());
+    match (&explanation.venta, &explanation.path) {
+        (Some(venta), Some(path)) => println!("venta {venta} (file {path})"),
+        (Some(venta), None) => println!("venta {venta}"),
+        (None, path) => println!("file {}", shown(path)),
+    }
+    if let Some(file) = &explanation.local_file {
+        match file.size {
+            Some(size) => println!("local file: {} ({size} bytes)", file.absolute.display()),
+            None => println!("local file: none at {}", file.absolute.display()),
+        }
+    }
+    for copy in &explanation.quarantine {
+        let size = copy.size.map_or_else(|| "only its note".to_owned(), |size| format!("{size} bytes"));
+        let reason = copy.note.as_deref().and_then(|note| note.lines().next()).unwrap_or("no note");
+        println!("quarantine: {} ({size}): {reason}", copy.path.display());
+    }
+    if explanation.rows.is_empty() {
+        println!("row: none");
+    }
+    for row in &explanation.rows {
+        let owns = match row.owns_the_file {
+            Some(false) => {
+                " (named the path while no file was there: does not own a file that appeared later)"
+            }
+            _ => "",
+        };
+        println!("row: venta {} ({}){owns}", row.venta_id, row.numero);
+        println!(
+            "  confronta {}, object {}, confronta_subido_a_minio {}, sha256 {}",
+            shown(&row.confronta),
+            shown(&row.object_name),
+            row.subido_a_minio,
+            shown(&row.sha256)
+        );
+        println!("  confronta_sync_error {}, assigned {}", shown(&row.sync_error), shown(&row.assigned));
+    }
+    for mark in &explanation.missing_marks {
+        println!(
+            "seen naming the path while no file was there: venta {} (assigned {}) since {}",
+            mark.venta_id,
+            shown(&mark.assigned),
+            mark.since
+        );
+    }
+    if explanation.journal.is_empty() {
+        println!("journal: no entry");
+    }
+    for entry in &explanation.journal {
+        println!("journal ({}): {} {}", entry.journal.display(), entry.path, entry.state);
+        println!(
+            "  first seen {}, updated {}, attempts {}, venta {}, object {}, previous object {}",
+            entry.first_seen,
+            entry.updated,
+            entry.attempts,
+            entry.venta_id.map_or_else(|| "-".to_owned(), |id| id.to_string()),
+            shown(&entry.object_name),
+            shown(&entry.previous_object)
+        );
+        if let Some(error) = &entry.last_error {
+            println!("  last reason: {error}");
+        }
+    }
+    for document in &explanation.documents {
+        let object = &document.object;
+        let state = match (object.present, object.size) {
+            (true, Some(size)) => format!("present, {size} bytes"),
+            _ => "not in the bucket".to_owned(),
+        };
+        let encryption = object.encryption.as_deref().map(|e| format!(", encrypted {e}")).unwrap_or_default();
+        let problem = object.problem.as_deref().map(|p| format!(" ({p})")).unwrap_or_default();
+        println!(
+            "document{}: {} ({state}{encryption}){problem}",
+            if document.current { " (current)" } else { "" },
+            document.object_name
+        );
+        if document.recorded.is_some() || document.from_path.is_some() {
+            println!(
+                "  recorded {} from {}{}",
+                shown(&document.recorded),
+                shown(&document.from_path),
+                document.superseded.as_deref().map(|at| format!(", superseded {at}")).unwrap_or_default()
+            );
+        }
+        for version in &document.versions {
+            let what = if version.delete_marker {
+                "delete marker".to_owned()
+            } else {
+                format!("{} bytes", version.size)
+            };
+            println!(
+                "  version {}: {what}, {}{}",
+                version.version_id.as_deref().unwrap_or("-"),
+                shown(&version.modified),
+                if version.latest { " (latest)" } else { "" }
+            );
+        }
+    }
+    for action in &explanation.operator_log {
+        println!("operator: {} {} at {}", action.command, action.detail, action.at);
+    }
+    println!("next: {}", explanation.next);
+    println!("remedy: {}", shown(&explanation.remedy));
 }
 
 /// What `adopt` found and will do (or, with `--dry-run`, would do).

@@ -233,6 +233,28 @@ impl Validator {
         &self.quarantine_dir
     }
 
+    /// The copies of `path` in the quarantine folder, with their notes, in the order they were
+    /// quarantined: `<name>`, `<name>.1`, … as `quarantine` names them, up to the first name
+    /// taken by neither a file nor a note. Reads only (`explain`).
+    pub fn quarantined(&self, path: &RelativeMediaPath) -> Vec<Quarantined> {
+        let first = self.quarantine_dir.join(quarantine_name(path.as_str()));
+        let mut found = Vec::new();
+        for n in 0..MAX_QUARANTINE_NAMES {
+            let target = match n {
+                0 => first.clone(),
+                n => PathBuf::from(format!("{}.{n}", first.display())),
+            };
+            let note_path = PathBuf::from(format!("{}.reason", target.display()));
+            let size = std::fs::symlink_metadata(&target).ok().map(|meta| meta.len());
+            let note = std::fs::read_to_string(&note_path).ok();
+            if size.is_none() && note.is_none() {
+                break;
+            }
+            found.push(Quarantined { path: target, size, note });
+        }
+        found
+    }
+
     /// Moves the file to the quarantine folder, keeping its relative path, and writes the reason
     /// beside it. Returns where it went. The move is a rename (same filesystem) or, across
     /// filesystems, a durable copy followed by the unlink.
@@ -256,6 +278,16 @@ impl Validator {
             .await
             .unwrap_or_else(|e| Err(format!("the quarantine move did not finish: {e}")))
     }
+}
+
+/// One refused file in the quarantine folder (`Validator::quarantined`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct Quarantined {
+    pub path: PathBuf,
+    /// `None` when only its note is there (a move that failed after the note was written).
+    pub size: Option<u64>,
+    /// The `.reason` note beside it: the reason, the original path, when.
+    pub note: Option<String>,
 }
 
 /// The longest file name a quarantined file may take, so that `<name>.999.reason` still fits

@@ -31,19 +31,6 @@ fn object_of(world: &World, numero: &str, id: i64, bytes: &[u8]) -> String {
     format!("{}/venta_{numero}_confronta_{id}_{}.pdf", world.prefix, &sha256_hex(bytes)[..12])
 }
 
-/// Gives venta `id` the file `name` holding `bytes` and waits until the daemon recorded it.
-async fn move_file(world: &World, id: i64, name: &str, bytes: &[u8]) {
-    let path = world.write_in_place(name, bytes);
-    world.db.assign(id, &format!("confrontas/{name}")).await;
-    let sha = sha256_hex(bytes);
-    eventually(&format!("venta {id} recorded with {name}"), WAIT, || async {
-        world.db.row(id).await.filter(|row| row.subido && row.sha256.as_deref() == Some(sha.as_str()))
-    })
-    .await;
-    eventually(&format!("{} removed", path.display()), WAIT, || async { (!path.exists()).then_some(()) })
-        .await;
-}
-
 /// Item 1: each start's probe left its scratch object behind as a retained version (four
 /// starts, four objects nobody could delete before the retention ended). Now the first probe
 /// writes the bucket's one scratch object and keeps it; later starts reuse the result the

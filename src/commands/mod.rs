@@ -1,5 +1,5 @@
-//! Operator commands: `verify`, `status`, `orphans`, `presign`, and (`ownership`) `adopt` and
-//! `repair`.
+//! Operator commands: `verify`, `status`, `orphans`, `presign`, (`ownership`) `adopt` and
+//! `repair`, and (`explain`) `explain`.
 //!
 //! They never take the journal lock, so they run safely beside a live daemon, and only
 //! `orphans --delete-objects` changes anything (unreferenced objects, never a local file).
@@ -17,7 +17,9 @@ use std::time::{Duration, SystemTime};
 
 use futures_util::StreamExt;
 
+mod explain;
 mod ownership;
+pub use explain::{explain, Explanation, Sources, Subject, Timers};
 pub use ownership::{adopt, plan_adopt, repair, AdoptPlan, Repair, RepairLine, RepairSummary};
 
 use crate::db::{DbError, SalesDb, VentaRow};

@@ -283,6 +283,9 @@ pub trait SalesReports: Send + Sync {
     async fn repoint(&self, request: &RepointRequest<'_>) -> Result<RecordOutcome, DbError>;
     /// Gives a row a file, with a new assignment stamp, in one compare-and-set.
     async fn adopt(&self, request: &AdoptRequest<'_>) -> Result<RecordOutcome, DbError>;
+    /// Why the daemon refused venta `venta_id`'s file (`confronta_sync_error`), for `explain`;
+    /// `None` when the row has none or does not exist.
+    async fn sync_error(&self, venta_id: i64) -> Result<Option<String>, DbError>;
 }
 
 /// A whole backend, as `connect` opens it: the operator commands use both halves, and an
@@ -333,6 +336,7 @@ pub struct Statements {
     pub count_rows: String,
     pub repoint: String,
     pub adopt: String,
+    pub select_sync_error: String,
 }
 
 impl Statements {
@@ -432,6 +436,11 @@ impl Statements {
                 object = c.minio_object_name,
                 subido = c.subido_a_minio,
                 confronta = c.confronta,
+                id = c.id,
+            ),
+            select_sync_error: format!(
+                "SELECT CAST({error} AS text) FROM {table} WHERE {id} = CAST($1 AS bigint)",
+                error = c.sync_error,
                 id = c.id,
             ),
         }

@@ -303,6 +303,17 @@ impl SalesReports for SqliteSalesDb {
         .await
     }
 
+    async fn sync_error(&self, venta_id: i64) -> Result<Option<String>, DbError> {
+        self.with(move |connection, statements| {
+            connection
+                .query_row(&statements.select_sync_error, params![venta_id], |row| row.get(0))
+                .optional()
+                .map(Option::flatten)
+                .map_err(|e| map_error(&format!("reading the sync error of venta {venta_id}"), e))
+        })
+        .await
+    }
+
     async fn repoint(&self, request: &RepointRequest<'_>) -> Result<RecordOutcome, DbError> {
         let values = (
             request.url.to_owned(),

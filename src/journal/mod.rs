@@ -530,6 +530,64 @@ impl Journal {
         .await
     }
 
+    /// The entries matched to venta `venta_id`, oldest first (`explain --venta`). The column
+    /// has no index: one scan, which an operator command can afford and the daemon never asks.
+    pub async fn entries_of_venta(&self, venta_id: i64) -> Result<Vec<JournalEntry>, JournalError> {
+        self.with(move |c| {
+            let mut query = c.prepare(&format!(
+                "SELECT {COLUMNS} FROM files WHERE venta_id = ?1 ORDER BY first_seen_ms"
+            ))?;
+            let rows = query.query_map(params![venta_id], read_entry)?;
+            rows.collect()
+        })
+        .await
+    }
+
+    /// Every object recorded from a file at `path`, oldest first (`explain PATH` of a file
+    /// long moved: the venta it went to).
+    pub async fn objects_from_path(
+        &self,
+        path: &RelativeMediaPath,
+    ) -> Result<Vec<RecordedObject>, JournalError> {
+        let key = path.as_str().to_owned();
+        self.with(move |c| {
+            let sql = format!(
+                "SELECT {RECORDED_COLUMNS} FROM recorded_objects WHERE path = ?1 ORDER BY recorded_ms"
+            );
+            or_no_table(
+                c.prepare(&sql).and_then(|mut query| query.query_map(params![key], read_recorded)?.collect()),
+            )
+        })
+        .await
+    }
+
+    /// What operators did (`operator_log`) to `path` or to venta `venta_id`, oldest first.
+    pub async fn operator_actions(
+        &self,
+        path: Option<&RelativeMediaPath>,
+        venta_id: Option<i64>,
+    ) -> Result<Vec<OperatorAction>, JournalError> {
+        let key = path.map(|path| path.as_str().to_owned());
+        self.with(move |c| {
+            let sql = "SELECT at_ms, command, path, venta_id, detail FROM operator_log \
+                       WHERE path = ?1 OR venta_id = ?2 ORDER BY at_ms";
+            or_no_table(c.prepare(sql).and_then(|mut query| {
+                query
+                    .query_map(params![key, venta_id], |row| {
+                        Ok(OperatorAction {
+                            at_ms: row.get(0)?,
+                            command: row.get(1)?,
+                            path: row.get(2)?,
+                            venta_id: row.get(3)?,
+                            detail: row.get(4)?,
+                        })
+                    })?
+                    .collect()
+            }))
+        })
+        .await
+    }
+
     /// Hands every entry in turn to `step`, never holding more than one: `status` on a journal
     /// of millions of entries stays small.
     pub async fn fold<T, F>(&self, init: T, mut step: F) -> Result<T, JournalError>
@@ -603,6 +661,16 @@ pub fn log_operator_action(
         .map_err(|e| JournalError::Io { path: path.to_owned(), message: e.to_string() })
 }
 
+/// One line of `operator_log`: what an operator command did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorAction {
+    pub at_ms: i64,
+    pub command: String,
+    pub path: Option<String>,
+    pub venta_id: Option<i64>,
+    pub detail: String,
+}
+
 /// An object the daemon recorded on a venta's row (`recorded_objects`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecordedObject {
@@ -639,6 +707,17 @@ fn read_recorded(row: &rusqlite::Row<'_>) -> rusqlite::Result<RecordedObject> {
 /// writers that bypass the companion) is the empty text, so that it is one key like any other.
 fn stamp_key(assigned: &Option<String>) -> String {
     assigned.clone().unwrap_or_default()
+}
+
+/// A read of a table a journal opened read-only may not have yet (one an older version
+/// wrote): it holds nothing, which is what that journal knows.
+fn or_no_table<T>(read: rusqlite::Result<Vec<T>>) -> rusqlite::Result<Vec<T>> {
+    match read {
+        Err(rusqlite::Error::SqliteFailure(_, Some(message))) if message.contains("no such table") => {
+            Ok(Vec::new())
+        }
+        other => other,
+    }
 }
 
 /// Whether `name` is the current object of the venta it was recorded for.

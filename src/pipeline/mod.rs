@@ -609,11 +609,16 @@ pub fn sniff_content_type(head: &[u8], extension: &str) -> String {
     .to_owned()
 }
 
+/// The `attempt`-th retry's backoff before its jitter: doubling from `initial`, capped at `max`
+/// (`explain` says when a retry is due with it).
+pub fn nominal_backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
+    initial.saturating_mul(1u32 << attempt.min(20)).min(max)
+}
+
 /// Backoff for the `attempt`-th retry: doubling from `initial`, capped, with ±25 % jitter so
 /// that files failed by one outage do not all retry at the same instant.
 pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
-    let doubled = initial.saturating_mul(1u32 << attempt.min(20));
-    let capped = doubled.min(max);
+    let capped = nominal_backoff(attempt, initial, max);
     let jitter = rand::random_range(0.75..1.25);
     capped.mul_f64(jitter)
 }

@@ -66,6 +66,22 @@ pub struct ObjectEntry {
     pub modified_unix_s: Option<i64>,
 }
 
+/// One version of an object, or a delete marker, as a listing of versions reports it
+/// (`ObjectStore::object_versions`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectVersion {
+    pub name: String,
+    /// The server's version id (`null` for one written while versioning was off).
+    pub version_id: Option<String>,
+    /// A delete marker holds no bytes: it hides the versions before it.
+    pub delete_marker: bool,
+    /// The current version of the name (a delete marker when the object reads as deleted).
+    pub latest: bool,
+    pub size: u64,
+    /// When the version was written, seconds since the Unix epoch.
+    pub modified_unix_s: Option<i64>,
+}
+
 /// One local file to upload, with what was learnt when it was hashed.
 pub struct UploadRequest<'a> {
     pub path: &'a Path,
@@ -495,6 +511,11 @@ pub trait ObjectStore: Send + Sync {
     /// time; the next page is only asked for when the stream is polled again, so a caller that
     /// handles each page before taking the next never holds the whole listing.
     async fn list_pages(&self, prefix: &str, page_size: u16) -> Result<ObjectPages, StoreError>;
+    /// Every version and delete marker of the objects under `prefix` (`ListObjectVersions`),
+    /// in key order, newest first within a key: what a bucket that keeps versions still holds
+    /// of a venta's earlier documents (`explain --venta`). On a bucket that keeps none, the
+    /// current objects, each as its one version.
+    async fn object_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>, StoreError>;
 }
 
 /// Listing pages, as `ObjectStore::list_pages` yields them.

@@ -21,7 +21,7 @@ use minio::s3::{MinioClient, MinioClientBuilder};
 
 use super::{
     BucketSetup, Deleted, Encryption, KeptProbe, ObjectEntry, ObjectInfo, ObjectPages, ObjectPolicy,
-    ObjectStore, Probe, StoreError, StoreErrorKind, Stored, UploadRequest,
+    ObjectStore, ObjectVersion, Probe, StoreError, StoreErrorKind, Stored, UploadRequest,
 };
 use crate::config::{MinioConfig, Secret};
 use crate::hash::{open_regular, FileIdentity, ReadError, Sha256Digest, Sha256Stream};
@@ -474,6 +474,38 @@ impl ObjectStore for S3Store {
                 })
                 .collect())
         })))
+    }
+
+    async fn object_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>, StoreError> {
+        let shown = prefix.to_owned();
+        let pages = self
+            .client
+            .list_objects(self.bucket.clone())
+            .map_err(|e| StoreError::new(StoreErrorKind::Refused, e.to_string()))?
+            .region(Some(self.region.clone()))
+            .recursive(true)
+            .include_versions(true)
+            .prefix((!prefix.is_empty()).then(|| prefix.to_owned()))
+            .build()
+            .to_stream()
+            .await;
+        let mut pages = AnsweredStream::new(pages);
+        let mut versions = Vec::new();
+        while let Some((page, status)) = pages.next().await {
+            let page = page
+                .map_err(|e| classify_answer(&format!("listing the versions under {shown:?}"), e, status))?;
+            versions.extend(page.contents.into_iter().filter(|entry| !entry.is_prefix).map(|entry| {
+                ObjectVersion {
+                    name: entry.name,
+                    version_id: entry.version_id,
+                    delete_marker: entry.is_delete_marker,
+                    latest: entry.is_latest,
+                    size: entry.size.unwrap_or(0),
+                    modified_unix_s: entry.last_modified.map(|t| t.timestamp()),
+                }
+            }));
+        }
+        Ok(versions)
     }
 }
 

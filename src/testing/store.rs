@@ -13,7 +13,8 @@ use crate::hash::Sha256Digest;
 use crate::object_name::ObjectName;
 use crate::store::{
     BucketSetup, Capabilities, Deleted, KeptProbe, ObjectEntry, ObjectInfo, ObjectPages, ObjectPolicy,
-    ObjectStore, Probe, ProbeWrites, StoreError, StoreErrorKind, Stored, UploadRequest, Versioning,
+    ObjectStore, ObjectVersion, Probe, ProbeWrites, StoreError, StoreErrorKind, Stored, UploadRequest,
+    Versioning,
 };
 
 /// An `ObjectStore` operation, for scripting faults and counting calls.
@@ -29,6 +30,7 @@ pub enum StoreOp {
     Get,
     Sha256Of,
     ListPages,
+    ObjectVersions,
 }
 
 /// One stored object: its bytes and the checksum the server reports for it.
@@ -292,6 +294,42 @@ impl ObjectStore for FakeStore {
             .map(|page| Ok(page.to_vec()))
             .collect();
         Ok(Box::pin(futures_util::stream::iter(pages)))
+    }
+
+    /// The current objects and the versions a delete hid (newest first, behind a delete
+    /// marker when no current object stands); the fake keeps no times.
+    async fn object_versions(&self, prefix: &str) -> Result<Vec<ObjectVersion>, StoreError> {
+        self.enter(StoreOp::ObjectVersions, prefix)?;
+        let current: BTreeMap<String, u64> =
+            self.entries(prefix).into_iter().map(|entry| (entry.name, entry.size)).collect();
+        let hidden: BTreeMap<String, Vec<Bytes>> = match &self.hidden {
+            Some(hidden) => lock(hidden)
+                .iter()
+                .filter(|(name, _)| name.starts_with(prefix))
+                .map(|(n, v)| (n.clone(), v.clone()))
+                .collect(),
+            None => BTreeMap::new(),
+        };
+        let names: std::collections::BTreeSet<&String> = current.keys().chain(hidden.keys()).collect();
+        let version = |name: &str, size, delete_marker, latest| ObjectVersion {
+            name: name.to_owned(),
+            version_id: None,
+            delete_marker,
+            latest,
+            size,
+            modified_unix_s: None,
+        };
+        let mut versions = Vec::new();
+        for name in names {
+            match current.get(name) {
+                Some(size) => versions.push(version(name, *size, false, true)),
+                None => versions.push(version(name, 0, true, true)),
+            }
+            for bytes in hidden.get(name).into_iter().flatten().rev() {
+                versions.push(version(name, bytes.len() as u64, false, false));
+            }
+        }
+        Ok(versions)
     }
 }
 

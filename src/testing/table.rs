@@ -28,6 +28,7 @@ pub enum DbOp {
     CountRows,
     Repoint,
     Adopt,
+    SyncError,
 }
 
 /// The sales table in memory, with the columns the daemon reads and writes.
@@ -335,6 +336,11 @@ impl SalesReports for FakeSalesTable {
     async fn check_schema(&self) -> Result<SchemaLimits, DbError> {
         self.enter(DbOp::CheckSchema)?;
         Ok(SchemaLimits { url_max_len: None, object_name_max_len: None })
+    }
+
+    async fn sync_error(&self, venta_id: i64) -> Result<Option<String>, DbError> {
+        self.enter(DbOp::SyncError)?;
+        Ok(self.sync_error(venta_id))
     }
 
     async fn rows_in_minio(&self, after_id: i64, limit: i64) -> Result<Vec<VentaRow>, DbError> {

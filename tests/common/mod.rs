@@ -500,6 +500,21 @@ impl Drop for Sidecar {
     }
 }
 
+/// Gives venta `id` the file `name` holding `bytes`, as Django's save of a new file does, and
+/// waits (a minute at most) until the running daemon recorded it and removed the local file.
+pub async fn move_file(world: &World, id: i64, name: &str, bytes: &[u8]) {
+    let limit = Duration::from_secs(60);
+    let path = world.write_in_place(name, bytes);
+    world.db.assign(id, &format!("confrontas/{name}")).await;
+    let sha = sha256_hex(bytes);
+    eventually(&format!("venta {id} recorded with {name}"), limit, || async {
+        world.db.row(id).await.filter(|row| row.subido && row.sha256.as_deref() == Some(sha.as_str()))
+    })
+    .await;
+    eventually(&format!("{} removed", path.display()), limit, || async { (!path.exists()).then_some(()) })
+        .await;
+}
+
 /// Polls `check` until it returns `Some`, or panics with `what` after `limit`. A liveness bound
 /// for asynchronous effects, not a performance assertion.
 pub async fn eventually<T, F, Fut>(what: &str, limit: Duration, check: F) -> T

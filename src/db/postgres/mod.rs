@@ -375,6 +375,15 @@ impl SalesReports for PostgresSalesDb {
         Ok(RowCounts { in_minio: value(row, 0, "counting rows")?, local: value(row, 1, "counting rows")? })
     }
 
+    async fn sync_error(&self, venta_id: i64) -> Result<Option<String>, DbError> {
+        let what = || format!("reading the sync error of venta {venta_id}");
+        let rows = self.query(Lane::Bulk, &self.statements.select_sync_error, &[&venta_id], what).await?;
+        match rows.first() {
+            Some(row) => value(row, 0, &what()),
+            None => Ok(None),
+        }
+    }
+
     async fn repoint(&self, request: &RepointRequest<'_>) -> Result<RecordOutcome, DbError> {
         let changed = self
             .write(
