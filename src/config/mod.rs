@@ -221,6 +221,10 @@ impl Config {
             ));
         }
         self.validate_durations()?;
+        // Checked here, not only when the logger starts, so that a reload with a bad level
+        // changes nothing, as any other bad value.
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| format!("log.level {:?}: {e}", self.log.level))?;
         if self.pipeline.max_in_flight == 0 {
             return Err("pipeline.max_in_flight must be at least 1".into());
         }
