@@ -705,12 +705,12 @@ async fn run_daemon(config_path: &Path, config: Config, logging: Logging) -> Res
     let overflowed = Arc::new(AtomicBool::new(false));
     let dir = config.watched_dir();
     let poll = config.watch.poll_interval_ms.map(Duration::from_millis);
-    let _watcher = crate::watch::watch(&dir, hint_tx, overflowed.clone(), poll)
+    let watcher = crate::watch::watch(&dir, hint_tx, overflowed.clone(), poll)
         .map_err(|e| Exit::Config(format!("cannot watch {}: {e}", dir.display())))?;
     crate::signals::notify(&[sd_notify::NotifyState::Ready]);
 
     let (stop, summary) =
-        daemon::run(&config, started.pipeline, hint_rx, overflowed, settings_rx, shutdown_rx).await;
+        daemon::run(&config, started.pipeline, watcher, hint_rx, overflowed, settings_rx, shutdown_rx).await;
     signals.close();
     crate::signals::notify(&[sd_notify::NotifyState::Stopping]);
     info!(moved = summary.moved, bytes = summary.bytes, "stopped");

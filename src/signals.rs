@@ -1,5 +1,5 @@
 //! Signals and systemd: SIGTERM/SIGINT become the one shutdown input every task watches,
-//! SIGHUP reloads the log level and the live settings, and `sd_notify` messages (the `sd-notify`
+//! SIGHUP reloads the log level and the live settings and names every other key it changed, and `sd_notify` messages (the `sd-notify`
 //! crate) tell systemd where we are.
 
 use std::path::PathBuf;
@@ -10,8 +10,9 @@ use sd_notify::NotifyState;
 use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
 use signal_hook_tokio::{Handle, Signals};
 use tokio::sync::watch;
-use tracing::{info, warn};
+use tracing::{error, info, warn};
 
+use crate::config::reload::{changes, KeyClass};
 use crate::config::{Config, LiveSettings};
 use crate::logging::Logging;
 
@@ -29,7 +30,7 @@ impl SignalTask {
 /// Installs the handlers. The first SIGTERM or SIGINT asks for a clean stop; a second one
 /// exits at once, which is safe because every step is journaled before its side effect.
 /// SIGHUP re-reads the config at `config_path`: the log level and the `LiveSettings` apply at
-/// once, anything else is logged as needing a restart.
+/// once; every other key changed is named in a warning as taking effect after a restart.
 pub fn listen(
     config_path: PathBuf,
     running: Config,
@@ -41,13 +42,14 @@ pub fn listen(
     let handle = signals.handle();
     tokio::spawn(async move {
         let mut stopping = false;
-        let mut running = running;
+        let started = running;
+        let mut applied = started.clone();
         while let Some(signal) = signals.next().await {
             match signal {
                 SIGHUP => {
                     notify(&[NotifyState::Reloading]);
-                    if let Some(config) = reload(&config_path, &running, &logging, &settings) {
-                        running = config;
+                    if let Some(config) = reload(&config_path, &started, &applied, &logging, &settings) {
+                        applied = config;
                     }
                     notify(&[NotifyState::Ready]);
                 }
@@ -87,49 +89,44 @@ pub fn stop_on_ctrl_c(shutdown: watch::Sender<bool>) {
     }
 }
 
-/// Applies what can change live and returns the new config, or `None` if it cannot be read.
+/// Applies what can change live and returns the new config, or `None` if it does not load (the
+/// running configuration stays whole). `started` is the config the daemon started with, which
+/// the keys that need a restart still come from; `applied`, the last one taken live.
 fn reload(
     config_path: &std::path::Path,
-    running: &Config,
+    started: &Config,
+    applied: &Config,
     logging: &Logging,
     settings: &watch::Sender<LiveSettings>,
 ) -> Option<Config> {
-    let config = match Config::load(config_path) {
-        Ok(config) => config,
-        Err(e) => {
-            warn!(error = %e, "configuration reload failed; keeping the running configuration");
-            return None;
-        }
+    let refused = |e: &dyn std::fmt::Display| {
+        error!(error = %e, "configuration reload failed; keeping the running configuration");
     };
-    if let Err(e) = logging.set_level(&config.log.level) {
-        warn!(error = %e, "reloaded configuration has a bad log level; keeping the old one");
+    let config = Config::load(config_path).map_err(|e| refused(&e)).ok()?;
+    let changed = changes(started, applied, &config).map_err(|e| refused(&e)).ok()?;
+    let mut live = Vec::new();
+    let mut waiting = Vec::new();
+    for change in &changed {
+        match change.class {
+            KeyClass::Live => live.push(change.key.as_str()),
+            KeyClass::Restart => {
+                waiting.push(change.key.as_str());
+                warn!(key = %change.key, old = %change.old, new = %change.new, "configuration key changed; it takes effect after a restart, the running value stays until then");
+            }
+            KeyClass::Retired => {
+                warn!(key = %change.key, "configuration key changed, but it no longer has any effect; remove it")
+            }
+        }
+    }
+    if applied.log.level != config.log.level {
+        // The level was checked at load; only a logger gone away fails here.
+        if let Err(e) = logging.set_level(&config.log.level) {
+            warn!(error = %e, "cannot change the log level; keeping the old one");
+        }
     }
     settings.send_replace(LiveSettings::of(&config));
-    let needs_restart: Vec<&str> = [
-        (
-            "watch.media_root / watch.dir",
-            running.watch.media_root != config.watch.media_root || running.watch.dir != config.watch.dir,
-        ),
-        ("watch.orphan_after_s", running.watch.orphan_after_s != config.watch.orphan_after_s),
-        ("database", running.database != config.database),
-        ("minio", running.minio != config.minio),
-        ("journal", running.journal != config.journal),
-        (
-            "log.format / log.dir / log.max_files",
-            running.log.format != config.log.format
-                || running.log.dir != config.log.dir
-                || running.log.max_files != config.log.max_files,
-        ),
-        ("metrics", running.metrics != config.metrics),
-        ("service", running.service != config.service),
-    ]
-    .into_iter()
-    .filter_map(|(section, changed)| changed.then_some(section))
-    .collect();
-    if !needs_restart.is_empty() {
-        warn!(sections = ?needs_restart, "these changes cannot apply live and are ignored until a restart");
-    }
-    info!(level = %config.log.level, "configuration reloaded");
+    let list = |keys: &[&str]| if keys.is_empty() { "none".to_owned() } else { keys.join(", ") };
+    info!(applied = %list(&live), after_restart = %list(&waiting), "configuration reloaded");
     Some(config)
 }
 

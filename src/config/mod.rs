@@ -4,6 +4,7 @@
 //! Every table and struct denies unknown keys, so a typo such as `setle_ms` is an error that
 //! names the key instead of a silently ignored setting.
 
+pub mod reload;
 mod schema;
 mod secrets;
 #[cfg(test)]
@@ -12,7 +13,7 @@ mod tests;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 use crate::object_name::ObjectNameTemplate;
 pub use schema::*;
@@ -47,8 +48,9 @@ pub const LONGEST_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 /// in COMPLIANCE mode can never be shortened, so a typo of a few zeros would be for ever.
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
-/// The whole configuration file.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+/// The whole configuration file. `Serialize` is for `reload`, which compares two configs key
+/// by key; nothing writes a config out.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub watch: WatchConfig,
@@ -67,8 +69,9 @@ pub struct Config {
     pub metrics: MetricsConfig,
 }
 
-/// The settings a SIGHUP can change while the daemon runs: the scheduler applies them between
-/// dispatches.
+/// The settings a SIGHUP can change while the daemon runs (the keys `reload::KEYS` calls live,
+/// but the log level): the scheduler applies them between dispatches, and hands the pipeline
+/// its part (`Pipeline::apply_live`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LiveSettings {
     pub max_in_flight: usize,
@@ -76,6 +79,14 @@ pub struct LiveSettings {
     pub retry_initial: Duration,
     pub retry_max: Duration,
     pub reconcile_interval: Duration,
+    pub orphan_after: Duration,
+    pub owner_wait: Duration,
+    /// `None` watches with inotify.
+    pub poll_interval: Option<Duration>,
+    pub stall_timeout: Duration,
+    pub shutdown_timeout: Duration,
+    /// Without `quarantine_dir`, which needs a restart (the start-up probe checked the folder).
+    pub validation: ValidationConfig,
 }
 
 impl LiveSettings {
@@ -86,6 +97,12 @@ impl LiveSettings {
             retry_initial: Duration::from_millis(config.pipeline.retry_initial_ms),
             retry_max: Duration::from_secs(config.pipeline.retry_max_s),
             reconcile_interval: Duration::from_secs(config.watch.reconcile_interval_s.max(1)),
+            orphan_after: Duration::from_secs(config.watch.orphan_after_s),
+            owner_wait: Duration::from_secs(config.watch.owner_wait_s),
+            poll_interval: config.watch.poll_interval_ms.map(Duration::from_millis),
+            stall_timeout: Duration::from_secs(config.service.stall_timeout_s),
+            shutdown_timeout: Duration::from_secs(config.service.shutdown_timeout_s),
+            validation: ValidationConfig { quarantine_dir: None, ..config.validation.clone() },
         }
     }
 }
@@ -221,6 +238,10 @@ impl Config {
             ));
         }
         self.validate_durations()?;
+        // Checked here, not only when the logger starts, so that a reload with a bad level
+        // changes nothing, as any other bad value.
+        tracing_subscriber::EnvFilter::try_new(&self.log.level)
+            .map_err(|e| format!("log.level {:?}: {e}", self.log.level))?;
         if self.pipeline.max_in_flight == 0 {
             return Err("pipeline.max_in_flight must be at least 1".into());
         }

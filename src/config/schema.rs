@@ -2,10 +2,10 @@
 
 use std::path::PathBuf;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// What a file must be before it is uploaded (seed plan, section 8.1).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ValidationConfig {
     /// Allowed types, by extension and by magic bytes; empty accepts any type.
@@ -30,7 +30,7 @@ impl Default for ValidationConfig {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ServiceConfig {
     /// After SIGTERM, how long in-flight files get to reach a journaled state.
@@ -40,7 +40,7 @@ pub struct ServiceConfig {
     pub stall_timeout_s: u64,
 }
 
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MetricsConfig {
     /// Address of the Prometheus text endpoint (`/metrics`); off when unset.
@@ -53,7 +53,7 @@ impl Default for ServiceConfig {
     }
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct WatchConfig {
     /// Django's MEDIA_ROOT; row paths are relative to it.
@@ -87,7 +87,7 @@ pub struct WatchConfig {
     pub poll_interval_ms: Option<u64>,
 }
 
-#[derive(Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct DatabaseConfig {
     /// `postgres://…` or `sqlite:///abs/path`.
@@ -119,7 +119,7 @@ pub struct DatabaseConfig {
 }
 
 /// Column names of the sales table; the defaults are the Django model's.
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ColumnNames {
     pub id: String,
@@ -138,7 +138,7 @@ pub struct ColumnNames {
     pub assigned_at: String,
 }
 
-#[derive(Clone, Deserialize, PartialEq)]
+#[derive(Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct MinioConfig {
     pub endpoint: String,
@@ -202,7 +202,7 @@ pub struct MinioConfig {
 }
 
 /// `minio.server_side_encryption`: S3's `x-amz-server-side-encryption` values.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 pub enum ServerSideEncryption {
     /// SSE-S3: the server encrypts with keys it manages (MinIO needs a KMS configured for it
     /// too, `MINIO_KMS_SECRET_KEY` or KES).
@@ -226,7 +226,7 @@ impl ServerSideEncryption {
 /// `minio.retention_mode`: S3's object-lock modes. Under `COMPLIANCE` nobody, root included,
 /// can delete a version or shorten its retention before it ends; under `GOVERNANCE` a user with
 /// `s3:BypassGovernanceRetention` can.
-#[derive(Debug, Clone, Copy, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "UPPERCASE")]
 pub enum RetentionMode {
     Compliance,
@@ -246,7 +246,7 @@ impl RetentionMode {
 /// `minio.conditional_writes`: `auto` probes the server at start-up and, where it refuses an
 /// `If-None-Match: *` PUT on an existing key (MinIO, SeaweedFS, AWS), lets it refuse overwrites
 /// itself; `off` always stats the name first (for a proxy that drops the header).
-#[derive(Debug, Clone, Copy, Default, Deserialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, Serialize, PartialEq, Eq)]
 #[serde(rename_all = "lowercase")]
 pub enum ConditionalWrites {
     #[default]
@@ -254,13 +254,13 @@ pub enum ConditionalWrites {
     Off,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct JournalConfig {
     pub path: PathBuf,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct PipelineConfig {
     /// Files processed at once.
@@ -270,7 +270,7 @@ pub struct PipelineConfig {
     pub retry_max_s: u64,
 }
 
-#[derive(Debug, Clone, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct LogConfig {
     /// `error`, `warn`, `info`, `debug`, `trace` or a full filter; `RUST_LOG` wins when set.
@@ -283,7 +283,7 @@ pub struct LogConfig {
     pub max_files: usize,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum LogFormat {
     #[default]

@@ -71,6 +71,15 @@ fn unknown_key_is_named_in_the_error() {
     assert!(err.contains("line 3, column 1") && err.contains("3 | setle_ms = 3"), "{err}");
 }
 
+/// Issue 24 item 8: a bad level is refused at load, so a reload carrying one changes nothing.
+#[test]
+fn a_log_level_that_is_no_filter_is_refused_naming_the_key() {
+    let err = parse(&format!("{MINIMAL}\n[log]\nlevel = \"debug,[\"\n")).unwrap_err();
+    assert!(err.contains("log.level"), "{err}");
+    let config = parse(&format!("{MINIMAL}\n[log]\nlevel = \"warn,confronta_sync=debug\"\n")).unwrap();
+    assert_eq!(config.log.level, "warn,confronta_sync=debug");
+}
+
 #[test]
 fn unknown_table_is_named_in_the_error() {
     let err = parse(&format!("{MINIMAL}\n[extra]\nx = 1")).unwrap_err();

@@ -23,10 +23,10 @@ use crate::config::{Config, LiveSettings};
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{Failure, Pipeline};
 use crate::telemetry;
-use crate::watch::{walk_each, Walk, WatchHint};
+use crate::watch::{walk_each, FolderWatcher, Walk, WatchHint};
 use scheduler::{Mode, Scheduler};
 use sources::media_path_or_warn;
-use sources::{first_scan, restart_watcher, KnownWork, WatcherRestarts};
+use sources::{first_scan, restart_watcher, switch_watcher, KnownWork, WatcherRestarts};
 pub use summary::Summary;
 use walks::FolderWalks;
 
@@ -57,17 +57,18 @@ async fn reconcile_finished(
     }
 }
 
-/// Runs the daemon until `shutdown` turns true. `hints` come from the folder watcher and
-/// `overflowed` is raised when it had to drop one.
+/// Runs the daemon until `shutdown` turns true. `hints` come from the folder `watcher` (which
+/// the loop starts again when it stops, or when a reload changes its mode) and `overflowed` is
+/// raised when it had to drop one.
 pub async fn run(
     config: &Config,
     pipeline: Arc<Pipeline>,
+    watcher: FolderWatcher,
     mut hints: mpsc::Receiver<WatchHint>,
     overflowed: Arc<AtomicBool>,
     mut settings: watch::Receiver<LiveSettings>,
     mut shutdown: watch::Receiver<bool>,
 ) -> (Stop, Summary) {
-    let shutdown_timeout = Duration::from_secs(config.service.shutdown_timeout_s);
     let mut scheduler = Scheduler::new(pipeline, config, Mode::Daemon);
     let dir = config.watched_dir();
     let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
@@ -94,11 +95,10 @@ pub async fn run(
     let mut heartbeat = tokio::time::interval(heartbeat_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let watchdog = crate::signals::watchdog_interval().is_some();
-    let stall = Duration::from_secs(config.service.stall_timeout_s);
     let mut stalled = false;
     telemetry::progressed();
     info!(folder = %dir.display(), "watching");
-    let mut watcher_restarts = WatcherRestarts::default();
+    let mut watcher_restarts = WatcherRestarts::running(watcher);
 
     let stop = loop {
         scheduler.dispatch_due();
@@ -118,7 +118,8 @@ pub async fn run(
                     walks.request();
                 }
                 None => {
-                    hints = restart_watcher(config, &overflowed, &mut watcher_restarts);
+                    let poll = scheduler.settings.poll_interval;
+                    hints = restart_watcher(&dir, poll, &overflowed, &mut watcher_restarts);
                     // Files written while no watcher ran sent no event.
                     walks.request();
                 }
@@ -154,6 +155,7 @@ pub async fn run(
                 }
             }
             _ = heartbeat.tick() => {
+                let stall = scheduler.settings.stall_timeout;
                 if scheduler.check_progress(stall) {
                     if watchdog {
                         crate::signals::notify(&[sd_notify::NotifyState::Watchdog]);
@@ -171,11 +173,23 @@ pub async fn run(
                 scheduler.report_status();
             }
             Ok(()) = settings.changed() => {
-                let new = settings.borrow_and_update().clone();
+                let mut new = settings.borrow_and_update().clone();
                 if new.reconcile_interval != scheduler.settings.reconcile_interval {
                     reconcile = every(new.reconcile_interval);
                 }
-                info!(?new, "live settings applied");
+                if new.poll_interval != scheduler.settings.poll_interval {
+                    match switch_watcher(&dir, new.poll_interval, &overflowed, &mut watcher_restarts) {
+                        Some(switched) => {
+                            hints = switched;
+                            // Hints queued for the old watcher went with it.
+                            walks.request();
+                        }
+                        // The old watcher runs on; the next reload tries again.
+                        None => new.poll_interval = scheduler.settings.poll_interval,
+                    }
+                }
+                scheduler.pipeline.apply_live(&new);
+                debug!(?new, "live settings applied");
                 scheduler.settings = new;
             }
             _ = sleep => {}
@@ -186,7 +200,7 @@ pub async fn run(
         pass.abort();
     }
     info!(in_flight = scheduler.tasks.len(), "stopping: no new files taken");
-    scheduler.drain(shutdown_timeout).await;
+    scheduler.drain(scheduler.settings.shutdown_timeout).await;
     (stop, scheduler.summary)
 }
 

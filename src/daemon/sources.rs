@@ -8,10 +8,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::mpsc;
-use tracing::{debug, error, warn};
+use tracing::{debug, error, info, warn};
 
 use super::scheduler::{Scheduler, Source};
-use crate::config::Config;
 use crate::error::Reason;
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{Failure, Pipeline};
@@ -308,11 +307,41 @@ pub(super) async fn remember_missing(
 /// At most one new folder watcher this often: one that dies at once must not spin the loop.
 const WATCHER_RESTART_EVERY: Duration = Duration::from_secs(60);
 
-/// The folder watchers the loop started after the first one ended, and when it last did.
-#[derive(Default)]
+/// The folder watcher running now, and when the loop last started one after the last ended.
 pub(super) struct WatcherRestarts {
     pub(super) last: Option<Instant>,
     pub(super) _current: Option<crate::watch::FolderWatcher>,
+}
+
+impl WatcherRestarts {
+    pub(super) fn running(watcher: crate::watch::FolderWatcher) -> WatcherRestarts {
+        WatcherRestarts { last: None, _current: Some(watcher) }
+    }
+}
+
+/// A reload changed `watch.poll_interval_ms`: a watcher in the new mode is started and, once it
+/// runs, the old one stopped; the loop then walks the folder for what fell between them. `None`
+/// (logged) when the new one cannot start: the old one goes on.
+pub(super) fn switch_watcher(
+    dir: &Path,
+    poll: Option<Duration>,
+    overflowed: &Arc<AtomicBool>,
+    restarts: &mut WatcherRestarts,
+) -> Option<mpsc::Receiver<WatchHint>> {
+    let (sender, receiver) = mpsc::channel(crate::watch::HINT_QUEUE);
+    match crate::watch::watch(dir, sender, overflowed.clone(), poll) {
+        Ok(watcher) => {
+            restarts._current = Some(watcher);
+            let mode =
+                poll.map_or("inotify".to_owned(), |every| format!("polling every {} ms", every.as_millis()));
+            info!(folder = %dir.display(), %mode, "folder watcher started again in its new mode");
+            Some(receiver)
+        }
+        Err(e) => {
+            error!(folder = %dir.display(), error = %e, "cannot start the folder watcher in the mode watch.poll_interval_ms now asks for; the running watcher goes on");
+            None
+        }
+    }
 }
 
 /// The hints channel closed: the watcher's thread ended, which it never does on its own (it
@@ -322,18 +351,17 @@ pub(super) struct WatcherRestarts {
 /// polled closed, which made a busy loop of the loop. Meanwhile files with a row move at the
 /// reconcile passes.
 pub(super) fn restart_watcher(
-    config: &Config,
+    dir: &Path,
+    poll: Option<Duration>,
     overflowed: &Arc<AtomicBool>,
     restarts: &mut WatcherRestarts,
 ) -> mpsc::Receiver<WatchHint> {
     let (sender, receiver) = mpsc::channel(crate::watch::HINT_QUEUE);
-    let dir = config.watched_dir();
     let wait =
         restarts.last.map_or(Duration::ZERO, |last| WATCHER_RESTART_EVERY.saturating_sub(last.elapsed()));
     if wait.is_zero() {
         restarts.last = Some(Instant::now());
-        let poll = config.watch.poll_interval_ms.map(Duration::from_millis);
-        match crate::watch::watch(&dir, sender.clone(), overflowed.clone(), poll) {
+        match crate::watch::watch(dir, sender.clone(), overflowed.clone(), poll) {
             Ok(watcher) => {
                 warn!(folder = %dir.display(), "folder watcher stopped; started a new one and walking the folder");
                 restarts._current = Some(watcher);

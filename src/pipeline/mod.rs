@@ -20,13 +20,14 @@ mod steps;
 
 use std::panic::AssertUnwindSafe;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
 
 use futures_util::FutureExt;
 use tracing::{debug, info, warn, Instrument};
 
-use crate::config::{ConditionalWrites, Config};
+use crate::config::{ConditionalWrites, Config, LiveSettings};
 use crate::db::{SalesRows, SchemaLimits, VentaRow};
 use crate::error::{pause_point, ErrorClass, Reason};
 use crate::hash::{FileHash, FileIdentity};
@@ -118,8 +119,10 @@ pub struct Pipeline {
     multipart_threshold: u64,
     part_size: u64,
     limits: SchemaLimits,
-    validator: Validator,
-    orphan_after_ms: i64,
+    /// Swapped whole by a reload (`apply_live`); each run keeps the one it started with.
+    validator: RwLock<Arc<Validator>>,
+    /// `watch.orphan_after_s`, changed live by a reload.
+    orphan_after_ms: AtomicI64,
     store_health: Health,
     db_health: Health,
     /// When this process started: entries given up before it are tried once more.
@@ -133,8 +136,8 @@ pub struct Pipeline {
     /// 200 without it did not come from the server that was probed (see `verify`).
     checksum_answered: bool,
     /// See `Unowned::StaleRows`: how long a file only stale rows name waits for its owner's
-    /// row before it is reported as an orphan.
-    owner_wait_ms: i64,
+    /// row before it is reported as an orphan. Changed live by a reload.
+    owner_wait_ms: AtomicI64,
 }
 
 /// One run of one file: its journal entry, and what this run has checked beyond it.
@@ -154,6 +157,9 @@ struct Run {
     row_check: RowCheck,
     /// Why validation refused the file, when it did during this run.
     refusal: Option<String>,
+    /// The rules this run judges the file by: a reload in the middle of a run must not judge
+    /// it by one set and journal the other's fingerprint.
+    validator: Arc<Validator>,
 }
 
 /// How far this run has checked the world for an entry in `hashed`, `uploaded` or `verified`:
@@ -247,16 +253,32 @@ impl Pipeline {
             multipart_threshold: config.minio.multipart_threshold_bytes,
             part_size: config.minio.part_size_bytes,
             limits,
-            validator: Validator::new(&config.validation, config.quarantine_dir()),
-            orphan_after_ms: (config.watch.orphan_after_s as i64).saturating_mul(1000),
+            validator: RwLock::new(Arc::new(Validator::new(&config.validation, config.quarantine_dir()))),
+            orphan_after_ms: AtomicI64::new(millis(config.watch.orphan_after_s)),
             started_ms: now_ms(),
             conditional_put,
             checksum_enforced: capabilities.checksum_enforced,
             checksum_answered: capabilities.checksum_answered,
-            owner_wait_ms: (config.watch.owner_wait_s as i64).saturating_mul(1000),
+            owner_wait_ms: AtomicI64::new(millis(config.watch.owner_wait_s)),
             store_health: Health::new("object store", "s3"),
             db_health: Health::new("database", "db"),
         }
+    }
+
+    /// Takes a reload's validation rules and waits: files whose run starts after this are
+    /// judged by them. The quarantine folder stays the one the start-up probe checked.
+    pub fn apply_live(&self, settings: &LiveSettings) {
+        let mut validator = self.validator.write().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let quarantine = validator.quarantine_dir().to_owned();
+        *validator = Arc::new(Validator::new(&settings.validation, quarantine));
+        drop(validator);
+        self.orphan_after_ms.store(millis(settings.orphan_after.as_secs()), Ordering::Relaxed);
+        self.owner_wait_ms.store(millis(settings.owner_wait.as_secs()), Ordering::Relaxed);
+    }
+
+    /// The validation rules in effect now.
+    fn validator(&self) -> Arc<Validator> {
+        self.validator.read().unwrap_or_else(|poisoned| poisoned.into_inner()).clone()
     }
 
     pub fn journal(&self) -> &Journal {
@@ -401,6 +423,7 @@ impl Pipeline {
             claimed: None,
             row_check: RowCheck::ReadAgain,
             refusal: None,
+            validator: self.validator(),
         })))
     }
 
@@ -625,3 +648,8 @@ pub fn backoff(attempt: u32, initial: Duration, max: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests;
+
+/// `seconds` in milliseconds, for the journal's clock (validated far below `i64::MAX`).
+fn millis(seconds: u64) -> i64 {
+    (seconds as i64).saturating_mul(1000)
+}

@@ -64,7 +64,7 @@ impl Pipeline {
                 // still leaves MEDIA_ROOT.
                 let ids: Vec<String> = rows.iter().map(|r| r.id.to_string()).collect();
                 let several = format!("{n} rows point at this file (ventas {})", ids.join(", "));
-                return match self.validator.check(&absolute, path, identity).await {
+                return match self.validator().check(&absolute, path, identity).await {
                     Verdict::Quarantine(refusal) => Plan {
                         venta: None,
                         object: None,
@@ -88,7 +88,7 @@ impl Pipeline {
             Err(e @ NoFollowError::SymlinkedFolder { .. }) => return keep(e.to_string()),
             _ => return keep(format!("{} is not a regular file; it is never followed", absolute.display())),
         }
-        match self.validator.check(&absolute, path, identity).await {
+        match self.validator().check(&absolute, path, identity).await {
             Verdict::Accept { .. } => {}
             Verdict::Retry(message) | Verdict::Keep(message) => return keep(message),
             Verdict::Quarantine(refusal) => {

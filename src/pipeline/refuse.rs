@@ -23,7 +23,7 @@ impl Pipeline {
         venta_id: Option<i64>,
     ) -> Option<Step> {
         let entry = &mut run.entry;
-        match self.validator.check(&run.absolute, &entry.path, identity).await {
+        match run.validator.check(&run.absolute, &entry.path, identity).await {
             Verdict::Accept { .. } => None,
             Verdict::Retry(message) => Some(fail(Failure::new(Reason::ValidationPending, message))),
             Verdict::Keep(message) => Some(give_up(Failure::new(Reason::Unscannable, message))),
@@ -48,7 +48,7 @@ impl Pipeline {
         let reason = match run.refusal.take() {
             Some(reason) => reason,
             // Refused before the last stop: carry the journaled decision out.
-            None => match self.validator.check(&run.absolute, &run.entry.path, identity).await {
+            None => match run.validator.check(&run.absolute, &run.entry.path, identity).await {
                 Verdict::Quarantine(refusal) => refusal.to_string(),
                 // The settings changed since: the refusal journaled then is carried out.
                 _ => run
@@ -97,7 +97,7 @@ impl Pipeline {
                 }
             }
         }
-        match self.validator.quarantine(absolute, &entry.path, &reason).await {
+        match self.validator().quarantine(absolute, &entry.path, &reason).await {
             Ok(target) => {
                 give_up(Failure::new(Reason::Quarantined, format!("{reason}; moved to {}", target.display())))
             }

@@ -1,6 +1,8 @@
 //! Which row owns a file: the match by path (minding rows that named the path while no file
 //! stood there), the row asked for by id on resume, and what a failed compare-and-set means.
 
+use std::sync::atomic::Ordering;
+
 use tracing::{debug, info, warn};
 
 use super::{give_up, Failure, Outcome, Pipeline, RowCheck, Run, Step, Unowned};
@@ -68,8 +70,8 @@ impl Pipeline {
         let waited = now - entry.first_seen_ms;
         let why = if stale.is_empty() { Unowned::NoRow } else { Unowned::StaleRows(stale) };
         let orphan = match why {
-            Unowned::NoRow => waited >= self.orphan_after_ms,
-            Unowned::StaleRows(_) => waited >= self.owner_wait_ms,
+            Unowned::NoRow => waited >= self.orphan_after_ms.load(Ordering::Relaxed),
+            Unowned::StaleRows(_) => waited >= self.owner_wait_ms.load(Ordering::Relaxed),
         };
         let state = if orphan { FileState::Orphan } else { FileState::WaitingForRow };
         // Why it waits, for `status` and `explain`: journaled whenever it changes.

@@ -83,7 +83,7 @@ impl Pipeline {
             _ => None,
         };
         if let Some(stored) = journaled {
-            if run.entry.validated_with.as_deref() != Some(self.validator.fingerprint()) {
+            if run.entry.validated_with.as_deref() != Some(run.validator.fingerprint()) {
                 debug!("validation settings changed since this file was hashed; validating it again");
                 if let Some(step) = self.validate(run, identity, Some(venta_id)).await {
                     return Err(step);
@@ -133,7 +133,7 @@ impl Pipeline {
         let same_plan = entry.object_name.as_deref() == Some(object.as_str())
             && entry.venta_id == Some(row.id)
             && entry.row_assigned == row.assigned;
-        let validated_with = Some(self.validator.fingerprint().to_owned());
+        let validated_with = Some(run.validator.fingerprint().to_owned());
         let step = if journaled && same_plan && entry.validated_with == validated_with {
             Step::Continue
         } else {
