@@ -40,7 +40,24 @@ pub trait Classify {
 /// Why a file did not move: the stable label that logs, the `reason` metric label, the
 /// journal's `last_error` and the rescan summary carry. Code decides on the variant, never on
 /// its text, so renaming a label cannot change what happens to a file or an exit code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+///
+/// The labels come from the variant names (`strum`, snake case), so a new variant has its label
+/// and is in `Reason::iter()` without a table to keep in step.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum Reason {
     /// A journal write failed (disk full?): the file waits and the scheduler takes no new one.
     Journal,
@@ -97,85 +114,19 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Every reason, for the tests that check the labels.
-    pub const ALL: [Reason; 33] = [
-        Reason::Journal,
-        Reason::SymlinkedFolder,
-        Reason::NotRegular,
-        Reason::LocalIo,
-        Reason::LocalChanged,
-        Reason::LocalMissing,
-        Reason::LocalFileMissing,
-        Reason::NoRow,
-        Reason::AmbiguousOwner,
-        Reason::SeveralRows,
-        Reason::RowChanged,
-        Reason::RowMoved,
-        Reason::UrlTooLong,
-        Reason::ObjectNameTooLong,
-        Reason::ValidationPending,
-        Reason::Unscannable,
-        Reason::Quarantined,
-        Reason::QuarantineFailed,
-        Reason::ObjectConflict,
-        Reason::ObjectChanged,
-        Reason::ObjectMissing,
-        Reason::VerifyMismatch,
-        Reason::VerifyMissing,
-        Reason::S3Unavailable,
-        Reason::S3NoBucket,
-        Reason::S3AccessDenied,
-        Reason::S3ChecksumRejected,
-        Reason::S3Refused,
-        Reason::DbUnavailable,
-        Reason::DbRefused,
-        Reason::DbSchema,
-        Reason::DbRowLocked,
-        Reason::TaskPanicked,
-    ];
-
-    /// The label; these strings are what dashboards, alerts and old journal rows know.
+    /// The label; these strings are what dashboards, alerts and journal rows know.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Reason::Journal => "journal",
-            Reason::SymlinkedFolder => "symlinked_folder",
-            Reason::NotRegular => "not_regular",
-            Reason::LocalIo => "local_io",
-            Reason::LocalChanged => "local_changed",
-            Reason::LocalMissing => "local_missing",
-            Reason::LocalFileMissing => "local_file_missing",
-            Reason::NoRow => "no_row",
-            Reason::AmbiguousOwner => "ambiguous_owner",
-            Reason::SeveralRows => "several_rows",
-            Reason::RowChanged => "row_changed",
-            Reason::RowMoved => "row_moved",
-            Reason::UrlTooLong => "url_too_long",
-            Reason::ObjectNameTooLong => "object_name_too_long",
-            Reason::ValidationPending => "validation_pending",
-            Reason::Unscannable => "unscannable",
-            Reason::Quarantined => "quarantined",
-            Reason::QuarantineFailed => "quarantine_failed",
-            Reason::ObjectConflict => "object_conflict",
-            Reason::ObjectChanged => "object_changed",
-            Reason::ObjectMissing => "object_missing",
-            Reason::VerifyMismatch => "verify_mismatch",
-            Reason::VerifyMissing => "verify_missing",
-            Reason::S3Unavailable => "s3_unavailable",
-            Reason::S3NoBucket => "s3_no_bucket",
-            Reason::S3AccessDenied => "s3_access_denied",
-            Reason::S3ChecksumRejected => "s3_checksum_rejected",
-            Reason::S3Refused => "s3_refused",
-            Reason::DbUnavailable => "db_unavailable",
-            Reason::DbRefused => "db_refused",
-            Reason::DbSchema => "db_schema",
-            Reason::DbRowLocked => "db_row_locked",
-            Reason::TaskPanicked => "task_panicked",
-        }
+        self.into()
     }
 
     /// The reason whose label is `text`, `None` for any other text.
     pub fn parse(text: &str) -> Option<Reason> {
-        Reason::ALL.into_iter().find(|reason| reason.as_str() == text)
+        text.parse().ok()
+    }
+
+    /// Every reason.
+    pub fn all() -> impl Iterator<Item = Reason> {
+        <Reason as strum::IntoEnumIterator>::iter()
     }
 
     /// How the pipeline treats a failure for this reason where the reason alone decides
@@ -218,12 +169,6 @@ impl Reason {
             | Reason::DbRefused => ErrorClass::Rejected,
             Reason::DbSchema => ErrorClass::Fatal,
         }
-    }
-}
-
-impl std::fmt::Display for Reason {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
     }
 }
 
@@ -291,7 +236,7 @@ mod tests {
     #[test]
     fn every_reason_has_its_own_label_and_reads_back() {
         let mut seen = std::collections::HashSet::new();
-        for reason in Reason::ALL {
+        for reason in Reason::all() {
             assert!(seen.insert(reason.as_str()), "{reason:?} shares the label {}", reason.as_str());
             assert_eq!(Reason::parse(reason.as_str()), Some(reason));
             assert_eq!(reason.to_string(), reason.as_str());

@@ -250,8 +250,11 @@ pub fn explain(explanation: &Explanation, json: bool) {
             shown(&entry.object_name),
             shown(&entry.previous_object)
         );
-        if let Some(error) = &entry.last_error {
-            println!("  last reason: {error}");
+        match (&entry.reason, &entry.last_error) {
+            (Some(reason), Some(error)) => println!("  last reason: {reason}: {error}"),
+            (Some(reason), None) => println!("  last reason: {reason}"),
+            (None, Some(error)) => println!("  last reason: {error}"),
+            (None, None) => {}
         }
     }
     for document in &explanation.documents {

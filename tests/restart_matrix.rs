@@ -177,7 +177,7 @@ fn expect(state: FileState, object: Object, row: Row, file: File) -> Expect {
         },
         // uploaded, verified: a row that was recorded is found by id, not by path; then it is
         // as `recorded`.
-        (File::Same, Uploaded | Verified) if row == Row::RecordedToUs => finish_recorded(object, row, file),
+        (File::Same, Verified) if row == Row::RecordedToUs => finish_recorded(object, row, file),
         // hashed, uploaded, verified: the object is stat'ed (uploaded unless it holds exactly
         // the hashed bytes) and verified, then the row recorded: in effect the journey again.
         // seen, waiting_for_row, failed: start over. rejected, row_changed, orphan: every start
@@ -226,9 +226,9 @@ fn file_gone(state: FileState, object: Object, row: Row) -> Expect {
     match state {
         Seen | WaitingForRow | Failed | Orphan => Expect::nothing(JournalEnd::Forgotten),
         // Another sidecar (or an earlier life) finished it: the row points at our object.
-        Hashed | Uploaded | Verified if row == Row::RecordedToUs => Expect::kept(Removed),
+        Hashed | Verified if row == Row::RecordedToUs => Expect::kept(Removed),
         // Gone before it was recorded: the object is left for the orphan report.
-        Hashed | Uploaded | Verified => Expect::kept(Rejected),
+        Hashed | Verified => Expect::kept(Rejected),
         Recorded => finish_recorded(object, row, File::Gone),
         // refusing, file gone: the move already happened.
         Refusing => Expect::kept(Rejected),
@@ -322,7 +322,7 @@ fn entry_in(world: &World, state: FileState, identity: FileIdentity) -> JournalE
     if matches!(state, Failed | Rejected | RowChanged) {
         entry.attempts = 1;
     }
-    if matches!(state, Hashed | Uploaded | Verified | Recorded | Removed | Rejected | RowChanged) {
+    if matches!(state, Hashed | Verified | Recorded | Removed | Rejected | RowChanged) {
         entry.venta_id = Some(VENTA);
         entry.object_name = Some(world.object_of(ORIGINAL));
         entry.hash = Some(StoredHash {
@@ -333,12 +333,12 @@ fn entry_in(world: &World, state: FileState, identity: FileIdentity) -> JournalE
         let validator = Validator::new(&world.config.validation, world.config.quarantine_dir());
         entry.validated_with = Some(validator.fingerprint().to_owned());
     }
-    if matches!(state, Uploaded | Verified | Recorded | Removed) {
+    if matches!(state, Verified | Recorded | Removed) {
         entry.upload_ms = Some(5);
     }
     if state == Refusing {
         entry.venta_id = Some(VENTA);
-        entry.last_error = Some("quarantined: not an allowed type".into());
+        entry.note_failure(confronta_sync::error::Reason::Quarantined, "not an allowed type");
     }
     entry
 }
@@ -506,7 +506,7 @@ impl std::fmt::Display for Cell {
 async fn every_journal_state_resumes_by_the_recovery_rules() {
     let mut cells = Vec::new();
     for server in [Server::Conditional, Server::Plain] {
-        for state in FileState::ALL {
+        for state in FileState::all() {
             for object in [Object::Ours, Object::Absent, Object::Other] {
                 for row in [Row::Unchanged, Row::RecordedToUs, Row::Replaced, Row::Deleted] {
                     for file in [File::Same, File::Changed, File::Gone] {

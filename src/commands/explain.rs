@@ -112,7 +112,7 @@ pub struct EntryFacts {
     pub previous_object: Option<String>,
     pub attempts: u32,
     pub error_class: Option<String>,
-    /// The reason's label (`no_row`, `quarantined`, …), the start of `last_error`.
+    /// The reason's code (`no_row`, `quarantined`, …), the journal's `reason` column.
     pub reason: Option<String>,
     pub last_error: Option<String>,
     pub size: Option<u64>,
@@ -273,7 +273,7 @@ fn entry_facts(journal: &std::path::Path, entry: &JournalEntry) -> EntryFacts {
         previous_object: entry.previous_object.clone(),
         attempts: entry.attempts,
         error_class: entry.error_class.map(|class| class.as_str().to_owned()),
-        reason: entry.last_error.as_deref().and_then(reason_label).map(str::to_owned),
+        reason: entry.reason.map(|reason| reason.as_str().to_owned()),
         last_error: entry.last_error.clone(),
         size: entry.identity.map(|identity| identity.size),
         first_seen: at(entry.first_seen_ms),
@@ -501,7 +501,8 @@ fn decide_local_file(
         entry.identity.map(|identity| identity.size) == explanation.local_file.as_ref().and_then(|f| f.size)
     });
     if let Some(entry) = this_version {
-        let reason = entry.last_error.as_deref().unwrap_or("no reason recorded");
+        let said = entry.failure_text().unwrap_or_else(|| "no reason recorded".to_owned());
+        let reason = said.as_str();
         match entry.state {
             FileState::Refusing => {
                 return (
@@ -514,7 +515,7 @@ fn decide_local_file(
                     format!(
                         "kept: {reason}; tried once more from the start when the file changes or the daemon restarts"
                     ),
-                    Some(remedy_for(reason_of(reason), path, owners.first().map(|row| row.venta_id))),
+                    Some(remedy_for(entry.reason, path, owners.first().map(|row| row.venta_id))),
                 )
             }
             FileState::Failed => {
@@ -526,7 +527,7 @@ fn decide_local_file(
                         entry.attempts + 1,
                         humantime::format_duration(timers.retry_max)
                     ),
-                    Some(remedy_for(reason_of(reason), path, owners.first().map(|row| row.venta_id))),
+                    Some(remedy_for(entry.reason, path, owners.first().map(|row| row.venta_id))),
                 );
             }
             _ => {}
@@ -591,13 +592,8 @@ fn decide_gone(
     path: &str,
 ) -> (String, Option<String>) {
     let quarantined = explanation.quarantine.iter().rev().find(|copy| copy.size.is_some());
-    let refused = entry.is_some_and(|entry| {
-        entry.state == FileState::Rejected
-            && entry
-                .last_error
-                .as_deref()
-                .is_some_and(|error| error.starts_with(Reason::Quarantined.as_str()))
-    });
+    let refused = entry
+        .is_some_and(|entry| entry.state == FileState::Rejected && entry.reason == Some(Reason::Quarantined));
     if let Some(copy) = quarantined.filter(|_| refused || entry.is_none()) {
         return (
             format!("nothing: refused and moved to quarantine ({})", copy.path.display()),
@@ -655,7 +651,7 @@ fn decide_gone(
             format!("on its next run: the file is gone, so the entry ({}) is closed against the row and the object", entry.state.as_str()),
             None,
         ),
-        Some(entry) => (format!("nothing: the file is gone ({})", entry.last_error.as_deref().unwrap_or(entry.state.as_str())), None),
+        Some(entry) => (format!("nothing: the file is gone ({})", entry.failure_text().unwrap_or_else(|| entry.state.as_str().to_owned())), None),
         None => ("nothing: the file is gone".to_owned(), None),
     }
 }
@@ -687,15 +683,6 @@ fn remedy_for(reason: Option<Reason>, path: &str, venta: Option<i64>) -> String 
         }
         _ => "see the reason; once it is fixed, a restart tries the file again".to_owned(),
     }
-}
-
-/// The reason whose label starts `last_error` (`no_row: …`, `quarantined: …`).
-fn reason_of(last_error: &str) -> Option<Reason> {
-    reason_label(last_error).and_then(Reason::parse)
-}
-
-fn reason_label(last_error: &str) -> Option<&str> {
-    last_error.split(':').next().map(str::trim).filter(|label| Reason::parse(label).is_some())
 }
 
 /// `ms` since the Unix epoch as RFC 3339 text, to the second, in UTC.

@@ -224,20 +224,18 @@ pub async fn status(
                 FileState::Orphan => report.orphans += 1,
                 _ => {}
             }
-            if let (FileState::WaitingForRow | FileState::Orphan, Some(error)) =
-                (entry.state, &entry.last_error)
-            {
-                let reason = error.split(':').next().unwrap_or("unknown").to_owned();
-                *report.unowned_by_reason.entry(reason).or_default() += 1;
+            // Grouped by the reason's code (its own journal column), never by the sentence.
+            let code = || entry.reason.map_or("unknown", |reason| reason.as_str()).to_owned();
+            if matches!(entry.state, FileState::WaitingForRow | FileState::Orphan) && entry.reason.is_some() {
+                *report.unowned_by_reason.entry(code()).or_default() += 1;
             }
             let active_failure =
                 matches!(entry.state, FileState::Failed | FileState::Rejected | FileState::RowChanged)
                     || (entry.error_class.is_some() && !entry.state.is_terminal());
-            if let (true, Some(error)) = (active_failure, &entry.last_error) {
-                let reason = error.split(':').next().unwrap_or("unknown").to_owned();
-                *report.failures_by_reason.entry(reason).or_default() += 1;
+            if active_failure && (entry.reason.is_some() || entry.last_error.is_some()) {
+                *report.failures_by_reason.entry(code()).or_default() += 1;
             }
-            if let (Some(class), Some(error)) = (entry.error_class, &entry.last_error) {
+            if let (Some(class), Some(error)) = (entry.error_class, entry.failure_text()) {
                 match latest_error.get(class.as_str()) {
                     Some((at, _)) if *at >= entry.updated_ms => {}
                     _ => {

@@ -27,13 +27,12 @@
 //!   forgotten; otherwise the object is left for the orphan report (`rejected`).
 //! - `seen`, `waiting_for_row`, `failed`, `orphan`: start over at match and hash; nothing was
 //!   written anywhere yet, or what was written is re-checked by the steps themselves.
-//! - `hashed`, `uploaded`, `verified`: `uploaded` and `verified` first ask for the row by id (a
-//!   crash after its compare-and-set leaves a row that no longer names the path) and go on as
-//!   `recorded` if it points at the object. Then the row is matched and claimed again and the
-//!   journaled hash reused (the file validated again if the validation settings changed), …
-//!   (`uploaded` is only read: this version goes from `hashed` to `verified`, since a crash
-//!   between the upload and `verified` resumes from `hashed` exactly as it would from
-//!   `uploaded`; journals written by earlier versions may hold it.)
+//! - `hashed`, `verified`: `verified` first asks for the row by id (a crash after its
+//!   compare-and-set leaves a row that no longer names the path) and goes on as `recorded` if
+//!   it points at the object. Then the row is matched and claimed again and the journaled hash
+//!   reused (the file validated again if the validation settings changed), …
+//!   (The `uploaded` state of early versions became `verified` in schema 2: a crash between the
+//!   upload and `verified` resumes from `hashed`.)
 //! - … the object is stat'ed: if it holds exactly the hashed bytes the upload is skipped,
 //!   otherwise it is repeated, …
 //! - … the object is verified again (the local file must still be the hashed one), …
@@ -79,23 +78,36 @@ use std::sync::{Arc, Mutex};
 
 use rusqlite::{params, Connection, OptionalExtension};
 
-use crate::error::{Classify, ErrorClass};
+use crate::error::{Classify, ErrorClass, Reason};
 use crate::hash::{FileIdentity, Sha256Digest};
 use crate::media_path::RelativeMediaPath;
 use schema::{move_aside, open_connection, read_entry, take_lock, COLUMNS, UNFINISHED};
 use writer::{run_writer, WriteRequest};
 
-pub const SCHEMA_VERSION: i64 = 1;
+/// Version 2: the failure reason's code in its own column (`reason`, beside the text in
+/// `last_error`), columns read and written by name, and the legacy `uploaded` state retired
+/// (`schema::migrate`).
+pub const SCHEMA_VERSION: i64 = 2;
 
-/// Where a file is in its journey.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// Where a file is in its journey. The labels (what the journal's `state` column holds) come from
+/// the variant names.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    strum::EnumIter,
+    strum::IntoStaticStr,
+    strum::EnumString,
+    strum::Display,
+)]
+#[strum(serialize_all = "snake_case")]
 pub enum FileState {
     Seen,
     WaitingForRow,
     Hashed,
-    /// Written by earlier versions between the upload and `verified`; recovered as `hashed`'s
-    /// equal, never written now.
-    Uploaded,
     Verified,
     Recorded,
     Removed,
@@ -113,40 +125,17 @@ pub enum FileState {
 }
 
 impl FileState {
-    pub const ALL: [FileState; 12] = [
-        FileState::Seen,
-        FileState::WaitingForRow,
-        FileState::Hashed,
-        FileState::Uploaded,
-        FileState::Verified,
-        FileState::Recorded,
-        FileState::Removed,
-        FileState::Failed,
-        FileState::Rejected,
-        FileState::RowChanged,
-        FileState::Orphan,
-        FileState::Refusing,
-    ];
+    /// Every state.
+    pub fn all() -> impl Iterator<Item = FileState> {
+        <FileState as strum::IntoEnumIterator>::iter()
+    }
 
     pub fn as_str(self) -> &'static str {
-        match self {
-            FileState::Seen => "seen",
-            FileState::WaitingForRow => "waiting_for_row",
-            FileState::Hashed => "hashed",
-            FileState::Uploaded => "uploaded",
-            FileState::Verified => "verified",
-            FileState::Recorded => "recorded",
-            FileState::Removed => "removed",
-            FileState::Failed => "failed",
-            FileState::Rejected => "rejected",
-            FileState::RowChanged => "row_changed",
-            FileState::Orphan => "orphan",
-            FileState::Refusing => "refusing",
-        }
+        self.into()
     }
 
     pub fn parse(text: &str) -> Option<FileState> {
-        FileState::ALL.into_iter().find(|state| state.as_str() == text)
+        text.parse().ok()
     }
 
     /// States after which nothing more happens to this file version.
@@ -188,6 +177,9 @@ pub struct JournalEntry {
     pub object_name: Option<String>,
     pub attempts: u32,
     pub error_class: Option<ErrorClass>,
+    /// Why the file last did not move (the code `status`, `explain` and the metrics group by);
+    /// `last_error` holds the sentence beside it.
+    pub reason: Option<Reason>,
     pub last_error: Option<String>,
     pub first_seen_ms: i64,
     pub updated_ms: i64,
@@ -203,6 +195,28 @@ pub struct JournalEntry {
 }
 
 impl JournalEntry {
+    /// Notes why the file did not move: the code and the sentence, each in its own column.
+    pub fn note_failure(&mut self, reason: Reason, message: impl Into<String>) {
+        self.reason = Some(reason);
+        self.last_error = Some(message.into());
+    }
+
+    /// The file moved on: no failure stands.
+    pub fn clear_failure(&mut self) {
+        self.reason = None;
+        self.last_error = None;
+        self.error_class = None;
+    }
+
+    /// `reason: sentence`, as logs and reports print a failure.
+    pub fn failure_text(&self) -> Option<String> {
+        match (self.reason, &self.last_error) {
+            (Some(reason), Some(message)) => Some(format!("{reason}: {message}")),
+            (Some(reason), None) => Some(reason.to_string()),
+            (None, message) => message.clone(),
+        }
+    }
+
     pub fn new(path: RelativeMediaPath, now_ms: i64) -> Self {
         JournalEntry {
             path,
@@ -214,6 +228,7 @@ impl JournalEntry {
             object_name: None,
             attempts: 0,
             error_class: None,
+            reason: None,
             last_error: None,
             first_seen_ms: now_ms,
             updated_ms: now_ms,

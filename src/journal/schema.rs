@@ -1,61 +1,62 @@
-//! The journal's file on disk: its lock, its tables (and the columns added within schema
-//! version 1), how an entry maps to a row and back, and setting a corrupt one aside.
+//! The journal's file on disk: its lock, its tables and their migration to schema 2, how an
+//! entry maps to a row and back (by column name), and setting a corrupt one aside.
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use rusqlite::config::DbConfig;
-use rusqlite::{params, Connection, OptionalExtension};
+use rusqlite::{named_params, params, Connection, OptionalExtension};
 
 use super::{now_ms, FileState, JournalEntry, JournalError, StoredHash, SCHEMA_VERSION};
-use crate::error::ErrorClass;
+use crate::error::{ErrorClass, Reason};
 use crate::hash::{FileIdentity, Sha256Digest};
 use crate::media_path::RelativeMediaPath;
 
 pub(super) fn upsert(c: &Connection, entry: &JournalEntry) -> rusqlite::Result<()> {
     let hash = entry.hash.as_ref();
     let identity = entry.identity.as_ref();
-    c.prepare_cached(
-        "INSERT INTO files (path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, \
-         part_digests, content_type, object_name, attempts, error_class, last_error, first_seen_ms, \
-         updated_ms, upload_ms, ctime_ns, btime_ns, validated_with, row_assigned) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19, ?20, ?21, ?22) \
-         ON CONFLICT(path) DO UPDATE SET state = excluded.state, venta_id = excluded.venta_id, \
-         previous_object = excluded.previous_object, sha256 = excluded.sha256, size = excluded.size, \
-         dev = excluded.dev, inode = excluded.inode, mtime_ns = excluded.mtime_ns, \
-         part_digests = excluded.part_digests, content_type = excluded.content_type, \
-         object_name = excluded.object_name, attempts = excluded.attempts, \
-         error_class = excluded.error_class, last_error = excluded.last_error, \
-         first_seen_ms = excluded.first_seen_ms, updated_ms = excluded.updated_ms, upload_ms = excluded.upload_ms, \
-         ctime_ns = excluded.ctime_ns, btime_ns = excluded.btime_ns, validated_with = excluded.validated_with, \
-         row_assigned = excluded.row_assigned",
-    )?
-    .execute(params![
-        entry.path.as_str(),
-        entry.state.as_str(),
-        entry.venta_id,
-        entry.previous_object,
-        hash.map(|h| h.sha256.to_hex()),
-        identity.map(|i| i.size as i64),
-        identity.map(|i| i.dev as i64),
-        identity.map(|i| i.inode as i64),
-        identity.map(|i| i.mtime_ns),
-        hash.map(|h| h.part_digests.iter().map(|d| d.to_hex()).collect::<Vec<_>>().join(",")),
-        hash.map(|h| h.content_type.clone()),
-        entry.object_name,
-        entry.attempts,
-        entry.error_class.map(ErrorClass::as_str),
-        entry.last_error,
-        entry.first_seen_ms,
+    c.prepare_cached(&format!(
+        "INSERT INTO files ({COLUMNS}) VALUES ({placeholders}) ON CONFLICT(path) DO UPDATE SET {updates}",
+        placeholders = named(COLUMN_NAMES, ":"),
+        updates = COLUMN_NAMES
+            .iter()
+            .filter(|column| **column != "path")
+            .map(|column| format!("{column} = excluded.{column}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+    ))?
+    .execute(named_params! {
+        ":path": entry.path.as_str(),
+        ":state": entry.state.as_str(),
+        ":venta_id": entry.venta_id,
+        ":previous_object": entry.previous_object,
+        ":sha256": hash.map(|h| h.sha256.to_hex()),
+        ":size": identity.map(|i| i.size as i64),
+        ":dev": identity.map(|i| i.dev as i64),
+        ":inode": identity.map(|i| i.inode as i64),
+        ":mtime_ns": identity.map(|i| i.mtime_ns),
+        ":part_digests": hash.map(|h| h.part_digests.iter().map(|d| d.to_hex()).collect::<Vec<_>>().join(",")),
+        ":content_type": hash.map(|h| h.content_type.clone()),
+        ":object_name": entry.object_name,
+        ":attempts": entry.attempts,
+        ":error_class": entry.error_class.map(ErrorClass::as_str),
+        ":reason": entry.reason.map(Reason::as_str),
+        ":last_error": entry.last_error,
+        ":first_seen_ms": entry.first_seen_ms,
         // Every write stamps its own time: `updated_ms` says when the state last changed.
-        now_ms(),
-        entry.upload_ms,
-        identity.map(|i| i.ctime_ns),
-        identity.and_then(|i| i.btime_ns),
-        entry.validated_with,
-        entry.row_assigned,
-    ])?;
+        ":updated_ms": now_ms(),
+        ":upload_ms": entry.upload_ms,
+        ":ctime_ns": identity.map(|i| i.ctime_ns),
+        ":btime_ns": identity.and_then(|i| i.btime_ns),
+        ":validated_with": entry.validated_with,
+        ":row_assigned": entry.row_assigned,
+    })?;
     Ok(())
+}
+
+/// `columns` as named placeholders (`:path, :state, …`).
+fn named(columns: &[&str], sigil: &str) -> String {
+    columns.iter().map(|column| format!("{sigil}{column}")).collect::<Vec<_>>().join(", ")
 }
 
 /// Keeps the history of recorded objects (`recorded_objects`) in step with an entry entering
@@ -91,68 +92,146 @@ pub(super) fn note_recorded(c: &Connection, entry: &JournalEntry) -> rusqlite::R
 /// Entries whose file may still need work; the `files_unfinished` index holds exactly these.
 pub(super) const UNFINISHED: &str = "state NOT IN ('removed', 'rejected', 'row_changed')";
 
+/// The `files` columns an entry is written to and read from, by name.
+pub(super) const COLUMN_NAMES: &[&str] = &[
+    "path",
+    "state",
+    "venta_id",
+    "previous_object",
+    "sha256",
+    "size",
+    "dev",
+    "inode",
+    "mtime_ns",
+    "part_digests",
+    "content_type",
+    "object_name",
+    "attempts",
+    "error_class",
+    "reason",
+    "last_error",
+    "first_seen_ms",
+    "updated_ms",
+    "upload_ms",
+    "ctime_ns",
+    "btime_ns",
+    "validated_with",
+    "row_assigned",
+];
+
+/// `COLUMN_NAMES` as a select list.
 pub(super) const COLUMNS: &str =
-    "path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, part_digests, \
-     content_type, object_name, attempts, error_class, last_error, first_seen_ms, updated_ms, upload_ms, \
-     ctime_ns, btime_ns, validated_with, row_assigned";
+    "path, state, venta_id, previous_object, sha256, size, dev, inode, mtime_ns, \
+     part_digests, content_type, object_name, attempts, error_class, reason, last_error, first_seen_ms, \
+     updated_ms, upload_ms, ctime_ns, btime_ns, validated_with, row_assigned";
 
 pub(super) fn read_entry(row: &rusqlite::Row<'_>) -> rusqlite::Result<JournalEntry> {
-    let bad = |index: usize, what: &str| {
+    let bad = |column: &str, what: &str| {
+        let index = row.as_ref().column_index(column).unwrap_or(0);
         rusqlite::Error::FromSqlConversionFailure(index, rusqlite::types::Type::Text, what.to_owned().into())
     };
-    let path: String = row.get(0)?;
-    let path = RelativeMediaPath::parse(&path).map_err(|_| bad(0, "bad path"))?;
-    let state: String = row.get(1)?;
-    let state = FileState::parse(&state).ok_or_else(|| bad(1, "unknown state"))?;
-    let sha: Option<String> = row.get(4)?;
+    let path: String = row.get("path")?;
+    let path = RelativeMediaPath::parse(&path).map_err(|_| bad("path", "bad path"))?;
+    let state: String = row.get("state")?;
+    let state = FileState::parse(&state).ok_or_else(|| bad("state", "unknown state"))?;
+    let sha: Option<String> = row.get("sha256")?;
     let hash = match sha {
         None => None,
         Some(hex_text) => {
-            let parts: String = row.get::<_, Option<String>>(9)?.unwrap_or_default();
+            let parts: String = row.get::<_, Option<String>>("part_digests")?.unwrap_or_default();
             let part_digests = parts
                 .split(',')
                 .filter(|p| !p.is_empty())
-                .map(|p| Sha256Digest::from_hex(p).ok_or_else(|| bad(9, "bad part digest")))
+                .map(|p| Sha256Digest::from_hex(p).ok_or_else(|| bad("part_digests", "bad part digest")))
                 .collect::<Result<Vec<_>, _>>()?;
             Some(StoredHash {
-                sha256: Sha256Digest::from_hex(&hex_text).ok_or_else(|| bad(4, "bad digest"))?,
+                sha256: Sha256Digest::from_hex(&hex_text).ok_or_else(|| bad("sha256", "bad digest"))?,
                 part_digests,
-                content_type: row.get::<_, Option<String>>(10)?.unwrap_or_default(),
+                content_type: row.get::<_, Option<String>>("content_type")?.unwrap_or_default(),
             })
         }
     };
-    let identity = match row.get::<_, Option<i64>>(5)? {
+    let identity = match row.get::<_, Option<i64>>("size")? {
         None => None,
         Some(size) => Some(FileIdentity {
             size: size as u64,
-            dev: row.get::<_, i64>(6)? as u64,
-            inode: row.get::<_, i64>(7)? as u64,
-            mtime_ns: row.get(8)?,
+            dev: row.get::<_, i64>("dev")? as u64,
+            inode: row.get::<_, i64>("inode")? as u64,
+            mtime_ns: row.get("mtime_ns")?,
             // Written by a version without it: no file matches, so the entry starts over.
-            ctime_ns: row.get::<_, Option<i64>>(18)?.unwrap_or(i64::MIN),
-            btime_ns: row.get(19)?,
+            ctime_ns: row.get::<_, Option<i64>>("ctime_ns")?.unwrap_or(i64::MIN),
+            btime_ns: row.get("btime_ns")?,
         }),
     };
     Ok(JournalEntry {
         path,
         state,
         identity,
-        venta_id: row.get(2)?,
-        previous_object: row.get(3)?,
+        venta_id: row.get("venta_id")?,
+        previous_object: row.get("previous_object")?,
         hash,
-        object_name: row.get(11)?,
-        attempts: row.get(12)?,
-        error_class: match row.get::<_, Option<String>>(13)? {
+        object_name: row.get("object_name")?,
+        attempts: row.get("attempts")?,
+        error_class: match row.get::<_, Option<String>>("error_class")? {
             None => None,
-            Some(class) => Some(ErrorClass::parse(&class).ok_or_else(|| bad(13, "unknown error class"))?),
+            Some(class) => {
+                Some(ErrorClass::parse(&class).ok_or_else(|| bad("error_class", "unknown error class"))?)
+            }
         },
-        last_error: row.get(14)?,
-        first_seen_ms: row.get(15)?,
-        updated_ms: row.get(16)?,
-        upload_ms: row.get(17)?,
-        validated_with: row.get(20)?,
-        row_assigned: row.get(21)?,
+        reason: match row.get::<_, Option<String>>("reason")? {
+            None => None,
+            Some(code) => Some(Reason::parse(&code).ok_or_else(|| bad("reason", "unknown reason"))?),
+        },
+        last_error: row.get("last_error")?,
+        first_seen_ms: row.get("first_seen_ms")?,
+        updated_ms: row.get("updated_ms")?,
+        upload_ms: row.get("upload_ms")?,
+        validated_with: row.get("validated_with")?,
+        row_assigned: row.get("row_assigned")?,
     })
+}
+
+/// Schema 1 to 2, in one transaction: the columns version 1 added by probing (a journal
+/// written before them gains them empty: its identities then match no file, so those entries
+/// start over); the reason's code moved out of `last_error` (`"s3_unavailable: …"`, and a
+/// refusal's `"quarantined: …"`) into `reason`, the sentence left in `last_error` (a text
+/// without a known code stays whole, with no code); and `uploaded`, a state only early versions
+/// wrote between the upload and `verified`, becomes `verified`, which resumes the same way
+/// (the row asked for by id, then the object found holding the bytes and checked again).
+fn migrate_from_1(connection: &Connection) -> rusqlite::Result<()> {
+    let transaction = connection.unchecked_transaction()?;
+    for (column, declaration) in [
+        ("ctime_ns", "INTEGER"),
+        ("btime_ns", "INTEGER"),
+        ("validated_with", "TEXT"),
+        ("row_assigned", "TEXT"),
+        ("reason", "TEXT"),
+    ] {
+        let present: bool = transaction
+            .prepare("SELECT 1 FROM pragma_table_info('files') WHERE name = ?1")?
+            .exists(params![column])?;
+        if !present {
+            transaction.execute_batch(&format!("ALTER TABLE files ADD COLUMN {column} {declaration}"))?;
+        }
+    }
+    let said: Vec<(String, String)> = transaction
+        .prepare("SELECT path, last_error FROM files WHERE last_error IS NOT NULL AND reason IS NULL")?
+        .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+        .collect::<rusqlite::Result<_>>()?;
+    for (path, text) in said {
+        let Some((code, sentence)) = text.split_once(": ") else { continue };
+        let Some(reason) = Reason::parse(code) else { continue };
+        transaction.execute(
+            "UPDATE files SET reason = ?2, last_error = ?3 WHERE path = ?1",
+            params![path, reason.as_str(), sentence],
+        )?;
+    }
+    transaction.execute("UPDATE files SET state = 'verified' WHERE state = 'uploaded'", [])?;
+    transaction.execute(
+        "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+        params![SCHEMA_VERSION.to_string()],
+    )?;
+    transaction.commit()
 }
 
 pub(super) fn take_lock(path: &Path) -> Result<File, JournalError> {
@@ -246,7 +325,12 @@ pub(super) fn open_connection(path: &Path) -> Result<Connection, JournalError> {
                  last_error TEXT,
                  first_seen_ms INTEGER NOT NULL,
                  updated_ms INTEGER NOT NULL,
-                 upload_ms INTEGER
+                 upload_ms INTEGER,
+                 ctime_ns INTEGER,
+                 btime_ns INTEGER,
+                 validated_with TEXT,
+                 row_assigned TEXT,
+                 reason TEXT
              );
              CREATE INDEX IF NOT EXISTS files_state ON files(state);
              CREATE INDEX IF NOT EXISTS files_unfinished ON files(first_seen_ms) WHERE state NOT IN ('removed', 'rejected', 'row_changed');
@@ -321,31 +405,15 @@ pub(super) fn open_connection(path: &Path) -> Result<Connection, JournalError> {
             )
             .map_err(open_error)?;
     }
-    // Columns added within schema version 1: a journal written before them gains them empty
-    // (its identities then match no file, so those entries start over), and a binary without
-    // them still reads the journal.
-    for (column, declaration) in [
-        ("ctime_ns", "INTEGER"),
-        ("btime_ns", "INTEGER"),
-        ("validated_with", "TEXT"),
-        ("row_assigned", "TEXT"),
-    ] {
-        let present: bool = connection
-            .prepare("SELECT 1 FROM pragma_table_info('files') WHERE name = ?1")
-            .and_then(|mut query| query.exists(params![column]))
-            .map_err(open_error)?;
-        if !present {
-            connection
-                .execute_batch(&format!("ALTER TABLE files ADD COLUMN {column} {declaration}"))
-                .map_err(open_error)?;
-        }
-    }
     let found: Option<String> = connection
         .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
         .optional()
         .map_err(open_error)?;
     match found.and_then(|v| v.parse::<i64>().ok()) {
         None => {
+            // Made by the statements above, or by a version before the `meta` table kept one:
+            // the column probes bring the latter up to date too.
+            migrate_from_1(&connection).map_err(open_error)?;
             connection
                 .execute(
                     "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
@@ -356,6 +424,7 @@ pub(super) fn open_connection(path: &Path) -> Result<Connection, JournalError> {
         Some(version) if version > SCHEMA_VERSION => {
             return Err(JournalError::TooNew { path: path.to_owned(), found: version })
         }
+        Some(version) if version < 2 => migrate_from_1(&connection).map_err(open_error)?,
         Some(_) => {}
     }
     connection.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, false).map_err(open_error)?;

@@ -15,6 +15,7 @@ fn entry(path: &str) -> JournalEntry {
         Some(FileIdentity { dev: 1, inode: 2, size: 3, mtime_ns: 4, ctime_ns: 5, btime_ns: Some(6) });
     entry.validated_with = Some("types=pdf".into());
     entry.row_assigned = Some("2026-01-01 09:00:00+00".into());
+    entry.note_failure(crate::error::Reason::S3Unavailable, "object store unreachable");
     entry.hash = Some(StoredHash {
         sha256: Sha256Digest::of_bytes(b"x"),
         part_digests: vec![Sha256Digest::of_bytes(b"a"), Sha256Digest::of_bytes(b"b")],
@@ -247,7 +248,67 @@ async fn unfinished_reads_only_its_index_and_pruning_goes_a_batch_at_a_time() {
 
 #[test]
 fn every_state_parses_back() {
-    for state in FileState::ALL {
+    for state in FileState::all() {
         assert_eq!(FileState::parse(state.as_str()), Some(state));
     }
+}
+
+/// Issue 27 item 3: a version-1 journal (`tests/fixtures/journal-v1.sqlite3`, made with version
+/// 1's tables) opens as version 2: each reason's code moved from the start of `last_error` to
+/// its own column (a refusal's `quarantined: ` too; a sentence without a known code stays
+/// whole), the legacy `uploaded` state is `verified`, and the history and marks are kept.
+#[tokio::test]
+async fn a_version_1_journal_is_migrated_to_version_2() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.sqlite3");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/journal-v1.sqlite3");
+    std::fs::copy(fixture, &path).unwrap();
+    let journal = Journal::open(&path).unwrap();
+    let get = |name: &'static str| {
+        let journal = &journal;
+        let path = RelativeMediaPath::parse(name).unwrap();
+        async move { journal.get(&path).await.unwrap().unwrap_or_else(|| panic!("{name} kept")) }
+    };
+    use crate::error::Reason;
+    let uploaded = get("confrontas/subida.pdf").await;
+    assert_eq!(uploaded.state, FileState::Verified);
+    assert_eq!(uploaded.object_name.as_deref(), Some("p/venta_7.pdf"));
+    assert!(uploaded.hash.is_some() && uploaded.identity.is_some(), "{uploaded:?}");
+    let failed = get("confrontas/caida.pdf").await;
+    assert_eq!(failed.reason, Some(Reason::S3Unavailable));
+    assert_eq!(
+        failed.last_error.as_deref(),
+        Some("object store at http://minio:9000 unreachable: connection refused")
+    );
+    let refused = get("confrontas/rechazada.exe").await;
+    assert_eq!((refused.state, refused.reason), (FileState::Refusing, Some(Reason::Quarantined)));
+    assert_eq!(
+        refused.last_error.as_deref(),
+        Some("type_not_allowed: extension .exe is not in allowed_types")
+    );
+    let unlabelled = get("confrontas/rara.pdf").await;
+    assert_eq!(unlabelled.reason, None);
+    assert_eq!(
+        unlabelled.last_error.as_deref(),
+        Some("a sentence a version once wrote without a reason label")
+    );
+    assert_eq!(journal.objects_of(10).await.unwrap().len(), 1, "the recorded history is kept");
+    let marks =
+        journal.missing_marks(&RelativeMediaPath::parse("confrontas/IMG_0001.jpg").unwrap()).await.unwrap();
+    assert_eq!(marks.len(), 1, "the stale-row marks are kept");
+    drop(journal);
+    let version: String = rusqlite::Connection::open(&path)
+        .unwrap()
+        .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(version, "2");
+    // Opening it again changes nothing more.
+    let again = Journal::open(&path).unwrap();
+    assert_eq!(again.get(&failed.path).await.unwrap().unwrap().reason, Some(Reason::S3Unavailable));
+}
+
+/// The select list and the written columns are one list.
+#[test]
+fn the_select_list_is_the_column_list() {
+    assert_eq!(super::schema::COLUMNS, super::schema::COLUMN_NAMES.join(", "));
 }

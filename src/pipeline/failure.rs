@@ -40,15 +40,14 @@ impl Pipeline {
             Outcome::Kept(failure) => failure,
             other => return Step::Stop(other),
         };
-        let in_progress = matches!(
-            entry.state,
-            FileState::Hashed | FileState::Uploaded | FileState::Verified | FileState::Recorded
-        );
+        let in_progress =
+            matches!(entry.state, FileState::Hashed | FileState::Verified | FileState::Recorded);
         if !in_progress {
             return Step::Settle(Outcome::Kept(failure));
         }
-        let said = format!("{}: {}", failure.reason, failure.message);
-        if entry.last_error.as_deref() != Some(said.as_str()) {
+        if entry.reason != Some(failure.reason)
+            || entry.last_error.as_deref() != Some(failure.message.as_str())
+        {
             warn!(
                 state = entry.state.as_str(),
                 reason = failure.reason.as_str(),

@@ -162,7 +162,7 @@ struct Run {
     validator: Arc<Validator>,
 }
 
-/// How far this run has checked the world for an entry in `hashed`, `uploaded` or `verified`:
+/// How far this run has checked the world for an entry in `hashed` or `verified`:
 /// the journal says where the file was, a run checks it again before going on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Progress {
@@ -443,14 +443,14 @@ impl Pipeline {
                 (_, Progress::Gone) => self.local_file_gone(&mut run.entry).await?,
                 // seen, waiting_for_row, failed, orphan: start over at match and hash.
                 (Seen | WaitingForRow | Failed | Orphan, _) => self.prepare(run).await?,
-                // hashed, uploaded, verified: the row by id, then matched and claimed, the hash reused…
-                (Hashed | Uploaded | Verified, Progress::Opened) => self.resume(run).await?,
+                // hashed, verified: the row by id, then matched and claimed, the hash reused…
+                (Hashed | Verified, Progress::Opened) => self.resume(run).await?,
                 // …the upload skipped if the object holds exactly the hashed bytes, repeated otherwise…
-                (Hashed | Uploaded | Verified, Progress::Claimed) => self.upload(run).await?,
+                (Hashed | Verified, Progress::Claimed) => self.upload(run).await?,
                 // …the object verified again, the local file still the hashed one…
-                (Hashed | Uploaded | Verified, Progress::Stored) => self.verify(run).await?,
+                (Hashed | Verified, Progress::Stored) => self.verify(run).await?,
                 // …and the row recorded with the compare-and-set.
-                (Hashed | Uploaded | Verified, Progress::Verified) => self.record(run).await?,
+                (Hashed | Verified, Progress::Verified) => self.record(run).await?,
             };
             match step {
                 Step::To(state) => self.enter(&mut run.entry, state).await?,
@@ -567,7 +567,7 @@ impl Pipeline {
         };
         entry.attempts += 1;
         entry.error_class = Some(class);
-        entry.last_error = Some(format!("{}: {}", failure.reason, failure.message));
+        entry.note_failure(failure.reason, failure.message.clone());
         match (class, entry.state) {
             (ErrorClass::Rejected, _) => set_state(entry, FileState::Rejected),
             // Any later state keeps its progress: a resumed upload or record picks up from it.

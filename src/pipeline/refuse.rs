@@ -31,7 +31,7 @@ impl Pipeline {
                 // `<code>: <detail>`: the code is what the companion reads.
                 let reason = refusal.to_string();
                 entry.venta_id = venta_id;
-                entry.last_error = Some(format!("quarantined: {reason}"));
+                entry.note_failure(Reason::Quarantined, reason.clone());
                 run.refusal = Some(reason);
                 Some(Step::To(FileState::Refusing))
             }
@@ -51,12 +51,10 @@ impl Pipeline {
             None => match run.validator.check(&run.absolute, &run.entry.path, identity).await {
                 Verdict::Quarantine(refusal) => refusal.to_string(),
                 // The settings changed since: the refusal journaled then is carried out.
-                _ => run
-                    .entry
-                    .last_error
-                    .as_deref()
-                    .and_then(|said| said.strip_prefix("quarantined: "))
-                    .map_or_else(|| "refused by validation before a restart".to_owned(), str::to_owned),
+                _ => match (run.entry.reason, &run.entry.last_error) {
+                    (Some(Reason::Quarantined), Some(refusal)) => refusal.clone(),
+                    _ => "refused by validation before a restart".to_owned(),
+                },
             },
         };
         self.refuse(&run.entry, &run.absolute, reason).await

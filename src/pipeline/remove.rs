@@ -52,7 +52,7 @@ impl Pipeline {
                         "venta {venta_id} no longer points at object {object} (a database restore?); {local}; \
                          the object is kept: confronta-sync repair points a restored row back at it"
                     );
-                    entry.last_error = Some(message.clone());
+                    entry.note_failure(Reason::RowChanged, message.clone());
                     return Ok(Step::End(
                         FileState::RowChanged,
                         Outcome::Kept(Failure::new(Reason::RowChanged, message)),
@@ -98,8 +98,7 @@ impl Pipeline {
             }
             Err(step) => return Ok(step),
         }
-        entry.last_error = None;
-        entry.error_class = None;
+        entry.clear_failure();
         entry.updated_ms = now_ms();
         Ok(Step::End(FileState::Removed, Outcome::Moved { venta_id, object, bytes }))
     }
@@ -302,7 +301,7 @@ impl Pipeline {
         );
         warn!(state = entry.state.as_str(), "{message}");
         entry.error_class = Some(ErrorClass::Rejected);
-        entry.last_error = Some(message);
+        entry.note_failure(Reason::LocalMissing, message);
         Ok(Step::End(FileState::Rejected, Outcome::Nothing))
     }
 }

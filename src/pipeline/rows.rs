@@ -77,12 +77,11 @@ impl Pipeline {
         // Why it waits, for `status` and `explain`: journaled whenever it changes.
         let said = match &why {
             Unowned::NoRow => None,
-            Unowned::StaleRows(_) => {
-                let failure = why.failure(&entry.path);
-                Some(format!("{}: {}", failure.reason, failure.message))
-            }
+            Unowned::StaleRows(_) => Some(why.failure(&entry.path)),
         };
-        let news = entry.state != state || entry.last_error != said;
+        let news = entry.state != state
+            || entry.reason != said.as_ref().map(|failure| failure.reason)
+            || entry.last_error.as_deref() != said.as_ref().map(|failure| failure.message.as_str());
         if news {
             match (&why, orphan) {
                 (Unowned::StaleRows(ids), false) => warn!(
@@ -101,7 +100,13 @@ impl Pipeline {
                     debug!("no row points at this file yet; waiting for Django to commit it")
                 }
             }
-            entry.last_error = said;
+            match said {
+                Some(failure) => entry.note_failure(failure.reason, failure.message),
+                None => {
+                    entry.reason = None;
+                    entry.last_error = None;
+                }
+            }
             if entry.state == state {
                 // Same state, new reason: the driver journals a state change only.
                 self.journal.put(entry).await?;
@@ -138,7 +143,7 @@ impl Pipeline {
         Ok(owners)
     }
 
-    /// See `resume`: the row of an `uploaded` or `verified` entry, asked for by id. `recorded`
+    /// See `resume`: the row of a `verified` entry, asked for by id. `recorded`
     /// follows when it already points at our object.
     pub(super) async fn recorded_before_stop(&self, run: &mut Run) -> Option<Step> {
         let (Some(venta_id), Some(object)) = (run.entry.venta_id, run.entry.object_name.clone()) else {

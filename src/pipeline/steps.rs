@@ -36,12 +36,12 @@ impl Pipeline {
         Ok(self.name(run, row, identity, hash))
     }
 
-    /// `hashed`, `uploaded`, `verified` at the start of a run. A crash (or a lost reply)
+    /// `hashed`, `verified` at the start of a run. A crash (or a lost reply)
     /// between the row's compare-and-set and the `recorded` journal write leaves the entry
-    /// `uploaded` or `verified` while the row already points at our object. The row no longer
+    /// `verified` while the row already points at our object. The row no longer
     /// names this path, so matching by path would never find it: ask for the row by id first.
     pub(super) async fn resume(&self, run: &mut Run) -> Result<Step, JournalError> {
-        if matches!(run.entry.state, FileState::Uploaded | FileState::Verified) {
+        if run.entry.state == FileState::Verified {
             if let Some(step) = self.recorded_before_stop(run).await {
                 return Ok(step);
             }
@@ -77,9 +77,7 @@ impl Pipeline {
         venta_id: i64,
     ) -> Result<FileHash, Step> {
         let journaled = match (run.entry.state, &run.entry.hash) {
-            (FileState::Hashed | FileState::Uploaded | FileState::Verified, Some(stored)) => {
-                Some(stored.clone())
-            }
+            (FileState::Hashed | FileState::Verified, Some(stored)) => Some(stored.clone()),
             _ => None,
         };
         if let Some(stored) = journaled {
@@ -129,7 +127,7 @@ impl Pipeline {
             Err(failure) => return give_up(failure),
         };
         tracing::Span::current().record("object", object.as_str());
-        let journaled = matches!(entry.state, FileState::Hashed | FileState::Uploaded | FileState::Verified);
+        let journaled = matches!(entry.state, FileState::Hashed | FileState::Verified);
         let same_plan = entry.object_name.as_deref() == Some(object.as_str())
             && entry.venta_id == Some(row.id)
             && entry.row_assigned == row.assigned;

@@ -67,8 +67,7 @@ fn states_of(arm: &str) -> String {
         .split('|')
         .map(|state| {
             let state = state.trim();
-            FileState::ALL
-                .into_iter()
+            FileState::all()
                 .find(|known| format!("{known:?}") == state)
                 .map_or_else(|| state.to_owned(), |known| known.as_str().to_owned())
         })
