@@ -252,6 +252,9 @@ async fn adopt_gives_the_file_to_the_venta_an_operator_names(backend: Backend) {
     assert!(stdout.contains("ambiguous_owner"), "the dry run shows why the daemon waits: {stdout}");
     assert!(local.exists() && !world.db.row(stale.v1).await.unwrap().subido, "the dry run changed nothing");
 
+    // Another row naming the path is written after the file appeared: the daemon would
+    // rightly give it the file, so it is stopped while that row exists.
+    drop(sidecar);
     let other = world.db.insert_venta("PORTA-OTRA", Some(PATH)).await;
     let (code, stdout, stderr) = Sidecar::run(&config, &["adopt", PATH, "--venta", &v1]);
     assert_eq!(code, 1, "{stdout}{stderr}");
@@ -260,6 +263,7 @@ async fn adopt_gives_the_file_to_the_venta_an_operator_names(backend: Backend) {
 
     let (code, stdout, stderr) = Sidecar::run(&config, &["adopt", PATH, "--venta", &v1]);
     assert_eq!(code, 0, "{stdout}{stderr}");
+    let sidecar = Sidecar::start(&config, &[], &[]);
     eventually("the adopted file moves", WAIT, || async { (!local.exists()).then_some(()) }).await;
     let row1 = world.db.row(stale.v1).await.unwrap();
     assert!(row1.subido, "{row1:?}");

@@ -577,6 +577,39 @@ async fn a_record_whose_answer_was_lost_is_finished_by_id() {
     assert_eq!(world.table.calls(DbOp::Record), 1, "recorded once");
 }
 
+/// A compare-and-set that commits late (a lagging connection or pooler delivers it after the
+/// daemon gave up waiting for its answer) can land between the next run's two looks at the
+/// row: by id (not ours yet) and by path (no longer naming the file). The file is then not one
+/// waiting for a row: asked by id once more, the record is seen and the file removed. It used
+/// to wait for a row that would never come, the local copy kept for good (the reliability
+/// harness's frozen-peer case found two such files).
+#[tokio::test]
+async fn a_record_that_commits_between_the_look_by_id_and_the_match_by_path_is_finished() {
+    let world = World::new(Server::Conditional);
+    std::fs::write(world.local(), ORIGINAL).unwrap();
+    world.table.insert_new(VENTA, NUMERO, PATH);
+    world.table.fail_next(DbOp::Record, 1, DbErrorKind::Unavailable);
+    let pipeline = world.pipeline(Server::Conditional, Journal::in_memory().unwrap());
+    let path = RelativeMediaPath::parse(PATH).unwrap();
+
+    let first = pipeline.process(&path).await;
+    assert!(matches!(first, Outcome::Retry(_)), "{first:?}");
+    assert_eq!(pipeline.journal().get(&path).await.unwrap().unwrap().state, FileState::Verified);
+    // The late commit, right after the next look by id has read the row.
+    let object = world.object_of(ORIGINAL);
+    world.table.after_answer(DbOp::Get, move |table| {
+        let mut row = table.row(VENTA).expect("the row");
+        row.confronta = Some(String::new());
+        row.minio_object_name = Some(object);
+        row.subido_a_minio = true;
+        table.put_row(row);
+    });
+    let second = pipeline.process(&path).await;
+    assert!(matches!(second, Outcome::Moved { .. }), "{second:?}");
+    assert!(!world.local().exists(), "the local copy is removed");
+    assert_eq!(pipeline.journal().get(&path).await.unwrap().unwrap().state, FileState::Removed);
+}
+
 /// An upload whose answer was lost stored the object: the next run finds it holding the hashed
 /// bytes and does not send them again.
 #[tokio::test]

@@ -24,13 +24,23 @@ impl Pipeline {
     /// what the driver does instead (`waiting_for_row` and `orphan` are journaled only when
     /// they are news).
     pub(super) async fn match_row(&self, run: &mut Run) -> Result<Result<VentaRow, Step>, JournalError> {
-        let (entry, now) = (&mut run.entry, run.now_ms);
-        let rows = match self.db.find_by_confronta(entry.path.as_str()).await {
+        let rows = match self.db.find_by_confronta(run.entry.path.as_str()).await {
             Ok(rows) => rows,
-            Err(e) => return Ok(Err(self.db_refusal(entry, e))),
+            Err(e) => return Ok(Err(self.db_refusal(&run.entry, e))),
         };
         self.db_health.up();
-        let Owners { rows, stale } = self.owners(&entry.path, rows).await?;
+        let Owners { rows, stale } = self.owners(&run.entry.path, rows).await?;
+        // A `verified` entry's row was asked for by id just before (`resume`); a compare-and-set
+        // that committed late (a lagging connection delivering it after its answer was given up
+        // on) can land between that look and this match, leaving a row that neither pointed at
+        // our object then nor names the path now. Asked by id once more, the record is seen;
+        // otherwise the file would wait for a row that never comes, its copy kept for good.
+        if rows.is_empty() && run.entry.state == FileState::Verified {
+            if let Some(step) = self.recorded_before_stop(run).await {
+                return Ok(Err(step));
+            }
+        }
+        let (entry, now) = (&mut run.entry, run.now_ms);
         match rows.len() {
             0 => Ok(Err(self.unowned(entry, now, stale).await?)),
             1 => Ok(Ok(rows.into_iter().next().expect("one row"))),

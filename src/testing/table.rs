@@ -79,7 +79,7 @@ impl FakeSalesTable {
 
     /// Runs `hook` once, right after the next call of `op` has computed its answer: the world
     /// moves on between the caller's question and its next step (so far only
-    /// `ReferencedAmong` and `Record` run hooks).
+    /// `Get`, `ReferencedAmong` and `Record` run hooks).
     pub fn after_answer(&self, op: DbOp, hook: impl FnOnce(&FakeSalesTable) + Send + 'static) {
         lock(&self.after_answer).push((op, Box::new(hook)));
     }
@@ -262,7 +262,9 @@ impl SalesRows for FakeSalesTable {
 
     async fn get(&self, venta_id: i64) -> Result<Option<VentaRow>, DbError> {
         self.enter(DbOp::Get)?;
-        Ok(self.row(venta_id))
+        let row = self.row(venta_id);
+        self.run_after_answer(DbOp::Get);
+        Ok(row)
     }
 
     async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError> {
