@@ -31,6 +31,7 @@ const JOURNAL_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 const JOURNAL_UPKEEP_EVERY: Duration = Duration::from_secs(60);
 
 mod generate;
+mod preflight;
 
 pub use generate::{parse_command_line, write_reference, Generate, Invocation};
 
@@ -265,6 +266,10 @@ async fn start(config: &Config, journal_use: JournalUse) -> Result<Started, Exit
     };
     if journal_use != JournalUse::Throwaway {
         probe_quarantine(config)?;
+        // What would leave every file waiting while the daemon runs: said once, at start.
+        for finding in preflight::at_start(config).await {
+            warn!("{}: {}", finding.subject, finding.text);
+        }
     }
     let (store, capabilities) = if journal_use == JournalUse::Throwaway {
         // `--dry-run` writes nothing anywhere, the probe's scratch objects included (on a bucket
@@ -428,10 +433,22 @@ fn probe_quarantine(config: &Config) -> Result<(), Exit> {
     })
 }
 
+/// The host first (folders, clamd, metrics address, secret key: one line each, for the user
+/// the service runs as), then the database and the bucket as a start checks them. A problem on
+/// the host (the daemon would not start, or could not finish any file) is exit 2, after the
+/// database and the bucket have been checked too; a warning leaves the exit code alone.
 async fn check(config: &Config) -> Result<i32, Exit> {
+    let host = preflight::look(config).await;
+    for finding in &host {
+        println!("{finding}");
+    }
+    let problems: Vec<&str> = host
+        .iter()
+        .filter(|finding| finding.severity == preflight::Severity::Problem)
+        .map(|finding| finding.subject.as_str())
+        .collect();
     let (db, _) = connect_db(config).await?;
     warn_missing_indexes(db.as_ref(), config).await;
-    probe_quarantine(config)?;
     // The daemon's journal, if there is one, holds the last probe's result: `check` reuses it
     // as a start would, and keeps what it learns for the next start. A journal this user
     // cannot open (`check` run as another user than the daemon's) only costs that reuse.
@@ -441,6 +458,12 @@ async fn check(config: &Config) -> Result<i32, Exit> {
     });
     let (_, checked) = connect_store_for_uploads(config, journal.as_ref()).await?;
     report::check(config, &checked.bucket, &checked.probe);
+    if !problems.is_empty() {
+        return Err(Exit::Config(format!(
+            "{}: the problems above would keep the daemon from starting or from finishing any file",
+            problems.join(", ")
+        )));
+    }
     Ok(exit::OK)
 }
 

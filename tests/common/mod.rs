@@ -431,8 +431,13 @@ impl Sidecar {
 
     /// Runs the binary to completion and returns (exit code, stdout, stderr).
     pub fn run(config: &Path, args: &[&str]) -> (i32, String, String) {
+        Sidecar::run_with(config, args, &[])
+    }
+
+    /// Like `run`, with `env` added to its environment.
+    pub fn run_with(config: &Path, args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
         let binary = Path::new(env!("CARGO_BIN_EXE_confronta-sync"));
-        let output = Sidecar::command(binary, config, args, &[]).output().unwrap();
+        let output = Sidecar::command(binary, config, args, env).output().unwrap();
         (
             output.status.code().unwrap_or(-1),
             String::from_utf8_lossy(&output.stdout).into_owned(),
