@@ -304,7 +304,20 @@ pub struct RowCounts {
 pub async fn connect(config: &DatabaseConfig) -> Result<Arc<dyn SalesDb>, DbError> {
     let statements = Statements::new(&config.table, &config.columns);
     if let Some(path) = config.url.strip_prefix("sqlite://") {
-        Ok(Arc::new(SqliteSalesDb::open(std::path::Path::new(path), statements)?))
+        let db = SqliteSalesDb::open(std::path::Path::new(path), statements)?;
+        // What decides whether a record survives a power cut (start-up and `check` say it).
+        match db.durability().await {
+            Ok((mode, synchronous)) => tracing::info!(
+                database = path,
+                journal_mode = %mode,
+                synchronous,
+                "SQLite database: each record's commit is fsynced with its folder (synchronous = 3, EXTRA)"
+            ),
+            Err(e) => {
+                tracing::warn!(database = path, error = %e, "cannot read the SQLite database's journal mode")
+            }
+        }
+        Ok(Arc::new(db))
     } else if config.url.starts_with("postgres://") || config.url.starts_with("postgresql://") {
         Ok(Arc::new(PostgresSalesDb::connect_with(&config.url, statements, PgSettings::of(config)).await?))
     } else {

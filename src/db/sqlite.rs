@@ -32,10 +32,32 @@ impl SqliteSalesDb {
         .map_err(|e| DbError::new(DbErrorKind::Schema, format!("opening {}: {e}", path.display())))?;
         // Django writes to the same file; wait for its locks instead of failing at once.
         connection.busy_timeout(Duration::from_secs(10)).map_err(|e| map_error("setting busy_timeout", e))?;
+        // Django leaves the file in rollback-journal mode, where a commit is the journal's
+        // unlink: at FULL (the default) that unlink is not fsynced, so a power cut can roll a
+        // record back after the daemon unlinked the local file. EXTRA fsyncs the folder after
+        // it. A per-connection setting: Django's own connections are untouched.
+        connection
+            .pragma_update(None, "synchronous", "EXTRA")
+            .map_err(|e| map_error("setting synchronous", e))?;
         Ok(SqliteSalesDb {
             connection: Arc::new(Mutex::new(connection)),
             statements: Arc::new(sqlite_placeholders(statements)),
         })
+    }
+
+    /// The file's journal mode and this connection's `synchronous` level (3 is EXTRA), which
+    /// start-up and `check` log.
+    pub async fn durability(&self) -> Result<(String, i64), DbError> {
+        self.with(|connection, _| {
+            let mode: String = connection
+                .query_row("PRAGMA journal_mode", [], |row| row.get(0))
+                .map_err(|e| map_error("reading journal_mode", e))?;
+            let synchronous: i64 = connection
+                .query_row("PRAGMA synchronous", [], |row| row.get(0))
+                .map_err(|e| map_error("reading synchronous", e))?;
+            Ok((mode, synchronous))
+        })
+        .await
     }
 
     async fn with<T, F>(&self, work: F) -> Result<T, DbError>
@@ -424,7 +446,24 @@ fn map_error(what: &str, error: rusqlite::Error) -> DbError {
 
 #[cfg(test)]
 mod tests {
-    use super::{affinity, declared_length, ColumnKind};
+    use super::{affinity, declared_length, ColumnKind, SqliteSalesDb};
+    use crate::db::Statements;
+
+    /// Issue 24 item 9: Django's SQLite file runs in rollback-journal mode, where a commit is
+    /// the journal's unlink and only `synchronous = EXTRA` fsyncs the folder after it: at FULL
+    /// a power cut can roll back a record after the local file was unlinked. The daemon's
+    /// connection runs at EXTRA, whatever mode the file is in.
+    #[tokio::test]
+    async fn the_record_connection_fsyncs_the_commit_at_synchronous_extra() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db.sqlite3");
+        rusqlite::Connection::open(&path).unwrap().execute_batch("CREATE TABLE ventas (id INTEGER)").unwrap();
+        let statements = Statements::new("ventas", &crate::config::ColumnNames::default());
+        let db = SqliteSalesDb::open(&path, statements).unwrap();
+        let (mode, synchronous) = db.durability().await.unwrap();
+        assert_eq!(mode, "delete", "Django's default journal mode, left as it is");
+        assert_eq!(synchronous, 3, "EXTRA");
+    }
 
     #[test]
     fn affinity_reads_django_types() {
