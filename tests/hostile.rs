@@ -9,6 +9,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::cases::Cases;
 use common::report::{line_with, Observed, Report};
 use common::*;
 
@@ -51,98 +52,129 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
     let config = world.config().write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
     let dir = world.dir();
+    let mut cases = Cases::new();
 
-    // A 0-byte file.
-    world.write_in_place("vacio.pdf", b"");
-    let empty = world.db.insert_venta("PORTA-EMPTY", Some("confrontas/vacio.pdf")).await;
-    let line = logged(&sidecar, "vacio.pdf", "quarantined").await;
-    assert!(line.contains("empty file"), "{line}");
-    assert!(world.quarantined("vacio.pdf").exists() && world.quarantined("vacio.pdf.reason").exists());
-    let row = world.db.row(empty).await.unwrap();
-    assert_eq!(row.confronta.as_deref(), Some(""), "the row no longer names the refused path");
-    assert_eq!(row.sync_error.as_deref(), Some("empty: empty file"), "and says why, code first");
-    assert!(!row.subido && row.object_name.is_none());
-    report.row(
-        "0-byte file",
-        "quarantined with reason; the row stops naming the path and says why",
-        &Observed::new().upload(&world, "vacio.pdf", empty).await.log(&line),
-    );
+    cases
+        .run("0-byte file", || async {
+            // A 0-byte file.
+            world.write_in_place("vacio.pdf", b"");
+            let empty = world.db.insert_venta("PORTA-EMPTY", Some("confrontas/vacio.pdf")).await;
+            let line = logged(&sidecar, "vacio.pdf", "quarantined").await;
+            assert!(line.contains("empty file"), "{line}");
+            assert!(
+                world.quarantined("vacio.pdf").exists() && world.quarantined("vacio.pdf.reason").exists()
+            );
+            let row = world.db.row(empty).await.unwrap();
+            assert_eq!(row.confronta.as_deref(), Some(""), "the row no longer names the refused path");
+            assert_eq!(row.sync_error.as_deref(), Some("empty: empty file"), "and says why, code first");
+            assert!(!row.subido && row.object_name.is_none());
+            report.row(
+                "0-byte file",
+                "quarantined with reason; the row stops naming the path and says why",
+                &Observed::new().upload(&world, "vacio.pdf", empty).await.log(&line),
+            );
+        })
+        .await;
 
-    // A symlink to a file outside the folder, with a row pointing at it.
-    std::os::unix::fs::symlink("/etc/passwd", dir.join("enlace_fuera.pdf")).unwrap();
-    let link_out = world.db.insert_venta("PORTA-LINK-OUT", Some("confrontas/enlace_fuera.pdf")).await;
-    let line = logged(&sidecar, "enlace_fuera.pdf", "not_regular").await;
-    assert!(line.contains("not a regular file"), "{line}");
-    assert!(std::fs::symlink_metadata(dir.join("enlace_fuera.pdf")).unwrap().file_type().is_symlink());
-    report.row(
-        "symlink to /etc/passwd",
-        "never followed, never uploaded",
-        &Observed::new().upload(&world, "enlace_fuera.pdf", link_out).await.log(&line),
-    );
+    cases
+        .run("symlink to /etc/passwd", || async {
+            // A symlink to a file outside the folder, with a row pointing at it.
+            std::os::unix::fs::symlink("/etc/passwd", dir.join("enlace_fuera.pdf")).unwrap();
+            let link_out = world.db.insert_venta("PORTA-LINK-OUT", Some("confrontas/enlace_fuera.pdf")).await;
+            let line = logged(&sidecar, "enlace_fuera.pdf", "not_regular").await;
+            assert!(line.contains("not a regular file"), "{line}");
+            assert!(std::fs::symlink_metadata(dir.join("enlace_fuera.pdf"))
+                .unwrap()
+                .file_type()
+                .is_symlink());
+            report.row(
+                "symlink to /etc/passwd",
+                "never followed, never uploaded",
+                &Observed::new().upload(&world, "enlace_fuera.pdf", link_out).await.log(&line),
+            );
+        })
+        .await;
 
-    // A symlink inside the folder to a file that has its own row.
-    let target_bytes = sample_bytes(1, 4_000);
-    let target = world.write_in_place("destino.pdf", &target_bytes);
-    let target_id = world.db.insert_venta("PORTA-TARGET", Some("confrontas/destino.pdf")).await;
-    std::os::unix::fs::symlink(&target, dir.join("enlace_dentro.pdf")).unwrap();
-    let link_in = world.db.insert_venta("PORTA-LINK-IN", Some("confrontas/enlace_dentro.pdf")).await;
-    let line = logged(&sidecar, "enlace_dentro.pdf", "not_regular").await;
-    wait_recorded(&world, target_id).await;
-    report.row(
-        "symlink inside the folder",
-        "the link is not followed; its target moves on its own row",
-        &Observed::new()
-            .upload(&world, "enlace_dentro.pdf", link_in)
-            .await
-            .log(&line)
-            .upload(&world, "destino.pdf", target_id)
-            .await,
-    );
+    cases
+        .run("symlink inside the folder", || async {
+            // A symlink inside the folder to a file that has its own row.
+            let target_bytes = sample_bytes(1, 4_000);
+            let target = world.write_in_place("destino.pdf", &target_bytes);
+            let target_id = world.db.insert_venta("PORTA-TARGET", Some("confrontas/destino.pdf")).await;
+            std::os::unix::fs::symlink(&target, dir.join("enlace_dentro.pdf")).unwrap();
+            let link_in = world.db.insert_venta("PORTA-LINK-IN", Some("confrontas/enlace_dentro.pdf")).await;
+            let line = logged(&sidecar, "enlace_dentro.pdf", "not_regular").await;
+            wait_recorded(&world, target_id).await;
+            report.row(
+                "symlink inside the folder",
+                "the link is not followed; its target moves on its own row",
+                &Observed::new()
+                    .upload(&world, "enlace_dentro.pdf", link_in)
+                    .await
+                    .log(&line)
+                    .upload(&world, "destino.pdf", target_id)
+                    .await,
+            );
+        })
+        .await;
 
-    // A hard link.
-    let linked = sample_bytes(2, 3_000);
-    let original = world.temp.path().join("original-of-hard-link.pdf");
-    std::fs::write(&original, &linked).unwrap();
-    std::fs::hard_link(&original, dir.join("enlace_duro.pdf")).unwrap();
-    let hard = world.db.insert_venta("PORTA-HARD", Some("confrontas/enlace_duro.pdf")).await;
-    let line = logged(&sidecar, "enlace_duro.pdf", "unscannable").await;
-    assert!(line.contains("2 hard links"), "{line}");
-    assert!(dir.join("enlace_duro.pdf").exists() && original.exists());
-    report.row(
-        "hard link",
-        "kept with a clear reason",
-        &Observed::new()
-            .upload(&world, "enlace_duro.pdf", hard)
-            .await
-            .log(&line)
-            .path("its other name", &original),
-    );
+    cases
+        .run("hard link", || async {
+            // A hard link.
+            let linked = sample_bytes(2, 3_000);
+            let original = world.temp.path().join("original-of-hard-link.pdf");
+            std::fs::write(&original, &linked).unwrap();
+            std::fs::hard_link(&original, dir.join("enlace_duro.pdf")).unwrap();
+            let hard = world.db.insert_venta("PORTA-HARD", Some("confrontas/enlace_duro.pdf")).await;
+            let line = logged(&sidecar, "enlace_duro.pdf", "unscannable").await;
+            assert!(line.contains("2 hard links"), "{line}");
+            assert!(dir.join("enlace_duro.pdf").exists() && original.exists());
+            report.row(
+                "hard link",
+                "kept with a clear reason",
+                &Observed::new()
+                    .upload(&world, "enlace_duro.pdf", hard)
+                    .await
+                    .log(&line)
+                    .path("its other name", &original),
+            );
+        })
+        .await;
 
-    // A FIFO: opening it must not block the daemon.
-    let fifo = dir.join("tuberia.pdf");
-    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
-    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
-    let fifo_id = world.db.insert_venta("PORTA-FIFO", Some("confrontas/tuberia.pdf")).await;
-    let line = logged(&sidecar, "tuberia.pdf", "not_regular").await;
-    report.row(
-        "FIFO",
-        "kept, daemon not blocked",
-        &Observed::new().upload(&world, "tuberia.pdf", fifo_id).await.log(&line).daemon(&mut sidecar),
-    );
+    cases
+        .run("FIFO", || async {
+            // A FIFO: opening it must not block the daemon.
+            let fifo = dir.join("tuberia.pdf");
+            let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+            assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o644) }, 0);
+            let fifo_id = world.db.insert_venta("PORTA-FIFO", Some("confrontas/tuberia.pdf")).await;
+            let line = logged(&sidecar, "tuberia.pdf", "not_regular").await;
+            report.row(
+                "FIFO",
+                "kept, daemon not blocked",
+                &Observed::new().upload(&world, "tuberia.pdf", fifo_id).await.log(&line).daemon(&mut sidecar),
+            );
+        })
+        .await;
 
-    // A sub-directory.
-    std::fs::create_dir_all(dir.join("2026/11")).unwrap();
-    let nested_bytes = sample_bytes(3, 5_000);
-    let nested = world.write_in_place("2026/11/anidado.pdf", &nested_bytes);
-    let nested_id = world.db.insert_venta("PORTA-NESTED", Some("confrontas/2026/11/anidado.pdf")).await;
-    let row = wait_recorded(&world, nested_id).await;
-    assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, nested_bytes);
-    wait_gone(&nested).await;
-    report.row(
-        "file in a sub-directory",
-        "moved like any other",
-        &Observed::new().upload(&world, "2026/11/anidado.pdf", nested_id).await,
-    );
+    cases
+        .run("file in a sub-directory", || async {
+            // A sub-directory.
+            std::fs::create_dir_all(dir.join("2026/11")).unwrap();
+            let nested_bytes = sample_bytes(3, 5_000);
+            let nested = world.write_in_place("2026/11/anidado.pdf", &nested_bytes);
+            let nested_id =
+                world.db.insert_venta("PORTA-NESTED", Some("confrontas/2026/11/anidado.pdf")).await;
+            let row = wait_recorded(&world, nested_id).await;
+            assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, nested_bytes);
+            wait_gone(&nested).await;
+            report.row(
+                "file in a sub-directory",
+                "moved like any other",
+                &Observed::new().upload(&world, "2026/11/anidado.pdf", nested_id).await,
+            );
+        })
+        .await;
 
     // Names: spaces, ñ, tildes, emoji, a newline, a leading dash.
     let names = [
@@ -152,54 +184,73 @@ async fn files_that_are_empty_not_regular_or_oddly_named() {
         ("-rf --no-preserve-root.pdf", "a leading dash"),
     ];
     for (index, (name, label)) in names.iter().enumerate() {
-        let bytes = sample_bytes(10 + index as u64, 2_000 + index);
-        let path = world.write_in_place(name, &bytes);
-        let id =
-            world.db.insert_venta(&format!("PORTA-NAME{index}"), Some(&format!("confrontas/{name}"))).await;
-        let row = wait_recorded(&world, id).await;
-        assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, bytes, "{label}");
-        wait_gone(&path).await;
-        report.row(
-            &format!("name with {label}"),
-            "moved; object name sanitised",
-            &Observed::new().upload(&world, name, id).await,
-        );
+        cases
+            .run(&format!("name with {label}"), || async {
+                let bytes = sample_bytes(10 + index as u64, 2_000 + index);
+                let path = world.write_in_place(name, &bytes);
+                let id = world
+                    .db
+                    .insert_venta(&format!("PORTA-NAME{index}"), Some(&format!("confrontas/{name}")))
+                    .await;
+                let row = wait_recorded(&world, id).await;
+                assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, bytes, "{label}");
+                wait_gone(&path).await;
+                report.row(
+                    &format!("name with {label}"),
+                    "moved; object name sanitised",
+                    &Observed::new().upload(&world, name, id).await,
+                );
+            })
+            .await;
     }
-    // The newline never splits a log line: the path is printed escaped.
-    assert!(sidecar.log_text().contains("salto\\nde linea.pdf"), "escaped newline in the log");
-    assert!(!sidecar.log_text().lines().any(|l| l.starts_with("de linea.pdf")), "no forged log line");
+    cases
+        .run("a newline in a name never splits a log line", || async {
+            // The path is printed escaped.
+            assert!(sidecar.log_text().contains("salto\\nde linea.pdf"), "escaped newline in the log");
+            assert!(!sidecar.log_text().lines().any(|l| l.starts_with("de linea.pdf")), "no forged log line");
+        })
+        .await;
 
-    // Non-UTF-8 bytes: no Django row can name it; it is logged and left alone.
-    use std::os::unix::ffi::OsStrExt;
-    let raw = dir.join(std::ffi::OsStr::from_bytes(b"latin1_\xf1o.pdf"));
-    std::fs::write(&raw, sample_bytes(20, 1_000)).unwrap();
-    let line = eventually("non-UTF-8 name reported", WAIT, || async {
-        sidecar.log_text().lines().find(|line| line.contains("not valid UTF-8")).map(str::to_owned)
-    })
-    .await;
-    assert!(raw.exists());
-    report.row(
-        "name with non-UTF-8 bytes",
-        "left alone, reported",
-        &Observed::new().log(&line).path("the file", &raw),
-    );
+    cases
+        .run("name with non-UTF-8 bytes", || async {
+            // Non-UTF-8 bytes: no Django row can name it; it is logged and left alone.
+            use std::os::unix::ffi::OsStrExt;
+            let raw = dir.join(std::ffi::OsStr::from_bytes(b"latin1_\xf1o.pdf"));
+            std::fs::write(&raw, sample_bytes(20, 1_000)).unwrap();
+            let line = eventually("non-UTF-8 name reported", WAIT, || async {
+                sidecar.log_text().lines().find(|line| line.contains("not valid UTF-8")).map(str::to_owned)
+            })
+            .await;
+            assert!(raw.exists());
+            report.row(
+                "name with non-UTF-8 bytes",
+                "left alone, reported",
+                &Observed::new().log(&line).path("the file", &raw),
+            );
+        })
+        .await;
 
-    // A row whose path climbs out of the media root is never followed.
-    let outside = world.media_root.join("secreto.pdf");
-    std::fs::write(&outside, sample_bytes(21, 1_000)).unwrap();
-    let escape = world.db.insert_venta("PORTA-ESCAPE", Some("confrontas/../secreto.pdf")).await;
-    tokio::time::sleep(Duration::from_secs(3)).await; // two reconcile passes
-    assert!(outside.exists());
-    assert!(!world.db.row(escape).await.unwrap().subido);
-    report.row(
-        "row path with '..' (a name Django never makes)",
-        "never followed",
-        &Observed::new().path("the file outside the folder", &outside).row(&world, escape).await,
-    );
+    cases
+        .run("row path with '..'", || async {
+            // A row whose path climbs out of the media root is never followed.
+            let outside = world.media_root.join("secreto.pdf");
+            std::fs::write(&outside, sample_bytes(21, 1_000)).unwrap();
+            let escape = world.db.insert_venta("PORTA-ESCAPE", Some("confrontas/../secreto.pdf")).await;
+            tokio::time::sleep(Duration::from_secs(3)).await; // two reconcile passes
+            assert!(outside.exists());
+            assert!(!world.db.row(escape).await.unwrap().subido);
+            report.row(
+                "row path with '..' (a name Django never makes)",
+                "never followed",
+                &Observed::new().path("the file outside the folder", &outside).row(&world, escape).await,
+            );
+        })
+        .await;
 
     sidecar.assert_running();
     report.row("daemon after all of the above", "still running", &Observed::new().daemon(&mut sidecar));
     world.cleanup().await;
+    cases.finish();
 }
 
 /// Validation (seed 8.1): types by magic bytes and extension, max_bytes.
@@ -221,27 +272,32 @@ async fn validation_quarantines_what_is_not_an_allowed_document() {
         ("documento.exe", sample_bytes(30, 2_000), "quarantined", "extension .exe is not in allowed_types"),
         ("enorme.pdf", sample_bytes(31, 100_001), "quarantined", "over max_bytes (100000)"),
     ];
+    let mut table = Cases::new();
     for (name, bytes, reason, detail) in &cases {
-        world.write_in_place(name, bytes);
-        let id = world.db.insert_venta(&format!("PORTA-V-{name}"), Some(&format!("confrontas/{name}"))).await;
-        let line = logged(&sidecar, name, reason).await;
-        assert!(line.contains(detail), "{line}");
-        assert_eq!(
-            std::fs::read(world.quarantined(name)).unwrap(),
-            *bytes,
-            "{name} kept intact in quarantine"
-        );
-        let note = std::fs::read_to_string(world.quarantined(&format!("{name}.reason"))).unwrap();
-        assert!(note.contains(detail), "{note}");
-        let row = world.db.row(id).await.unwrap();
-        assert!(!row.subido && row.object_name.is_none(), "nothing recorded: {row:?}");
-        assert_eq!(row.confronta.as_deref(), Some(""), "the row no longer names the refused path");
-        assert!(row.sync_error.as_deref().is_some_and(|e| e.contains(detail)), "the row says why: {row:?}");
-        report.row(
-            &format!("{name}: {detail}"),
-            "quarantined, reason logged and written beside it and in the row, which stops naming the path",
-            &Observed::new().upload(&world, name, id).await.log(&line),
-        );
+        table
+            .run(&format!("{name}: {detail}"), || async {
+                world.write_in_place(name, bytes);
+                let id = world.db.insert_venta(&format!("PORTA-V-{name}"), Some(&format!("confrontas/{name}"))).await;
+                let line = logged(&sidecar, name, reason).await;
+                assert!(line.contains(detail), "{line}");
+                assert_eq!(
+                    std::fs::read(world.quarantined(name)).unwrap(),
+                    *bytes,
+                    "{name} kept intact in quarantine"
+                );
+                let note = std::fs::read_to_string(world.quarantined(&format!("{name}.reason"))).unwrap();
+                assert!(note.contains(detail), "{note}");
+                let row = world.db.row(id).await.unwrap();
+                assert!(!row.subido && row.object_name.is_none(), "nothing recorded: {row:?}");
+                assert_eq!(row.confronta.as_deref(), Some(""), "the row no longer names the refused path");
+                assert!(row.sync_error.as_deref().is_some_and(|e| e.contains(detail)), "the row says why: {row:?}");
+                report.row(
+                    &format!("{name}: {detail}"),
+                    "quarantined, reason logged and written beside it and in the row, which stops naming the path",
+                    &Observed::new().upload(&world, name, id).await.log(&line),
+                );
+            })
+            .await;
     }
     assert!(world.objects_under_prefix().await.is_empty(), "nothing refused was uploaded");
     let under_media_root: Vec<_> = std::fs::read_dir(&world.media_root)
@@ -324,6 +380,7 @@ async fn validation_quarantines_what_is_not_an_allowed_document() {
     );
     sidecar.assert_running();
     world.cleanup().await;
+    table.finish();
 }
 
 /// Starts clamd on a private socket with a one-signature database made with sigtool, which

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod buckets;
+pub mod cases;
 pub mod config;
 pub mod django;
 pub mod notify;
