@@ -185,8 +185,8 @@ pub async fn pause_point(name: &str) {
             Some("panic") => panic!("panicked by failpoint {name}"),
             Some("kill") => {
                 tracing::warn!(failpoint = name, "killed by failpoint");
-                // SAFETY: sending a signal to our own pid has no memory-safety preconditions.
-                unsafe { libc::kill(libc::getpid(), libc::SIGKILL) };
+                use rustix::process::{getpid, kill_process, Signal};
+                let _ = kill_process(getpid(), Signal::KILL);
             }
             Some(ms) => {
                 let ms: u64 = ms.parse().unwrap_or(0);

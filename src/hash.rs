@@ -8,6 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use base64::Engine as _;
+use rustix::fs::OFlags;
 use sha2::{Digest as _, Sha256};
 
 use crate::media_path::{open_no_follow, symlink_metadata_no_follow, NoFollowError};
@@ -177,7 +178,7 @@ impl ReadError {
 pub fn open_regular(path: &Path) -> Result<(File, FileIdentity), ReadError> {
     let shown = || path.display().to_string();
     // O_NONBLOCK: opening a FIFO must not wait for a writer.
-    let file = open_no_follow(path, libc::O_RDONLY | libc::O_NONBLOCK).map_err(|error| match error {
+    let file = open_no_follow(path, OFlags::RDONLY | OFlags::NONBLOCK).map_err(|error| match error {
         NoFollowError::SymlinkedFolder { path, folder } => ReadError::SymlinkedFolder { path, folder },
         // O_NOFOLLOW on a final symlink fails with ELOOP: it is not a file we may read.
         error if error.raw_os_error() == Some(libc::ELOOP) => ReadError::NotRegular { path: shown() },

@@ -16,6 +16,7 @@ pub mod media_path;
 pub mod object_name;
 pub mod pipeline;
 pub mod report;
+pub mod s3_limits;
 pub mod signals;
 pub mod store;
 pub mod telemetry;

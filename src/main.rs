@@ -23,13 +23,10 @@ fn main() {
 /// memory, environment or descriptors through /proc, and a crash leaves no core file with the
 /// S3 key or the database password in it. root keeps access, as it would anyway.
 fn not_dumpable() {
-    // SAFETY: PR_SET_DUMPABLE takes plain integers and touches no memory of ours.
-    if unsafe { libc::prctl(libc::PR_SET_DUMPABLE, 0, 0, 0, 0) } != 0 {
+    use rustix::process::{set_dumpable_behavior, DumpableBehavior};
+    if let Err(errno) = set_dumpable_behavior(DumpableBehavior::NotDumpable) {
         // Nothing else can be done about it, and the daemon works without it: say so and go on.
-        eprintln!(
-            "confronta-sync: cannot mark the process non-dumpable: {}",
-            std::io::Error::last_os_error()
-        );
+        eprintln!("confronta-sync: cannot mark the process non-dumpable: {}", std::io::Error::from(errno));
     }
 }
 
@@ -44,6 +41,7 @@ fn limit_malloc_arenas() {
     #[cfg(all(target_os = "linux", target_env = "gnu"))]
     if std::env::var_os("MALLOC_ARENA_MAX").is_none() {
         // SAFETY: mallopt only sets an allocator parameter; no thread but this one exists yet.
+        // No crate wraps mallopt (rustix and nix leave the C allocator alone), so it stays.
         unsafe {
             libc::mallopt(libc::M_ARENA_MAX, 2);
         }

@@ -2,13 +2,21 @@
 //! and the only way the daemon reaches such a file on disk: from a media root resolved once at
 //! start-up, one path component at a time, never following a symlink.
 
-use std::ffi::{CString, OsStr};
+use std::ffi::{CStr, CString, OsStr};
 use std::fmt;
 use std::fs::File;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use rustix::fs::{
+    fsync, openat, openat2, renameat_with, statat, unlinkat, AtFlags, FileType, Mode, OFlags, RenameFlags,
+    ResolveFlags, CWD,
+};
+use rustix::io::Errno;
+use sha2::{Digest as _, Sha256};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MediaPathError {
@@ -154,18 +162,18 @@ impl NoFollowError {
     }
 }
 
-/// Opens `path` with `flags` plus `O_NOFOLLOW`, reaching it one component at a time with
-/// `openat(O_NOFOLLOW)`, so neither the file nor any folder on the way may be a symlink.
-pub fn open_no_follow(path: &Path, flags: libc::c_int) -> Result<File, NoFollowError> {
+/// Opens `path` with `flags` plus `O_NOFOLLOW`, so neither the file nor any folder on the way
+/// may be a symlink (the folders are reached as `Parent::open` says).
+pub fn open_no_follow(path: &Path, flags: OFlags) -> Result<File, NoFollowError> {
     let parent = Parent::open(path)?;
-    let fd = parent.openat(flags | libc::O_NOFOLLOW)?;
+    let fd = parent.openat(flags | OFlags::NOFOLLOW)?;
     Ok(File::from(fd))
 }
 
 /// [`std::fs::symlink_metadata`] that follows no symlink on the way either. Opening with
 /// `O_PATH` reads no data and cannot block on a FIFO; a final symlink is reported as one.
 pub fn symlink_metadata_no_follow(path: &Path) -> Result<std::fs::Metadata, NoFollowError> {
-    let file = open_no_follow(path, libc::O_PATH)?;
+    let file = open_no_follow(path, OFlags::PATH)?;
     file.metadata().map_err(|source| io_error(path, source))
 }
 
@@ -173,15 +181,8 @@ pub fn symlink_metadata_no_follow(path: &Path) -> Result<std::fs::Metadata, NoFo
 /// survives a power cut. A file already gone is not an error.
 pub fn remove_file_durably(path: &Path) -> Result<(), NoFollowError> {
     let parent = Parent::open(path)?;
-    // SAFETY: both pointers are valid for the call; the name has no `/`, so it cannot leave
-    // the folder the descriptor holds.
-    if unsafe { libc::unlinkat(parent.fd(), parent.name.as_ptr(), 0) } != 0 {
-        let error = std::io::Error::last_os_error();
-        if error.kind() != std::io::ErrorKind::NotFound {
-            return Err(io_error(path, error));
-        }
-    }
-    parent.sync()
+    unlink_if_there(parent.fd(), &parent.name, path)?;
+    sync_folder(parent.fd(), path)
 }
 
 /// Renames the file at `from` (not through any symlink) to `to`, an operator-configured path
@@ -190,20 +191,9 @@ pub fn remove_file_durably(path: &Path) -> Result<(), NoFollowError> {
 pub fn rename_no_replace_durably(from: &Path, to: &Path) -> Result<(), NoFollowError> {
     let parent = Parent::open(from)?;
     let target = c_path(to)?;
-    // SAFETY: valid pointers for the call; `from`'s name has no `/`.
-    let renamed = unsafe {
-        libc::renameat2(
-            parent.fd(),
-            parent.name.as_ptr(),
-            libc::AT_FDCWD,
-            target.as_ptr(),
-            libc::RENAME_NOREPLACE,
-        )
-    };
-    if renamed != 0 {
-        return Err(io_error(from, std::io::Error::last_os_error()));
-    }
-    parent.sync()
+    renameat_with(parent.fd(), &parent.name, CWD, &target, RenameFlags::NOREPLACE)
+        .map_err(|errno| io_error(from, errno.into()))?;
+    sync_folder(parent.fd(), from)
 }
 
 /// The prefix of the private name a file is moved to before it is unlinked (`SetAside`). The
@@ -273,21 +263,15 @@ impl SetAside {
     /// Unlinks the file from its private name and fsyncs the folder, which makes the move
     /// and the removal durable together.
     pub fn unlink_durably(self) -> Result<(), NoFollowError> {
-        // SAFETY: a valid descriptor (or AT_FDCWD) and a NUL-terminated name without `/`.
-        if unsafe { libc::unlinkat(self.fd(), self.private.as_ptr(), 0) } != 0 {
-            let error = std::io::Error::last_os_error();
-            if error.kind() != std::io::ErrorKind::NotFound {
-                return Err(io_error(&self.private_path, error));
-            }
-        }
-        self.sync()
+        unlink_if_there(self.fd(), &self.private, &self.private_path)?;
+        sync_folder(self.fd(), &self.path)
     }
 
     /// Moves the file back to its name, never over a file that has taken the name since: that
     /// one is an error naming both, and the file stays aside, where nothing deletes it.
     pub fn put_back(self) -> Result<(), NoFollowError> {
         match self.rename(&self.private, &self.name) {
-            Ok(()) => self.sync(),
+            Ok(()) => sync_folder(self.fd(), &self.path),
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
                 let message = format!(
                     "another file took {} while it was checked; the file that stood there is kept as {}",
@@ -300,53 +284,50 @@ impl SetAside {
         }
     }
 
-    fn fd(&self) -> RawFd {
-        self.dir.as_ref().map_or(libc::AT_FDCWD, |fd| fd.as_raw_fd())
+    fn fd(&self) -> BorrowedFd<'_> {
+        folder_fd(&self.dir)
     }
 
-    fn rename(&self, from: &CString, to: &CString) -> std::io::Result<()> {
-        // SAFETY: valid descriptors and NUL-terminated names without `/`, in the same folder.
-        let renamed = unsafe {
-            libc::renameat2(self.fd(), from.as_ptr(), self.fd(), to.as_ptr(), libc::RENAME_NOREPLACE)
-        };
-        if renamed == 0 {
-            Ok(())
-        } else {
-            Err(std::io::Error::last_os_error())
-        }
+    fn rename(&self, from: &CStr, to: &CStr) -> std::io::Result<()> {
+        // Both names are in the same folder, so the move never leaves it.
+        Ok(renameat_with(self.fd(), from, self.fd(), to, RenameFlags::NOREPLACE)?)
     }
 
-    fn exists_at(&self, name: &CString) -> Result<bool, NoFollowError> {
-        let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-        // SAFETY: valid pointers; fstatat fills `stat` when it returns 0.
-        let found =
-            unsafe { libc::fstatat(self.fd(), name.as_ptr(), stat.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-        if found == 0 {
-            return Ok(true);
+    fn exists_at(&self, name: &CStr) -> Result<bool, NoFollowError> {
+        match statat(self.fd(), name, AtFlags::SYMLINK_NOFOLLOW) {
+            Ok(_) => Ok(true),
+            Err(Errno::NOENT) => Ok(false),
+            Err(errno) => Err(io_error(&self.private_path, errno.into())),
         }
-        let error = std::io::Error::last_os_error();
-        match error.kind() {
-            std::io::ErrorKind::NotFound => Ok(false),
-            _ => Err(io_error(&self.private_path, error)),
-        }
-    }
-
-    fn sync(&self) -> Result<(), NoFollowError> {
-        let folder = openat(self.fd(), OsStr::new("."), libc::O_RDONLY | libc::O_DIRECTORY)
-            .map_err(|source| io_error(&self.path, source))?;
-        File::from(folder).sync_all().map_err(|source| io_error(&self.path, source))
     }
 }
 
 /// The private name a file named `name` is set aside under: short whatever `name`'s length
 /// (a digest of it), and the same for the same name, so a run finds an earlier run's.
 fn aside_name(name: &[u8]) -> String {
-    let digest = crate::hash::Sha256Digest::of_bytes(name).to_hex();
+    // sha2 directly rather than `hash::Sha256Digest`: `hash` opens files through this module,
+    // and the two would import each other.
+    let digest = hex::encode(Sha256::digest(name));
     format!("{SET_ASIDE_PREFIX}{}", &digest[..16])
 }
 
-/// The folder holding a file, opened component by component without following a symlink,
-/// and the file's name in it.
+/// How `Parent::open` reaches the folder holding a file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Resolver {
+    /// One `openat2` with `RESOLVE_NO_SYMLINKS` (Linux 5.6 and later): the kernel refuses a
+    /// symlink anywhere on the way, in one call rather than one per folder.
+    Openat2,
+    /// `openat(O_NOFOLLOW)` one folder at a time: for kernels without `openat2` or a seccomp
+    /// filter that refuses it, and to name the symlinked folder `openat2` found (it only says
+    /// ELOOP).
+    Walk,
+}
+
+/// Set once `openat2` answered ENOSYS (an older kernel) or EPERM (a seccomp filter, as some
+/// container runtimes install): every later path goes straight to the walk.
+static OPENAT2_REFUSED: AtomicBool = AtomicBool::new(false);
+
+/// The folder holding a file, opened without following a symlink, and the file's name in it.
 struct Parent<'a> {
     /// `None` is the working directory (a relative path with a single component).
     dir: Option<OwnedFd>,
@@ -355,89 +336,126 @@ struct Parent<'a> {
 }
 
 impl<'a> Parent<'a> {
+    /// With `openat2` while the kernel takes it, else with the walk.
     fn open(path: &'a Path) -> Result<Parent<'a>, NoFollowError> {
+        if OPENAT2_REFUSED.load(Ordering::Relaxed) {
+            return Parent::open_with(path, Resolver::Walk);
+        }
+        match Parent::open_with(path, Resolver::Openat2) {
+            Err(error) if matches!(error.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) => {
+                if !OPENAT2_REFUSED.swap(true, Ordering::Relaxed) {
+                    tracing::info!(%error, "openat2 is not available; media paths are opened one folder at a time");
+                }
+                Parent::open_with(path, Resolver::Walk)
+            }
+            // A symlinked folder on the way: the walk finds which one, for the message.
+            Err(error) if error.raw_os_error() == Some(libc::ELOOP) => {
+                Parent::open_with(path, Resolver::Walk)
+            }
+            opened => opened,
+        }
+    }
+
+    fn open_with(path: &'a Path, resolver: Resolver) -> Result<Parent<'a>, NoFollowError> {
         let mut components: Vec<Component> = path.components().collect();
         let Some(Component::Normal(name)) = components.pop() else {
             let message = "the path does not end in a file name";
             return Err(io_error(path, std::io::Error::new(std::io::ErrorKind::InvalidInput, message)));
         };
-        let mut dir: Option<OwnedFd> = None;
-        let mut walked = PathBuf::new();
+        let mut folders = Vec::with_capacity(components.len());
         for component in components {
-            let next = match component {
-                Component::RootDir => Path::new("/").as_os_str(),
-                Component::CurDir => continue,
-                Component::Normal(segment) => segment,
+            match component {
+                Component::RootDir => folders.push(Path::new("/").as_os_str()),
+                Component::CurDir => {}
+                Component::Normal(segment) => folders.push(segment),
                 // `..` could climb back out of a folder reached safely; no media path has one.
                 Component::ParentDir | Component::Prefix(_) => {
                     let message = "the path has a '..' segment";
                     let error = std::io::Error::new(std::io::ErrorKind::InvalidInput, message);
                     return Err(io_error(path, error));
                 }
-            };
-            walked.push(next);
-            let at = dir.as_ref().map_or(libc::AT_FDCWD, |fd| fd.as_raw_fd());
-            // O_PATH: a folder only needs to be searchable to be passed through, as with open(2).
-            let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
-            match openat(at, next, flags) {
-                Ok(fd) => dir = Some(fd),
-                Err(_) if is_symlink_at(at, next) => {
-                    return Err(NoFollowError::SymlinkedFolder {
-                        path: path.display().to_string(),
-                        folder: walked.display().to_string(),
-                    });
-                }
-                Err(error) => return Err(io_error(path, error)),
             }
         }
+        let dir = match resolver {
+            Resolver::Openat2 => {
+                open_folder_at_once(&folders).map_err(|errno| io_error(path, errno.into()))?
+            }
+            Resolver::Walk => walk_to_folder(path, &folders)?,
+        };
         let name = CString::new(name.as_bytes()).map_err(|e| io_error(path, e.into()))?;
         Ok(Parent { dir, name, path })
     }
 
-    fn fd(&self) -> RawFd {
-        self.dir.as_ref().map_or(libc::AT_FDCWD, |fd| fd.as_raw_fd())
+    fn fd(&self) -> BorrowedFd<'_> {
+        folder_fd(&self.dir)
     }
 
-    fn openat(&self, flags: libc::c_int) -> Result<OwnedFd, NoFollowError> {
-        // SAFETY: a valid descriptor (or AT_FDCWD) and a NUL-terminated name without `/`.
-        let fd = unsafe { libc::openat(self.fd(), self.name.as_ptr(), flags | libc::O_CLOEXEC) };
-        if fd < 0 {
-            return Err(io_error(self.path, std::io::Error::last_os_error()));
-        }
-        // SAFETY: `openat` just returned this descriptor and nothing else owns it.
-        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
-    }
-
-    /// fsyncs the folder, which needs a readable descriptor rather than the `O_PATH` one.
-    fn sync(&self) -> Result<(), NoFollowError> {
-        let folder = openat(self.fd(), OsStr::new("."), libc::O_RDONLY | libc::O_DIRECTORY)
-            .map_err(|source| io_error(self.path, source))?;
-        File::from(folder).sync_all().map_err(|source| io_error(self.path, source))
+    fn openat(&self, flags: OFlags) -> Result<OwnedFd, NoFollowError> {
+        openat(self.fd(), self.name.as_c_str(), flags | OFlags::CLOEXEC, Mode::empty())
+            .map_err(|errno| io_error(self.path, errno.into()))
     }
 }
 
-fn openat(at: RawFd, name: &OsStr, flags: libc::c_int) -> std::io::Result<OwnedFd> {
-    let name = CString::new(name.as_bytes())?;
-    // SAFETY: a valid descriptor (or AT_FDCWD) and a NUL-terminated name.
-    let fd = unsafe { libc::openat(at, name.as_ptr(), flags | libc::O_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
+/// The folder made of `folders` in one `openat2` call that fails (ELOOP) at any symlink;
+/// `None` for the working directory.
+fn open_folder_at_once(folders: &[&OsStr]) -> rustix::io::Result<Option<OwnedFd>> {
+    if folders.is_empty() {
+        return Ok(None);
     }
-    // SAFETY: `openat` just returned this descriptor and nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    let folder: PathBuf = folders.iter().collect();
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    openat2(CWD, &folder, flags, Mode::empty(), ResolveFlags::NO_SYMLINKS).map(Some)
+}
+
+/// The folder made of `folders`, opened one at a time with `O_NOFOLLOW`, naming the first
+/// that is a symlink.
+fn walk_to_folder(path: &Path, folders: &[&OsStr]) -> Result<Option<OwnedFd>, NoFollowError> {
+    let mut dir: Option<OwnedFd> = None;
+    let mut walked = PathBuf::new();
+    for &next in folders {
+        walked.push(next);
+        let at = folder_fd(&dir);
+        // O_PATH: a folder only needs to be searchable to be passed through, as with open(2).
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match openat(at, next, flags, Mode::empty()) {
+            Ok(fd) => dir = Some(fd),
+            Err(_) if is_symlink_at(at, next) => {
+                return Err(NoFollowError::SymlinkedFolder {
+                    path: path.display().to_string(),
+                    folder: walked.display().to_string(),
+                });
+            }
+            Err(errno) => return Err(io_error(path, errno.into())),
+        }
+    }
+    Ok(dir)
+}
+
+/// The folder a descriptor holds, or the working directory for `None`.
+fn folder_fd(dir: &Option<OwnedFd>) -> BorrowedFd<'_> {
+    dir.as_ref().map_or(CWD, |fd| fd.as_fd())
+}
+
+/// Unlinks `name` in the folder `at`; a name already gone is not an error.
+fn unlink_if_there(at: BorrowedFd<'_>, name: &CStr, shown: &Path) -> Result<(), NoFollowError> {
+    match unlinkat(at, name, AtFlags::empty()) {
+        Ok(()) | Err(Errno::NOENT) => Ok(()),
+        Err(errno) => Err(io_error(shown, errno.into())),
+    }
+}
+
+/// fsyncs the folder `at`, which needs a readable descriptor rather than the `O_PATH` one.
+fn sync_folder(at: BorrowedFd<'_>, shown: &Path) -> Result<(), NoFollowError> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let folder = openat(at, ".", flags, Mode::empty()).map_err(|errno| io_error(shown, errno.into()))?;
+    fsync(&folder).map_err(|errno| io_error(shown, errno.into()))
 }
 
 /// Whether `name` in the folder `at` is a symlink; asked only after opening it as a folder
 /// failed, since O_NOFOLLOW|O_DIRECTORY reports a symlink as ELOOP or ENOTDIR by kernel.
-fn is_symlink_at(at: RawFd, name: &OsStr) -> bool {
-    let Ok(name) = CString::new(name.as_bytes()) else {
-        return false;
-    };
-    let mut stat = std::mem::MaybeUninit::<libc::stat>::uninit();
-    // SAFETY: valid pointers; fstatat fills `stat` when it returns 0.
-    let found = unsafe { libc::fstatat(at, name.as_ptr(), stat.as_mut_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
-    // SAFETY: initialised by the successful call.
-    found == 0 && unsafe { stat.assume_init() }.st_mode & libc::S_IFMT == libc::S_IFLNK
+fn is_symlink_at(at: BorrowedFd<'_>, name: &OsStr) -> bool {
+    statat(at, name, AtFlags::SYMLINK_NOFOLLOW)
+        .is_ok_and(|stat| FileType::from_raw_mode(stat.st_mode) == FileType::Symlink)
 }
 
 fn c_path(path: &Path) -> Result<CString, NoFollowError> {
@@ -512,7 +530,7 @@ mod tests {
         let through_link = media.path().join("evil/doc.pdf");
         let elsewhere = media.path().join("moved.pdf");
         let refused: [(&str, Result<(), NoFollowError>); 4] = [
-            ("open", open_no_follow(&through_link, libc::O_RDONLY).map(drop)),
+            ("open", open_no_follow(&through_link, OFlags::RDONLY).map(drop)),
             ("stat", symlink_metadata_no_follow(&through_link).map(drop)),
             ("unlink", remove_file_durably(&through_link)),
             ("rename", rename_no_replace_durably(&through_link, &elsewhere)),
@@ -535,7 +553,7 @@ mod tests {
         let file = media.path().join("confrontas/2026/doc.pdf");
         std::fs::write(&file, b"%PDF-1.7").unwrap();
         assert!(symlink_metadata_no_follow(&file).unwrap().is_file());
-        assert!(open_no_follow(&file, libc::O_RDONLY).is_ok());
+        assert!(open_no_follow(&file, OFlags::RDONLY).is_ok());
         let moved = media.path().join("moved.pdf");
         rename_no_replace_durably(&file, &moved).unwrap();
         assert!(symlink_metadata_no_follow(&file).unwrap_err().is_not_found());
@@ -544,8 +562,52 @@ mod tests {
         // A final symlink is reported as one, never followed.
         std::os::unix::fs::symlink("/etc/passwd", media.path().join("link")).unwrap();
         assert!(symlink_metadata_no_follow(&media.path().join("link")).unwrap().file_type().is_symlink());
-        let opened = open_no_follow(&media.path().join("link"), libc::O_RDONLY);
+        let opened = open_no_follow(&media.path().join("link"), OFlags::RDONLY);
         assert_eq!(opened.unwrap_err().raw_os_error(), Some(libc::ELOOP));
+    }
+
+    /// Issue 27 item 6: `openat2` and the walk it falls back to reach the same folder, and
+    /// both refuse a symlinked one (`openat2` with ELOOP, the walk naming it).
+    fn check_resolver(resolver: Resolver) {
+        use std::os::unix::fs::MetadataExt;
+        let media = tempfile::tempdir().unwrap();
+        let outside = tempfile::tempdir().unwrap();
+        let folder = media.path().join("confrontas/2026");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::os::unix::fs::symlink(outside.path(), media.path().join("confrontas/evil")).unwrap();
+        let (file, through_link) = (folder.join("doc.pdf"), media.path().join("confrontas/evil/doc.pdf"));
+        let parent = Parent::open_with(&file, resolver).unwrap();
+        let opened = rustix::fs::fstat(parent.dir.as_ref().unwrap()).unwrap();
+        let expected = std::fs::metadata(&folder).unwrap();
+        assert_eq!((opened.st_dev, opened.st_ino), (expected.dev(), expected.ino()), "{resolver:?}");
+        assert_eq!(parent.name.as_bytes(), b"doc.pdf", "{resolver:?}");
+        // A single component is a name in the working directory.
+        assert!(Parent::open_with(Path::new("doc.pdf"), resolver).unwrap().dir.is_none());
+        let refused = Parent::open_with(&through_link, resolver);
+        match (resolver, refused) {
+            (Resolver::Openat2, Err(error)) => assert_eq!(error.raw_os_error(), Some(libc::ELOOP)),
+            (Resolver::Walk, Err(NoFollowError::SymlinkedFolder { folder, .. })) => {
+                assert_eq!(folder, media.path().join("confrontas/evil").display().to_string())
+            }
+            (_, other) => panic!("{resolver:?}: {:?}", other.map(|parent| parent.name)),
+        }
+    }
+
+    #[test]
+    fn openat2_reaches_the_folder_and_refuses_a_symlink_on_the_way() {
+        let probe = std::env::temp_dir().join("x");
+        if let Err(error) = Parent::open_with(&probe, Resolver::Openat2) {
+            if matches!(error.raw_os_error(), Some(libc::ENOSYS | libc::EPERM)) {
+                eprintln!("openat2 is not available here ({error}); only the walk is tested");
+                return;
+            }
+        }
+        check_resolver(Resolver::Openat2);
+    }
+
+    #[test]
+    fn the_walk_without_openat2_reaches_the_folder_and_names_a_symlinked_one() {
+        check_resolver(Resolver::Walk);
     }
 
     #[test]

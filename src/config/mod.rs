@@ -16,6 +16,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use crate::object_name::ObjectNameTemplate;
+use crate::s3_limits::{MAX_OBJECT_BYTES, MAX_PART_BYTES, MIN_PART_BYTES};
 pub use schema::*;
 pub use secrets::{redact_url, Secret, SECRET_KEY_ENV};
 use secrets::{refuse_readable_by_others, refuse_writable_by_others};
@@ -215,26 +216,23 @@ impl Config {
             }
         }
         self.validate_object_policy()?;
-        const MIN_PART: u64 = 5 * 1024 * 1024;
-        if self.minio.part_size_bytes < MIN_PART {
+        if self.minio.part_size_bytes < MIN_PART_BYTES {
             return Err(format!(
-                "minio.part_size_bytes must be at least {MIN_PART} (the S3 minimum), got {}",
+                "minio.part_size_bytes must be at least {MIN_PART_BYTES} (the S3 minimum), got {}",
                 self.minio.part_size_bytes
             ));
         }
         // Larger parts or files could never be uploaded: say so now, not at the first such file.
-        if self.minio.part_size_bytes > crate::store::MAX_PART_BYTES {
+        if self.minio.part_size_bytes > MAX_PART_BYTES {
             return Err(format!(
                 "minio.part_size_bytes must be at most {} (the S3 maximum), got {}",
-                crate::store::MAX_PART_BYTES,
-                self.minio.part_size_bytes
+                MAX_PART_BYTES, self.minio.part_size_bytes
             ));
         }
-        if self.validation.max_bytes > crate::store::MAX_OBJECT_BYTES {
+        if self.validation.max_bytes > MAX_OBJECT_BYTES {
             return Err(format!(
                 "validation.max_bytes must be at most {} (S3's largest object), got {}",
-                crate::store::MAX_OBJECT_BYTES,
-                self.validation.max_bytes
+                MAX_OBJECT_BYTES, self.validation.max_bytes
             ));
         }
         self.validate_durations()?;

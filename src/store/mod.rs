@@ -1,5 +1,6 @@
 //! The object-store edge: the `ObjectStore` trait the pipeline and the operator commands use,
-//! its types and error kinds, and S3's size limits. The backend is in `s3`.
+//! its types and error kinds, and the part size of a file within S3's size limits (`s3_limits`,
+//! re-exported here). The backend is in `s3`.
 //!
 //! Only `upload` (and the start-up `probe`) writes to the bucket and only `delete` removes from
 //! it; the pipeline decides when either may run. What every upload asks of the bucket
@@ -22,12 +23,7 @@ mod s3;
 
 pub use s3::{put_deadline, settle_proxy_environment, S3Store};
 
-/// S3's most parts in one multipart upload.
-pub const MAX_PARTS: u64 = 10_000;
-/// S3's largest part.
-pub const MAX_PART_BYTES: u64 = 5 << 30;
-/// S3's largest object.
-pub const MAX_OBJECT_BYTES: u64 = 5 << 40;
+pub use crate::s3_limits::{MAX_OBJECT_BYTES, MAX_PARTS, MAX_PART_BYTES};
 
 /// The part size a file of `file_size` bytes goes up in: `configured`, or for a file that
 /// would need more than [`MAX_PARTS`] of them, the smallest whole number of MiB that fits it in

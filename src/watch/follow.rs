@@ -87,12 +87,11 @@ impl Sentinel {
     /// Any event ends the wait, so a folder made at the path is looked at within moments.
     fn wait(&mut self, limit: Duration) -> Option<Lost> {
         use inotify::EventMask;
-        use std::os::fd::AsRawFd;
-        let mut poll = libc::pollfd { fd: self.inotify.as_raw_fd(), events: libc::POLLIN, revents: 0 };
-        let millis = limit.as_millis().min(i32::MAX as u128) as i32;
-        // SAFETY: one valid pollfd, for the length given; the fd lives as long as `self`.
-        let ready = unsafe { libc::poll(&mut poll, 1, millis) };
-        if ready <= 0 {
+        use rustix::event::{poll, PollFd, PollFlags, Timespec};
+        // A limit too long for a timespec (over i64::MAX seconds) is as good as none.
+        let timeout = Timespec::try_from(limit).ok();
+        let mut fds = [PollFd::new(&self.inotify, PollFlags::IN)];
+        if !matches!(poll(&mut fds, timeout.as_ref()), Ok(ready) if ready > 0) {
             return None;
         }
         let mut lost = None;

@@ -78,9 +78,8 @@ mod tests {
             folder = folder.join(format!("level{depth}"));
             std::fs::create_dir(&folder).unwrap();
         }
-        let fifo = std::ffi::CString::new(folder.join("fifo").into_os_string().into_encoded_bytes()).unwrap();
-        // SAFETY: a valid NUL-terminated path; mkfifo keeps no pointer to it.
-        assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+        use rustix::fs::{mknodat, FileType, Mode, CWD};
+        mknodat(CWD, folder.join("fifo"), FileType::Fifo, Mode::from_raw_mode(0o600), 0).unwrap();
         std::os::unix::fs::symlink(&expected[0], folder.join("link.pdf")).unwrap();
         std::os::unix::fs::symlink(outside.path(), folder.join("linked_folder")).unwrap();
         expected.sort();
