@@ -2,11 +2,9 @@
 //! writes, clamd, the metrics address and the secret key, each judged for the user the service
 //! runs as, one line each.
 
-use std::ffi::{CStr, CString};
 use std::fmt;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::Duration;
@@ -71,8 +69,7 @@ impl fmt::Display for Who {
 
 /// The user to judge for, and the line that says which and why.
 pub fn who() -> (Who, Finding) {
-    // SAFETY: geteuid and getegid cannot fail.
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = effective_ids();
     let own_name = user_name(uid).unwrap_or_else(|| uid.to_string());
     let current = Who { uid, name: own_name.clone(), groups: own_groups(gid), current: true };
     let finding = |severity, text: String| Finding { severity, subject: "user".into(), text };
@@ -141,7 +138,7 @@ pub async fn look(config: &Config) -> Vec<Finding> {
 /// The checks a start makes besides its own (which stop it): what would leave files waiting
 /// while the daemon runs. Logged as warnings.
 pub async fn at_start(config: &Config) -> Vec<Finding> {
-    let (uid, gid) = unsafe { (libc::geteuid(), libc::getegid()) };
+    let (uid, gid) = effective_ids();
     let who = Who {
         uid,
         name: user_name(uid).unwrap_or_else(|| uid.to_string()),
@@ -386,15 +383,23 @@ fn access(path: &Path, want: i32, who: &Who) -> Result<(), String> {
     } else {
         "reachable"
     };
-    let c_path =
-        CString::new(path.as_os_str().as_bytes()).map_err(|_| format!("{} holds a NUL", path.display()))?;
-    if who.current {
-        // SAFETY: a NUL-terminated path; faccessat only reads it.
-        let answer = unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), want, libc::AT_EACCESS) };
-        if answer != 0 {
-            return Err(format!("not {verb} by {who}: {}", os_text(&std::io::Error::last_os_error())));
+    // The kernel's own answer for this process's effective ids (`faccessat` with `AT_EACCESS`).
+    let kernel_says = |want: i32| {
+        let mut access = rustix::fs::Access::empty();
+        if want & READ != 0 {
+            access |= rustix::fs::Access::READ_OK;
         }
-        return Ok(());
+        if want & WRITE != 0 {
+            access |= rustix::fs::Access::WRITE_OK;
+        }
+        if want & SEARCH != 0 {
+            access |= rustix::fs::Access::EXEC_OK;
+        }
+        rustix::fs::accessat(rustix::fs::CWD, path, access, rustix::fs::AtFlags::EACCESS)
+            .map_err(|e| format!("not {verb} by {who}: {}", os_text(&std::io::Error::from(e))))
+    };
+    if who.current {
+        return kernel_says(want);
     }
     // Every folder on the way must let the user through.
     for ancestor in path.ancestors().skip(1) {
@@ -413,12 +418,7 @@ fn access(path: &Path, want: i32, who: &Who) -> Result<(), String> {
     }
     if want & WRITE != 0 {
         // A read-only mount refuses everyone, root included: root's own answer shows it.
-        // SAFETY: as above.
-        let answer =
-            unsafe { libc::faccessat(libc::AT_FDCWD, c_path.as_ptr(), libc::W_OK, libc::AT_EACCESS) };
-        if answer != 0 {
-            return Err(format!("not {verb} by {who}: {}", os_text(&std::io::Error::last_os_error())));
-        }
+        kernel_says(WRITE)?;
     }
     Ok(())
 }
@@ -462,77 +462,40 @@ fn primary_group_name(who: &Who) -> String {
     who.groups.first().and_then(|gid| group_name(*gid)).unwrap_or_else(|| who.name.clone())
 }
 
-/// Room for one passwd or group record; a larger one is taken as missing.
-const RECORD_BUFFER: usize = 16 * 1024;
-
 fn user_by_name(name: &str) -> Option<(u32, u32)> {
-    let c_name = CString::new(name).ok()?;
-    let mut record: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buffer = vec![0 as libc::c_char; RECORD_BUFFER];
-    let mut found = std::ptr::null_mut();
-    // SAFETY: every pointer is valid for the call, the buffer's length is given.
-    let answer = unsafe {
-        libc::getpwnam_r(c_name.as_ptr(), &mut record, buffer.as_mut_ptr(), buffer.len(), &mut found)
-    };
-    (answer == 0 && !found.is_null()).then_some((record.pw_uid, record.pw_gid))
+    uzers::get_user_by_name(name).map(|user| (user.uid(), user.primary_group_id()))
 }
 
 fn user_name(uid: u32) -> Option<String> {
-    let mut record: libc::passwd = unsafe { std::mem::zeroed() };
-    let mut buffer = vec![0 as libc::c_char; RECORD_BUFFER];
-    let mut found = std::ptr::null_mut();
-    // SAFETY: as in `user_by_name`; pw_name points into `buffer`, read before it is dropped.
-    let answer = unsafe { libc::getpwuid_r(uid, &mut record, buffer.as_mut_ptr(), buffer.len(), &mut found) };
-    if answer != 0 || found.is_null() {
-        return None;
-    }
-    Some(unsafe { CStr::from_ptr(record.pw_name) }.to_string_lossy().into_owned())
+    uzers::get_user_by_uid(uid).map(|user| user.name().to_string_lossy().into_owned())
 }
 
 fn group_name(gid: u32) -> Option<String> {
-    let mut record: libc::group = unsafe { std::mem::zeroed() };
-    let mut buffer = vec![0 as libc::c_char; RECORD_BUFFER];
-    let mut found = std::ptr::null_mut();
-    // SAFETY: as in `user_name`.
-    let answer = unsafe { libc::getgrgid_r(gid, &mut record, buffer.as_mut_ptr(), buffer.len(), &mut found) };
-    if answer != 0 || found.is_null() {
-        return None;
-    }
-    Some(unsafe { CStr::from_ptr(record.gr_name) }.to_string_lossy().into_owned())
+    uzers::get_group_by_gid(gid).map(|group| group.name().to_string_lossy().into_owned())
 }
 
 /// `name`'s primary group first, then every group that lists it (`getgrouplist`).
 fn groups_of(name: &str, primary: u32) -> Vec<u32> {
-    let Ok(c_name) = CString::new(name) else { return vec![primary] };
-    let mut count: libc::c_int = 64;
-    loop {
-        let mut groups = vec![0 as libc::gid_t; count as usize];
-        let asked = count;
-        // SAFETY: `groups` holds `count` entries; getgrouplist writes at most that many and
-        // sets `count` to how many there are.
-        let answer = unsafe { libc::getgrouplist(c_name.as_ptr(), primary, groups.as_mut_ptr(), &mut count) };
-        if answer >= 0 {
-            groups.truncate(count as usize);
-            return groups;
-        }
-        if count <= asked {
-            return vec![primary];
+    let mut groups = vec![primary];
+    for group in uzers::get_user_groups(name, primary).unwrap_or_default() {
+        if !groups.contains(&group.gid()) {
+            groups.push(group.gid());
         }
     }
+    groups
+}
+
+/// This process's effective uid and gid.
+fn effective_ids() -> (u32, u32) {
+    (rustix::process::geteuid().as_raw(), rustix::process::getegid().as_raw())
 }
 
 /// This process's effective group first, then its supplementary groups.
 fn own_groups(primary: u32) -> Vec<u32> {
     let mut groups = vec![primary];
-    // SAFETY: a count of 0 asks only for the number of groups.
-    let count = unsafe { libc::getgroups(0, std::ptr::null_mut()) };
-    if count > 0 {
-        let mut more = vec![0 as libc::gid_t; count as usize];
-        // SAFETY: `more` holds `count` entries.
-        let got = unsafe { libc::getgroups(count, more.as_mut_ptr()) };
-        if got > 0 {
-            more.truncate(got as usize);
-            groups.extend(more);
+    for group in uzers::group_access_list().unwrap_or_default() {
+        if !groups.contains(&group.gid()) {
+            groups.push(group.gid());
         }
     }
     groups
