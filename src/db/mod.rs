@@ -3,7 +3,7 @@
 //! PostgreSQL and a SQLite backend chosen by the URL scheme.
 //!
 //! Both backends run the same SQL text (built once in `Statements`), so the conformance suite
-//! in `tests/db_conformance.rs` exercises one behaviour twice. The daemon only ever writes
+//! in `tests/matching/db_conformance.rs` exercises one behaviour twice. The daemon only ever writes
 //! the four MinIO columns and clears `confronta`; every other column is left alone.
 
 mod postgres;

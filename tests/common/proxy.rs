@@ -1,5 +1,5 @@
 //! A TCP proxy in front of PostgreSQL that can be frozen: the peer then neither answers nor
-//! closes, as a hung pooler or a paused VM does (issue 17). Used by `tests/liveness.rs` and the
+//! closes, as a hung pooler or a paused VM does (issue 17). Used by `tests/watching/liveness.rs` and the
 //! reliability harness.
 
 use std::sync::atomic::{AtomicBool, Ordering};

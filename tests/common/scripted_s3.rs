@@ -1,8 +1,8 @@
 //! A scripted HTTP endpoint that plays a misbehaving S3 server: every request is recorded and
 //! answered as the test's script says (a status with headers and a body, or silence: the
 //! request is read and never answered, as behind a blackholed link). Used by
-//! `tests/object_store_answers.rs` (MinIO's and proxies' "try again" answers) and
-//! `tests/transport.rs` (deadlines). Speaks just enough HTTP/1.1: keep-alive, Content-Length
+//! `tests/service/object_store_answers.rs` (MinIO's and proxies' "try again" answers) and
+//! `tests/service/transport.rs` (deadlines). Speaks just enough HTTP/1.1: keep-alive, Content-Length
 //! bodies, `Expect: 100-continue`.
 
 use std::sync::{Arc, Mutex};

@@ -2,12 +2,10 @@
 //! `--dry-run` and `--limit`, `verify`, `orphans`, `presign`, `status`; and what start-up does
 //! with a journal it cannot open.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 use confronta_sync::hash::{hash_file, Sha256Digest};
 use confronta_sync::journal::{FileState, Journal, JournalEntry};
 use confronta_sync::media_path::RelativeMediaPath;
@@ -720,7 +718,7 @@ async fn the_dry_run_s_verdict_for_every_file_is_what_the_real_run_then_does() {
 /// object (which a bucket with versioning keeps, and object lock keeps for years).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dry_run_leaves_no_probe_object_on_a_versioned_bucket() {
-    use common::buckets::{Setup, TestBucket};
+    use crate::common::buckets::{Setup, TestBucket};
     let bucket = TestBucket::create("cs-dry", Setup { versioning: true, ..Setup::default() }).await;
     let world = World::new(Backend::Postgres).await;
     let config = world.config().set("minio.bucket", bucket.name.as_str()).write();

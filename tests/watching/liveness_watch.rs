@@ -3,11 +3,9 @@
 //! the future waits `settle_ms` and no longer, and a multipart upload that lost a part resumes
 //! from that part. The real binary against real PostgreSQL and the real S3 test server.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::*;
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 

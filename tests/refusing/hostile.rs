@@ -2,16 +2,14 @@
 //! lost, and the daemon keeps running. Each case also becomes a row of the table that
 //! `scripts/hostile-report.sh` writes into docs/hostile-inputs.md.
 
-mod common;
-
 use std::io::Write as _;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::cases::Cases;
-use common::report::{line_with, Observed, Report};
-use common::*;
+use crate::common::cases::Cases;
+use crate::common::report::{line_with, Observed, Report};
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 

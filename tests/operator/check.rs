@@ -3,12 +3,10 @@
 //! address and who can read the secret key; and the operator commands work with each way the
 //! docs give to pass the secret.
 
-mod common;
-
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
-use common::*;
+use crate::common::*;
 
 /// The user `check` judges the files for when run as root, instead of `confronta-sync`
 /// (which this machine does not have).

@@ -2,17 +2,15 @@
 //! quorum as `SlowDownWrite`/`SlowDownRead` 503, a full drive as `XMinioStorageFull` 507, clock
 //! skew as `RequestTimeTooSkewed` 403) and a proxy's (429, 408, 502 with an HTML page) are
 //! transient on every kind of request, and a multipart upload hit by one keeps its parts for the
-//! next attempt. Each answer comes from a scripted endpoint (`common::scripted_s3`) that plays
+//! next attempt. Each answer comes from a scripted endpoint (`crate::common::scripted_s3`) that plays
 //! the misbehaving server; a real MinIO cannot be made to give them on cue.
-
-mod common;
 
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
-use common::scripted_s3::{Answer, ScriptedS3, Seen};
-use common::S3Env;
+use crate::common::scripted_s3::{Answer, ScriptedS3, Seen};
+use crate::common::S3Env;
 use confronta_sync::config::Secret;
 use confronta_sync::error::{Classify, ErrorClass};
 use confronta_sync::hash::hash_file;
@@ -36,12 +34,12 @@ fn try_again_answers() -> Vec<(&'static str, Answer)> {
 
 fn store_at(endpoint: String) -> S3Store {
     let env = S3Env { endpoint, access_key: "k".into(), secret_key: "s".into(), bucket: "bucket".into() };
-    S3Store::new(&common::minio_config(&env, "x/{id}_{sha256}"), &Secret::new("s")).unwrap()
+    S3Store::new(&crate::common::minio_config(&env, "x/{id}_{sha256}"), &Secret::new("s")).unwrap()
 }
 
 fn small_file(dir: &Path) -> std::path::PathBuf {
     let path = dir.join("small.pdf");
-    std::fs::write(&path, common::sample_bytes(1, 1000)).unwrap();
+    std::fs::write(&path, crate::common::sample_bytes(1, 1000)).unwrap();
     path
 }
 
@@ -152,7 +150,7 @@ fn kind_of(seen: &Seen) -> String {
 async fn a_multipart_upload_hit_by_a_try_again_answer_keeps_its_parts() {
     let temp = tempfile::tempdir().unwrap();
     let path = temp.path().join("large.pdf");
-    std::fs::write(&path, common::sample_bytes(2, (2 * PART + 1000) as usize)).unwrap();
+    std::fs::write(&path, crate::common::sample_bytes(2, (2 * PART + 1000) as usize)).unwrap();
     let hash = hash_file(&path, Some(PART)).unwrap();
     for (what, answer) in try_again_answers() {
         let failed_once = Arc::new(AtomicBool::new(false));

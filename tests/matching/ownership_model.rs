@@ -20,8 +20,8 @@
 //!    quarantine);
 //! 4. once the daemon has settled, no refused file is left in MEDIA_ROOT for a row to claim.
 //!
-//! A few hundred sequences run with the test command; `PROPTEST_CASES=20000 cargo test --test
-//! ownership_model --features failpoints` is the long run. A failing sequence is shrunk by
+//! A few hundred sequences run with the test command; `PROPTEST_CASES=20000 cargo test
+//! --features failpoints --test matching ownership_model` is the long run. A failing sequence is shrunk by
 //! proptest and belongs in `regressions` below, named after what it found.
 
 use std::collections::{BTreeMap, HashMap, HashSet};

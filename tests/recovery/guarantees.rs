@@ -2,14 +2,12 @@
 //! and operator commands that once put one customer's document on another's sale or deleted an
 //! object a row still pointed at (issue 12). Each test is the sequence that broke it.
 
-mod common;
-
 use std::io::{BufRead, BufReader, Write};
 use std::net::TcpListener;
 use std::time::Duration;
 
-use common::report::{line_with, Observed, Report};
-use common::*;
+use crate::common::report::{line_with, Observed, Report};
+use crate::common::*;
 use confronta_sync::config::ColumnNames;
 use confronta_sync::config::Secret;
 use confronta_sync::db::{PostgresSalesDb, Statements};

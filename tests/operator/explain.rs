@@ -3,13 +3,11 @@
 //! a refused file in quarantine, a venta corrected twice on a versioned bucket, `--json`, and a
 //! path nothing knows. Each also checks that `explain` wrote nothing.
 
-mod common;
-
 use std::path::Path;
 use std::time::Duration;
 
-use common::buckets::{Setup, TestBucket};
-use common::*;
+use crate::common::buckets::{Setup, TestBucket};
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 

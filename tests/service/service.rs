@@ -1,12 +1,10 @@
 //! Running as a service: SIGTERM mid-run, SIGHUP reload, the Prometheus endpoint, and what
 //! systemd hears on `NOTIFY_SOCKET`.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::notify::NotifySocket;
-use common::*;
+use crate::common::notify::NotifySocket;
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(90);
 

@@ -4,18 +4,14 @@
 //! The rules' own behaviour is unit-tested by `promtool test rules`
 //! (`packaging/monitoring/test-rules.sh`, run by `scripts/test.sh`).
 
-mod common;
-
-#[allow(dead_code)]
-#[path = "reliability_support/metrics.rs"]
-mod metrics;
+use crate::metrics;
 
 use std::collections::{BTreeSet, HashMap};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{eventually, free_port, sample_bytes, Backend, Sidecar, World};
+use crate::common::{eventually, free_port, sample_bytes, Backend, Sidecar, World};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -237,7 +233,7 @@ async fn the_journal_gauge_says_when_the_journal_cannot_be_written() {
     };
     assert_eq!(blocked().await, Some(0.0), "the gauge is exported, at 0, from the start");
 
-    // As tests/hostile.rs fills it: one file moves first (the journal has been written and
+    // As tests/refusing/hostile.rs fills it: one file moves first (the journal has been written and
     // checkpointed), then a reader pins the WAL, so every write must grow a file.
     let first = world.db.insert_venta("PORTA-JA", Some("confrontas/antes.pdf")).await;
     let first_path = world.write_in_place("antes.pdf", &sample_bytes(27, 3_000));

@@ -2,13 +2,11 @@
 //! names its device and inode), and each line starts with its syslog priority (`<3>` error,
 //! `<4>` warning, `<6>` info, `<7>` debug), so `journalctl -p warning` shows the warnings.
 
-mod common;
-
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use common::{free_port, s3_env, TestConfig};
+use crate::common::{free_port, s3_env, TestConfig};
 
 /// A config whose database refuses connections (a closed port, so the run ends at once with
 /// exit 3 and an error line) and which keeps a retired key (a warning line).
@@ -16,7 +14,7 @@ fn config(dir: &Path) -> PathBuf {
     let closed = free_port();
     TestConfig::placed(
         dir.join("config.toml"),
-        &common::config::Placement {
+        &crate::common::config::Placement {
             media_root: &dir.join("media"),
             database_url: format!("postgres://root@127.0.0.1:{closed}/test"),
             s3: &s3_env(),

@@ -3,16 +3,14 @@
 //! (`minio.ca_file`, or the system's store) for both HTTP clients, a proxy only when configured,
 //! and a PUT deadline that scales with the body, so a blackholed server is noticed in seconds.
 
-mod common;
-
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::scripted_s3::{Answer, ScriptedS3};
-use common::{Backend, S3Env, Sidecar, World};
+use crate::common::scripted_s3::{Answer, ScriptedS3};
+use crate::common::{Backend, S3Env, Sidecar, World};
 use confronta_sync::config::Secret;
 use confronta_sync::hash::hash_file;
 use confronta_sync::object_name::ObjectName;
@@ -105,7 +103,7 @@ impl TlsPostgres {
         };
         let data = dir.path().join("data");
         run(as_postgres("initdb").arg("-D").arg(&data).args(["-A", "trust", "-U", "root", "--no-sync"]));
-        let port = common::free_port();
+        let port = crate::common::free_port();
         let conf = format!(
             "listen_addresses = '127.0.0.1'\nport = {port}\nunix_socket_directories = '{}'\nssl = on\n\
              ssl_cert_file = '{}'\nssl_key_file = '{}'\nfsync = off\n",
@@ -169,7 +167,7 @@ impl Drop for TlsPostgres {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgres_over_tls_is_verified_as_sslmode_says() {
     let pg = TlsPostgres::start();
-    pg.admin().await.batch_execute(common::DDL_POSTGRES).await.unwrap();
+    pg.admin().await.batch_execute(crate::common::DDL_POSTGRES).await.unwrap();
     let temp = tempfile::tempdir().unwrap();
     let other = certificates(temp.path(), "other");
     let ca = pg.certificates.ca.display().to_string();
@@ -252,7 +250,7 @@ async fn tls_front(certificates: &Certificates, target: String) -> u16 {
 }
 
 fn s3_host_port() -> String {
-    common::s3_env().endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned()
+    crate::common::s3_env().endpoint.trim_start_matches("http://").trim_end_matches('/').to_owned()
 }
 
 /// Issue 24, item 5: a MinIO behind a private CA. `check` runs the probe, which goes through
@@ -334,7 +332,7 @@ async fn a_proxy_is_used_only_when_configured() {
 async fn a_blackholed_put_is_given_up_after_a_deadline_scaled_to_its_size() {
     let temp = tempfile::tempdir().unwrap();
     let path = temp.path().join("small.pdf");
-    std::fs::write(&path, common::sample_bytes(5, 1000)).unwrap();
+    std::fs::write(&path, crate::common::sample_bytes(5, 1000)).unwrap();
     let hash = hash_file(&path, None).unwrap();
     let server = ScriptedS3::start(|_| Answer::Silence).await;
     let env = S3Env {
@@ -343,7 +341,8 @@ async fn a_blackholed_put_is_given_up_after_a_deadline_scaled_to_its_size() {
         secret_key: "s".into(),
         bucket: "bucket".into(),
     };
-    let store = S3Store::new(&common::minio_config(&env, "x/{id}_{sha256}"), &Secret::new("s")).unwrap();
+    let store =
+        S3Store::new(&crate::common::minio_config(&env, "x/{id}_{sha256}"), &Secret::new("s")).unwrap();
     let request = UploadRequest {
         path: &path,
         hash: &hash,

@@ -1,8 +1,6 @@
 //! The SQL adapter's conformance suite: the same checks against PostgreSQL and SQLite.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use confronta_sync::config::ColumnNames;
 use confronta_sync::db::{PostgresSalesDb, RecordOutcome, RecordRequest, SalesDb, SqliteSalesDb, Statements};
 

@@ -1,11 +1,9 @@
 //! End-to-end behaviour of the daemon: the real binary against real PostgreSQL (or SQLite)
 //! and the real S3 test server.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -6,12 +6,10 @@
 //! The time bounds here are liveness bounds (the old code never met them while the lock or the
 //! freeze lasted), kept generous for a loaded two-core machine.
 
-mod common;
-
 use std::time::{Duration, Instant};
 
-use common::proxy::{target_of, via_port, FreezableProxy};
-use common::*;
+use crate::common::proxy::{target_of, via_port, FreezableProxy};
+use crate::common::*;
 use confronta_sync::config::ColumnNames;
 use confronta_sync::db::Statements;
 
@@ -210,7 +208,7 @@ async fn the_reconcile_query_reads_the_partial_index_on_a_million_rows() {
     let before = explain(false).await;
     assert!(before.contains("Seq Scan"), "without the partial index the table is scanned:\n{before}");
 
-    db.execute(include_str!("../packaging/sql/add_confronta_pending_index.sql")).await;
+    db.execute(include_str!("../../packaging/sql/add_confronta_pending_index.sql")).await;
     db.execute("ANALYZE telefonica_ventaportabilidad").await;
     for generic in [false, true] {
         let plan = explain(generic).await;

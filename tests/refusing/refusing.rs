@@ -3,11 +3,9 @@
 //! item 4). Django serves MEDIA_ROOT, and once the row is cleared nothing else would ever move
 //! the file.
 
-mod common;
-
 use std::time::Duration;
 
-use common::*;
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 

@@ -1,14 +1,12 @@
 //! Issue 29, legal retention: confrontas on buckets with versioning, object lock and
 //! server-side encryption, on the real S3 test server. Each test makes a bucket of its own
-//! (`common::buckets`), since the suite's shared bucket has none of these.
-
-mod common;
+//! (`crate::common::buckets`), since the suite's shared bucket has none of these.
 
 use std::path::Path;
 use std::time::Duration;
 
-use common::buckets::{Lock, Setup, TestBucket};
-use common::*;
+use crate::common::buckets::{Lock, Setup, TestBucket};
+use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
 const PROBE_PREFIX: &str = ".confronta-sync-probe/";
@@ -132,7 +130,7 @@ async fn every_upload_asks_for_sse_s3_and_verify_names_an_object_stored_without_
 /// endpoint plays a server (or a proxy rewriting requests) that ignores it.
 #[tokio::test]
 async fn an_upload_stored_without_the_encryption_asked_for_is_a_failure() {
-    use common::scripted_s3::{Answer, ScriptedS3};
+    use crate::common::scripted_s3::{Answer, ScriptedS3};
     use confronta_sync::error::{Classify, ErrorClass};
     use confronta_sync::store::{ObjectStore, S3Store, StoreErrorKind, UploadRequest};
 

@@ -9,18 +9,17 @@
 //!   version, not once per reconcile pass;
 //! - the progress metrics are on the metrics endpoint.
 
-mod common;
 #[allow(dead_code)]
-#[path = "reliability_support/metrics.rs"]
+#[path = "../reliability_support/metrics.rs"]
 mod metrics;
 #[allow(dead_code)]
-#[path = "reliability_support/pg.rs"]
+#[path = "../reliability_support/pg.rs"]
 mod pg;
 
 use std::time::{Duration, Instant};
 
-use common::notify::NotifySocket;
-use common::*;
+use crate::common::notify::NotifySocket;
+use crate::common::*;
 use metrics::{scrape, sum};
 
 const WAIT: Duration = Duration::from_secs(120);

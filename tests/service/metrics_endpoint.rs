@@ -1,15 +1,11 @@
 //! The Prometheus endpoint cannot be used against the daemon: a flood of idle connections is
 //! capped, timed out and never takes the descriptors the daemon needs to move files.
 
-mod common;
-
-#[allow(dead_code)]
-#[path = "reliability_support/metrics.rs"]
-mod metrics;
+use crate::metrics;
 
 use std::time::Duration;
 
-use common::{eventually, free_port, sample_bytes, Backend, Sidecar, World};
+use crate::common::{eventually, free_port, sample_bytes, Backend, Sidecar, World};
 
 /// The daemon's open descriptors.
 fn descriptors(pid: u32) -> usize {

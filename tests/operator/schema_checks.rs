@@ -3,9 +3,7 @@
 //! daemon's queries rely on that is missing (a warning naming the SQL that adds it). Rows of a
 //! wrongly typed column read mid-run are an error naming the column, never a panic.
 
-mod common;
-
-use common::{Backend, Sidecar, World};
+use crate::common::{Backend, Sidecar, World};
 use confronta_sync::db::DbErrorKind;
 
 /// The SQL each backend needs to turn `numero` into an integer column, as a config mapping

@@ -6,12 +6,10 @@
 //! has to hold in the first minutes after start and right after any write to the old row, not
 //! only once some timer has run out.
 
-mod common;
-
 use std::time::Duration;
 
-use common::report::{Observed, Report};
-use common::*;
+use crate::common::report::{Observed, Report};
+use crate::common::*;
 use confronta_sync::hash::hash_file;
 use confronta_sync::store::{ObjectStore, UploadRequest};
 

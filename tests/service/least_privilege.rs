@@ -1,9 +1,7 @@
 //! What the daemon does itself to keep its secrets from the rest of the host (issue 24 item 6);
 //! the user, the modes and the units are checked by `tests/deb/run.sh` on the installed package.
 
-mod common;
-
-use common::{s3_env, Sidecar, TestConfig};
+use crate::common::{s3_env, Sidecar, TestConfig};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 /// The uid the daemon runs as here: `nobody`, not root (root's processes are root's either way).
@@ -23,7 +21,7 @@ fn the_daemon_is_not_dumpable() {
     let port = silent.local_addr().unwrap().port();
     let config = TestConfig::placed(
         dir.path().join("config.toml"),
-        &common::config::Placement {
+        &crate::common::config::Placement {
             media_root: &dir.path().join("media"),
             database_url: format!("postgres://root@127.0.0.1:{port}/test"),
             s3: &s3_env(),
