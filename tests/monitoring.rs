@@ -15,7 +15,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::{eventually, free_port, sample_bytes, Backend, Sidecar, World};
+use common::{anchor, eventually, free_port, sample_bytes, Backend, Sidecar, World};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -164,21 +164,6 @@ async fn every_series_a_rule_or_a_panel_selects_is_exported() {
         names
     });
     world.cleanup().await;
-}
-
-/// GitHub's anchor for a Markdown heading: lowercase, spaces to hyphens, other punctuation
-/// dropped.
-fn anchor(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter_map(|c| match c {
-            ' ' => Some('-'),
-            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Issue 25 item 2: every alert carries a `runbook_url` into `docs/runbook.md`, at a section
