@@ -157,6 +157,14 @@ async fn every_series_a_rule_or_a_panel_selects_is_exported() {
         .filter(|(_, selector)| !selects(selector, &exported))
         .map(|(file, selector)| format!("{file}: {selector:?}"))
         .collect();
+    // The page describes every metric as `telemetry::METRICS` (and so docs/metrics.md) does.
+    let page = tokio::task::spawn_blocking(move || metrics::page(port)).await.unwrap().unwrap();
+    for metric in confronta_sync::telemetry::METRICS {
+        let help = format!("# HELP {} {}", metric.name, metric.help);
+        let kind = format!("# TYPE {} {}", metric.name, metric.kind.as_str());
+        assert!(page.lines().any(|line| line == help), "the page lacks {help:?}:\n{page}");
+        assert!(page.lines().any(|line| line == kind), "the page lacks {kind:?}:\n{page}");
+    }
     sidecar.assert_running();
     assert!(missing.is_empty(), "selected but not exported:\n{}\nexported: {:?}", missing.join("\n"), {
         let mut names: Vec<&String> = exported.keys().collect();
