@@ -129,6 +129,47 @@ impl Reason {
         <Reason as strum::IntoEnumIterator>::iter()
     }
 
+    /// What the label tells an operator, in one line: the reference table in `docs/reasons.md`
+    /// is generated from it (`reference`), and the match has no catch-all, so a new reason does
+    /// not compile until it says what it means.
+    pub fn meaning(self) -> &'static str {
+        match self {
+            Reason::Journal => "a journal write failed (a full disk?): the file waits and no new file is taken until the journal can be written",
+            Reason::SymlinkedFolder => "the path crosses a symlinked folder inside the watched one: nothing behind the link is read, moved or deleted",
+            Reason::NotRegular => "a symlink, FIFO or device stands where a file was expected: it is never followed or read",
+            Reason::LocalIo => "reading, hashing or unlinking the local file failed (permissions, an I/O error): retried with backoff",
+            Reason::LocalChanged => "the file changed while or after it was hashed: it is hashed again",
+            Reason::LocalMissing => "the file vanished while it was being uploaded",
+            Reason::LocalFileMissing => "a row names a local file that does not exist (rescan, reconcile): the row is left untouched",
+            Reason::NoRow => "no row names the file (rescan): it is kept, and reported as an orphan after `watch.orphan_after_s`",
+            Reason::AmbiguousOwner => "only rows seen naming the path while no file stood there name it: it waits for its own row, then `confronta-sync adopt` settles it",
+            Reason::SeveralRows => "more than one venta names the file: no sale gets it until only one does",
+            Reason::RowChanged => "the row was deleted or given another file while this one was in flight: the file is kept, the object left for the orphan report",
+            Reason::RowMoved => "the row changed under the compare-and-set but still names the path: the file is matched again",
+            Reason::UrlTooLong => "the object's URL does not fit the `confronta_minio_url` column",
+            Reason::ObjectNameTooLong => "the object's name does not fit the `confronta_minio_object_name` column",
+            Reason::ValidationPending => "the validation cannot run yet (clamd unreachable): the file waits, nothing goes up unscanned",
+            Reason::Unscannable => "clamd cannot scan the file (larger than its `StreamMaxLength`, say): it is kept in place",
+            Reason::Quarantined => "the file failed `[validation]` (type, size, clamd): its row stops naming it and it moved to the quarantine folder",
+            Reason::QuarantineFailed => "a refused file could not be moved to quarantine yet (a full or read-only folder): tried again until it is",
+            Reason::ObjectConflict => "an object with other content already stands at the name: it is never overwritten",
+            Reason::ObjectChanged => "the recorded object now holds other bytes",
+            Reason::ObjectMissing => "the recorded object is gone and the local file cannot restore it",
+            Reason::VerifyMismatch => "the uploaded object's size or SHA-256 differs from the file's: uploaded again",
+            Reason::VerifyMissing => "the uploaded object was not found when verified: uploaded again",
+            Reason::S3Unavailable => "the object store did not answer (network, timeout, 5xx): retried with backoff",
+            Reason::S3NoBucket => "the bucket does not exist",
+            Reason::S3AccessDenied => "the object store refused the credentials or the request (403)",
+            Reason::S3ChecksumRejected => "the object store refused the upload's SHA-256: the bytes changed on the way or on disk",
+            Reason::S3Refused => "the object store refused the request for good (another 4xx)",
+            Reason::DbUnavailable => "the database did not answer (connection lost, timeout): retried with backoff",
+            Reason::DbRefused => "the database refused the request (a permission revoked, 42501): logged and journaled once per file version",
+            Reason::DbSchema => "the table or a column is missing or of a type the daemon cannot use: the daemon stops (exit 3)",
+            Reason::DbRowLocked => "another transaction holds the row past `database.lock_timeout_ms`: this file alone waits",
+            Reason::TaskPanicked => "the file's run panicked (a bug): contained, counted in `confronta_task_panics_total` and retried later",
+        }
+    }
+
     /// How the pipeline treats a failure for this reason where the reason alone decides
     /// (`Pipeline::fail`): *rejected* keeps the file, *transient* retries it, *fatal* stops.
     /// A call site that knows more (a database refusal with an upload under way) may retry a

@@ -22,6 +22,24 @@ pub const JOURNAL: i32 = 5;
 /// The log destination cannot be set up.
 pub const LOGGING: i32 = 6;
 
+/// Every exit code with what it means to an operator, in code order: `docs/exit-codes.md` and
+/// `--help`'s closing line are made from it (a test checks both).
+pub const CODES: &[(i32, &str)] = &[
+    (OK, "done: the daemon stopped cleanly; a rescan, check or verify found nothing wrong"),
+    (
+        FAILURES,
+        "some files failed or were kept (rescan), objects mismatched (verify), an operator command refused (adopt, repair, explain), or a fatal error stopped the daemon",
+    ),
+    (
+        CONFIG,
+        "bad command line or configuration, a problem `check` found on the host, a config or secret file that group or others can write, or a database password or secret key file that others can read",
+    ),
+    (DATABASE, "the database is unreachable, refuses the credentials, or lacks the table or a column (or has one of the wrong type)"),
+    (OBJECT_STORE, "the object store is unreachable, refuses the credentials, lacks the bucket, or failed the start-up probe"),
+    (JOURNAL, "the journal is locked by another process or cannot be opened (it is left untouched)"),
+    (LOGGING, "the log folder cannot be used"),
+];
+
 /// Why a run ends with an error, by cause; each message names what failed.
 #[derive(Debug, thiserror::Error)]
 pub enum Exit {
@@ -111,5 +129,22 @@ mod tests {
             assert_eq!(cause.code(), code, "{cause:?}");
         }
         assert_eq!(fatal(Reason::DbSchema).to_string(), "db_schema: stopped");
+        let documented: Vec<i32> = CODES.iter().map(|&(code, _)| code).collect();
+        assert_eq!(
+            documented,
+            [OK, FAILURES, CONFIG, DATABASE, OBJECT_STORE, JOURNAL, LOGGING],
+            "CODES lists every code once, in order"
+        );
+    }
+
+    /// `--help` ends with every code `CODES` documents, so the two say the same.
+    #[test]
+    fn the_help_names_every_exit_code() {
+        use clap::CommandFactory;
+        let help =
+            crate::app::Cli::command().get_after_help().map(|text| text.to_string()).unwrap_or_default();
+        for (code, _) in CODES {
+            assert!(help.contains(&format!(" {code} ")), "--help does not name exit code {code}: {help}");
+        }
     }
 }

@@ -15,6 +15,7 @@ pub mod logging;
 pub mod media_path;
 pub mod object_name;
 pub mod pipeline;
+pub mod reference;
 pub mod report;
 pub mod s3_limits;
 pub mod signals;

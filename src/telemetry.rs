@@ -23,6 +23,8 @@ use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
+use crate::error::{ErrorClass, Reason};
+
 const LATENCY_BUCKETS: &[f64] =
     &[0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0];
 
@@ -125,44 +127,134 @@ fn answer(handle: &PrometheusHandle, request: &Request<Incoming>) -> Response<Fu
     response
 }
 
+/// What kind of series a metric is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl Kind {
+    /// Prometheus's name for it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Counter => "counter",
+            Kind::Gauge => "gauge",
+            Kind::Histogram => "histogram",
+        }
+    }
+}
+
+/// One metric the endpoint serves: the endpoint's `# HELP` lines and `docs/metrics.md` are both
+/// made from this table, so the two cannot say different things.
+#[derive(Debug, Clone, Copy)]
+pub struct Metric {
+    pub name: &'static str,
+    pub kind: Kind,
+    /// `None`, or the unit the exporter appends to the help.
+    pub unit: Option<metrics::Unit>,
+    /// The label names; `label_values` gives each one's values.
+    pub labels: &'static [&'static str],
+    pub help: &'static str,
+}
+
+/// Every metric, in the order an operator reads them.
+pub const METRICS: &[Metric] = {
+    use metrics::Unit::{Bytes, Seconds};
+    use Kind::{Counter, Gauge, Histogram};
+    const fn m(
+        name: &'static str,
+        kind: Kind,
+        unit: Option<metrics::Unit>,
+        labels: &'static [&'static str],
+        help: &'static str,
+    ) -> Metric {
+        Metric { name, kind, unit, labels, help }
+    }
+    &[
+        m(
+            "confronta_files_total",
+            Counter,
+            None,
+            &["outcome"],
+            "Pipeline runs by outcome (moved, kept, retry, waiting_for_row, orphan, busy, nothing, fatal)",
+        ),
+        m("confronta_bytes_total", Counter, Some(Bytes), &[], "Bytes of local files moved into the object store"),
+        m("confronta_errors_total", Counter, None, &["class", "reason"], "Failures by class and reason"),
+        m("confronta_upload_seconds", Histogram, Some(Seconds), &[], "Time to upload one file"),
+        m("confronta_verify_seconds", Histogram, Some(Seconds), &[], "Time to verify one uploaded object"),
+        m("confronta_record_seconds", Histogram, Some(Seconds), &[], "Time of the row's compare-and-set"),
+        m("confronta_in_flight", Gauge, None, &[], "Files being processed now"),
+        m("confronta_waiting_for_row", Gauge, None, &[], "Files waiting for Django to commit their row"),
+        m("confronta_orphans", Gauge, None, &[], "Files no row has pointed at for orphan_after_s"),
+        m(
+            "confronta_up",
+            Gauge,
+            None,
+            &["service"],
+            "Whether a service (s3, db) answered its last request (1) or not (0)",
+        ),
+        m(
+            "confronta_oldest_pending_seconds",
+            Gauge,
+            Some(Seconds),
+            &[],
+            "How long the oldest due file (waiting for a slot, or in flight) has been due; 0 when none is",
+        ),
+        m(
+            "confronta_last_moved_timestamp_seconds",
+            Gauge,
+            Some(Seconds),
+            &[],
+            "Unix time at which a file last moved into the object store (absent until one has)",
+        ),
+        m(
+            "confronta_task_panics_total",
+            Counter,
+            None,
+            &[],
+            "Pipeline tasks that panicked (each file's run is one task)",
+        ),
+        m(
+            "confronta_journal_blocked",
+            Gauge,
+            None,
+            &[],
+            "Whether the journal cannot be written (1: no new file is taken and nothing is deleted) or can (0)",
+        ),
+        m("confronta_start_time_seconds", Gauge, Some(Seconds), &[], "Unix time at which the daemon started"),
+    ]
+};
+
+/// The values a label of `METRICS` takes.
+pub fn label_values(label: &str) -> Vec<&'static str> {
+    match label {
+        "outcome" => OUTCOMES.to_vec(),
+        "class" => {
+            [ErrorClass::Transient, ErrorClass::Rejected, ErrorClass::Fatal].map(ErrorClass::as_str).to_vec()
+        }
+        "reason" => Reason::all().map(Reason::as_str).collect(),
+        "service" => SERVICES.to_vec(),
+        other => panic!("label {other} has no known values; add them to telemetry::label_values"),
+    }
+}
+
+/// The `service` labels of `confronta_up` (`pipeline::health` gives them).
+pub const SERVICES: [&str; 2] = ["s3", "db"];
+
 fn describe() {
-    use metrics::{describe_counter, describe_gauge, describe_histogram, Unit};
-    describe_counter!(
-        "confronta_files_total",
-        "Pipeline runs by outcome (moved, kept, retry, waiting_for_row, orphan, busy, nothing, fatal)"
-    );
-    describe_counter!(
-        "confronta_bytes_total",
-        Unit::Bytes,
-        "Bytes of local files moved into the object store"
-    );
-    describe_counter!("confronta_errors_total", "Failures by class and reason");
-    describe_histogram!("confronta_upload_seconds", Unit::Seconds, "Time to upload one file");
-    describe_histogram!("confronta_verify_seconds", Unit::Seconds, "Time to verify one uploaded object");
-    describe_histogram!("confronta_record_seconds", Unit::Seconds, "Time of the row's compare-and-set");
-    describe_gauge!("confronta_in_flight", "Files being processed now");
-    describe_gauge!("confronta_waiting_for_row", "Files waiting for Django to commit their row");
-    describe_gauge!("confronta_orphans", "Files no row has pointed at for orphan_after_s");
-    describe_gauge!("confronta_up", "Whether a service (s3, db) answered its last request (1) or not (0)");
-    describe_gauge!(
-        "confronta_oldest_pending_seconds",
-        Unit::Seconds,
-        "How long the oldest due file (waiting for a slot, or in flight) has been due; 0 when none is"
-    );
-    describe_gauge!(
-        "confronta_last_moved_timestamp_seconds",
-        Unit::Seconds,
-        "Unix time at which a file last moved into the object store (absent until one has)"
-    );
-    describe_counter!(
-        "confronta_task_panics_total",
-        "Pipeline tasks that panicked (each file's run is one task)"
-    );
-    describe_gauge!(
-        "confronta_journal_blocked",
-        "Whether the journal cannot be written (1: no new file is taken and nothing is deleted) or can (0)"
-    );
-    describe_gauge!("confronta_start_time_seconds", Unit::Seconds, "Unix time at which the daemon started");
+    for metric in METRICS {
+        let (name, help) = (metric.name, metric.help);
+        match (metric.kind, metric.unit) {
+            (Kind::Counter, Some(unit)) => metrics::describe_counter!(name, unit, help),
+            (Kind::Counter, None) => metrics::describe_counter!(name, help),
+            (Kind::Gauge, Some(unit)) => metrics::describe_gauge!(name, unit, help),
+            (Kind::Gauge, None) => metrics::describe_gauge!(name, help),
+            (Kind::Histogram, Some(unit)) => metrics::describe_histogram!(name, unit, help),
+            (Kind::Histogram, None) => metrics::describe_histogram!(name, help),
+        }
+    }
 }
 
 /// The outcome labels of `confronta_files_total` (`daemon::scheduler` gives them).

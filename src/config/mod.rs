@@ -49,6 +49,20 @@ pub const LONGEST_DURATION: Duration = Duration::from_secs(10 * 365 * 86_400);
 /// in COMPLIANCE mode can never be shortened, so a typo of a few zeros would be for ever.
 pub const MAX_RETENTION_DAYS: u32 = 36_500;
 
+/// The smallest config that loads: only the keys without a default (the tests start from it,
+/// and `reference` shows these keys as required).
+pub(crate) const MINIMAL: &str = r#"
+[watch]
+media_root = "/srv/crm/media"
+[database]
+url = "sqlite:///srv/crm/db.sqlite3"
+[minio]
+endpoint = "http://127.0.0.1:9000"
+access_key = "k"
+[journal]
+path = "/var/lib/confronta-sync/journal.sqlite3"
+"#;
+
 /// The whole configuration file. `Serialize` is for `reload`, which compares two configs key
 /// by key; nothing writes a config out.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]

@@ -122,7 +122,7 @@ pub fn changes(started: &Config, applied: &Config, new: &Config) -> Result<Vec<C
     Ok(compare(&leaves(started)?, &leaves(applied)?, &leaves(new)?))
 }
 
-type Leaves = BTreeMap<String, Value>;
+pub(crate) type Leaves = BTreeMap<String, Value>;
 
 fn compare(started: &Leaves, applied: &Leaves, new: &Leaves) -> Vec<Change> {
     new.iter()
@@ -142,7 +142,7 @@ fn compare(started: &Leaves, applied: &Leaves, new: &Leaves) -> Vec<Change> {
 
 /// Every key of `config` by dotted path, with its value; an unset optional key is `null`. The
 /// schema skips no field when serializing, so every key is here whatever the file says.
-fn leaves(config: &Config) -> Result<Leaves, String> {
+pub(crate) fn leaves(config: &Config) -> Result<Leaves, String> {
     // Every value came from TOML text, so paths are UTF-8 and serialize.
     let tree = serde_json::to_value(config).map_err(|e| format!("cannot compare the configs: {e}"))?;
     let mut leaves = BTreeMap::new();

@@ -4,18 +4,6 @@ use std::path::{Path, PathBuf};
 
 use super::*;
 
-const MINIMAL: &str = r#"
-[watch]
-media_root = "/srv/crm/media"
-[database]
-url = "sqlite:///srv/crm/db.sqlite3"
-[minio]
-endpoint = "http://127.0.0.1:9000"
-access_key = "k"
-[journal]
-path = "/var/lib/confronta-sync/journal.sqlite3"
-"#;
-
 fn parse(text: &str) -> Result<Config, String> {
     Config::parse(text, Path::new("test.toml")).map_err(|e| e.to_string())
 }

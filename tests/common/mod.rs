@@ -607,3 +607,17 @@ pub fn free_port() -> u16 {
         }
     }
 }
+
+/// GitHub's anchor for a Markdown heading: what a `#section` link must say.
+pub fn anchor(heading: &str) -> String {
+    heading
+        .trim()
+        .to_lowercase()
+        .chars()
+        .filter_map(|c| match c {
+            ' ' => Some('-'),
+            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
+            _ => None,
+        })
+        .collect()
+}

@@ -166,12 +166,12 @@ check "$user reads the config (through www-data) up to the database" \
 check "Django's user cannot write the state folder" sh -c "! runuser -u www-data -- touch $state/django-was-here"
 check "Django's user cannot list the state folder" sh -c "! runuser -u www-data -- ls $state"
 secret=/etc/confronta-sync/minio-secret
-# The command packaging/README.md gives for the S3 key.
+# The command docs/configuration.md gives for the S3 key.
 step "install the S3 key as documented" sh -c "printf 'test-secret\n' | install -m 640 -o root -g $user /dev/stdin $secret"
 check "the S3 key installed as documented is readable by $user" runuser -u "$user" -- cat "$secret"
 check "... and not by Django's user" sh -c "! runuser -u www-data -- cat $secret"
 rm -f "$secret"
-# An upload folder set up as packaging/README.md says (group www-data, 2770), and a file saved by
+# An upload folder set up as docs/install.md says (group www-data, 2770), and a file saved by
 # Django with FILE_UPLOAD_PERMISSIONS = 0o640 in a folder made with
 # FILE_UPLOAD_DIRECTORY_PERMISSIONS = 0o2770.
 media=$(mktemp -d)
@@ -197,6 +197,17 @@ check "alert rules and dashboard installed as in packaging/monitoring" sh -c \
   "cmp packaging/monitoring/confronta-sync.rules.yml /usr/share/confronta-sync/monitoring/confronta-sync.rules.yml &&
    cmp packaging/monitoring/confronta-sync.dashboard.json /usr/share/confronta-sync/monitoring/confronta-sync.dashboard.json"
 check "the runbook the alerts link to (docs/runbook.md) is installed" test -f /usr/share/doc/confronta-sync/docs/runbook.md
+# Issue 25 item 3: the docs the installed README links to are installed, and so is every file
+# their relative links name (tests/operator/docs_reference.rs checks the sections from Cargo.toml's assets).
+check "every relative link of the installed README and docs finds its file" python3 -c '
+import pathlib, re, sys
+root = pathlib.Path("/usr/share/doc/confronta-sync")
+pages = [root / "README.md", *sorted((root / "docs").glob("*.md"))]
+broken = [f"{page}: {target}" for page in pages if page.exists()
+          for target in re.findall(r"\]\(([^)#]+)(?:#[^)]*)?\)", page.read_text())
+          if "://" not in target and not (page.parent / target).exists()]
+sys.exit(len(pages) < 10 or bool(broken))
+'
 
 # --- Upgrades (issue 25 item 5) ---------------------------------------------------------------
 # Reinstalling the same package is an upgrade to dpkg (prerm upgrade, unpack, postinst configure

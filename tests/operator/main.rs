@@ -7,6 +7,7 @@ mod common;
 
 mod check;
 mod cli_reference;
+mod docs_reference;
 mod explain;
 mod operator;
 mod schema_checks;

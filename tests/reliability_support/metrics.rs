@@ -7,13 +7,7 @@ use std::time::Duration;
 
 /// Series text (name with labels) → value, or `None` if the endpoint does not answer.
 pub fn scrape(port: u16) -> Option<HashMap<String, f64>> {
-    let mut stream =
-        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
-    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
-    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let body = text.split_once("\r\n\r\n")?.1;
+    let body = page(port)?;
     let mut series = HashMap::new();
     for line in body.lines() {
         if line.starts_with('#') || line.trim().is_empty() {
@@ -26,6 +20,17 @@ pub fn scrape(port: u16) -> Option<HashMap<String, f64>> {
         }
     }
     Some(series)
+}
+
+/// The text of `/metrics` on `port`, comment lines (`# HELP`, `# TYPE`) included.
+pub fn page(port: u16) -> Option<String> {
+    let mut stream =
+        TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_secs(2)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(5))).ok()?;
+    stream.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n").ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    Some(text.split_once("\r\n\r\n")?.1.to_owned())
 }
 
 /// Sum of every series of `name` whose labels contain all of `labels` (`key="value"` pieces).

@@ -11,7 +11,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::common::{eventually, free_port, sample_bytes, Backend, Sidecar, World};
+use crate::common::{anchor, eventually, free_port, sample_bytes, Backend, Sidecar, World};
 
 const WAIT: Duration = Duration::from_secs(90);
 
@@ -153,6 +153,14 @@ async fn every_series_a_rule_or_a_panel_selects_is_exported() {
         .filter(|(_, selector)| !selects(selector, &exported))
         .map(|(file, selector)| format!("{file}: {selector:?}"))
         .collect();
+    // The page describes every metric as `telemetry::METRICS` (and so docs/metrics.md) does.
+    let page = tokio::task::spawn_blocking(move || metrics::page(port)).await.unwrap().unwrap();
+    for metric in confronta_sync::telemetry::METRICS {
+        let help = format!("# HELP {} {}", metric.name, metric.help);
+        let kind = format!("# TYPE {} {}", metric.name, metric.kind.as_str());
+        assert!(page.lines().any(|line| line == help), "the page lacks {help:?}:\n{page}");
+        assert!(page.lines().any(|line| line == kind), "the page lacks {kind:?}:\n{page}");
+    }
     sidecar.assert_running();
     assert!(missing.is_empty(), "selected but not exported:\n{}\nexported: {:?}", missing.join("\n"), {
         let mut names: Vec<&String> = exported.keys().collect();
@@ -160,21 +168,6 @@ async fn every_series_a_rule_or_a_panel_selects_is_exported() {
         names
     });
     world.cleanup().await;
-}
-
-/// GitHub's anchor for a Markdown heading: lowercase, spaces to hyphens, other punctuation
-/// dropped.
-fn anchor(heading: &str) -> String {
-    heading
-        .trim()
-        .to_lowercase()
-        .chars()
-        .filter_map(|c| match c {
-            ' ' => Some('-'),
-            c if c.is_alphanumeric() || c == '-' || c == '_' => Some(c),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Issue 25 item 2: every alert carries a `runbook_url` into `docs/runbook.md`, at a section
