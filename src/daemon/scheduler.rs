@@ -332,6 +332,12 @@ impl Scheduler {
             }
             Outcome::Fatal(failure) => return Some(failure),
         }
+        // The rescan's bar counts the files settled for this run; one retried is not yet.
+        if let Some(bar) = &self.progress {
+            if !self.pending.contains_key(path) {
+                bar.inc(1);
+            }
+        }
         if let Some(source) = self.rerun.remove(path) {
             self.offer_with(path.clone(), false, source);
         }

@@ -735,3 +735,47 @@ async fn a_dry_run_leaves_no_probe_object_on_a_versioned_bucket() {
     world.cleanup().await;
     bucket.cleanup().await;
 }
+
+/// The rescan's progress bar moves (issue 25, issue 27 item 4): it was created and never
+/// advanced, so an operator watching a backlog saw `0/N` until the end. Run under a terminal
+/// (`script` gives the command a pty, as an operator's shell does), its output shows positions
+/// past 0.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rescan_s_progress_bar_moves_as_files_settle() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    const FILES: usize = 30;
+    for index in 0..FILES {
+        let name = format!("barra_{index:02}.pdf");
+        world.write_in_place(&name, &sample_bytes(700 + index as u64, 20_000));
+        world.db.insert_venta(&format!("PORTA-BAR{index:02}"), Some(&format!("confrontas/{name}"))).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let binary = env!("CARGO_BIN_EXE_confronta-sync");
+    let line = format!("'{binary}' --config '{}' --rescan", config.display());
+    let output = std::process::Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("RUST_LOG", "error")
+        .env_remove("CONFRONTA_SYNC_SECRET_KEY")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("script (util-linux) runs the rescan under a pty");
+    let shown = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(0), "{shown}");
+    let positions: Vec<u64> = shown
+        .split(['\r', '\n'])
+        .filter_map(|draw| {
+            let (before, _) = draw.split_once(&format!("/{FILES} files"))?;
+            before.rsplit(' ').next()?.parse().ok()
+        })
+        .collect();
+    assert!(
+        positions.iter().any(|&position| position > 0),
+        "the bar never moved past 0; its draws: {positions:?}\n{shown:?}"
+    );
+    for index in 0..FILES {
+        let local = world.dir().join(format!("barra_{index:02}.pdf"));
+        assert!(!local.exists(), "{} moved", local.display());
+    }
+    world.cleanup().await;
+}
