@@ -254,8 +254,7 @@ pub fn pause_point_blocking(name: &str) {
     let _ = name;
 }
 
-/// Checks that each edge error gives its reason, and that the reason's class is the error's
-/// own: `Pipeline::fail` and the edge's outcome must never disagree.
+/// Checks that each edge error gives its reason (its class is the reason's, by construction).
 #[cfg(test)]
 pub(crate) fn check_reasons<E>(cases: impl IntoIterator<Item = (E, Reason)>)
 where

@@ -202,13 +202,10 @@ impl DbError {
     }
 }
 
+/// One classification: the reason decides (`Reason::class`).
 impl Classify for DbError {
     fn class(&self) -> ErrorClass {
-        match self.kind {
-            DbErrorKind::Unavailable | DbErrorKind::RowLocked => ErrorClass::Transient,
-            DbErrorKind::Schema => ErrorClass::Fatal,
-            DbErrorKind::Refused => ErrorClass::Rejected,
-        }
+        Reason::from(self).class()
     }
 }
 

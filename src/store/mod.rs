@@ -431,24 +431,12 @@ impl StoreError {
     }
 }
 
+/// One classification: the reason decides (`Reason::class`), so an error and its reason cannot
+/// disagree. A missing bucket or refused credentials stop the daemon at start-up (checked there);
+/// mid-run their reasons are transient, an outage files wait out.
 impl Classify for StoreError {
     fn class(&self) -> ErrorClass {
-        match self.kind {
-            // A missing bucket or refused credentials stop the daemon at start-up (checked
-            // there); mid-run they are treated as an outage so files wait rather than fail.
-            StoreErrorKind::Unavailable
-            | StoreErrorKind::NoSuchBucket
-            | StoreErrorKind::AccessDenied
-            | StoreErrorKind::ChecksumMismatch
-            | StoreErrorKind::LocalFile
-            | StoreErrorKind::LocalFileMissing => ErrorClass::Transient,
-            // An object stored unencrypted keeps its file (the store then sends no other upload
-            // until a restart: see `NotEncrypted`), with its reason for the operator.
-            StoreErrorKind::AlreadyExists
-            | StoreErrorKind::NotFound
-            | StoreErrorKind::Refused
-            | StoreErrorKind::NotEncrypted => ErrorClass::Rejected,
-        }
+        Reason::from(self).class()
     }
 }
 
