@@ -15,6 +15,7 @@ pub mod notify;
 pub mod proxy;
 pub mod report;
 pub mod scripted_s3;
+pub mod small_disk;
 
 pub use config::TestConfig;
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use crate::common::cases::Cases;
 use crate::common::report::{line_with, Observed, Report};
+use crate::common::small_disk::SmallJournalDisk;
 use crate::common::*;
 
 const WAIT: Duration = Duration::from_secs(60);
@@ -680,22 +681,8 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
     let mut report = Report::new("6-journal");
     let world = World::new(Backend::Postgres).await;
     // The journal lives on a 2 MiB tmpfs that we can fill.
+    let disk = SmallJournalDisk::mount(&world);
     let state = world.journal_path().parent().unwrap().to_owned();
-    std::fs::create_dir_all(&state).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&state)
-        .status()
-        .unwrap()
-        .success();
-    assert!(mounted, "this test needs to mount a tmpfs (root)");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(state.clone());
     let config = world.config().write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
 
@@ -705,26 +692,9 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
     wait_recorded(&world, first_id).await;
     wait_gone(&first_path).await;
 
-    // Fill the disk, then give the daemon work. A reader holds a snapshot that includes the
-    // WAL's frames, so SQLite cannot start the WAL over from its beginning: every write must
-    // grow a file, and the disk is full. Without it, a commit could land in WAL space freed by
-    // a checkpoint, and a file could go on (legitimately: its journal writes succeeded).
-    // (The scratch table puts frames in the WAL that no checkpoint has copied yet, so the
-    // snapshot is one that reads from the WAL, which is what pins it. The TRUNCATE first: a WAL
-    // file left long by earlier writes would take the new frames in place, without growing.)
-    let reader = rusqlite::Connection::open(world.journal_path()).unwrap();
-    reader
-        .execute_batch(
-            "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA wal_autocheckpoint = 0; CREATE TABLE test_pin (x); \
-             BEGIN; SELECT count(*) FROM files;",
-        )
-        .unwrap();
-    let filler = state.join("filler");
-    let mut f = std::fs::File::create(&filler).unwrap();
-    let chunk = vec![0u8; 64 * 1024];
-    while f.write_all(&chunk).is_ok() {}
-    let _ = f.sync_all();
-    drop(f);
+    // Fill the disk (`SmallJournalDisk::fill` says how no write can land), then give the
+    // daemon work.
+    let reader = disk.fill();
     let mut waiting = Vec::new();
     for index in 0..5 {
         let name = format!("lleno_{index}.pdf");
@@ -767,7 +737,7 @@ async fn the_journal_full_deleted_or_corrupt_loses_nothing() {
 
     reader.execute_batch("COMMIT").unwrap();
     drop(reader);
-    std::fs::remove_file(&filler).unwrap();
+    std::fs::remove_file(disk.filler()).unwrap();
     for (id, path, _) in &waiting {
         wait_recorded(&world, *id).await;
         wait_gone(path).await;

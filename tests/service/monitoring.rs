@@ -7,8 +7,7 @@
 use crate::metrics;
 
 use std::collections::{BTreeSet, HashMap};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use crate::common::{anchor, eventually, free_port, sample_bytes, Backend, Sidecar, World};
@@ -200,22 +199,7 @@ fn every_alert_links_its_own_runbook_section() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_journal_gauge_says_when_the_journal_cannot_be_written() {
     let world = World::new(Backend::Postgres).await;
-    let state = world.journal_path().parent().unwrap().to_owned();
-    std::fs::create_dir_all(&state).unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=2m", "tmpfs"])
-        .arg(&state)
-        .status()
-        .unwrap()
-        .success();
-    assert!(mounted, "this test needs to mount a tmpfs (root)");
-    struct Unmount(PathBuf);
-    impl Drop for Unmount {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg("-l").arg(&self.0).status();
-        }
-    }
-    let _unmount = Unmount(state.clone());
+    let disk = crate::common::small_disk::SmallJournalDisk::mount(&world);
     let port = free_port();
     let config = world.config().set("metrics.listen", format!("127.0.0.1:{port}")).write();
     let mut sidecar = Sidecar::start(&config, &[], &[]);
@@ -226,27 +210,14 @@ async fn the_journal_gauge_says_when_the_journal_cannot_be_written() {
     };
     assert_eq!(blocked().await, Some(0.0), "the gauge is exported, at 0, from the start");
 
-    // As tests/refusing/hostile.rs fills it: one file moves first (the journal has been written and
-    // checkpointed), then a reader pins the WAL, so every write must grow a file.
+    // One file moves first (the journal has been written), then the disk is filled.
     let first = world.db.insert_venta("PORTA-JA", Some("confrontas/antes.pdf")).await;
     let first_path = world.write_in_place("antes.pdf", &sample_bytes(27, 3_000));
     eventually("a first file moved", WAIT, || async {
         world.db.row(first).await.filter(|row| row.subido && !first_path.exists())
     })
     .await;
-    let reader = rusqlite::Connection::open(world.journal_path()).unwrap();
-    reader
-        .execute_batch(
-            // TRUNCATE first: a WAL file left long by earlier writes takes the next file's
-            // frames in place without growing (so without failing), however full the disk.
-            "PRAGMA wal_checkpoint(TRUNCATE); PRAGMA wal_autocheckpoint = 0; CREATE TABLE test_pin (x); BEGIN; \
-             SELECT count(*) FROM files;",
-        )
-        .unwrap();
-    let filler = state.join("filler");
-    let mut file = std::fs::File::create(&filler).unwrap();
-    while file.write_all(&[0u8; 64 * 1024]).is_ok() {}
-    drop(file);
+    let reader = disk.fill();
     let id = world.db.insert_venta("PORTA-JB", Some("confrontas/bloqueado.pdf")).await;
     let path = world.write_in_place("bloqueado.pdf", &sample_bytes(26, 3_000));
     eventually("the gauge at 1 while the journal is full", WAIT, || async {
@@ -257,7 +228,7 @@ async fn the_journal_gauge_says_when_the_journal_cannot_be_written() {
 
     reader.execute_batch("COMMIT").unwrap();
     drop(reader);
-    std::fs::remove_file(&filler).unwrap();
+    std::fs::remove_file(disk.filler()).unwrap();
     eventually("the file moved once the journal had room", WAIT, || async {
         world.db.row(id).await.filter(|row| row.subido && !path.exists())
     })
