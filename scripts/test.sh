@@ -20,6 +20,8 @@ command -v sigtool > /dev/null || need_apt+=(clamav)
 # rclone and GNU time for the benchmark harness's quick run.
 command -v rclone > /dev/null || need_apt+=(rclone)
 [[ -x /usr/bin/time ]] || need_apt+=(time)
+# strace, for the test that the hashed file is made durable on its own descriptor.
+command -v strace > /dev/null || need_apt+=(strace)
 if ((${#need_apt[@]})); then
   echo "installing ${need_apt[*]}" >&2
   apt-get update -qq

@@ -8,7 +8,7 @@ use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 
 use base64::Engine as _;
-use rustix::fs::OFlags;
+use rustix::fs::{Mode, OFlags};
 use sha2::{Digest as _, Sha256};
 
 use crate::media_path::{open_no_follow, symlink_metadata_no_follow, NoFollowError};
@@ -194,6 +194,26 @@ pub fn open_regular(path: &Path) -> Result<(File, FileIdentity), ReadError> {
 /// Hashes the file at `path` in one streaming pass with a fixed buffer, so memory stays bounded
 /// whatever the size. When `part_size` is given, each part's digest is computed in the same pass.
 pub fn hash_file(path: &Path, part_size: Option<u64>) -> Result<FileHash, ReadError> {
+    hash_file_with(path, part_size, Durability::AsFound)
+}
+
+/// `hash_file`, then the file's bytes made durable on the descriptor they were read through
+/// (never reopened by name, which could be another file by then) and its folder's entry too.
+/// Django never fsyncs an upload: without this, a power cut after the upload could bring the
+/// file back empty or cut short, taken for a new version while the verified object, the only
+/// good copy, is left behind. The pipeline hashes this way before it journals `hashed`.
+pub fn hash_file_durably(path: &Path, part_size: Option<u64>) -> Result<FileHash, ReadError> {
+    hash_file_with(path, part_size, Durability::Synced)
+}
+
+/// Whether `hash_file_with` makes the file durable once it is read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    AsFound,
+    Synced,
+}
+
+fn hash_file_with(path: &Path, part_size: Option<u64>, durability: Durability) -> Result<FileHash, ReadError> {
     let shown = || path.display().to_string();
     let (mut file, identity) = open_regular(path)?;
     let mut whole = Sha256::new();
@@ -279,6 +299,14 @@ pub fn hash_file(path: &Path, part_size: Option<u64>) -> Result<FileHash, ReadEr
     );
     if after != identity || total != identity.size {
         return Err(ReadError::ChangedWhileReading { path: shown() });
+    }
+    if durability == Durability::Synced {
+        file.sync_data().map_err(|source| ReadError::Io { path: shown(), source })?;
+        if let Some(folder) = path.parent() {
+            let folder = rustix::fs::open(folder, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                .map_err(|e| ReadError::Io { path: folder.display().to_string(), source: e.into() })?;
+            rustix::fs::fsync(&folder).map_err(|e| ReadError::Io { path: shown(), source: e.into() })?;
+        }
     }
     Ok(FileHash { sha256: Sha256Digest(whole.finalize().into()), identity, part_digests, head })
 }

@@ -12,7 +12,7 @@ use super::{
 };
 use crate::db::{RecordOutcome, RecordRequest, VentaRow};
 use crate::error::{pause_point, Reason};
-use crate::hash::{hash_file, FileHash, FileIdentity, ReadError, Sha256Digest};
+use crate::hash::{hash_file_durably, FileHash, FileIdentity, ReadError, Sha256Digest};
 use crate::journal::{FileState, JournalError, StoredHash};
 use crate::media_path::{symlink_metadata_no_follow, NoFollowError, RelativeMediaPath};
 use crate::object_name::{ObjectName, ObjectNameInputs};
@@ -411,7 +411,7 @@ impl Pipeline {
         // The same part size the upload will cut the file into (grown past 10,000 parts).
         let part_size = (identity.size > self.multipart_threshold)
             .then(|| crate::store::part_size_for(identity.size, self.part_size));
-        let hashed = tokio::task::spawn_blocking(move || hash_file(&path, part_size))
+        let hashed = tokio::task::spawn_blocking(move || hash_file_durably(&path, part_size))
             .await
             .map_err(|e| Failure::new(Reason::LocalIo, format!("hashing task failed: {e}")))?;
         match hashed {

@@ -6,7 +6,8 @@ use std::path::Path;
 
 /// The small-upload path (`MemoryFileUploadHandler`): create with O_EXCL, several chunked
 /// writes of Django's 64 KiB `File.DEFAULT_CHUNK_SIZE`, then close. The daemon may see the file
-/// while it is still growing.
+/// while it is still growing. Nothing is fsynced, as Django does not: making an upload durable
+/// is the daemon's job (`hash_file_durably`).
 pub fn write_in_place(path: &Path, bytes: &[u8]) {
     let mut file = std::fs::OpenOptions::new()
         .write(true)
@@ -16,7 +17,6 @@ pub fn write_in_place(path: &Path, bytes: &[u8]) {
     for chunk in bytes.chunks(64 * 1024) {
         file.write_all(chunk).unwrap();
     }
-    file.sync_all().unwrap();
 }
 
 /// The large-upload path (`TemporaryFileUploadHandler`): the whole file written under

@@ -737,3 +737,57 @@ async fn a_previous_object_the_template_did_not_name_is_never_deleted() {
     drop(sidecar);
     world.cleanup().await;
 }
+
+/// Issue 24 item 9: Django never fsyncs an upload. After a power cut between the upload and the
+/// record, a file whose bytes were only in the page cache can come back empty or cut short; the
+/// daemon would take it for a new version and its verified object, the only good copy, would
+/// be left for the orphan report. So the file is made durable, on the very descriptor the hash
+/// read it through (never reopened by name), and its folder too, before `hashed` is journaled.
+/// strace shows the `fdatasync` on that descriptor while it is open.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_file_is_made_durable_on_the_descriptor_it_was_hashed_through() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    let bytes = sample_bytes(80, 5_000);
+    let local = world.write_in_place("durable.pdf", &bytes);
+    let id = world.db.insert_venta("PORTA-FSYNC", Some("confrontas/durable.pdf")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let trace = world.temp.path().join("strace.out");
+    let status = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=openat,openat2,fsync,fdatasync,close", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_confronta-sync"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--rescan")
+        .env("RUST_LOG", "error")
+        .env_remove("CONFRONTA_SYNC_SECRET_KEY")
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("strace (Debian's strace package) runs the rescan");
+    assert!(status.success(), "the rescan under strace: {status}");
+    assert!(world.db.row(id).await.unwrap().subido && !local.exists(), "the file moved");
+
+    // Per thread: the descriptors the media file is open on, read-only (the hash's).
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut open = std::collections::HashSet::new();
+    let mut synced = false;
+    for line in text.lines() {
+        let Some((pid, call)) = line.split_once(' ') else { continue };
+        let call = call.trim_start();
+        if call.starts_with("openat") && call.contains("\"durable.pdf\"") && call.contains("O_RDONLY") {
+            if let Some(fd) = call.rsplit("= ").next().and_then(|fd| fd.trim().parse::<i64>().ok()) {
+                open.insert((pid.to_owned(), fd));
+            }
+        } else if let Some(rest) = call.strip_prefix("fdatasync(").or_else(|| call.strip_prefix("fsync(")) {
+            let fd = rest.split(')').next().and_then(|fd| fd.parse::<i64>().ok());
+            synced |= fd.is_some_and(|fd| open.contains(&(pid.to_owned(), fd)));
+        } else if let Some(rest) = call.strip_prefix("close(") {
+            if let Some(fd) = rest.split(')').next().and_then(|fd| fd.parse::<i64>().ok()) {
+                open.remove(&(pid.to_owned(), fd));
+            }
+        }
+    }
+    assert!(synced, "no fdatasync on the descriptor the file was hashed through:\n{text}");
+    world.cleanup().await;
+}
