@@ -213,7 +213,11 @@ enum Durability {
     Synced,
 }
 
-fn hash_file_with(path: &Path, part_size: Option<u64>, durability: Durability) -> Result<FileHash, ReadError> {
+fn hash_file_with(
+    path: &Path,
+    part_size: Option<u64>,
+    durability: Durability,
+) -> Result<FileHash, ReadError> {
     let shown = || path.display().to_string();
     let (mut file, identity) = open_regular(path)?;
     let mut whole = Sha256::new();
@@ -303,8 +307,9 @@ fn hash_file_with(path: &Path, part_size: Option<u64>, durability: Durability) -
     if durability == Durability::Synced {
         file.sync_data().map_err(|source| ReadError::Io { path: shown(), source })?;
         if let Some(folder) = path.parent() {
-            let folder = rustix::fs::open(folder, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
-                .map_err(|e| ReadError::Io { path: folder.display().to_string(), source: e.into() })?;
+            let folder =
+                rustix::fs::open(folder, OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC, Mode::empty())
+                    .map_err(|e| ReadError::Io { path: folder.display().to_string(), source: e.into() })?;
             rustix::fs::fsync(&folder).map_err(|e| ReadError::Io { path: shown(), source: e.into() })?;
         }
     }

@@ -2,6 +2,10 @@
 //! records each object in the sales table, and removes the local copy only once both are
 //! durable. See ARCHITECTURE.md for the map and the invariants.
 
+// The library has no `unsafe` of its own: the `*at` calls and the rest go through rustix and
+// uzers. The binary's one block (`mallopt`, which no crate wraps) is in main.rs.
+#![forbid(unsafe_code)]
+
 pub mod app;
 pub mod commands;
 pub mod config;

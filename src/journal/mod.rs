@@ -2,7 +2,8 @@
 //! effect it guards, so a crash at any instant resumes instead of losing or repeating work.
 //!
 //! # Format
-//! Schema version 1 (`meta.schema_version`). One row per relative media path in `files`.
+//! Schema version 2 (`meta.schema_version`; a version-1 journal is migrated at open,
+//! `schema::migrate_from_1`). One row per relative media path in `files`.
 //! WAL mode with `synchronous=FULL`: a state is on disk when `put` returns. The one exception
 //! is `removed` after a file's move (`put_unsynced`): committed, not fsynced, since a power cut
 //! that loses it leaves `recorded` with the file gone, which a restart finishes the same way.
