@@ -193,7 +193,20 @@ pub fn rename_no_replace_durably(from: &Path, to: &Path) -> Result<(), NoFollowE
     let target = c_path(to)?;
     renameat_with(parent.fd(), &parent.name, CWD, &target, RenameFlags::NOREPLACE)
         .map_err(|errno| io_error(from, errno.into()))?;
+    // The new entry first, then the removal: in the other order a power cut between the two
+    // fsyncs could keep the removal and lose the entry, and the file with it.
+    if let Some(folder) = to.parent() {
+        sync_folder_at_path(folder)?;
+    }
     sync_folder(parent.fd(), from)
+}
+
+/// Fsyncs the folder at `folder` (a path of ours: the quarantine, where a file just arrived).
+pub fn sync_folder_at_path(folder: &Path) -> Result<(), NoFollowError> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let opened =
+        rustix::fs::open(folder, flags, Mode::empty()).map_err(|errno| io_error(folder, errno.into()))?;
+    fsync(&opened).map_err(|errno| io_error(folder, errno.into()))
 }
 
 /// The prefix of the private name a file is moved to before it is unlinked (`SetAside`). The

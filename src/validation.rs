@@ -11,8 +11,8 @@ use std::time::Duration;
 use crate::config::ValidationConfig;
 use crate::hash::{open_regular, FileIdentity, HEAD_BYTES};
 use crate::media_path::{
-    remove_file_durably, rename_no_replace_durably, symlink_metadata_no_follow, NoFollowError,
-    RelativeMediaPath,
+    remove_file_durably, rename_no_replace_durably, symlink_metadata_no_follow, sync_folder_at_path,
+    NoFollowError, RelativeMediaPath,
 };
 
 /// How long one clamd scan may take before it counts as clamd being unreachable.
@@ -360,6 +360,11 @@ fn move_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
 
 fn move_no_replace_by_copy(from: &Path, to: &Path) -> std::io::Result<()> {
     copy_durably(from, to)?;
+    // The copy's entry is durable before the original's removal is (see
+    // `rename_no_replace_durably`): never a moment when a power cut keeps neither.
+    if let Some(folder) = to.parent() {
+        sync_folder_at_path(folder).map_err(no_follow_as_io)?;
+    }
     remove_file_durably(from).map_err(no_follow_as_io)
 }
 
@@ -399,11 +404,19 @@ fn quarantine_into(
     let first = quarantine_dir.join(quarantine_name(path.as_str()));
     let parent = first.parent().expect("quarantine targets have a parent").to_owned();
     // Refused files may be executables or viruses: only the daemon's user may reach them.
+    let made: Vec<PathBuf> =
+        parent.ancestors().take_while(|folder| !folder.exists()).map(Path::to_path_buf).collect();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(PRIVATE_DIR_MODE)
         .create(&parent)
         .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
+    // Each folder just made is an entry of its parent, durable before a file is moved in.
+    for folder in &made {
+        if let Some(above) = folder.parent() {
+            sync_folder_at_path(above).map_err(|e| format!("cannot fsync {}: {e}", above.display()))?;
+        }
+    }
     let note = format!(
         "{reason}\noriginal path: {}\nquarantined at: {}\n",
         path,
@@ -441,11 +454,7 @@ fn quarantine_into(
             // rather than report a move that happened as failed.
             tracing::warn!(path = %target.display(), error = %e, "quarantined file keeps its mode");
         }
-        for dir in [Some(parent.as_path()), absolute.parent()].into_iter().flatten() {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| format!("cannot fsync {}: {e}", dir.display()))?;
-        }
+        // Both folders were fsynced by the move, the quarantine's first (its note too).
         return Ok(target);
     }
     Err(format!(

@@ -106,3 +106,62 @@ async fn an_unwritable_quarantine_folder_is_refused_at_start_up_and_by_check() {
     );
     world.cleanup().await;
 }
+
+/// Issue 24 item 9: a refused file's move to quarantine makes the destination's entry durable
+/// before the source's removal. The other order let a power cut between the two fsyncs keep
+/// the removal and lose the new entry: the only copy of the refused document gone. strace shows
+/// the first fsync after the rename on the quarantine folder.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_quarantine_entry_is_durable_before_the_source_s_removal() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    world.write_in_place("programa.exe", &executable());
+    world.db.insert_venta("PORTA-Q-ORDER", Some("confrontas/programa.exe")).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let trace = world.temp.path().join("strace.out");
+    let status = std::process::Command::new("strace")
+        .args(["-f", "-qq", "-e", "trace=open,openat,openat2,renameat2,fsync,fdatasync,close", "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_confronta-sync"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--rescan")
+        .env("RUST_LOG", "error")
+        .env_remove("CONFRONTA_SYNC_SECRET_KEY")
+        .stdin(std::process::Stdio::null())
+        .status()
+        .expect("strace (Debian's strace package) runs the rescan");
+    assert!(status.code().is_some(), "the rescan under strace: {status}");
+    assert!(world.quarantined("programa.exe").exists(), "the refused file is in quarantine");
+
+    // What each descriptor of each thread was opened on, and the fsyncs after the rename.
+    let text = std::fs::read_to_string(&trace).unwrap();
+    let mut opened = std::collections::HashMap::new();
+    let mut renamed = false;
+    let mut first_sync_after = None;
+    for line in text.lines() {
+        let Some((pid, call)) = line.split_once(' ') else { continue };
+        let call = call.trim_start();
+        let result = call.rsplit("= ").next().and_then(|fd| fd.trim().parse::<i64>().ok());
+        if call.starts_with("open") {
+            if let (Some(fd), Some(name)) = (result, call.split('"').nth(1)) {
+                opened.insert((pid.to_owned(), fd), name.to_owned());
+            }
+        } else if call.starts_with("renameat2(") && call.contains("\"programa.exe\"") && result == Some(0) {
+            renamed = true;
+        } else if let Some(rest) = call.strip_prefix("fsync(") {
+            let fd = rest.split(')').next().and_then(|fd| fd.parse::<i64>().ok());
+            if renamed && first_sync_after.is_none() {
+                first_sync_after =
+                    fd.map(|fd| opened.get(&(pid.to_owned(), fd)).cloned().unwrap_or_default());
+            }
+        }
+    }
+    assert!(renamed, "the refused file was renamed into quarantine:\n{text}");
+    let first = first_sync_after.unwrap_or_default();
+    assert!(
+        first.ends_with("quarantine/confrontas"),
+        "the first fsync after the rename is of {first:?}, not the quarantine folder:\n{text}"
+    );
+    world.cleanup().await;
+}
