@@ -472,6 +472,10 @@ impl Journal {
     ) -> Result<bool, JournalError> {
         let key = path.as_str().to_owned();
         self.with(move |c| {
+            // The mark is what keeps a stale row from owning a reused name: committed with its
+            // fsync, whatever level the writer's last batch left on this shared connection (an
+            // unsynced `removed` leaves NORMAL, whose commit a power cut can undo).
+            c.pragma_update(None, "synchronous", "FULL")?;
             let known: bool = c
                 .prepare_cached("SELECT 1 FROM missing_rows WHERE path = ?1 AND venta_id = ?2")?
                 .exists(params![key, venta_id])?;

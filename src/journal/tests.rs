@@ -312,3 +312,19 @@ async fn a_version_1_journal_is_migrated_to_version_2() {
 fn the_select_list_is_the_column_list() {
     assert_eq!(super::schema::COLUMNS, super::schema::COLUMN_NAMES.join(", "));
 }
+
+/// Issue 24 item 9: a stale-row mark is committed with its fsync even right after an unsynced
+/// `removed` left the shared connection at NORMAL (a power cut could undo the mark, and a stale
+/// row then own the next file saved under its path).
+#[tokio::test]
+async fn a_missing_mark_is_fsynced_even_after_an_unsynced_write() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.sqlite3")).unwrap();
+    let mut done = entry("confrontas/a.pdf");
+    done.state = FileState::Removed;
+    journal.put_unsynced(&done).await.unwrap();
+    let synchronous = || journal.with(|c| c.query_row("PRAGMA synchronous", [], |row| row.get::<_, i64>(0)));
+    assert_eq!(synchronous().await.unwrap(), 1, "the unsynced write left NORMAL");
+    journal.note_missing(&done.path, 7, Some("2026-01-01".into())).await.unwrap();
+    assert_eq!(synchronous().await.unwrap(), 2, "the mark committed at FULL");
+}

@@ -43,6 +43,21 @@ impl Pipeline {
     /// before the move).
     pub(super) async fn resume_refusal(&self, run: &mut Run) -> Step {
         let Some(identity) = run.on_disk else {
+            // Moved before the stop: both folders made durable (the stop may have come between
+            // the move and its fsyncs) before `rejected` says it is done.
+            // (A quarantine folder that is not there means the file went some other way.)
+            let quarantined = self.validator().quarantine_dir().join(run.entry.path.as_str());
+            for file in [quarantined.as_path(), run.absolute.as_path()] {
+                match super::remove::sync_folder_off_the_workers(file).await {
+                    Err(e) if !e.is_not_found() => {
+                        return Step::Settle(Outcome::Retry(Failure::new(
+                            Reason::QuarantineFailed,
+                            e.to_string(),
+                        )))
+                    }
+                    _ => {}
+                }
+            }
             return Step::End(FileState::Rejected, Outcome::Nothing);
         };
         let reason = match run.refusal.take() {

@@ -91,7 +91,17 @@ impl Pipeline {
         pause_point("before_remove").await;
         match self.unlink_recorded(&run.absolute, entry).await {
             Ok(Unlinked::Removed) => pause_point("after_remove").await,
-            Ok(Unlinked::NotThere) => {}
+            // Gone already: unlinked before a stop, whose folder fsync may not have happened.
+            // Made durable before `removed` says so, or a power cut could bring it back.
+            Ok(Unlinked::NotThere) => {
+                match sync_folder_off_the_workers(&run.absolute).await {
+                    // The folder itself gone (moved away, unmounted): nothing of ours to make durable.
+                    Err(e) if !e.is_not_found() => {
+                        return Ok(Step::Stop(Outcome::Retry(Failure::new(Reason::LocalIo, e.to_string()))))
+                    }
+                    _ => {}
+                }
+            }
             // A different file now stands at the path; it is not the one we recorded.
             Ok(Unlinked::NotTheHashedFile) => {
                 warn!("a new file replaced the recorded one before removal; it is kept")
@@ -316,4 +326,18 @@ async fn unlink_off_the_workers(aside: SetAside) -> Result<(), NoFollowError> {
             source: std::io::Error::other(format!("the unlink did not finish: {e}")),
         })
     })
+}
+
+/// Fsyncs the folder holding `absolute`, on a blocking thread.
+pub(super) async fn sync_folder_off_the_workers(absolute: &Path) -> Result<(), NoFollowError> {
+    let Some(folder) = absolute.parent().map(Path::to_path_buf) else { return Ok(()) };
+    let shown = folder.display().to_string();
+    tokio::task::spawn_blocking(move || crate::media_path::sync_folder_at_path(&folder)).await.unwrap_or_else(
+        |e| {
+            Err(NoFollowError::Io {
+                path: shown,
+                source: std::io::Error::other(format!("the fsync did not finish: {e}")),
+            })
+        },
+    )
 }
