@@ -17,7 +17,7 @@ pub const CONFIG: i32 = 2;
 pub const DATABASE: i32 = 3;
 /// The object store is unreachable, refuses the credentials, or lacks the bucket.
 pub const OBJECT_STORE: i32 = 4;
-/// The journal is locked by another daemon or cannot be opened.
+/// The journal is locked by another daemon or cannot be opened, or an fsync of it failed.
 pub const JOURNAL: i32 = 5;
 /// The log destination cannot be set up.
 pub const LOGGING: i32 = 6;
@@ -36,7 +36,10 @@ pub const CODES: &[(i32, &str)] = &[
     ),
     (DATABASE, "the database is unreachable, refuses the credentials, or lacks the table or a column (or has one of the wrong type)"),
     (OBJECT_STORE, "the object store is unreachable, refuses the credentials, lacks the bucket, or failed the start-up probe"),
-    (JOURNAL, "the journal is locked by another process or cannot be opened (it is left untouched)"),
+    (
+        JOURNAL,
+        "the journal is locked by another process or cannot be opened (it is left untouched), or an fsync of it failed",
+    ),
     (LOGGING, "the log folder cannot be used"),
 ];
 
@@ -80,7 +83,9 @@ impl Exit {
                 ..
             }) => DATABASE,
             Exit::ObjectStore(_) | Exit::Command(CommandError::Store(_)) => OBJECT_STORE,
-            Exit::Journal(_) | Exit::Command(CommandError::Journal(_)) => JOURNAL,
+            Exit::Journal(_)
+            | Exit::Command(CommandError::Journal(_))
+            | Exit::Fatal(Failure { reason: Reason::Journal, .. }) => JOURNAL,
             Exit::Command(CommandError::Invalid(_)) | Exit::Fatal(_) | Exit::Failed(_) => FAILURES,
         }
     }
@@ -122,7 +127,7 @@ mod tests {
             (fatal(Reason::DbSchema), DATABASE),
             (fatal(Reason::DbUnavailable), DATABASE),
             (fatal(Reason::S3Refused), FAILURES),
-            (fatal(Reason::Journal), FAILURES),
+            (fatal(Reason::Journal), JOURNAL),
             (Exit::Failed("cannot install signal handlers".into()), FAILURES),
         ];
         for (cause, code) in cases {

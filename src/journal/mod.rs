@@ -246,6 +246,10 @@ pub enum JournalError {
     Locked { path: PathBuf, lock: PathBuf },
     #[error("journal {path}: {message}")]
     Io { path: PathBuf, message: String },
+    /// An fsync of the journal failed: what it holds may not be on disk, so it takes no more
+    /// writes and the daemon stops (a restart reopens it).
+    #[error("journal {path}: an fsync failed ({message}); the journal takes no more writes until a restart")]
+    Unusable { path: PathBuf, message: String },
     #[error("journal {path} has schema version {found}, newer than this binary's {SCHEMA_VERSION}")]
     TooNew { path: PathBuf, found: i64 },
     /// SQLite says the file is not a database, or a damaged one: the only case that justifies
@@ -268,6 +272,7 @@ impl Classify for JournalError {
             JournalError::Io { .. } => ErrorClass::Transient,
             // Nothing may move without a journal, and none of these mends itself.
             JournalError::Locked { .. }
+            | JournalError::Unusable { .. }
             | JournalError::TooNew { .. }
             | JournalError::Corrupt { .. }
             | JournalError::CannotOpen { .. } => ErrorClass::Fatal,
@@ -436,7 +441,13 @@ impl Journal {
         writer
             .send(WriteRequest { entry: entry.clone(), fsync, done })
             .map_err(|_| io("the journal writer stopped".into()))?;
-        wait.await.map_err(|_| io("the journal writer stopped".into()))?.map_err(io)
+        wait.await.map_err(|_| io("the journal writer stopped".into()))?.map_err(|failure| {
+            if failure.fsync_failed {
+                JournalError::Unusable { path: self.path.clone(), message: failure.message }
+            } else {
+                io(failure.message)
+            }
+        })
     }
 
     /// Drops the entry for `path`: nothing about it is worth keeping.

@@ -1,5 +1,6 @@
 //! The writer thread: group-commits the writes of files in flight together.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use rusqlite::Connection;
@@ -13,7 +14,17 @@ pub(super) struct WriteRequest {
     /// Whether the caller must wait for the fsync (`Journal::put`) or only for the commit
     /// (`Journal::put_unsynced`).
     pub(super) fsync: bool,
-    pub(super) done: tokio::sync::oneshot::Sender<Result<(), String>>,
+    pub(super) done: tokio::sync::oneshot::Sender<Result<(), WriteFailure>>,
+}
+
+/// Why a batch was not written.
+#[derive(Debug, Clone)]
+pub(super) struct WriteFailure {
+    pub(super) message: String,
+    /// An fsync failed (SQLite's `SQLITE_IOERR_FSYNC` or `_DIR_FSYNC`): after one, the kernel may
+    /// have dropped pages it reported written, so nothing the journal holds can be trusted to be
+    /// on disk, and every later write fails the same way (see `run_writer`).
+    pub(super) fsync_failed: bool,
 }
 
 /// The writer thread: takes every request waiting, writes them in one transaction, commits
@@ -24,6 +35,10 @@ pub(super) fn run_writer(
     requests: std::sync::mpsc::Receiver<WriteRequest>,
 ) {
     const MAX_BATCH: usize = 256;
+    // Set by the first failed fsync, for good: retrying a commit after one would report as
+    // durable what the kernel may already have thrown away ("fsyncgate"). The daemon stops on
+    // it, and a restart reopens the journal, which SQLite then recovers from what is on disk.
+    let unusable = AtomicBool::new(false);
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -32,10 +47,22 @@ pub(super) fn run_writer(
                 Err(_) => break,
             }
         }
-        let result = {
+        let result = if unusable.load(Ordering::SeqCst) {
+            Err(WriteFailure {
+                message: "an earlier fsync of the journal failed; it is not written to again until a restart"
+                    .into(),
+                fsync_failed: true,
+            })
+        } else {
             let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
             let fsync = batch.iter().any(|r| r.fsync);
-            write_batch(&guard, batch.iter().map(|r| &r.entry), fsync).map_err(|e| e.to_string())
+            write_batch(&guard, batch.iter().map(|r| &r.entry), fsync).map_err(|e| {
+                let fsync_failed = fsync_failed(&e);
+                if fsync_failed {
+                    unusable.store(true, Ordering::SeqCst);
+                }
+                WriteFailure { message: e.to_string(), fsync_failed }
+            })
         };
         if result.is_ok() {
             // Each entry is a file's step done: what the watchdog wants to see.
@@ -45,6 +72,13 @@ pub(super) fn run_writer(
             let _ = request.done.send(result.clone());
         }
     }
+}
+
+/// Whether SQLite says an fsync (of the file or of its folder) failed.
+fn fsync_failed(error: &rusqlite::Error) -> bool {
+    const SQLITE_IOERR_FSYNC: std::ffi::c_int = 1034;
+    const SQLITE_IOERR_DIR_FSYNC: std::ffi::c_int = 1290;
+    matches!(error.sqlite_error(), Some(e) if matches!(e.extended_code, SQLITE_IOERR_FSYNC | SQLITE_IOERR_DIR_FSYNC))
 }
 
 fn write_batch<'a>(
@@ -66,6 +100,15 @@ fn write_batch<'a>(
         }
         Ok(())
     });
+    // Where the crash tests make the commit's fsync fail, as a dying disk does.
+    #[cfg(feature = "failpoints")]
+    if fsync && fail::eval("journal_fsync", |_| ()).is_some() {
+        let _ = c.execute_batch("ROLLBACK");
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error { code: rusqlite::ErrorCode::SystemIoFailure, extended_code: 1034 },
+            Some("fsync failed (failpoint journal_fsync)".into()),
+        ));
+    }
     match written.and_then(|()| c.execute_batch("COMMIT")) {
         Ok(()) => Ok(()),
         Err(e) => {

@@ -29,7 +29,7 @@ use tracing::{debug, info, warn, Instrument};
 
 use crate::config::{ConditionalWrites, Config, LiveSettings};
 use crate::db::{SalesRows, SchemaLimits, VentaRow};
-use crate::error::{pause_point, ErrorClass, Reason};
+use crate::error::{pause_point, Classify, ErrorClass, Reason};
 use crate::hash::{FileHash, FileIdentity};
 use crate::journal::{now_ms, FileState, Journal, JournalEntry, JournalError};
 use crate::media_path::{MediaRoot, NoFollowError, RelativeMediaPath};
@@ -303,6 +303,9 @@ impl Pipeline {
                 Ok(outcome) => outcome,
                 // Every step's only hard error is the journal: nothing may happen that it has not
                 // recorded first, so the file waits.
+                Err(e) if e.class() == ErrorClass::Fatal => {
+                    Outcome::Fatal(Failure::new(Reason::Journal, format!("cannot write the journal: {e}")))
+                }
                 Err(e) => {
                     Outcome::Retry(Failure::new(Reason::Journal, format!("cannot write the journal: {e}")))
                 }

@@ -791,3 +791,30 @@ async fn the_file_is_made_durable_on_the_descriptor_it_was_hashed_through() {
     assert!(synced, "no fdatasync on the descriptor the file was hashed through:\n{text}");
     world.cleanup().await;
 }
+
+/// Issue 24 item 9: after a failed fsync the kernel may have dropped pages it had reported
+/// written, so a journal write retried after one would be believed durable when it may not be
+/// ("fsyncgate"). The journal takes no more writes, the daemon stops with the journal's exit
+/// code (5; systemd restarts it, and the reopened journal is what is on disk), nothing is
+/// deleted, and after the restart the file moves. It used to be retried as transient.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_journal_fsync_stops_the_daemon_and_the_restart_moves_the_file() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    let mut sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "journal_fsync=1*return")]);
+    sidecar.wait_watching().await;
+    let bytes = sample_bytes(81, 4_000);
+    let local = world.write_in_place("fsync.pdf", &bytes);
+    let id = world.db.insert_venta("PORTA-FSYNCGATE", Some("confrontas/fsync.pdf")).await;
+    let code = sidecar.wait_exit(WAIT);
+    let log = sidecar.log_text();
+    assert_eq!(code, Some(5), "the daemon stops with the journal's exit code:\n{log}");
+    assert!(log.contains("an fsync failed"), "and says why:\n{log}");
+    assert!(local.exists() && !world.db.row(id).await.unwrap().subido, "nothing recorded or deleted");
+
+    let _restarted = Sidecar::start(&config, &[], &[]);
+    wait_recorded(&world, id).await;
+    eventually("the file removed after the restart", WAIT, || async { (!local.exists()).then_some(()) })
+        .await;
+    world.cleanup().await;
+}
