@@ -575,66 +575,88 @@ async fn files_and_rows_that_change_under_the_daemon() {
         .execute(&format!("UPDATE telefonica_ventaportabilidad SET confronta = 'confrontas/otro.pdf' WHERE id = {replaced_id}"))
         .await;
 
-    let row = wait_recorded(&world, rewrite_id).await;
-    assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, second);
-    assert_eq!(row.sha256.as_deref(), Some(sha256_hex(&second).as_str()));
-    wait_gone(&rewrite).await;
-    report.row(
-        "rewritten during upload",
-        "the new content is uploaded and recorded",
-        &Observed::new()
-            .upload(&world, "reescrito.pdf", rewrite_id)
-            .await
-            .count("SHA-256 of the rewritten bytes", &sha256_hex(&second)[..12]),
-    );
-
-    let row = wait_recorded(&world, append_id).await;
-    let stored = world.object_bytes(row.object_name.as_deref().unwrap()).await;
-    assert_eq!(stored, full);
-    report.row(
-        "appended after close",
-        "the whole file is uploaded",
-        &Observed::new()
-            .upload(&world, "anexado.pdf", append_id)
-            .await
-            .count("object bytes", stored.len())
-            .count("bytes written then appended", format!("{} + {}", start.len(), tail.len())),
-    );
-
-    let line = logged(&sidecar, "reemplazado.pdf", "row_changed").await;
-    assert!(line.contains("left for the orphan report"), "{line}");
-    assert_eq!(std::fs::read(&replaced).unwrap(), replaced_bytes, "file kept");
-    assert_eq!(world.db.row(replaced_id).await.unwrap().confronta.as_deref(), Some("confrontas/otro.pdf"));
-    report.row(
-        "confronta replaced mid-flight",
-        "file kept, row not overwritten, object left for the orphan report",
-        &Observed::new().upload(&world, "reemplazado.pdf", replaced_id).await.log(&line),
-    );
-
-    let a = wait_recorded(&world, twin_a).await;
-    let b = wait_recorded(&world, twin_b).await;
-    assert_ne!(a.object_name, b.object_name);
-    assert_eq!(a.sha256, b.sha256);
-    wait_gone(&twin_a_path).await;
-    wait_gone(&twin_b_path).await;
-    report.row(
-        "same content in two ventas",
-        "two objects, two rows, both files removed",
-        &Observed::new()
-            .upload(&world, "gemelo_a.pdf", twin_a)
-            .await
-            .upload(&world, "gemelo_b.pdf", twin_b)
-            .await,
-    );
-
-    assert!(!world.db.row(gone_id).await.unwrap().subido);
-    report.row(
-        "deleted before processing",
-        "nothing happens; the row is untouched",
-        &Observed::new().upload(&world, "borrado.pdf", gone_id).await.daemon(&mut sidecar),
-    );
+    // Each outcome is checked on its own: one that fails is reported, the rest still run.
+    let mut cases = Cases::new();
+    cases
+        .run("rewritten during upload", || async {
+            let row = wait_recorded(&world, rewrite_id).await;
+            assert_eq!(world.object_bytes(row.object_name.as_deref().unwrap()).await, second);
+            assert_eq!(row.sha256.as_deref(), Some(sha256_hex(&second).as_str()));
+            wait_gone(&rewrite).await;
+            report.row(
+                "rewritten during upload",
+                "the new content is uploaded and recorded",
+                &Observed::new()
+                    .upload(&world, "reescrito.pdf", rewrite_id)
+                    .await
+                    .count("SHA-256 of the rewritten bytes", &sha256_hex(&second)[..12]),
+            );
+        })
+        .await;
+    cases
+        .run("appended after close", || async {
+            let row = wait_recorded(&world, append_id).await;
+            let stored = world.object_bytes(row.object_name.as_deref().unwrap()).await;
+            assert_eq!(stored, full);
+            report.row(
+                "appended after close",
+                "the whole file is uploaded",
+                &Observed::new()
+                    .upload(&world, "anexado.pdf", append_id)
+                    .await
+                    .count("object bytes", stored.len())
+                    .count("bytes written then appended", format!("{} + {}", start.len(), tail.len())),
+            );
+        })
+        .await;
+    cases
+        .run("confronta replaced mid-flight", || async {
+            let line = logged(&sidecar, "reemplazado.pdf", "row_changed").await;
+            assert!(line.contains("left for the orphan report"), "{line}");
+            assert_eq!(std::fs::read(&replaced).unwrap(), replaced_bytes, "file kept");
+            assert_eq!(
+                world.db.row(replaced_id).await.unwrap().confronta.as_deref(),
+                Some("confrontas/otro.pdf")
+            );
+            report.row(
+                "confronta replaced mid-flight",
+                "file kept, row not overwritten, object left for the orphan report",
+                &Observed::new().upload(&world, "reemplazado.pdf", replaced_id).await.log(&line),
+            );
+        })
+        .await;
+    cases
+        .run("same content in two ventas", || async {
+            let a = wait_recorded(&world, twin_a).await;
+            let b = wait_recorded(&world, twin_b).await;
+            assert_ne!(a.object_name, b.object_name);
+            assert_eq!(a.sha256, b.sha256);
+            wait_gone(&twin_a_path).await;
+            wait_gone(&twin_b_path).await;
+            report.row(
+                "same content in two ventas",
+                "two objects, two rows, both files removed",
+                &Observed::new()
+                    .upload(&world, "gemelo_a.pdf", twin_a)
+                    .await
+                    .upload(&world, "gemelo_b.pdf", twin_b)
+                    .await,
+            );
+        })
+        .await;
+    cases
+        .run("deleted before processing", || async {
+            assert!(!world.db.row(gone_id).await.unwrap().subido);
+            report.row(
+                "deleted before processing",
+                "nothing happens; the row is untouched",
+                &Observed::new().upload(&world, "borrado.pdf", gone_id).await.daemon(&mut sidecar),
+            );
+        })
+        .await;
     sidecar.assert_running();
     world.cleanup().await;
+    cases.finish();
 }
 
 /// A daemon running as an unprivileged user meets a file it cannot read, which later becomes
@@ -834,19 +856,25 @@ async fn start_up_errors_name_the_problem_and_exit_with_its_code() {
             "role \"nadie\" does not exist",
         ),
     ];
+    let mut table = Cases::new();
     for (case, case_config, code, message) in cases {
-        case_config.write();
-        let (got, stdout, stderr) = Sidecar::run(&config, &[]);
-        assert_eq!(got, code, "{case}: {stderr}");
-        assert!(stderr.contains(message), "{case}: {stderr}");
-        all_output.push_str(&stdout);
-        all_output.push_str(&stderr);
-        report.row(
-            case,
-            &format!("clear error, exit code {code}"),
-            &Observed::new().exit(got, line_with(&stderr, message)),
-        );
+        table
+            .run(case, || async {
+                case_config.write();
+                let (got, stdout, stderr) = Sidecar::run(&config, &[]);
+                all_output.push_str(&stdout);
+                all_output.push_str(&stderr);
+                assert_eq!(got, code, "{case}: {stderr}");
+                assert!(stderr.contains(message), "{case}: {stderr}");
+                report.row(
+                    case,
+                    &format!("clear error, exit code {code}"),
+                    &Observed::new().exit(got, line_with(&stderr, message)),
+                );
+            })
+            .await;
     }
+    table.finish();
     world.config().write();
     world.db.execute("ALTER TABLE telefonica_ventaportabilidad DROP COLUMN confronta_minio_url").await;
     let (got, _, stderr) = Sidecar::run(&config, &[]);
