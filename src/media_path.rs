@@ -194,11 +194,17 @@ pub fn rename_no_replace_durably(from: &Path, to: &Path) -> Result<(), NoFollowE
     renameat_with(parent.fd(), &parent.name, CWD, &target, RenameFlags::NOREPLACE)
         .map_err(|errno| io_error(from, errno.into()))?;
     // The new entry first, then the removal: in the other order a power cut between the two
-    // fsyncs could keep the removal and lose the entry, and the file with it.
+    // fsyncs could keep the removal and lose the entry, and the file with it. Their errors come
+    // after a rename that happened: carried without the errno, so no caller takes one for the
+    // rename's own (and, say, falls back to copying a file that is already moved).
+    let after_the_rename = |e: NoFollowError| NoFollowError::Io {
+        path: from.display().to_string(),
+        source: std::io::Error::other(format!("moved to {}, then {e}", to.display())),
+    };
     if let Some(folder) = to.parent() {
-        sync_folder_at_path(folder)?;
+        sync_folder_at_path(folder).map_err(after_the_rename)?;
     }
-    sync_folder(parent.fd(), from)
+    sync_folder(parent.fd(), from).map_err(after_the_rename)
 }
 
 /// Fsyncs the folder at `folder` (a path of ours: the quarantine, where a file just arrived).
@@ -206,7 +212,12 @@ pub fn sync_folder_at_path(folder: &Path) -> Result<(), NoFollowError> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
     let opened =
         rustix::fs::open(folder, flags, Mode::empty()).map_err(|errno| io_error(folder, errno.into()))?;
-    fsync(&opened).map_err(|errno| io_error(folder, errno.into()))
+    match fsync(&opened) {
+        // A file system that cannot fsync a folder (some FUSE ones) says EINVAL: there is
+        // nothing more to make durable there, and retrying would never end.
+        Err(rustix::io::Errno::INVAL) => Ok(()),
+        other => other.map_err(|errno| io_error(folder, errno.into())),
+    }
 }
 
 /// The prefix of the private name a file is moved to before it is unlinked (`SetAside`). The

@@ -404,18 +404,17 @@ fn quarantine_into(
     let first = quarantine_dir.join(quarantine_name(path.as_str()));
     let parent = first.parent().expect("quarantine targets have a parent").to_owned();
     // Refused files may be executables or viruses: only the daemon's user may reach them.
-    let made: Vec<PathBuf> =
-        parent.ancestors().take_while(|folder| !folder.exists()).map(Path::to_path_buf).collect();
     std::fs::DirBuilder::new()
         .recursive(true)
         .mode(PRIVATE_DIR_MODE)
         .create(&parent)
         .map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    // Each folder just made is an entry of its parent, durable before a file is moved in.
-    for folder in &made {
-        if let Some(above) = folder.parent() {
-            sync_folder_at_path(above).map_err(|e| format!("cannot fsync {}: {e}", above.display()))?;
-        }
+    // Each folder on the way is an entry of its parent, durable before a file is moved in:
+    // all of them, every time, since an earlier attempt may have made one and stopped before
+    // its fsync (a few fsyncs per refusal, which is rare).
+    let above_quarantine = quarantine_dir.parent().unwrap_or(quarantine_dir);
+    for folder in parent.ancestors().skip(1).take_while(|folder| folder.starts_with(above_quarantine)) {
+        sync_folder_at_path(folder).map_err(|e| format!("cannot fsync {}: {e}", folder.display()))?;
     }
     let note = format!(
         "{reason}\noriginal path: {}\nquarantined at: {}\n",

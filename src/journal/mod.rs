@@ -321,6 +321,26 @@ impl Journal {
     pub fn open_read_only(path: &Path) -> Result<Journal, JournalError> {
         let connection = Connection::open_with_flags(path, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)
             .map_err(|e| JournalError::Io { path: path.to_owned(), message: e.to_string() })?;
+        // Only the daemon migrates; a reader of an older journal (the package upgraded, the
+        // daemon not started since) says so instead of failing on a missing column.
+        let version: Option<String> = connection
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
+            .optional()
+            .unwrap_or(None);
+        match version.and_then(|v| v.parse::<i64>().ok()) {
+            Some(found) if found < SCHEMA_VERSION => {
+                return Err(JournalError::Io {
+                    path: path.to_owned(),
+                    message: format!(
+                        "schema version {found}, older than this binary's {SCHEMA_VERSION}: start the daemon once (it migrates the journal), then run this again"
+                    ),
+                })
+            }
+            Some(found) if found > SCHEMA_VERSION => {
+                return Err(JournalError::TooNew { path: path.to_owned(), found })
+            }
+            _ => {}
+        }
         Ok(Journal {
             path: path.to_owned(),
             connection: Arc::new(Mutex::new(connection)),
@@ -350,7 +370,20 @@ impl Journal {
         let copy_error =
             |e: rusqlite::Error| JournalError::CannotOpen { path: path.to_owned(), message: e.to_string() };
         let connection = journal.connection.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
-        let uri = format!("file:{}?mode=ro", path.display());
+        // A URI, so that `mode=ro` holds: `%`, `?` and `#` in the path would otherwise end it
+        // early (and attach some other file read-write).
+        let escaped: String = path
+            .display()
+            .to_string()
+            .chars()
+            .map(|c| match c {
+                '%' => "%25".to_owned(),
+                '?' => "%3f".to_owned(),
+                '#' => "%23".to_owned(),
+                c => c.to_string(),
+            })
+            .collect();
+        let uri = format!("file:{escaped}?mode=ro");
         connection.execute("ATTACH DATABASE ?1 AS real", [uri]).map_err(copy_error)?;
         let columns = |schema: &str, table: &str| -> rusqlite::Result<Vec<String>> {
             let mut statement = connection.prepare(&format!("PRAGMA {schema}.table_info(\"{table}\")"))?;

@@ -304,6 +304,21 @@ pub(super) fn open_connection(path: &Path) -> Result<Connection, JournalError> {
     connection.pragma_update(None, "auto_vacuum", "INCREMENTAL").map_err(open_error)?;
     connection.pragma_update(None, "journal_mode", "WAL").map_err(open_error)?;
     connection.pragma_update(None, "synchronous", "FULL").map_err(open_error)?;
+    // A journal a newer version wrote is refused before anything here changes it (a rollback
+    // must find it as that version left it).
+    let has_meta: bool = connection
+        .prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'")
+        .and_then(|mut query| query.exists([]))
+        .map_err(open_error)?;
+    if has_meta {
+        let found: Option<String> = connection
+            .query_row("SELECT value FROM meta WHERE key = 'schema_version'", [], |row| row.get(0))
+            .optional()
+            .map_err(open_error)?;
+        if let Some(version) = found.and_then(|v| v.parse::<i64>().ok()).filter(|v| *v > SCHEMA_VERSION) {
+            return Err(JournalError::TooNew { path: path.to_owned(), found: version });
+        }
+    }
     connection
         .execute_batch(
             "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);

@@ -328,3 +328,49 @@ async fn a_missing_mark_is_fsynced_even_after_an_unsynced_write() {
     journal.note_missing(&done.path, 7, Some("2026-01-01".into())).await.unwrap();
     assert_eq!(synchronous().await.unwrap(), 2, "the mark committed at FULL");
 }
+
+/// The dry run's copy attaches the journal read-only through a URI: a `#` or `?` in its path
+/// must not cut the URI short (SQLite then attached and created another file, read-write, and
+/// the copy came out empty, so the dry run forgot the stale-row marks).
+#[tokio::test]
+async fn the_dry_run_copy_reads_a_journal_whose_path_holds_uri_characters() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("j#1?x=y.sqlite3");
+    let journal = Journal::open(&path).unwrap();
+    let file = RelativeMediaPath::parse("confrontas/IMG_0001.jpg").unwrap();
+    journal.note_missing(&file, 12, Some("2026-01-01".into())).await.unwrap();
+    drop(journal);
+    let copy = Journal::in_memory_copy_of(&path).unwrap();
+    assert_eq!(copy.missing_marks(&file).await.unwrap().len(), 1, "the copy holds the mark");
+    let made: Vec<String> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|entry| entry.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|name| name == "j" || name.starts_with("j#1?") && !name.contains("sqlite3"))
+        .collect();
+    assert!(made.is_empty(), "the copy made other files: {made:?}");
+}
+
+/// A reader (`status`, `explain`) of a journal the daemon has not migrated yet says so, and a
+/// journal a newer version wrote is refused before anything in it changes.
+#[tokio::test]
+async fn readers_name_an_unmigrated_journal_and_a_newer_one_is_left_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = dir.path().join("old.sqlite3");
+    let fixture = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/journal-v1.sqlite3");
+    std::fs::copy(fixture, &old).unwrap();
+    let error = Journal::open_read_only(&old).err().expect("a version-1 journal is not read as version 2");
+    assert!(error.to_string().contains("start the daemon once"), "{error}");
+
+    let newer = dir.path().join("newer.sqlite3");
+    std::fs::copy(fixture, &newer).unwrap();
+    let raw = rusqlite::Connection::open(&newer).unwrap();
+    raw.execute("UPDATE meta SET value = '99' WHERE key = 'schema_version'", []).unwrap();
+    raw.execute_batch("DROP TABLE recorded_objects").unwrap();
+    drop(raw);
+    assert!(matches!(Journal::open(&newer), Err(JournalError::TooNew { found: 99, .. })));
+    let raw = rusqlite::Connection::open(&newer).unwrap();
+    let tables: i64 = raw
+        .query_row("SELECT count(*) FROM sqlite_master WHERE name = 'recorded_objects'", [], |row| row.get(0))
+        .unwrap();
+    assert_eq!(tables, 0, "nothing was made in the newer journal before it was refused");
+}
