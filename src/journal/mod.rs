@@ -813,7 +813,15 @@ where
     let owned_path = path.to_owned();
     tokio::task::spawn_blocking(move || {
         let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        work(&guard).map_err(|e| JournalError::Io { path: owned_path, message: e.to_string() })
+        work(&guard).map_err(|e| {
+            // A failed fsync on these direct writes (a stale-row mark, a prune) means what the
+            // writer's own would: nothing the journal says can be trusted to be on disk.
+            if writer::fsync_failed(&e) {
+                JournalError::Unusable { path: owned_path, message: e.to_string() }
+            } else {
+                JournalError::Io { path: owned_path, message: e.to_string() }
+            }
+        })
     })
     .await
     .map_err(|e| JournalError::Io { path: path.to_owned(), message: format!("{what} failed: {e}") })?

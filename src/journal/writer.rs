@@ -75,7 +75,7 @@ pub(super) fn run_writer(
 }
 
 /// Whether SQLite says an fsync (of the file or of its folder) failed.
-fn fsync_failed(error: &rusqlite::Error) -> bool {
+pub(super) fn fsync_failed(error: &rusqlite::Error) -> bool {
     const SQLITE_IOERR_FSYNC: std::ffi::c_int = 1034;
     const SQLITE_IOERR_DIR_FSYNC: std::ffi::c_int = 1290;
     matches!(error.sqlite_error(), Some(e) if matches!(e.extended_code, SQLITE_IOERR_FSYNC | SQLITE_IOERR_DIR_FSYNC))
