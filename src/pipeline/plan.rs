@@ -95,7 +95,7 @@ impl Pipeline {
                 return Plan { action: PlanAction::Quarantine(refusal.to_string()), ..keep(String::new()) }
             }
         }
-        let hash = match self.hash(&absolute, identity).await {
+        let hash = match self.hash_only(&absolute, identity).await {
             Ok(hash) => hash,
             Err(failure) => return keep(failure.message),
         };

@@ -406,12 +406,32 @@ impl Pipeline {
         Ok((object, url))
     }
 
+    /// The file's hash, the file made durable as it is read (`hash_file_durably`).
     pub(super) async fn hash(&self, absolute: &Path, identity: FileIdentity) -> Result<FileHash, Failure> {
+        self.hash_with(absolute, identity, hash_file_durably).await
+    }
+
+    /// The file's hash and nothing else: for `--dry-run`, which leaves even the disk's cache as
+    /// it found it.
+    pub(super) async fn hash_only(
+        &self,
+        absolute: &Path,
+        identity: FileIdentity,
+    ) -> Result<FileHash, Failure> {
+        self.hash_with(absolute, identity, crate::hash::hash_file).await
+    }
+
+    async fn hash_with(
+        &self,
+        absolute: &Path,
+        identity: FileIdentity,
+        read: fn(&Path, Option<u64>) -> Result<FileHash, ReadError>,
+    ) -> Result<FileHash, Failure> {
         let path = absolute.to_owned();
         // The same part size the upload will cut the file into (grown past 10,000 parts).
         let part_size = (identity.size > self.multipart_threshold)
             .then(|| crate::store::part_size_for(identity.size, self.part_size));
-        let hashed = tokio::task::spawn_blocking(move || hash_file_durably(&path, part_size))
+        let hashed = tokio::task::spawn_blocking(move || read(&path, part_size))
             .await
             .map_err(|e| Failure::new(Reason::LocalIo, format!("hashing task failed: {e}")))?;
         match hashed {
