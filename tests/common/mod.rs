@@ -380,6 +380,27 @@ pub fn minio_config(env: &S3Env, object_name: &str) -> MinioConfig {
     toml::from_str(&text).unwrap()
 }
 
+/// Runs `confronta-sync --rescan` with `config` under strace, tracing the system calls `calls`
+/// (strace's `-e trace=` list) of every thread; returns its exit status and the trace, a line
+/// per call (`PID call(arguments) = result`). For the tests of what reaches the disk, and in
+/// which order.
+pub fn rescan_under_strace(world: &World, config: &Path, calls: &str) -> (std::process::ExitStatus, String) {
+    let trace = world.temp.path().join("strace.out");
+    let status = Command::new("strace")
+        .args(["-f", "-qq", "-e", &format!("trace={calls}"), "-o"])
+        .arg(&trace)
+        .arg(env!("CARGO_BIN_EXE_confronta-sync"))
+        .arg("--config")
+        .arg(config)
+        .arg("--rescan")
+        .env("RUST_LOG", "error")
+        .env_remove("CONFRONTA_SYNC_SECRET_KEY")
+        .stdin(Stdio::null())
+        .status()
+        .expect("strace (Debian's strace package) runs the rescan");
+    (status, std::fs::read_to_string(&trace).unwrap_or_default())
+}
+
 /// The real binary, running as a child process; killed when dropped.
 pub struct Sidecar {
     pub child: Child,

@@ -752,24 +752,11 @@ async fn the_file_is_made_durable_on_the_descriptor_it_was_hashed_through() {
     let local = world.write_in_place("durable.pdf", &bytes);
     let id = world.db.insert_venta("PORTA-FSYNC", Some("confrontas/durable.pdf")).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let trace = world.temp.path().join("strace.out");
-    let status = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=openat,openat2,fsync,fdatasync,close", "-o"])
-        .arg(&trace)
-        .arg(env!("CARGO_BIN_EXE_confronta-sync"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--rescan")
-        .env("RUST_LOG", "error")
-        .env_remove("CONFRONTA_SYNC_SECRET_KEY")
-        .stdin(std::process::Stdio::null())
-        .status()
-        .expect("strace (Debian's strace package) runs the rescan");
+    let (status, text) = rescan_under_strace(&world, &config, "openat,openat2,fsync,fdatasync,close");
     assert!(status.success(), "the rescan under strace: {status}");
     assert!(world.db.row(id).await.unwrap().subido && !local.exists(), "the file moved");
 
     // Per thread: the descriptors the media file is open on, read-only (the hash's).
-    let text = std::fs::read_to_string(&trace).unwrap();
     let mut open = std::collections::HashSet::new();
     let mut synced = false;
     for line in text.lines() {

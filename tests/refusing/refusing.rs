@@ -118,24 +118,12 @@ async fn the_quarantine_entry_is_durable_before_the_source_s_removal() {
     world.write_in_place("programa.exe", &executable());
     world.db.insert_venta("PORTA-Q-ORDER", Some("confrontas/programa.exe")).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let trace = world.temp.path().join("strace.out");
-    let status = std::process::Command::new("strace")
-        .args(["-f", "-qq", "-e", "trace=open,openat,openat2,renameat2,fsync,fdatasync,close", "-o"])
-        .arg(&trace)
-        .arg(env!("CARGO_BIN_EXE_confronta-sync"))
-        .arg("--config")
-        .arg(&config)
-        .arg("--rescan")
-        .env("RUST_LOG", "error")
-        .env_remove("CONFRONTA_SYNC_SECRET_KEY")
-        .stdin(std::process::Stdio::null())
-        .status()
-        .expect("strace (Debian's strace package) runs the rescan");
+    let (status, text) =
+        rescan_under_strace(&world, &config, "open,openat,openat2,renameat2,fsync,fdatasync,close");
     assert!(status.code().is_some(), "the rescan under strace: {status}");
     assert!(world.quarantined("programa.exe").exists(), "the refused file is in quarantine");
 
     // What each descriptor of each thread was opened on, and the fsyncs after the rename.
-    let text = std::fs::read_to_string(&trace).unwrap();
     let mut opened = std::collections::HashMap::new();
     let mut renamed = false;
     let mut first_sync_after = None;
