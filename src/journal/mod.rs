@@ -290,6 +290,9 @@ pub struct Journal {
     /// Held for the process's lifetime: the flock is what stops a second daemon. Read-only and
     /// in-memory journals hold none.
     _lock: Option<Arc<File>>,
+    /// Set by the first failed fsync, the writer thread's or a direct write's (`run_writer`):
+    /// the journal then takes no more writes.
+    unusable: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Journal {
@@ -346,6 +349,7 @@ impl Journal {
             connection: Arc::new(Mutex::new(connection)),
             writer: None,
             _lock: None,
+            unusable: Arc::default(),
         })
     }
 
@@ -416,14 +420,18 @@ impl Journal {
     }
 
     fn with_writer(path: PathBuf, connection: Connection, lock: Option<Arc<File>>) -> Journal {
+        let unusable: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         let connection = Arc::new(Mutex::new(connection));
         let (writer, requests) = std::sync::mpsc::channel();
         let shared = connection.clone();
         std::thread::Builder::new()
             .name("journal-writer".into())
-            .spawn(move || run_writer(shared, requests))
+            .spawn({
+                let unusable = unusable.clone();
+                move || run_writer(shared, requests, unusable)
+            })
             .expect("spawn the journal writer thread");
-        Journal { path, connection, writer: Some(writer), _lock: lock }
+        Journal { path, connection, writer: Some(writer), _lock: lock, unusable }
     }
 
     pub fn path(&self) -> &Path {
@@ -435,7 +443,7 @@ impl Journal {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        on_blocking_thread(&self.connection, &self.path, "journal worker", work).await
+        on_blocking_thread(&self.connection, &self.path, &self.unusable, "journal worker", work).await
     }
 
     pub async fn get(&self, path: &RelativeMediaPath) -> Result<Option<JournalEntry>, JournalError> {
@@ -802,6 +810,7 @@ fn current_object(c: &Connection, name: &str) -> rusqlite::Result<bool> {
 async fn on_blocking_thread<T, F>(
     connection: &Arc<Mutex<Connection>>,
     path: &Path,
+    unusable: &Arc<std::sync::atomic::AtomicBool>,
     what: &str,
     work: F,
 ) -> Result<T, JournalError>
@@ -811,12 +820,14 @@ where
 {
     let connection = connection.clone();
     let owned_path = path.to_owned();
+    let unusable = unusable.clone();
     tokio::task::spawn_blocking(move || {
         let guard = connection.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         work(&guard).map_err(|e| {
             // A failed fsync on these direct writes (a stale-row mark, a prune) means what the
             // writer's own would: nothing the journal says can be trusted to be on disk.
             if writer::fsync_failed(&e) {
+                unusable.store(true, std::sync::atomic::Ordering::SeqCst);
                 JournalError::Unusable { path: owned_path, message: e.to_string() }
             } else {
                 JournalError::Io { path: owned_path, message: e.to_string() }

@@ -43,6 +43,7 @@ impl Journal {
             connection: Arc::new(Mutex::new(connection)),
             writer: None,
             _lock: None,
+            unusable: Arc::default(),
         }))
     }
 

@@ -374,3 +374,17 @@ async fn readers_name_an_unmigrated_journal_and_a_newer_one_is_left_as_it_is() {
         .unwrap();
     assert_eq!(tables, 0, "nothing was made in the newer journal before it was refused");
 }
+
+/// A failed fsync anywhere (the writer's, or a direct write's such as a stale-row mark) leaves
+/// the journal unusable for every later write: they share the flag.
+#[tokio::test]
+async fn once_an_fsync_failed_no_write_is_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let journal = Journal::open(&dir.path().join("j.sqlite3")).unwrap();
+    journal.put(&entry("confrontas/a.pdf")).await.unwrap();
+    // What `on_blocking_thread` does when a direct write's fsync fails.
+    journal.unusable.store(true, std::sync::atomic::Ordering::SeqCst);
+    let refused = journal.put(&entry("confrontas/b.pdf")).await;
+    assert!(matches!(refused, Err(JournalError::Unusable { .. })), "{refused:?}");
+    assert_eq!(refused.unwrap_err().class(), ErrorClass::Fatal);
+}

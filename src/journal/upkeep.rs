@@ -35,7 +35,7 @@ impl Journal {
         const PAGES: u32 = 256;
         const PAUSE: std::time::Duration = std::time::Duration::from_millis(25);
         let retention_ms = retention.as_millis() as i64;
-        let upkeep = match Upkeep::open(&self.path).await {
+        let upkeep = match Upkeep::open(&self.path, self.unusable.clone()).await {
             Ok(upkeep) => upkeep,
             Err(e) => {
                 tracing::warn!(error = %e, "cannot open the journal for pruning; it is not pruned until a restart");
@@ -122,10 +122,12 @@ pub(super) fn give_back_pages(c: &Connection, pages: u32) -> rusqlite::Result<i6
 struct Upkeep {
     path: PathBuf,
     connection: Arc<Mutex<Connection>>,
+    /// The journal's: a failed fsync here makes it unusable too.
+    unusable: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Upkeep {
-    async fn open(path: &Path) -> Result<Upkeep, JournalError> {
+    async fn open(path: &Path, unusable: Arc<std::sync::atomic::AtomicBool>) -> Result<Upkeep, JournalError> {
         let owned = path.to_owned();
         let opened = tokio::task::spawn_blocking(move || {
             let c = Connection::open(&owned)?;
@@ -138,7 +140,7 @@ impl Upkeep {
         .await;
         let io = |message: String| JournalError::Io { path: path.to_owned(), message };
         let connection = opened.map_err(|e| io(e.to_string()))?.map_err(|e| io(e.to_string()))?;
-        Ok(Upkeep { path: path.to_owned(), connection: Arc::new(Mutex::new(connection)) })
+        Ok(Upkeep { path: path.to_owned(), connection: Arc::new(Mutex::new(connection)), unusable })
     }
 
     async fn run<T, F>(&self, work: F) -> Result<T, JournalError>
@@ -146,6 +148,6 @@ impl Upkeep {
         T: Send + 'static,
         F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
     {
-        on_blocking_thread(&self.connection, &self.path, "journal upkeep", work).await
+        on_blocking_thread(&self.connection, &self.path, &self.unusable, "journal upkeep", work).await
     }
 }

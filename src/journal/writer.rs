@@ -33,12 +33,13 @@ pub(super) struct WriteFailure {
 pub(super) fn run_writer(
     connection: Arc<Mutex<Connection>>,
     requests: std::sync::mpsc::Receiver<WriteRequest>,
+    unusable: Arc<AtomicBool>,
 ) {
     const MAX_BATCH: usize = 256;
-    // Set by the first failed fsync, for good: retrying a commit after one would report as
-    // durable what the kernel may already have thrown away ("fsyncgate"). The daemon stops on
-    // it, and a restart reopens the journal, which SQLite then recovers from what is on disk.
-    let unusable = AtomicBool::new(false);
+    // `unusable` is set by the first failed fsync (here, or on a direct write), for good:
+    // retrying a commit after one would report as durable what the kernel may already have
+    // thrown away ("fsyncgate"). The daemon stops on it, and a restart reopens the journal,
+    // which SQLite then recovers from what is on disk.
     while let Ok(first) = requests.recv() {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
