@@ -476,6 +476,9 @@ impl DryRunTally {
                 (true, format!("would upload to {object}"))
             }
             PlanAction::RecordExisting => (true, format!("already uploaded as {object}; would record")),
+            PlanAction::FinishRecorded => {
+                (true, format!("already recorded as {object}; would remove the local copy"))
+            }
             PlanAction::Quarantine(reason) => (false, format!("would quarantine: {reason}")),
             PlanAction::Skip(reason) => (false, format!("would skip: {reason}")),
         };
@@ -494,7 +497,7 @@ struct DryRunFile<'a> {
     object: Option<String>,
     size: Option<u64>,
     /// What the run would do, for scripts: `upload`, `record` (the object already holds the
-    /// bytes), `quarantine` or `keep` (the file stays where it is).
+    /// bytes), `remove` (recorded before a stop), `quarantine` or `keep` (the file stays).
     verdict: &'static str,
     action: String,
 }
@@ -542,6 +545,7 @@ pub fn dry_run<'a>(
             let verdict = match plan.action {
                 PlanAction::Upload => "upload",
                 PlanAction::RecordExisting => "record",
+                PlanAction::FinishRecorded => "remove",
                 PlanAction::Quarantine(_) => "quarantine",
                 PlanAction::Skip(_) => "keep",
             };

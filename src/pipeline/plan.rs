@@ -4,6 +4,7 @@
 
 use super::rows::Owners;
 use super::{local_identity, object_matches, Pipeline, Unowned};
+use crate::journal::FileState;
 use crate::media_path::{symlink_metadata_no_follow, NoFollowError, RelativeMediaPath};
 use crate::validation::Verdict;
 
@@ -26,6 +27,9 @@ pub enum PlanAction {
     /// Validation refuses it: would clear the row's path (naming the reason) and move the file
     /// to quarantine, for this reason (`<code>: <detail>`).
     Quarantine(String),
+    /// Recorded before the last stop (the row already points at the object): would only
+    /// remove the local copy, as a resumed `recorded` entry does.
+    FinishRecorded,
     /// Would leave the file where it is, for this reason.
     Skip(String),
 }
@@ -46,6 +50,30 @@ impl Pipeline {
             Ok(None) => return skip("the local file does not exist".into()),
             Err(failure) => return skip(failure.message),
         };
+        // As `open`: a journaled decision about this very file is carried out before anything
+        // is asked again (a `recorded` entry is finished, a `refusing` one refused).
+        if let Ok(Some(entry)) = self.journal.get(path).await {
+            let this_file = entry.identity.is_some_and(|journaled| journaled.same_but_ctime(&identity));
+            let venta = match entry.venta_id {
+                Some(id) => {
+                    Some((id, self.db.get(id).await.ok().flatten().map(|row| row.numero).unwrap_or_default()))
+                }
+                None => None,
+            };
+            let planned = |action| Plan {
+                venta: venta.clone(),
+                object: entry.object_name.clone(),
+                size: Some(identity.size),
+                action,
+            };
+            match entry.state {
+                FileState::Recorded if this_file => return planned(PlanAction::FinishRecorded),
+                FileState::Refusing if this_file => {
+                    return planned(PlanAction::Quarantine(entry.last_error.clone().unwrap_or_default()))
+                }
+                _ => {}
+            }
+        }
         let rows = match self.db.find_by_confronta(path.as_str()).await {
             Ok(rows) => rows,
             Err(e) => return skip(e.to_string()),

@@ -779,3 +779,34 @@ async fn the_rescan_s_progress_bar_moves_as_files_settle() {
     }
     world.cleanup().await;
 }
+
+/// The dry run carries out what the journal already decided, as the real run does: a file
+/// recorded before a stop (killed between the row's compare-and-set and the unlink) is only
+/// removed. The dry run used to ask for the row by path, which no longer names the file, and
+/// promised to keep it ("no row points at this file") while the real run removed it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dry_run_finishes_a_file_recorded_before_a_stop_as_the_real_run_does() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    let mut sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "after_record=return(kill)")]);
+    sidecar.wait_watching().await;
+    let local = world.write_in_place("grabada.pdf", &sample_bytes(620, 4_000));
+    let id = world.db.insert_venta("PORTA-GRABADA", Some("confrontas/grabada.pdf")).await;
+    sidecar.wait_exit(Duration::from_secs(60));
+    assert!(sidecar.log_text().contains("killed by failpoint"), "{}", sidecar.log_text());
+    assert!(world.db.row(id).await.unwrap().subido && local.exists(), "recorded, the local copy still there");
+
+    let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan", "--dry-run", "--json"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    let plan: serde_json::Value =
+        serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}\n{stderr}"));
+    let file = &plan["files"][0];
+    assert_eq!(file["path"], "confrontas/grabada.pdf", "{plan}");
+    assert_eq!(file["verdict"], "remove", "{plan}");
+    assert!(file["action"].as_str().unwrap_or("").starts_with("already recorded"), "{plan}");
+
+    let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(!local.exists(), "the real run removed the local copy, as the dry run said");
+    world.cleanup().await;
+}
