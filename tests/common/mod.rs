@@ -66,9 +66,16 @@ pub fn write_private(path: &Path, text: &str) {
 }
 
 /// A short unique name for schemas and object prefixes.
+///
+/// The time alone is not enough: two tests starting together on two threads can read the same
+/// nanosecond, and then shared one bucket prefix (one's cleanup deleted the other's objects:
+/// the stale-row test's O1 went missing in a full run) or one schema. A counter makes each name
+/// this process hands out its own.
 pub fn unique(label: &str) -> String {
+    static HANDED_OUT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
     let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos();
-    format!("{label}_{}_{:x}", std::process::id(), nanos & 0xffff_ffff_ffff)
+    let count = HANDED_OUT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    format!("{label}_{}_{:x}_{count}", std::process::id(), nanos & 0xffff_ffff_ffff)
 }
 
 /// A database holding the Django table: a fresh PostgreSQL schema or a SQLite file.
