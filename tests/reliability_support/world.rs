@@ -472,9 +472,13 @@ impl CaseWorld {
         // 1. Local files.
         let mut local = Vec::with_capacity(self.files.len());
         for file in &self.files {
+            // `written` is read before the file: the writer sets it only after its last byte,
+            // so a file that differs while `written` is still false is one being written (an
+            // in-place write is created empty, then filled), not one that changed.
             let written = file.written.load(Ordering::SeqCst);
             let state = match std::fs::read(&file.abs) {
                 Ok(bytes) if bytes == *file.bytes => Local::Intact,
+                Ok(_) if !written => Local::Absent,
                 Ok(_) => Local::Changed,
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => Local::Absent,
                 Err(e) => panic!("reading {}: {e}", file.abs.display()),
