@@ -201,11 +201,12 @@ pub async fn explain(sources: &Sources<'_>, subject: &Subject) -> Result<Explana
             }
             // The row's local file if it names one, else the venta's last file in a journal.
             let named = venta_rows.first().and_then(|row| row.confronta.as_deref()).filter(|p| !p.is_empty());
-            let last = entries.iter().max_by_key(|(_, entry)| entry.updated_ms).map(|(_, e)| e.path.clone());
+            let last =
+                entries.iter().max_by_key(|(_, entry)| entry.updated_ms()).map(|(_, e)| e.path().clone());
             named.and_then(|p| RelativeMediaPath::parse(p).ok()).or(last)
         }
     };
-    entries.sort_by_key(|(_, entry)| entry.updated_ms);
+    entries.sort_by_key(|(_, entry)| entry.updated_ms());
 
     let mut marks = Vec::new();
     if let Some(path) = &path {
@@ -266,19 +267,19 @@ pub async fn explain(sources: &Sources<'_>, subject: &Subject) -> Result<Explana
 fn entry_facts(journal: &std::path::Path, entry: &JournalEntry) -> EntryFacts {
     EntryFacts {
         journal: journal.to_owned(),
-        path: entry.path.to_string(),
-        state: entry.state.as_str().to_owned(),
-        venta_id: entry.venta_id,
-        object_name: entry.object_name.clone(),
-        previous_object: entry.previous_object.clone(),
-        attempts: entry.attempts,
-        error_class: entry.error_class.map(|class| class.as_str().to_owned()),
-        reason: entry.reason.map(|reason| reason.as_str().to_owned()),
-        last_error: entry.last_error.clone(),
-        size: entry.identity.map(|identity| identity.size),
-        first_seen: at(entry.first_seen_ms),
-        updated: at(entry.updated_ms),
-        upload_ms: entry.upload_ms,
+        path: entry.path().to_string(),
+        state: entry.state().as_str().to_owned(),
+        venta_id: entry.venta_id(),
+        object_name: entry.object_name().clone(),
+        previous_object: entry.previous_object().clone(),
+        attempts: entry.attempts(),
+        error_class: entry.error_class().map(|class| class.as_str().to_owned()),
+        reason: entry.reason().map(|reason| reason.as_str().to_owned()),
+        last_error: entry.last_error().clone(),
+        size: entry.identity().map(|identity| identity.size),
+        first_seen: at(entry.first_seen_ms()),
+        updated: at(entry.updated_ms()),
+        upload_ms: entry.upload_ms(),
     }
 }
 
@@ -303,8 +304,8 @@ async fn documents(
     for (_, entry) in entries {
         // The previous object was the venta's before this entry's; an entry's own object is
         // named where it was not recorded (an upload left unrecorded by a crash, a refusal).
-        for name in [&entry.previous_object, &entry.object_name].into_iter().flatten() {
-            known.note(name, entry.venta_id, entry.first_seen_ms);
+        for name in [entry.previous_object(), entry.object_name()].into_iter().flatten() {
+            known.note(name, entry.venta_id(), entry.first_seen_ms());
         }
     }
     for row in rows {
@@ -498,12 +499,12 @@ fn decide_local_file(
         .map(|row| row.venta_id)
         .collect();
     let this_version = entry.filter(|entry| {
-        entry.identity.map(|identity| identity.size) == explanation.local_file.as_ref().and_then(|f| f.size)
+        entry.identity().map(|identity| identity.size) == explanation.local_file.as_ref().and_then(|f| f.size)
     });
     if let Some(entry) = this_version {
         let said = entry.failure_text().unwrap_or_else(|| "no reason recorded".to_owned());
         let reason = said.as_str();
-        match entry.state {
+        match entry.state() {
             FileState::Refusing => {
                 return (
                     format!("moves it to quarantine: {reason}; retried with backoff until the quarantine folder takes it"),
@@ -515,25 +516,25 @@ fn decide_local_file(
                     format!(
                         "kept: {reason}; tried once more from the start when the file changes or the daemon restarts"
                     ),
-                    Some(remedy_for(entry.reason, path, owners.first().map(|row| row.venta_id))),
+                    Some(remedy_for(entry.reason(), path, owners.first().map(|row| row.venta_id))),
                 )
             }
             FileState::Failed => {
-                let delay = crate::pipeline::nominal_backoff(entry.attempts, timers.retry_initial, timers.retry_max);
+                let delay = crate::pipeline::nominal_backoff(entry.attempts(), timers.retry_initial, timers.retry_max);
                 return (
                     format!(
                         "retries at about {} (attempt {}, backoff ±25 %, at most {} apart): {reason}",
-                        at(entry.updated_ms.saturating_add(delay.as_millis() as i64)),
-                        entry.attempts + 1,
+                        at(entry.updated_ms().saturating_add(delay.as_millis() as i64)),
+                        entry.attempts() + 1,
                         humantime::format_duration(timers.retry_max)
                     ),
-                    Some(remedy_for(entry.reason, path, owners.first().map(|row| row.venta_id))),
+                    Some(remedy_for(entry.reason(), path, owners.first().map(|row| row.venta_id))),
                 );
             }
             _ => {}
         }
     }
-    let first_seen = entry.map(|entry| entry.first_seen_ms);
+    let first_seen = entry.map(|entry| entry.first_seen_ms());
     let retry_max = humantime::format_duration(timers.retry_max);
     match owners.as_slice() {
         [owner] => (
@@ -558,7 +559,7 @@ fn decide_local_file(
             )
         }
         [] => {
-            let waiting = match entry.map(|entry| entry.state) {
+            let waiting = match entry.map(|entry| entry.state()) {
                 Some(FileState::Orphan) => format!(
                     "kept as an orphan: no row has named it since {}; looked at again every {retry_max} and as soon as a \
                      row names it",
@@ -592,21 +593,22 @@ fn decide_gone(
     path: &str,
 ) -> (String, Option<String>) {
     let quarantined = explanation.quarantine.iter().rev().find(|copy| copy.size.is_some());
-    let refused = entry
-        .is_some_and(|entry| entry.state == FileState::Rejected && entry.reason == Some(Reason::Quarantined));
+    let refused = entry.is_some_and(|entry| {
+        entry.state() == FileState::Rejected && entry.reason() == Some(Reason::Quarantined)
+    });
     if let Some(copy) = quarantined.filter(|_| refused || entry.is_none()) {
         return (
             format!("nothing: refused and moved to quarantine ({})", copy.path.display()),
-            Some(remedy_for(Some(Reason::Quarantined), path, entry.and_then(|entry| entry.venta_id))),
+            Some(remedy_for(Some(Reason::Quarantined), path, entry.and_then(|entry| entry.venta_id()))),
         );
     }
     let naming: Vec<&RowFacts> =
         explanation.rows.iter().filter(|row| row.confronta.as_deref() == Some(path)).collect();
-    match entry.map(|entry| entry.state) {
+    match entry.map(|entry| entry.state()) {
         Some(FileState::Removed) if naming.is_empty() => {
             let entry = entry.expect("matched a state");
-            let object = entry.object_name.as_deref().unwrap_or("its object");
-            return (format!("nothing: moved to {object} at {}", at(entry.updated_ms)), None);
+            let object = entry.object_name().as_deref().unwrap_or("its object");
+            return (format!("nothing: moved to {object} at {}", at(entry.updated_ms())), None);
         }
         Some(FileState::Recorded) => {
             return (
@@ -647,11 +649,11 @@ fn decide_gone(
         return (format!("nothing: moved to {}", document.object_name), None);
     }
     match entry {
-        Some(entry) if !entry.state.is_terminal() => (
-            format!("on its next run: the file is gone, so the entry ({}) is closed against the row and the object", entry.state.as_str()),
+        Some(entry) if !entry.state().is_terminal() => (
+            format!("on its next run: the file is gone, so the entry ({}) is closed against the row and the object", entry.state().as_str()),
             None,
         ),
-        Some(entry) => (format!("nothing: the file is gone ({})", entry.failure_text().unwrap_or_else(|| entry.state.as_str().to_owned())), None),
+        Some(entry) => (format!("nothing: the file is gone ({})", entry.failure_text().unwrap_or_else(|| entry.state().as_str().to_owned())), None),
         None => ("nothing: the file is gone".to_owned(), None),
     }
 }

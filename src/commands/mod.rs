@@ -218,29 +218,31 @@ pub async fn status(
     // One entry at a time: the journal may hold millions of removed entries.
     let (mut report, latest_error) = journal
         .fold((report, BTreeMap::<String, (i64, String)>::new()), |(report, latest_error), entry| {
-            *report.journal_states.entry(entry.state.as_str().to_owned()).or_default() += 1;
-            match entry.state {
+            *report.journal_states.entry(entry.state().as_str().to_owned()).or_default() += 1;
+            match entry.state() {
                 FileState::WaitingForRow => report.waiting_for_row += 1,
                 FileState::Orphan => report.orphans += 1,
                 _ => {}
             }
             // Grouped by the reason's code (its own journal column), never by the sentence.
-            let code = || entry.reason.map_or("unknown", |reason| reason.as_str()).to_owned();
-            if matches!(entry.state, FileState::WaitingForRow | FileState::Orphan) && entry.reason.is_some() {
+            let code = || entry.reason().map_or("unknown", |reason| reason.as_str()).to_owned();
+            if matches!(entry.state(), FileState::WaitingForRow | FileState::Orphan)
+                && entry.reason().is_some()
+            {
                 *report.unowned_by_reason.entry(code()).or_default() += 1;
             }
             let active_failure =
-                matches!(entry.state, FileState::Failed | FileState::Rejected | FileState::RowChanged)
-                    || (entry.error_class.is_some() && !entry.state.is_terminal());
-            if active_failure && (entry.reason.is_some() || entry.last_error.is_some()) {
+                matches!(entry.state(), FileState::Failed | FileState::Rejected | FileState::RowChanged)
+                    || (entry.error_class().is_some() && !entry.state().is_terminal());
+            if active_failure && (entry.reason().is_some() || entry.last_error().is_some()) {
                 *report.failures_by_reason.entry(code()).or_default() += 1;
             }
-            if let (Some(class), Some(error)) = (entry.error_class, entry.failure_text()) {
+            if let (Some(class), Some(error)) = (entry.error_class(), entry.failure_text()) {
                 match latest_error.get(class.as_str()) {
-                    Some((at, _)) if *at >= entry.updated_ms => {}
+                    Some((at, _)) if *at >= entry.updated_ms() => {}
                     _ => {
-                        let line = format!("{}: {error}", entry.path);
-                        latest_error.insert(class.as_str().to_owned(), (entry.updated_ms, line));
+                        let line = format!("{}: {error}", entry.path());
+                        latest_error.insert(class.as_str().to_owned(), (entry.updated_ms(), line));
                     }
                 }
             }
@@ -473,7 +475,7 @@ pub async fn presign(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::journal::JournalEntry;
+    use crate::journal::EntryFixture;
     use crate::testing::{DbOp, FakeSalesTable, FakeStore};
 
     /// `orphans --delete-objects` re-checks a candidate with two questions, one to the table
@@ -495,12 +497,14 @@ mod tests {
 
         let journal_path = dir.path().join("journal.sqlite3");
         let daemon_journal = Journal::open(&journal_path).unwrap();
-        let mut entry = JournalEntry::new(RelativeMediaPath::parse("confrontas/a.pdf").unwrap(), 0);
-        entry.state = FileState::Verified;
-        entry.venta_id = Some(7);
-        entry.object_name = Some(object.to_owned());
-        daemon_journal.put(&entry).await.unwrap();
-        let finished = JournalEntry { state: FileState::Removed, ..entry };
+        let entry = EntryFixture {
+            state: FileState::Verified,
+            venta_id: Some(7),
+            object_name: Some(object.to_owned()),
+            ..EntryFixture::new(RelativeMediaPath::parse("confrontas/a.pdf").unwrap(), 0)
+        };
+        daemon_journal.put(&entry.clone().entry()).await.unwrap();
+        let finished = EntryFixture { state: FileState::Removed, ..entry }.entry();
         table.after_answer(DbOp::ReferencedAmong, move |table| {
             let mut row = table.row(7).unwrap();
             row.minio_object_name = Some(object.to_owned());

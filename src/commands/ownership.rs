@@ -75,7 +75,7 @@ pub async fn plan_adopt(
         }
     }
     let journal = match journal {
-        Some(journal) => journal.get(path).await?.map(|entry| (entry.state, entry.failure_text())),
+        Some(journal) => journal.get(path).await?.map(|entry| (entry.state(), entry.failure_text())),
         None => None,
     };
     let replaces = row.minio_object_name.clone().filter(|object| !object.is_empty());

@@ -179,7 +179,9 @@ pub(super) async fn known_work(
 ) -> KnownWork {
     let mut work = KnownWork { unfinished: Vec::new(), rows: Vec::new(), next_after_id: after_id };
     match pipeline.journal().unfinished().await {
-        Ok(entries) => work.unfinished.extend(entries.into_iter().map(|entry| entry.path)),
+        Ok(entries) => {
+            work.unfinished.extend(entries.into_iter().map(crate::journal::JournalEntry::into_path))
+        }
         Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
     }
     match pipeline.db().rows_with_local_file(&dir_prefix, after_id, RECONCILE_BATCH).await {
@@ -231,7 +233,9 @@ pub(super) async fn scan_every_row(
 ) -> Result<KnownWork, crate::db::DbError> {
     let mut work = KnownWork { unfinished: Vec::new(), rows: Vec::new(), next_after_id: i64::MIN };
     match pipeline.journal().unfinished().await {
-        Ok(entries) => work.unfinished.extend(entries.into_iter().map(|entry| entry.path)),
+        Ok(entries) => {
+            work.unfinished.extend(entries.into_iter().map(crate::journal::JournalEntry::into_path))
+        }
         Err(e) => warn!(error = %e, "cannot read unfinished journal entries"),
     }
     let mut after_id = i64::MIN;

@@ -12,8 +12,9 @@
 //! The journal is a hint, never the truth: on restart every unfinished entry is re-checked
 //! against the world (the local file, the object, the row) before anything is done. A file that
 //! is not the version an entry describes (device, inode, size, mtime, ctime, birth time) starts
-//! a new entry, unless the entry is `recorded` or `refusing`. The pipeline's driver
-//! (`Pipeline::drive`) has one arm per line below, in the same order:
+//! a new entry, unless the entry is `recorded` or `refusing`. The first six lines below are
+//! where the pipeline starts a run (`Stage::at_open`, one arm each, in this order); the three
+//! lines starting with `…` are the stages a resumed run then goes through (`Pipeline::drive`):
 //! - `recorded`: the row is read again; only if it still points at the object is the object
 //!   stat'ed (uploaded again from the local file if it vanished), the old object of a corrected
 //!   venta deleted, and the local file unlinked, if it is still the file that was hashed.
@@ -164,60 +165,56 @@ pub struct MissingMark {
     pub since_ms: i64,
 }
 
-/// One file's journal entry.
+/// One file's journal entry. Its fields are private: the pipeline reads them through the
+/// getters below and changes them only through the named transitions (`enter` for the state,
+/// which only `Pipeline::drive` calls; `plan_upload`, `note_failure`, … for what goes with it),
+/// so that what a state means (`hashed` holds the object name and the hash, `refusing` the
+/// reason) is kept by the few methods that set it, not by every caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct JournalEntry {
-    pub path: RelativeMediaPath,
-    pub state: FileState,
+    path: RelativeMediaPath,
+    state: FileState,
     /// The file version this entry describes; a different identity at the path is a new file.
-    pub identity: Option<FileIdentity>,
-    pub venta_id: Option<i64>,
+    identity: Option<FileIdentity>,
+    venta_id: Option<i64>,
     /// The object the row referenced before ours (a corrected venta), deleted after recording.
-    pub previous_object: Option<String>,
-    pub hash: Option<StoredHash>,
-    pub object_name: Option<String>,
-    pub attempts: u32,
-    pub error_class: Option<ErrorClass>,
+    previous_object: Option<String>,
+    hash: Option<StoredHash>,
+    object_name: Option<String>,
+    attempts: u32,
+    error_class: Option<ErrorClass>,
     /// Why the file last did not move (the code `status`, `explain` and the metrics group by);
     /// `last_error` holds the sentence beside it.
-    pub reason: Option<Reason>,
-    pub last_error: Option<String>,
-    pub first_seen_ms: i64,
-    pub updated_ms: i64,
+    reason: Option<Reason>,
+    last_error: Option<String>,
+    first_seen_ms: i64,
+    updated_ms: i64,
     /// How long the upload took, for `status`.
-    pub upload_ms: Option<i64>,
+    upload_ms: Option<i64>,
     /// The validation settings (`Validator::fingerprint`) this version passed; a resumed entry
     /// is validated again when they changed since.
-    pub validated_with: Option<String>,
+    validated_with: Option<String>,
     /// The assignment stamp of `venta_id`'s row when this version was matched to it: should
     /// another file appear at the path, the row named the path while its own file vanished,
     /// at this stamp (`Pipeline::open`).
+    row_assigned: Option<String>,
+}
+
+/// What `hashed` records before the upload it guards: the row the file was matched to, the
+/// object it is named, its hash and the validation settings it passed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UploadPlan {
+    pub venta_id: i64,
+    /// The row's assignment stamp when it was matched (`VentaRow::assigned`).
     pub row_assigned: Option<String>,
+    pub object_name: String,
+    pub hash: StoredHash,
+    /// `Validator::fingerprint` of the rules the file passed.
+    pub validated_with: String,
 }
 
 impl JournalEntry {
-    /// Notes why the file did not move: the code and the sentence, each in its own column.
-    pub fn note_failure(&mut self, reason: Reason, message: impl Into<String>) {
-        self.reason = Some(reason);
-        self.last_error = Some(message.into());
-    }
-
-    /// The file moved on: no failure stands.
-    pub fn clear_failure(&mut self) {
-        self.reason = None;
-        self.last_error = None;
-        self.error_class = None;
-    }
-
-    /// `reason: sentence`, as logs and reports print a failure.
-    pub fn failure_text(&self) -> Option<String> {
-        match (self.reason, &self.last_error) {
-            (Some(reason), Some(message)) => Some(format!("{reason}: {message}")),
-            (Some(reason), None) => Some(reason.to_string()),
-            (None, message) => message.clone(),
-        }
-    }
-
+    /// A new entry in `seen`, for a path first seen at `now_ms`.
     pub fn new(path: RelativeMediaPath, now_ms: i64) -> Self {
         JournalEntry {
             path,
@@ -236,6 +233,279 @@ impl JournalEntry {
             upload_ms: None,
             validated_with: None,
             row_assigned: None,
+        }
+    }
+
+    /// A new entry in `seen` for the file version `identity` (`None`: none stands there).
+    pub fn for_file(path: RelativeMediaPath, first_seen_ms: i64, identity: Option<FileIdentity>) -> Self {
+        JournalEntry { identity, ..JournalEntry::new(path, first_seen_ms) }
+    }
+
+    pub fn path(&self) -> &RelativeMediaPath {
+        &self.path
+    }
+    pub fn into_path(self) -> RelativeMediaPath {
+        self.path
+    }
+    pub fn state(&self) -> FileState {
+        self.state
+    }
+    pub fn identity(&self) -> Option<FileIdentity> {
+        self.identity
+    }
+    pub fn venta_id(&self) -> Option<i64> {
+        self.venta_id
+    }
+    pub fn previous_object(&self) -> &Option<String> {
+        &self.previous_object
+    }
+    pub fn hash(&self) -> &Option<StoredHash> {
+        &self.hash
+    }
+    pub fn object_name(&self) -> &Option<String> {
+        &self.object_name
+    }
+    pub fn attempts(&self) -> u32 {
+        self.attempts
+    }
+    pub fn error_class(&self) -> Option<ErrorClass> {
+        self.error_class
+    }
+    pub fn reason(&self) -> Option<Reason> {
+        self.reason
+    }
+    pub fn last_error(&self) -> &Option<String> {
+        &self.last_error
+    }
+    pub fn first_seen_ms(&self) -> i64 {
+        self.first_seen_ms
+    }
+    pub fn updated_ms(&self) -> i64 {
+        self.updated_ms
+    }
+    pub fn upload_ms(&self) -> Option<i64> {
+        self.upload_ms
+    }
+    pub fn validated_with(&self) -> &Option<String> {
+        &self.validated_with
+    }
+    pub fn row_assigned(&self) -> &Option<String> {
+        &self.row_assigned
+    }
+
+    /// Moves the entry to `state`. Only the pipeline's driver calls it (`Pipeline::drive`,
+    /// and `settle` on its behalf), each time from the stage a step returned.
+    pub fn enter(&mut self, state: FileState) {
+        self.state = state;
+    }
+
+    /// What `hashed` records: the row, the object name, the hash and the rules passed.
+    pub fn plan_upload(&mut self, plan: UploadPlan) {
+        self.venta_id = Some(plan.venta_id);
+        self.row_assigned = plan.row_assigned;
+        self.object_name = Some(plan.object_name);
+        self.hash = Some(plan.hash);
+        self.validated_with = Some(plan.validated_with);
+    }
+
+    /// Whether the journal already records exactly this plan (a resumed entry): then nothing
+    /// need be written before the upload.
+    pub fn has_plan(&self, plan: &UploadPlan) -> bool {
+        matches!(self.state, FileState::Hashed | FileState::Verified)
+            && self.venta_id == Some(plan.venta_id)
+            && self.row_assigned == plan.row_assigned
+            && self.object_name.as_deref() == Some(plan.object_name.as_str())
+            && self.validated_with.as_deref() == Some(plan.validated_with.as_str())
+    }
+
+    /// The file on disk is not the one hashed: the hash is dropped (the file is read again).
+    pub fn forget_hash(&mut self) {
+        self.hash = None;
+    }
+
+    /// The object the row pointed at before ours, retired once ours is recorded (`None`: none,
+    /// or it is ours already).
+    pub fn note_previous_object(&mut self, previous: Option<String>) {
+        self.previous_object = previous;
+    }
+
+    /// How long the upload took, for `status`.
+    pub fn note_upload_time(&mut self, ms: i64) {
+        self.upload_ms = Some(ms);
+    }
+
+    /// Validation refused the file: the row that owns it (if one does) and the refusal, which
+    /// `refusing` carries out after a crash.
+    pub fn note_refused(&mut self, venta_id: Option<i64>, refusal: String) {
+        self.venta_id = venta_id;
+        self.note_failure(Reason::Quarantined, refusal);
+    }
+
+    /// Notes why the file did not move: the code and the sentence, each in its own column.
+    pub fn note_failure(&mut self, reason: Reason, message: impl Into<String>) {
+        self.reason = Some(reason);
+        self.last_error = Some(message.into());
+    }
+
+    /// A failed run of this class: counted, with its reason (`note_failure`), at `now_ms`.
+    pub fn count_failure(
+        &mut self,
+        class: ErrorClass,
+        reason: Reason,
+        message: impl Into<String>,
+        now_ms: i64,
+    ) {
+        self.attempts += 1;
+        self.error_class = Some(class);
+        self.note_failure(reason, message);
+        self.updated_ms = now_ms;
+    }
+
+    /// The file is kept for this reason, without a run's failure to count (its local copy
+    /// vanished before its record).
+    pub fn note_kept(&mut self, reason: Reason, message: impl Into<String>) {
+        self.error_class = Some(ErrorClass::Rejected);
+        self.note_failure(reason, message);
+    }
+
+    /// No reason stands any more (a wait for a row that is no longer a stale row's), the
+    /// class of the last failure kept.
+    pub fn clear_reason(&mut self) {
+        self.reason = None;
+        self.last_error = None;
+    }
+
+    /// The file moved on: no failure stands.
+    pub fn clear_failure(&mut self) {
+        self.clear_reason();
+        self.error_class = None;
+    }
+
+    /// The entry was changed at `now_ms`.
+    pub fn touch(&mut self, now_ms: i64) {
+        self.updated_ms = now_ms;
+    }
+
+    /// `reason: sentence`, as logs and reports print a failure.
+    pub fn failure_text(&self) -> Option<String> {
+        match (self.reason, &self.last_error) {
+            (Some(reason), Some(message)) => Some(format!("{reason}: {message}")),
+            (Some(reason), None) => Some(reason.to_string()),
+            (None, message) => message.clone(),
+        }
+    }
+}
+
+/// An entry as an earlier run could have left it, field by field: tests set up the journal a
+/// crash leaves behind with it (the restart matrix), which the pipeline's transitions never
+/// write directly. Not built into the daemon.
+#[cfg(any(test, feature = "fakes"))]
+#[derive(Debug, Clone)]
+pub struct EntryFixture {
+    pub path: RelativeMediaPath,
+    pub state: FileState,
+    pub identity: Option<FileIdentity>,
+    pub venta_id: Option<i64>,
+    pub previous_object: Option<String>,
+    pub hash: Option<StoredHash>,
+    pub object_name: Option<String>,
+    pub attempts: u32,
+    pub error_class: Option<ErrorClass>,
+    pub reason: Option<Reason>,
+    pub last_error: Option<String>,
+    pub first_seen_ms: i64,
+    pub updated_ms: i64,
+    pub upload_ms: Option<i64>,
+    pub validated_with: Option<String>,
+    pub row_assigned: Option<String>,
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl EntryFixture {
+    /// A `seen` entry for `path`, first seen and updated at `now_ms`.
+    pub fn new(path: RelativeMediaPath, now_ms: i64) -> EntryFixture {
+        JournalEntry::new(path, now_ms).fixture()
+    }
+
+    pub fn entry(self) -> JournalEntry {
+        let EntryFixture {
+            path,
+            state,
+            identity,
+            venta_id,
+            previous_object,
+            hash,
+            object_name,
+            attempts,
+            error_class,
+            reason,
+            last_error,
+            first_seen_ms,
+            updated_ms,
+            upload_ms,
+            validated_with,
+            row_assigned,
+        } = self;
+        JournalEntry {
+            path,
+            state,
+            identity,
+            venta_id,
+            previous_object,
+            hash,
+            object_name,
+            attempts,
+            error_class,
+            reason,
+            last_error,
+            first_seen_ms,
+            updated_ms,
+            upload_ms,
+            validated_with,
+            row_assigned,
+        }
+    }
+}
+
+#[cfg(any(test, feature = "fakes"))]
+impl JournalEntry {
+    /// This entry's fields, to change one for a test's set-up (`EntryFixture::entry` back).
+    pub fn fixture(self) -> EntryFixture {
+        let JournalEntry {
+            path,
+            state,
+            identity,
+            venta_id,
+            previous_object,
+            hash,
+            object_name,
+            attempts,
+            error_class,
+            reason,
+            last_error,
+            first_seen_ms,
+            updated_ms,
+            upload_ms,
+            validated_with,
+            row_assigned,
+        } = self;
+        EntryFixture {
+            path,
+            state,
+            identity,
+            venta_id,
+            previous_object,
+            hash,
+            object_name,
+            attempts,
+            error_class,
+            reason,
+            last_error,
+            first_seen_ms,
+            updated_ms,
+            upload_ms,
+            validated_with,
+            row_assigned,
         }
     }
 }

@@ -41,15 +41,15 @@ impl Pipeline {
             other => return Step::Stop(other),
         };
         let in_progress =
-            matches!(entry.state, FileState::Hashed | FileState::Verified | FileState::Recorded);
+            matches!(entry.state(), FileState::Hashed | FileState::Verified | FileState::Recorded);
         if !in_progress {
             return Step::Settle(Outcome::Kept(failure));
         }
-        if entry.reason != Some(failure.reason)
-            || entry.last_error.as_deref() != Some(failure.message.as_str())
+        if entry.reason() != Some(failure.reason)
+            || entry.last_error().as_deref() != Some(failure.message.as_str())
         {
             warn!(
-                state = entry.state.as_str(),
+                state = entry.state().as_str(),
                 reason = failure.reason.as_str(),
                 error = %failure.message,
                 "the database refused a request for this file; it keeps its progress and is tried again with backoff"

@@ -1,14 +1,18 @@
 //! One file's journey, driven by one loop over its journal state: match → claim → hash → upload →
 //! verify → record → remove.
 //!
-//! `Pipeline::process` opens the file's journal entry and `drive` advances it with one `match`
-//! on the entry's state, whose arms are the journal's recovery rules (the `journal` module's
-//! doc comment) line for line. The steps (`steps`, `rows`, `refuse`, `remove`) look at the world
-//! and return what follows; they never set the state: `enter` is the only code that does. Each
-//! step re-checks the world (the file, the row, the object) instead of trusting the journal, and
-//! the driver journals a state before the side effect it guards: `hashed` (with the object name)
-//! before the upload, `verified` before the row's compare-and-set, `recorded` before the old
-//! object and the local file are deleted. This module is the only code that deletes a local file.
+//! `Pipeline::process` opens the file's journal entry and finds the run's first `Stage` from
+//! its state (`Stage::at_open`, whose arms are the journal's recovery rules, the `journal`
+//! module's doc comment, line for line). `drive` then advances it with one `match` on the
+//! stage. A stage carries what the run knows there (the claimed row, the hash and the object
+//! once `Claimed`), so a step is handed what it needs instead of looking for it. The steps
+//! (`steps`, `rows`, `refuse`, `remove`) look at the world and return the next stage or the
+//! run's end (`Step`); they never set the journal state: `drive` does, from the stage a step
+//! returned. Each step re-checks the world (the file, the row, the object) instead of trusting
+//! the journal, and the driver journals a state before the side effect it guards: `hashed`
+//! (with the object name) before the upload, `verified` before the row's compare-and-set,
+//! `recorded` before the old object and the local file are deleted. This module is the only
+//! code that deletes a local file.
 
 mod failure;
 mod health;
@@ -140,7 +144,8 @@ pub struct Pipeline {
     owner_wait_ms: AtomicI64,
 }
 
-/// One run of one file: its journal entry, and what this run has checked beyond it.
+/// One run of one file: its journal entry and what stays the same for the whole run. Where
+/// the run stands is the `Stage` that `drive` holds.
 struct Run {
     entry: JournalEntry,
     absolute: PathBuf,
@@ -148,34 +153,75 @@ struct Run {
     now_ms: i64,
     /// The file at the path when the run began.
     on_disk: Option<FileIdentity>,
-    progress: Progress,
-    /// The row, the hash and the object, once the row is claimed and the file hashed.
-    work: Option<Work>,
     /// The row this run claimed; released when the run ends, however it ends.
     claimed: Option<i64>,
-    /// Whether the `recorded` step must read the row again before the local copy goes.
-    row_check: RowCheck,
-    /// Why validation refused the file, when it did during this run.
-    refusal: Option<String>,
     /// The rules this run judges the file by: a reload in the middle of a run must not judge
     /// it by one set and journal the other's fingerprint.
     validator: Arc<Validator>,
 }
 
-/// How far this run has checked the world for an entry in `hashed` or `verified`:
-/// the journal says where the file was, a run checks it again before going on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Progress {
-    /// No file stands at the path.
+/// Where one run of one file stands: the one value `drive` matches. A run starts at the stage
+/// its journal state gives (`at_open`); the journal says where the file was, and the run
+/// checks the world again before going on. Each variant carries what the run knows there.
+enum Stage {
+    /// `recorded`: the row points at our object; the local copy is next.
+    Recorded(RowCheck),
+    /// `refusing`: validation refused the file; the row is cleared, then the file quarantined.
+    /// `Some` when this run's validation refused it, with the refusal (`<code>: <detail>`).
+    Refusing(Option<String>),
+    /// `removed`, `rejected`, `row_changed`: nothing more for this file version.
+    Finished,
+    /// Any other state, and no file stands at the path.
     Gone,
-    /// Nothing checked yet.
-    Opened,
-    /// The row is matched and claimed, the file hashed, the object named (`Run::work`).
-    Claimed,
+    /// `seen`, `waiting_for_row`, `failed`, `orphan`: the file (this version) is to be matched,
+    /// claimed and hashed.
+    Unclaimed(FileIdentity),
+    /// `hashed`, `verified` at the start of a run, nothing checked yet: the file (this version)
+    /// was matched, hashed and named by an earlier run.
+    Resumed(FileIdentity),
+    /// The row is matched and claimed, the file hashed, the object named (journaled `hashed`).
+    Claimed(Box<Work>),
     /// The object holds the hashed bytes: uploaded by this run, or found there.
-    Stored,
-    /// The object and the local file were checked after the upload.
-    Verified,
+    Stored(Box<Work>),
+    /// The object and the local file were checked after the upload (journaled `verified`).
+    Verified(Box<Work>),
+}
+
+impl Stage {
+    /// The stage a run of an entry in `state` starts at, `on_disk` the file at its path now.
+    /// One arm per line of the journal's recovery table, in its order; no wildcard, so a new
+    /// state is not accepted until it has its line.
+    fn at_open(state: FileState, on_disk: Option<FileIdentity>) -> Stage {
+        use FileState::*;
+        match (state, on_disk) {
+            // recorded: the row read again, the object checked, the old one retired, the file unlinked.
+            (Recorded, _) => Stage::Recorded(RowCheck::ReadAgain),
+            // refusing: the row cleared, then the file moved to quarantine; gone: it was moved.
+            (Refusing, _) => Stage::Refusing(None),
+            // removed, rejected, row_changed: nothing more for this file version.
+            (Removed | Rejected | RowChanged, _) => Stage::Finished,
+            // any other state, the local file gone: finished elsewhere, forgotten, or reported.
+            (Seen | WaitingForRow | Failed | Orphan | Hashed | Verified, None) => Stage::Gone,
+            // seen, waiting_for_row, failed, orphan: start over at match and hash.
+            (Seen | WaitingForRow | Failed | Orphan, Some(file)) => Stage::Unclaimed(file),
+            // hashed, verified: the row by id, then matched and claimed, the hash reused…
+            (Hashed | Verified, Some(file)) => Stage::Resumed(file),
+        }
+    }
+
+    /// The journal state that entering this stage records; `None` for a stage the journal
+    /// does not record (the run checked something it need not remember).
+    fn journaled_as(&self) -> Option<FileState> {
+        match self {
+            Stage::Recorded(_) => Some(FileState::Recorded),
+            Stage::Refusing(_) => Some(FileState::Refusing),
+            Stage::Claimed(_) => Some(FileState::Hashed),
+            Stage::Verified(_) => Some(FileState::Verified),
+            Stage::Finished | Stage::Gone | Stage::Unclaimed(_) | Stage::Resumed(_) | Stage::Stored(_) => {
+                None
+            }
+        }
+    }
 }
 
 /// What a run knows once its row is claimed and the file hashed.
@@ -200,20 +246,23 @@ const RECHECK_AFTER: Duration = Duration::from_secs(5);
 /// Whether the `recorded` step must read the row again before deleting the local copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum RowCheck {
-    /// This run saw the row point at our object (its compare-and-set matched, or the row read).
-    JustRecorded,
+    /// This run saw the row point at our object (its compare-and-set matched, or the row read),
+    /// and when its own PUT's answer verified the object, if it did (`RECHECK_AFTER`).
+    JustRecorded { answer_verified_at: Option<Instant> },
     /// Resuming from the journal: the row may have changed since.
     ReadAgain,
 }
 
 /// What a step found, for the driver to carry out. Steps return it and never set the state.
 enum Step {
-    /// Done with the current state: the entry moves to this one, journaled before the next step.
-    To(FileState),
+    /// Go on from this stage, its journal state (`Stage::journaled_as`) journaled first when
+    /// it has one.
+    To(Stage),
     /// As `To`, then the test-only pause point of that name.
-    ToThenPause(FileState, &'static str),
-    /// This run checked something the state does not record (`Run::progress`): go on.
-    Continue,
+    ToThenPause(Stage, &'static str),
+    /// Go on from this stage; the journal already says what it needs to (a plan journaled by
+    /// an earlier run, an upload a crash would redo from `hashed`).
+    Continue(Stage),
     /// The file on disk is not the one hashed: back to `seen` without the hash, and the failure
     /// settled as `Settle` does.
     Rehash(Outcome),
@@ -227,7 +276,7 @@ enum Step {
 
 /// What `open` found at the path.
 enum Opened {
-    Run(Box<Run>),
+    Run(Box<Run>, Stage),
     Done(Outcome),
 }
 
@@ -326,14 +375,14 @@ impl Pipeline {
     }
 
     async fn advance(&self, path: &RelativeMediaPath) -> Result<Outcome, JournalError> {
-        let mut run = match self.open(path).await? {
-            Opened::Run(run) => run,
+        let (mut run, stage) = match self.open(path).await? {
+            Opened::Run(run, stage) => (run, stage),
             Opened::Done(outcome) => return Ok(outcome),
         };
         // A panic in a step stays in this file's run: the row's claim is released as on any
         // other end (a claim held for the process's life would keep the file, and any rescan,
         // off the row for good), and the file fails with its reason like any other failure.
-        let driven = AssertUnwindSafe(self.drive(&mut run)).catch_unwind().await;
+        let driven = AssertUnwindSafe(self.drive(&mut run, stage)).catch_unwind().await;
         if let Some(venta_id) = run.claimed {
             self.db.release_claim(venta_id).await;
         }
@@ -373,16 +422,13 @@ impl Pipeline {
             }
             Err(failure) => return Ok(Opened::Done(Outcome::Retry(failure))),
         };
-        let fresh = |first_seen_ms: i64| {
-            let mut entry = JournalEntry::new(path.clone(), first_seen_ms);
-            entry.identity = on_disk;
-            entry
-        };
+        let fresh = |first_seen_ms: i64| JournalEntry::for_file(path.clone(), first_seen_ms, on_disk);
         let entry = match (existing, on_disk) {
             // Recorded, or refused before the last stop: carried out whatever stands at the path now.
-            (Some(entry), _) if entry.state == FileState::Recorded => entry,
+            (Some(entry), _) if entry.state() == FileState::Recorded => entry,
             (Some(entry), _)
-                if entry.state == FileState::Refusing && (on_disk.is_none() || on_disk == entry.identity) =>
+                if entry.state() == FileState::Refusing
+                    && (on_disk.is_none() || on_disk == entry.identity()) =>
             {
                 entry
             }
@@ -390,87 +436,77 @@ impl Pipeline {
             (Some(entry), None) => entry,
             // Same file version, still in progress (or given up): continue from where it is.
             (Some(entry), Some(identity))
-                if entry.identity == Some(identity) && entry.state != FileState::Removed =>
+                if entry.identity() == Some(identity) && entry.state() != FileState::Removed =>
             {
                 entry
             }
             // A new file at this path, or one that changed since: start over.
             (Some(previous), Some(identity))
-                if !previous.state.is_terminal() && previous.state != FileState::Orphan =>
+                if !previous.state().is_terminal() && previous.state() != FileState::Orphan =>
             {
                 self.note_claimed_file_replaced(&previous, identity).await?;
-                fresh(previous.first_seen_ms)
+                fresh(previous.first_seen_ms())
             }
             (_, Some(_)) => fresh(now),
         };
-        let entry = match entry.state {
+        let entry = match entry.state() {
             FileState::Removed | FileState::Rejected | FileState::RowChanged if on_disk.is_some() => {
                 // Given up during this run: leave it. Given up by an earlier run: every start
                 // tries kept files once more, since what kept them (a row, a setting, clamd's
                 // limit) may have been fixed in between.
-                if entry.updated_ms >= self.started_ms {
+                if entry.updated_ms() >= self.started_ms {
                     return Ok(Opened::Done(Outcome::Nothing));
                 }
-                debug!(state = entry.state.as_str(), "kept by an earlier run; trying it once more");
-                fresh(entry.first_seen_ms)
+                debug!(state = entry.state().as_str(), "kept by an earlier run; trying it once more");
+                fresh(entry.first_seen_ms())
             }
             _ => entry,
         };
-        Ok(Opened::Run(Box::new(Run {
-            entry,
-            absolute,
-            now_ms: now,
-            on_disk,
-            progress: if on_disk.is_some() { Progress::Opened } else { Progress::Gone },
-            work: None,
-            claimed: None,
-            row_check: RowCheck::ReadAgain,
-            refusal: None,
-            validator: self.validator(),
-        })))
+        let stage = Stage::at_open(entry.state(), on_disk);
+        let run = Run { entry, absolute, now_ms: now, on_disk, claimed: None, validator: self.validator() };
+        Ok(Opened::Run(Box::new(run), stage))
     }
 
-    /// Advances the entry until a step ends the run. Each arm is one line of the journal's
-    /// recovery rules, in the same order.
-    async fn drive(&self, run: &mut Run) -> Result<Outcome, JournalError> {
+    /// Advances the run from `stage` until a step ends it. The first arms are where a run can
+    /// start (`Stage::at_open`, the journal's recovery table); the last three only follow
+    /// from the steps before them.
+    async fn drive(&self, run: &mut Run, mut stage: Stage) -> Result<Outcome, JournalError> {
         use FileState::*;
         loop {
-            let step = match (run.entry.state, run.progress) {
-                // recorded: the row read again, the object checked, the old one retired, the file unlinked.
-                (Recorded, _) => self.finish_recorded(run).await?,
-                // refusing: the row cleared, then the file moved to quarantine; gone: it was moved.
-                (Refusing, _) => self.resume_refusal(run).await,
-                // removed, rejected, row_changed: nothing more for this file version.
-                (Removed | Rejected | RowChanged, _) => Step::Stop(Outcome::Nothing),
-                // any other state, the local file gone: finished elsewhere, forgotten, or reported.
-                (_, Progress::Gone) => self.local_file_gone(&mut run.entry).await?,
-                // seen, waiting_for_row, failed, orphan: start over at match and hash.
-                (Seen | WaitingForRow | Failed | Orphan, _) => self.prepare(run).await?,
-                // hashed, verified: the row by id, then matched and claimed, the hash reused…
-                (Hashed | Verified, Progress::Opened) => self.resume(run).await?,
+            let step = match stage {
+                Stage::Recorded(row_check) => self.finish_recorded(run, row_check).await?,
+                Stage::Refusing(refusal) => self.resume_refusal(run, refusal).await,
+                Stage::Finished => Step::Stop(Outcome::Nothing),
+                Stage::Gone => self.local_file_gone(&mut run.entry).await?,
+                Stage::Unclaimed(file) => self.prepare(run, file).await?,
+                Stage::Resumed(file) => self.resume(run, file).await?,
                 // …the upload skipped if the object holds exactly the hashed bytes, repeated otherwise…
-                (Hashed | Verified, Progress::Claimed) => self.upload(run).await?,
+                Stage::Claimed(work) => self.upload(run, work).await?,
                 // …the object verified again, the local file still the hashed one…
-                (Hashed | Verified, Progress::Stored) => self.verify(run).await?,
+                Stage::Stored(work) => self.verify(run, work).await?,
                 // …and the row recorded with the compare-and-set.
-                (Hashed | Verified, Progress::Verified) => self.record(run).await?,
+                Stage::Verified(work) => self.record(run, work).await?,
             };
-            match step {
-                Step::To(state) => self.enter(&mut run.entry, state).await?,
-                Step::ToThenPause(state, point) => {
-                    self.enter(&mut run.entry, state).await?;
-                    pause_point(point).await;
+            stage = match step {
+                Step::To(next) => {
+                    self.enter(&mut run.entry, &next).await?;
+                    next
                 }
-                Step::Continue => {}
+                Step::ToThenPause(next, point) => {
+                    self.enter(&mut run.entry, &next).await?;
+                    pause_point(point).await;
+                    next
+                }
+                Step::Continue(next) => next,
                 Step::Rehash(outcome) => {
-                    run.entry.hash = None;
-                    set_state(&mut run.entry, Seen);
+                    run.entry.forget_hash();
+                    run.entry.enter(Seen);
                     return self.settle(&mut run.entry, outcome).await;
                 }
                 Step::Settle(outcome) => return self.settle(&mut run.entry, outcome).await,
                 Step::End(state, outcome) => {
-                    if run.entry.state != state {
-                        set_state(&mut run.entry, state);
+                    if run.entry.state() != state {
+                        run.entry.enter(state);
                         if state == Removed {
                             // Lost in a power cut, `removed` leaves `recorded` (or the state
                             // before it) with the file gone, which a restart finishes the same
@@ -483,14 +519,19 @@ impl Pipeline {
                     return Ok(outcome);
                 }
                 Step::Stop(outcome) => return Ok(outcome),
-            }
+            };
         }
     }
 
-    /// Moves the entry to `state` and journals it.
-    async fn enter(&self, entry: &mut JournalEntry, state: FileState) -> Result<(), JournalError> {
-        set_state(entry, state);
-        self.put(entry).await
+    /// Journals the state the run's next stage records, if it records one.
+    async fn enter(&self, entry: &mut JournalEntry, next: &Stage) -> Result<(), JournalError> {
+        match next.journaled_as() {
+            Some(state) => {
+                entry.enter(state);
+                self.put(entry).await
+            }
+            None => Ok(()),
+        }
     }
 
     /// `previous` was matched to a row, and another file (another inode) now stands at its
@@ -502,14 +543,14 @@ impl Pipeline {
         previous: &JournalEntry,
         now: FileIdentity,
     ) -> Result<(), JournalError> {
-        let (Some(venta_id), Some(before)) = (previous.venta_id, previous.identity) else {
+        let (Some(venta_id), Some(before)) = (previous.venta_id(), previous.identity()) else {
             return Ok(());
         };
         if (before.dev, before.inode) == (now.dev, now.inode) {
             // The same file, written again or still being written: still that row's.
             return Ok(());
         }
-        if self.journal.note_missing(&previous.path, venta_id, previous.row_assigned.clone()).await? {
+        if self.journal.note_missing(previous.path(), venta_id, previous.row_assigned().clone()).await? {
             warn!(venta_id, "the file matched to this venta was replaced by another; the venta no longer owns what stands at its path unless its save assigns a file");
         }
         Ok(())
@@ -551,7 +592,7 @@ impl Pipeline {
         failure: Failure,
     ) -> Result<Outcome, JournalError> {
         let mut entry = match existing {
-            Some(entry) if entry.state.is_terminal() && entry.updated_ms >= self.started_ms => {
+            Some(entry) if entry.state().is_terminal() && entry.updated_ms() >= self.started_ms => {
                 return Ok(Outcome::Nothing)
             }
             Some(entry) => entry,
@@ -568,16 +609,13 @@ impl Pipeline {
             Outcome::Fatal(f) => (f, ErrorClass::Fatal),
             _ => return Ok(outcome),
         };
-        entry.attempts += 1;
-        entry.error_class = Some(class);
-        entry.note_failure(failure.reason, failure.message.clone());
-        match (class, entry.state) {
-            (ErrorClass::Rejected, _) => set_state(entry, FileState::Rejected),
+        entry.count_failure(class, failure.reason, failure.message.clone(), now_ms());
+        match (class, entry.state()) {
+            (ErrorClass::Rejected, _) => entry.enter(FileState::Rejected),
             // Any later state keeps its progress: a resumed upload or record picks up from it.
-            (_, FileState::Seen) => set_state(entry, FileState::Failed),
+            (_, FileState::Seen) => entry.enter(FileState::Failed),
             _ => {}
         }
-        entry.updated_ms = now_ms();
         self.put(entry).await?;
         Ok(outcome)
     }
@@ -595,11 +633,6 @@ fn panic_text(payload: Box<dyn std::any::Any + Send>) -> String {
             .downcast_ref::<&str>()
             .map_or_else(|| "a panic without a message".to_owned(), |text| (*text).to_owned()),
     }
-}
-
-/// The one place an entry's state is set; `Pipeline::drive` decides when.
-fn set_state(entry: &mut JournalEntry, state: FileState) {
-    entry.state = state;
 }
 
 /// The identity of the file at `path`, `None` when there is none, the failure otherwise.

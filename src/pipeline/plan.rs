@@ -53,8 +53,8 @@ impl Pipeline {
         // As `open`: a journaled decision about this very file is carried out before anything
         // is asked again (a `recorded` entry is finished, a `refusing` one refused).
         if let Ok(Some(entry)) = self.journal.get(path).await {
-            let this_file = entry.identity.is_some_and(|journaled| journaled.same_but_ctime(&identity));
-            let venta = match entry.venta_id {
+            let this_file = entry.identity().is_some_and(|journaled| journaled.same_but_ctime(&identity));
+            let venta = match entry.venta_id() {
                 Some(id) => {
                     Some((id, self.db.get(id).await.ok().flatten().map(|row| row.numero).unwrap_or_default()))
                 }
@@ -62,14 +62,14 @@ impl Pipeline {
             };
             let planned = |action| Plan {
                 venta: venta.clone(),
-                object: entry.object_name.clone(),
+                object: entry.object_name().clone(),
                 size: Some(identity.size),
                 action,
             };
-            match entry.state {
+            match entry.state() {
                 FileState::Recorded if this_file => return planned(PlanAction::FinishRecorded),
                 FileState::Refusing if this_file => {
-                    return planned(PlanAction::Quarantine(entry.last_error.clone().unwrap_or_default()))
+                    return planned(PlanAction::Quarantine(entry.last_error().clone().unwrap_or_default()))
                 }
                 _ => {}
             }

@@ -5,7 +5,7 @@ use std::path::Path;
 
 use tracing::info;
 
-use super::{fail, give_up, Failure, Outcome, Pipeline, Run, Step};
+use super::{fail, give_up, Failure, Outcome, Pipeline, Run, Stage, Step};
 use crate::db::{RecordOutcome, RejectRequest};
 use crate::error::Reason;
 use crate::hash::FileIdentity;
@@ -23,17 +23,15 @@ impl Pipeline {
         venta_id: Option<i64>,
     ) -> Option<Step> {
         let entry = &mut run.entry;
-        match run.validator.check(&run.absolute, &entry.path, identity).await {
+        match run.validator.check(&run.absolute, entry.path(), identity).await {
             Verdict::Accept { .. } => None,
             Verdict::Retry(message) => Some(fail(Failure::new(Reason::ValidationPending, message))),
             Verdict::Keep(message) => Some(give_up(Failure::new(Reason::Unscannable, message))),
             Verdict::Quarantine(refusal) => {
                 // `<code>: <detail>`: the code is what the companion reads.
                 let reason = refusal.to_string();
-                entry.venta_id = venta_id;
-                entry.note_failure(Reason::Quarantined, reason.clone());
-                run.refusal = Some(reason);
-                Some(Step::To(FileState::Refusing))
+                entry.note_refused(venta_id, reason.clone());
+                Some(Step::To(Stage::Refusing(Some(reason))))
             }
         }
     }
@@ -41,12 +39,12 @@ impl Pipeline {
     /// `refusing`: the file refused during this run, or before the last stop, is carried out;
     /// one that is gone was moved to quarantine before the last stop (its row was cleared
     /// before the move).
-    pub(super) async fn resume_refusal(&self, run: &mut Run) -> Step {
+    pub(super) async fn resume_refusal(&self, run: &mut Run, refusal: Option<String>) -> Step {
         let Some(identity) = run.on_disk else {
             // Moved before the stop: both folders made durable (the stop may have come between
             // the move and its fsyncs) before `rejected` says it is done.
             // (A quarantine folder that is not there means the file went some other way.)
-            let quarantined = self.validator().quarantine_dir().join(run.entry.path.as_str());
+            let quarantined = self.validator().quarantine_dir().join(run.entry.path().as_str());
             for file in [quarantined.as_path(), run.absolute.as_path()] {
                 match super::remove::sync_folder_off_the_workers(file).await {
                     Err(e) if !e.is_not_found() => {
@@ -60,13 +58,13 @@ impl Pipeline {
             }
             return Step::End(FileState::Rejected, Outcome::Nothing);
         };
-        let reason = match run.refusal.take() {
+        let reason = match refusal {
             Some(reason) => reason,
             // Refused before the last stop: carry the journaled decision out.
-            None => match run.validator.check(&run.absolute, &run.entry.path, identity).await {
+            None => match run.validator.check(&run.absolute, run.entry.path(), identity).await {
                 Verdict::Quarantine(refusal) => refusal.to_string(),
                 // The settings changed since: the refusal journaled then is carried out.
-                _ => match (run.entry.reason, &run.entry.last_error) {
+                _ => match (run.entry.reason(), run.entry.last_error()) {
                     (Some(Reason::Quarantined), Some(refusal)) => refusal.clone(),
                     _ => "refused by validation before a restart".to_owned(),
                 },
@@ -81,15 +79,15 @@ impl Pipeline {
     /// the name, and once it is gone the row no longer points at it. The journal says
     /// `refusing` before either happens, so a crash in between resumes here.
     async fn refuse(&self, entry: &JournalEntry, absolute: &Path, reason: String) -> Step {
-        if let Some(venta_id) = entry.venta_id {
+        if let Some(venta_id) = entry.venta_id() {
             let row = match self.db.get(venta_id).await {
                 Ok(row) => row,
                 Err(e) => return Step::Settle(self.db_failure(e)),
             };
-            if let Some(row) = row.filter(|row| row.confronta.as_deref() == Some(entry.path.as_str())) {
+            if let Some(row) = row.filter(|row| row.confronta.as_deref() == Some(entry.path().as_str())) {
                 let request = RejectRequest {
                     venta_id,
-                    expected_confronta: entry.path.as_str(),
+                    expected_confronta: entry.path().as_str(),
                     expected_object_name: row.minio_object_name.as_deref(),
                     reason: &reason,
                 };
@@ -110,7 +108,7 @@ impl Pipeline {
                 }
             }
         }
-        match self.validator().quarantine(absolute, &entry.path, &reason).await {
+        match self.validator().quarantine(absolute, entry.path(), &reason).await {
             Ok(target) => {
                 give_up(Failure::new(Reason::Quarantined, format!("{reason}; moved to {}", target.display())))
             }

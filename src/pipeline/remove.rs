@@ -9,7 +9,7 @@ use tracing::{debug, info, warn};
 use super::{
     give_up, local_identity, object_matches, Failure, Outcome, Pipeline, RowCheck, Run, Step, RECHECK_AFTER,
 };
-use crate::error::{pause_point, ErrorClass, Reason};
+use crate::error::{pause_point, Reason};
 use crate::hash::FileHash;
 use crate::journal::{now_ms, FileState, JournalEntry, JournalError};
 use crate::media_path::{NoFollowError, SetAside};
@@ -28,17 +28,21 @@ enum Unlinked {
 impl Pipeline {
     /// `recorded`: after the row points at our object, retire the old object and unlink the
     /// local file.
-    pub(super) async fn finish_recorded(&self, run: &mut Run) -> Result<Step, JournalError> {
+    pub(super) async fn finish_recorded(
+        &self,
+        run: &mut Run,
+        row_check: RowCheck,
+    ) -> Result<Step, JournalError> {
         let entry = &mut run.entry;
-        let venta_id = entry.venta_id.unwrap_or_default();
-        let object = entry.object_name.clone().unwrap_or_default();
+        let venta_id = entry.venta_id().unwrap_or_default();
+        let object = entry.object_name().clone().unwrap_or_default();
         let span = tracing::Span::current();
         span.record("venta_id", venta_id);
         span.record("object", object.as_str());
 
         // After a restart the row is re-read: only a row that still points at our object lets
         // the local copy go.
-        if run.row_check == RowCheck::ReadAgain {
+        if row_check == RowCheck::ReadAgain {
             match self.db.get(venta_id).await {
                 Ok(Some(row)) if row.minio_object_name.as_deref() == Some(object.as_str()) => {}
                 Ok(_) => {
@@ -71,23 +75,21 @@ impl Pipeline {
         // anyone else the stat only narrows the window (it leaves the one between itself and
         // the unlink open), from a few seconds at most to about a millisecond; it costs MinIO
         // one request of the file's two.
-        let fresh = run.row_check == RowCheck::JustRecorded
-            && run
-                .work
-                .as_ref()
-                .and_then(|work| work.answer_verified_at)
-                .is_some_and(|verified| verified.elapsed() < RECHECK_AFTER);
+        let fresh = matches!(
+            row_check,
+            RowCheck::JustRecorded { answer_verified_at: Some(verified) } if verified.elapsed() < RECHECK_AFTER
+        );
         if !fresh {
             if let Some(step) = self.recheck_object(entry).await {
                 return Ok(step);
             }
         }
 
-        if let Some(previous) = entry.previous_object.clone() {
+        if let Some(previous) = entry.previous_object().clone() {
             self.retire_previous_object(&previous).await;
         }
 
-        let bytes = entry.identity.map(|i| i.size).unwrap_or_default();
+        let bytes = entry.identity().map(|i| i.size).unwrap_or_default();
         pause_point("before_remove").await;
         match self.unlink_recorded(&run.absolute, entry).await {
             Ok(Unlinked::Removed) => pause_point("after_remove").await,
@@ -109,7 +111,7 @@ impl Pipeline {
             Err(step) => return Ok(step),
         }
         entry.clear_failure();
-        entry.updated_ms = now_ms();
+        entry.touch(now_ms());
         Ok(Step::End(FileState::Removed, Outcome::Moved { venta_id, object, bytes }))
     }
 
@@ -129,7 +131,8 @@ impl Pipeline {
             e @ NoFollowError::SymlinkedFolder { .. } => Failure::new(Reason::SymlinkedFolder, e.to_string()),
             e => Failure::new(Reason::LocalIo, e.to_string()),
         };
-        let (Some(recorded), Some(sha256)) = (entry.identity, entry.hash.as_ref().map(|h| h.sha256)) else {
+        let (Some(recorded), Some(sha256)) = (entry.identity(), entry.hash().as_ref().map(|h| h.sha256))
+        else {
             return Ok(Unlinked::NotTheHashedFile);
         };
         let mut removed_leftover = false;
@@ -220,7 +223,7 @@ impl Pipeline {
     /// kept).
     async fn recheck_object(&self, entry: &JournalEntry) -> Option<Step> {
         let (Some(stored), Some(identity), Some(object)) =
-            (entry.hash.clone(), entry.identity, entry.object_name.clone())
+            (entry.hash().clone(), entry.identity(), entry.object_name().clone())
         else {
             return None;
         };
@@ -244,7 +247,7 @@ impl Pipeline {
             Ok(None) => {}
             Err(e) => return Some(Step::Settle(self.store_failure(e))),
         }
-        let absolute = self.media_root.to_absolute(&entry.path);
+        let absolute = self.media_root.to_absolute(entry.path());
         match local_identity(&absolute) {
             Ok(Some(now)) if self.same_file(&absolute, &identity, &hash.sha256, now).await => {}
             _ => {
@@ -280,17 +283,17 @@ impl Pipeline {
     /// Any state before `recorded`, the local file gone.
     pub(super) async fn local_file_gone(&self, entry: &mut JournalEntry) -> Result<Step, JournalError> {
         // Another sidecar (or an earlier life of this one) may have finished it.
-        if let Some(venta_id) = entry.venta_id {
+        if let Some(venta_id) = entry.venta_id() {
             match self.db.get(venta_id).await {
                 Ok(Some(row))
-                    if entry.object_name.is_some() && row.minio_object_name == entry.object_name =>
+                    if entry.object_name().is_some() && row.minio_object_name == *entry.object_name() =>
                 {
                     return Ok(Step::End(FileState::Removed, Outcome::Nothing));
                 }
                 // The row this file was claimed for still names the path, now free: it owns no
                 // file that appears there later unless its save assigns one (`owners`).
-                Ok(Some(row)) if row.confronta.as_deref() == Some(entry.path.as_str()) => {
-                    self.journal.note_missing(&entry.path, venta_id, row.assigned.clone()).await?;
+                Ok(Some(row)) if row.confronta.as_deref() == Some(entry.path().as_str()) => {
+                    self.journal.note_missing(entry.path(), venta_id, row.assigned.clone()).await?;
                 }
                 Ok(_) => {}
                 // Without the row there is no telling whether it was recorded: ask again
@@ -298,20 +301,21 @@ impl Pipeline {
                 Err(e) => return Ok(self.db_refusal(entry, e)),
             }
         }
-        if matches!(entry.state, FileState::Seen | FileState::WaitingForRow) || entry.object_name.is_none() {
+        if matches!(entry.state(), FileState::Seen | FileState::WaitingForRow)
+            || entry.object_name().is_none()
+        {
             // Nothing was sent anywhere for it: Django deleted it, or another sidecar moved it
             // before this one got to it. There is nothing to remember.
-            debug!(state = entry.state.as_str(), "local file gone before any work on it");
-            self.journal.forget(&entry.path).await?;
+            debug!(state = entry.state().as_str(), "local file gone before any work on it");
+            self.journal.forget(entry.path()).await?;
             return Ok(Step::Stop(Outcome::Nothing));
         }
         let message = format!(
             "local file disappeared after its upload but before it was recorded; object {} left for the orphan report",
-            entry.object_name.as_deref().unwrap_or_default()
+            entry.object_name().as_deref().unwrap_or_default()
         );
-        warn!(state = entry.state.as_str(), "{message}");
-        entry.error_class = Some(ErrorClass::Rejected);
-        entry.note_failure(Reason::LocalMissing, message);
+        warn!(state = entry.state().as_str(), "{message}");
+        entry.note_kept(Reason::LocalMissing, message);
         Ok(Step::End(FileState::Rejected, Outcome::Nothing))
     }
 }

@@ -5,9 +5,10 @@ use std::sync::atomic::Ordering;
 
 use tracing::{debug, info, warn};
 
-use super::{give_up, Failure, Outcome, Pipeline, RowCheck, Run, Step, Unowned};
+use super::{give_up, Failure, Outcome, Pipeline, RowCheck, Run, Stage, Step, Unowned, Work};
 use crate::db::VentaRow;
 use crate::error::Reason;
+use crate::hash::FileIdentity;
 use crate::journal::{FileState, JournalEntry, JournalError};
 use crate::media_path::RelativeMediaPath;
 
@@ -23,19 +24,23 @@ impl Pipeline {
     /// The one row whose `confronta` is this path and that may own the file there; otherwise
     /// what the driver does instead (`waiting_for_row` and `orphan` are journaled only when
     /// they are news).
-    pub(super) async fn match_row(&self, run: &mut Run) -> Result<Result<VentaRow, Step>, JournalError> {
-        let rows = match self.db.find_by_confronta(run.entry.path.as_str()).await {
+    pub(super) async fn match_row(
+        &self,
+        run: &mut Run,
+        identity: FileIdentity,
+    ) -> Result<Result<VentaRow, Step>, JournalError> {
+        let rows = match self.db.find_by_confronta(run.entry.path().as_str()).await {
             Ok(rows) => rows,
             Err(e) => return Ok(Err(self.db_refusal(&run.entry, e))),
         };
         self.db_health.up();
-        let Owners { rows, stale } = self.owners(&run.entry.path, rows).await?;
+        let Owners { rows, stale } = self.owners(run.entry.path(), rows).await?;
         // A `verified` entry's row was asked for by id just before (`resume`); a compare-and-set
         // that committed late (a lagging connection delivering it after its answer was given up
         // on) can land between that look and this match, leaving a row that neither pointed at
         // our object then nor names the path now. Asked by id once more, the record is seen;
         // otherwise the file would wait for a row that never comes, its copy kept for good.
-        if rows.is_empty() && run.entry.state == FileState::Verified {
+        if rows.is_empty() && run.entry.state() == FileState::Verified {
             if let Some(step) = self.recorded_before_stop(run).await {
                 return Ok(Err(step));
             }
@@ -56,12 +61,8 @@ impl Pipeline {
                 // No sale gets a file several rows name, but one validation refuses still
                 // leaves MEDIA_ROOT, which Django serves: to quarantine, the rows left as they
                 // are (which of them to clear is the operator's call).
-                if let Some(identity) = run.on_disk {
-                    if let Some(step @ Step::To(FileState::Refusing)) =
-                        self.validate(run, identity, None).await
-                    {
-                        return Ok(Err(step));
-                    }
+                if let Some(step @ Step::To(Stage::Refusing(_))) = self.validate(run, identity, None).await {
+                    return Ok(Err(step));
                 }
                 Ok(Err(give_up(failure)))
             }
@@ -77,7 +78,7 @@ impl Pipeline {
         now: i64,
         stale: Vec<i64>,
     ) -> Result<Step, JournalError> {
-        let waited = now - entry.first_seen_ms;
+        let waited = now - entry.first_seen_ms();
         let why = if stale.is_empty() { Unowned::NoRow } else { Unowned::StaleRows(stale) };
         let orphan = match why {
             Unowned::NoRow => waited >= self.orphan_after_ms.load(Ordering::Relaxed),
@@ -87,11 +88,11 @@ impl Pipeline {
         // Why it waits, for `status` and `explain`: journaled whenever it changes.
         let said = match &why {
             Unowned::NoRow => None,
-            Unowned::StaleRows(_) => Some(why.failure(&entry.path)),
+            Unowned::StaleRows(_) => Some(why.failure(entry.path())),
         };
-        let news = entry.state != state
-            || entry.reason != said.as_ref().map(|failure| failure.reason)
-            || entry.last_error.as_deref() != said.as_ref().map(|failure| failure.message.as_str());
+        let news = entry.state() != state
+            || entry.reason() != said.as_ref().map(|failure| failure.reason)
+            || entry.last_error().as_deref() != said.as_ref().map(|failure| failure.message.as_str());
         if news {
             match (&why, orphan) {
                 (Unowned::StaleRows(ids), false) => warn!(
@@ -100,7 +101,7 @@ impl Pipeline {
                      written for this file (the new sale's); a row whose save assigns a file here takes it"
                 ),
                 (Unowned::StaleRows(_), true) => {
-                    warn!(waited_s = waited / 1000, "{}", why.failure(&entry.path).message)
+                    warn!(waited_s = waited / 1000, "{}", why.failure(entry.path()).message)
                 }
                 (Unowned::NoRow, true) => warn!(
                     waited_s = waited / 1000,
@@ -112,12 +113,9 @@ impl Pipeline {
             }
             match said {
                 Some(failure) => entry.note_failure(failure.reason, failure.message),
-                None => {
-                    entry.reason = None;
-                    entry.last_error = None;
-                }
+                None => entry.clear_reason(),
             }
-            if entry.state == state {
+            if entry.state() == state {
                 // Same state, new reason: the driver journals a state change only.
                 self.journal.put(entry).await?;
             }
@@ -156,7 +154,7 @@ impl Pipeline {
     /// See `resume`: the row of a `verified` entry, asked for by id. `recorded`
     /// follows when it already points at our object.
     pub(super) async fn recorded_before_stop(&self, run: &mut Run) -> Option<Step> {
-        let (Some(venta_id), Some(object)) = (run.entry.venta_id, run.entry.object_name.clone()) else {
+        let (Some(venta_id), Some(object)) = (run.entry.venta_id(), run.entry.object_name().clone()) else {
             return None;
         };
         match self.db.get(venta_id).await {
@@ -165,8 +163,8 @@ impl Pipeline {
                 span.record("venta_id", venta_id);
                 span.record("object", object.as_str());
                 info!("the row was recorded before the last stop; finishing the removal");
-                run.row_check = RowCheck::JustRecorded;
-                Some(Step::To(FileState::Recorded))
+                // Not this run's PUT: the object is stat'ed before the local copy goes.
+                Some(Step::To(Stage::Recorded(RowCheck::JustRecorded { answer_verified_at: None })))
             }
             Ok(_) => None,
             Err(e) => Some(self.db_refusal(&run.entry, e)),
@@ -174,8 +172,7 @@ impl Pipeline {
     }
 
     /// The compare-and-set matched nothing: find out why and decide.
-    pub(super) async fn row_changed(&self, run: &mut Run) -> Step {
-        let work = run.work.as_ref().expect("claimed before the record");
+    pub(super) async fn row_changed(&self, run: &mut Run, work: &Work) -> Step {
         let (row, object) = (&work.row, &work.object);
         let now = match self.db.get(row.id).await {
             Ok(now) => now,
@@ -185,12 +182,13 @@ impl Pipeline {
         match now {
             // Someone (another sidecar) recorded this very object: only the removal is left.
             Some(current) if current.minio_object_name.as_deref() == Some(object.as_str()) => {
-                entry.previous_object = None;
-                run.row_check = RowCheck::JustRecorded;
-                Step::To(FileState::Recorded)
+                entry.note_previous_object(None);
+                Step::To(Stage::Recorded(RowCheck::JustRecorded {
+                    answer_verified_at: work.answer_verified_at,
+                }))
             }
             // Still our path, only the object changed underneath: match again on the next pass.
-            Some(current) if current.confronta.as_deref() == Some(entry.path.as_str()) => {
+            Some(current) if current.confronta.as_deref() == Some(entry.path().as_str()) => {
                 let failure = Failure::new(
                     Reason::RowMoved,
                     format!("venta {} changed its object meanwhile; matching again", row.id),

@@ -1,5 +1,6 @@
 //! The forward steps of a file's journey, `seen` to `recorded`: claim and hash, upload, verify,
-//! record. Each returns what the driver does next; none sets the entry's state.
+//! record. Each takes the stage it runs from (the `Work` once claimed) and returns the next
+//! one, or the run's end, for the driver to carry out; none sets the entry's state.
 
 use std::path::Path;
 use std::time::Instant;
@@ -7,13 +8,13 @@ use std::time::Instant;
 use tracing::{debug, warn};
 
 use super::{
-    fail, give_up, local_identity, object_matches, sniff_content_type, Failure, Outcome, Pipeline, Progress,
-    RowCheck, Run, Step, Work,
+    fail, give_up, local_identity, object_matches, sniff_content_type, Failure, Outcome, Pipeline, RowCheck,
+    Run, Stage, Step, Work,
 };
 use crate::db::{RecordOutcome, RecordRequest, VentaRow};
 use crate::error::{pause_point, Reason};
 use crate::hash::{hash_file_durably, FileHash, FileIdentity, ReadError, Sha256Digest};
-use crate::journal::{FileState, JournalError, StoredHash};
+use crate::journal::{FileState, JournalError, StoredHash, UploadPlan};
 use crate::media_path::{symlink_metadata_no_follow, NoFollowError, RelativeMediaPath};
 use crate::object_name::{ObjectName, ObjectNameInputs};
 use crate::store::{StoreErrorKind, UploadRequest};
@@ -23,12 +24,11 @@ impl Pipeline {
     /// `seen`, `waiting_for_row`, `failed`, `orphan` (and a resumed entry once its row was not
     /// found recorded): match the row and claim it, then hash the file (or reuse the journaled
     /// hash) and name the object.
-    pub(super) async fn prepare(&self, run: &mut Run) -> Result<Step, JournalError> {
-        let row = match self.claim(run).await? {
+    pub(super) async fn prepare(&self, run: &mut Run, identity: FileIdentity) -> Result<Step, JournalError> {
+        let row = match self.claim(run, identity).await? {
             Ok(row) => row,
             Err(step) => return Ok(step),
         };
-        let identity = run.on_disk.expect("the driver takes a missing file elsewhere");
         let hash = match self.hash_for_run(run, identity, row.id).await {
             Ok(hash) => hash,
             Err(step) => return Ok(step),
@@ -40,18 +40,22 @@ impl Pipeline {
     /// between the row's compare-and-set and the `recorded` journal write leaves the entry
     /// `verified` while the row already points at our object. The row no longer
     /// names this path, so matching by path would never find it: ask for the row by id first.
-    pub(super) async fn resume(&self, run: &mut Run) -> Result<Step, JournalError> {
-        if run.entry.state == FileState::Verified {
+    pub(super) async fn resume(&self, run: &mut Run, identity: FileIdentity) -> Result<Step, JournalError> {
+        if run.entry.state() == FileState::Verified {
             if let Some(step) = self.recorded_before_stop(run).await {
                 return Ok(step);
             }
         }
-        self.prepare(run).await
+        self.prepare(run, identity).await
     }
 
     /// The row whose `confronta` is this path, claimed for this run.
-    async fn claim(&self, run: &mut Run) -> Result<Result<VentaRow, Step>, JournalError> {
-        let row = match self.match_row(run).await? {
+    async fn claim(
+        &self,
+        run: &mut Run,
+        identity: FileIdentity,
+    ) -> Result<Result<VentaRow, Step>, JournalError> {
+        let row = match self.match_row(run, identity).await? {
             Ok(row) => row,
             Err(step) => return Ok(Err(step)),
         };
@@ -76,12 +80,12 @@ impl Pipeline {
         identity: FileIdentity,
         venta_id: i64,
     ) -> Result<FileHash, Step> {
-        let journaled = match (run.entry.state, &run.entry.hash) {
+        let journaled = match (run.entry.state(), run.entry.hash()) {
             (FileState::Hashed | FileState::Verified, Some(stored)) => Some(stored.clone()),
             _ => None,
         };
         if let Some(stored) = journaled {
-            if run.entry.validated_with.as_deref() != Some(run.validator.fingerprint()) {
+            if run.entry.validated_with().as_deref() != Some(run.validator.fingerprint()) {
                 debug!("validation settings changed since this file was hashed; validating it again");
                 if let Some(step) = self.validate(run, identity, Some(venta_id)).await {
                     return Err(step);
@@ -118,52 +122,59 @@ impl Pipeline {
     /// (durable before the upload it guards) unless the journal already says exactly that.
     fn name(&self, run: &mut Run, row: VentaRow, identity: FileIdentity, hash: FileHash) -> Step {
         let entry = &mut run.entry;
-        let content_type = match &entry.hash {
+        let content_type = match entry.hash() {
             Some(stored) if !stored.content_type.is_empty() => stored.content_type.clone(),
-            _ => sniff_content_type(&hash.head, &entry.path.extension()),
+            _ => sniff_content_type(&hash.head, &entry.path().extension()),
         };
-        let (object, url) = match self.name_object(&row, &hash.sha256, &entry.path) {
+        let (object, url) = match self.name_object(&row, &hash.sha256, entry.path()) {
             Ok(named) => named,
             Err(failure) => return give_up(failure),
         };
         tracing::Span::current().record("object", object.as_str());
-        let journaled = matches!(entry.state, FileState::Hashed | FileState::Verified);
-        let same_plan = entry.object_name.as_deref() == Some(object.as_str())
-            && entry.venta_id == Some(row.id)
-            && entry.row_assigned == row.assigned;
-        let validated_with = Some(run.validator.fingerprint().to_owned());
-        let step = if journaled && same_plan && entry.validated_with == validated_with {
-            Step::Continue
-        } else {
-            entry.validated_with = validated_with;
-            entry.venta_id = Some(row.id);
-            entry.row_assigned = row.assigned.clone();
-            entry.object_name = Some(object.to_string());
-            entry.hash = Some(StoredHash {
+        let plan = UploadPlan {
+            venta_id: row.id,
+            row_assigned: row.assigned.clone(),
+            object_name: object.to_string(),
+            hash: StoredHash {
                 sha256: hash.sha256,
                 part_digests: hash.part_digests.clone(),
                 content_type: content_type.clone(),
-            });
-            Step::To(FileState::Hashed)
+            },
+            validated_with: run.validator.fingerprint().to_owned(),
         };
-        run.work = Some(Work { row, identity, hash, content_type, object, url, answer_verified_at: None });
-        run.progress = Progress::Claimed;
-        step
+        let journaled = entry.has_plan(&plan);
+        if !journaled {
+            entry.plan_upload(plan);
+        }
+        let claimed = Stage::Claimed(Box::new(Work {
+            row,
+            identity,
+            hash,
+            content_type,
+            object,
+            url,
+            answer_verified_at: None,
+        }));
+        if journaled {
+            Step::Continue(claimed)
+        } else {
+            Step::To(claimed)
+        }
     }
 
     /// Uploads the file, unless the object already holds exactly these bytes (a resumed
     /// upload). Where the server honours `If-None-Match: *`, a single PUT asks it to refuse a
     /// taken name in the same request; otherwise the name is stat'ed first. Either way an
     /// object with other bytes is never replaced.
-    pub(super) async fn upload(&self, run: &mut Run) -> Result<Step, JournalError> {
-        let Run { entry, work, absolute, progress, .. } = run;
-        let work = work.as_mut().expect("claimed before the upload");
+    pub(super) async fn upload(&self, run: &mut Run, mut work: Box<Work>) -> Result<Step, JournalError> {
+        let Run { entry, absolute, .. } = run;
         // The object the row points at now is the one to retire once ours is recorded.
-        entry.previous_object = work
-            .row
-            .minio_object_name
-            .clone()
-            .filter(|previous| !previous.is_empty() && previous != work.object.as_str());
+        entry.note_previous_object(
+            work.row
+                .minio_object_name
+                .clone()
+                .filter(|previous| !previous.is_empty() && previous != work.object.as_str()),
+        );
         let expected = work.hash.expected_s3_checksum();
         let single_put =
             work.hash.identity.size <= self.multipart_threshold || work.hash.part_digests.is_empty();
@@ -208,12 +219,11 @@ impl Pipeline {
                             };
                             let verified = self.checksum_enforced && single_put && answer_as_probed;
                             work.answer_verified_at = verified.then(Instant::now);
-                            entry.upload_ms = Some(started.elapsed().as_millis() as i64);
-                            *progress = Progress::Stored;
+                            entry.note_upload_time(started.elapsed().as_millis() as i64);
                             // Nothing is journaled here: a crash before `verified` resumes from
                             // `hashed`, whose first step finds the object holding these bytes.
                             pause_point("after_upload").await;
-                            return Ok(Step::Continue);
+                            return Ok(Step::Continue(Stage::Stored(work)));
                         }
                         // The server refused to replace an existing object: look at what it holds.
                         Err(e) if e.kind == StoreErrorKind::AlreadyExists => {
@@ -265,8 +275,7 @@ impl Pipeline {
             return Ok(give_up(Failure::new(Reason::ObjectConflict, message)));
         }
         debug!("object already holds these bytes; upload skipped");
-        *progress = Progress::Stored;
-        Ok(Step::Continue)
+        Ok(Step::Continue(Stage::Stored(work)))
     }
 
     /// Verify: the object holds the hashed bytes and the local file is still that file.
@@ -279,8 +288,7 @@ impl Pipeline {
     /// another is not believed; garage echoes nothing. Otherwise (multipart, an object found
     /// already there, a resumed run, an answer unlike the probe's) the object is stat'ed, and
     /// then stat'ed once more after the record (`finish_recorded`).
-    pub(super) async fn verify(&self, run: &mut Run) -> Result<Step, JournalError> {
-        let work = run.work.as_ref().expect("claimed before the verification");
+    pub(super) async fn verify(&self, run: &mut Run, work: Box<Work>) -> Result<Step, JournalError> {
         let object = &work.object;
         if work.answer_verified_at.is_none() {
             let expected = work.hash.expected_s3_checksum();
@@ -316,18 +324,16 @@ impl Pipeline {
             }
             Err(failure) => return Ok(fail(failure)),
         }
-        run.progress = Progress::Verified;
-        Ok(Step::To(FileState::Verified))
+        Ok(Step::To(Stage::Verified(work)))
     }
 
     /// Record: one compare-and-set on the row.
-    pub(super) async fn record(&self, run: &mut Run) -> Result<Step, JournalError> {
+    pub(super) async fn record(&self, run: &mut Run, work: Box<Work>) -> Result<Step, JournalError> {
         pause_point("before_record").await;
-        let work = run.work.as_ref().expect("claimed before the record");
         let sha_hex = work.hash.sha256.to_hex();
         let request = RecordRequest {
             venta_id: work.row.id,
-            expected_confronta: run.entry.path.as_str(),
+            expected_confronta: run.entry.path().as_str(),
             expected_object_name: work.row.minio_object_name.as_deref(),
             url: &work.url,
             object_name: work.object.as_str(),
@@ -340,10 +346,10 @@ impl Pipeline {
             Ok(RecordOutcome::Recorded) => {
                 self.db_health.up();
                 // The compare-and-set just matched: the row points at our object, no need to ask again.
-                run.row_check = RowCheck::JustRecorded;
-                Ok(Step::ToThenPause(FileState::Recorded, "after_record"))
+                let row_check = RowCheck::JustRecorded { answer_verified_at: work.answer_verified_at };
+                Ok(Step::ToThenPause(Stage::Recorded(row_check), "after_record"))
             }
-            Ok(RecordOutcome::RowChanged) => Ok(self.row_changed(run).await),
+            Ok(RecordOutcome::RowChanged) => Ok(self.row_changed(run, &work).await),
             Err(e) => Ok(Step::Settle(self.db_failure(e))),
         }
     }

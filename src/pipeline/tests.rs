@@ -1,4 +1,4 @@
-//! Unit tests of the pipeline: content types, backoff, and the driver read against the journal.
+//! Unit tests of the pipeline: content types, backoff, and where a run starts for each journal state.
 
 use super::*;
 
@@ -20,57 +20,47 @@ fn backoff_doubles_and_caps() {
     assert!(late <= Duration::from_secs(75) && late >= Duration::from_secs(45), "{late:?}");
 }
 
-/// The journal's recovery table and the driver's arms are the same table (issue 15 item 2): one
-/// bullet a comment, in the same order, each naming the states its arm matches.
+/// Where a run starts for each journal state, with and without a file at the path: the
+/// journal's recovery table (`journal` module's doc comment) as data. `Stage::at_open` matches
+/// without a wildcard, so a new state does not compile until it has its line; this says which
+/// line each has. What each stage then does is the restart matrix's (tests/recovery).
 #[test]
-fn the_driver_arms_read_as_the_journals_recovery_table() {
-    let journal = include_str!("../journal/mod.rs");
-    let table = &journal[journal.find("# What a restart does in each state").expect("the table")..];
-    let table = &table[..table.find("# Rows that named a missing file").expect("the end of the table")];
-    let bullets: Vec<String> = table
-        .lines()
-        .filter_map(|line| line.strip_prefix("//! - "))
-        .map(|bullet| label(bullet).replace('`', ""))
-        .collect();
-
-    let driver = include_str!("mod.rs");
-    let drive = &driver[driver.find("async fn drive").expect("the driver")..];
-    let lines: Vec<&str> =
-        drive.lines().map(str::trim).take_while(|line| !line.starts_with("match step")).collect();
-    let arms: Vec<(String, String)> = lines
-        .windows(2)
-        .filter_map(|pair| Some((pair[0].strip_prefix("// ")?, pair[1])))
-        .map(|(comment, arm)| (label(comment).to_owned(), states_of(arm)))
-        .collect();
-
-    let comments: Vec<&str> = arms.iter().map(|(comment, _)| comment.as_str()).collect();
-    assert_eq!(comments, bullets, "the driver's comments and the journal's table");
-    for (comment, states) in &arms {
-        if !comment.starts_with('…') && !comment.starts_with("any other state") {
-            assert_eq!(comment, states, "the arm under `// {comment}` matches other states");
+fn every_journal_state_starts_its_run_at_the_stage_the_recovery_table_gives() {
+    let file = FileIdentity { dev: 1, inode: 2, size: 3, mtime_ns: 4, ctime_ns: 5, btime_ns: None };
+    let stage_name = |stage: Stage| match stage {
+        Stage::Recorded(RowCheck::ReadAgain) => "finish the removal, the row read again",
+        Stage::Recorded(RowCheck::JustRecorded { .. }) => "finish the removal, the row not read again",
+        Stage::Refusing(None) => "carry out the journaled refusal",
+        Stage::Refusing(Some(_)) => "carry out this run's refusal",
+        Stage::Finished => "nothing",
+        Stage::Gone => "the file is gone",
+        Stage::Unclaimed(at) => {
+            assert_eq!(at, file);
+            "match, claim and hash"
         }
+        Stage::Resumed(at) => {
+            assert_eq!(at, file);
+            "resume: the row by id, then match and reuse the hash"
+        }
+        Stage::Claimed(_) | Stage::Stored(_) | Stage::Verified(_) => "a run never starts past its claim",
+    };
+    let table = [
+        ("recorded", "finish the removal, the row read again", "finish the removal, the row read again"),
+        ("refusing", "carry out the journaled refusal", "carry out the journaled refusal"),
+        ("removed", "nothing", "nothing"),
+        ("rejected", "nothing", "nothing"),
+        ("row_changed", "nothing", "nothing"),
+        ("seen", "match, claim and hash", "the file is gone"),
+        ("waiting_for_row", "match, claim and hash", "the file is gone"),
+        ("failed", "match, claim and hash", "the file is gone"),
+        ("orphan", "match, claim and hash", "the file is gone"),
+        ("hashed", "resume: the row by id, then match and reuse the hash", "the file is gone"),
+        ("verified", "resume: the row by id, then match and reuse the hash", "the file is gone"),
+    ];
+    assert_eq!(table.len(), FileState::all().count(), "one line per journal state");
+    for (state, with_file, without_file) in table {
+        let state = FileState::parse(state).expect("a journal state");
+        assert_eq!(stage_name(Stage::at_open(state, Some(file))), with_file, "{state:?} with its file");
+        assert_eq!(stage_name(Stage::at_open(state, None)), without_file, "{state:?} with no file");
     }
-}
-
-/// What a bullet or comment is about: up to its first colon, or `…` for a continuation.
-fn label(text: &str) -> &str {
-    if text.starts_with('…') {
-        return "…";
-    }
-    text.split(':').next().unwrap_or(text)
-}
-
-/// The journal states an arm's pattern names, as the journal spells them.
-fn states_of(arm: &str) -> String {
-    let first = arm.trim_start_matches('(').split(',').next().unwrap_or_default();
-    first
-        .split('|')
-        .map(|state| {
-            let state = state.trim();
-            FileState::all()
-                .find(|known| format!("{known:?}") == state)
-                .map_or_else(|| state.to_owned(), |known| known.as_str().to_owned())
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
 }

@@ -287,7 +287,9 @@ impl Model {
             .filter(|file| !confronta_sync::media_path::is_set_aside(file))
             .filter_map(|file| RelativeMediaPath::from_absolute(&self.config.watch.media_root, &file).ok())
             .collect();
-        paths.extend(pipeline.journal().unfinished().await.unwrap().into_iter().map(|entry| entry.path));
+        paths.extend(
+            pipeline.journal().unfinished().await.unwrap().into_iter().map(|entry| entry.into_path()),
+        );
         paths.sort();
         paths.dedup();
         paths
@@ -560,7 +562,7 @@ impl Model {
                 continue;
             }
             let relative = RelativeMediaPath::from_absolute(&self.config.watch.media_root, &path).unwrap();
-            let state = pipeline.journal().get(&relative).await.unwrap().map(|entry| entry.state);
+            let state = pipeline.journal().get(&relative).await.unwrap().map(|entry| entry.state());
             if !matches!(state, Some(FileState::WaitingForRow | FileState::Orphan)) {
                 return Err(format!("refused file {relative} left in MEDIA_ROOT in state {state:?}"));
             }

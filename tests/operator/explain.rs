@@ -118,7 +118,7 @@ async fn check_a_file_waiting_for_its_row(backend: Backend) {
     eventually("the file journaled as waiting for its row", WAIT, || async {
         let opened = confronta_sync::journal::Journal::open_read_only(&world.journal_path()).ok()?;
         let entry = opened.get(&path).await.ok()??;
-        (entry.state == confronta_sync::journal::FileState::WaitingForRow).then_some(())
+        (entry.state() == confronta_sync::journal::FileState::WaitingForRow).then_some(())
     })
     .await;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use crate::common::*;
 use confronta_sync::hash::{hash_file, Sha256Digest};
-use confronta_sync::journal::{FileState, Journal, JournalEntry};
+use confronta_sync::journal::{EntryFixture, FileState, Journal};
 use confronta_sync::media_path::RelativeMediaPath;
 use confronta_sync::store::{ObjectStore, UploadRequest};
 use futures_util::StreamExt;
@@ -134,9 +134,8 @@ async fn a_journal_locked_at_start_up_is_not_rebuilt_and_the_daemon_exits_5() {
     let entry_path = RelativeMediaPath::parse("confrontas/en_curso.pdf").unwrap();
     {
         let journal = Journal::open(&journal_path).unwrap();
-        let mut entry = JournalEntry::new(entry_path.clone(), 1_000);
-        entry.state = FileState::Hashed;
-        journal.put(&entry).await.unwrap();
+        let entry = EntryFixture { state: FileState::Hashed, ..EntryFixture::new(entry_path.clone(), 1_000) };
+        journal.put(&entry.entry()).await.unwrap();
     }
     // SQLite's own lock on the database file (not the daemon's flock on journal.sqlite3.lock),
     // held the way a second program with the journal open in a transaction would.
@@ -159,7 +158,7 @@ async fn a_journal_locked_at_start_up_is_not_rebuilt_and_the_daemon_exits_5() {
     assert!(!state_dir.iter().any(|name| name.contains("corrupt")), "nothing moved aside: {state_dir:?}");
     let journal = Journal::open_read_only(&journal_path).unwrap();
     let kept = journal.get(&entry_path).await.unwrap().expect("the entry is still in the journal");
-    assert_eq!(kept.state, FileState::Hashed);
+    assert_eq!(kept.state(), FileState::Hashed);
     world.cleanup().await;
 }
 
