@@ -1,0 +1,328 @@
+//! Power loss at every pause point (issue 24 item 9): a SIGKILL at the pause point, then what a
+//! power cut could still take back is taken back, then a restart.
+//!
+//! A kill -9 loses only the process; a power cut also loses whatever the disk was not made to
+//! keep. The daemon runs with an `LD_PRELOAD` recorder (`power_loss_shim.c`, built here with the
+//! machine's C compiler) that logs every directory-entry operation under the media root and the
+//! state folder, every fsync, and the SQLite databases as of each fsync. After the kill,
+//! `PowerCut::apply` plays the worst case the log allows:
+//! - an operation on a folder not fsynced after it is undone (a rename in halves: the new
+//!   entry's folder and the old entry's folder each keep or lose their half);
+//! - a file whose inode was never fsynced comes back empty, as an upload Django wrote (Django
+//!   never fsyncs) can after a power cut;
+//! - each SQLite database (the daemon's journal, Django's SQLite file) is put back as of its
+//!   last fsync, without its `-shm`.
+//!
+//! Then the daemon starts again without the recorder, and the file must have moved: its row
+//! recorded with the original bytes' object, its local copy gone. Anything else is a document
+//! the power cut cost.
+
+use std::collections::HashSet;
+use std::os::unix::fs::MetadataExt;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use crate::common::{sha256_hex, Backend, Sidecar, World};
+use crate::reliability_support::report::{run_case, Record};
+
+/// The pause points of a file's run (`pause_point` in src), in the order a run reaches them.
+const PAUSE_POINTS: [&str; 7] = [
+    "before_upload",
+    "after_upload",
+    "before_record",
+    "after_record",
+    "before_remove",
+    "before_unlink",
+    "after_remove",
+];
+
+/// The recorder, compiled once per test process.
+fn shim() -> &'static Path {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    BUILT.get_or_init(|| {
+        let source =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reliability_support/power_loss_shim.c");
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("power_loss_shim.so");
+        let status = Command::new("cc")
+            .args(["-shared", "-fPIC", "-O1", "-Wall", "-Wno-format-truncation", "-o"])
+            .arg(&out)
+            .arg(&source)
+            .args(["-ldl", "-lpthread"])
+            .status()
+            .expect("a C compiler (cc) builds the power-loss recorder");
+        assert!(status.success(), "building {} failed", source.display());
+        out
+    })
+}
+
+/// One recording: where the recorder writes, and what it watches.
+pub struct PowerCut {
+    root: PathBuf,
+    log: PathBuf,
+    stash: PathBuf,
+    snapshots: PathBuf,
+    tracked: Vec<PathBuf>,
+    data_folders: Vec<PathBuf>,
+    databases: Vec<PathBuf>,
+}
+
+/// What a power cut took back.
+#[derive(Debug, Default)]
+pub struct Undone {
+    pub operations: Vec<String>,
+    pub emptied: Vec<String>,
+    pub databases: Vec<String>,
+}
+
+impl PowerCut {
+    /// A recording under `root` (on the same file system as `tracked`: the stash keeps hard
+    /// links) of the directory entries under `tracked`, the data of the files under
+    /// `data_folders` (the uploads), and the SQLite `databases` at each fsync.
+    pub fn new(
+        root: &Path,
+        tracked: Vec<PathBuf>,
+        data_folders: Vec<PathBuf>,
+        databases: Vec<PathBuf>,
+    ) -> PowerCut {
+        let root = root.join("power-cut");
+        let (stash, snapshots) = (root.join("stash"), root.join("snapshots"));
+        std::fs::create_dir_all(&stash).unwrap();
+        std::fs::create_dir_all(&snapshots).unwrap();
+        PowerCut { log: root.join("log"), root, stash, snapshots, tracked, data_folders, databases }
+    }
+
+    /// The environment that loads the recorder into the daemon.
+    pub fn env(&self) -> Vec<(&'static str, String)> {
+        let join =
+            |paths: &[PathBuf]| paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(":");
+        vec![
+            ("LD_PRELOAD", shim().display().to_string()),
+            ("PL_LOG", self.log.display().to_string()),
+            ("PL_STASH", self.stash.display().to_string()),
+            ("PL_SNAP", self.snapshots.display().to_string()),
+            ("PL_TRACK", join(&self.tracked)),
+            ("PL_DBS", join(&self.databases)),
+        ]
+    }
+
+    /// Takes back what the disk was not made to keep (the module's doc comment).
+    pub fn apply(&self) -> Undone {
+        let log = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<Vec<&str>> = log.lines().map(|line| line.split('\t').collect()).collect();
+        // The folders fsynced after line `i`.
+        let synced_after = |i: usize, folder: &Path| {
+            lines[i + 1..].iter().any(|l| l[0] == "dirsync" && Path::new(l[1]) == folder)
+        };
+        let parent = |path: &str| Path::new(path).parent().unwrap().to_path_buf();
+        let mut undone = Undone::default();
+        for (i, line) in lines.iter().enumerate().rev() {
+            let kept = |path: &str| synced_after(i, &parent(path));
+            let taken_back = match line.as_slice() {
+                ["create", path] if !kept(path) => {
+                    std::fs::remove_file(path).ok().map(|()| format!("create {path}"))
+                }
+                ["mkdir", path] if !kept(path) => {
+                    std::fs::remove_dir(path).ok().map(|()| format!("mkdir {path}"))
+                }
+                ["rmdir", path] if !kept(path) => {
+                    std::fs::create_dir_all(path).ok().map(|()| format!("rmdir {path}"))
+                }
+                ["unlink", path, stash] if !kept(path) && *stash != "-" => {
+                    std::fs::hard_link(stash, path).ok().map(|()| format!("unlink {path}"))
+                }
+                ["link", _, to] if !kept(to) => {
+                    std::fs::remove_file(to).ok().map(|()| format!("link to {to}"))
+                }
+                ["rename", from, to, stash_from, stash_to] => {
+                    // The new entry's half, then the old entry's: each folder keeps or loses its own.
+                    let mut halves = Vec::new();
+                    if !kept(to) {
+                        let _ = std::fs::remove_file(to);
+                        if *stash_to != "-" {
+                            std::fs::hard_link(stash_to, to).unwrap();
+                        }
+                        halves.push(format!("rename's new entry {to}"));
+                    }
+                    if !kept(from) && *stash_from != "-" && !Path::new(from).exists() {
+                        std::fs::hard_link(stash_from, from).unwrap();
+                        halves.push(format!("rename's removal of {from}"));
+                    }
+                    (!halves.is_empty()).then(|| halves.join(", "))
+                }
+                _ => None,
+            };
+            undone.operations.extend(taken_back);
+        }
+        // File data: an inode never fsynced comes back empty.
+        let synced: HashSet<u64> =
+            lines.iter().filter(|l| l[0] == "datasync").map(|l| l[2].parse().unwrap()).collect();
+        for folder in &self.data_folders {
+            for file in files_under(folder) {
+                let meta = std::fs::metadata(&file).unwrap();
+                if meta.len() > 0 && !synced.contains(&meta.ino()) {
+                    std::fs::File::options().write(true).open(&file).unwrap().set_len(0).unwrap();
+                    undone.emptied.push(file.display().to_string());
+                }
+            }
+        }
+        // Databases, as of their last fsync.
+        for db in &self.databases {
+            let shown = db.display().to_string();
+            let Some(last) = lines.iter().rev().find(|l| l[0] == "snapshot" && l[1] == shown) else {
+                continue;
+            };
+            for suffix in ["", "-wal", "-journal"] {
+                let live = PathBuf::from(format!("{shown}{suffix}"));
+                let saved = Path::new(last[2]).join(format!("db{suffix}"));
+                if saved.exists() {
+                    std::fs::copy(&saved, &live).unwrap();
+                } else {
+                    let _ = std::fs::remove_file(&live);
+                }
+            }
+            let _ = std::fs::remove_file(format!("{shown}-shm"));
+            undone.databases.push(shown);
+        }
+        undone
+    }
+}
+
+impl Drop for PowerCut {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.root);
+    }
+}
+
+/// Every regular file under `folder`, not following symlinks.
+fn files_under(folder: &Path) -> Vec<PathBuf> {
+    let mut found = Vec::new();
+    let Ok(entries) = std::fs::read_dir(folder) else { return found };
+    for entry in entries.flatten() {
+        let kind = entry.file_type().unwrap();
+        if kind.is_dir() {
+            found.extend(files_under(&entry.path()));
+        } else if kind.is_file() {
+            found.push(entry.path());
+        }
+    }
+    found
+}
+
+/// One file, a kill at `point` with the power cut after it, a restart: what became of the file.
+async fn cut_at(backend: Backend, point: &str) -> (Result<(), String>, String) {
+    let world = World::new(backend).await;
+    let config = world.config().write();
+    let state = world.journal_path().parent().unwrap().to_path_buf();
+    // The folders exist before the run, durably, as on an installed system.
+    std::fs::create_dir_all(world.quarantine_dir().join("confrontas")).unwrap();
+    let mut databases = vec![world.journal_path()];
+    if let crate::common::TestDb::Sqlite { path } = &world.db {
+        databases.push(path.clone());
+    }
+    let cut = PowerCut::new(
+        world.temp.path(),
+        vec![world.media_root.clone(), state],
+        vec![world.media_root.clone(), world.quarantine_dir()],
+        databases,
+    );
+
+    let bytes =
+        format!("%PDF-1.7\nla confronta de la venta, cortada a las {point}\n").repeat(200).into_bytes();
+    let name = format!("corte_{point}.pdf");
+    let local = world.write_in_place(&name, &bytes);
+    let id = world.db.insert_venta(&format!("PORTA-{point}"), Some(&format!("confrontas/{name}"))).await;
+
+    let failpoint = format!("{point}=return(kill)");
+    let env = cut.env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("FAILPOINTS", failpoint.as_str()));
+    let mut daemon = Sidecar::start(&config, &[], &env);
+    let status = crate::common::poll_until(Duration::from_secs(60), Duration::from_millis(50), || {
+        let exited = daemon.child.try_wait().unwrap();
+        async move { exited }
+    })
+    .await;
+    let log = daemon.log_text();
+    drop(daemon);
+    let killed =
+        status.is_some_and(|s| s.signal() == Some(libc::SIGKILL)) && log.contains("killed by failpoint");
+    if !killed {
+        world.cleanup().await;
+        return (Err(format!("{point}: the daemon was not killed there ({status:?})")), String::new());
+    }
+    let undone = cut.apply();
+    let summary = format!(
+        "{point}: undone {} ({}), emptied {}, databases as of their last fsync {}",
+        undone.operations.len(),
+        undone.operations.iter().map(|op| op.rsplit('/').next().unwrap_or(op)).collect::<Vec<_>>().join(", "),
+        undone.emptied.len(),
+        undone.databases.len()
+    );
+
+    let mut daemon = Sidecar::start(&config, &[], &[]);
+    let sha = sha256_hex(&bytes);
+    let moved = crate::common::poll_until(Duration::from_secs(30), Duration::from_millis(100), || async {
+        let row = world.db.row(id).await?;
+        (row.subido && row.sha256.as_deref() == Some(sha.as_str()) && !local.exists()).then_some(row)
+    })
+    .await;
+    let code = daemon.terminate();
+    let outcome = match moved {
+        Some(row) => {
+            let object = row.object_name.unwrap_or_default();
+            let stored = world.object_bytes(&object).await;
+            if stored == bytes && code == Some(0) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "{point}: object {object} holds {} bytes, not the {} written (exit {code:?})",
+                    stored.len(),
+                    bytes.len()
+                ))
+            }
+        }
+        None => {
+            let row = world.db.row(id).await;
+            let local_now = std::fs::read(&local).ok().map(|b| b.len());
+            let quarantined = std::fs::read(world.quarantined(&name)).ok().map(|b| b.len());
+            let last_warning =
+                daemon.log_text().lines().rev().find(|l| l.contains(" WARN ")).map(str::to_owned);
+            Err(format!(
+                "{point}: not moved after the power cut: row {row:?}, local file {local_now:?} bytes, quarantined {quarantined:?} bytes, objects {:?}; emptied {:?}; last warning: {}",
+                world.objects_under_prefix().await,
+                undone.emptied,
+                last_warning.unwrap_or_default()
+            ))
+        }
+    };
+    world.cleanup().await;
+    (outcome, summary)
+}
+
+async fn power_cut_at_every_pause_point(record: Record, backend: Backend) {
+    let mut moved = 0;
+    for point in PAUSE_POINTS {
+        let (outcome, summary) = cut_at(backend, point).await;
+        if !summary.is_empty() {
+            record.note(summary);
+        }
+        if record.check(outcome.is_ok(), outcome.err().unwrap_or_default()) {
+            moved += 1;
+        }
+    }
+    record.note(format!("moved after the power cut: {moved}/{}", PAUSE_POINTS.len()));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_loss_postgres() {
+    run_case("power_loss_postgres", |record| power_cut_at_every_pause_point(record, Backend::Postgres)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn power_loss_django_sqlite() {
+    run_case("power_loss_django_sqlite", |record| power_cut_at_every_pause_point(record, Backend::Sqlite))
+        .await;
+}
