@@ -3,6 +3,7 @@
 //! local file) and the journal resume (its unfinished entries) each run as a task that sends
 //! `Offer`s on the one channel the driver loop reads; none of them touches the scheduler.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -273,10 +274,13 @@ pub(super) async fn one_shot_offers(
     run: OneShot,
     offers: mpsc::Sender<Offer>,
 ) {
-    let walk = |offers: mpsc::Sender<Offer>, media_root: PathBuf, dir: PathBuf| {
+    // `known`: paths offered already, which the walk skips. A path is offered once in a
+    // one-shot run: offered again while it ran, it would run twice and be counted twice.
+    let walk = |offers: mpsc::Sender<Offer>, media_root: PathBuf, dir: PathBuf, known: HashSet<RelativeMediaPath>| {
         tokio::task::spawn_blocking(move || {
             for file in crate::watch::Walk::new(&dir) {
-                let Some(path) = media_path_or_warn(&media_root, &file) else {
+                let Some(path) = media_path_or_warn(&media_root, &file).filter(|path| !known.contains(path))
+                else {
                     continue;
                 };
                 // The driver stopped listening (`--limit` reached, or a signal).
@@ -289,12 +293,14 @@ pub(super) async fn one_shot_offers(
     let (work, walk_after) = match run {
         OneShot::Rescan(work) => (work, true),
         OneShot::DryRun => {
-            if walk(offers.clone(), media_root.clone(), dir.clone()).await.is_err() {
+            if walk(offers.clone(), media_root.clone(), dir.clone(), HashSet::new()).await.is_err() {
                 return;
             }
             (known_work(pipeline.clone(), media_root.clone(), dir_prefix.clone(), i64::MIN).await, false)
         }
     };
+    let known: HashSet<RelativeMediaPath> =
+        if walk_after { work.unfinished.iter().chain(&work.rows).cloned().collect() } else { HashSet::new() };
     if send_work(work, &offers).await.is_err()
         || count_rows_missing_their_file(&pipeline, &media_root, &dir_prefix, &offers).await.is_err()
         || offers.send(Offer::RowsRead).await.is_err()
@@ -302,7 +308,7 @@ pub(super) async fn one_shot_offers(
         return;
     }
     if walk_after {
-        let _ = walk(offers, media_root, dir).await;
+        let _ = walk(offers, media_root, dir, known).await;
     }
 }
 
