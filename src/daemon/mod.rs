@@ -165,7 +165,13 @@ pub async fn run(
         Producer::spawn(sources::watch_hints(watcher, hints, watching, offers.clone())),
         // The first pass reads every row naming a local file (and notes those whose file is
         // missing) before any file is matched; see `sources::first_scan`.
-        Producer::spawn(sources::reconcile_passes(pipeline, media_root, dir_prefix(config), settings.clone(), offers)),
+        Producer::spawn(sources::reconcile_passes(
+            pipeline,
+            media_root,
+            dir_prefix(config),
+            settings.clone(),
+            offers,
+        )),
     ];
     // systemd's watchdog wants a ping at least every WATCHDOG_USEC, but only while files
     // progress: a loop that spins while nothing moves must not keep it fed. The status line
@@ -177,7 +183,8 @@ pub async fn run(
     info!(folder = %dir.display(), "watching");
     let mut systemd = observers::Systemd::new();
     let live = Live { settings, heartbeat };
-    let (stop, results) = drive(scheduler, offered, producers, shutdown, Some(live), &mut [&mut systemd]).await;
+    let (stop, results) =
+        drive(scheduler, offered, producers, shutdown, Some(live), &mut [&mut systemd]).await;
     (stop, results.summary)
 }
 
@@ -270,7 +277,8 @@ pub async fn rescan(
         sources::known_work(pipeline.clone(), media_root.clone(), dir_prefix.clone(), i64::MIN).await;
     let dir = config.watched_dir();
     let files = Walk::new(&dir).count() as u64;
-    let known: std::collections::HashSet<&RelativeMediaPath> = work.unfinished.iter().chain(&work.rows).collect();
+    let known: std::collections::HashSet<&RelativeMediaPath> =
+        work.unfinished.iter().chain(&work.rows).collect();
     let without_file = known.iter().filter(|path| !path.to_absolute(&media_root).exists()).count() as u64;
     let candidates = files + without_file;
     info!(candidates, "rescan started");

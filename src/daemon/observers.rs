@@ -32,8 +32,10 @@ impl Progress {
             indicatif::ProgressDrawTarget::stderr()
         };
         let bar = indicatif::ProgressBar::with_draw_target(Some(total), target).with_style(
-            indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} files  {elapsed_precise}  eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{bar:40} {pos}/{len} files  {elapsed_precise}  eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         );
         // Drawn at once, at 0: the bar is seen to start where it starts.
         bar.tick();

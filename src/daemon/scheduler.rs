@@ -566,8 +566,8 @@ impl Scheduler {
         telemetry::oldest_pending(
             oldest.map_or(Duration::ZERO, |since| now.saturating_duration_since(since)),
         );
-        let progressing =
-            self.journal_blocked_until.is_some() || progressing(now, oldest, telemetry::last_progress(), stall);
+        let progressing = self.journal_blocked_until.is_some()
+            || progressing(now, oldest, telemetry::last_progress(), stall);
         telemetry::gauges(self.tasks.len(), self.waiting_for_row.len(), self.orphans.len());
         self.events.push(Event::Heartbeat(Status {
             moved: self.summary.moved,
@@ -615,13 +615,9 @@ impl Scheduler {
     /// that long is complete (see `settle`).
     fn settle_remaining(&mut self, path: &RelativeMediaPath, closed_at: Option<SystemTime>) -> Duration {
         let (pending, in_flight) = (&self.pending, &self.in_flight);
-        self.future_mtimes.settle_remaining(
-            &self.media_root,
-            path,
-            self.settings.settle,
-            closed_at,
-            |kept| pending.contains_key(kept) || in_flight.contains_key(kept),
-        )
+        self.future_mtimes.settle_remaining(&self.media_root, path, self.settings.settle, closed_at, |kept| {
+            pending.contains_key(kept) || in_flight.contains_key(kept)
+        })
     }
 }
 

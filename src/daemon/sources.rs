@@ -181,7 +181,8 @@ pub(super) async fn reconcile_passes(
         (settings.retry_initial, settings.retry_max, settings.reconcile_interval)
     };
     let mut reconcile = every(period);
-    let first = first_scan(pipeline.clone(), media_root.clone(), dir_prefix.clone(), retry_initial, retry_max);
+    let first =
+        first_scan(pipeline.clone(), media_root.clone(), dir_prefix.clone(), retry_initial, retry_max);
     let mut after_id = i64::MIN;
     match Producer::joined(first).await {
         Ok(work) => {
@@ -247,8 +248,7 @@ fn every(period: Duration) -> tokio::time::Interval {
 /// Offers what a pass found: the journal's unfinished entries (`Known`), then the files rows
 /// name (`Row`: news for a file waiting for its row). `Err` once the driver stopped listening.
 async fn send_work(work: KnownWork, offers: &mpsc::Sender<Offer>) -> Result<(), ()> {
-    let rows =
-        work.rows.into_iter().map(|path| Offer::Path { path, closed: false, source: Source::Row });
+    let rows = work.rows.into_iter().map(|path| Offer::Path { path, closed: false, source: Source::Row });
     for offer in work.unfinished.into_iter().map(Offer::known).chain(rows) {
         offers.send(offer).await.map_err(drop)?;
     }
@@ -276,7 +276,10 @@ pub(super) async fn one_shot_offers(
 ) {
     // `known`: paths offered already, which the walk skips. A path is offered once in a
     // one-shot run: offered again while it ran, it would run twice and be counted twice.
-    let walk = |offers: mpsc::Sender<Offer>, media_root: PathBuf, dir: PathBuf, known: HashSet<RelativeMediaPath>| {
+    let walk = |offers: mpsc::Sender<Offer>,
+                media_root: PathBuf,
+                dir: PathBuf,
+                known: HashSet<RelativeMediaPath>| {
         tokio::task::spawn_blocking(move || {
             for file in crate::watch::Walk::new(&dir) {
                 let Some(path) = media_path_or_warn(&media_root, &file).filter(|path| !known.contains(path))
