@@ -1,9 +1,12 @@
 //! The scheduler: decides when each path is worth a pipeline run, keeps up to
 //! `max_in_flight` runs going, retries with backoff, and stops cleanly on shutdown.
 //!
-//! The daemon (`run`) and the one-shot catch-up (`rescan`) feed the same scheduler and the same
-//! pipeline; they differ only in where paths come from (`sources`) and when the loop ends.
+//! One driver loop (`drive`) serves the daemon (`run`), the one-shot catch-up (`rescan`,
+//! `rescan_ventas`) and the dry run (`dry_run_candidates`, `dry_run_ventas`). They differ only in
+//! their producers (`sources`: tasks that send offers on the loop's one channel), in the
+//! scheduler's `Mode`, in when the loop ends, and in who observes its events (`observers`).
 
+mod observers;
 mod scheduler;
 mod settle;
 mod sources;
@@ -12,23 +15,22 @@ mod summary;
 mod tests;
 mod walks;
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tokio::sync::{mpsc, watch};
-use tracing::{debug, error, info, warn};
+use tracing::{info, warn};
 
 use crate::config::{Config, LiveSettings};
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{Failure, Pipeline};
 use crate::telemetry;
-use crate::watch::{walk_each, FolderWatcher, Walk, WatchHint};
-use scheduler::{Mode, Scheduler};
-use sources::media_path_or_warn;
-use sources::{first_scan, restart_watcher, switch_watcher, KnownWork, WatcherRestarts};
+use crate::watch::{FolderWatcher, Walk, WatchHint};
+use observers::Observer;
+use scheduler::{Mode, Offer, Results, Scheduler};
+use sources::{KnownWork, OneShot, Producer};
 pub use summary::Summary;
-use walks::FolderWalks;
 
 /// Why the scheduler stopped.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -39,169 +41,155 @@ pub enum Stop {
     Fatal(Failure),
 }
 
-/// A ticking interval whose first tick is one `period` away. A tick missed while the loop was
-/// busy is delayed, never run back to back with the next.
-fn every(period: Duration) -> tokio::time::Interval {
-    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
-    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    interval
+/// Offers the producers may send ahead of the loop: enough to keep it busy, small enough that a
+/// walk of a huge folder never holds more than this many in memory.
+const OFFER_QUEUE: usize = 1_024;
+
+/// What only the daemon's loop listens to besides offers and finished runs: reloads, and the
+/// heartbeat that its STATUS and watchdog observer is told at.
+struct Live {
+    settings: watch::Receiver<LiveSettings>,
+    heartbeat: tokio::time::Interval,
 }
 
-/// Waits for the running reconcile pass; only polled while there is one.
-async fn reconcile_finished(
-    pass: &mut Option<tokio::task::JoinHandle<KnownWork>>,
-) -> Result<KnownWork, tokio::task::JoinError> {
-    match pass.as_mut() {
-        Some(handle) => handle.await,
+/// The one driver loop: takes the producers' offers through the scheduler's one door, dispatches
+/// what is due, folds in finished runs, and hands the scheduler's events to `observers`, until
+/// shutdown, a fatal failure, or (a one-shot run) nothing is left; then stops the producers and
+/// drains the runs in flight.
+async fn drive(
+    mut scheduler: Scheduler,
+    mut offers: mpsc::Receiver<Offer>,
+    producers: Vec<Producer>,
+    mut shutdown: watch::Receiver<bool>,
+    live: Option<Live>,
+    observers: &mut [&mut dyn Observer],
+) -> (Stop, Results) {
+    let daemon = live.is_some();
+    let (mut settings, mut heartbeat) = match live {
+        Some(Live { settings, heartbeat }) => (Some(settings), Some(heartbeat)),
+        None => (None, None),
+    };
+    let mut offers_open = true;
+    let stop = loop {
+        scheduler.dispatch_due();
+        observe(&mut scheduler, observers);
+        if scheduler.idle(offers_open) {
+            break Stop::Finished;
+        }
+        let sleep = sleep_until(scheduler.next_due());
+        tokio::select! {
+            _ = shutdown.changed() => break Stop::Finished,
+            offer = offers.recv(), if offers_open && scheduler.wants_offers() => match offer {
+                Some(offer) => scheduler.take(offer),
+                None => offers_open = false,
+            },
+            fatal = scheduler.next_finished(), if scheduler.in_flight() > 0 => {
+                if let Some(failure) = fatal {
+                    break Stop::Fatal(failure);
+                }
+            }
+            _ = tick(&mut heartbeat) => scheduler.heartbeat(),
+            Some(new) = reloaded(&mut settings) => scheduler.apply_settings(new),
+            _ = sleep => {}
+        }
+    };
+    // A reconcile pass only reads, and notes missing files in the journal: the next start runs
+    // it again. A walk's thread stops at its next offer, once no one listens.
+    drop(producers);
+    drop(offers);
+    if daemon {
+        info!(in_flight = scheduler.in_flight(), "stopping: no new files taken");
+    }
+    scheduler.drain(scheduler.settings().shutdown_timeout).await;
+    observe(&mut scheduler, observers);
+    (stop, scheduler.into_results())
+}
+
+/// Hands the scheduler's events since the last call to every observer.
+fn observe(scheduler: &mut Scheduler, observers: &mut [&mut dyn Observer]) {
+    for event in scheduler.events() {
+        for observer in observers.iter_mut() {
+            observer.observe(&event);
+        }
+    }
+}
+
+/// The daemon's heartbeat; never, in a one-shot run.
+async fn tick(heartbeat: &mut Option<tokio::time::Interval>) {
+    match heartbeat {
+        Some(heartbeat) => {
+            heartbeat.tick().await;
+        }
         None => std::future::pending().await,
     }
 }
 
+/// The settings a reload brought; never, in a one-shot run (`None` once reloads ended).
+async fn reloaded(settings: &mut Option<watch::Receiver<LiveSettings>>) -> Option<LiveSettings> {
+    let settings = settings.as_mut()?;
+    settings.changed().await.ok()?;
+    let new = settings.borrow_and_update().clone();
+    Some(new)
+}
+
 /// Runs the daemon until `shutdown` turns true. `hints` come from the folder `watcher` (which
-/// the loop starts again when it stops, or when a reload changes its mode) and `overflowed` is
-/// raised when it had to drop one.
+/// its producer starts again when it stops, or when a reload changes its mode) and
+/// `overflowed` is raised when it had to drop one.
 pub async fn run(
     config: &Config,
     pipeline: Arc<Pipeline>,
     watcher: FolderWatcher,
-    mut hints: mpsc::Receiver<WatchHint>,
+    hints: mpsc::Receiver<WatchHint>,
     overflowed: Arc<AtomicBool>,
-    mut settings: watch::Receiver<LiveSettings>,
-    mut shutdown: watch::Receiver<bool>,
+    settings: watch::Receiver<LiveSettings>,
+    shutdown: watch::Receiver<bool>,
 ) -> (Stop, Summary) {
-    let mut scheduler = Scheduler::new(pipeline, config, Mode::Daemon);
+    let scheduler = Scheduler::new(pipeline.clone(), config, Mode::Daemon);
     let dir = config.watched_dir();
-    let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
+    let media_root = config.watch.media_root.clone();
+    let (offers, offered) = mpsc::channel(OFFER_QUEUE);
     // Walks run on a blocking thread and stream what they find (`walks`): a slow disk delays
     // the files, never the loop.
-    let mut walks = FolderWalks::new(dir.clone());
+    let (walks, walking) = sources::walks_on_request(dir.clone(), media_root.clone(), offers.clone());
     walks.request();
-    // The first pass reads every row naming a local file (and notes those whose file is
-    // missing) before any file is matched; see `sources::first_scan`. Later passes read a page
-    // at a time. At most one runs at a time, as a task: a slow or hung database delays the
-    // pass, never the loop (dispatch, STATUS, SIGTERM).
-    let mut reconcile_pass = Some(tokio::spawn(first_scan(
-        scheduler.pipeline.clone(),
-        scheduler.media_root.clone(),
-        dir_prefix.clone(),
-        scheduler.settings.retry_initial,
-        scheduler.settings.retry_max,
-    )));
-    let mut reconcile = every(scheduler.settings.reconcile_interval);
+    let watching = sources::Watching {
+        dir: dir.clone(),
+        media_root: media_root.clone(),
+        pipeline: pipeline.clone(),
+        overflowed,
+        settings: settings.clone(),
+        walks,
+    };
+    let producers = vec![
+        Producer::spawn(walking),
+        Producer::spawn(sources::watch_hints(watcher, hints, watching, offers.clone())),
+        // The first pass reads every row naming a local file (and notes those whose file is
+        // missing) before any file is matched; see `sources::first_scan`.
+        Producer::spawn(sources::reconcile_passes(
+            pipeline,
+            media_root,
+            dir_prefix(config),
+            settings.clone(),
+            offers,
+        )),
+    ];
     // systemd's watchdog wants a ping at least every WATCHDOG_USEC, but only while files
     // progress: a loop that spins while nothing moves must not keep it fed. The status line
     // and the progress gauges ride along.
     let heartbeat_every = crate::signals::watchdog_interval().unwrap_or(Duration::from_secs(5));
     let mut heartbeat = tokio::time::interval(heartbeat_every);
     heartbeat.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let watchdog = crate::signals::watchdog_interval().is_some();
-    let mut stalled = false;
     telemetry::progressed();
     info!(folder = %dir.display(), "watching");
-    let mut watcher_restarts = WatcherRestarts::running(watcher);
+    let mut systemd = observers::Systemd::new();
+    let live = Live { settings, heartbeat };
+    let (stop, results) =
+        drive(scheduler, offered, producers, shutdown, Some(live), &mut [&mut systemd]).await;
+    (stop, results.summary)
+}
 
-    let stop = loop {
-        scheduler.dispatch_due();
-        if overflowed.swap(false, Ordering::SeqCst) {
-            warn!("watcher events were dropped; walking the folder");
-            walks.request();
-        }
-        let sleep = sleep_until(scheduler.next_due());
-        tokio::select! {
-            _ = shutdown.changed() => break Stop::Finished,
-            hint = hints.recv() => match hint {
-                Some(WatchHint::Closed(path)) => scheduler.offer_absolute(&path, true),
-                Some(WatchHint::MaybeComplete(path)) => scheduler.offer_absolute(&path, false),
-                Some(WatchHint::Removed(path)) => scheduler.note_vanished(&path),
-                Some(WatchHint::Rescan) => {
-                    info!("watcher asked for a rescan; walking the folder");
-                    walks.request();
-                }
-                None => {
-                    let poll = scheduler.settings.poll_interval;
-                    hints = restart_watcher(&dir, poll, &overflowed, &mut watcher_restarts);
-                    // Files written while no watcher ran sent no event.
-                    walks.request();
-                }
-            },
-            found = walks.next(), if walks.is_running() => {
-                if let Some(file) = found {
-                    scheduler.offer_found(&file);
-                }
-            }
-            Some(joined) = scheduler.tasks.join_next(), if !scheduler.tasks.is_empty() => {
-                if let Some(failure) = scheduler.joined(joined) {
-                    break Stop::Fatal(failure);
-                }
-            }
-            _ = reconcile.tick() => {
-                if reconcile_pass.is_none() {
-                    reconcile_pass = Some(scheduler.spawn_reconcile(&dir_prefix));
-                } else {
-                    debug!("the last reconcile pass is still running; this one is skipped");
-                }
-            }
-            joined = reconcile_finished(&mut reconcile_pass), if reconcile_pass.is_some() => {
-                reconcile_pass = None;
-                match joined {
-                    Ok(work) => scheduler.take_known_work(work),
-                    Err(e) => warn!(error = %e, "reconcile pass failed"),
-                }
-                if !scheduler.first_scan_done {
-                    // A failed first scan (its task panicked) still opens the gate, as today's
-                    // passes would: the files must not wait for ever.
-                    scheduler.first_scan_done = true;
-                    debug!("rows naming a local file read; matching files");
-                }
-            }
-            _ = heartbeat.tick() => {
-                let stall = scheduler.settings.stall_timeout;
-                if scheduler.check_progress(stall) {
-                    if watchdog {
-                        crate::signals::notify(&[sd_notify::NotifyState::Watchdog]);
-                    }
-                    if std::mem::take(&mut stalled) {
-                        info!("files progress again");
-                    }
-                } else if !std::mem::replace(&mut stalled, true) {
-                    error!(
-                        stall_timeout_s = stall.as_secs(),
-                        watchdog,
-                        "files are due but nothing has progressed for service.stall_timeout_s; systemd's watchdog is no longer fed"
-                    );
-                }
-                scheduler.report_status();
-            }
-            Ok(()) = settings.changed() => {
-                let mut new = settings.borrow_and_update().clone();
-                if new.reconcile_interval != scheduler.settings.reconcile_interval {
-                    reconcile = every(new.reconcile_interval);
-                }
-                if new.poll_interval != scheduler.settings.poll_interval {
-                    match switch_watcher(&dir, new.poll_interval, &overflowed, &mut watcher_restarts) {
-                        Some(switched) => {
-                            hints = switched;
-                            // Hints queued for the old watcher went with it.
-                            walks.request();
-                        }
-                        // The old watcher runs on; the next reload tries again.
-                        None => new.poll_interval = scheduler.settings.poll_interval,
-                    }
-                }
-                scheduler.pipeline.apply_live(&new);
-                debug!(?new, "live settings applied");
-                scheduler.settings = new;
-            }
-            _ = sleep => {}
-        }
-    };
-    if let Some(pass) = reconcile_pass.take() {
-        // It only reads, and notes missing files in the journal: the next start runs it again.
-        pass.abort();
-    }
-    info!(in_flight = scheduler.tasks.len(), "stopping: no new files taken");
-    scheduler.drain(scheduler.settings.shutdown_timeout).await;
-    (stop, scheduler.summary)
+fn dir_prefix(config: &Config) -> String {
+    format!("{}/", config.watch.dir.trim_end_matches('/'))
 }
 
 /// `--rescan --dry-run --venta ID…`: the files those ventas' rows name, in the order given (a
@@ -211,8 +199,9 @@ pub async fn dry_run_ventas(
     pipeline: Arc<Pipeline>,
     ventas: &[i64],
 ) -> (Vec<RelativeMediaPath>, Summary) {
-    let mut summary = Summary::default();
-    let mut paths = Vec::new();
+    // A dry run changes nothing, so nothing asks it to stop: the loop's shutdown never comes.
+    let (_never, shutdown) = watch::channel(false);
+    let mut given = Vec::new();
     for &venta_id in ventas {
         let named = match pipeline.db().get(venta_id).await {
             Ok(row) => row.and_then(|row| row.confronta).filter(|path| !path.is_empty()),
@@ -225,8 +214,7 @@ pub async fn dry_run_ventas(
             Some(Ok(path))
                 if std::fs::symlink_metadata(path.to_absolute(&config.watch.media_root)).is_ok() =>
             {
-                // Two ventas naming one file give it one plan (duplicates dropped below).
-                paths.push(path);
+                given.push(Offer::known(path));
             }
             Some(Ok(path)) => {
                 let failure = Failure::new(
@@ -235,15 +223,20 @@ pub async fn dry_run_ventas(
                         "venta {venta_id} points at a local file that does not exist; row left untouched"
                     ),
                 );
-                summary.failed += 1;
-                summary.count_reason(&failure, &path);
+                given.push(Offer::MissingFile { path, failure });
             }
             _ => {}
         }
     }
+    let scheduler = Scheduler::new(pipeline, config, Mode::DryRun);
+    let (offers, offered) = mpsc::channel(OFFER_QUEUE);
+    let producers = vec![Producer::spawn(sources::offer_all(given, offers))];
+    let (_, results) = drive(scheduler, offered, producers, shutdown, None, &mut []).await;
+    // Two ventas naming one file give it one plan.
+    let mut paths = results.planned;
     let mut seen = std::collections::HashSet::new();
     paths.retain(|path| seen.insert(path.clone()));
-    (paths, summary)
+    (paths, results.summary)
 }
 
 /// What the daemon's start-up scan does before it matches any file, once: reads every row naming
@@ -273,34 +266,34 @@ pub async fn rescan(
     limit: Option<u64>,
     shutdown: watch::Receiver<bool>,
 ) -> (Stop, Summary) {
-    let shutdown_timeout = Duration::from_secs(config.service.shutdown_timeout_s);
-    let mut scheduler = Scheduler::new(pipeline, config, Mode::OneShot);
-    scheduler.limit = limit;
-    let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
-    scheduler.offer_known_work(&dir_prefix).await;
-    scheduler.count_rows_missing_their_file(&dir_prefix).await;
-    // The walk is taken a window at a time (`refill_from_walk`); a first pass only counts, for
+    let scheduler = Scheduler::new(pipeline.clone(), config, Mode::OneShot).with_limit(limit);
+    let media_root = config.watch.media_root.clone();
+    let dir_prefix = dir_prefix(config);
+    // The journal resume and the first page of rows are read here, to count them; the walk is
+    // taken a window at a time (`Scheduler::wants_offers`), and a first pass only counts, for
     // the log and the progress bar. Known work whose file is gone (journal entries to finish)
     // is counted on top, since the walk cannot list it.
+    let work: KnownWork =
+        sources::known_work(pipeline.clone(), media_root.clone(), dir_prefix.clone(), i64::MIN).await;
     let dir = config.watched_dir();
     let files = Walk::new(&dir).count() as u64;
-    let media_root = &scheduler.media_root;
-    let without_file =
-        scheduler.pending.keys().filter(|path| !path.to_absolute(media_root).exists()).count() as u64;
+    let known: std::collections::HashSet<&RelativeMediaPath> =
+        work.unfinished.iter().chain(&work.rows).collect();
+    let without_file = known.iter().filter(|path| !path.to_absolute(&media_root).exists()).count() as u64;
     let candidates = files + without_file;
-    scheduler.walk = Some(Walk::new(&dir));
     info!(candidates, "rescan started");
-    if std::io::IsTerminal::is_terminal(&std::io::stderr()) {
-        let total = limit.map_or(candidates, |l| l.min(candidates));
-        let bar = indicatif::ProgressBar::new(total).with_style(
-            indicatif::ProgressStyle::with_template(
-                "{bar:40} {pos}/{len} files  {elapsed_precise}  eta {eta}",
-            )
-            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
-        );
-        scheduler.progress = Some(bar);
-    }
-    run_one_shot(&mut scheduler, shutdown, shutdown_timeout).await
+    let mut progress = observers::Progress::new(limit.map_or(candidates, |l| l.min(candidates)));
+    let (offers, offered) = mpsc::channel(OFFER_QUEUE);
+    let producers = vec![Producer::spawn(sources::one_shot_offers(
+        pipeline,
+        media_root,
+        dir_prefix,
+        dir,
+        OneShot::Rescan(work),
+        offers,
+    ))];
+    let (stop, results) = drive(scheduler, offered, producers, shutdown, None, &mut [&mut progress]).await;
+    (stop, results.summary)
 }
 
 /// `--rescan --venta ID…`: exactly the files these ventas' rows name, nothing else (no walk, no
@@ -312,10 +305,9 @@ pub async fn rescan_ventas(
     ventas: &[i64],
     shutdown: watch::Receiver<bool>,
 ) -> (Stop, Summary) {
-    let shutdown_timeout = Duration::from_secs(config.service.shutdown_timeout_s);
-    let mut scheduler = Scheduler::new(pipeline.clone(), config, Mode::OneShot);
-    scheduler.last_outcomes = Some(Default::default());
+    let media_root = &config.watch.media_root;
     let mut planned = Vec::with_capacity(ventas.len());
+    let mut given = Vec::new();
     for &venta_id in ventas {
         let row = match pipeline.db().get(venta_id).await {
             Ok(row) => row,
@@ -332,7 +324,7 @@ pub async fn rescan_ventas(
             continue;
         };
         let path = match RelativeMediaPath::parse(&text) {
-            Ok(path) if std::fs::symlink_metadata(path.to_absolute(&scheduler.media_root)).is_ok() => path,
+            Ok(path) if std::fs::symlink_metadata(path.to_absolute(media_root)).is_ok() => path,
             Ok(path) => {
                 if let Some(row) = &row {
                     sources::remember_missing(&pipeline, &path, row).await;
@@ -348,12 +340,15 @@ pub async fn rescan_ventas(
                 continue;
             }
         };
-        scheduler.offer_path(path.clone());
+        given.push(Offer::known(path.clone()));
         planned.push(Ok((venta_id, path)));
     }
     info!(ventas = ventas.len(), "rescan of the given ventas started");
-    let (stop, mut summary) = run_one_shot(&mut scheduler, shutdown, shutdown_timeout).await;
-    let last = scheduler.last_outcomes.take().unwrap_or_default();
+    let scheduler = Scheduler::new(pipeline, config, Mode::OneShot).keeping_last_outcomes();
+    let (offers, offered) = mpsc::channel(OFFER_QUEUE);
+    let producers = vec![Producer::spawn(sources::offer_all(given, offers))];
+    let (stop, results) = drive(scheduler, offered, producers, shutdown, None, &mut []).await;
+    let (mut summary, last) = (results.summary, results.last_outcomes);
     summary.results = planned
         .into_iter()
         .map(|planned| match planned {
@@ -368,36 +363,6 @@ pub async fn rescan_ventas(
     (stop, summary)
 }
 
-/// The one-shot loop: dispatches what is due until nothing is left (or shutdown), then drains.
-async fn run_one_shot(
-    scheduler: &mut Scheduler,
-    mut shutdown: watch::Receiver<bool>,
-    shutdown_timeout: Duration,
-) -> (Stop, Summary) {
-    let stop = loop {
-        scheduler.refill_from_walk();
-        scheduler.dispatch_due();
-        if scheduler.idle() {
-            break Stop::Finished;
-        }
-        let sleep = sleep_until(scheduler.next_due());
-        tokio::select! {
-            _ = shutdown.changed() => break Stop::Finished,
-            Some(joined) = scheduler.tasks.join_next(), if !scheduler.tasks.is_empty() => {
-                if let Some(failure) = scheduler.joined(joined) {
-                    break Stop::Fatal(failure);
-                }
-            }
-            _ = sleep => {}
-        }
-    };
-    scheduler.drain(shutdown_timeout).await;
-    if let Some(progress) = scheduler.progress.take() {
-        progress.finish_and_clear();
-    }
-    (stop, std::mem::take(&mut scheduler.summary))
-}
-
 /// `--rescan --dry-run`: the files a rescan would take, in path order (at most `limit`), and
 /// the rows pointing at a missing local file (in the summary, as in a real rescan). The caller
 /// asks `Pipeline::plan` for each file and prints it at once, so a large backlog's plans are
@@ -407,17 +372,24 @@ pub async fn dry_run_candidates(
     pipeline: Arc<Pipeline>,
     limit: Option<u64>,
 ) -> (Vec<RelativeMediaPath>, Summary) {
-    let mut scheduler = Scheduler::new(pipeline, config, Mode::OneShot);
-    let dir_prefix = format!("{}/", config.watch.dir.trim_end_matches('/'));
-    // The walk goes straight into the list (not through the scheduler's map and timers, which
-    // cost several times as much per path): a dry run must see every file to sort them.
-    let mut paths = Vec::new();
-    walk_each(&config.watched_dir(), |file| paths.extend(media_path_or_warn(&scheduler.media_root, &file)));
-    scheduler.offer_known_work(&dir_prefix).await;
-    scheduler.count_rows_missing_their_file(&dir_prefix).await;
-    paths.extend(scheduler.pending.into_keys());
+    // A dry run changes nothing, so nothing asks it to stop: the loop's shutdown never comes.
+    let (_never, shutdown) = watch::channel(false);
+    // The dry run's scheduler lists what is offered (not through its map and timers, which cost
+    // several times as much per path): a dry run must see every file to sort them.
+    let scheduler = Scheduler::new(pipeline.clone(), config, Mode::DryRun);
+    let (offers, offered) = mpsc::channel(OFFER_QUEUE);
+    let producers = vec![Producer::spawn(sources::one_shot_offers(
+        pipeline,
+        config.watch.media_root.clone(),
+        dir_prefix(config),
+        config.watched_dir(),
+        OneShot::DryRun,
+        offers,
+    ))];
+    let (_, results) = drive(scheduler, offered, producers, shutdown, None, &mut []).await;
+    let mut paths = results.planned;
     paths.sort();
     paths.dedup();
     paths.truncate(limit.map_or(usize::MAX, |l| l as usize));
-    (paths, scheduler.summary)
+    (paths, results.summary)
 }

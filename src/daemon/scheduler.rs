@@ -1,6 +1,8 @@
 //! The scheduler core: pending paths and their timers, `max_in_flight`, what each outcome
 //! schedules next (`Hold`), the journal block, the progress that feeds the watchdog, and the
-//! shutdown drain. Where paths come from is `sources`; when a file is complete, `settle`.
+//! shutdown drain. It has one door, `Scheduler::take`, for the `Offer`s its producers
+//! (`sources`) send on one channel; the driver loop (`super::drive`) asks it what is due and
+//! hands its `Event`s to the observers (`observers`). When a file is complete is `settle`.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -9,15 +11,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::task::{JoinError, JoinSet};
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
+use super::settle::FutureMtimes;
 use super::summary::Summary;
 use crate::config::{Config, LiveSettings};
 use crate::error::Reason;
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{backoff, Failure, Outcome, Pipeline};
 use crate::telemetry;
-use crate::watch::Walk;
 
 /// First look again for a row that was not committed yet; it doubles from there. A closed file
 /// is taken at once, usually a moment before Django's INSERT commits: the first look must come
@@ -26,12 +28,20 @@ const ROW_WAIT_INITIAL: Duration = Duration::from_millis(10);
 /// In a one-shot run, a transient failure is retried this many times before it counts.
 const ONE_SHOT_ATTEMPTS: u32 = 4;
 
-/// The daemon, or a one-shot run (`--rescan`), which counts a file it cannot move instead of
-/// waiting for it.
+/// The daemon, a one-shot run (`--rescan`), which counts a file it cannot move instead of
+/// waiting for it, or the dry run, which lists the paths offered instead of running them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) enum Mode {
     Daemon,
     OneShot,
+    DryRun,
+}
+
+/// What a run leaves when it is over (`Scheduler::into_results`).
+pub(super) struct Results {
+    pub(super) summary: Summary,
+    pub(super) last_outcomes: HashMap<RelativeMediaPath, Outcome>,
+    pub(super) planned: Vec<RelativeMediaPath>,
 }
 
 /// What the scheduler carries from one run of a file to the next.
@@ -53,9 +63,9 @@ pub(super) struct Carry {
 }
 
 /// A path handed to a pipeline task.
-pub(super) struct Dispatched {
-    pub(super) path: RelativeMediaPath,
-    pub(super) carry: Carry,
+struct Dispatched {
+    path: RelativeMediaPath,
+    carry: Carry,
 }
 
 /// What may bring a pending path's run forward, set by the outcome that scheduled it.
@@ -91,47 +101,92 @@ pub(super) struct Pending {
     pub(super) carry: Carry,
 }
 
-/// Paths waiting for their time, paths in flight, and the tasks running them.
+/// What a producer (`sources`) sends on the scheduler's one channel: the only way anything
+/// outside this file changes what the scheduler holds.
+#[derive(Debug)]
+pub(super) enum Offer {
+    /// A path that may be ready. `closed`: its writer closed it or renamed it in (the watcher).
+    Path { path: RelativeMediaPath, closed: bool, source: Source },
+    /// A row names a local file that does not exist (a one-shot run counts it as a failure; the
+    /// producer has noted it in the journal already).
+    MissingFile { path: RelativeMediaPath, failure: Failure },
+    /// Every row naming a local file has been read and those whose file is missing noted: files
+    /// may be matched from now on (see `first_scan_done`).
+    RowsRead,
+}
+
+impl Offer {
+    /// A path found without a close event (a walk, the journal's unfinished entries).
+    pub(super) fn known(path: RelativeMediaPath) -> Offer {
+        Offer::Path { path, closed: false, source: Source::Known }
+    }
+}
+
+/// What the scheduler tells its observers (`observers`): they show it and never change it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) enum Event {
+    /// A run ended and its file is not scheduled again in this run (a retried one is not).
+    Settled,
+    /// The daemon's heartbeat: what systemd's STATUS line and watchdog are told.
+    Heartbeat(Status),
+    /// The run is over and the files in flight drained.
+    Stopped,
+}
+
+/// The counts and the progress verdict of one heartbeat.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Status {
+    pub(super) moved: u64,
+    pub(super) in_flight: usize,
+    pub(super) waiting_for_row: usize,
+    pub(super) orphans: usize,
+    pub(super) kept: u64,
+    /// Whether due files progress (`progressing`): the watchdog is fed only then.
+    pub(super) progressing: bool,
+    pub(super) stall: Duration,
+}
+
+/// How many paths a one-shot run takes from its producers ahead of dispatch, once the rows are
+/// read: enough to keep every slot busy, never a whole backlog's walk at once.
+const OFFER_WINDOW: usize = 1_024;
+
+/// Paths waiting for their time, paths in flight, and the tasks running them. Its fields are
+/// its own: producers reach it through `take`, the driver through the methods below, and
+/// observers through the `Event`s it returns.
 pub(super) struct Scheduler {
-    pub(super) pipeline: Arc<Pipeline>,
-    pub(super) media_root: PathBuf,
-    pub(super) mode: Mode,
-    pub(super) settings: LiveSettings,
+    pipeline: Arc<Pipeline>,
+    media_root: PathBuf,
+    mode: Mode,
+    settings: LiveSettings,
     /// Paths whose last run found no row yet, and paths reported as orphans (for the gauges).
-    pub(super) waiting_for_row: HashSet<RelativeMediaPath>,
-    pub(super) orphans: HashSet<RelativeMediaPath>,
-    pub(super) pending: HashMap<RelativeMediaPath, Pending>,
-    pub(super) timers: BinaryHeap<Reverse<(Instant, RelativeMediaPath)>>,
+    waiting_for_row: HashSet<RelativeMediaPath>,
+    orphans: HashSet<RelativeMediaPath>,
+    pending: HashMap<RelativeMediaPath, Pending>,
+    timers: BinaryHeap<Reverse<(Instant, RelativeMediaPath)>>,
     /// Paths being run, with when each became due (for `oldest_due`).
-    pub(super) in_flight: HashMap<RelativeMediaPath, Instant>,
+    in_flight: HashMap<RelativeMediaPath, Instant>,
     /// Offers that arrived while the path was in flight, by their strongest source: offered
     /// again afterwards.
-    pub(super) rerun: HashMap<RelativeMediaPath, Source>,
-    pub(super) tasks: JoinSet<(Dispatched, Outcome)>,
-    pub(super) summary: Summary,
-    pub(super) limit: Option<u64>,
-    pub(super) started: u64,
-    /// Shown on a terminal during a rescan; ticks once per finished file.
-    pub(super) progress: Option<indicatif::ProgressBar>,
+    rerun: HashMap<RelativeMediaPath, Source>,
+    tasks: JoinSet<(Dispatched, Outcome)>,
+    summary: Summary,
+    limit: Option<u64>,
+    started: u64,
     /// Set while the journal cannot be written (disk full): no new file is taken before then,
     /// since nothing may happen that the journal has not recorded first.
-    pub(super) journal_blocked_until: Option<Instant>,
-    /// The rescan's walk of the folder, while it has files left to offer.
-    pub(super) walk: Option<Walk>,
-    /// Where the next reconcile pass starts: the last row id the previous one read, or
-    /// `i64::MIN` to start over once a pass reached the end.
-    pub(super) reconcile_after_id: i64,
-    /// Files whose mtime is ahead of the wall clock, with that mtime and when it was first seen
-    /// on the monotonic clock (see `settle_left`). Kept across retries, so a file waiting for
-    /// its row is logged and settled once; left when the file is gone or its mtime is past, and
-    /// pruned to the files still pending or in flight as it grows.
-    pub(super) future_mtimes: HashMap<RelativeMediaPath, (SystemTime, Instant)>,
-    /// False until the daemon's start-up scan has noted every row naming a missing file
-    /// (`sources::first_scan`): nothing is dispatched before, and nothing counts as due.
-    pub(super) first_scan_done: bool,
+    journal_blocked_until: Option<Instant>,
+    /// Files whose mtime is ahead of the wall clock (see `settle::FutureMtimes`).
+    future_mtimes: FutureMtimes,
+    /// False until the producers said every row naming a missing file is noted
+    /// (`Offer::RowsRead`): nothing is dispatched before, and nothing counts as due.
+    first_scan_done: bool,
     /// The last outcome of each path, kept only for a `--rescan --venta` run, which reports
     /// one line per venta.
-    pub(super) last_outcomes: Option<HashMap<RelativeMediaPath, Outcome>>,
+    last_outcomes: Option<HashMap<RelativeMediaPath, Outcome>>,
+    /// The dry run's paths, in the order offered: it plans them instead of running them.
+    planned: Vec<RelativeMediaPath>,
+    /// Events not yet handed to the observers.
+    events: Vec<Event>,
 }
 
 impl Scheduler {
@@ -151,19 +206,83 @@ impl Scheduler {
             summary: Summary::default(),
             limit: None,
             started: 0,
-            progress: None,
             journal_blocked_until: None,
-            reconcile_after_id: i64::MIN,
-            walk: None,
-            future_mtimes: HashMap::new(),
-            // The one-shot runs read every row before they dispatch (`offer_known_work` and
-            // `count_rows_missing_their_file`); the daemon opens the gate after its first scan.
-            first_scan_done: mode == Mode::OneShot,
+            future_mtimes: FutureMtimes::default(),
+            // Every run's producers open the gate (`Offer::RowsRead`) once the rows are read.
+            first_scan_done: false,
             last_outcomes: None,
+            planned: Vec::new(),
+            events: Vec::new(),
         }
     }
 
-    pub(super) fn offer_with(&mut self, path: RelativeMediaPath, closed: bool, source: Source) {
+    /// At most `limit` files are run (`--limit`).
+    pub(super) fn with_limit(mut self, limit: Option<u64>) -> Scheduler {
+        self.limit = limit;
+        self
+    }
+
+    /// Keeps each path's last outcome, for `--rescan --venta`'s one line per venta.
+    pub(super) fn keeping_last_outcomes(mut self) -> Scheduler {
+        self.last_outcomes = Some(HashMap::new());
+        self
+    }
+
+    /// The one door: what a producer sent.
+    pub(super) fn take(&mut self, offer: Offer) {
+        match offer {
+            Offer::Path { path, .. } if self.mode == Mode::DryRun => self.planned.push(path),
+            Offer::Path { path, closed, source } => self.offer_with(path, closed, source),
+            Offer::MissingFile { path, failure } => {
+                self.summary.failed += 1;
+                self.summary.count_reason(&failure, &path);
+            }
+            Offer::RowsRead => {
+                if !self.first_scan_done {
+                    self.first_scan_done = true;
+                    debug!("rows naming a local file read; matching files");
+                }
+            }
+        }
+    }
+
+    /// Whether the driver should take more offers now. A one-shot run takes a window of them
+    /// once the rows are read (before, it must take everything to reach `RowsRead`); the
+    /// daemon always listens, since the watcher's hints must not wait.
+    pub(super) fn wants_offers(&self) -> bool {
+        self.mode != Mode::OneShot || !self.first_scan_done || self.pending.len() < OFFER_WINDOW
+    }
+
+    pub(super) fn settings(&self) -> &LiveSettings {
+        &self.settings
+    }
+
+    /// A reload: the pipeline's live settings and the scheduler's own.
+    pub(super) fn apply_settings(&mut self, new: LiveSettings) {
+        self.pipeline.apply_live(&new);
+        debug!(?new, "live settings applied");
+        self.settings = new;
+    }
+
+    pub(super) fn in_flight(&self) -> usize {
+        self.tasks.len()
+    }
+
+    /// The events since the last call, for the observers.
+    pub(super) fn events(&mut self) -> Vec<Event> {
+        std::mem::take(&mut self.events)
+    }
+
+    /// What the run counted, its last outcomes (`keeping_last_outcomes`) and the dry run's paths.
+    pub(super) fn into_results(self) -> Results {
+        Results {
+            summary: self.summary,
+            last_outcomes: self.last_outcomes.unwrap_or_default(),
+            planned: self.planned,
+        }
+    }
+
+    fn offer_with(&mut self, path: RelativeMediaPath, closed: bool, source: Source) {
         if self.in_flight.contains_key(&path) {
             let strongest = self.rerun.entry(path).or_insert(source);
             *strongest = (*strongest).max(source);
@@ -273,7 +392,7 @@ impl Scheduler {
     }
 
     /// Folds one finished run into the schedule; returns a fatal failure if there was one.
-    pub(super) fn finished(&mut self, run: Dispatched, outcome: Outcome) -> Option<Failure> {
+    fn finished(&mut self, run: Dispatched, outcome: Outcome) -> Option<Failure> {
         let Dispatched { path, mut carry } = run;
         let path = &path;
         let attempts = carry.attempts;
@@ -333,10 +452,8 @@ impl Scheduler {
             Outcome::Fatal(failure) => return Some(failure),
         }
         // The rescan's bar counts the files settled for this run; one retried is not yet.
-        if let Some(bar) = &self.progress {
-            if !self.pending.contains_key(path) {
-                bar.inc(1);
-            }
+        if !self.pending.contains_key(path) {
+            self.events.push(Event::Settled);
         }
         if let Some(source) = self.rerun.remove(path) {
             self.offer_with(path.clone(), false, source);
@@ -344,8 +461,17 @@ impl Scheduler {
         None
     }
 
+    /// Waits for the next run to end and folds it in; a fatal failure if it was one. Only
+    /// while `in_flight() > 0`. Cancel-safe: a run is taken only when it is folded in.
+    pub(super) async fn next_finished(&mut self) -> Option<Failure> {
+        match self.tasks.join_next().await {
+            Some(joined) => self.joined(joined),
+            None => std::future::pending().await,
+        }
+    }
+
     /// `finished` for a task that returned; a task that failed otherwise is only logged.
-    pub(super) fn joined(&mut self, joined: Result<(Dispatched, Outcome), JoinError>) -> Option<Failure> {
+    fn joined(&mut self, joined: Result<(Dispatched, Outcome), JoinError>) -> Option<Failure> {
         match joined {
             Ok((run, outcome)) => self.finished(run, outcome),
             // `Pipeline::process` contains a panic in a run itself (its file is retried); one that
@@ -429,36 +555,37 @@ impl Scheduler {
         self.in_flight.values().copied().chain(waiting).min()
     }
 
-    /// Sets the progress gauge and says whether files progress (`progressing`). While the
-    /// journal cannot be written no file may progress, and that is already said loudly: a
-    /// watchdog restart would not help, so the watchdog is still fed.
-    pub(super) fn check_progress(&mut self, stall: Duration) -> bool {
+    /// Sets the progress gauges and tells the observers where things stand (`Event::Heartbeat`),
+    /// with whether files progress (`progressing`). While the journal cannot be written no file
+    /// may progress, and that is already said loudly: a watchdog restart would not help, so it
+    /// counts as progressing.
+    pub(super) fn heartbeat(&mut self) {
         let now = Instant::now();
+        let stall = self.settings.stall_timeout;
         let oldest = self.oldest_due(now);
         telemetry::oldest_pending(
             oldest.map_or(Duration::ZERO, |since| now.saturating_duration_since(since)),
         );
-        self.journal_blocked_until.is_some() || progressing(now, oldest, telemetry::last_progress(), stall)
-    }
-
-    /// Updates the gauges and systemd's status line.
-    pub(super) fn report_status(&self) {
+        let progressing = self.journal_blocked_until.is_some()
+            || progressing(now, oldest, telemetry::last_progress(), stall);
         telemetry::gauges(self.tasks.len(), self.waiting_for_row.len(), self.orphans.len());
-        let status = format!(
-            "moved {}, in flight {}, waiting for row {}, orphans {}, failed {}",
-            self.summary.moved,
-            self.tasks.len(),
-            self.waiting_for_row.len(),
-            self.orphans.len(),
-            self.summary.kept
-        );
-        crate::signals::notify(&[sd_notify::NotifyState::Status(&status)]);
+        self.events.push(Event::Heartbeat(Status {
+            moved: self.summary.moved,
+            in_flight: self.tasks.len(),
+            waiting_for_row: self.waiting_for_row.len(),
+            orphans: self.orphans.len(),
+            kept: self.summary.kept,
+            progressing,
+            stall,
+        }));
     }
 
-    pub(super) fn idle(&self) -> bool {
-        self.tasks.is_empty()
-            && ((self.pending.is_empty() && self.walk.is_none())
-                || self.limit.is_some_and(|l| self.started >= l))
+    /// Whether a one-shot run or a dry run is over: nothing runs, and nothing is left to run
+    /// (`offers_open`: a producer may still send) or `--limit` is reached. The daemon never is.
+    pub(super) fn idle(&self, offers_open: bool) -> bool {
+        self.mode != Mode::Daemon
+            && self.tasks.is_empty()
+            && ((self.pending.is_empty() && !offers_open) || self.limit.is_some_and(|l| self.started >= l))
     }
 
     /// Waits for the running tasks, at most `limit`; what is still running then is abandoned,
@@ -481,6 +608,16 @@ impl Scheduler {
                 }
             }
         }
+        self.events.push(Event::Stopped);
+    }
+
+    /// How long until the file's mtime is `settle` old: a file whose size and mtime held still
+    /// that long is complete (see `settle`).
+    fn settle_remaining(&mut self, path: &RelativeMediaPath, closed_at: Option<SystemTime>) -> Duration {
+        let (pending, in_flight) = (&self.pending, &self.in_flight);
+        self.future_mtimes.settle_remaining(&self.media_root, path, self.settings.settle, closed_at, |kept| {
+            pending.contains_key(kept) || in_flight.contains_key(kept)
+        })
     }
 }
 

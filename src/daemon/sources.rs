@@ -1,16 +1,20 @@
-//! Where the scheduler's paths come from: the watcher's hints, walks of the folder, the
-//! reconcile pass (rows still pointing at a local file, and the journal's unfinished entries),
-//! and the restart of a watcher that stopped.
+//! The scheduler's producers: where its paths come from. The watcher's hints (and the restart of
+//! a watcher that stopped), walks of the folder, the reconcile pass (rows still pointing at a
+//! local file) and the journal resume (its unfinished entries) each run as a task that sends
+//! `Offer`s on the one channel the driver loop reads; none of them touches the scheduler.
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tracing::{debug, error, info, warn};
 
-use super::scheduler::{Scheduler, Source};
+use super::scheduler::{Offer, Source};
+use super::walks::FolderWalks;
+use crate::config::LiveSettings;
 use crate::error::Reason;
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{Failure, Pipeline};
@@ -20,129 +24,335 @@ use crate::watch::WatchHint;
 const RECONCILE_BATCH: i64 = 10_000;
 /// Rows read per query when every row with a local file is walked.
 const ROW_PAGE: i64 = 1_000;
-/// How many paths a rescan keeps pending from its walk at most.
-const WALK_WINDOW: usize = 1_024;
 
-impl Scheduler {
-    /// A watcher's hint that `absolute` may be ready (`closed`: its writer closed it or renamed
-    /// it in).
-    pub(super) fn offer_absolute(&mut self, absolute: &Path, closed: bool) {
-        if let Some(path) = media_path_or_warn(&self.media_root, absolute) {
-            self.offer_with(path, closed, Source::Watcher);
-        }
+/// A producer's task, aborted when the run ends (dropped with it: the driver holds them).
+pub(super) struct Producer(tokio::task::JoinHandle<()>);
+
+impl Producer {
+    pub(super) fn spawn(task: impl std::future::Future<Output = ()> + Send + 'static) -> Producer {
+        Producer(tokio::spawn(task))
     }
+}
 
-    /// The watcher saw a file deleted or moved away: the rows naming it are noted, off the
-    /// loop (`Pipeline::note_vanished` asks the database).
-    pub(super) fn note_vanished(&self, absolute: &Path) {
-        if let Some(path) = media_path_or_warn(&self.media_root, absolute) {
-            let pipeline = self.pipeline.clone();
-            tokio::spawn(async move { pipeline.note_vanished(&path).await });
-        }
+impl Drop for Producer {
+    fn drop(&mut self) {
+        self.0.abort();
     }
+}
 
-    /// A path given by name (`--rescan --venta`): found without a close event.
-    pub(super) fn offer_path(&mut self, path: RelativeMediaPath) {
-        self.offer(path);
+/// Asks the walk producer (`walks_on_request`) for a walk of the folder.
+#[derive(Clone)]
+pub(super) struct WalkRequests(mpsc::Sender<()>);
+
+impl WalkRequests {
+    pub(super) fn request(&self) {
+        // Full: a request is already waiting, and it does the same.
+        let _ = self.0.try_send(());
     }
+}
 
-    /// A file a walk of the folder found.
-    pub(super) fn offer_found(&mut self, absolute: &Path) {
-        if let Some(path) = media_path_or_warn(&self.media_root, absolute) {
-            self.offer_with(path, false, Source::Known);
-        }
-    }
-
-    /// Offers a path found without a close event (a walk, the journal): it is taken once its
-    /// mtime is `settle_ms` old.
-    fn offer(&mut self, path: RelativeMediaPath) {
-        self.offer_with(path, false, Source::Known);
-    }
-
-    /// Offers a path a row names (a reconcile pass): news for a file that waits for its row.
-    fn offer_row(&mut self, path: RelativeMediaPath) {
-        self.offer_with(path, false, Source::Row);
-    }
-
-    /// Offers files from the rescan's walk until `WALK_WINDOW` paths are pending: enough to
-    /// keep every slot busy, never the whole backlog at once.
-    pub(super) fn refill_from_walk(&mut self) {
-        while self.pending.len() < WALK_WINDOW {
-            let Some(file) = self.walk.as_mut().and_then(Iterator::next) else {
-                self.walk = None;
-                return;
-            };
-            self.offer_found(&file);
-        }
-    }
-
-    /// Offers every path the journal has unfinished work for, and every row still pointing at
-    /// a local file: a missed event then costs latency, never a file. Awaited here by the
-    /// one-shot runs; the daemon runs the same pass as a task of its own (`spawn_reconcile`).
-    pub(super) async fn offer_known_work(&mut self, dir_prefix: &str) {
-        let work = known_work(
-            self.pipeline.clone(),
-            self.media_root.clone(),
-            dir_prefix.to_owned(),
-            self.reconcile_after_id,
-        )
-        .await;
-        self.take_known_work(work);
-    }
-
-    /// Starts a reconcile pass off the scheduler loop: it waits on the database (on its own
-    /// connection) and the journal while the loop keeps dispatching, reporting and listening.
-    pub(super) fn spawn_reconcile(&self, dir_prefix: &str) -> tokio::task::JoinHandle<KnownWork> {
-        tokio::spawn(known_work(
-            self.pipeline.clone(),
-            self.media_root.clone(),
-            dir_prefix.to_owned(),
-            self.reconcile_after_id,
-        ))
-    }
-
-    pub(super) fn take_known_work(&mut self, work: KnownWork) {
-        self.reconcile_after_id = work.next_after_id;
-        for path in work.unfinished {
-            self.offer(path);
-        }
-        for path in work.rows {
-            self.offer_row(path);
-        }
-    }
-
-    /// See the free function `remember_missing`, which the reconcile task calls too.
-    async fn remember_missing(&self, path: &RelativeMediaPath, row: &crate::db::VentaRow) {
-        remember_missing(&self.pipeline, path, row).await;
-    }
-
-    /// A row that points at a local file which does not exist cannot be moved: report it (the
-    /// row is left untouched) so the operator can find the file.
-    pub(super) async fn count_rows_missing_their_file(&mut self, dir_prefix: &str) {
-        // Page by id: a backlog's rows are never all in memory at once.
-        let mut after_id = i64::MIN;
+/// The daemon's walk producer: a walk of the folder each time one is asked for (at start, on a
+/// watcher's overflow, restart or `Rescan`), one at a time (`FolderWalks`), every file offered
+/// as `Source::Known`.
+pub(super) fn walks_on_request(
+    dir: PathBuf,
+    media_root: PathBuf,
+    offers: mpsc::Sender<Offer>,
+) -> (WalkRequests, impl std::future::Future<Output = ()>) {
+    let (sender, mut requests) = mpsc::channel(1);
+    let producer = async move {
+        let mut walks = FolderWalks::new(dir);
         loop {
-            let rows = match self.pipeline.db().rows_with_local_file(dir_prefix, after_id, ROW_PAGE).await {
-                Ok(rows) => rows,
-                Err(e) => {
-                    warn!(error = %e, "cannot list rows with a local confronta");
+            tokio::select! {
+                request = requests.recv() => match request {
+                    Some(()) => walks.request(),
+                    None => return,
+                },
+                found = walks.next(), if walks.is_running() => {
+                    let Some(path) = found.and_then(|file| media_path_or_warn(&media_root, &file)) else {
+                        continue;
+                    };
+                    if offers.send(Offer::known(path)).await.is_err() {
+                        return;
+                    }
+                }
+            }
+        }
+    };
+    (WalkRequests(sender), producer)
+}
+
+/// What the watcher producer needs besides its hints.
+pub(super) struct Watching {
+    pub(super) dir: PathBuf,
+    pub(super) media_root: PathBuf,
+    pub(super) pipeline: Arc<Pipeline>,
+    pub(super) overflowed: Arc<AtomicBool>,
+    pub(super) settings: watch::Receiver<LiveSettings>,
+    pub(super) walks: WalkRequests,
+}
+
+/// The watcher producer: the folder watcher's hints become offers (`Source::Watcher`); a removal
+/// is noted off the loop; a dropped hint, a `Rescan` or a watcher that stopped asks for a walk.
+/// It starts the watcher again when it stops (`restart_watcher`) and when a reload changes its
+/// mode (`switch_watcher`).
+pub(super) async fn watch_hints(
+    watcher: crate::watch::FolderWatcher,
+    mut hints: mpsc::Receiver<WatchHint>,
+    watching: Watching,
+    offers: mpsc::Sender<Offer>,
+) {
+    let mut restarts = WatcherRestarts::running(watcher);
+    let Watching { dir, media_root, pipeline, overflowed, mut settings, walks } = watching;
+    let (dir, media_root, overflowed, walks) = (&dir, &media_root, &overflowed, &walks);
+    let mut poll = settings.borrow_and_update().poll_interval;
+    loop {
+        tokio::select! {
+            hint = hints.recv() => {
+                let offer = |absolute: &Path, closed: bool| {
+                    media_path_or_warn(media_root, absolute)
+                        .map(|path| Offer::Path { path, closed, source: Source::Watcher })
+                };
+                let offer = match hint {
+                    Some(WatchHint::Closed(path)) => offer(&path, true),
+                    Some(WatchHint::MaybeComplete(path)) => offer(&path, false),
+                    Some(WatchHint::Removed(path)) => {
+                        // The rows naming it are noted off the loop (`Pipeline::note_vanished`
+                        // asks the database).
+                        if let Some(path) = media_path_or_warn(media_root, &path) {
+                            let pipeline = pipeline.clone();
+                            tokio::spawn(async move { pipeline.note_vanished(&path).await });
+                        }
+                        None
+                    }
+                    Some(WatchHint::Rescan) => {
+                        info!("watcher asked for a rescan; walking the folder");
+                        walks.request();
+                        None
+                    }
+                    None => {
+                        hints = restart_watcher(dir, poll, overflowed, &mut restarts);
+                        // Files written while no watcher ran sent no event.
+                        walks.request();
+                        None
+                    }
+                };
+                if overflowed.swap(false, Ordering::SeqCst) {
+                    warn!("watcher events were dropped; walking the folder");
+                    walks.request();
+                }
+                if let Some(offer) = offer {
+                    if offers.send(offer).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok(()) = settings.changed() => {
+                let new = settings.borrow_and_update().poll_interval;
+                if new != poll {
+                    // On failure the old watcher runs on; the next reload tries again.
+                    if let Some(switched) = switch_watcher(dir, new, overflowed, &mut restarts) {
+                        hints = switched;
+                        poll = new;
+                        // Hints queued for the old watcher went with it.
+                        walks.request();
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The daemon's reconcile producer: the start-up scan (every row naming a local file; see
+/// `first_scan`), then `Offer::RowsRead`, then a pass (`known_work`) every
+/// `reconcile_interval`. At most one pass runs at a time: a tick that falls while one runs is
+/// skipped. Each pass is a task of its own, so a pass that panics costs only that pass (and the
+/// start-up scan's still opens the gate: the files must not wait for ever); a slow or hung
+/// database delays the pass, never the loop.
+pub(super) async fn reconcile_passes(
+    pipeline: Arc<Pipeline>,
+    media_root: PathBuf,
+    dir_prefix: String,
+    mut settings: watch::Receiver<LiveSettings>,
+    offers: mpsc::Sender<Offer>,
+) {
+    let (retry_initial, retry_max, mut period) = {
+        let settings = settings.borrow_and_update();
+        (settings.retry_initial, settings.retry_max, settings.reconcile_interval)
+    };
+    let mut reconcile = every(period);
+    let first =
+        first_scan(pipeline.clone(), media_root.clone(), dir_prefix.clone(), retry_initial, retry_max);
+    let mut after_id = i64::MIN;
+    match Producer::joined(first).await {
+        Ok(work) => {
+            after_id = work.next_after_id;
+            if send_work(work, &offers).await.is_err() {
+                return;
+            }
+        }
+        Err(e) => warn!(error = %e, "reconcile pass failed"),
+    }
+    if offers.send(Offer::RowsRead).await.is_err() {
+        return;
+    }
+    loop {
+        tokio::select! {
+            _ = reconcile.tick() => {
+                let pass = known_work(pipeline.clone(), media_root.clone(), dir_prefix.clone(), after_id);
+                match Producer::joined(pass).await {
+                    Ok(work) => {
+                        after_id = work.next_after_id;
+                        if send_work(work, &offers).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "reconcile pass failed"),
+                }
+            }
+            Ok(()) = settings.changed() => {
+                let new = settings.borrow_and_update().reconcile_interval;
+                if new != period {
+                    period = new;
+                    reconcile = every(new);
+                }
+            }
+        }
+    }
+}
+
+impl Producer {
+    /// Runs `task` as a task of its own and waits for it; aborted with the waiter.
+    async fn joined<T: Send + 'static>(
+        task: impl std::future::Future<Output = T> + Send + 'static,
+    ) -> Result<T, tokio::task::JoinError> {
+        struct AbortOnDrop<T>(tokio::task::JoinHandle<T>);
+        impl<T> Drop for AbortOnDrop<T> {
+            fn drop(&mut self) {
+                self.0.abort();
+            }
+        }
+        let mut handle = AbortOnDrop(tokio::spawn(task));
+        (&mut handle.0).await
+    }
+}
+
+/// A ticking interval whose first tick is one `period` away; a tick missed while a pass ran is
+/// skipped, never run back to back with the next.
+fn every(period: Duration) -> tokio::time::Interval {
+    let mut interval = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    interval
+}
+
+/// Offers what a pass found: the journal's unfinished entries (`Known`), then the files rows
+/// name (`Row`: news for a file waiting for its row). `Err` once the driver stopped listening.
+async fn send_work(work: KnownWork, offers: &mpsc::Sender<Offer>) -> Result<(), ()> {
+    let rows = work.rows.into_iter().map(|path| Offer::Path { path, closed: false, source: Source::Row });
+    for offer in work.unfinished.into_iter().map(Offer::known).chain(rows) {
+        offers.send(offer).await.map_err(drop)?;
+    }
+    Ok(())
+}
+
+/// Which one-shot run `one_shot_offers` feeds.
+pub(super) enum OneShot {
+    /// A rescan: the known work its caller read (to count the candidates), then the walk.
+    Rescan(KnownWork),
+    /// A dry run: the walk first, then the known work, as it always listed them.
+    DryRun,
+}
+
+/// The producer of a rescan or a dry run: the journal's unfinished entries and a page of rows
+/// still naming a local file, the rows whose file is missing, `Offer::RowsRead`, and the walk of
+/// the folder (which the rescan's driver takes a window at a time).
+pub(super) async fn one_shot_offers(
+    pipeline: Arc<Pipeline>,
+    media_root: PathBuf,
+    dir_prefix: String,
+    dir: PathBuf,
+    run: OneShot,
+    offers: mpsc::Sender<Offer>,
+) {
+    // `known`: paths offered already, which the walk skips. A path is offered once in a
+    // one-shot run: offered again while it ran, it would run twice and be counted twice.
+    let walk = |offers: mpsc::Sender<Offer>,
+                media_root: PathBuf,
+                dir: PathBuf,
+                known: HashSet<RelativeMediaPath>| {
+        tokio::task::spawn_blocking(move || {
+            for file in crate::watch::Walk::new(&dir) {
+                let Some(path) = media_path_or_warn(&media_root, &file).filter(|path| !known.contains(path))
+                else {
+                    continue;
+                };
+                // The driver stopped listening (`--limit` reached, or a signal).
+                if offers.blocking_send(Offer::known(path)).is_err() {
                     return;
                 }
-            };
-            let Some(last) = rows.last() else {
+            }
+        })
+    };
+    let (work, walk_after) = match run {
+        OneShot::Rescan(work) => (work, true),
+        OneShot::DryRun => {
+            if walk(offers.clone(), media_root.clone(), dir.clone(), HashSet::new()).await.is_err() {
                 return;
-            };
-            after_id = last.id;
-            self.report_missing_files(rows).await;
+            }
+            (known_work(pipeline.clone(), media_root.clone(), dir_prefix.clone(), i64::MIN).await, false)
+        }
+    };
+    let known: HashSet<RelativeMediaPath> =
+        if walk_after { work.unfinished.iter().chain(&work.rows).cloned().collect() } else { HashSet::new() };
+    if send_work(work, &offers).await.is_err()
+        || count_rows_missing_their_file(&pipeline, &media_root, &dir_prefix, &offers).await.is_err()
+        || offers.send(Offer::RowsRead).await.is_err()
+    {
+        return;
+    }
+    if walk_after {
+        let _ = walk(offers, media_root, dir, known).await;
+    }
+}
+
+/// Offers `given` in order, then `Offer::RowsRead`: the paths of `--venta` runs, already
+/// checked by the caller.
+pub(super) async fn offer_all(given: Vec<Offer>, offers: mpsc::Sender<Offer>) {
+    for offer in given {
+        if offers.send(offer).await.is_err() {
+            return;
         }
     }
+    let _ = offers.send(Offer::RowsRead).await;
+}
 
-    async fn report_missing_files(&mut self, rows: Vec<crate::db::VentaRow>) {
+/// A row that points at a local file which does not exist cannot be moved: it is noted in the
+/// journal and reported (`Offer::MissingFile`; the row is left untouched) so the operator can
+/// find the file. Paged by id: a backlog's rows are never all in memory at once.
+async fn count_rows_missing_their_file(
+    pipeline: &Arc<Pipeline>,
+    media_root: &Path,
+    dir_prefix: &str,
+    offers: &mpsc::Sender<Offer>,
+) -> Result<(), ()> {
+    let mut after_id = i64::MIN;
+    loop {
+        let rows = match pipeline.db().rows_with_local_file(dir_prefix, after_id, ROW_PAGE).await {
+            Ok(rows) => rows,
+            Err(e) => {
+                warn!(error = %e, "cannot list rows with a local confronta");
+                return Ok(());
+            }
+        };
+        let Some(last) = rows.last() else {
+            return Ok(());
+        };
+        after_id = last.id;
         for row in rows {
             let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) else {
                 continue;
             };
-            if !path.to_absolute(&self.media_root).exists() {
+            if !path.to_absolute(media_root).exists() {
                 let failure = Failure::new(
                     Reason::LocalFileMissing,
                     format!(
@@ -151,9 +361,8 @@ impl Scheduler {
                     ),
                 );
                 warn!(path = %path, venta_id = row.id, "row points at a missing local file");
-                self.remember_missing(&path, &row).await;
-                self.summary.failed += 1;
-                self.summary.count_reason(&failure, &path);
+                remember_missing(pipeline, &path, &row).await;
+                offers.send(Offer::MissingFile { path, failure }).await.map_err(drop)?;
             }
         }
     }
@@ -165,7 +374,8 @@ pub(super) struct KnownWork {
     pub(super) unfinished: Vec<RelativeMediaPath>,
     /// Files that exist at the paths rows name: news for a file waiting for its row.
     pub(super) rows: Vec<RelativeMediaPath>,
-    /// Where the next pass starts (see `Scheduler::reconcile_after_id`).
+    /// Where the next pass starts: the last row id this one read, or `i64::MIN` to start over
+    /// once a pass reached the end.
     pub(super) next_after_id: i64,
 }
 
@@ -201,7 +411,7 @@ pub(super) async fn known_work(
 
 /// The start-up pass: the journal's unfinished entries and every row still pointing at a
 /// local file, a page at a time; a row whose file is missing is noted in the journal. Until it
-/// has run, no file is matched (`Scheduler::first_scan_done`): a row that names a free path must
+/// has run, no file is matched (`Offer::RowsRead`): a row that names a free path must
 /// be noted before a file that appears there is looked at, or the file's first look would find
 /// that row and nothing to tell it from the file's owner. A database that cannot be read is
 /// asked again, with backoff, until it answers.

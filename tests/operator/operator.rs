@@ -126,6 +126,53 @@ async fn rescan_dry_run_changes_nothing_limit_moves_exactly_n_and_a_full_run_rep
 /// Issue 12 item 6: a journal SQLite cannot lock at start-up (another program holds it) is not
 /// corrupt. It used to be moved aside and rebuilt empty, and the daemon ran on without its
 /// entries; now it is left as it is and the daemon exits 5 naming it.
+/// Issue 27 item 4: the rescan's progress bar was created and never advanced. It observes the
+/// scheduler's events now; stderr is no terminal here, so `CONFRONTA_SYNC_PROGRESS=lines` draws
+/// each state of the bar as a line, and the output shows it move from 0 to every file, a file
+/// at a time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_rescan_s_progress_bar_moves_a_file_at_a_time_to_the_end() {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    const FILES: u64 = 6;
+    for index in 0..FILES {
+        let name = format!("barra_{index:02}.pdf");
+        world.write_in_place(&name, &sample_bytes(700 + index, 2_000 + index as usize));
+        world.db.insert_venta(&format!("PORTA-P{index:02}"), Some(&format!("confrontas/{name}"))).await;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+
+    let (code, stdout, stderr) =
+        Sidecar::run_with(&config, &["--rescan"], &[("CONFRONTA_SYNC_PROGRESS", "lines")]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(stdout.contains(&format!("{FILES} succeeded")), "{stdout}");
+    // "{bar} 3/6 files  00:00:00  eta 0s": the position before "files".
+    let positions: Vec<(u64, u64)> = stderr
+        .lines()
+        .filter_map(|line| {
+            let words: Vec<&str> = line.split_whitespace().collect();
+            let at = words.iter().position(|word| *word == "files")?;
+            let (pos, len) = words.get(at.checked_sub(1)?)?.split_once('/')?;
+            Some((pos.parse().ok()?, len.parse().ok()?))
+        })
+        .collect();
+    assert!(positions.iter().all(|(_, len)| *len == FILES), "{positions:?}\n{stderr}");
+    let steps: Vec<u64> = positions.iter().map(|(pos, _)| *pos).collect();
+    assert!(steps.windows(2).all(|pair| pair[0] <= pair[1]), "the bar went back: {steps:?}");
+    let mut seen = steps.clone();
+    seen.dedup();
+    assert_eq!(seen, (0..=FILES).collect::<Vec<_>>(), "the bar did not move a file at a time:\n{stderr}");
+
+    // Without the variable, and no terminal, the bar is hidden: the output is the summary alone.
+    world.write_in_place("otro.pdf", &sample_bytes(799, 2_000));
+    world.db.insert_venta("PORTA-P99", Some("confrontas/otro.pdf")).await;
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let (code, stdout, stderr) = Sidecar::run(&config, &["--rescan"]);
+    assert_eq!(code, 0, "{stdout}\n{stderr}");
+    assert!(!stderr.contains(" files  "), "a hidden bar drew:\n{stderr}");
+    world.cleanup().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_journal_locked_at_start_up_is_not_rebuilt_and_the_daemon_exits_5() {
     let world = World::new(Backend::Sqlite).await;
