@@ -240,14 +240,20 @@ pub async fn pause_point(name: &str) {
     let _ = name;
 }
 
-/// `pause_point` for code on a blocking thread (the folder walk): only the pause, as
-/// `FAILPOINTS=walk_entry=return(200)`, which stands in for a slow disk.
+/// `pause_point` for code on a blocking thread: a pause, as `FAILPOINTS=walk_entry=return(200)`,
+/// which stands in for a slow disk, or a kill, as `quarantine_moved=return(kill)`.
 pub fn pause_point_blocking(name: &str) {
     #[cfg(feature = "failpoints")]
     {
         let action: Option<String> = fail::eval(name, |arg| arg.unwrap_or_default());
-        if let Some(ms) = action.and_then(|ms| ms.parse::<u64>().ok()) {
-            std::thread::sleep(std::time::Duration::from_millis(ms));
+        match action.as_deref() {
+            None => {}
+            Some("kill") => {
+                tracing::warn!(failpoint = name, "killed by failpoint");
+                use rustix::process::{getpid, kill_process, Signal};
+                let _ = kill_process(getpid(), Signal::KILL);
+            }
+            Some(ms) => std::thread::sleep(std::time::Duration::from_millis(ms.parse().unwrap_or(0))),
         }
     }
     #[cfg(not(feature = "failpoints"))]

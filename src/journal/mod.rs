@@ -12,7 +12,9 @@
 //! The journal is a hint, never the truth: on restart every unfinished entry is re-checked
 //! against the world (the local file, the object, the row) before anything is done. A file that
 //! is not the version an entry describes (device, inode, size, mtime, ctime, birth time) starts
-//! a new entry, unless the entry is `recorded` or `refusing`. The first six lines below are
+//! a new entry, unless the entry is `recorded`, or `refusing` and the file is the refused one
+//! with only its ctime moved (by its rename to quarantine, whose removal a power cut took
+//! back). The first six lines below are
 //! where the pipeline starts a run (`Stage::at_open`, one arm each, in this order); the three
 //! lines starting with `…` are the stages a resumed run then goes through (`Pipeline::drive`):
 //! - `recorded`: the row is read again; only if it still points at the object is the object

@@ -428,7 +428,14 @@ impl Pipeline {
             (Some(entry), _) if entry.state() == FileState::Recorded => entry,
             (Some(entry), _)
                 if entry.state() == FileState::Refusing
-                    && (on_disk.is_none() || on_disk == entry.identity()) =>
+                    && match (on_disk, entry.identity()) {
+                        (None, _) => true,
+                        // The refused file itself, its ctime moved by its rename to quarantine:
+                        // a power cut took the move's removal back (the quarantine's entry was
+                        // fsynced first). Found at its name again, it goes to quarantine again.
+                        (Some(now), Some(refused)) => now.same_but_ctime(&refused),
+                        (Some(_), None) => false,
+                    } =>
             {
                 entry
             }

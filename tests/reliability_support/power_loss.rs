@@ -28,7 +28,8 @@ use std::time::Duration;
 use crate::common::{sha256_hex, Backend, Sidecar, World};
 use crate::reliability_support::report::{run_case, Record};
 
-/// The pause points of a file's run (`pause_point` in src), in the order a run reaches them.
+/// The pause points of a file's run (`pause_point` in src), in the order a run reaches them;
+/// the refusal's one (`quarantine_moved`) has its own case.
 const PAUSE_POINTS: [&str; 7] = [
     "before_upload",
     "after_upload",
@@ -67,6 +68,8 @@ pub struct PowerCut {
     tracked: Vec<PathBuf>,
     data_folders: Vec<PathBuf>,
     databases: Vec<PathBuf>,
+    /// Inodes on disk before the daemon ran (see `written_back`).
+    durable: HashSet<u64>,
 }
 
 /// What a power cut took back.
@@ -91,7 +94,23 @@ impl PowerCut {
         let (stash, snapshots) = (root.join("stash"), root.join("snapshots"));
         std::fs::create_dir_all(&stash).unwrap();
         std::fs::create_dir_all(&snapshots).unwrap();
-        PowerCut { log: root.join("log"), root, stash, snapshots, tracked, data_folders, databases }
+        PowerCut {
+            log: root.join("log"),
+            root,
+            stash,
+            snapshots,
+            tracked,
+            data_folders,
+            databases,
+            durable: HashSet::new(),
+        }
+    }
+
+    /// The file at `path` was written a while before the daemon saw it, and the kernel's
+    /// writeback made it durable meanwhile: fsynced here, its bytes survive the cut.
+    pub fn written_back(&mut self, path: &Path) {
+        std::fs::File::open(path).unwrap().sync_all().unwrap();
+        self.durable.insert(std::fs::metadata(path).unwrap().ino());
     }
 
     /// The environment that loads the recorder into the daemon.
@@ -157,8 +176,9 @@ impl PowerCut {
             undone.operations.extend(taken_back);
         }
         // File data: an inode never fsynced comes back empty.
-        let synced: HashSet<u64> =
+        let mut synced: HashSet<u64> =
             lines.iter().filter(|l| l[0] == "datasync").map(|l| l[2].parse().unwrap()).collect();
+        synced.extend(&self.durable);
         for folder in &self.data_folders {
             for file in files_under(folder) {
                 let meta = std::fs::metadata(&file).unwrap();
@@ -302,6 +322,96 @@ async fn cut_at(backend: Backend, point: &str) -> (Result<(), String>, String) {
     (outcome, summary)
 }
 
+/// A refused file, killed between the quarantine folder's fsync and the media folder's (the
+/// rename's two halves), the power cut, a restart: the file must be in one folder or the other
+/// (never neither), and the restart must finish its refusal: a refused file that came back at
+/// its name does not stay in MEDIA_ROOT, which Django serves. The file was written back before
+/// the daemon ran (a refused file is never fsynced, so a fresh one could come back empty, and
+/// an empty file serves nothing).
+async fn cut_while_quarantining() -> (Result<(), String>, String) {
+    let world = World::new(Backend::Postgres).await;
+    let config = world.config().write();
+    let state = world.journal_path().parent().unwrap().to_path_buf();
+    let quarantine = world.quarantine_dir();
+    std::fs::create_dir_all(quarantine.join("confrontas")).unwrap();
+    let mut cut = PowerCut::new(
+        world.temp.path(),
+        vec![world.media_root.clone(), state],
+        vec![world.media_root.clone(), quarantine.clone()],
+        vec![world.journal_path()],
+    );
+    let local = world
+        .write_in_place("programa.exe", &[b"MZ\x90\x00 not a document ".as_slice(), &[7; 4000]].concat());
+    cut.written_back(&local);
+    let id = world.db.insert_venta("PORTA-REFUSED", Some("confrontas/programa.exe")).await;
+
+    let env = cut.env();
+    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    env.push(("FAILPOINTS", "quarantine_moved=return(kill)"));
+    let mut daemon = Sidecar::start(&config, &[], &env);
+    let status = crate::common::poll_until(Duration::from_secs(60), Duration::from_millis(50), || {
+        let exited = daemon.child.try_wait().unwrap();
+        async move { exited }
+    })
+    .await;
+    let killed = status.is_some_and(|s| s.signal() == Some(libc::SIGKILL))
+        && daemon.log_text().contains("killed by failpoint");
+    drop(daemon);
+    if !killed {
+        world.cleanup().await;
+        return (
+            Err(format!("quarantine_moved: the daemon was not killed there ({status:?})")),
+            String::new(),
+        );
+    }
+    let undone = cut.apply();
+    let in_quarantine = |world: &World| {
+        files_under(&world.quarantine_dir())
+            .into_iter()
+            .filter(|file| {
+                let name = file.file_name().unwrap().to_string_lossy();
+                name.starts_with("programa.exe") && !name.ends_with(".reason")
+            })
+            .count()
+    };
+    let summary = format!(
+        "quarantine_moved (a refused file, between the quarantine folder's fsync and the media folder's): undone {} ({}), emptied {}; after the cut: local copy {}, in quarantine {}",
+        undone.operations.len(),
+        undone.operations.iter().map(|op| op.rsplit('/').next().unwrap_or(op)).collect::<Vec<_>>().join(", "),
+        undone.emptied.len(),
+        if local.exists() { "there" } else { "gone" },
+        in_quarantine(&world)
+    );
+    if !local.exists() && in_quarantine(&world) == 0 {
+        world.cleanup().await;
+        return (
+            Err("quarantine_moved: the power cut took the refused file from both folders".into()),
+            summary,
+        );
+    }
+    let mut daemon = Sidecar::start(&config, &[], &[]);
+    let settled = crate::common::poll_until(Duration::from_secs(30), Duration::from_millis(100), || async {
+        let row = world.db.row(id).await?;
+        (row.confronta.as_deref() != Some("confrontas/programa.exe")
+            && !local.exists()
+            && in_quarantine(&world) > 0)
+            .then_some(row)
+    })
+    .await;
+    let code = daemon.terminate();
+    let outcome = match settled {
+        Some(_) if code == Some(0) => Ok(()),
+        settled => Err(format!(
+            "quarantine_moved: after the restart: row {:?}, local copy {}, in quarantine {}, exit {code:?}",
+            settled.or(world.db.row(id).await),
+            local.exists(),
+            in_quarantine(&world)
+        )),
+    };
+    world.cleanup().await;
+    (outcome, summary)
+}
+
 async fn power_cut_at_every_pause_point(record: Record, backend: Backend) {
     let mut moved = 0;
     for point in PAUSE_POINTS {
@@ -314,6 +424,13 @@ async fn power_cut_at_every_pause_point(record: Record, backend: Backend) {
         }
     }
     record.note(format!("moved after the power cut: {moved}/{}", PAUSE_POINTS.len()));
+    if backend == Backend::Postgres {
+        let (outcome, summary) = cut_while_quarantining().await;
+        if !summary.is_empty() {
+            record.note(summary);
+        }
+        record.check(outcome.is_ok(), outcome.err().unwrap_or_default());
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

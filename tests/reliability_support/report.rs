@@ -98,8 +98,8 @@ pub const CASES: &[(&str, &str, &str)] = &[
      "uploads summed = files, each daemon wrote only its own folder's rows, every row written once"),
     ("journal_lock", "a second daemon pointed at a running daemon's journal",
      "refused with exit code 5, naming the lock; the first daemon keeps working"),
-    ("power_loss_postgres", "power lost at each pause point (PostgreSQL): kill -9 there, then what the disk was not made to keep taken back (directory entries not fsynced undone, files never fsynced emptied, the journal as of its last fsync; `power_loss_shim.c` records it), restart",
-     "after each power cut the restart moves the file: its row recorded with the original bytes' object, the local copy gone"),
+    ("power_loss_postgres", "power lost at each pause point (PostgreSQL): kill -9 there, then what the disk was not made to keep taken back (directory entries not fsynced undone, files never fsynced emptied, the journal as of its last fsync; `power_loss_shim.c` records it), restart; and a refused file's quarantine move cut between its two folders' fsyncs",
+     "after each power cut the restart moves the file: its row recorded with the original bytes' object, the local copy gone; the refused file is never gone from both folders, and the restart finishes its refusal"),
     ("power_loss_django_sqlite", "the same on Django's SQLite file (rollback-journal mode): its database too as of its last fsync",
      "the same: no record the power cut rolls back after the local file was unlinked"),
 ];
