@@ -8,6 +8,9 @@
 //!   storage node of a replicated cluster lost (SeaweedFS, or garage);
 //! - several sidecars: two daemons on one folder, two on two folders sharing one database, and
 //!   a second daemon refused on a running daemon's journal.
+//! - the real MinIO, the real host and its neighbours (issue 24): MinIO's "try again" answers
+//!   (lost quorum, a full drive) for a while, a start-up walk slower than systemd's watchdog,
+//!   runs that panic, and a flood of idle connections to `/metrics`.
 //!
 //! The quick variant runs in `cargo test --features failpoints` (the README's test command);
 //! `scripts/reliability.sh` runs the large one (`CONFRONTA_RELIABILITY=large`) and writes
@@ -23,6 +26,8 @@ mod reliability_support;
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -1155,6 +1160,145 @@ async fn journal_lock() {
         ));
         after.check_into(&record, "at the end");
         let code = first.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        finish(&world, &record).await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. The real MinIO, the real host and its neighbours (issue 24): "try again" answers, a slow
+// disk under systemd's watchdog, a panicking run, a flood of idle connections. Each runs at the
+// daemon's shipped timers (`SiteOptions::shipped`) except what the case is about.
+
+/// MinIO answers a lost quorum with `503 SlowDownWrite` (`SlowDownRead` to reads). A scripted
+/// front between the daemon and the S3 server gives that answer to every request for a while,
+/// then forwards again; the files that met it must wait and move, not be kept as refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_loss_503() {
+    use common::scripted_s3::{Answer, ScriptedFront};
+    run_case("quorum_loss_503", |record| async move {
+        let v = variant();
+        let mut world = CaseWorld::new("quorum_loss_503", Target::shared()).await;
+        let real = world.target.env.endpoint.clone();
+        let upstream = real.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        // Lost quorum first; for the window's second half its writes meet a full drive.
+        let full = Arc::new(AtomicBool::new(false));
+        let answers = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let (drive_full, counted) = (full.clone(), answers.clone());
+        let front = ScriptedFront::start(upstream, move |seen| {
+            let (which, answer) = match seen.method.as_str() {
+                "GET" | "HEAD" => (
+                    0,
+                    Answer::s3_error(503, "SlowDownRead", "Resource requested is unreadable, please reduce your request rate"),
+                ),
+                _ if drive_full.load(Ordering::SeqCst) => (
+                    2,
+                    Answer::s3_error(
+                        507,
+                        "XMinioStorageFull",
+                        "Storage backend has reached its minimum free drive threshold. Please delete a few objects to proceed.",
+                    ),
+                ),
+                _ => (
+                    1,
+                    Answer::s3_error(503, "SlowDownWrite", "Resource requested is unwritable, please reduce your request rate"),
+                ),
+            };
+            counted[which].fetch_add(1, Ordering::SeqCst);
+            answer
+        })
+        .await;
+        let site = world.site(
+            "a",
+            SiteOptions {
+                metrics: true,
+                shipped: true,
+                // The daemon talks to the front; the rows' URLs name the real server.
+                settings: vec![
+                    ("minio.endpoint", front.endpoint().into()),
+                    ("minio.public_base_url", real.clone().into()),
+                ],
+                ..SiteOptions::default()
+            },
+        );
+        let count = v.pick(40, 300);
+        let window = Duration::from_secs(v.pick(6, 60));
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: Some(v.pick(20, 50)) }).await;
+        let first = count / 4;
+        world.write_now(&files[..first]);
+        let mut daemon = Sidecar::start(&site.config, &[], &[]);
+        let some =
+            wait_until(Duration::from_secs(60), || async { world.moved_count(&files).await >= first }).await;
+        record.check(some, "the files written before the window should move through the front");
+        // The rest arrives during the window and just after it.
+        let writer =
+            world.spawn_writer(&files[first..], (window + Duration::from_secs(2)) / (count - first) as u32);
+
+        front.script(true);
+        let opened = Instant::now();
+        let moved_at_open = world.moved_count(&files).await;
+        let mut saw_down_gauge = false;
+        while opened.elapsed() < window {
+            full.store(opened.elapsed() >= window / 2, Ordering::SeqCst);
+            if let Some(series) = site.metrics_port.and_then(scrape) {
+                saw_down_gauge |= sum(&series, "confronta_up", &["service=\"s3\""]) == 0.0;
+            }
+            if !record.check(running(&mut daemon), "the daemon should stay up while S3 answers 503 and 507") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let moved_in_window = world.moved_count(&files).await - moved_at_open;
+        front.script(false);
+        let closed = Instant::now();
+        let answered = front.seen();
+        let drained = world.wait_moved(&files, Duration::from_secs(v.pick(90, 300))).await;
+        let drain_time = closed.elapsed();
+        writer.join().unwrap();
+        record.check(drained, "every file should move once the front forwards again");
+        record.check(running(&mut daemon), "the daemon should still be running after the window");
+        let up_again = wait_until(Duration::from_secs(10), || async {
+            site.metrics_port.and_then(scrape).is_some_and(|s| sum(&s, "confronta_up", &["service=\"s3\""]) == 1.0)
+        })
+        .await;
+        let series = site.metrics_port.and_then(scrape).unwrap_or_default();
+        let log = daemon.log_text();
+        let down_lines = count_lines(&log, &["service unavailable", "object store"]);
+        let up_lines = count_lines(&log, &["service recovered", "object store"]);
+        let retries = count_lines(&log, &["will retry", "s3_unavailable"]);
+        let kept = count_lines(&log, &["file kept"]);
+        // The SDK hands an unknown code over lowercased.
+        let named = |code: &str| {
+            log.lines().filter(|l| l.contains("will retry") && l.to_lowercase().contains(&code.to_lowercase())).count()
+        };
+        let (named_slowdown, named_full) = (named("HTTP 503 SlowDownWrite"), named("HTTP 507 XMinioStorageFull"));
+        let failed_attempts = sum(&series, "confronta_errors_total", &["reason=\"s3_unavailable\""]);
+        let refused = sum(&series, "confronta_errors_total", &["class=\"rejected\""]);
+        let uploaded = uploads(&series);
+        let [reads, slowdown, drive_full] = answers.each_ref().map(|n| n.load(Ordering::SeqCst));
+        let after = world.check(Phase::Final).await;
+        record.note(format!(
+            "{count} files ({first} before the window, the rest during and after it); every request answered for {} s: {} answers ({slowdown} `503 SlowDownWrite` to writes, then {drive_full} `507 XMinioStorageFull`, {reads} `503 SlowDownRead` to GET/HEAD), {moved_in_window} files moved in the window; {failed_attempts} failed attempts counted `s3_unavailable`, {retries} `will retry` lines with that reason ({named_slowdown} naming `HTTP 503 slowdownwrite`, {named_full} `HTTP 507 xminiostoragefull`), {kept} files kept, {refused} rejected errors; `service unavailable` lines {down_lines}, `service recovered` lines {up_lines}; confronta_up{{s3}}=0 seen in the window: {saw_down_gauge}, back to 1: {up_again}; drained {} after the window; uploads {uploaded}",
+            window.as_secs(),
+            answered.len(),
+            format_duration(drain_time)
+        ));
+        record.check(!answered.is_empty() && failed_attempts >= 1.0, "the window should have been hit");
+        record.check(moved_in_window == 0, format!("no file can move while every request gets 503, {moved_in_window} did"));
+        record.check(kept == 0 && refused == 0.0, format!("503 is transient: {kept} files kept, {refused} rejected errors"));
+        record.check(
+            named_slowdown >= 1 && named_full >= 1,
+            format!("the retries should log the server's answer: {named_slowdown} name SlowDownWrite, {named_full} XMinioStorageFull"),
+        );
+        record.check(down_lines == 1, format!("one `service unavailable` line per window, got {down_lines}"));
+        record.check(up_lines == 1, format!("one `service recovered` line per window, got {up_lines}"));
+        record.check(saw_down_gauge, "confronta_up{service=\"s3\"} should read 0 in the window");
+        record.check(up_again, "confronta_up{service=\"s3\"} should read 1 again after the window");
+        record.check(uploaded == count as f64, format!("each file uploaded once: {uploaded} uploads for {count} files"));
+        record.note(format!("at the end: {}/{count} moved, {} objects; {}", after.moved, after.objects, after.summary()));
+        after.check_into(&record, "at the end");
+        let code = daemon.terminate();
         record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
         finish(&world, &record).await;
     })

@@ -98,6 +98,8 @@ pub const CASES: &[(&str, &str, &str)] = &[
      "uploads summed = files, each daemon wrote only its own folder's rows, every row written once"),
     ("journal_lock", "a second daemon pointed at a running daemon's journal",
      "refused with exit code 5, naming the lock; the first daemon keeps working"),
+    ("quorum_loss_503", "MinIO loses its quorum mid-run: a front between the daemon and the S3 server answers every request with MinIO's `503 SlowDownWrite` (`SlowDownRead` to a GET or HEAD), for the second half of the window writes with a full drive's `507 XMinioStorageFull`, then forwards again; files keep arriving; shipped timers",
+     "the daemon stays up; every failure is transient (retried with backoff, reason `s3_unavailable` and the server's answer logged), no file kept or refused; one `service unavailable` and one `service recovered` line, `confronta_up{s3}` 0 during the window and 1 after; every file moves after the window, each uploaded once, nothing lost"),
 ];
 
 #[derive(Debug, Clone)]
