@@ -1304,3 +1304,107 @@ async fn quorum_loss_503() {
     })
     .await;
 }
+
+/// A backlog on a slow disk (NFS, a cold array): the start-up walk takes longer than systemd's
+/// watchdog period. The walk runs on a blocking thread, so the loop keeps feeding the watchdog
+/// and files move before the walk ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_walk_watchdog() {
+    use common::notify::NotifySocket;
+    run_case("slow_walk_watchdog", |record| async move {
+        let v = variant();
+        let mut world = CaseWorld::new("slow_walk_watchdog", Target::shared()).await;
+        let site = world.site("a", SiteOptions { shipped: true, ..SiteOptions::default() });
+        let backlog = v.pick(30, 400);
+        let arriving = v.pick(10, 50);
+        let per_entry = Duration::from_millis(v.pick(300, 250));
+        // Quick: a 2 s watchdog; large: the unit's `WatchdogSec=60s`.
+        let watchdog = Duration::from_secs(v.pick(2, 60));
+        let files = world.plan_files(&site, backlog + arriving, SizeMix { multipart_every: None }).await;
+        let (old, new) = files.split_at(backlog);
+        world.write_now(old);
+        let notify = NotifySocket::bind(world.temp.path().join("notify.sock"));
+        let socket = notify.path.display().to_string();
+        let usec = watchdog.as_micros().to_string();
+        let spec = format!("walk_entry=return({})", per_entry.as_millis());
+        let mut daemon = Sidecar::start(
+            &site.config,
+            &[],
+            &[("NOTIFY_SOCKET", socket.as_str()), ("WATCHDOG_USEC", usec.as_str()), ("FAILPOINTS", spec.as_str())],
+        );
+        let ready = poll_until(Duration::from_secs(60), Duration::from_millis(20), || {
+            std::future::ready(notify.arrivals("READY=1").first().copied())
+        })
+        .await;
+        record.check(ready.is_some(), "the daemon should send READY=1");
+        let ready = ready.unwrap_or_else(Instant::now);
+        let writer = world.spawn_writer(new, Duration::from_millis(200));
+        let expected_walk = per_entry * backlog as u32;
+        let limit = expected_walk * 3 + Duration::from_secs(60);
+        let (mut first_move, mut walk_end, mut new_moved_in_walk) = (None, None, 0);
+        loop {
+            let now = Instant::now();
+            if first_move.is_none() && world.moved_count(&files).await > 0 {
+                first_move = Some(now);
+            }
+            if walk_end.is_none() {
+                new_moved_in_walk = world.moved_count(new).await;
+                if daemon.log_text().contains("walked folder count=") {
+                    walk_end = Some(now);
+                }
+            }
+            if walk_end.is_some() && world.moved_count(&files).await == files.len() {
+                break;
+            }
+            if !record.check(running(&mut daemon), "the daemon should stay up during the walk")
+                || !record.check(now - ready < limit, format!("walk ended {walk_end:?}, not every file moved within {}", format_duration(limit)))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        writer.join().unwrap();
+        let moved_all = world.wait_moved(&files, Duration::from_secs(60)).await;
+        record.check(moved_all, "every file should move");
+        let walk_end = walk_end.unwrap_or_else(Instant::now);
+        let walk = walk_end - ready;
+        let pings: Vec<Instant> =
+            notify.arrivals("WATCHDOG=1").into_iter().filter(|at| *at >= ready && *at <= walk_end).collect();
+        let mut marks = vec![ready];
+        marks.extend(pings.iter().copied());
+        marks.push(walk_end);
+        let max_gap = marks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+        let first_after = first_move.map(|at| at.saturating_duration_since(ready));
+        let log = daemon.log_text();
+        let listed = log
+            .lines()
+            .find_map(|line| line.split("walked folder count=").nth(1))
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or("?")
+            .to_owned();
+        let after = world.check(Phase::Final).await;
+        record.note(format!(
+            "{backlog} files on disk before the start, {arriving} more written during the walk; each walk entry slowed {} ms; WATCHDOG_USEC {} s; the walk listed {listed} files (the others had moved before it reached them) and lasted {} after READY=1; {} WATCHDOG=1 pings during it, longest gap {:.2} s (READY and the walk's end counted as marks); first file moved {} after READY=1; {new_moved_in_walk}/{arriving} of the arriving files moved before the walk ended; at the end {}/{} moved",
+            per_entry.as_millis(),
+            watchdog.as_secs(),
+            format_duration(walk),
+            pings.len(),
+            max_gap.as_secs_f64(),
+            first_after.map(format_duration).unwrap_or_else(|| "never".into()),
+            after.moved,
+            files.len()
+        ));
+        record.check(walk > watchdog, format!("the walk ({}) should outlast the watchdog period", format_duration(walk)));
+        record.check(max_gap < watchdog, format!("the watchdog should be fed throughout the walk; longest gap {:.2} s", max_gap.as_secs_f64()));
+        record.check(
+            first_move.is_some_and(|at| at < walk_end),
+            "the first file should move before the walk ends",
+        );
+        record.note(after.summary());
+        after.check_into(&record, "at the end");
+        let code = daemon.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        finish(&world, &record).await;
+    })
+    .await;
+}

@@ -100,6 +100,8 @@ pub const CASES: &[(&str, &str, &str)] = &[
      "refused with exit code 5, naming the lock; the first daemon keeps working"),
     ("quorum_loss_503", "MinIO loses its quorum mid-run: a front between the daemon and the S3 server answers every request with MinIO's `503 SlowDownWrite` (`SlowDownRead` to a GET or HEAD), for the second half of the window writes with a full drive's `507 XMinioStorageFull`, then forwards again; files keep arriving; shipped timers",
      "the daemon stays up; every failure is transient (retried with backoff, reason `s3_unavailable` and the server's answer logged), no file kept or refused; one `service unavailable` and one `service recovered` line, `confronta_up{s3}` 0 during the window and 1 after; every file moves after the window, each uploaded once, nothing lost"),
+    ("slow_walk_watchdog", "a backlog on a slow disk: the start-up walk slowed per entry (`FAILPOINTS=walk_entry=return(ms)`) so that it outlasts systemd's watchdog (`WATCHDOG_USEC`, `NOTIFY_SOCKET`), more files arriving during the walk; shipped timers",
+     "`WATCHDOG=1` keeps arriving throughout the walk (longest gap under `WATCHDOG_USEC`), the first file moves before the walk ends, every file moves, nothing lost"),
 ];
 
 #[derive(Debug, Clone)]
