@@ -1408,3 +1408,80 @@ async fn slow_walk_watchdog() {
     })
     .await;
 }
+
+/// The `path=` field of each log line holding every one of `needles`.
+fn paths_in(log: &str, needles: &[&str]) -> Vec<String> {
+    log.lines()
+        .filter(|line| needles.iter().all(|n| line.contains(n)))
+        .filter_map(|line| line.split("path=").nth(1))
+        .map(|rest| rest.split([' ', '}']).next().unwrap_or("").trim_matches('"').to_owned())
+        .collect()
+}
+
+/// A file's run panics (a bug, a value no step expected) N times while files arrive: each panic
+/// is contained, counted and retried, and releases the row's claim, so every file moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_task() {
+    run_case("panicking_task", |record| async move {
+        let v = variant();
+        let mut world = CaseWorld::new("panicking_task", Target::shared()).await;
+        let site = world.site("a", SiteOptions { metrics: true, shipped: true, ..SiteOptions::default() });
+        let count = v.pick(30, 300);
+        let panics = v.pick(3, 20);
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: Some(v.pick(15, 50)) }).await;
+        let backlog = count / 3;
+        world.write_now(&files[..backlog]);
+        let spec = format!("before_upload={panics}*return(panic)");
+        let mut daemon = Sidecar::start(&site.config, &[], &[("FAILPOINTS", spec.as_str())]);
+        let started = Instant::now();
+        let writer = world.spawn_writer(&files[backlog..], Duration::from_millis(v.pick(50, 40)));
+        let drained = world.wait_moved(&files, Duration::from_secs(v.pick(60, 300))).await;
+        let took = started.elapsed();
+        writer.join().unwrap();
+        record.check(drained, "every file should move, the panicked ones on a retry");
+        record.check(running(&mut daemon), "the daemon should stay up");
+        let counted = poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+            let port = site.metrics_port;
+            async move {
+                let series = port.and_then(scrape)?;
+                let counted = sum(&series, "confronta_task_panics_total", &[]);
+                (counted == panics as f64).then_some(counted)
+            }
+        })
+        .await;
+        let series = site.metrics_port.and_then(scrape).unwrap_or_default();
+        let counter = sum(&series, "confronta_task_panics_total", &[]);
+        let uploaded = uploads(&series);
+        let log = daemon.log_text();
+        // The ERROR line says the panic was contained; the retry's line names its reason.
+        let panicked = paths_in(&log, &["ERROR", "the file's run panicked", "before_upload"]);
+        let retried = count_lines(&log, &["will retry", "task_panicked"]);
+        let distinct: std::collections::BTreeSet<&str> = panicked.iter().map(String::as_str).collect();
+        let moved_panicked = distinct
+            .iter()
+            .filter(|rel| world.files.iter().any(|f| f.rel == **rel && !f.abs.exists()))
+            .count();
+        let after = world.check(Phase::Final).await;
+        record.note(format!(
+            "{count} files ({backlog} before the start); {panics} panics injected at before_upload: confronta_task_panics_total {counter}, {} `the file's run panicked` errors over {} files, {retried} `will retry` lines with reason `task_panicked`, {moved_panicked} of those files moved on a retry; all moved within {}; uploads {uploaded}; at the end {}/{count} moved",
+            panicked.len(),
+            distinct.len(),
+            format_duration(took),
+            after.moved
+        ));
+        record.check(counted.is_some(), format!("confronta_task_panics_total should be {panics}, got {counter}"));
+        record.check(panicked.len() == panics, format!("{panics} panics should be logged as contained, {} were", panicked.len()));
+        record.check(retried == panics, format!("each panic should be retried with reason task_panicked: {retried} of {panics}"));
+        record.check(
+            !distinct.is_empty() && moved_panicked == distinct.len(),
+            format!("every panicked file should move: {moved_panicked} of {} did ({distinct:?})", distinct.len()),
+        );
+        record.check(uploaded == count as f64, format!("each file uploaded once: {uploaded} uploads for {count} files"));
+        record.note(after.summary());
+        after.check_into(&record, "at the end");
+        let code = daemon.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        finish(&world, &record).await;
+    })
+    .await;
+}

@@ -102,6 +102,8 @@ pub const CASES: &[(&str, &str, &str)] = &[
      "the daemon stays up; every failure is transient (retried with backoff, reason `s3_unavailable` and the server's answer logged), no file kept or refused; one `service unavailable` and one `service recovered` line, `confronta_up{s3}` 0 during the window and 1 after; every file moves after the window, each uploaded once, nothing lost"),
     ("slow_walk_watchdog", "a backlog on a slow disk: the start-up walk slowed per entry (`FAILPOINTS=walk_entry=return(ms)`) so that it outlasts systemd's watchdog (`WATCHDOG_USEC`, `NOTIFY_SOCKET`), more files arriving during the walk; shipped timers",
      "`WATCHDOG=1` keeps arriving throughout the walk (longest gap under `WATCHDOG_USEC`), the first file moves before the walk ends, every file moves, nothing lost"),
+    ("panicking_task", "a file's run panics (`FAILPOINTS=before_upload=N*return(panic)`) N times while files arrive; shipped timers",
+     "the daemon stays up, `confronta_task_panics_total` = N, each panic logged as contained; every panicked file's row claim is released and the file moves on a retry; every file uploaded once, nothing lost"),
 ];
 
 #[derive(Debug, Clone)]
