@@ -1485,3 +1485,122 @@ async fn panicking_task() {
     })
     .await;
 }
+
+/// The open descriptors of process `pid`.
+fn descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|entries| entries.count()).unwrap_or(0)
+}
+
+/// 2,000 connections to `/metrics` that never send a byte (a port scanner, a slowloris client),
+/// the daemon under systemd's default `LimitNOFILE` of 1,024, while files arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_flood() {
+    run_case("metrics_flood", |record| async move {
+        let v = variant();
+        // The flood's descriptors are this process's too, and other cases run beside it.
+        let mut own = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) };
+        if own.rlim_cur < own.rlim_max {
+            own.rlim_cur = own.rlim_max;
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &own) };
+        }
+        let mut world = CaseWorld::new("metrics_flood", Target::shared()).await;
+        let site = world.site("a", SiteOptions { metrics: true, shipped: true, ..SiteOptions::default() });
+        let port = site.metrics_port.unwrap();
+        let count = v.pick(20, 300);
+        let connections = 2000;
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: Some(v.pick(10, 50)) }).await;
+        let mut daemon = Sidecar::start(&site.config, &[], &[]);
+        daemon.wait_watching().await;
+        let pid = daemon.child.id();
+        // systemd's default for a service (the shipped unit raises it to 8,192).
+        let limit = libc::rlimit { rlim_cur: 1024, rlim_max: 1024 };
+        let limited = unsafe { libc::prlimit(pid as i32, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) } == 0;
+        record.check(limited, "the daemon's descriptor limit should be set to 1,024");
+        let before = descriptors(pid);
+        let mut most = before;
+
+        let flood_started = Instant::now();
+        let mut idle = Vec::with_capacity(connections);
+        let mut failed = 0;
+        for n in 0..connections {
+            let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+            match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                Ok(Ok(stream)) => idle.push(stream),
+                Ok(Err(_)) => failed += 1,
+                // A full backlog: the flood stops with what it opened.
+                Err(_) => break,
+            }
+            if n % 100 == 0 {
+                most = most.max(descriptors(pid));
+            }
+        }
+        let flood_took = flood_started.elapsed();
+        let opened = idle.len();
+        let writer = world.spawn_writer(&files, Duration::from_millis(50));
+        let moving = Instant::now();
+        let limit_moving = Duration::from_secs(v.pick(60, 300));
+        let mut last = (0, Instant::now());
+        let drained = loop {
+            most = most.max(descriptors(pid));
+            let moved = world.moved_count(&files).await;
+            if moved == count {
+                break true;
+            }
+            if moved != last.0 {
+                last = (moved, Instant::now());
+            }
+            if !running(&mut daemon)
+                || moving.elapsed() > limit_moving
+                || last.1.elapsed() > reliability_support::world::STALL
+            {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let drain_time = moving.elapsed();
+        writer.join().unwrap();
+        record.check(drained, "every file should move during the flood");
+        record.check(running(&mut daemon), "the daemon should stay up");
+        let during = descriptors(pid);
+        // A scraper is answered, the flood still open (once the held connections time out).
+        let asked = Instant::now();
+        let answered = poll_until(Duration::from_secs(60), Duration::from_millis(250), || async {
+            tokio::task::spawn_blocking(move || scrape(port)).await.unwrap()
+        })
+        .await;
+        let answer_time = asked.elapsed();
+        let moved_metric = answered.as_ref().map(|s| sum(s, "confronta_files_total", &["outcome=\"moved\""]));
+        drop(idle);
+        // The held scrapers' descriptors go as their peers close; a few pooled S3 and
+        // PostgreSQL connections may stay.
+        let settled = poll_until(Duration::from_secs(5), Duration::from_millis(100), || {
+            std::future::ready(Some(descriptors(pid)).filter(|n| *n <= before + 8))
+        })
+        .await;
+        let after_flood = descriptors(pid);
+        let log = daemon.log_text();
+        let cap_lines = count_lines(&log, &["every connection slot is taken"]);
+        let accept_errors = count_lines(&log, &["cannot accept a connection"]);
+        let bound = before + confronta_sync::telemetry::MAX_CONNECTIONS + 48;
+        let after = world.check(Phase::Final).await;
+        record.note(format!(
+            "{opened} idle connections opened in {} ({failed} refused) with the daemon at LimitNOFILE 1,024; the daemon's descriptors: {before} before the flood, at most {most} during it (bound {bound}: {} scrapers + 48 for 16 files in flight and their sockets), {during} when the last file moved, {after_flood} after the flood closed (within 8 of the start: {}); {count} files written during the flood all moved: {drained}, in {}; a scrape answered {} after asking (confronta_files_total{{outcome=moved}} {moved_metric:?}); `every connection slot is taken` lines {cap_lines}, accept errors {accept_errors}",
+            format_duration(flood_took),
+            confronta_sync::telemetry::MAX_CONNECTIONS,
+            settled.is_some(),
+            format_duration(drain_time),
+            if answered.is_some() { format_duration(answer_time) } else { "never (60 s)".into() },
+        ));
+        record.check(opened >= connections * 9 / 10, format!("the flood should open most of its {connections} connections, opened {opened}"));
+        record.check(most <= bound, format!("the daemon's descriptors should stay bounded: at most {most}, bound {bound} ({before} before)"));
+        record.check(answered.is_some(), "/metrics should answer during the flood");
+        record.check(moved_metric == Some(count as f64), format!("the scrape should count {count} moved files, got {moved_metric:?}"));
+        record.note(after.summary());
+        after.check_into(&record, "at the end");
+        let code = daemon.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        finish(&world, &record).await;
+    })
+    .await;
+}

@@ -104,6 +104,8 @@ pub const CASES: &[(&str, &str, &str)] = &[
      "`WATCHDOG=1` keeps arriving throughout the walk (longest gap under `WATCHDOG_USEC`), the first file moves before the walk ends, every file moves, nothing lost"),
     ("panicking_task", "a file's run panics (`FAILPOINTS=before_upload=N*return(panic)`) N times while files arrive; shipped timers",
      "the daemon stays up, `confronta_task_panics_total` = N, each panic logged as contained; every panicked file's row claim is released and the file moves on a retry; every file uploaded once, nothing lost"),
+    ("metrics_flood", "2,000 idle TCP connections to `/metrics` (never a byte sent), the daemon under systemd's default `LimitNOFILE` of 1,024, while files arrive; shipped timers",
+     "files keep moving, the daemon's descriptors stay bounded (at most `MAX_CONNECTIONS` scrapers held), `/metrics` still answers during the flood, nothing lost"),
 ];
 
 #[derive(Debug, Clone)]
