@@ -1253,10 +1253,14 @@ async fn quorum_loss_503() {
         front.script(false);
         let closed = Instant::now();
         let answered = front.seen();
-        let drained = world.wait_moved(&files, Duration::from_secs(v.pick(90, 300))).await;
+        // At the shipped backoff (1 s doubling to 300 s) a file that failed all through a 60 s
+        // window may wait a minute or two more, with nothing else moving meanwhile: no stall
+        // limit here, only the overall one.
+        let limit = Duration::from_secs(v.pick(90, 420));
+        let drained = wait_until(limit, || async { world.moved_count(&files).await == count }).await;
         let drain_time = closed.elapsed();
         writer.join().unwrap();
-        record.check(drained, "every file should move once the front forwards again");
+        record.check(drained, format!("every file should move within {} of the front forwarding again", format_duration(limit)));
         record.check(running(&mut daemon), "the daemon should still be running after the window");
         let up_again = wait_until(Duration::from_secs(10), || async {
             site.metrics_port.and_then(scrape).is_some_and(|s| sum(&s, "confronta_up", &["service=\"s3\""]) == 1.0)
