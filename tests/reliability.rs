@@ -8,6 +8,9 @@
 //!   storage node of a replicated cluster lost (SeaweedFS, or garage);
 //! - several sidecars: two daemons on one folder, two on two folders sharing one database, and
 //!   a second daemon refused on a running daemon's journal.
+//! - the real MinIO, the real host and its neighbours (issue 24): MinIO's "try again" answers
+//!   (lost quorum, a full drive) for a while, a start-up walk slower than systemd's watchdog,
+//!   runs that panic, and a flood of idle connections to `/metrics`.
 //!
 //! The quick variant runs in `cargo test --features failpoints` (the README's test command);
 //! `scripts/reliability.sh` runs the large one (`CONFRONTA_RELIABILITY=large`) and writes
@@ -23,6 +26,8 @@ mod reliability_support;
 use std::collections::{BTreeMap, HashMap};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use rand::Rng;
@@ -1155,6 +1160,467 @@ async fn journal_lock() {
         ));
         after.check_into(&record, "at the end");
         let code = first.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        finish(&world, &record).await;
+    })
+    .await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. The real MinIO, the real host and its neighbours (issue 24): "try again" answers, a slow
+// disk under systemd's watchdog, a panicking run, a flood of idle connections. Each runs at the
+// daemon's shipped timers (`SiteOptions::shipped`) except what the case is about.
+
+/// MinIO answers a lost quorum with `503 SlowDownWrite` (`SlowDownRead` to reads). A scripted
+/// front between the daemon and the S3 server gives that answer to every request for a while,
+/// then forwards again; the files that met it must wait and move, not be kept as refused.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quorum_loss_503() {
+    use common::scripted_s3::{Answer, ScriptedFront};
+    run_case("quorum_loss_503", |record| async move {
+        let v = variant();
+        let mut world = CaseWorld::new("quorum_loss_503", Target::shared()).await;
+        let real = world.target.env.endpoint.clone();
+        let upstream = real.trim_start_matches("http://").trim_end_matches('/').to_owned();
+        // Lost quorum first; for the window's second half its writes meet a full drive.
+        let full = Arc::new(AtomicBool::new(false));
+        let answers = Arc::new([AtomicUsize::new(0), AtomicUsize::new(0), AtomicUsize::new(0)]);
+        let (drive_full, counted) = (full.clone(), answers.clone());
+        let front = ScriptedFront::start(upstream, move |seen| {
+            let (which, answer) = match seen.method.as_str() {
+                "GET" | "HEAD" => (
+                    0,
+                    Answer::s3_error(503, "SlowDownRead", "Resource requested is unreadable, please reduce your request rate"),
+                ),
+                _ if drive_full.load(Ordering::SeqCst) => (
+                    2,
+                    Answer::s3_error(
+                        507,
+                        "XMinioStorageFull",
+                        "Storage backend has reached its minimum free drive threshold. Please delete a few objects to proceed.",
+                    ),
+                ),
+                _ => (
+                    1,
+                    Answer::s3_error(503, "SlowDownWrite", "Resource requested is unwritable, please reduce your request rate"),
+                ),
+            };
+            counted[which].fetch_add(1, Ordering::SeqCst);
+            answer
+        })
+        .await;
+        let site = world.site(
+            "a",
+            SiteOptions {
+                metrics: true,
+                shipped: true,
+                // The daemon talks to the front; the rows' URLs name the real server.
+                settings: vec![
+                    ("minio.endpoint", front.endpoint().into()),
+                    ("minio.public_base_url", real.clone().into()),
+                ],
+                ..SiteOptions::default()
+            },
+        );
+        let count = v.pick(40, 300);
+        let window = Duration::from_secs(v.pick(6, 60));
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: Some(v.pick(20, 50)) }).await;
+        let first = count / 4;
+        world.write_now(&files[..first]);
+        let mut daemon = Sidecar::start(&site.config, &[], &[]);
+        let some =
+            wait_until(Duration::from_secs(60), || async { world.moved_count(&files).await >= first }).await;
+        record.check(some, "the files written before the window should move through the front");
+        // The rest arrives during the window and just after it.
+        let writer =
+            world.spawn_writer(&files[first..], (window + Duration::from_secs(2)) / (count - first) as u32);
+
+        front.script(true);
+        let opened = Instant::now();
+        let moved_at_open = world.moved_count(&files).await;
+        let mut saw_down_gauge = false;
+        while opened.elapsed() < window {
+            full.store(opened.elapsed() >= window / 2, Ordering::SeqCst);
+            if let Some(series) = site.metrics_port.and_then(scrape) {
+                saw_down_gauge |= sum(&series, "confronta_up", &["service=\"s3\""]) == 0.0;
+            }
+            if !record.check(running(&mut daemon), "the daemon should stay up while S3 answers 503 and 507") {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        let moved_in_window = world.moved_count(&files).await - moved_at_open;
+        front.script(false);
+        let closed = Instant::now();
+        let answered = front.seen();
+        // At the shipped backoff (1 s doubling to 300 s) a file that failed all through a 60 s
+        // window may wait a minute or two more, with nothing else moving meanwhile: no stall
+        // limit here, only the overall one.
+        let limit = Duration::from_secs(v.pick(90, 420));
+        let drained = wait_until(limit, || async { world.moved_count(&files).await == count }).await;
+        let drain_time = closed.elapsed();
+        writer.join().unwrap();
+        record.check(drained, format!("every file should move within {} of the front forwarding again", format_duration(limit)));
+        record.check(running(&mut daemon), "the daemon should still be running after the window");
+        let up_again = wait_until(Duration::from_secs(10), || async {
+            site.metrics_port.and_then(scrape).is_some_and(|s| sum(&s, "confronta_up", &["service=\"s3\""]) == 1.0)
+        })
+        .await;
+        let series = site.metrics_port.and_then(scrape).unwrap_or_default();
+        let log = daemon.log_text();
+        let down_lines = count_lines(&log, &["service unavailable", "object store"]);
+        let up_lines = count_lines(&log, &["service recovered", "object store"]);
+        let retries = count_lines(&log, &["will retry", "s3_unavailable"]);
+        let kept = count_lines(&log, &["file kept"]);
+        // The SDK hands an unknown code over lowercased.
+        let named = |code: &str| {
+            log.lines().filter(|l| l.contains("will retry") && l.to_lowercase().contains(&code.to_lowercase())).count()
+        };
+        let (named_slowdown, named_full) = (named("HTTP 503 SlowDownWrite"), named("HTTP 507 XMinioStorageFull"));
+        let failed_attempts = sum(&series, "confronta_errors_total", &["reason=\"s3_unavailable\""]);
+        let refused = sum(&series, "confronta_errors_total", &["class=\"rejected\""]);
+        let uploaded = uploads(&series);
+        let [reads, slowdown, drive_full] = answers.each_ref().map(|n| n.load(Ordering::SeqCst));
+        let after = world.check(Phase::Final).await;
+        record.note(format!(
+            "{count} files ({first} before the window, the rest during and after it); every request answered for {} s: {} answers ({slowdown} `503 SlowDownWrite` to writes, then {drive_full} `507 XMinioStorageFull`, {reads} `503 SlowDownRead` to GET/HEAD), {moved_in_window} files moved in the window; {failed_attempts} failed attempts counted `s3_unavailable`, {retries} `will retry` lines with that reason ({named_slowdown} naming `HTTP 503 slowdownwrite`, {named_full} `HTTP 507 xminiostoragefull`), {kept} files kept, {refused} rejected errors; `service unavailable` lines {down_lines}, `service recovered` lines {up_lines}; confronta_up{{s3}}=0 seen in the window: {saw_down_gauge}, back to 1: {up_again}; drained {} after the window; uploads {uploaded}",
+            window.as_secs(),
+            answered.len(),
+            format_duration(drain_time)
+        ));
+        record.check(!answered.is_empty() && failed_attempts >= 1.0, "the window should have been hit");
+        record.check(moved_in_window == 0, format!("no file can move while every request gets 503, {moved_in_window} did"));
+        record.check(kept == 0 && refused == 0.0, format!("503 is transient: {kept} files kept, {refused} rejected errors"));
+        record.check(
+            named_slowdown >= 1 && named_full >= 1,
+            format!("the retries should log the server's answer: {named_slowdown} name SlowDownWrite, {named_full} XMinioStorageFull"),
+        );
+        record.check(down_lines == 1, format!("one `service unavailable` line per window, got {down_lines}"));
+        record.check(up_lines == 1, format!("one `service recovered` line per window, got {up_lines}"));
+        record.check(saw_down_gauge, "confronta_up{service=\"s3\"} should read 0 in the window");
+        record.check(up_again, "confronta_up{service=\"s3\"} should read 1 again after the window");
+        record.check(uploaded == count as f64, format!("each file uploaded once: {uploaded} uploads for {count} files"));
+        record.note(format!("at the end: {}/{count} moved, {} objects; {}", after.moved, after.objects, after.summary()));
+        after.check_into(&record, "at the end");
+        let code = daemon.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        finish(&world, &record).await;
+    })
+    .await;
+}
+
+/// A backlog on a slow disk (NFS, a cold array): the start-up walk takes longer than systemd's
+/// watchdog period. The walk runs on a blocking thread, so the loop keeps feeding the watchdog
+/// and files move before the walk ends.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn slow_walk_watchdog() {
+    use common::notify::NotifySocket;
+    run_case("slow_walk_watchdog", |record| async move {
+        let v = variant();
+        let mut world = CaseWorld::new("slow_walk_watchdog", Target::shared()).await;
+        let site = world.site("a", SiteOptions { shipped: true, ..SiteOptions::default() });
+        // The walk lists what is still there when it reads the folder, and the files with a row
+        // may all have moved by then (the first reconcile pass offers them at once). The files
+        // whose row Django has not committed yet stay until the walk ends, so it lists at least
+        // those: 20 (250) at 300 ms an entry outlast the 2 s (60 s) watchdog.
+        let backlog = v.pick(30, 500);
+        let rowless = v.pick(20, 250);
+        let arriving = v.pick(10, 50);
+        let per_entry = Duration::from_millis(300);
+        // Quick: a 2 s watchdog; large: the unit's `WatchdogSec=60s`.
+        let watchdog = Duration::from_secs(v.pick(2, 60));
+        let files = world.plan_files(&site, backlog + rowless + arriving, SizeMix { multipart_every: None }).await;
+        let (old, rest) = files.split_at(backlog);
+        let (waiting, new) = rest.split_at(rowless);
+        world.write_now(old);
+        for &index in waiting {
+            let file = &world.files[index];
+            common::django::write_in_place(&file.abs, &file.bytes);
+            file.written.store(true, Ordering::SeqCst);
+        }
+        let notify = NotifySocket::bind(world.temp.path().join("notify.sock"));
+        let socket = notify.path.display().to_string();
+        let usec = watchdog.as_micros().to_string();
+        let spec = format!("walk_entry=return({})", per_entry.as_millis());
+        let mut daemon = Sidecar::start(
+            &site.config,
+            &[],
+            &[("NOTIFY_SOCKET", socket.as_str()), ("WATCHDOG_USEC", usec.as_str()), ("FAILPOINTS", spec.as_str())],
+        );
+        let ready = poll_until(Duration::from_secs(60), Duration::from_millis(20), || {
+            std::future::ready(notify.arrivals("READY=1").first().copied())
+        })
+        .await;
+        record.check(ready.is_some(), "the daemon should send READY=1");
+        let ready = ready.unwrap_or_else(Instant::now);
+        let writer = world.spawn_writer(new, Duration::from_millis(200));
+        let expected_walk = per_entry * backlog as u32;
+        let limit = expected_walk * 3 + Duration::from_secs(60);
+        let (mut first_move, mut walk_end, mut new_moved_in_walk) = (None, None, 0);
+        loop {
+            let now = Instant::now();
+            if first_move.is_none() && world.moved_count(&files).await > 0 {
+                first_move = Some(now);
+            }
+            if walk_end.is_none() {
+                new_moved_in_walk = world.moved_count(new).await;
+                if daemon.log_text().contains("walked folder count=") {
+                    walk_end = Some(now);
+                    // Django commits the late rows; the next look or reconcile pass finds them.
+                    for &index in waiting {
+                        world.db.assign(world.files[index].id, &world.files[index].rel).await;
+                    }
+                }
+            }
+            if walk_end.is_some() && world.moved_count(&files).await == files.len() {
+                break;
+            }
+            if !record.check(running(&mut daemon), "the daemon should stay up during the walk")
+                || !record.check(now - ready < limit, format!("walk ended {walk_end:?}, not every file moved within {}", format_duration(limit)))
+            {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        writer.join().unwrap();
+        // Shipped timers: a file whose row came late is looked at again within a reconcile
+        // interval (60 s).
+        let moved_all =
+            wait_until(Duration::from_secs(120), || async { world.moved_count(&files).await == files.len() }).await;
+        record.check(moved_all, "every file should move");
+        let walk_end = walk_end.unwrap_or_else(Instant::now);
+        let walk = walk_end - ready;
+        let pings: Vec<Instant> =
+            notify.arrivals("WATCHDOG=1").into_iter().filter(|at| *at >= ready && *at <= walk_end).collect();
+        let mut marks = vec![ready];
+        marks.extend(pings.iter().copied());
+        marks.push(walk_end);
+        let max_gap = marks.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+        let first_after = first_move.map(|at| at.saturating_duration_since(ready));
+        let log = daemon.log_text();
+        let listed = log
+            .lines()
+            .find_map(|line| line.split("walked folder count=").nth(1))
+            .and_then(|rest| rest.split(' ').next())
+            .unwrap_or("?")
+            .to_owned();
+        let after = world.check(Phase::Final).await;
+        record.note(format!(
+            "{backlog} files on disk with their rows before the start, {rowless} more whose rows came only after the walk, {arriving} more written during the walk; each walk entry slowed {} ms; WATCHDOG_USEC {} s; the walk listed {listed} files (the others had moved before it read the folder) and lasted {} after READY=1; {} WATCHDOG=1 pings during it, longest gap {:.2} s (READY and the walk's end counted as marks); first file moved {} after READY=1; {new_moved_in_walk}/{arriving} of the arriving files moved before the walk ended; at the end {}/{} moved",
+            per_entry.as_millis(),
+            watchdog.as_secs(),
+            format_duration(walk),
+            pings.len(),
+            max_gap.as_secs_f64(),
+            first_after.map(format_duration).unwrap_or_else(|| "never".into()),
+            after.moved,
+            files.len()
+        ));
+        record.check(walk > watchdog, format!("the walk ({}) should outlast the watchdog period", format_duration(walk)));
+        record.check(max_gap < watchdog, format!("the watchdog should be fed throughout the walk; longest gap {:.2} s", max_gap.as_secs_f64()));
+        record.check(
+            first_move.is_some_and(|at| at < walk_end),
+            "the first file should move before the walk ends",
+        );
+        record.note(after.summary());
+        after.check_into(&record, "at the end");
+        let code = daemon.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        finish(&world, &record).await;
+    })
+    .await;
+}
+
+/// The `path=` field of each log line holding every one of `needles`.
+fn paths_in(log: &str, needles: &[&str]) -> Vec<String> {
+    log.lines()
+        .filter(|line| needles.iter().all(|n| line.contains(n)))
+        .filter_map(|line| line.split("path=").nth(1))
+        .map(|rest| rest.split([' ', '}']).next().unwrap_or("").trim_matches('"').to_owned())
+        .collect()
+}
+
+/// A file's run panics (a bug, a value no step expected) N times while files arrive: each panic
+/// is contained, counted and retried, and releases the row's claim, so every file moves.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn panicking_task() {
+    run_case("panicking_task", |record| async move {
+        let v = variant();
+        let mut world = CaseWorld::new("panicking_task", Target::shared()).await;
+        let site = world.site("a", SiteOptions { metrics: true, shipped: true, ..SiteOptions::default() });
+        let count = v.pick(30, 300);
+        let panics = v.pick(3, 20);
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: Some(v.pick(15, 50)) }).await;
+        let backlog = count / 3;
+        world.write_now(&files[..backlog]);
+        let spec = format!("before_upload={panics}*return(panic)");
+        let mut daemon = Sidecar::start(&site.config, &[], &[("FAILPOINTS", spec.as_str())]);
+        let started = Instant::now();
+        let writer = world.spawn_writer(&files[backlog..], Duration::from_millis(v.pick(50, 40)));
+        let drained = world.wait_moved(&files, Duration::from_secs(v.pick(60, 300))).await;
+        let took = started.elapsed();
+        writer.join().unwrap();
+        record.check(drained, "every file should move, the panicked ones on a retry");
+        record.check(running(&mut daemon), "the daemon should stay up");
+        let counted = poll_until(Duration::from_secs(10), Duration::from_millis(200), || {
+            let port = site.metrics_port;
+            async move {
+                let series = port.and_then(scrape)?;
+                let counted = sum(&series, "confronta_task_panics_total", &[]);
+                (counted == panics as f64).then_some(counted)
+            }
+        })
+        .await;
+        let series = site.metrics_port.and_then(scrape).unwrap_or_default();
+        let counter = sum(&series, "confronta_task_panics_total", &[]);
+        let uploaded = uploads(&series);
+        let log = daemon.log_text();
+        // The ERROR line says the panic was contained; the retry's line names its reason.
+        let panicked = paths_in(&log, &["ERROR", "the file's run panicked", "before_upload"]);
+        let retried = count_lines(&log, &["will retry", "task_panicked"]);
+        let distinct: std::collections::BTreeSet<&str> = panicked.iter().map(String::as_str).collect();
+        let moved_panicked = distinct
+            .iter()
+            .filter(|rel| world.files.iter().any(|f| f.rel == **rel && !f.abs.exists()))
+            .count();
+        let after = world.check(Phase::Final).await;
+        record.note(format!(
+            "{count} files ({backlog} before the start); {panics} panics injected at before_upload: confronta_task_panics_total {counter}, {} `the file's run panicked` errors over {} files, {retried} `will retry` lines with reason `task_panicked`, {moved_panicked} of those files moved on a retry; all moved within {}; uploads {uploaded}; at the end {}/{count} moved",
+            panicked.len(),
+            distinct.len(),
+            format_duration(took),
+            after.moved
+        ));
+        record.check(counted.is_some(), format!("confronta_task_panics_total should be {panics}, got {counter}"));
+        record.check(panicked.len() == panics, format!("{panics} panics should be logged as contained, {} were", panicked.len()));
+        record.check(retried == panics, format!("each panic should be retried with reason task_panicked: {retried} of {panics}"));
+        record.check(
+            !distinct.is_empty() && moved_panicked == distinct.len(),
+            format!("every panicked file should move: {moved_panicked} of {} did ({distinct:?})", distinct.len()),
+        );
+        record.check(uploaded == count as f64, format!("each file uploaded once: {uploaded} uploads for {count} files"));
+        record.note(after.summary());
+        after.check_into(&record, "at the end");
+        let code = daemon.terminate();
+        record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
+        finish(&world, &record).await;
+    })
+    .await;
+}
+
+/// The open descriptors of process `pid`.
+fn descriptors(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|entries| entries.count()).unwrap_or(0)
+}
+
+/// 2,000 connections to `/metrics` that never send a byte (a port scanner, a slowloris client),
+/// the daemon under systemd's default `LimitNOFILE` of 1,024, while files arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_flood() {
+    run_case("metrics_flood", |record| async move {
+        let v = variant();
+        // The flood's descriptors are this process's too, and other cases run beside it.
+        let mut own = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+        unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut own) };
+        if own.rlim_cur < own.rlim_max {
+            own.rlim_cur = own.rlim_max;
+            unsafe { libc::setrlimit(libc::RLIMIT_NOFILE, &own) };
+        }
+        let mut world = CaseWorld::new("metrics_flood", Target::shared()).await;
+        let site = world.site("a", SiteOptions { metrics: true, shipped: true, ..SiteOptions::default() });
+        let port = site.metrics_port.unwrap();
+        let count = v.pick(20, 300);
+        let connections = 2000;
+        let files = world.plan_files(&site, count, SizeMix { multipart_every: Some(v.pick(10, 50)) }).await;
+        let mut daemon = Sidecar::start(&site.config, &[], &[]);
+        daemon.wait_watching().await;
+        let pid = daemon.child.id();
+        // systemd's default for a service (the shipped unit raises it to 8,192).
+        let limit = libc::rlimit { rlim_cur: 1024, rlim_max: 1024 };
+        let limited = unsafe { libc::prlimit(pid as i32, libc::RLIMIT_NOFILE, &limit, std::ptr::null_mut()) } == 0;
+        record.check(limited, "the daemon's descriptor limit should be set to 1,024");
+        let before = descriptors(pid);
+        let mut most = before;
+
+        let flood_started = Instant::now();
+        let mut idle = Vec::with_capacity(connections);
+        let mut failed = 0;
+        for n in 0..connections {
+            let connect = tokio::net::TcpStream::connect(("127.0.0.1", port));
+            match tokio::time::timeout(Duration::from_secs(2), connect).await {
+                Ok(Ok(stream)) => idle.push(stream),
+                Ok(Err(_)) => failed += 1,
+                // A full backlog: the flood stops with what it opened.
+                Err(_) => break,
+            }
+            if n % 100 == 0 {
+                most = most.max(descriptors(pid));
+            }
+        }
+        let flood_took = flood_started.elapsed();
+        let opened = idle.len();
+        let writer = world.spawn_writer(&files, Duration::from_millis(50));
+        let moving = Instant::now();
+        let limit_moving = Duration::from_secs(v.pick(60, 300));
+        let mut last = (0, Instant::now());
+        let drained = loop {
+            most = most.max(descriptors(pid));
+            let moved = world.moved_count(&files).await;
+            if moved == count {
+                break true;
+            }
+            if moved != last.0 {
+                last = (moved, Instant::now());
+            }
+            if !running(&mut daemon)
+                || moving.elapsed() > limit_moving
+                || last.1.elapsed() > reliability_support::world::STALL
+            {
+                break false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        };
+        let drain_time = moving.elapsed();
+        writer.join().unwrap();
+        record.check(drained, "every file should move during the flood");
+        record.check(running(&mut daemon), "the daemon should stay up");
+        let during = descriptors(pid);
+        // A scraper is answered, the flood still open (once the held connections time out).
+        let asked = Instant::now();
+        let answered = poll_until(Duration::from_secs(60), Duration::from_millis(250), || async {
+            tokio::task::spawn_blocking(move || scrape(port)).await.unwrap()
+        })
+        .await;
+        let answer_time = asked.elapsed();
+        let moved_metric = answered.as_ref().map(|s| sum(s, "confronta_files_total", &["outcome=\"moved\""]));
+        drop(idle);
+        // The held scrapers' descriptors go as their peers close; a few pooled S3 and
+        // PostgreSQL connections may stay.
+        let settled = poll_until(Duration::from_secs(5), Duration::from_millis(100), || {
+            std::future::ready(Some(descriptors(pid)).filter(|n| *n <= before + 8))
+        })
+        .await;
+        let after_flood = descriptors(pid);
+        let log = daemon.log_text();
+        let cap_lines = count_lines(&log, &["every connection slot is taken"]);
+        let accept_errors = count_lines(&log, &["cannot accept a connection"]);
+        let bound = before + confronta_sync::telemetry::MAX_CONNECTIONS + 48;
+        let after = world.check(Phase::Final).await;
+        record.note(format!(
+            "{opened} idle connections opened in {} ({failed} refused) with the daemon at LimitNOFILE 1,024; the daemon's descriptors: {before} before the flood, at most {most} during it (bound {bound}: {} scrapers + 48 for 16 files in flight and their sockets), {during} when the last file moved, {after_flood} after the flood closed (within 8 of the start: {}); {count} files written during the flood all moved: {drained}, in {}; a scrape answered {} after asking (confronta_files_total{{outcome=moved}} {moved_metric:?}); `every connection slot is taken` lines {cap_lines}, accept errors {accept_errors}",
+            format_duration(flood_took),
+            confronta_sync::telemetry::MAX_CONNECTIONS,
+            settled.is_some(),
+            format_duration(drain_time),
+            if answered.is_some() { format_duration(answer_time) } else { "never (60 s)".into() },
+        ));
+        record.check(opened >= connections * 9 / 10, format!("the flood should open most of its {connections} connections, opened {opened}"));
+        record.check(most <= bound, format!("the daemon's descriptors should stay bounded: at most {most}, bound {bound} ({before} before)"));
+        record.check(answered.is_some(), "/metrics should answer during the flood");
+        record.check(moved_metric == Some(count as f64), format!("the scrape should count {count} moved files, got {moved_metric:?}"));
+        record.note(after.summary());
+        after.check_into(&record, "at the end");
+        let code = daemon.terminate();
         record.check(code == Some(0), format!("SIGTERM should stop the daemon with 0, got {code:?}"));
         finish(&world, &record).await;
     })

@@ -43,6 +43,12 @@ impl NotifySocket {
         self.count("WATCHDOG=1", from, to)
     }
 
+    /// When each message holding `text` arrived, in order.
+    pub fn arrivals(&self, text: &str) -> Vec<Instant> {
+        let messages = self.messages.lock().unwrap();
+        messages.iter().filter(|(_, message)| message.contains(text)).map(|(at, _)| *at).collect()
+    }
+
     /// Waits up to `limit` for a message holding `text` received since `from`; returns it.
     pub async fn wait_for(&self, text: &str, from: Instant, limit: Duration) -> String {
         eventually(&format!("{text} on NOTIFY_SOCKET"), limit, || async {

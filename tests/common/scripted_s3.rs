@@ -4,11 +4,15 @@
 //! `tests/service/object_store_answers.rs` (MinIO's and proxies' "try again" answers) and
 //! `tests/service/transport.rs` (deadlines). Speaks just enough HTTP/1.1: keep-alive, Content-Length
 //! bodies, `Expect: 100-continue`.
+//!
+//! `ScriptedFront` puts the same script in front of a real server for a while (the reliability
+//! harness's MinIO that loses its quorum for some seconds, then has it again).
 
 use std::sync::{Arc, Mutex};
 
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
 
 /// One request as the endpoint read it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -114,6 +118,71 @@ impl ScriptedS3 {
 
     pub fn seen(&self) -> Vec<Seen> {
         self.seen.lock().unwrap().clone()
+    }
+}
+
+/// A front between a client and a real S3 server at `upstream` (`host:port`). While its script
+/// is on, every request is read and answered as the script says, each answer closing its
+/// connection (`Connection: close`); while it is off, each new connection is forwarded byte for
+/// byte. Turning the script on cuts every forwarded connection, so a client's pooled connection
+/// cannot slip past it; one it opens next meets the script.
+pub struct ScriptedFront {
+    pub port: u16,
+    on: watch::Sender<bool>,
+    seen: Arc<Mutex<Vec<Seen>>>,
+}
+
+impl ScriptedFront {
+    /// Starts forwarding to `upstream`, the script off.
+    pub async fn start(
+        upstream: String,
+        script: impl Fn(&Seen) -> Answer + Send + Sync + 'static,
+    ) -> ScriptedFront {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let script: Arc<Script> = Arc::new(move |request: &Seen| match script(request) {
+            Answer::Http { status, mut headers, body } => {
+                headers.push(("Connection".into(), "close".into()));
+                Answer::Http { status, headers, body }
+            }
+            Answer::Silence => Answer::Silence,
+        });
+        let (on, _) = watch::channel(false);
+        let (log, switch) = (seen.clone(), on.clone());
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                if *switch.borrow() {
+                    tokio::spawn(serve(stream, script.clone(), log.clone()));
+                } else {
+                    tokio::spawn(forward(stream, upstream.clone(), switch.subscribe()));
+                }
+            }
+        });
+        ScriptedFront { port, on, seen }
+    }
+
+    /// Turns the script on (cutting the forwarded connections) or off.
+    pub fn script(&self, on: bool) {
+        self.on.send_replace(on);
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every request the script answered so far.
+    pub fn seen(&self) -> Vec<Seen> {
+        self.seen.lock().unwrap().clone()
+    }
+}
+
+/// Copies one connection both ways to `upstream` until either side closes or the script goes on.
+async fn forward(mut client: TcpStream, upstream: String, mut on: watch::Receiver<bool>) {
+    let Ok(mut server) = TcpStream::connect(&upstream).await else { return };
+    tokio::select! {
+        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+        _ = on.wait_for(|on| *on) => {}
     }
 }
 

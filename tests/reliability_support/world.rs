@@ -108,6 +108,9 @@ pub struct SiteOptions {
     pub reconcile_s: u64,
     /// Further keys by dotted name ("database.lock_timeout_ms"), set last.
     pub settings: Vec<(&'static str, toml::Value)>,
+    /// The daemon's shipped timers and limits (settle, reconcile interval, retries, files in
+    /// flight) instead of test speeds: `retry_*`, `max_in_flight` and `reconcile_s` are ignored.
+    pub shipped: bool,
 }
 
 impl Default for SiteOptions {
@@ -123,6 +126,7 @@ impl Default for SiteOptions {
             max_in_flight: 4,
             reconcile_s: 2,
             settings: Vec::new(),
+            shipped: false,
         }
     }
 }
@@ -324,13 +328,18 @@ impl CaseWorld {
                 journal: &journal,
             },
         )
-        .set("watch.reconcile_interval_s", options.reconcile_s as i64)
         .set("minio.multipart_threshold_bytes", MULTIPART as i64)
         .set("minio.part_size_bytes", MULTIPART as i64)
-        .set("pipeline.max_in_flight", options.max_in_flight as i64)
-        .set("pipeline.retry_initial_ms", options.retry_initial_ms as i64)
-        .set("pipeline.retry_max_s", options.retry_max_s as i64)
         .set("service.shutdown_timeout_s", 10);
+        config = if options.shipped {
+            config.at_defaults()
+        } else {
+            config
+                .set("watch.reconcile_interval_s", options.reconcile_s as i64)
+                .set("pipeline.max_in_flight", options.max_in_flight as i64)
+                .set("pipeline.retry_initial_ms", options.retry_initial_ms as i64)
+                .set("pipeline.retry_max_s", options.retry_max_s as i64)
+        };
         if let Some(ms) = options.poll_ms {
             config = config.set("watch.poll_interval_ms", ms as i64);
         }
