@@ -240,14 +240,16 @@ pub async fn pause_point(name: &str) {
     let _ = name;
 }
 
-/// `pause_point` for code on a blocking thread: a pause, as `FAILPOINTS=walk_entry=return(200)`,
-/// which stands in for a slow disk, or a kill, as `quarantine_moved=return(kill)`.
+/// `pause_point` for code on a blocking thread, with the same actions: a pause, as
+/// `FAILPOINTS=walk_entry=return(200)`, which stands in for a slow disk, a kill, as
+/// `quarantine_moved=return(kill)`, or a panic.
 pub fn pause_point_blocking(name: &str) {
     #[cfg(feature = "failpoints")]
     {
         let action: Option<String> = fail::eval(name, |arg| arg.unwrap_or_default());
         match action.as_deref() {
             None => {}
+            Some("panic") => panic!("panicked by failpoint {name}"),
             Some("kill") => {
                 tracing::warn!(failpoint = name, "killed by failpoint");
                 use rustix::process::{getpid, kill_process, Signal};

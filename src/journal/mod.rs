@@ -14,9 +14,9 @@
 //! is not the version an entry describes (device, inode, size, mtime, ctime, birth time) starts
 //! a new entry, unless the entry is `recorded`, or `refusing` and the file is the refused one
 //! with only its ctime moved (by its rename to quarantine, whose removal a power cut took
-//! back). The first six lines below are
-//! where the pipeline starts a run (`Stage::at_open`, one arm each, in this order); the three
-//! lines starting with `…` are the stages a resumed run then goes through (`Pipeline::drive`):
+//! back). The first six lines below are where the pipeline starts a run (`Stage::at_open`, one
+//! arm each, in this order; `pipeline::tests` holds the two together); the three lines starting
+//! with `…` are the stages a resumed run then goes through (`Pipeline::drive`):
 //! - `recorded`: the row is read again; only if it still points at the object is the object
 //!   stat'ed (uploaded again from the local file if it vanished), the old object of a corrected
 //!   venta deleted, and the local file unlinked, if it is still the file that was hashed.
@@ -168,8 +168,9 @@ pub struct MissingMark {
 }
 
 /// One file's journal entry. Its fields are private: the pipeline reads them through the
-/// getters below and changes them only through the named transitions (`enter` for the state,
-/// which only `Pipeline::drive` calls; `plan_upload`, `note_failure`, … for what goes with it),
+/// getters below and changes them only through the named transitions, crate-private (`enter`
+/// for the state, which only `Pipeline::drive` calls; `plan_upload`, `note_failure`, … for
+/// what goes with it),
 /// so that what a state means (`hashed` holds the object name and the hash, `refusing` the
 /// reason) is kept by the few methods that set it, not by every caller.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -297,12 +298,12 @@ impl JournalEntry {
 
     /// Moves the entry to `state`. Only the pipeline's driver calls it (`Pipeline::drive`,
     /// and `settle` on its behalf), each time from the stage a step returned.
-    pub fn enter(&mut self, state: FileState) {
+    pub(crate) fn enter(&mut self, state: FileState) {
         self.state = state;
     }
 
     /// What `hashed` records: the row, the object name, the hash and the rules passed.
-    pub fn plan_upload(&mut self, plan: UploadPlan) {
+    pub(crate) fn plan_upload(&mut self, plan: UploadPlan) {
         self.venta_id = Some(plan.venta_id);
         self.row_assigned = plan.row_assigned;
         self.object_name = Some(plan.object_name);
@@ -312,7 +313,7 @@ impl JournalEntry {
 
     /// Whether the journal already records exactly this plan (a resumed entry): then nothing
     /// need be written before the upload.
-    pub fn has_plan(&self, plan: &UploadPlan) -> bool {
+    pub(crate) fn has_plan(&self, plan: &UploadPlan) -> bool {
         matches!(self.state, FileState::Hashed | FileState::Verified)
             && self.venta_id == Some(plan.venta_id)
             && self.row_assigned == plan.row_assigned
@@ -321,36 +322,36 @@ impl JournalEntry {
     }
 
     /// The file on disk is not the one hashed: the hash is dropped (the file is read again).
-    pub fn forget_hash(&mut self) {
+    pub(crate) fn forget_hash(&mut self) {
         self.hash = None;
     }
 
     /// The object the row pointed at before ours, retired once ours is recorded (`None`: none,
     /// or it is ours already).
-    pub fn note_previous_object(&mut self, previous: Option<String>) {
+    pub(crate) fn note_previous_object(&mut self, previous: Option<String>) {
         self.previous_object = previous;
     }
 
     /// How long the upload took, for `status`.
-    pub fn note_upload_time(&mut self, ms: i64) {
+    pub(crate) fn note_upload_time(&mut self, ms: i64) {
         self.upload_ms = Some(ms);
     }
 
     /// Validation refused the file: the row that owns it (if one does) and the refusal, which
     /// `refusing` carries out after a crash.
-    pub fn note_refused(&mut self, venta_id: Option<i64>, refusal: String) {
+    pub(crate) fn note_refused(&mut self, venta_id: Option<i64>, refusal: String) {
         self.venta_id = venta_id;
         self.note_failure(Reason::Quarantined, refusal);
     }
 
     /// Notes why the file did not move: the code and the sentence, each in its own column.
-    pub fn note_failure(&mut self, reason: Reason, message: impl Into<String>) {
+    pub(crate) fn note_failure(&mut self, reason: Reason, message: impl Into<String>) {
         self.reason = Some(reason);
         self.last_error = Some(message.into());
     }
 
     /// A failed run of this class: counted, with its reason (`note_failure`), at `now_ms`.
-    pub fn count_failure(
+    pub(crate) fn count_failure(
         &mut self,
         class: ErrorClass,
         reason: Reason,
@@ -365,26 +366,26 @@ impl JournalEntry {
 
     /// The file is kept for this reason, without a run's failure to count (its local copy
     /// vanished before its record).
-    pub fn note_kept(&mut self, reason: Reason, message: impl Into<String>) {
+    pub(crate) fn note_kept(&mut self, reason: Reason, message: impl Into<String>) {
         self.error_class = Some(ErrorClass::Rejected);
         self.note_failure(reason, message);
     }
 
     /// No reason stands any more (a wait for a row that is no longer a stale row's), the
     /// class of the last failure kept.
-    pub fn clear_reason(&mut self) {
+    pub(crate) fn clear_reason(&mut self) {
         self.reason = None;
         self.last_error = None;
     }
 
     /// The file moved on: no failure stands.
-    pub fn clear_failure(&mut self) {
+    pub(crate) fn clear_failure(&mut self) {
         self.clear_reason();
         self.error_class = None;
     }
 
     /// The entry was changed at `now_ms`.
-    pub fn touch(&mut self, now_ms: i64) {
+    pub(crate) fn touch(&mut self, now_ms: i64) {
         self.updated_ms = now_ms;
     }
 

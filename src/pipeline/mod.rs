@@ -144,8 +144,8 @@ pub struct Pipeline {
     owner_wait_ms: AtomicI64,
 }
 
-/// One run of one file: its journal entry and what stays the same for the whole run. Where
-/// the run stands is the `Stage` that `drive` holds.
+/// One run of one file: its journal entry (changed as the run goes), the row it claimed, and
+/// what it was started with. Where the run stands is the `Stage` that `drive` holds.
 struct Run {
     entry: JournalEntry,
     absolute: PathBuf,

@@ -63,4 +63,33 @@ fn every_journal_state_starts_its_run_at_the_stage_the_recovery_table_gives() {
         assert_eq!(stage_name(Stage::at_open(state, Some(file))), with_file, "{state:?} with its file");
         assert_eq!(stage_name(Stage::at_open(state, None)), without_file, "{state:?} with no file");
     }
+
+    // The journal's table (its `//!` comment) says the same, in the same order: its first six
+    // lines name the states `at_open` treats alike (one line, the file gone, names none), each
+    // state once.
+    let journal = include_str!("../journal/mod.rs");
+    let text = &journal[journal.find("# What a restart does in each state").expect("the table")..];
+    let text = &text[..text.find("# Rows that named a missing file").expect("the end of the table")];
+    let lines: Vec<&str> = text.lines().filter_map(|line| line.strip_prefix("//! - ")).take(6).collect();
+    let mut named = Vec::new();
+    for line in &lines {
+        let head = line.split(':').next().unwrap_or_default();
+        let states: Vec<FileState> =
+            head.split(", ").filter_map(|word| FileState::parse(word.trim_matches('`'))).collect();
+        if head.starts_with("any other state") {
+            continue;
+        }
+        assert!(!states.is_empty(), "the table's line {line:?} names no state");
+        let stages: Vec<&str> =
+            states.iter().map(|state| stage_name(Stage::at_open(*state, Some(file)))).collect();
+        assert!(stages.windows(2).all(|pair| pair[0] == pair[1]), "{head}: started at {stages:?}");
+        named.extend(states);
+    }
+    let order: Vec<&str> = table.iter().map(|(state, ..)| *state).collect();
+    assert_eq!(
+        named.iter().map(|state| state.as_str()).collect::<Vec<_>>(),
+        order.iter().copied().filter(|state| named.iter().any(|n| n.as_str() == *state)).collect::<Vec<_>>(),
+        "the journal's table and this one, in the same order"
+    );
+    assert_eq!(named.len(), FileState::all().count(), "every state has its line in the journal's table");
 }

@@ -90,7 +90,19 @@ impl PowerCut {
         data_folders: Vec<PathBuf>,
         databases: Vec<PathBuf>,
     ) -> PowerCut {
-        let root = root.join("power-cut");
+        // As the recorder names them: what /proc/self/fd's links say, no symlink on the way.
+        let canonical = |paths: Vec<PathBuf>| -> Vec<PathBuf> {
+            paths
+                .into_iter()
+                .map(|p| p.canonicalize().unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+                .collect()
+        };
+        let (tracked, data_folders) = (canonical(tracked), canonical(data_folders));
+        let databases: Vec<PathBuf> = databases
+            .into_iter()
+            .map(|db| db.parent().unwrap().canonicalize().unwrap().join(db.file_name().unwrap()))
+            .collect();
+        let root = root.canonicalize().unwrap().join("power-cut");
         let (stash, snapshots) = (root.join("stash"), root.join("snapshots"));
         std::fs::create_dir_all(&stash).unwrap();
         std::fs::create_dir_all(&snapshots).unwrap();
@@ -127,46 +139,91 @@ impl PowerCut {
         ]
     }
 
-    /// Takes back what the disk was not made to keep (the module's doc comment).
-    pub fn apply(&self) -> Undone {
+    /// The recorder's log, a line a `Vec` of its tab-separated fields.
+    fn lines(&self) -> Vec<Vec<String>> {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<Vec<&str>> = log.lines().map(|line| line.split('\t').collect()).collect();
-        // The folders fsynced after line `i`.
+        log.lines().map(|line| line.split('\t').map(str::to_owned).collect()).collect()
+    }
+
+    /// What the recorder saw, for the checks that it saw anything: the operations (`rename`,
+    /// `unlink`, …) naming `path`, the fsyncs that completed of the file with inode `inode`,
+    /// and the snapshots of `database`.
+    pub fn seen(&self, path: &Path, inode: u64, database: &Path) -> (Vec<String>, usize, usize) {
+        let lines = self.lines();
+        let shown = path.display().to_string();
+        let completed: HashSet<&str> =
+            lines.iter().filter(|l| l[0] == "synced").map(|l| l[1].as_str()).collect();
+        let operations = lines
+            .iter()
+            .filter(|l| {
+                matches!(l[0].as_str(), "create" | "unlink" | "rename" | "link") && l.contains(&shown)
+            })
+            .map(|l| l[0].clone())
+            .collect();
+        let synced = lines
+            .iter()
+            .filter(|l| l[0] == "datasync" && l[3] == inode.to_string() && completed.contains(l[1].as_str()))
+            .count();
+        let database = database.display().to_string();
+        let snapshots = lines.iter().filter(|l| l[0] == "snapshot" && l[1] == database).count();
+        (operations, synced, snapshots)
+    }
+
+    /// Takes back what the disk was not made to keep (the module's doc comment). Panics on
+    /// anything the model cannot undo, rather than keep it as if it were durable.
+    pub fn apply(&self) -> Undone {
+        let lines = self.lines();
+        // An fsync counts once it completed (`synced` with its id).
+        let completed: HashSet<&str> =
+            lines.iter().filter(|l| l[0] == "synced").map(|l| l[1].as_str()).collect();
+        // Whether `folder` was fsynced by a call that began after line `i`.
         let synced_after = |i: usize, folder: &Path| {
-            lines[i + 1..].iter().any(|l| l[0] == "dirsync" && Path::new(l[1]) == folder)
+            lines[i + 1..]
+                .iter()
+                .any(|l| l[0] == "dirsync" && Path::new(&l[2]) == folder && completed.contains(l[1].as_str()))
         };
         let parent = |path: &str| Path::new(path).parent().unwrap().to_path_buf();
+        let link_back = |stash: &str, path: &str| {
+            assert!(stash != "-", "the recorder kept no link to {path}: it cannot be put back");
+            std::fs::hard_link(stash, path).unwrap_or_else(|e| panic!("putting {path} back: {e}"));
+        };
+        let remove = |path: &str| match std::fs::remove_file(path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(e) => panic!("taking {path} back: {e}"),
+        };
         let mut undone = Undone::default();
         for (i, line) in lines.iter().enumerate().rev() {
             let kept = |path: &str| synced_after(i, &parent(path));
-            let taken_back = match line.as_slice() {
-                ["create", path] if !kept(path) => {
-                    std::fs::remove_file(path).ok().map(|()| format!("create {path}"))
-                }
+            let fields: Vec<&str> = line.iter().map(String::as_str).collect();
+            let taken_back = match fields.as_slice() {
+                ["create", path] if !kept(path) => remove(path).then(|| format!("create {path}")),
+                // A folder whose entry is lost loses what is in it; one still holding entries
+                // made durable inside it is left (the model keeps those).
                 ["mkdir", path] if !kept(path) => {
                     std::fs::remove_dir(path).ok().map(|()| format!("mkdir {path}"))
                 }
                 ["rmdir", path] if !kept(path) => {
-                    std::fs::create_dir_all(path).ok().map(|()| format!("rmdir {path}"))
+                    std::fs::create_dir_all(path).unwrap();
+                    Some(format!("rmdir {path}"))
                 }
-                ["unlink", path, stash] if !kept(path) && *stash != "-" => {
-                    std::fs::hard_link(stash, path).ok().map(|()| format!("unlink {path}"))
+                ["unlink", path, stash] if !kept(path) => {
+                    link_back(stash, path);
+                    Some(format!("unlink {path}"))
                 }
-                ["link", _, to] if !kept(to) => {
-                    std::fs::remove_file(to).ok().map(|()| format!("link to {to}"))
-                }
+                ["link", _, to] if !kept(to) => remove(to).then(|| format!("link to {to}")),
                 ["rename", from, to, stash_from, stash_to] => {
                     // The new entry's half, then the old entry's: each folder keeps or loses its own.
                     let mut halves = Vec::new();
                     if !kept(to) {
-                        let _ = std::fs::remove_file(to);
+                        remove(to);
                         if *stash_to != "-" {
-                            std::fs::hard_link(stash_to, to).unwrap();
+                            link_back(stash_to, to);
                         }
                         halves.push(format!("rename's new entry {to}"));
                     }
-                    if !kept(from) && *stash_from != "-" && !Path::new(from).exists() {
-                        std::fs::hard_link(stash_from, from).unwrap();
+                    if !kept(from) {
+                        link_back(stash_from, from);
                         halves.push(format!("rename's removal of {from}"));
                     }
                     (!halves.is_empty()).then(|| halves.join(", "))
@@ -176,8 +233,11 @@ impl PowerCut {
             undone.operations.extend(taken_back);
         }
         // File data: an inode never fsynced comes back empty.
-        let mut synced: HashSet<u64> =
-            lines.iter().filter(|l| l[0] == "datasync").map(|l| l[2].parse().unwrap()).collect();
+        let mut synced: HashSet<u64> = lines
+            .iter()
+            .filter(|l| l[0] == "datasync" && completed.contains(l[1].as_str()))
+            .map(|l| l[3].parse().unwrap())
+            .collect();
         synced.extend(&self.durable);
         for folder in &self.data_folders {
             for file in files_under(folder) {
@@ -196,14 +256,14 @@ impl PowerCut {
             };
             for suffix in ["", "-wal", "-journal"] {
                 let live = PathBuf::from(format!("{shown}{suffix}"));
-                let saved = Path::new(last[2]).join(format!("db{suffix}"));
+                let saved = Path::new(&last[2]).join(format!("db{suffix}"));
                 if saved.exists() {
                     std::fs::copy(&saved, &live).unwrap();
                 } else {
-                    let _ = std::fs::remove_file(&live);
+                    remove(&live.display().to_string());
                 }
             }
-            let _ = std::fs::remove_file(format!("{shown}-shm"));
+            remove(&format!("{shown}-shm"));
             undone.databases.push(shown);
         }
         undone
@@ -253,6 +313,7 @@ async fn cut_at(backend: Backend, point: &str) -> (Result<(), String>, String) {
         format!("%PDF-1.7\nla confronta de la venta, cortada a las {point}\n").repeat(200).into_bytes();
     let name = format!("corte_{point}.pdf");
     let local = world.write_in_place(&name, &bytes);
+    let (canonical, inode) = (local.canonicalize().unwrap(), std::fs::metadata(&local).unwrap().ino());
     let id = world.db.insert_venta(&format!("PORTA-{point}"), Some(&format!("confrontas/{name}"))).await;
 
     let failpoint = format!("{point}=return(kill)");
@@ -272,6 +333,35 @@ async fn cut_at(backend: Backend, point: &str) -> (Result<(), String>, String) {
     if !killed {
         world.cleanup().await;
         return (Err(format!("{point}: the daemon was not killed there ({status:?})")), String::new());
+    }
+    // The recorder saw the run: the journal's commits, the upload's fsync (hashed through
+    // before `hashed`, so at every point), the move aside once the file was unlinked, and
+    // Django's SQLite commit once recorded. A recorder that saw nothing would make the cut
+    // take back nothing, and the case pass for nothing.
+    let (operations, synced, journal_snapshots) = cut.seen(&canonical, inode, &world.journal_path());
+    let mut unseen = Vec::new();
+    if journal_snapshots == 0 {
+        unseen.push("no snapshot of the journal".to_owned());
+    }
+    if synced == 0 {
+        unseen.push("no completed fsync of the file (it must be durable before `hashed`)".to_owned());
+    }
+    if point == "after_remove" && !operations.iter().any(|op| op == "rename") {
+        unseen.push(format!("no rename of the file aside (seen: {operations:?})"));
+    }
+    if let crate::common::TestDb::Sqlite { path } = &world.db {
+        let recorded = PAUSE_POINTS.iter().position(|p| *p == point)
+            >= PAUSE_POINTS.iter().position(|p| *p == "after_record");
+        if recorded && cut.seen(&canonical, inode, path).2 == 0 {
+            unseen.push("no snapshot of Django's SQLite file after its record".to_owned());
+        }
+    }
+    if !unseen.is_empty() {
+        world.cleanup().await;
+        return (
+            Err(format!("{point}: the recorder did not see the run: {}", unseen.join("; "))),
+            String::new(),
+        );
     }
     let undone = cut.apply();
     let summary = format!(

@@ -22,6 +22,15 @@
  *   create PATH | mkdir PATH | rmdir PATH | unlink PATH STASH | link FROM TO
  *   rename FROM TO STASH_OF_FROM STASH_OF_REPLACED_TO_OR_- | dirsync PATH | datasync PATH INODE
  *   snapshot DB FOLDER
+ * An fsync is logged twice: `dirsync ID PATH` (or `datasync ID PATH INODE`) before the call,
+ * `synced ID` after it succeeded; only a pair counts, so a failed fsync, or one still running
+ * on another thread at the kill, makes nothing durable.
+ *
+ * A recording that cannot be trusted ends the daemon: a log line that cannot be written, or a
+ * path that cannot be resolved, aborts it (SIGABRT, which the test does not take for the pause
+ * point's kill). The stash's hard links move the ctime of the file they link, as the rename or
+ * unlink itself does; one made for a call that then failed is removed again. rustix's `openat2`
+ * is a raw system call the recorder never sees: the daemon only opens folders with it.
  */
 #define _GNU_SOURCE
 #include <dlfcn.h>
@@ -64,26 +73,36 @@ typedef int (*linkat_t)(int, const char *, int, const char *, int);
 typedef int (*fd_t)(int);
 
 static int log_fd = -1;
+/* The environment, read once when the library is loaded: the daemon sets variables of its own
+ * later (its proxy settings), and getenv racing setenv is undefined. */
+static const char *env_log, *env_stash, *env_snap, *env_track, *env_dbs;
 
-static int log_line(const char *fmt, ...) {
+__attribute__((constructor)) static void read_environment(void) {
+    env_log = getenv("PL_LOG");
+    env_stash = getenv("PL_STASH");
+    env_snap = getenv("PL_SNAP");
+    env_track = getenv("PL_TRACK");
+    env_dbs = getenv("PL_DBS");
+}
+
+static void log_line(const char *fmt, ...) {
+    if (!env_log) return;
     if (log_fd < 0) {
-        const char *path = getenv("PL_LOG");
-        if (!path) return -1;
         REAL(open, open_t);
-        log_fd = real_open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-        if (log_fd < 0) return -1;
+        log_fd = real_open(env_log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+        if (log_fd < 0) abort();
     }
-    char line[3 * PATH_MAX + 128];
+    char line[4 * PATH_MAX + 128];
     va_list args;
     va_start(args, fmt);
     int n = vsnprintf(line, sizeof line - 1, fmt, args);
     va_end(args);
-    if (n < 0 || n >= (int)sizeof line - 1) return -1;
+    if (n < 0 || n >= (int)sizeof line - 1) abort();
     line[n++] = '\n';
-    return write(log_fd, line, n) == n ? 0 : -1;
+    if (write(log_fd, line, n) != n) abort();
 }
 
-/* The absolute path of NAME seen from DIRFD. */
+/* The absolute path of NAME seen from DIRFD; aborts when it cannot tell (see the top). */
 static int resolve(int dirfd, const char *name, char *out) {
     if (!name) return -1;
     if (name[0] == '/') {
@@ -92,12 +111,12 @@ static int resolve(int dirfd, const char *name, char *out) {
     }
     char base[PATH_MAX];
     if (dirfd == AT_FDCWD) {
-        if (!getcwd(base, sizeof base)) return -1;
+        if (!getcwd(base, sizeof base)) abort();
     } else {
         char proc[64];
         snprintf(proc, sizeof proc, "/proc/self/fd/%d", dirfd);
         ssize_t n = readlink(proc, base, sizeof base - 1);
-        if (n < 0) return -1;
+        if (n < 0) abort();
         base[n] = 0;
     }
     if (strcmp(name, ".") == 0) snprintf(out, PATH_MAX, "%s", base);
@@ -107,7 +126,7 @@ static int resolve(int dirfd, const char *name, char *out) {
 
 /* Whether PATH is under one of PL_TRACK's colon-separated folders. */
 static int tracked(const char *path) {
-    const char *list = getenv("PL_TRACK");
+    const char *list = env_track;
     if (!list) return 0;
     while (*list) {
         const char *end = strchr(list, ':');
@@ -121,7 +140,7 @@ static int tracked(const char *path) {
 
 /* The database of PL_DBS that PATH is a file of (the database, -wal, -journal, -shm), or NULL. */
 static const char *database_of(const char *path, char *db) {
-    const char *list = getenv("PL_DBS");
+    const char *list = env_dbs;
     if (!list) return NULL;
     while (*list) {
         const char *end = strchr(list, ':');
@@ -150,13 +169,19 @@ static unsigned long next(void) { return __atomic_add_fetch(&sequence, 1, __ATOM
 /* A hard link to the file at PATH in the stash, named into OUT; "-" when there is none. */
 static void stash(const char *path, char *out) {
     struct stat st;
-    const char *dir = getenv("PL_STASH");
+    const char *dir = env_stash;
     snprintf(out, PATH_MAX, "-");
     if (!dir || lstat(path, &st) != 0 || !S_ISREG(st.st_mode)) return;
     char target[PATH_MAX];
     snprintf(target, sizeof target, "%s/%d.%lu", dir, getpid(), next());
     REAL(link, link_t);
     if (real_link(path, target) == 0) snprintf(out, PATH_MAX, "%s", target);
+}
+
+/* Removes a stash link made for a call that failed. */
+static void unstash(const char *kept) {
+    REAL(unlink, path_t);
+    if (strcmp(kept, "-") != 0) real_unlink(kept);
 }
 
 static int copy_file(const char *from, const char *to) {
@@ -184,7 +209,7 @@ static char last_snapshot_db[8][PATH_MAX];
 /* Copies DB's files to a new snapshot folder; with ONLY_DROP, copies the last snapshot instead,
  * leaving out the files that are gone now (the folder was fsynced: removals are durable). */
 static void snapshot(const char *db, int only_drop) {
-    const char *root = getenv("PL_SNAP");
+    const char *root = env_snap;
     if (!root) return;
     pthread_mutex_lock(&snapshot_lock);
     int slot = 0;
@@ -217,7 +242,7 @@ done:
 
 /* Every database of PL_DBS whose folder is PATH. */
 static void snapshot_databases_in(const char *path) {
-    const char *list = getenv("PL_DBS");
+    const char *list = env_dbs;
     if (!list) return;
     while (*list) {
         const char *end = strchr(list, ':');
@@ -233,19 +258,22 @@ static void snapshot_databases_in(const char *path) {
     }
 }
 
-static void before_sync(int fd) {
+/* Logs the fsync about to be made, if it is of a tracked folder or file; its id, or 0. */
+static unsigned long before_sync(int fd) {
     char proc[64], path[PATH_MAX];
     snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
     ssize_t n = readlink(proc, path, sizeof path - 1);
-    if (n < 0) return;
+    if (n < 0) abort();
     path[n] = 0;
     struct stat st;
-    if (fstat(fd, &st) != 0) return;
+    if (fstat(fd, &st) != 0) abort();
+    unsigned long id = 0;
     if (S_ISDIR(st.st_mode)) {
-        if (tracked(path)) log_line("dirsync\t%s", path);
+        if (tracked(path)) log_line("dirsync\t%lu\t%s", id = next(), path);
     } else if (recorded(path)) {
-        log_line("datasync\t%s\t%lu", path, (unsigned long)st.st_ino);
+        log_line("datasync\t%lu\t%s\t%lu", id = next(), path, (unsigned long)st.st_ino);
     }
+    return id;
 }
 
 static void after_sync(int fd) {
@@ -273,9 +301,12 @@ static void after_sync(int fd) {
         REAL(name, fd_t);                                \
         if (busy) return real_##name(fd);                \
         busy = 1;                                        \
-        before_sync(fd);                                 \
+        unsigned long id = before_sync(fd);              \
         int result = real_##name(fd);                    \
-        if (result == 0) after_sync(fd);                 \
+        if (result == 0) {                               \
+            if (id) log_line("synced\t%lu", id);         \
+            after_sync(fd);                              \
+        }                                                \
         busy = 0;                                        \
         return result;                                   \
     }
@@ -299,7 +330,7 @@ static int exists_at(int dirfd, const char *name) {
 #define OPEN_HOOK(name)                                                          \
     int name(const char *path, int flags, ...) {                                 \
         mode_t mode = 0;                                                         \
-        if (flags & (O_CREAT | O_TMPFILE)) {                                     \
+        if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {                                     \
             va_list args;                                                        \
             va_start(args, flags);                                               \
             mode = va_arg(args, mode_t);                                         \
@@ -319,7 +350,7 @@ OPEN_HOOK(open64)
 #define OPENAT_HOOK(name)                                                        \
     int name(int dirfd, const char *path, int flags, ...) {                      \
         mode_t mode = 0;                                                         \
-        if (flags & (O_CREAT | O_TMPFILE)) {                                     \
+        if ((flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE) {                                     \
             va_list args;                                                        \
             va_start(args, flags);                                               \
             mode = va_arg(args, mode_t);                                         \
@@ -342,10 +373,14 @@ static int removal(int dirfd, const char *name, int is_dir, int (*call)(void *),
     busy = 1;
     if (!is_dir) stash(path, kept);
     int result = call(arg);
+    int saved = errno;
     if (result == 0) {
         if (is_dir) log_line("rmdir\t%s", path);
         else log_line("unlink\t%s\t%s", path, kept);
+    } else if (!is_dir) {
+        unstash(kept);
     }
+    errno = saved;
     busy = 0;
     return result;
 }
@@ -404,7 +439,14 @@ static int renamed(int from_dir, const char *from, int to_dir, const char *to, u
     snprintf(kept_target, sizeof kept_target, "-");
     if (!(flags & RENAME_NOREPLACE)) stash(target, kept_target);
     int result = real_renameat2(from_dir, from, to_dir, to, flags);
-    if (result == 0) log_line("rename\t%s\t%s\t%s\t%s", source, target, kept_source, kept_target);
+    int saved = errno;
+    if (result == 0) {
+        log_line("rename\t%s\t%s\t%s\t%s", source, target, kept_source, kept_target);
+    } else {
+        unstash(kept_source);
+        unstash(kept_target);
+    }
+    errno = saved;
     busy = 0;
     return result;
 }
