@@ -124,6 +124,7 @@ pub(super) fn classify_answer(what: &str, error: MinioError, status: Option<u16>
             // A bodiless answer (a HEAD's) carries MinIO's code in a header, if anything.
             let header_code = response.headers().get("x-minio-error-code").and_then(|v| v.to_str().ok());
             let code = header_code.map_or_else(|| response.code().to_string(), str::to_owned);
+            let code = spelled_as_sent(&code).unwrap_or(&code).to_owned();
             let message = response.message().clone().unwrap_or_default();
             let shown = match status {
                 Some(status) => format!("HTTP {status} {code}: {message}"),
@@ -155,6 +156,40 @@ fn kind_of_answer(status: Option<u16>, code: &str, message: &str) -> StoreErrorK
             kind => kind,
         },
     }
+}
+
+/// The codes the daemon handles, as S3 and MinIO spell them. The SDK lowercases the codes it
+/// does not know (`SlowDownWrite` arrives as `slowdownwrite`); the log and the journal show
+/// them as the server sent them, so that an operator who searches for MinIO's code finds it.
+const CODES_AS_SENT: &[&str] = &[
+    "InternalError",
+    "ServiceUnavailable",
+    "SlowDown",
+    "SlowDownWrite",
+    "SlowDownRead",
+    "XMinioStorageFull",
+    "XMinioServerNotInitialized",
+    "XMinioReadQuorum",
+    "XMinioWriteQuorum",
+    "XMinioBackendBusy",
+    "RequestTimeout",
+    "RequestTimeTooSkewed",
+    "NoSuchBucket",
+    "NoSuchKey",
+    "PreconditionFailed",
+    "AccessDenied",
+    "InvalidAccessKeyId",
+    "SignatureDoesNotMatch",
+    "BadDigest",
+    "InvalidDigest",
+    "XAmzContentChecksumMismatch",
+    "XAmzContentSHA256Mismatch",
+    "InvalidChecksum",
+];
+
+/// `code` as the server spelled it, when it is one the daemon knows.
+fn spelled_as_sent(code: &str) -> Option<&'static str> {
+    CODES_AS_SENT.iter().copied().find(|known| known.eq_ignore_ascii_case(code))
 }
 
 /// Codes S3 and MinIO send only with a 5xx status: what says "try again" when the status
@@ -264,6 +299,23 @@ mod tests {
         assert_eq!(kind_of("NoSuchBucket"), StoreErrorKind::NoSuchBucket);
         assert_eq!(kind_of("InvalidArgument"), StoreErrorKind::Refused);
         assert_eq!(kind_of("NoSuchKey"), StoreErrorKind::NotFound);
+        // The message names the code as MinIO sent it, not as the SDK lowercased it.
+        let response = MinioErrorResponse::new(
+            Default::default(),
+            MinioErrorCode::from_str("SlowDownWrite").unwrap(),
+            Some("Resource requested is unwritable, please reduce your request rate".into()),
+            String::new(),
+            String::new(),
+            String::new(),
+            None,
+            None,
+        );
+        let error = classify_answer(
+            "object o",
+            MinioError::S3Server(S3ServerError::S3Error(Box::new(response))),
+            Some(503),
+        );
+        assert!(error.message.contains("HTTP 503 SlowDownWrite: "), "{}", error.message);
         let bodiless = MinioErrorResponse::from_status_and_message(503, "Service Unavailable".into());
         let kind =
             classify_minio("object o", MinioError::S3Server(S3ServerError::S3Error(Box::new(bodiless)))).kind;
