@@ -205,6 +205,7 @@ pub fn rename_no_replace_durably(from: &Path, to: &Path) -> Result<(), NoFollowE
         sync_folder_at_path(folder).map_err(after_the_rename)?;
     }
     // Where a power cut tells the two orders apart (tests/reliability_support/power_loss.rs).
+    // (This file is also compiled into bench/hasher, which gives `error` a stub of its own.)
     crate::error::pause_point_blocking("quarantine_moved");
     sync_folder(parent.fd(), from).map_err(after_the_rename)
 }

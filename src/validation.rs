@@ -12,7 +12,7 @@ use crate::config::ValidationConfig;
 use crate::hash::{open_regular, FileIdentity, HEAD_BYTES};
 use crate::media_path::{
     remove_file_durably, rename_no_replace_durably, symlink_metadata_no_follow, sync_folder_at_path,
-    NoFollowError, RelativeMediaPath,
+    NoFollowError, RelativeMediaPath, SetAside,
 };
 
 /// How long one clamd scan may take before it counts as clamd being unreachable.
@@ -416,6 +416,9 @@ fn quarantine_into(
     for folder in parent.ancestors().skip(1).take_while(|folder| folder.starts_with(above_quarantine)) {
         sync_folder_at_path(folder).map_err(|e| format!("cannot fsync {}: {e}", folder.display()))?;
     }
+    if let Some(target) = finish_an_earlier_move(&first, absolute)? {
+        return Ok(target);
+    }
     let note = format!(
         "{reason}\noriginal path: {}\nquarantined at: {}\n",
         path,
@@ -461,6 +464,41 @@ fn quarantine_into(
         quarantine_dir.display(),
         path
     ))
+}
+
+/// The file at `absolute` already in quarantine under one of `first`'s names (the same inode): a
+/// move whose new entry was made durable before a power cut lost the removal of the old one
+/// (`rename_no_replace_durably`), so the old name came back as a second link. That name is
+/// removed, as the move would have, and the file is where the move put it; moving it again
+/// would quarantine it twice. The name is set aside and checked again first, as any unlink of
+/// a name Django may reuse (`media_path::SetAside`). `None`: no earlier move of this file.
+fn finish_an_earlier_move(first: &Path, absolute: &Path) -> Result<Option<PathBuf>, String> {
+    use std::os::unix::fs::MetadataExt;
+    let inode = |path: &Path| symlink_metadata_no_follow(path).ok().map(|meta| (meta.dev(), meta.ino()));
+    let Some(source) = inode(absolute) else { return Ok(None) };
+    let mut names = (0..MAX_QUARANTINE_NAMES).map(|n| match n {
+        0 => first.to_path_buf(),
+        n => PathBuf::from(format!("{}.{n}", first.display())),
+    });
+    let Some(target) = names
+        .by_ref()
+        .take_while(|name| name.exists() || PathBuf::from(format!("{}.reason", name.display())).exists())
+        .find(|name| inode(name) == Some(source))
+    else {
+        return Ok(None);
+    };
+    let fail = |e: NoFollowError| format!("cannot remove {}: {e}", absolute.display());
+    let Some(aside) = SetAside::take(absolute).map_err(fail)? else { return Ok(None) };
+    if inode(aside.aside_path()) == Some(source) {
+        aside.unlink_durably().map_err(fail)?;
+        tracing::info!(quarantined = %target.display(), "the refused file was already in quarantine (a move a power cut half undid); its old name is removed");
+        Ok(Some(target))
+    } else {
+        // Another file took the name meanwhile: it is not the refused one, which is in
+        // quarantine already. It goes back, and is judged on its own as a new file.
+        aside.put_back().map_err(fail)?;
+        Ok(Some(target))
+    }
 }
 
 /// Streams the already opened file to clamd over its Unix socket (INSTREAM). The client opens
