@@ -216,50 +216,50 @@ impl Reason {
 /// A named point where the crash and race tests can intervene. With the `failpoints` feature,
 /// `FAILPOINTS=before_record=return(3000)` pauses 3000 ms there and
 /// `FAILPOINTS=after_upload=return(kill)` kills the process on the spot with SIGKILL, exactly as
-/// `kill -9` would, and `FAILPOINTS=before_upload=1*return(panic)` panics there once. Compiles to nothing without the feature.
+/// `kill -9` would, and `FAILPOINTS=before_upload=1*return(panic)` panics there once. Compiles to
+/// nothing without the feature.
 pub async fn pause_point(name: &str) {
-    #[cfg(feature = "failpoints")]
-    {
-        let action: Option<String> = fail::eval(name, |arg| arg.unwrap_or_default());
-        match action.as_deref() {
-            None => {}
-            Some("panic") => panic!("panicked by failpoint {name}"),
-            Some("kill") => {
-                tracing::warn!(failpoint = name, "killed by failpoint");
-                use rustix::process::{getpid, kill_process, Signal};
-                let _ = kill_process(getpid(), Signal::KILL);
-            }
-            Some(ms) => {
-                let ms: u64 = ms.parse().unwrap_or(0);
-                tracing::debug!(failpoint = name, ms, "paused by failpoint");
-                tokio::time::sleep(std::time::Duration::from_millis(ms)).await;
-            }
-        }
+    if let Some(pause) = failpoint_action(name) {
+        tokio::time::sleep(pause).await;
     }
-    #[cfg(not(feature = "failpoints"))]
-    let _ = name;
 }
 
 /// `pause_point` for code on a blocking thread, with the same actions: a pause, as
 /// `FAILPOINTS=walk_entry=return(200)`, which stands in for a slow disk, a kill, as
 /// `quarantine_moved=return(kill)`, or a panic.
 pub fn pause_point_blocking(name: &str) {
+    if let Some(pause) = failpoint_action(name) {
+        std::thread::sleep(pause);
+    }
+}
+
+/// Carries out the failpoint `name`'s kill or panic; a pause is returned for the caller to
+/// wait out its own way (a task sleeps, a blocking thread blocks).
+fn failpoint_action(name: &str) -> Option<std::time::Duration> {
     #[cfg(feature = "failpoints")]
     {
         let action: Option<String> = fail::eval(name, |arg| arg.unwrap_or_default());
         match action.as_deref() {
-            None => {}
+            None => None,
             Some("panic") => panic!("panicked by failpoint {name}"),
             Some("kill") => {
                 tracing::warn!(failpoint = name, "killed by failpoint");
                 use rustix::process::{getpid, kill_process, Signal};
                 let _ = kill_process(getpid(), Signal::KILL);
+                None
             }
-            Some(ms) => std::thread::sleep(std::time::Duration::from_millis(ms.parse().unwrap_or(0))),
+            Some(ms) => {
+                let ms: u64 = ms.parse().unwrap_or(0);
+                tracing::debug!(failpoint = name, ms, "paused by failpoint");
+                Some(std::time::Duration::from_millis(ms))
+            }
         }
     }
     #[cfg(not(feature = "failpoints"))]
-    let _ = name;
+    {
+        let _ = name;
+        None
+    }
 }
 
 /// Checks that each edge error gives its reason (its class is the reason's, by construction).
