@@ -139,6 +139,28 @@ impl PowerCut {
         ]
     }
 
+    /// Runs the daemon with the recorder and `point=return(kill)` until the failpoint kills it;
+    /// why not, when it exits otherwise (or not within a minute).
+    pub async fn run_until_killed_at(&self, config: &Path, point: &str) -> Result<(), String> {
+        let failpoint = format!("{point}=return(kill)");
+        let env = self.env();
+        let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+        env.push(("FAILPOINTS", failpoint.as_str()));
+        let mut daemon = Sidecar::start(config, &[], &env);
+        let status = crate::common::poll_until(Duration::from_secs(60), Duration::from_millis(50), || {
+            let exited = daemon.child.try_wait().unwrap();
+            async move { exited }
+        })
+        .await;
+        let killed = status.is_some_and(|s| s.signal() == Some(libc::SIGKILL))
+            && daemon.log_text().contains("killed by failpoint");
+        if killed {
+            Ok(())
+        } else {
+            Err(format!("{point}: the daemon was not killed there ({status:?})"))
+        }
+    }
+
     /// The recorder's log, a line a `Vec` of its tab-separated fields.
     fn lines(&self) -> Vec<Vec<String>> {
         let log = std::fs::read_to_string(&self.log).unwrap_or_default();
@@ -316,23 +338,9 @@ async fn cut_at(backend: Backend, point: &str) -> (Result<(), String>, String) {
     let (canonical, inode) = (local.canonicalize().unwrap(), std::fs::metadata(&local).unwrap().ino());
     let id = world.db.insert_venta(&format!("PORTA-{point}"), Some(&format!("confrontas/{name}"))).await;
 
-    let failpoint = format!("{point}=return(kill)");
-    let env = cut.env();
-    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.push(("FAILPOINTS", failpoint.as_str()));
-    let mut daemon = Sidecar::start(&config, &[], &env);
-    let status = crate::common::poll_until(Duration::from_secs(60), Duration::from_millis(50), || {
-        let exited = daemon.child.try_wait().unwrap();
-        async move { exited }
-    })
-    .await;
-    let log = daemon.log_text();
-    drop(daemon);
-    let killed =
-        status.is_some_and(|s| s.signal() == Some(libc::SIGKILL)) && log.contains("killed by failpoint");
-    if !killed {
+    if let Err(why) = cut.run_until_killed_at(&config, point).await {
         world.cleanup().await;
-        return (Err(format!("{point}: the daemon was not killed there ({status:?})")), String::new());
+        return (Err(why), String::new());
     }
     // The recorder saw the run: the journal's commits, the upload's fsync (hashed through
     // before `hashed`, so at every point), the move aside once the file was unlinked, and
@@ -435,24 +443,9 @@ async fn cut_while_quarantining() -> (Result<(), String>, String) {
     cut.written_back(&local);
     let id = world.db.insert_venta("PORTA-REFUSED", Some("confrontas/programa.exe")).await;
 
-    let env = cut.env();
-    let mut env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
-    env.push(("FAILPOINTS", "quarantine_moved=return(kill)"));
-    let mut daemon = Sidecar::start(&config, &[], &env);
-    let status = crate::common::poll_until(Duration::from_secs(60), Duration::from_millis(50), || {
-        let exited = daemon.child.try_wait().unwrap();
-        async move { exited }
-    })
-    .await;
-    let killed = status.is_some_and(|s| s.signal() == Some(libc::SIGKILL))
-        && daemon.log_text().contains("killed by failpoint");
-    drop(daemon);
-    if !killed {
+    if let Err(why) = cut.run_until_killed_at(&config, "quarantine_moved").await {
         world.cleanup().await;
-        return (
-            Err(format!("quarantine_moved: the daemon was not killed there ({status:?})")),
-            String::new(),
-        );
+        return (Err(why), String::new());
     }
     let undone = cut.apply();
     let in_quarantine = |world: &World| {
