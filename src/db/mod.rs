@@ -35,6 +35,15 @@ pub struct VentaRow {
     pub assigned: Option<String>,
 }
 
+/// A row found by path, and whether the lookup took this process's claim on it
+/// (`SalesRows::find_and_claim`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FoundRow {
+    pub row: VentaRow,
+    /// This process now holds the row's claim; `false`: another process holds it.
+    pub claimed: bool,
+}
+
 /// The compare-and-set that records an upload.
 #[derive(Debug, Clone)]
 pub struct RecordRequest<'a> {
@@ -229,7 +238,22 @@ pub trait SalesRows: Send + Sync {
     /// Rows whose `confronta` equals `path` (normally zero or one), lowest id first.
     async fn find_by_confronta(&self, path: &str) -> Result<Vec<VentaRow>, DbError>;
     async fn get(&self, venta_id: i64) -> Result<Option<VentaRow>, DbError>;
-    /// Applies the compare-and-set in one statement; it also clears the row's sync error.
+    /// The rows `find_by_confronta` finds, each claimed for this process as `try_claim` would
+    /// (PostgreSQL takes the claims in the lookup's own statement: one round trip, not two).
+    /// The caller releases every claim it does not keep.
+    async fn find_and_claim(&self, path: &str) -> Result<Vec<FoundRow>, DbError> {
+        let mut found = Vec::new();
+        for row in self.find_by_confronta(path).await? {
+            let claimed = self.try_claim(row.id).await?;
+            found.push(FoundRow { row, claimed });
+        }
+        Ok(found)
+    }
+    /// Applies the compare-and-set; it also clears the row's sync error, and ends this
+    /// process's claim on the row whatever the outcome (the row no longer names the path once
+    /// recorded, and a file whose record failed is retried by a later run, which claims again).
+    /// PostgreSQL shares one statement and one commit among the files recording at the same
+    /// moment, each row judged on its own.
     async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError>;
     /// Clears the row's `confronta` and writes the reason, in one compare-and-set.
     async fn reject(&self, request: &RejectRequest<'_>) -> Result<RecordOutcome, DbError>;

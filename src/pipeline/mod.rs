@@ -153,8 +153,10 @@ struct Run {
     now_ms: i64,
     /// The file at the path when the run began.
     on_disk: Option<FileIdentity>,
-    /// The row this run claimed; released when the run ends, however it ends.
-    claimed: Option<i64>,
+    /// The rows this run holds claims on (the lookup claims every row it finds; the run keeps
+    /// the one it matched): released when the run ends, however it ends, unless the record
+    /// step ended them first.
+    claimed: Vec<i64>,
     /// The rules this run judges the file by: a reload in the middle of a run must not judge
     /// it by one set and journal the other's fingerprint.
     validator: Arc<Validator>,
@@ -383,7 +385,7 @@ impl Pipeline {
         // other end (a claim held for the process's life would keep the file, and any rescan,
         // off the row for good), and the file fails with its reason like any other failure.
         let driven = AssertUnwindSafe(self.drive(&mut run, stage)).catch_unwind().await;
-        if let Some(venta_id) = run.claimed {
+        for venta_id in std::mem::take(&mut run.claimed) {
             self.db.release_claim(venta_id).await;
         }
         match driven {
@@ -470,7 +472,8 @@ impl Pipeline {
             _ => entry,
         };
         let stage = Stage::at_open(entry.state(), on_disk);
-        let run = Run { entry, absolute, now_ms: now, on_disk, claimed: None, validator: self.validator() };
+        let run =
+            Run { entry, absolute, now_ms: now, on_disk, claimed: Vec::new(), validator: self.validator() };
         Ok(Opened::Run(Box::new(run), stage))
     }
 

@@ -21,18 +21,15 @@ pub(super) struct Owners {
 }
 
 impl Pipeline {
-    /// The one row whose `confronta` is this path and that may own the file there; otherwise
-    /// what the driver does instead (`waiting_for_row` and `orphan` are journaled only when
-    /// they are news).
+    /// The one row among `rows` (those whose `confronta` is this path) that may own the file
+    /// there; otherwise what the driver does instead (`waiting_for_row` and `orphan` are
+    /// journaled only when they are news).
     pub(super) async fn match_row(
         &self,
         run: &mut Run,
         identity: FileIdentity,
+        rows: Vec<VentaRow>,
     ) -> Result<Result<VentaRow, Step>, JournalError> {
-        let rows = match self.db.find_by_confronta(run.entry.path().as_str()).await {
-            Ok(rows) => rows,
-            Err(e) => return Ok(Err(self.db_refusal(&run.entry, e))),
-        };
         self.db_health.up();
         let Owners { rows, stale } = self.owners(run.entry.path(), rows).await?;
         // A `verified` entry's row was asked for by id just before (`resume`); a compare-and-set

@@ -49,24 +49,43 @@ impl Pipeline {
         self.prepare(run, identity).await
     }
 
-    /// The row whose `confronta` is this path, claimed for this run.
+    /// The row whose `confronta` is this path, claimed for this run. The lookup claims every
+    /// row it finds in the same round trip; the claims on rows the match does not keep are
+    /// released at once (several rows, stale ones: the rare cases).
     async fn claim(
         &self,
         run: &mut Run,
         identity: FileIdentity,
     ) -> Result<Result<VentaRow, Step>, JournalError> {
-        let row = match self.match_row(run, identity).await? {
-            Ok(row) => row,
-            Err(step) => return Ok(Err(step)),
+        let found = match self.db.find_and_claim(run.entry.path().as_str()).await {
+            Ok(found) => found,
+            Err(e) => return Ok(Err(self.db_refusal(&run.entry, e))),
         };
-        tracing::Span::current().record("venta_id", row.id);
-        match self.db.try_claim(row.id).await {
-            Ok(true) => {
-                run.claimed = Some(row.id);
-                Ok(Ok(row))
+        run.claimed = found.iter().filter(|f| f.claimed).map(|f| f.row.id).collect();
+        let claimed_here = |id: i64| found.iter().any(|f| f.row.id == id && f.claimed);
+        let rows: Vec<VentaRow> = found.iter().map(|f| f.row.clone()).collect();
+        let matched = self.match_row(run, identity, rows).await;
+        let kept = match &matched {
+            Ok(Ok(row)) if claimed_here(row.id) => Some(row.id),
+            _ => None,
+        };
+        for venta_id in std::mem::take(&mut run.claimed) {
+            if Some(venta_id) == kept {
+                run.claimed.push(venta_id);
+            } else {
+                self.db.release_claim(venta_id).await;
             }
-            Ok(false) => Ok(Err(Step::Stop(Outcome::Busy))),
-            Err(e) => Ok(Err(self.db_refusal(&run.entry, e))),
+        }
+        match matched? {
+            Ok(row) => {
+                tracing::Span::current().record("venta_id", row.id);
+                if kept.is_some() {
+                    Ok(Ok(row))
+                } else {
+                    Ok(Err(Step::Stop(Outcome::Busy)))
+                }
+            }
+            Err(step) => Ok(Err(step)),
         }
     }
 
@@ -342,6 +361,10 @@ impl Pipeline {
         let record_started = Instant::now();
         let recorded = self.db.record(&request).await;
         telemetry::step_time(Timed::Record, record_started.elapsed());
+        if recorded.is_ok() {
+            // The compare-and-set ended the claim (`SalesRows::record`).
+            run.claimed.retain(|id| *id != work.row.id);
+        }
         match recorded {
             Ok(RecordOutcome::Recorded) => {
                 self.db_health.up();

@@ -2,7 +2,9 @@
 
 use crate::common::*;
 use confronta_sync::config::ColumnNames;
-use confronta_sync::db::{PostgresSalesDb, RecordOutcome, RecordRequest, SalesDb, SqliteSalesDb, Statements};
+use confronta_sync::db::{
+    DbErrorKind, PostgresSalesDb, RecordOutcome, RecordRequest, SalesDb, SqliteSalesDb, Statements,
+};
 
 fn statements() -> Statements {
     Statements::new("telefonica_ventaportabilidad", &ColumnNames::default())
@@ -253,5 +255,94 @@ async fn postgres_prepared_statements_survive_a_migration() {
     assert_eq!(rows[0].id, id, "the statement is prepared again after the migration");
     let recorded = sales.record(&record(id, "confrontas/a.pdf", None, "o1")).await.unwrap();
     assert_eq!(recorded, RecordOutcome::Recorded);
+    db.drop_schema().await;
+}
+
+/// Issue 28: the files that record at the same moment share one statement and one commit, and
+/// each row is still judged on its own: a row whose compare-and-set fails is `RowChanged`, a
+/// row another transaction holds locked waits out `lock_timeout` alone (`RowLocked`), and the
+/// others are recorded, in one transaction (their new versions share one `xmin`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_records_arriving_together_share_a_commit_and_are_judged_alone() {
+    let db = TestDb::postgres().await;
+    let mut ids = Vec::new();
+    for n in 0..4 {
+        ids.push(db.insert_venta(&format!("PORTA-{n}"), Some(&format!("confrontas/{n}.pdf"))).await);
+    }
+    let sales = open(&db).await;
+    let locker = pg_connect(&db.url()).await;
+    locker.batch_execute("BEGIN").await.unwrap();
+    locker
+        .query(&format!("SELECT id FROM telefonica_ventaportabilidad WHERE id = {} FOR UPDATE", ids[3]), &[])
+        .await
+        .unwrap();
+    let requests = [
+        record(ids[0], "confrontas/0.pdf", None, "o0"),
+        record(ids[1], "confrontas/not-its-path.pdf", None, "o1"),
+        record(ids[2], "confrontas/2.pdf", None, "o2"),
+        record(ids[3], "confrontas/3.pdf", None, "o3"),
+    ];
+    let outcomes = futures_util::future::join_all(requests.iter().map(|r| sales.record(r))).await;
+    locker.batch_execute("ROLLBACK").await.unwrap();
+    assert_eq!(outcomes[0].as_ref().unwrap(), &RecordOutcome::Recorded);
+    assert_eq!(outcomes[1].as_ref().unwrap(), &RecordOutcome::RowChanged);
+    assert_eq!(outcomes[2].as_ref().unwrap(), &RecordOutcome::Recorded);
+    let locked = outcomes[3].as_ref().unwrap_err();
+    assert_eq!(locked.kind, DbErrorKind::RowLocked, "{locked}");
+    for (n, recorded) in [(0, true), (1, false), (2, true), (3, false)] {
+        let row = db.row(ids[n]).await.unwrap();
+        assert_eq!(row.subido, recorded, "venta {n}");
+        let expected = if recorded { String::new() } else { format!("confrontas/{n}.pdf") };
+        assert_eq!(row.confronta.as_deref(), Some(expected.as_str()), "venta {n}");
+    }
+    let checker = pg_connect(&db.url()).await;
+    let xmins: Vec<String> = checker
+        .query(
+            &format!(
+                "SELECT xmin::text FROM telefonica_ventaportabilidad WHERE id IN ({}, {})",
+                ids[0], ids[2]
+            ),
+            &[],
+        )
+        .await
+        .unwrap()
+        .iter()
+        .map(|row| row.get(0))
+        .collect();
+    assert_eq!(xmins.len(), 2);
+    assert_eq!(xmins[0], xmins[1], "the two rows recorded together were written by one transaction");
+    db.drop_schema().await;
+}
+
+/// Issue 28: the lookup takes the claim in its own statement, and the compare-and-set ends it
+/// whatever it says, so a second sidecar is kept off the row until then and only until then.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn postgres_lookup_claims_the_row_and_the_record_releases_it() {
+    let db = TestDb::postgres().await;
+    let a = db.insert_venta("PORTA-A", Some("confrontas/a.pdf")).await;
+    let b = db.insert_venta("PORTA-B", Some("confrontas/b.pdf")).await;
+    let first = open(&db).await;
+    let second = open(&db).await;
+    for (id, path) in [(a, "confrontas/a.pdf"), (b, "confrontas/b.pdf")] {
+        let found = first.find_and_claim(path).await.unwrap();
+        assert_eq!(found.len(), 1);
+        assert_eq!((found[0].row.id, found[0].claimed), (id, true));
+        let other = second.find_and_claim(path).await.unwrap();
+        assert_eq!((other[0].row.id, other[0].claimed), (id, false), "the second sidecar is kept off");
+    }
+    assert!(first.find_and_claim("confrontas/none.pdf").await.unwrap().is_empty());
+    // Recorded, and a compare-and-set that failed: both end the first sidecar's claim.
+    assert_eq!(
+        first.record(&record(a, "confrontas/a.pdf", None, "oa")).await.unwrap(),
+        RecordOutcome::Recorded
+    );
+    assert_eq!(
+        first.record(&record(b, "confrontas/elsewhere.pdf", None, "ob")).await.unwrap(),
+        RecordOutcome::RowChanged
+    );
+    assert!(second.try_claim(a).await.unwrap(), "the recorded row's claim was released");
+    assert!(second.try_claim(b).await.unwrap(), "the unrecorded row's claim was released");
+    second.release_claim(a).await;
+    second.release_claim(b).await;
     db.drop_schema().await;
 }

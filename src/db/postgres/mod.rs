@@ -10,7 +10,12 @@
 //! - `writers`, a small pool for the compare-and-sets, each used by one write at a time: an
 //!   UPDATE waits for a row another transaction holds locked, and on a pipelined connection
 //!   every statement queued behind it would wait too. `lock_timeout` bounds that wait; the file
-//!   is then retried alone, with backoff.
+//!   is then retried alone, with backoff. The files recording at the same moment share one
+//!   statement and one commit (`batch`).
+//!
+//! A file costs two round trips: the lookup, which takes the row's claim in the same
+//! statement (`find_and_claim`), and its share of a batch; the batch's rows are released in
+//! one more statement per batch.
 //!
 //! Every call has a deadline: the server cancels a statement after `statement_timeout`, and a
 //! call with no answer by then plus `CLIENT_MARGIN` (a frozen peer: a hung pooler, a paused VM,
@@ -19,9 +24,9 @@
 //! connection.
 //!
 //! Each statement is prepared once per connection and reused: a statement sent as text costs a
-//! second round trip (Parse/Describe before Bind/Execute) and a fresh plan every time, and the
-//! pipeline runs four of them per file. The connections themselves live in `connection`.
+//! second round trip (Parse/Describe before Bind/Execute) and a fresh plan every time. The connections themselves live in `connection`.
 
+mod batch;
 mod connection;
 mod tls;
 
@@ -33,17 +38,52 @@ use tokio_postgres::Row;
 
 use self::connection::{Lane, Slot, Writers};
 use super::{
-    column_error, AdoptRequest, ColumnKind, DbError, DbErrorKind, NeededIndex, PresentColumn, PresentIndex,
-    RecordOutcome, RecordRequest, RejectRequest, RepointRequest, RowCounts, SalesReports, SalesRows,
-    SchemaLimits, Statements, VentaRow,
+    column_error, AdoptRequest, ColumnKind, DbError, DbErrorKind, FoundRow, NeededIndex, PresentColumn,
+    PresentIndex, RecordOutcome, RecordRequest, RejectRequest, RepointRequest, RowCounts, SalesReports,
+    SalesRows, SchemaLimits, Statements, VentaRow,
 };
 use crate::config::{redact_url, DatabaseConfig};
 
-/// Row claims: session-level advisory locks keyed by the table's OID and the row id.
-const CLAIM_SQL: &str = "SELECT pg_try_advisory_lock(('x' || substr(md5(\
-     to_regclass(split_part($1, ':', 1))::oid::text || ':' || split_part($1, ':', 2)), 1, 16))::bit(64)::bigint)";
-const UNCLAIM_SQL: &str = "SELECT pg_advisory_unlock(('x' || substr(md5(\
-     to_regclass(split_part($1, ':', 1))::oid::text || ':' || split_part($1, ':', 2)), 1, 16))::bit(64)::bigint)";
+/// A row claim's advisory-lock key, as SQL: the row's table (`table`, an expression giving its
+/// name, so that same-named tables in other schemas are told apart by OID; advisory locks are
+/// per database already) and id (`id`, a bigint expression), hashed to 64 bits.
+fn claim_key(table: &str, id: &str) -> String {
+    format!("('x' || substr(md5(to_regclass({table})::oid::text || ':' || ({id})::text), 1, 16))::bit(64)::bigint")
+}
+
+/// The claim statements, built once per table: row claims are session-level advisory locks on
+/// the `main` connection.
+struct ClaimSql {
+    /// `$1` the table, `$2` the id.
+    claim: String,
+    unclaim: String,
+    /// `$1` the table, `$2` the ids: releases them all in one statement (a batch's rows).
+    unclaim_many: String,
+    /// The path lookup (`Statements::select_by_confronta`, `$1` the path) with each row's claim
+    /// tried in the same statement (`$2` the table). The lookup sits in a subquery with its
+    /// LIMIT, so the lock is tried only on the rows it returns.
+    find_and_claim: String,
+}
+
+impl ClaimSql {
+    fn new(statements: &Statements) -> ClaimSql {
+        let id = "CAST($2 AS bigint)";
+        ClaimSql {
+            claim: format!("SELECT pg_try_advisory_lock({})", claim_key("$1", id)),
+            unclaim: format!("SELECT pg_advisory_unlock({})", claim_key("$1", id)),
+            unclaim_many: format!(
+                "SELECT count(*) FILTER (WHERE pg_advisory_unlock({})) FROM unnest(CAST($2 AS bigint[])) AS u(venta_id)",
+                claim_key("$1", "u.venta_id")
+            ),
+            find_and_claim: format!(
+                "SELECT f.*, pg_try_advisory_lock({}) FROM ({}) AS f(venta_id, numero, confronta, object_name, \
+                 sha256, subido, assigned)",
+                claim_key("CAST($2 AS text)", "f.venta_id"),
+                statements.select_by_confronta
+            ),
+        }
+    }
+}
 
 /// How long past `statement_timeout` the client waits for an answer before it gives the
 /// connection up: the server's own cancel comes first whenever the server is alive.
@@ -95,6 +135,11 @@ pub struct PostgresSalesDb {
     tls: tls::Tls,
     settings: PgSettings,
     statements: Statements,
+    claims: ClaimSql,
+    /// `batch::record_sql` for this table.
+    batch_record: String,
+    /// The compare-and-sets waiting to share a statement.
+    records: batch::RecordQueue,
     main: Mutex<Slot>,
     bulk: Mutex<Slot>,
     writers: Writers,
@@ -131,6 +176,9 @@ impl PostgresSalesDb {
             config,
             tls,
             settings,
+            claims: ClaimSql::new(&statements),
+            batch_record: batch::record_sql(&statements.table, &statements.columns),
+            records: batch::RecordQueue::default(),
             statements,
             main: Mutex::new(Slot::default()),
             bulk: Mutex::new(Slot::default()),
@@ -160,10 +208,67 @@ impl PostgresSalesDb {
             .ok_or_else(|| DbError::new(DbErrorKind::Refused, format!("SHOW {name}: no answer")))
     }
 
-    /// The claim's key text: the table's OID (which tells apart same-named tables in other
-    /// schemas; advisory locks are per database already) and the row id. SQL hashes it to 64 bits.
-    fn claim_key(&self, venta_id: i64) -> String {
-        format!("{}:{}", self.statements.table, venta_id)
+    /// Sends one batch of compare-and-sets (`batch`), releases the claims of the rows it
+    /// recorded, and answers every file of it.
+    async fn send_batch(&self, waiting: Vec<batch::Waiting>) {
+        let columns = batch::Columns::of(&waiting);
+        let what = || format!("recording {} ventas in one statement", columns.ids.len());
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+            &columns.ids,
+            &columns.confrontas,
+            &columns.previous_objects,
+            &columns.urls,
+            &columns.object_names,
+            &columns.sha256s,
+        ];
+        let sent = self.write_returning(&self.batch_record, &params, what).await.and_then(|rows| {
+            rows.iter().map(|row| value::<i64>(row, 0, "the recorded ids")).collect::<Result<Vec<_>, _>>()
+        });
+        if let Ok(updated) = &sent {
+            // Committed: the recorded rows no longer name their paths, and their claims end.
+            self.release_claims(updated).await;
+        }
+        batch::answer(waiting, sent);
+    }
+
+    /// Releases this process's claims on `venta_ids`, in one statement.
+    async fn release_claims(&self, venta_ids: &[i64]) {
+        if venta_ids.is_empty() {
+            return;
+        }
+        let ids = venta_ids.to_vec();
+        // As `release_claim`: a lost connection released them already.
+        let _ = self
+            .query(Lane::Main, &self.claims.unclaim_many, &[&self.statements.table, &ids], String::new)
+            .await;
+    }
+
+    /// One single-row compare-and-set on a writer connection: `Recorded` when it changed the row.
+    async fn compare_and_set(
+        &self,
+        sql: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+        what: impl FnOnce() -> String,
+    ) -> Result<RecordOutcome, DbError> {
+        let changed = self.write(sql, params, what).await?;
+        Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+    }
+
+    /// The single-row compare-and-set, for a row its batch did not record.
+    async fn record_alone(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError> {
+        self.compare_and_set(
+            &self.statements.record,
+            &[
+                &request.url,
+                &request.object_name,
+                &request.sha256_hex,
+                &request.venta_id,
+                &request.expected_confronta,
+                &request.expected_object_name,
+            ],
+            || format!("recording venta {}", request.venta_id),
+        )
+        .await
     }
 }
 
@@ -187,38 +292,54 @@ impl SalesRows for PostgresSalesDb {
         rows.first().map(|row| self.venta_row(row)).transpose()
     }
 
-    async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError> {
-        let changed = self
-            .write(
-                &self.statements.record,
-                &[
-                    &request.url,
-                    &request.object_name,
-                    &request.sha256_hex,
-                    &request.venta_id,
-                    &request.expected_confronta,
-                    &request.expected_object_name,
-                ],
-                || format!("recording venta {}", request.venta_id),
-            )
+    async fn find_and_claim(&self, path: &str) -> Result<Vec<FoundRow>, DbError> {
+        let rows = self
+            .query(Lane::Main, &self.claims.find_and_claim, &[&path, &self.statements.table], || {
+                format!("finding and claiming the row of {path}")
+            })
             .await?;
-        Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+        rows.iter()
+            .map(|row| {
+                Ok(FoundRow { row: self.venta_row(row)?, claimed: value::<bool>(row, 7, "the claim")? })
+            })
+            .collect()
+    }
+
+    async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError> {
+        let mut answer = self.records.push(batch::OwnedRecord::of(request));
+        let answer = loop {
+            tokio::select! {
+                biased;
+                answer = &mut answer => break answer.map_err(|_| batch::abandoned(request.venta_id))?,
+                _sending = self.records.sending.lock() => {
+                    // This caller gathers and sends the next batch; its own file may be in it,
+                    // or (behind a full batch of earlier ones) in the one after.
+                    let waiting = self.records.gather().await;
+                    if !waiting.is_empty() {
+                        self.send_batch(waiting).await;
+                    }
+                }
+            }
+        };
+        match answer {
+            batch::Answer::Done(outcome) => outcome,
+            batch::Answer::Alone => {
+                let outcome = self.record_alone(request).await;
+                if outcome.is_ok() {
+                    self.release_claim(request.venta_id).await;
+                }
+                outcome
+            }
+        }
     }
 
     async fn reject(&self, request: &RejectRequest<'_>) -> Result<RecordOutcome, DbError> {
-        let changed = self
-            .write(
-                &self.statements.reject,
-                &[
-                    &request.reason,
-                    &request.venta_id,
-                    &request.expected_confronta,
-                    &request.expected_object_name,
-                ],
-                || format!("recording the refusal of venta {}'s file", request.venta_id),
-            )
-            .await?;
-        Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+        self.compare_and_set(
+            &self.statements.reject,
+            &[&request.reason, &request.venta_id, &request.expected_confronta, &request.expected_object_name],
+            || format!("recording the refusal of venta {}'s file", request.venta_id),
+        )
+        .await
     }
 
     async fn object_referenced(&self, object_name: &str) -> Result<bool, DbError> {
@@ -250,7 +371,7 @@ impl SalesRows for PostgresSalesDb {
 
     async fn try_claim(&self, venta_id: i64) -> Result<bool, DbError> {
         let rows = self
-            .query(Lane::Main, CLAIM_SQL, &[&self.claim_key(venta_id)], || {
+            .query(Lane::Main, &self.claims.claim, &[&self.statements.table, &venta_id], || {
                 format!("claiming venta {venta_id}")
             })
             .await?;
@@ -260,7 +381,9 @@ impl SalesRows for PostgresSalesDb {
     async fn release_claim(&self, venta_id: i64) {
         // A failed unlock only matters while this connection lives, and a lost connection
         // released the lock already.
-        let _ = self.execute(Lane::Main, UNCLAIM_SQL, &[&self.claim_key(venta_id)], String::new).await;
+        let _ = self
+            .execute(Lane::Main, &self.claims.unclaim, &[&self.statements.table, &venta_id], String::new)
+            .await;
     }
 
     fn supports_claims(&self) -> bool {
@@ -385,37 +508,28 @@ impl SalesReports for PostgresSalesDb {
     }
 
     async fn repoint(&self, request: &RepointRequest<'_>) -> Result<RecordOutcome, DbError> {
-        let changed = self
-            .write(
-                &self.statements.repoint,
-                &[
-                    &request.url,
-                    &request.object_name,
-                    &request.sha256_hex,
-                    &request.venta_id,
-                    &request.expected_confronta,
-                    &request.expected_object_name,
-                ],
-                || format!("re-pointing venta {}", request.venta_id),
-            )
-            .await?;
-        Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+        self.compare_and_set(
+            &self.statements.repoint,
+            &[
+                &request.url,
+                &request.object_name,
+                &request.sha256_hex,
+                &request.venta_id,
+                &request.expected_confronta,
+                &request.expected_object_name,
+            ],
+            || format!("re-pointing venta {}", request.venta_id),
+        )
+        .await
     }
 
     async fn adopt(&self, request: &AdoptRequest<'_>) -> Result<RecordOutcome, DbError> {
-        let changed = self
-            .write(
-                &self.statements.adopt,
-                &[
-                    &request.path,
-                    &request.venta_id,
-                    &request.expected_confronta,
-                    &request.expected_object_name,
-                ],
-                || format!("giving venta {} its file", request.venta_id),
-            )
-            .await?;
-        Ok(if changed == 1 { RecordOutcome::Recorded } else { RecordOutcome::RowChanged })
+        self.compare_and_set(
+            &self.statements.adopt,
+            &[&request.path, &request.venta_id, &request.expected_confronta, &request.expected_object_name],
+            || format!("giving venta {} its file", request.venta_id),
+        )
+        .await
     }
 }
 
