@@ -26,9 +26,11 @@
 //! - `removed`, `rejected`, `row_changed`: terminal for that file version. A new file at the
 //!   same path starts a new entry; a version kept by an earlier run is tried once more from the
 //!   start.
-//! - any other state, the local file gone: if the row (asked by id) points at the object, the
-//!   file was finished elsewhere (`removed`); if nothing was sent anywhere, the entry is
-//!   forgotten; otherwise the object is left for the orphan report (`rejected`).
+//! - any other state, the local file gone: if the row (asked by id) points at the object, a
+//!   `verified` entry goes on as `recorded` (its `recorded` write, committed without waiting for
+//!   an fsync, was taken back by a power cut after the unlink), and a `hashed` one was finished
+//!   elsewhere (`removed`); if nothing was sent anywhere, the entry is forgotten; otherwise the
+//!   object is left for the orphan report (`rejected`).
 //! - `seen`, `waiting_for_row`, `failed`, `orphan`: start over at match and hash; nothing was
 //!   written anywhere yet, or what was written is re-checked by the steps themselves.
 //! - `hashed`, `verified`: `verified` first asks for the row by id (a crash after its

@@ -202,7 +202,8 @@ impl Stage {
             (Refusing, _) => Stage::Refusing(None),
             // removed, rejected, row_changed: nothing more for this file version.
             (Removed | Rejected | RowChanged, _) => Stage::Finished,
-            // any other state, the local file gone: finished elsewhere, forgotten, or reported.
+            // any other state, the local file gone: recorded before a power cut took `recorded` back
+            // (`verified`), finished elsewhere, forgotten, or reported.
             (Seen | WaitingForRow | Failed | Orphan | Hashed | Verified, None) => Stage::Gone,
             // seen, waiting_for_row, failed, orphan: start over at match and hash.
             (Seen | WaitingForRow | Failed | Orphan, Some(file)) => Stage::Unclaimed(file),
@@ -536,6 +537,17 @@ impl Pipeline {
     /// Journals the state the run's next stage records, if it records one.
     async fn enter(&self, entry: &mut JournalEntry, next: &Stage) -> Result<(), JournalError> {
         match next.journaled_as() {
+            // Just recorded: the commit is kept without waiting for its own fsync (the next
+            // synced write of any file carries it, the WAL being appended in order). A power
+            // cut that takes it back leaves `verified`, whose next run asks the row by id and
+            // finds it recorded, the local file there or not (`resume`, `local_file_gone`):
+            // the same end. The row's commit, which the unlink waits for, is the database's.
+            Some(state @ FileState::Recorded)
+                if matches!(next, Stage::Recorded(RowCheck::JustRecorded { .. })) =>
+            {
+                entry.enter(state);
+                self.journal.put_unsynced(entry).await
+            }
             Some(state) => {
                 entry.enter(state);
                 self.put(entry).await

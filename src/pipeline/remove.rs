@@ -7,7 +7,8 @@ use std::path::Path;
 use tracing::{debug, info, warn};
 
 use super::{
-    give_up, local_identity, object_matches, Failure, Outcome, Pipeline, RowCheck, Run, Step, RECHECK_AFTER,
+    give_up, local_identity, object_matches, Failure, Outcome, Pipeline, RowCheck, Run, Stage, Step,
+    RECHECK_AFTER,
 };
 use crate::error::{pause_point, Reason};
 use crate::hash::FileHash;
@@ -285,6 +286,19 @@ impl Pipeline {
         // Another sidecar (or an earlier life of this one) may have finished it.
         if let Some(venta_id) = entry.venta_id() {
             match self.db.get(venta_id).await {
+                // This process verified the object and the row points at it: recorded, and the
+                // `recorded` entry lost (a power cut takes back its unsynced commit) after the
+                // unlink, or after the move aside that precedes it. The rest of the removal is
+                // carried out: the previous object retired, a file left aside unlinked.
+                Ok(Some(row))
+                    if entry.state() == FileState::Verified
+                        && entry.object_name().is_some()
+                        && row.minio_object_name == *entry.object_name() =>
+                {
+                    return Ok(Step::To(Stage::Recorded(RowCheck::JustRecorded {
+                        answer_verified_at: None,
+                    })));
+                }
                 Ok(Some(row))
                     if entry.object_name().is_some() && row.minio_object_name == *entry.object_name() =>
                 {
