@@ -5,7 +5,8 @@
 #
 # starts single-node S3 test servers (scripts/s3-test-server.sh: SeaweedFS and garage) and a
 # throwaway PostgreSQL database, generates the data, runs every measurement (backlog vs rclone
-# and the seed's Python path on each server, watch-mode latency, hashing vs openssl, the 2 GiB
+# and the seed's Python path at 20 KB, 200 KB and 2 MB on each server, with the database round
+# trips per file of the two that use it, watch-mode latency, hashing vs openssl, the 2 GiB
 # upload vs rclone copy, memory, scaling, the operator commands on a large table, a soak),
 # writes bench/results/latest.md and bench/results/latest.json, and
 # stops and removes everything it started. See bench/README.md for what each number means.
@@ -13,7 +14,8 @@
 #   --quick       small sizes, finishes in a few minutes; missed targets never fail it (CI mode)
 #   --no-build    use target/release/confronta-sync as it is (default: cargo build --release)
 #   --keep        keep the scratch folder (data, configs, logs) for inspection
-#   --repeats N   run each backlog contender N times (default 2, 1 with --quick)
+#   --repeats N   backlog rounds: each contender runs N times per size and server, in an order
+#                 rotated each round (default 3, 1 with --quick)
 #   --out DIR     where results go (default bench/results; --quick writes quick.{md,json})
 #   --servers L   S3 servers, comma-separated, from seaweedfs and garage (default: both when
 #                 garage is installed, else seaweedfs; with --quick or --profile, seaweedfs).
@@ -36,7 +38,9 @@
 # BENCH_VENV (default ~/.cache/confronta-sync/bench-venv), BENCH_BINARY (the daemon binary to
 # measure, default target/release/confronta-sync; with --no-build, to compare a candidate build;
 # BENCH_BINARY_NOTE says in the results where it was built from), BENCH_SOAK_S (the soak's
-# length in seconds, to look into memory in less than the full run's 600).
+# length in seconds, to look into memory in less than the full run's 600), BENCH_BACKLOG_SCALE
+# (multiplies the backlog's file counts, at least 10 per size: e.g. 0.2 runs 1,000 / 400 / 200
+# files instead of 5,000 / 2,000 / 1,000, a shorter look at the size curve and the round trips).
 #
 # Exit status: 0 when every measurement ran (targets met or not), non-zero when a measurement
 # itself failed (a contender errored, files were left behind, a tool is missing).
@@ -62,7 +66,7 @@ while [[ $# -gt 0 ]]; do
     --set) PCONFIG=$2; shift ;;
     --only) ONLY=$2; shift ;;
     --servers) SERVERS=$2; shift ;;
-    -h|--help) sed -n '2,39p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,43p' "$0"; exit 0 ;;
     *) echo "unknown argument: $1" >&2; exit 2 ;;
   esac
   shift
