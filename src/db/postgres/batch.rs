@@ -118,9 +118,9 @@ impl RecordQueue {
     }
 }
 
-/// Answers every file of a batch: `updated` are the ids the statement recorded (their claims
-/// already released, `released`), the rest go alone; a batch the database failed outright
-/// answers each with that error.
+/// Answers every file of a batch: `updated` are the ids the statement recorded (and released
+/// the claims of), the rest go alone; a batch the database failed outright answers each with
+/// that error.
 pub(super) fn answer(batch: Vec<Waiting>, sent: Result<Vec<i64>, DbError>) {
     match sent {
         Ok(updated) => {
@@ -160,10 +160,19 @@ pub(super) fn abandoned(venta_id: i64) -> DbError {
 
 /// The batch's statement. `$1`–`$6` are arrays of one element per file (ids, the paths and
 /// previous objects the compare-and-set expects, then the URL, object name and SHA-256 to
-/// write). `free` locks the rows whose compare-and-set holds and that no one else holds;
-/// the UPDATE writes exactly those, checking the compare-and-set again on the version it
-/// writes, and returns their ids.
-pub(super) fn record_sql(table: &str, c: &ColumnNames) -> String {
+/// write); `release` is the SQL that releases the claim on row `venta_id`. `free` locks the
+/// rows whose compare-and-set holds and that no other transaction holds (so the statement
+/// never waits for a row lock, and may run on the pipelined `main` connection, whose session
+/// holds the claims); the UPDATE writes exactly those, checking the compare-and-set again on the
+/// version it writes, and the final SELECT releases their claims and returns their ids.
+///
+/// The claims go with the statement rather than after its commit: an advisory unlock is not
+/// transactional, so for the moment between the statement and its commit another sidecar may
+/// claim a recorded row. It then sees the row as it was (naming the path), and its own
+/// compare-and-set, which waits for this commit, fails and finds the row recorded to the same
+/// object: duplicated work, never a wrong row. A separate release after the commit would cost
+/// every batch a round trip to close a window that short.
+pub(super) fn record_sql(table: &str, c: &ColumnNames, release: &str) -> String {
     let cas = format!(
         "t.{confronta} = b.confronta AND t.{object} IS NOT DISTINCT FROM b.previous_object",
         confronta = c.confronta,
@@ -174,11 +183,12 @@ pub(super) fn record_sql(table: &str, c: &ColumnNames) -> String {
            CAST($4 AS text[]), CAST($5 AS text[]), CAST($6 AS text[])) \
            AS b(venta_id, confronta, previous_object, url, object_name, sha256)), \
          free AS (SELECT t.{id} AS venta_id FROM {table} t JOIN batch b ON t.{id} = b.venta_id \
-           WHERE {cas} FOR UPDATE OF t SKIP LOCKED) \
-         UPDATE {table} t SET {url} = b.url, {object} = b.object_name, {subido} = TRUE, {sha} = b.sha256, \
-           {confronta} = '', {error} = NULL \
-         FROM batch b WHERE t.{id} = b.venta_id AND {cas} AND t.{id} IN (SELECT venta_id FROM free) \
-         RETURNING CAST(t.{id} AS bigint)",
+           WHERE {cas} FOR UPDATE OF t SKIP LOCKED), \
+         updated AS (UPDATE {table} t SET {url} = b.url, {object} = b.object_name, {subido} = TRUE, \
+           {sha} = b.sha256, {confronta} = '', {error} = NULL \
+           FROM batch b WHERE t.{id} = b.venta_id AND {cas} AND t.{id} IN (SELECT venta_id FROM free) \
+           RETURNING CAST(t.{id} AS bigint) AS venta_id) \
+         SELECT venta_id, {release} FROM updated",
         id = c.id,
         url = c.minio_url,
         object = c.minio_object_name,

@@ -298,17 +298,6 @@ impl PostgresSalesDb {
         let lent = self.writer().await?;
         self.within(&lent.session, what, lent.session.execute(sql, params)).await
     }
-
-    /// Runs one writing query on a writer connection of its own; returns its rows.
-    pub(super) async fn write_returning(
-        &self,
-        sql: &str,
-        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
-        what: impl FnOnce() -> String,
-    ) -> Result<Vec<Row>, DbError> {
-        let lent = self.writer().await?;
-        self.within(&lent.session, what, lent.session.query(sql, params)).await
-    }
 }
 
 /// Classifies a tokio-postgres error and names what was being done.

@@ -1,21 +1,22 @@
 //! PostgreSQL backend of `SalesRows` and `SalesReports`, on tokio-postgres.
 //!
 //! Three kinds of connection, so that nothing one file or one pass waits for holds up another:
-//! - `main`, one pipelined connection for the statements that never wait for a row lock (row
-//!   lookups and the claims). Row claims are session-level advisory locks on it: if the
-//!   connection (or the whole sidecar) dies, PostgreSQL releases them, so a crash never leaves
-//!   a row locked.
+//! - `main`, one pipelined connection for the statements that never wait for a row lock: row
+//!   lookups, the claims, and the batched compare-and-sets (`batch`), which skip a row another
+//!   transaction holds. Row claims are session-level advisory locks on it: if the connection
+//!   (or the whole sidecar) dies, PostgreSQL releases them, so a crash never leaves a row
+//!   locked.
 //! - `bulk`, one connection for the reads of many rows (the reconcile pass, the operator
 //!   commands), so a long read delays no file.
-//! - `writers`, a small pool for the compare-and-sets, each used by one write at a time: an
+//! - `writers`, a small pool for the single-row compare-and-sets (a row its batch skipped, a
+//!   refusal, the operator's `repoint` and `adopt`), each used by one write at a time: an
 //!   UPDATE waits for a row another transaction holds locked, and on a pipelined connection
 //!   every statement queued behind it would wait too. `lock_timeout` bounds that wait; the file
-//!   is then retried alone, with backoff. The files recording at the same moment share one
-//!   statement and one commit (`batch`).
+//!   is then retried alone, with backoff.
 //!
-//! A file costs two round trips: the lookup, which takes the row's claim in the same
-//! statement (`find_and_claim`), and its share of a batch; the batch's rows are released in
-//! one more statement per batch.
+//! A file costs at most two round trips: the lookup, which takes the row's claim in the same
+//! statement (`find_and_claim`), and its share of a batch, whose statement records up to 16
+//! rows in one commit and releases their claims.
 //!
 //! Every call has a deadline: the server cancels a statement after `statement_timeout`, and a
 //! call with no answer by then plus `CLIENT_MARGIN` (a frozen peer: a hung pooler, a paused VM,
@@ -24,7 +25,8 @@
 //! connection.
 //!
 //! Each statement is prepared once per connection and reused: a statement sent as text costs a
-//! second round trip (Parse/Describe before Bind/Execute) and a fresh plan every time. The connections themselves live in `connection`.
+//! second round trip (Parse/Describe before Bind/Execute) and a fresh plan every time. The
+//! connections themselves live in `connection`.
 
 mod batch;
 mod connection;
@@ -57,8 +59,6 @@ struct ClaimSql {
     /// `$1` the table, `$2` the id.
     claim: String,
     unclaim: String,
-    /// `$1` the table, `$2` the ids: releases them all in one statement (a batch's rows).
-    unclaim_many: String,
     /// The path lookup (`Statements::select_by_confronta`, `$1` the path) with each row's claim
     /// tried in the same statement (`$2` the table). The lookup sits in a subquery with its
     /// LIMIT, so the lock is tried only on the rows it returns.
@@ -71,10 +71,6 @@ impl ClaimSql {
         ClaimSql {
             claim: format!("SELECT pg_try_advisory_lock({})", claim_key("$1", id)),
             unclaim: format!("SELECT pg_advisory_unlock({})", claim_key("$1", id)),
-            unclaim_many: format!(
-                "SELECT count(*) FILTER (WHERE pg_advisory_unlock({})) FROM unnest(CAST($2 AS bigint[])) AS u(venta_id)",
-                claim_key("$1", "u.venta_id")
-            ),
             find_and_claim: format!(
                 "SELECT f.*, pg_try_advisory_lock({}) FROM ({}) AS f(venta_id, numero, confronta, object_name, \
                  sha256, subido, assigned)",
@@ -177,7 +173,11 @@ impl PostgresSalesDb {
             tls,
             settings,
             claims: ClaimSql::new(&statements),
-            batch_record: batch::record_sql(&statements.table, &statements.columns),
+            batch_record: batch::record_sql(
+                &statements.table,
+                &statements.columns,
+                &format!("pg_advisory_unlock({})", claim_key("CAST($7 AS text)", "venta_id")),
+            ),
             records: batch::RecordQueue::default(),
             statements,
             main: Mutex::new(Slot::default()),
@@ -208,39 +208,24 @@ impl PostgresSalesDb {
             .ok_or_else(|| DbError::new(DbErrorKind::Refused, format!("SHOW {name}: no answer")))
     }
 
-    /// Sends one batch of compare-and-sets (`batch`), releases the claims of the rows it
-    /// recorded, and answers every file of it.
+    /// Sends one batch of compare-and-sets (`batch`) on the `main` connection, which holds the
+    /// claims its statement releases, and answers every file of it.
     async fn send_batch(&self, waiting: Vec<batch::Waiting>) {
         let columns = batch::Columns::of(&waiting);
         let what = || format!("recording {} ventas in one statement", columns.ids.len());
-        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 6] = [
+        let params: [&(dyn tokio_postgres::types::ToSql + Sync); 7] = [
             &columns.ids,
             &columns.confrontas,
             &columns.previous_objects,
             &columns.urls,
             &columns.object_names,
             &columns.sha256s,
+            &self.statements.table,
         ];
-        let sent = self.write_returning(&self.batch_record, &params, what).await.and_then(|rows| {
+        let sent = self.query(Lane::Main, &self.batch_record, &params, what).await.and_then(|rows| {
             rows.iter().map(|row| value::<i64>(row, 0, "the recorded ids")).collect::<Result<Vec<_>, _>>()
         });
-        if let Ok(updated) = &sent {
-            // Committed: the recorded rows no longer name their paths, and their claims end.
-            self.release_claims(updated).await;
-        }
         batch::answer(waiting, sent);
-    }
-
-    /// Releases this process's claims on `venta_ids`, in one statement.
-    async fn release_claims(&self, venta_ids: &[i64]) {
-        if venta_ids.is_empty() {
-            return;
-        }
-        let ids = venta_ids.to_vec();
-        // As `release_claim`: a lost connection released them already.
-        let _ = self
-            .query(Lane::Main, &self.claims.unclaim_many, &[&self.statements.table, &ids], String::new)
-            .await;
     }
 
     /// One single-row compare-and-set on a writer connection: `Recorded` when it changed the row.
