@@ -250,8 +250,10 @@ pub trait SalesRows: Send + Sync {
         Ok(found)
     }
     /// Applies the compare-and-set; it also clears the row's sync error, and ends this
-    /// process's claim on the row whatever the outcome (the row no longer names the path once
-    /// recorded, and a file whose record failed is retried by a later run, which claims again).
+    /// process's claim on the row whichever outcome it returns (the row no longer names the
+    /// path once recorded, and a file whose compare-and-set failed is matched again by a later
+    /// run, which claims again). On an error the claim stays with the caller, whose run
+    /// releases it as it ends.
     /// PostgreSQL shares one statement and one commit among the files recording at the same
     /// moment, each row judged on its own.
     async fn record(&self, request: &RecordRequest<'_>) -> Result<RecordOutcome, DbError>;
