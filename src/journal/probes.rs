@@ -37,10 +37,11 @@ impl Journal {
         if !path.exists() {
             return Ok(None);
         }
-        let connection = open_connection(path)?;
+        let connection = Arc::new(Mutex::new(open_connection(path)?));
         Ok(Some(Journal {
             path: path.to_owned(),
-            connection: Arc::new(Mutex::new(connection)),
+            reader: connection.clone(),
+            connection,
             writer: None,
             _lock: None,
             unusable: Arc::default(),
