@@ -563,9 +563,8 @@ pub struct Journal {
     /// What a file's run reads on its way (`get`, `missing_marks`): a second connection to the
     /// same file where there is one, so those reads never queue behind the writer thread,
     /// which holds `connection` through each batch's fsync. In WAL mode a read sees every
-    /// commit that finished before it began, which is every write its run waited for. A
-    /// journal in memory, or one without the writer thread (read-only, a probe's), reads
-    /// through `connection` itself.
+    /// commit that finished before it began, which is every write its run waited for. An
+    /// in-memory or read-only journal reads through `connection` itself.
     reader: Arc<Mutex<Connection>>,
     /// Feeds the writer thread; `None` for a read-only journal.
     writer: Option<std::sync::mpsc::Sender<WriteRequest>>,
