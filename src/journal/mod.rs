@@ -87,7 +87,7 @@ use rusqlite::{params, Connection, OptionalExtension};
 use crate::error::{Classify, ErrorClass, Reason};
 use crate::hash::{FileIdentity, Sha256Digest};
 use crate::media_path::RelativeMediaPath;
-use schema::{move_aside, open_connection, open_reader, read_entry, take_lock, COLUMNS, UNFINISHED};
+use schema::{move_aside, open_connection, read_entry, take_lock, COLUMNS, UNFINISHED};
 use writer::{run_writer, WriteRequest};
 
 /// Version 2: the failure reason's code in its own column (`reason`, beside the text in
@@ -560,12 +560,6 @@ impl Classify for JournalError {
 pub struct Journal {
     path: PathBuf,
     connection: Arc<Mutex<Connection>>,
-    /// What a file's run reads on its way (`get`, `missing_marks`): a second connection to the
-    /// same file where there is one, so those reads never queue behind the writer thread,
-    /// which holds `connection` through each batch's fsync. In WAL mode a read sees every
-    /// commit that finished before it began, which is every write its run waited for. An
-    /// in-memory or read-only journal reads through `connection` itself.
-    reader: Arc<Mutex<Connection>>,
     /// Feeds the writer thread; `None` for a read-only journal.
     writer: Option<std::sync::mpsc::Sender<WriteRequest>>,
     /// Held for the process's lifetime: the flock is what stops a second daemon. Read-only and
@@ -625,11 +619,9 @@ impl Journal {
             }
             _ => {}
         }
-        let connection = Arc::new(Mutex::new(connection));
         Ok(Journal {
             path: path.to_owned(),
-            reader: connection.clone(),
-            connection,
+            connection: Arc::new(Mutex::new(connection)),
             writer: None,
             _lock: None,
             unusable: Arc::default(),
@@ -705,21 +697,6 @@ impl Journal {
     fn with_writer(path: PathBuf, connection: Connection, lock: Option<Arc<File>>) -> Journal {
         let unusable: Arc<std::sync::atomic::AtomicBool> = Arc::default();
         let connection = Arc::new(Mutex::new(connection));
-        // ":memory:" would open a second, empty database: an in-memory journal reads through
-        // its one connection. A second connection that cannot be opened (the first just did)
-        // costs only the wait it was meant to save, so the journal then reads through the first.
-        let reader = if path == Path::new(":memory:") {
-            connection.clone()
-        } else {
-            match open_reader(&path) {
-                Ok(reader) => Arc::new(Mutex::new(reader)),
-                Err(e) => {
-                    tracing::warn!(journal = %path.display(), error = %e,
-                        "a second journal connection for reads did not open; reads share the writer's");
-                    connection.clone()
-                }
-            }
-        };
         let (writer, requests) = std::sync::mpsc::channel();
         let shared = connection.clone();
         std::thread::Builder::new()
@@ -729,7 +706,7 @@ impl Journal {
                 move || run_writer(shared, requests, unusable)
             })
             .expect("spawn the journal writer thread");
-        Journal { path, connection, reader, writer: Some(writer), _lock: lock, unusable }
+        Journal { path, connection, writer: Some(writer), _lock: lock, unusable }
     }
 
     pub fn path(&self) -> &Path {
@@ -744,18 +721,9 @@ impl Journal {
         on_blocking_thread(&self.connection, &self.path, &self.unusable, "journal worker", work).await
     }
 
-    /// `with` on the reader connection: for reads only.
-    async fn read<T, F>(&self, work: F) -> Result<T, JournalError>
-    where
-        T: Send + 'static,
-        F: FnOnce(&Connection) -> rusqlite::Result<T> + Send + 'static,
-    {
-        on_blocking_thread(&self.reader, &self.path, &self.unusable, "journal reader", work).await
-    }
-
     pub async fn get(&self, path: &RelativeMediaPath) -> Result<Option<JournalEntry>, JournalError> {
         let key = path.as_str().to_owned();
-        self.read(move |c| {
+        self.with(move |c| {
             c.prepare_cached(&format!("SELECT {COLUMNS} FROM files WHERE path = ?1"))?
                 .query_row(params![key], read_entry)
                 .optional()
@@ -851,7 +819,7 @@ impl Journal {
     /// The rows remembered as naming `path` while its file was missing.
     pub async fn missing_marks(&self, path: &RelativeMediaPath) -> Result<Vec<MissingMark>, JournalError> {
         let key = path.as_str().to_owned();
-        self.read(move |c| {
+        self.with(move |c| {
             let mut query =
                 c.prepare_cached("SELECT venta_id, assigned, seen_ms FROM missing_rows WHERE path = ?1")?;
             let rows = query.query_map(params![key], |row| {

@@ -37,11 +37,10 @@ impl Journal {
         if !path.exists() {
             return Ok(None);
         }
-        let connection = Arc::new(Mutex::new(open_connection(path)?));
+        let connection = open_connection(path)?;
         Ok(Some(Journal {
             path: path.to_owned(),
-            reader: connection.clone(),
-            connection,
+            connection: Arc::new(Mutex::new(connection)),
             writer: None,
             _lock: None,
             unusable: Arc::default(),

@@ -283,17 +283,6 @@ fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(name)
 }
 
-/// A second connection to the journal `open_connection` just opened, for the reads of files in
-/// flight (`Journal::reader`). It writes nothing (`query_only`), and it closes without a
-/// checkpoint: the writer's connection checkpoints when it closes.
-pub(super) fn open_reader(path: &Path) -> rusqlite::Result<Connection> {
-    let connection = Connection::open(path)?;
-    connection.set_db_config(DbConfig::SQLITE_DBCONFIG_NO_CKPT_ON_CLOSE, true)?;
-    connection.busy_timeout(std::time::Duration::from_secs(5))?;
-    connection.pragma_update(None, "query_only", true)?;
-    Ok(connection)
-}
-
 pub(super) fn open_connection(path: &Path) -> Result<Connection, JournalError> {
     let open_error = |e: rusqlite::Error| {
         let (path, message) = (path.to_owned(), e.to_string());

@@ -1,5 +1,5 @@
-//! Unit tests of the journal: round trips, group commit, reads beside the writer, the lock,
-//! corrupt and locked journals, the unfinished index and pruning.
+//! Unit tests of the journal: round trips, group commit, the lock, corrupt and locked journals,
+//! the unfinished index and pruning.
 
 use super::upkeep::give_back_pages;
 use super::*;
@@ -43,46 +43,6 @@ async fn entries_roundtrip_and_unfinished_skips_terminal_states() {
     assert_eq!(stamped(read), stamped(first.clone()));
     let unfinished: Vec<_> = journal.unfinished().await.unwrap().into_iter().map(stamped).collect();
     assert_eq!(unfinished, vec![stamped(first)]);
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_runs_reads_see_every_commit_without_waiting_for_the_writers_connection() {
-    let dir = tempfile::tempdir().unwrap();
-    let journal = Journal::open(&dir.path().join("j.sqlite3")).unwrap();
-    let hashed = entry("confrontas/a.pdf");
-    journal.put(&hashed).await.unwrap();
-    let mut recorded = entry("confrontas/b.pdf");
-    recorded.state = FileState::Recorded;
-    journal.put_unsynced(&recorded).await.unwrap();
-
-    // The writer thread holds this connection through each batch and its fsync, which can take
-    // a slow disk seconds; here another thread holds it until the reads are done.
-    let (release, released) = std::sync::mpsc::channel::<()>();
-    let (holding, held) = std::sync::mpsc::channel::<()>();
-    let connection = journal.connection.clone();
-    let holder = std::thread::spawn(move || {
-        let _guard = connection.lock().unwrap();
-        holding.send(()).unwrap();
-        let _ = released.recv();
-    });
-    held.recv().unwrap();
-    let reads = async {
-        (
-            journal.get(&hashed.path).await.unwrap(),
-            journal.get(&recorded.path).await.unwrap(),
-            journal.missing_marks(&hashed.path).await.unwrap(),
-        )
-    };
-    let read = tokio::time::timeout(std::time::Duration::from_secs(30), reads).await;
-    release.send(()).unwrap();
-    holder.join().unwrap();
-
-    let (hashed_read, recorded_read, marks) =
-        read.expect("a run's reads do not queue behind the writer's connection");
-    assert_eq!(hashed_read.map(|e| e.state), Some(FileState::Hashed));
-    // Committed without its fsync, and already visible to the other connection.
-    assert_eq!(recorded_read.map(|e| e.state), Some(FileState::Recorded));
-    assert!(marks.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
