@@ -43,10 +43,11 @@ fi
 psql "$CONFRONTA_TEST_PG_URL" -qtAc "select nspname from pg_namespace where nspname like 'cs\\_test\\_%'" |
   while read -r schema; do psql "$CONFRONTA_TEST_PG_URL" -qc "drop schema \"$schema\" cascade" > /dev/null; done
 
-# The test servers listen on fixed ports 39000-39799, inside Linux's ephemeral range: an outgoing
-# connection that happened to get one of them stopped a server from binding it (seen once: the
-# quick benchmark's SeaweedFS admin port). Reserve the range where we may (root, as on CI).
-sysctl -qw net.ipv4.ip_local_reserved_ports=39000-39999 2> /dev/null || true
+# The test servers listen on fixed ports 39000-39799, and SeaweedFS's gRPC twins 10000 above,
+# inside Linux's ephemeral range: an outgoing connection that happened to get one of them stopped a
+# server from binding it (seen once: the quick benchmark's SeaweedFS admin port). Reserve both
+# ranges where we may (root, as on CI).
+sysctl -qw net.ipv4.ip_local_reserved_ports=39000-39999,49000-49999 2> /dev/null || true
 
 s3_dir=$(mktemp -d)
 trap 'scripts/s3-test-server.sh stop "$s3_dir"; rm -rf "$s3_dir"' EXIT
