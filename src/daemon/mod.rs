@@ -246,8 +246,9 @@ pub async fn note_rows_naming_missing_files(
     pipeline: Arc<Pipeline>,
     media_root: std::path::PathBuf,
     dir_prefix: String,
-) -> Result<(), crate::db::DbError> {
-    sources::scan_every_row(&pipeline, &media_root, &dir_prefix).await.map(drop)
+) -> Result<(), sources::StartScanError> {
+    let mut unwritten = sources::UnwrittenMarks::default();
+    sources::scan_every_row(&pipeline, &media_root, &dir_prefix, &mut unwritten).await.map(drop)
 }
 
 /// Sleeps until `due`, or forever when nothing is scheduled.
@@ -327,7 +328,8 @@ pub async fn rescan_ventas(
             Ok(path) if std::fs::symlink_metadata(path.to_absolute(media_root)).is_ok() => path,
             Ok(path) => {
                 if let Some(row) = &row {
-                    sources::remember_missing(&pipeline, &path, row).await;
+                    // A refused mark is logged; this venta's file is reported missing either way.
+                    let _ = sources::remember_missing(&pipeline, &path, row).await;
                 }
                 let why = format!(
                     "venta {venta_id} points at a local file that does not exist; row left untouched"

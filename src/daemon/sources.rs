@@ -361,7 +361,9 @@ async fn count_rows_missing_their_file(
                     ),
                 );
                 warn!(path = %path, venta_id = row.id, "row points at a missing local file");
-                remember_missing(pipeline, &path, &row).await;
+                // A refused mark is logged and the rescan goes on without it; the daemon's
+                // start-up scan is the one that waits for every mark (`first_scan`).
+                let _ = remember_missing(pipeline, &path, &row).await;
                 offers.send(Offer::MissingFile { path, failure }).await.map_err(drop)?;
             }
         }
@@ -402,7 +404,8 @@ pub(super) async fn known_work(
                 Some(last) if rows.len() as i64 >= RECONCILE_BATCH => last.id,
                 _ => i64::MIN,
             };
-            sort_rows(&pipeline, &media_root, rows, &mut work).await;
+            // A mark the journal refuses is logged; the next pass tries the row again.
+            sort_rows(&pipeline, &media_root, rows, &mut work, &mut UnwrittenMarks::default()).await;
         }
         Err(e) => debug!(error = %e, "reconcile skipped: database unavailable"),
     }
@@ -413,8 +416,10 @@ pub(super) async fn known_work(
 /// local file, a page at a time; a row whose file is missing is noted in the journal. Until it
 /// has run, no file is matched (`Offer::RowsRead`): a row that names a free path must
 /// be noted before a file that appears there is looked at, or the file's first look would find
-/// that row and nothing to tell it from the file's owner. A database that cannot be read is
-/// asked again, with backoff, until it answers.
+/// that row and nothing to tell it from the file's owner. A database that cannot be read, or a
+/// mark the journal cannot take (a full disk, an I/O error), is tried again, with backoff, until
+/// the scan is whole: a scan that opened the gate short of one mark would let that row take the
+/// next file saved under its free name.
 pub(super) async fn first_scan(
     pipeline: Arc<Pipeline>,
     media_root: PathBuf,
@@ -423,24 +428,71 @@ pub(super) async fn first_scan(
     retry_max: Duration,
 ) -> KnownWork {
     let mut failures = 0;
+    let mut unwritten = UnwrittenMarks::default();
     loop {
-        match scan_every_row(&pipeline, &media_root, &dir_prefix).await {
+        match scan_every_row(&pipeline, &media_root, &dir_prefix, &mut unwritten).await {
             Ok(work) => return work,
             Err(e) => {
                 let delay = crate::pipeline::backoff(failures, retry_initial, retry_max);
                 failures += 1;
-                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "cannot read the rows that name a local file; no file is matched before they are read");
+                warn!(error = %e, retry_in_ms = delay.as_millis() as u64, "start-up scan incomplete; no file is matched before every row naming a local file is read and each whose file is missing is noted");
                 tokio::time::sleep(delay).await;
             }
         }
     }
 }
 
+/// Why the start-up scan is not whole yet.
+#[derive(Debug, thiserror::Error)]
+pub enum StartScanError {
+    #[error("cannot read the rows that name a local file: {0}")]
+    Rows(#[from] crate::db::DbError),
+    #[error("the journal refused {count} missing-file marks (each is logged)")]
+    Marks { count: usize },
+}
+
+/// Rows a scan saw naming a missing file whose marks the journal refused, kept to be written
+/// again. What was seen stays true once a file appears at the path (the next upload under the
+/// free name), and a scan made then could no longer tell that the row is stale: so the marks
+/// are written as seen, whatever the folder holds by the time the journal takes them.
+#[derive(Default)]
+pub struct UnwrittenMarks(
+    std::collections::HashMap<(RelativeMediaPath, i64, Option<String>), crate::db::VentaRow>,
+);
+
+impl UnwrittenMarks {
+    fn keep(&mut self, path: RelativeMediaPath, row: crate::db::VentaRow) {
+        self.0.insert((path, row.id, row.assigned.clone()), row);
+    }
+
+    /// Writes each kept mark again; those the journal still refuses stay kept.
+    async fn write_again(&mut self, pipeline: &Pipeline) {
+        for (key, row) in std::mem::take(&mut self.0) {
+            if remember_missing(pipeline, &key.0, &row).await.is_err() {
+                self.0.insert(key, row);
+            }
+        }
+    }
+
+    fn refused(&self) -> Result<(), StartScanError> {
+        match self.0.len() {
+            0 => Ok(()),
+            count => Err(StartScanError::Marks { count }),
+        }
+    }
+}
+
+/// Every row naming a local file under `dir_prefix`, a page at a time, with the journal's
+/// unfinished entries; whole only once every mark is written, `unwritten`'s from earlier
+/// attempts first.
 pub(super) async fn scan_every_row(
     pipeline: &Arc<Pipeline>,
     media_root: &Path,
     dir_prefix: &str,
-) -> Result<KnownWork, crate::db::DbError> {
+    unwritten: &mut UnwrittenMarks,
+) -> Result<KnownWork, StartScanError> {
+    unwritten.write_again(pipeline).await;
+    unwritten.refused()?;
     let mut work = KnownWork { unfinished: Vec::new(), rows: Vec::new(), next_after_id: i64::MIN };
     match pipeline.journal().unfinished().await {
         Ok(entries) => {
@@ -452,20 +504,22 @@ pub(super) async fn scan_every_row(
     loop {
         let rows = pipeline.db().rows_with_local_file(dir_prefix, after_id, ROW_PAGE).await?;
         let Some(last) = rows.last() else {
+            unwritten.refused()?;
             return Ok(work);
         };
         after_id = last.id;
-        sort_rows(pipeline, media_root, rows, &mut work).await;
+        sort_rows(pipeline, media_root, rows, &mut work, unwritten).await;
     }
 }
 
 /// Files that exist at the paths `rows` name go to `work` as news; the rows whose file is
-/// missing are noted in the journal.
+/// missing are noted in the journal, or kept in `unwritten` when it refuses the mark.
 async fn sort_rows(
     pipeline: &Pipeline,
     media_root: &Path,
     rows: Vec<crate::db::VentaRow>,
     work: &mut KnownWork,
+    unwritten: &mut UnwrittenMarks,
 ) {
     for row in rows {
         if let Some(Ok(path)) = row.confronta.as_deref().map(RelativeMediaPath::parse) {
@@ -473,8 +527,8 @@ async fn sort_rows(
             // answer ("not a regular file").
             if std::fs::symlink_metadata(path.to_absolute(media_root)).is_ok() {
                 work.rows.push(path);
-            } else {
-                remember_missing(pipeline, &path, &row).await;
+            } else if remember_missing(pipeline, &path, &row).await.is_err() {
+                unwritten.keep(path, row);
             }
         }
     }
@@ -482,12 +536,13 @@ async fn sort_rows(
 
 /// Remembers (in the journal) that `row` names `path` while no file is there, so that a file
 /// Django later saves under the same free name is not matched to this row unless the row is
-/// written again. Logged once per row and path.
+/// written again. Logged once per row and path; a mark the journal refuses is logged every time
+/// and returned, for the start-up scan to try again before it lets any file be matched.
 pub(super) async fn remember_missing(
     pipeline: &Pipeline,
     path: &RelativeMediaPath,
     row: &crate::db::VentaRow,
-) {
+) -> Result<(), crate::journal::JournalError> {
     match pipeline.journal().note_missing(path, row.id, row.assigned.clone()).await {
         Ok(true) => {
             // A row the daemon once recorded, now naming a local file again: a restored database.
@@ -513,9 +568,11 @@ pub(super) async fn remember_missing(
         }
         Ok(false) => {}
         Err(e) => {
-            warn!(path = %path, venta_id = row.id, error = %e, "cannot note the missing file in the journal")
+            warn!(path = %path, venta_id = row.id, error = %e, "cannot note the missing file in the journal");
+            return Err(e);
         }
     }
+    Ok(())
 }
 
 /// At most one new folder watcher this often: one that dies at once must not spin the loop.

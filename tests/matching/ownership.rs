@@ -161,6 +161,63 @@ async fn a_name_reused_right_after_start_goes_to_the_new_sale_sqlite() {
     a_name_reused_right_after_start_goes_to_the_new_sale(Backend::Sqlite).await;
 }
 
+/// Makes the journal at `path` (created here if the daemon has not run yet) refuse every new
+/// missing-row mark with an error, as a full disk or an I/O error refuses a write, until
+/// `accept_missing_marks`. Only those writes fail: the rest of the journal works.
+fn refuse_missing_marks(path: &std::path::Path) {
+    drop(confronta_sync::journal::Journal::open(path).unwrap());
+    let journal = rusqlite::Connection::open(path).unwrap();
+    journal.busy_timeout(Duration::from_secs(10)).unwrap();
+    journal
+        .execute_batch(
+            "CREATE TRIGGER refuse_marks BEFORE INSERT ON missing_rows \
+             BEGIN SELECT RAISE(ABORT, 'the test refuses missing-row marks'); END;",
+        )
+        .unwrap();
+}
+
+fn accept_missing_marks(path: &std::path::Path) {
+    let journal = rusqlite::Connection::open(path).unwrap();
+    journal.busy_timeout(Duration::from_secs(10)).unwrap();
+    journal.execute_batch("DROP TRIGGER refuse_marks").unwrap();
+}
+
+/// The start-up scan's marks are what hold a stale row back, so while one cannot be written no
+/// file is matched: the daemon keeps the files waiting and writes the mark again until it
+/// lands. Before, it logged the failed write and matched files anyway, and V1, with no mark,
+/// took the file the new sale saved under its free name.
+async fn a_start_up_mark_the_journal_refuses_keeps_files_waiting_until_it_is_written(backend: Backend) {
+    let stale = StaleRow::new(backend).await;
+    let journal = stale.world.journal_path();
+    refuse_missing_marks(&journal);
+    let sidecar = Sidecar::start(&stale.config(), &[], &[]);
+    sidecar.wait_watching().await;
+    wait_log(&sidecar, "cannot note the missing file in the journal").await;
+    let (v2, new) = stale.new_sale_reuses_the_name().await;
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert!(
+        stale.world.dir().join(NAME).exists(),
+        "the file waits while V1's mark cannot be written; log:\n{}",
+        sidecar.log_text()
+    );
+    let row1 = stale.world.db.row(stale.v1).await.unwrap();
+    assert_eq!(row1.object_name.as_deref(), Some(stale.old_object.as_str()), "V1 untouched: {row1:?}");
+    accept_missing_marks(&journal);
+    stale.assert_new_sale_got_it(v2, &new).await;
+    drop(sidecar);
+    stale.world.cleanup().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_up_mark_the_journal_refuses_keeps_files_waiting_until_it_is_written_postgres() {
+    a_start_up_mark_the_journal_refuses_keeps_files_waiting_until_it_is_written(Backend::Postgres).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_up_mark_the_journal_refuses_keeps_files_waiting_until_it_is_written_sqlite() {
+    a_start_up_mark_the_journal_refuses_keeps_files_waiting_until_it_is_written(Backend::Sqlite).await;
+}
+
 /// Path 2 of issue 23: a back-office edit of the old row (any column but its file) is no claim
 /// on a file saved after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
