@@ -586,8 +586,24 @@ impl Cluster {
     }
 
     /// What the cluster says of its nodes after a loss, for the report.
-    pub fn status(&self) -> String {
-        match self.kind {
+    /// Also names each process that exited on its own (the victim is killed, not counted), with
+    /// the end of its log: CI shows the case's note, and the cluster's logs go with its machine.
+    pub fn status(&mut self) -> String {
+        let exited: Vec<String> = self
+            .processes
+            .iter_mut()
+            .filter_map(|p| {
+                p.exited().then(|| {
+                    format!(
+                        "{} exited, its log ends: {}",
+                        p.name,
+                        p.log_tail(3).replace('\n', " / ").replace('|', "¦")
+                    )
+                })
+            })
+            .collect();
+        let exited = if exited.is_empty() { "no other process exited".to_owned() } else { exited.join("; ") };
+        let listed = match self.kind {
             Kind::SeaweedFs => {
                 format!("volume servers the master lists: {}", seaweedfs_volume_servers(self.master_port))
             }
@@ -609,7 +625,8 @@ impl Cluster {
                     .count();
                 format!("failed nodes per `garage status`: {failed}")
             }
-        }
+        };
+        format!("{listed}; {exited}")
     }
 
     pub fn stop(&mut self) {
