@@ -80,7 +80,11 @@ async fn drive(
         tokio::select! {
             _ = shutdown.changed() => break Stop::Finished,
             offer = offers.recv(), if offers_open && scheduler.wants_offers() => match offer {
-                Some(offer) => scheduler.take(offer),
+                Some(offer) => {
+                    if let Some(failure) = scheduler.take(offer) {
+                        break Stop::Fatal(failure);
+                    }
+                }
                 None => offers_open = false,
             },
             fatal = scheduler.next_finished(), if scheduler.in_flight() > 0 => {

@@ -113,6 +113,9 @@ pub(super) enum Offer {
     /// Every row naming a local file has been read and those whose file is missing noted: files
     /// may be matched from now on (see `first_scan_done`).
     RowsRead,
+    /// A producer met a failure no retry mends (the start-up scan's journal stopped taking
+    /// writes): the daemon stops, as on a run's fatal failure.
+    Fatal(Failure),
 }
 
 impl Offer {
@@ -228,8 +231,9 @@ impl Scheduler {
         self
     }
 
-    /// The one door: what a producer sent.
-    pub(super) fn take(&mut self, offer: Offer) {
+    /// The one door: what a producer sent. A producer's fatal failure is handed back, for the
+    /// driver to stop on.
+    pub(super) fn take(&mut self, offer: Offer) -> Option<Failure> {
         match offer {
             Offer::Path { path, .. } if self.mode == Mode::DryRun => self.planned.push(path),
             Offer::Path { path, closed, source } => self.offer_with(path, closed, source),
@@ -243,7 +247,9 @@ impl Scheduler {
                     debug!("rows naming a local file read; matching files");
                 }
             }
+            Offer::Fatal(failure) => return Some(failure),
         }
+        None
     }
 
     /// Whether the driver should take more offers now. A one-shot run takes a window of them

@@ -15,7 +15,7 @@ use tracing::{debug, error, info, warn};
 use super::scheduler::{Offer, Source};
 use super::walks::FolderWalks;
 use crate::config::LiveSettings;
-use crate::error::Reason;
+use crate::error::{Classify, ErrorClass, Reason};
 use crate::media_path::RelativeMediaPath;
 use crate::pipeline::{Failure, Pipeline};
 use crate::watch::WatchHint;
@@ -185,11 +185,16 @@ pub(super) async fn reconcile_passes(
         first_scan(pipeline.clone(), media_root.clone(), dir_prefix.clone(), retry_initial, retry_max);
     let mut after_id = i64::MIN;
     match Producer::joined(first).await {
-        Ok(work) => {
+        Ok(Ok(work)) => {
             after_id = work.next_after_id;
             if send_work(work, &offers).await.is_err() {
                 return;
             }
+        }
+        // The journal takes no more writes: the daemon stops, the gate still shut.
+        Ok(Err(failure)) => {
+            let _ = offers.send(Offer::Fatal(failure)).await;
+            return;
         }
         Err(e) => warn!(error = %e, "reconcile pass failed"),
     }
@@ -404,7 +409,7 @@ pub(super) async fn known_work(
                 Some(last) if rows.len() as i64 >= RECONCILE_BATCH => last.id,
                 _ => i64::MIN,
             };
-            // A mark the journal refuses is logged; the next pass tries the row again.
+            // A mark the journal refuses is logged; the next pass that reads the row tries again.
             sort_rows(&pipeline, &media_root, rows, &mut work, &mut UnwrittenMarks::default()).await;
         }
         Err(e) => debug!(error = %e, "reconcile skipped: database unavailable"),
@@ -419,19 +424,23 @@ pub(super) async fn known_work(
 /// that row and nothing to tell it from the file's owner. A database that cannot be read, or a
 /// mark the journal cannot take (a full disk, an I/O error), is tried again, with backoff, until
 /// the scan is whole: a scan that opened the gate short of one mark would let that row take the
-/// next file saved under its free name.
+/// next file saved under its free name. A journal that takes no more writes (a failed fsync) is
+/// the daemon's fatal failure, as it is for a run.
 pub(super) async fn first_scan(
     pipeline: Arc<Pipeline>,
     media_root: PathBuf,
     dir_prefix: String,
     retry_initial: Duration,
     retry_max: Duration,
-) -> KnownWork {
+) -> Result<KnownWork, Failure> {
     let mut failures = 0;
     let mut unwritten = UnwrittenMarks::default();
     loop {
         match scan_every_row(&pipeline, &media_root, &dir_prefix, &mut unwritten).await {
-            Ok(work) => return work,
+            Ok(work) => return Ok(work),
+            Err(StartScanError::Journal(e)) => {
+                return Err(Failure::new(Reason::Journal, format!("cannot write the journal: {e}")))
+            }
             Err(e) => {
                 let delay = crate::pipeline::backoff(failures, retry_initial, retry_max);
                 failures += 1;
@@ -449,6 +458,9 @@ pub enum StartScanError {
     Rows(#[from] crate::db::DbError),
     #[error("the journal refused {count} missing-file marks (each is logged)")]
     Marks { count: usize },
+    /// The journal takes no more writes until a restart (`ErrorClass::Fatal`).
+    #[error(transparent)]
+    Journal(crate::journal::JournalError),
 }
 
 /// Rows a scan saw naming a missing file whose marks the journal refused, kept to be written
@@ -456,26 +468,44 @@ pub enum StartScanError {
 /// free name), and a scan made then could no longer tell that the row is stale: so the marks
 /// are written as seen, whatever the folder holds by the time the journal takes them.
 #[derive(Default)]
-pub struct UnwrittenMarks(
-    std::collections::HashMap<(RelativeMediaPath, i64, Option<String>), crate::db::VentaRow>,
-);
+pub struct UnwrittenMarks {
+    marks: std::collections::HashMap<(RelativeMediaPath, i64, Option<String>), crate::db::VentaRow>,
+    /// The first refusal that no retry can mend (a failed fsync).
+    fatal: Option<crate::journal::JournalError>,
+}
 
 impl UnwrittenMarks {
-    fn keep(&mut self, path: RelativeMediaPath, row: crate::db::VentaRow) {
-        self.0.insert((path, row.id, row.assigned.clone()), row);
+    /// Keeps the mark `remember_missing` could not write for `row`.
+    fn keep(
+        &mut self,
+        path: RelativeMediaPath,
+        row: crate::db::VentaRow,
+        error: crate::journal::JournalError,
+    ) {
+        if error.class() == ErrorClass::Fatal && self.fatal.is_none() {
+            self.fatal = Some(error);
+        }
+        self.marks.insert((path, row.id, row.assigned.clone()), row);
     }
 
-    /// Writes each kept mark again; those the journal still refuses stay kept.
+    /// Writes the kept marks again, up to the first the journal still refuses: that one and
+    /// the rest stay kept, untried, so a journal that refuses them all logs one refusal a try.
     async fn write_again(&mut self, pipeline: &Pipeline) {
-        for (key, row) in std::mem::take(&mut self.0) {
-            if remember_missing(pipeline, &key.0, &row).await.is_err() {
-                self.0.insert(key, row);
+        let mut kept = std::mem::take(&mut self.marks).into_iter();
+        for (key, row) in kept.by_ref() {
+            if let Err(error) = remember_missing(pipeline, &key.0, &row).await {
+                self.keep(key.0, row, error);
+                break;
             }
         }
+        self.marks.extend(kept);
     }
 
-    fn refused(&self) -> Result<(), StartScanError> {
-        match self.0.len() {
+    fn refused(&mut self) -> Result<(), StartScanError> {
+        if let Some(error) = self.fatal.take() {
+            return Err(StartScanError::Journal(error));
+        }
+        match self.marks.len() {
             0 => Ok(()),
             count => Err(StartScanError::Marks { count }),
         }
@@ -527,8 +557,8 @@ async fn sort_rows(
             // answer ("not a regular file").
             if std::fs::symlink_metadata(path.to_absolute(media_root)).is_ok() {
                 work.rows.push(path);
-            } else if remember_missing(pipeline, &path, &row).await.is_err() {
-                unwritten.keep(path, row);
+            } else if let Err(error) = remember_missing(pipeline, &path, &row).await {
+                unwritten.keep(path, row, error);
             }
         }
     }

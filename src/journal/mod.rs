@@ -806,6 +806,14 @@ impl Journal {
             let known: bool = c
                 .prepare_cached("SELECT 1 FROM missing_rows WHERE path = ?1 AND venta_id = ?2")?
                 .exists(params![key, venta_id])?;
+            // Where the crash tests make the mark's fsync fail, as a dying disk does.
+            #[cfg(feature = "failpoints")]
+            if fail::eval("journal_mark_fsync", |_| ()).is_some() {
+                return Err(rusqlite::Error::SqliteFailure(
+                    rusqlite::ffi::Error { code: rusqlite::ErrorCode::SystemIoFailure, extended_code: 1034 },
+                    Some("fsync failed (failpoint journal_mark_fsync)".into()),
+                ));
+            }
             c.prepare_cached(
                 "INSERT INTO missing_rows (path, venta_id, assigned, seen_ms) VALUES (?1, ?2, ?3, ?4) \
                  ON CONFLICT(path, venta_id, assigned) DO NOTHING",

@@ -218,6 +218,27 @@ async fn a_start_up_mark_the_journal_refuses_keeps_files_waiting_until_it_is_wri
     a_start_up_mark_the_journal_refuses_keeps_files_waiting_until_it_is_written(Backend::Sqlite).await;
 }
 
+/// A failed fsync while the start-up scan writes a mark leaves a journal that takes no more
+/// writes: the daemon stops with the journal's exit code, as on a run's failed fsync, instead of
+/// trying the mark again on a journal that could report as written what the disk dropped. The
+/// restart writes the mark, and the reused name goes to the new sale.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_fsync_of_a_start_up_mark_stops_the_daemon_and_the_restart_writes_it() {
+    let stale = StaleRow::new(Backend::Postgres).await;
+    let config = stale.config();
+    let mut sidecar = Sidecar::start(&config, &[], &[("FAILPOINTS", "journal_mark_fsync=1*return")]);
+    let code = sidecar.wait_exit(WAIT);
+    let log = sidecar.log_text();
+    assert_eq!(code, Some(5), "the daemon stops with the journal's exit code:\n{log}");
+    assert!(log.contains("an fsync failed"), "and says why:\n{log}");
+    let sidecar = Sidecar::start(&config, &[], &[]);
+    sidecar.wait_watching().await;
+    let (v2, new) = stale.new_sale_reuses_the_name().await;
+    stale.assert_new_sale_got_it(v2, &new).await;
+    drop(sidecar);
+    stale.world.cleanup().await;
+}
+
 /// Path 2 of issue 23: a back-office edit of the old row (any column but its file) is no claim
 /// on a file saved after it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
