@@ -354,12 +354,13 @@ fn seaweedfs_volume_servers(master_port: u16) -> usize {
 }
 
 /// Waits until the master lists `wanted` volume servers. The case is "one node of three lost":
-/// the gateway answers as soon as two have registered, and losing one of those two leaves a single
-/// server, no pair to put a new volume on (`defaultReplication = 001`), and nothing writable (seen
-/// once in CI: 26 of 60 files moved, then none, and the master listing one server after the loss).
-/// A process that exited on its own meanwhile (a port or its gRPC twin held for a moment as the
-/// local end of an outgoing connection, as `scripts/s3-test-server.sh` also retries) is started
-/// again, at most 5 times; past that, or after 60 s, the setup fails naming the process and its log.
+/// `wait_ready`'s test write succeeds once two have registered, and losing one of those leaves a
+/// single server, no pair to put a new volume on (`defaultReplication = 001`), and nothing
+/// writable (seen once in CI: 26 of 60 files moved, then none, and the master listing one server
+/// after the loss). A process that exited on its own meanwhile (a port or its gRPC twin held for
+/// a moment as the local end of an outgoing connection, as `scripts/s3-test-server.sh` also
+/// retries) is started again, at most 5 times in all; past that, or after 60 s, the setup fails
+/// naming the process and its log.
 async fn wait_for_volume_servers(processes: &mut [Process], master_port: u16, wanted: usize) {
     let deadline = Instant::now() + Duration::from_secs(60);
     let mut restarts = 0;
@@ -368,7 +369,7 @@ async fn wait_for_volume_servers(processes: &mut [Process], master_port: u16, wa
             if process.exited() {
                 assert!(
                     restarts < 5,
-                    "SeaweedFS cluster: {} exited {} times at start; its log ends:\n{}",
+                    "SeaweedFS cluster: {} exited at start, the cluster's exit number {}; its log ends:\n{}",
                     process.name,
                     restarts + 1,
                     process.log_tail(20)
